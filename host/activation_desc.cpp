@@ -1,0 +1,194 @@
+// Activation descriptors, their names and parameter checks; dtype and status names.
+#include <cmath>
+#include <string>
+
+#include "cuact/activation.h"
+
+namespace cuact {
+
+namespace {
+
+constexpr const char* kActivationNames[kNumActivationKinds] = {
+    "identity",   "relu",       "relu6",      "hardtanh",    "leaky_relu",  "elu",
+    "selu",       "celu",       "gelu",       "gelu_tanh",   "quick_gelu",  "sigmoid",
+    "tanh",       "silu",       "mish",       "softplus",    "log_sigmoid", "hardsigmoid",
+    "hardswish",  "softsign",   "tanhshrink", "hardshrink",  "softshrink",  "threshold"};
+
+bool known_kind(ActivationKind kind) {
+  const int k = static_cast<int>(kind);
+  return k >= 0 && k < kNumActivationKinds;
+}
+
+Status bad(const char* detail) { return {StatusCode::invalid_parameter, detail}; }
+
+}  // namespace
+
+const char* activation_name(ActivationKind kind) {
+  return known_kind(kind) ? kActivationNames[static_cast<int>(kind)] : "unknown";
+}
+
+Activation Activation::hardtanh(float lower, float upper) {
+  Activation a = make(ActivationKind::hardtanh);
+  a.lower = lower;
+  a.upper = upper;
+  return a;
+}
+Activation Activation::leaky_relu(float negative_slope) {
+  Activation a = make(ActivationKind::leaky_relu);
+  a.alpha = negative_slope;
+  return a;
+}
+Activation Activation::elu(float alpha) {
+  Activation a = make(ActivationKind::elu);
+  a.alpha = alpha;
+  return a;
+}
+Activation Activation::celu(float alpha) {
+  Activation a = make(ActivationKind::celu);
+  a.alpha = alpha;
+  return a;
+}
+Activation Activation::silu(float beta) {
+  Activation a = make(ActivationKind::silu);
+  a.beta = beta;
+  return a;
+}
+Activation Activation::softplus(float beta, float cutoff) {
+  Activation a = make(ActivationKind::softplus);
+  a.beta = beta;
+  a.cutoff = cutoff;
+  return a;
+}
+Activation Activation::hardshrink(float lambda) {
+  Activation a = make(ActivationKind::hardshrink);
+  a.lambda = lambda;
+  return a;
+}
+Activation Activation::softshrink(float lambda) {
+  Activation a = make(ActivationKind::softshrink);
+  a.lambda = lambda;
+  return a;
+}
+Activation Activation::threshold(float t, float v) {
+  Activation a = make(ActivationKind::threshold);
+  a.cutoff = t;
+  a.value = v;
+  return a;
+}
+
+Activation Activation::with_defaults(ActivationKind kind) {
+  switch (kind) {
+    case ActivationKind::hardtanh: return hardtanh();
+    case ActivationKind::leaky_relu: return leaky_relu();
+    case ActivationKind::elu: return elu();
+    case ActivationKind::celu: return celu();
+    case ActivationKind::silu: return silu();
+    case ActivationKind::softplus: return softplus();
+    case ActivationKind::hardshrink: return hardshrink();
+    case ActivationKind::softshrink: return softshrink();
+    case ActivationKind::threshold: return threshold(0.0f, 0.0f);
+    default: return make(kind);
+  }
+}
+
+Status validate(const Activation& act) {
+  using std::isnan;
+  switch (act.kind) {
+    case ActivationKind::hardtanh:
+      if (isnan(act.lower) || isnan(act.upper)) return bad("hardtanh bounds must not be NaN");
+      if (act.lower > act.upper) return bad("hardtanh needs lower <= upper");
+      return {};
+    case ActivationKind::leaky_relu:
+      return isnan(act.alpha) ? bad("leaky_relu slope must not be NaN") : Status{};
+    case ActivationKind::elu:
+      return isnan(act.alpha) ? bad("elu alpha must not be NaN") : Status{};
+    case ActivationKind::celu:
+      if (isnan(act.alpha)) return bad("celu alpha must not be NaN");
+      return act.alpha == 0.0f ? bad("celu alpha must not be 0") : Status{};
+    case ActivationKind::silu:
+      return std::isfinite(act.beta) ? Status{} : bad("silu beta must be finite");
+    case ActivationKind::softplus:
+      if (!(act.beta > 0.0f) || std::isinf(act.beta))
+        return bad("softplus beta must be positive and finite");
+      return isnan(act.cutoff) ? bad("softplus threshold must not be NaN") : Status{};
+    case ActivationKind::hardshrink:
+    case ActivationKind::softshrink:
+      return act.lambda >= 0.0f ? Status{} : bad("shrink lambda must be >= 0 (and not NaN)");
+    case ActivationKind::threshold:
+      if (isnan(act.cutoff)) return bad("threshold t must not be NaN");
+      return Status{};  // v may be anything, NaN included: it is the value written
+    default:
+      return known_kind(act.kind) ? Status{} : bad("unknown activation kind");
+  }
+}
+
+bool has_backward_from_output(const Activation& act) {
+  switch (act.kind) {
+    case ActivationKind::identity:
+    case ActivationKind::relu:
+    case ActivationKind::sigmoid:
+    case ActivationKind::tanh:
+    case ActivationKind::selu:
+      return true;
+    case ActivationKind::elu: return act.alpha >= 0.0f;  // y keeps the sign of x
+    case ActivationKind::celu: return act.alpha > 0.0f;
+    default: return false;
+  }
+}
+
+const char* direction_name(Direction direction) {
+  switch (direction) {
+    case Direction::forward: return "forward";
+    case Direction::backward: return "backward";
+    case Direction::backward_from_output: return "backward_from_output";
+  }
+  return "unknown";
+}
+
+const char* dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::f32: return "f32";
+    case DType::f16: return "f16";
+    case DType::bf16: return "bf16";
+  }
+  return "unknown";
+}
+
+std::size_t dtype_size(DType dtype) {
+  switch (dtype) {
+    case DType::f32: return 4;
+    case DType::f16:
+    case DType::bf16: return 2;
+  }
+  return 1;
+}
+
+const char* status_code_name(StatusCode code) {
+  switch (code) {
+    case StatusCode::success: return "success";
+    case StatusCode::null_pointer: return "null_pointer";
+    case StatusCode::invalid_size: return "invalid_size";
+    case StatusCode::misaligned_pointer: return "misaligned_pointer";
+    case StatusCode::overlapping_buffers: return "overlapping_buffers";
+    case StatusCode::invalid_parameter: return "invalid_parameter";
+    case StatusCode::unsupported: return "unsupported";
+    case StatusCode::no_device: return "no_device";
+    case StatusCode::cuda_error: return "cuda_error";
+  }
+  return "unknown";
+}
+
+std::string Status::message() const {
+  std::string text = status_code_name(code_);
+  text += ": ";
+  text += detail_ ? detail_ : "";
+  if (cuda_error_ != cudaSuccess) {
+    text += ": ";
+    text += cudaGetErrorName(cuda_error_);
+    text += ": ";
+    text += cudaGetErrorString(cuda_error_);
+  }
+  return text;
+}
+
+}  // namespace cuact

@@ -1,0 +1,22 @@
+// Argument checks shared by the device entry points and the CPU reference, so
+// both reject exactly the same calls with the same status.
+#pragma once
+
+#include <cstdint>
+
+#include "cuact/activation.h"
+
+namespace cuact::detail {
+
+// Validates an activation call: the direction and dtype are known, the
+// activation's parameters are valid (and backward_from_output is offered),
+// n >= 0 and n * element size fits in a pointer difference, the pointers the
+// direction needs are non-null and aligned to the element (unless n == 0),
+// and the output equals or avoids each input.
+Status check_activation_call(Direction direction, const Activation& act, DType dtype,
+                             const void* in, const void* grad, const void* out, int64_t n);
+
+// True when [a, a + bytes) and [b, b + bytes) overlap without being the same range.
+bool partially_overlaps(const void* a, const void* b, int64_t bytes);
+
+}  // namespace cuact::detail

@@ -1,0 +1,9 @@
+// cuact: fast, exact activation kernels for CUDA applications.
+// Include this header and link cuact::cuact.
+#pragma once
+
+#include "cuact/activation.h"
+#include "cuact/dtype.h"
+#include "cuact/reference.h"
+#include "cuact/status.h"
+#include "cuact/version.h"

@@ -1,0 +1,30 @@
+// The CPU reference: every cuact operation in double precision, written from
+// SPEC.md independently of the device code. Tests and cuact-bench judge the
+// kernels against it; applications may use it to check their own results.
+//
+// Scalar forms compute in double. Buffer forms read host buffers of any
+// dtype, compute in double and round once, correctly (to nearest, ties to
+// even), to the dtype; they take the same arguments and return the same
+// statuses as the device entry points, minus the stream.
+#pragma once
+
+#include <cstdint>
+
+#include "cuact/activation.h"
+
+namespace cuact::reference {
+
+double forward(const Activation& act, double x);
+// dy * f'(x), from the saved input.
+double backward(const Activation& act, double x, double dy);
+// dy * f'(x) expressed through y = f(x); only where has_backward_from_output(act).
+double backward_from_output(const Activation& act, double y, double dy);
+
+// Host-buffer form of cuact::activation (same argument rules and statuses).
+Status activation(Direction direction, const Activation& act, DType dtype, const void* in,
+                  const void* grad, void* out, int64_t n);
+
+// The value of dtype nearest to v (ties to even; overflow gives +-inf, NaN stays NaN).
+double round_to(DType dtype, double v);
+
+}  // namespace cuact::reference

@@ -1,0 +1,5 @@
+#pragma once
+
+#define CUACT_VERSION_MAJOR 0
+#define CUACT_VERSION_MINOR 1
+#define CUACT_VERSION_PATCH 0

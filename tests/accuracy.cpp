@@ -1,0 +1,281 @@
+#include "accuracy.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cfloat>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <sstream>
+
+#include "cuact/reference.h"
+
+namespace cuact::test {
+
+namespace {
+
+struct KindBound {
+  ActivationKind kind;
+  int fp32_forward_ulps;
+  int fp32_backward_ulps;
+  double root_allowance;  // 0 where f' has no zero that rounding can straddle
+};
+
+// fp32 bounds per kind (README's accuracy table): the worst error the CPU
+// run of the functors shows over the test grid, plus 2 ulp (4 where erfcf is
+// used) for the GPU's libm, whose expf/tanhf/erfcf are within 2-4 ulp where
+// glibc's are within 1. Piecewise-linear kinds are exact.
+constexpr KindBound kBounds[] = {
+    {ActivationKind::identity, 0, 0, 0},    {ActivationKind::relu, 0, 0, 0},
+    {ActivationKind::relu6, 0, 0, 0},       {ActivationKind::hardtanh, 0, 0, 0},
+    {ActivationKind::leaky_relu, 0, 0, 0},  {ActivationKind::elu, 3, 3, 0},
+    {ActivationKind::selu, 3, 4, 0},        {ActivationKind::celu, 4, 4, 0},
+    {ActivationKind::gelu, 7, 7, 4},        {ActivationKind::gelu_tanh, 6, 9, 4},
+    {ActivationKind::quick_gelu, 6, 8, 4},  {ActivationKind::sigmoid, 4, 7, 0},
+    {ActivationKind::tanh, 4, 7, 0},        {ActivationKind::silu, 6, 7, 4},
+    {ActivationKind::mish, 6, 11, 4},       {ActivationKind::softplus, 3, 5, 0},
+    {ActivationKind::log_sigmoid, 3, 5, 0}, {ActivationKind::hardsigmoid, 0, 0, 0},
+    {ActivationKind::hardswish, 0, 0, 0},   {ActivationKind::softsign, 3, 6, 0},
+    {ActivationKind::tanhshrink, 5, 7, 0},  {ActivationKind::hardshrink, 0, 0, 0},
+    {ActivationKind::softshrink, 0, 0, 0},  {ActivationKind::threshold, 0, 0, 0},
+};
+static_assert(sizeof(kBounds) / sizeof(kBounds[0]) == kNumActivationKinds);
+
+// Bits of a value of dtype, ordered so that adjacent values differ by 1.
+int64_t ordered_bits(DType dtype, double v) {
+  int64_t bits = 0, sign_bit = 0;
+  switch (dtype) {
+    case DType::f32: {
+      const float f = static_cast<float>(v);
+      uint32_t u;
+      std::memcpy(&u, &f, 4);
+      bits = u;
+      sign_bit = int64_t{1} << 31;
+      break;
+    }
+    case DType::f16: {
+      const __half h = __float2half_rn(static_cast<float>(v));
+      uint16_t u;
+      std::memcpy(&u, &h, 2);
+      bits = u;
+      sign_bit = 1 << 15;
+      break;
+    }
+    case DType::bf16: {
+      const __nv_bfloat16 h = __float2bfloat16_rn(static_cast<float>(v));
+      uint16_t u;
+      std::memcpy(&u, &h, 2);
+      bits = u;
+      sign_bit = 1 << 15;
+      break;
+    }
+  }
+  return (bits & sign_bit) ? -(bits & (sign_bit - 1)) : bits;
+}
+
+}  // namespace
+
+bool is_piecewise_linear(ActivationKind kind) {
+  const KindBound& b = kBounds[static_cast<int>(kind)];
+  return b.fp32_forward_ulps == 0 && b.fp32_backward_ulps == 0;
+}
+
+Tolerance tolerance_for(ActivationKind kind, DType dtype, Direction direction) {
+  const KindBound& b = kBounds[static_cast<int>(kind)];
+  Tolerance t;
+  if (is_piecewise_linear(kind)) return t;  // exact
+  if (direction != Direction::forward) t.root_allowance = b.root_allowance;
+  if (dtype == DType::f32) {
+    t.ulps = direction == Direction::forward ? b.fp32_forward_ulps : b.fp32_backward_ulps;
+    t.fp32_subnormal_floor = true;
+  } else {
+    t.ulps = 1;
+  }
+  return t;
+}
+
+int64_t ulp_distance(DType dtype, double a, double b) {
+  const bool nan_a = std::isnan(a), nan_b = std::isnan(b);
+  if (nan_a || nan_b) return nan_a && nan_b ? 0 : std::numeric_limits<int64_t>::max();
+  const int64_t d = ordered_bits(dtype, a) - ordered_bits(dtype, b);
+  return d < 0 ? -d : d;
+}
+
+bool near_derivative_zero(const Activation& act, double x) {
+  if (!std::isfinite(x)) return false;
+  const double lo = reference::backward(act, x - 0.5, 1.0);
+  const double hi = reference::backward(act, x + 0.5, 1.0);
+  return (lo < 0) != (hi < 0);
+}
+
+Verdict judge(DType dtype, double got, double exact, double dy, const Tolerance& tol,
+              bool near_root) {
+  const double rounded = reference::round_to(dtype, exact);
+  const int64_t ulps = ulp_distance(dtype, got, rounded);
+  if (ulps <= tol.ulps) return {Verdict::within_ulps, ulps};
+  if (std::isnan(got) || std::isnan(exact) || std::isinf(got) || std::isinf(rounded))
+    return {Verdict::outside, ulps};
+  const double err = std::fabs(got - exact);
+  if (tol.fp32_subnormal_floor && err <= FLT_MIN) return {Verdict::subnormal_floor, ulps};
+  if (near_root && tol.root_allowance > 0 &&
+      err <= tol.root_allowance * std::ldexp(std::fabs(dy), -24))
+    return {Verdict::root_allowance, ulps};
+  return {Verdict::outside, ulps};
+}
+
+namespace {
+
+std::vector<double> all_16bit_values(DType dtype) {
+  std::vector<double> v;
+  v.reserve(1 << 16);
+  for (uint32_t bits = 0; bits < (1u << 16); ++bits) {
+    const uint16_t u = static_cast<uint16_t>(bits);
+    if (dtype == DType::f16) {
+      __half_raw raw;
+      raw.x = u;
+      v.push_back(__half2float(__half(raw)));
+    } else {
+      __nv_bfloat16_raw raw;
+      raw.x = u;
+      v.push_back(__bfloat162float(__nv_bfloat16(raw)));
+    }
+  }
+  return v;
+}
+
+std::vector<double> fp32_grid() {
+  std::vector<double> v;
+  auto add = [&](double x) { v.push_back(static_cast<float>(x)); };
+  for (int i = -400000; i <= 400000; ++i) add(i * 1e-4);  // [-40, 40], step 1e-4
+  for (int e = -149 * 16; e <= 128 * 16; ++e) {           // magnitudes 2^-149 .. 2^128
+    const double m = std::ldexp(1.0, e / 16) * std::exp2((e % 16) / 16.0);
+    if (m <= FLT_MAX) { add(m); add(-m); }
+  }
+  std::mt19937 rng(20261123);
+  for (int i = 0; i < 200000; ++i) {
+    const uint32_t bits = rng();
+    float f;
+    std::memcpy(&f, &bits, 4);
+    add(f);
+  }
+  const double specials[] = {0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 3.0, -3.0, 6.0, 1.5, -1.5,
+                             2.0, -2.0, 0.25, 20.0, 10.0, FLT_MIN, -FLT_MIN, FLT_MAX, -FLT_MAX,
+                             FLT_TRUE_MIN, -FLT_TRUE_MIN, 1e-40, -1e-40, 88.7, -88.7, 1e4,
+                             -1e4, 100.0, -100.0, 1000.0, -1000.0, 1e30, -1e30};
+  for (double s : specials) {
+    add(s);
+    add(std::nextafter(static_cast<float>(s), INFINITY));
+    add(std::nextafter(static_cast<float>(s), -INFINITY));
+  }
+  v.push_back(INFINITY);
+  v.push_back(-INFINITY);
+  v.push_back(std::nan(""));
+  return v;
+}
+
+}  // namespace
+
+const std::vector<double>& test_inputs(DType dtype) {
+  static const std::vector<double> f32 = fp32_grid();
+  static const std::vector<double> f16 = all_16bit_values(DType::f16);
+  static const std::vector<double> bf16 = all_16bit_values(DType::bf16);
+  return dtype == DType::f32 ? f32 : dtype == DType::f16 ? f16 : bf16;
+}
+
+double test_gradient(int64_t i) {
+  constexpr double kGradients[] = {1.0, -0.75, 3.5, 0.0625, -2.0};
+  return kGradients[i % 5];
+}
+
+std::vector<Activation> test_activations() {
+  std::vector<Activation> acts;
+  for (int k = 0; k < kNumActivationKinds; ++k)
+    acts.push_back(Activation::with_defaults(static_cast<ActivationKind>(k)));
+  acts.push_back(Activation::hardtanh(-2.0f, 3.0f));
+  acts.push_back(Activation::leaky_relu(0.2f));
+  acts.push_back(Activation::leaky_relu(0.0f));
+  acts.push_back(Activation::elu(0.5f));
+  acts.push_back(Activation::celu(2.0f));
+  acts.push_back(Activation::celu(0.3f));
+  acts.push_back(Activation::silu(1.5f));
+  acts.push_back(Activation::softplus(2.0f, 10.0f));
+  acts.push_back(Activation::hardshrink(1.0f));
+  acts.push_back(Activation::softshrink(0.25f));
+  acts.push_back(Activation::threshold(0.5f, -2.0f));
+  return acts;
+}
+
+std::string describe(const Activation& act) {
+  std::ostringstream s;
+  s << activation_name(act.kind);
+  switch (act.kind) {
+    case ActivationKind::hardtanh: s << "(lower=" << act.lower << ",upper=" << act.upper << ")"; break;
+    case ActivationKind::leaky_relu:
+    case ActivationKind::elu:
+    case ActivationKind::celu: s << "(alpha=" << act.alpha << ")"; break;
+    case ActivationKind::silu: s << "(beta=" << act.beta << ")"; break;
+    case ActivationKind::softplus: s << "(beta=" << act.beta << ",cutoff=" << act.cutoff << ")"; break;
+    case ActivationKind::hardshrink:
+    case ActivationKind::softshrink: s << "(lambda=" << act.lambda << ")"; break;
+    case ActivationKind::threshold: s << "(t=" << act.cutoff << ",v=" << act.value << ")"; break;
+    default: break;
+  }
+  return s.str();
+}
+
+double direction_input(const Activation& act, DType dtype, Direction direction, double x) {
+  return direction == Direction::backward_from_output
+             ? reference::round_to(dtype, reference::forward(act, x))
+             : x;
+}
+
+double exact_result(const Activation& act, Direction direction, double in, double dy) {
+  switch (direction) {
+    case Direction::forward: return reference::forward(act, in);
+    case Direction::backward: return reference::backward(act, in, dy);
+    default: return reference::backward_from_output(act, in, dy);
+  }
+}
+
+std::vector<unsigned char> to_buffer(DType dtype, const std::vector<double>& values) {
+  const size_t size = dtype_size(dtype);
+  std::vector<unsigned char> bytes(values.size() * size);
+  for (size_t i = 0; i < values.size(); ++i) {
+    const float f = static_cast<float>(values[i]);
+    if (dtype == DType::f32) {
+      std::memcpy(&bytes[i * size], &f, size);
+    } else if (dtype == DType::f16) {
+      const __half h = __float2half_rn(f);
+      std::memcpy(&bytes[i * size], &h, size);
+    } else {
+      const __nv_bfloat16 h = __float2bfloat16_rn(f);
+      std::memcpy(&bytes[i * size], &h, size);
+    }
+  }
+  return bytes;
+}
+
+std::vector<double> from_buffer(DType dtype, const std::vector<unsigned char>& bytes) {
+  const size_t size = dtype_size(dtype);
+  std::vector<double> values(bytes.size() / size);
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (dtype == DType::f32) {
+      float f;
+      std::memcpy(&f, &bytes[i * size], size);
+      values[i] = f;
+    } else if (dtype == DType::f16) {
+      __half h;
+      std::memcpy(&h, &bytes[i * size], size);
+      values[i] = __half2float(h);
+    } else {
+      __nv_bfloat16 h;
+      std::memcpy(&h, &bytes[i * size], size);
+      values[i] = __bfloat162float(h);
+    }
+  }
+  return values;
+}
+
+}  // namespace cuact::test
