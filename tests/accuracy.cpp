@@ -4,13 +4,17 @@
 #include <cuda_fp16.h>
 
 #include <cfloat>
+#include <cctype>
 #include <cmath>
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <random>
 #include <sstream>
 
+#include "activation_functors.cuh"
 #include "cuact/reference.h"
+#include "numeric.cuh"
 
 namespace cuact::test {
 
@@ -237,6 +241,100 @@ double exact_result(const Activation& act, Direction direction, double in, doubl
     case Direction::backward: return reference::backward(act, in, dy);
     default: return reference::backward_from_output(act, in, dy);
   }
+}
+
+namespace {
+
+// Rounds a functor's result (float or double) to dtype as the engine's store does.
+template <class V>
+double store_as(DType dtype, V v) {
+  switch (dtype) {
+    case DType::f16: return detail::to_float(detail::narrow<__half>(v));
+    case DType::bf16: return detail::to_float(detail::narrow<__nv_bfloat16>(v));
+    default: return detail::narrow<float>(v);
+  }
+}
+
+}  // namespace
+
+std::vector<double> evaluate_functors_on_host(const Activation& act, DType dtype,
+                                              Direction direction, const std::vector<double>& in,
+                                              const std::vector<double>& dy) {
+  std::vector<double> out(in.size());
+  detail::visit_activation_op(act, [&](const auto& op) {
+    using Op = std::decay_t<decltype(op)>;
+    for (size_t i = 0; i < in.size(); ++i) {
+      const float x = static_cast<float>(in[i]), g = static_cast<float>(dy[i]);
+      if (direction == Direction::forward) {
+        out[i] = store_as(dtype, op.forward(x));
+      } else if (direction == Direction::backward) {
+        out[i] = store_as(dtype, op.backward(x, g));
+      } else if constexpr (detail::HasBackwardFromOutput<Op>::value) {
+        out[i] = store_as(dtype, op.backward_from_output(x, g));
+      } else {
+        out[i] = std::nan("");  // no such form: callers check has_backward_from_output
+      }
+    }
+  });
+  return out;
+}
+
+SweepReport sweep(const Activation& act, DType dtype, Direction direction,
+                  const std::vector<double>& grid, const Evaluator& evaluate) {
+  const Tolerance tol = tolerance_for(act.kind, dtype, direction);
+  const size_t n = grid.size();
+  std::vector<double> in(n), dy(n);
+  for (size_t i = 0; i < n; ++i) {
+    in[i] = direction_input(act, dtype, direction, grid[i]);
+    dy[i] = test_gradient(static_cast<int64_t>(i));
+  }
+  const std::vector<double> got = evaluate(in, dy);
+  SweepReport r;
+  r.inputs = static_cast<int64_t>(n);
+  const bool roots = direction != Direction::forward && tol.root_allowance > 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double exact = exact_result(act, direction, in[i], dy[i]);
+    const Verdict v = judge(dtype, got[i], exact, dy[i], tol,
+                            roots && near_derivative_zero(act, grid[i]));
+    if (std::isfinite(exact) && std::fabs(exact) >= FLT_MIN && std::isfinite(got[i]))
+      r.max_rel_err = std::max(r.max_rel_err, std::fabs(got[i] - exact) / std::fabs(exact));
+    switch (v.rule) {
+      case Verdict::within_ulps: r.worst_ulps = std::max(r.worst_ulps, v.ulps); break;
+      case Verdict::subnormal_floor: ++r.subnormal_floor; break;
+      case Verdict::root_allowance: ++r.root_allowance; break;
+      case Verdict::outside:
+        if (++r.outside <= 5) {
+          std::ostringstream msg;
+          msg << "in=" << in[i] << " dy=" << dy[i] << ": got " << got[i] << ", exact " << exact
+              << " (" << v.ulps << " ulp, bound " << tol.ulps << ")";
+          r.first_failures.push_back(msg.str());
+        }
+        break;
+    }
+  }
+  return r;
+}
+
+std::vector<ActivationCase> activation_cases() {
+  std::vector<ActivationCase> cases;
+  for (const Activation& act : test_activations())
+    for (DType dtype : {DType::f32, DType::f16, DType::bf16})
+      for (Direction d : {Direction::forward, Direction::backward, Direction::backward_from_output})
+        if (d != Direction::backward_from_output || has_backward_from_output(act))
+          cases.push_back({act, dtype, d});
+  return cases;
+}
+
+void PrintTo(const ActivationCase& c, std::ostream* os) {
+  *os << describe(c.act) << " " << dtype_name(c.dtype) << " " << direction_name(c.direction);
+}
+
+std::string case_name(const ActivationCase& c, size_t index) {
+  std::string name = describe(c.act) + "_" + dtype_name(c.dtype) + "_" +
+                     direction_name(c.direction) + "_" + std::to_string(index);
+  for (char& ch : name)
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  return name;
 }
 
 std::vector<unsigned char> to_buffer(DType dtype, const std::vector<double>& values) {

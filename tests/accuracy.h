@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -68,6 +70,42 @@ std::string describe(const Activation& act);  // "leaky_relu(alpha=0.2)"
 double direction_input(const Activation& act, DType dtype, Direction direction, double x);
 // The exact (double reference) result of a direction for its input and dy.
 double exact_result(const Activation& act, Direction direction, double in, double dy);
+
+// Computes a direction for every (in, dy) and returns the results as values
+// of dtype (the kernels on a GPU, or the functors on the host).
+using Evaluator = std::function<std::vector<double>(const std::vector<double>& in,
+                                                    const std::vector<double>& dy)>;
+
+// The device functors run on the host exactly as a kernel runs them: widen
+// to fp32, apply, round once to dtype.
+std::vector<double> evaluate_functors_on_host(const Activation& act, DType dtype,
+                                              Direction direction, const std::vector<double>& in,
+                                              const std::vector<double>& dy);
+
+// One direction judged over a grid of x (see test_inputs), by the rule above.
+struct SweepReport {
+  int64_t inputs = 0;
+  int64_t worst_ulps = 0;       // among results within the ulp bound
+  int64_t subnormal_floor = 0;  // results accepted by the fp32 subnormal floor
+  int64_t root_allowance = 0;   // results accepted near a zero of f'
+  int64_t outside = 0;          // results outside the tolerance
+  double max_rel_err = 0;       // over results whose exact value is >= FLT_MIN
+  std::vector<std::string> first_failures;  // up to 5, readable
+};
+SweepReport sweep(const Activation& act, DType dtype, Direction direction,
+                  const std::vector<double>& grid, const Evaluator& evaluate);
+
+// One row of the activation test tables: every activation of
+// test_activations() x dtype x direction it offers.
+struct ActivationCase {
+  Activation act;
+  DType dtype;
+  Direction direction;
+};
+std::vector<ActivationCase> activation_cases();
+// gtest prints a case by this, and names it by case_name (letters, digits, _).
+void PrintTo(const ActivationCase& c, std::ostream* os);
+std::string case_name(const ActivationCase& c, size_t index);
 
 // Host buffers in dtype <-> doubles (exact both ways for values of dtype).
 std::vector<unsigned char> to_buffer(DType dtype, const std::vector<double>& values);

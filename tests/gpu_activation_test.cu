@@ -47,41 +47,12 @@ const Layout kLayouts[] = {
     {"in_place", 3, 3, 3, true},
 };
 
-struct GpuCase {
-  Activation act;
-  DType dtype;
-  Direction direction;
-};
-
-std::vector<GpuCase> all_cases() {
-  std::vector<GpuCase> cases;
-  for (const Activation& act : test_activations())
-    for (DType dtype : {DType::f32, DType::f16, DType::bf16})
-      for (Direction d : {Direction::forward, Direction::backward, Direction::backward_from_output})
-        if (d != Direction::backward_from_output || has_backward_from_output(act))
-          cases.push_back({act, dtype, d});
-  return cases;
-}
-
-// gtest prints the case by this (ctest shows it beside the test's name).
-void PrintTo(const GpuCase& c, std::ostream* os) {
-  *os << describe(c.act) << " " << dtype_name(c.dtype) << " " << direction_name(c.direction);
-}
-
-std::string case_name(const testing::TestParamInfo<GpuCase>& info) {
-  std::string name = describe(info.param.act) + "_" + dtype_name(info.param.dtype) + "_" +
-                     direction_name(info.param.direction) + "_" + std::to_string(info.index);
-  for (char& c : name)
-    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-  return name;
-}
-
 // Host inputs for n elements (the grid, cycled) and their exact results.
 struct HostCase {
   std::vector<double> in, grad, exact;
   std::vector<bool> near_root;
 };
-HostCase make_host_case(const GpuCase& c, int64_t n) {
+HostCase make_host_case(const ActivationCase& c, int64_t n) {
   const std::vector<double>& grid = test_inputs(c.dtype);
   HostCase h;
   h.in.resize(n);
@@ -100,11 +71,11 @@ HostCase make_host_case(const GpuCase& c, int64_t n) {
   return h;
 }
 
-class KernelVsReference : public testing::TestWithParam<GpuCase> {};
+class KernelVsReference : public testing::TestWithParam<ActivationCase> {};
 
 TEST_P(KernelVsReference, EveryLengthAndLayout) {
   CUACT_SKIP_WITHOUT_GPU();
-  const GpuCase c = GetParam();
+  const ActivationCase c = GetParam();
   const size_t elem = dtype_size(c.dtype);
   const int64_t max_n = kLengths[std::size(kLengths) - 1];
   const HostCase host = make_host_case(c, max_n);
@@ -146,8 +117,9 @@ TEST_P(KernelVsReference, EveryLengthAndLayout) {
   CUDA_OK(cudaStreamDestroy(stream));
 }
 
-INSTANTIATE_TEST_SUITE_P(AllActivations, KernelVsReference, testing::ValuesIn(all_cases()),
-                         case_name);
+INSTANTIATE_TEST_SUITE_P(AllActivations, KernelVsReference,
+                         testing::ValuesIn(activation_cases()),
+                         [](const auto& info) { return case_name(info.param, info.index); });
 
 TEST(KernelGraph, CapturedCallMatchesDirectCall) {
   CUACT_SKIP_WITHOUT_GPU();
