@@ -1,114 +1,217 @@
-// cuact-bench: checks every activation kernel against the CPU reference and
-// times it against a 16-byte streaming copy over the same bytes.
+// cuact-bench: the benchmark and accuracy tool (see --help and README.md).
 //
-//   cuact-bench [--n ELEMENTS] [--runs R] [--help]
-//
-// Without a GPU it says so, times the CPU reference instead and exits 0.
+// Every kernel is checked against the double-precision CPU reference before
+// it is timed; timings are CUDA events around single launches with the L2
+// flushed before each, reported next to a 16-byte copy kernel moving the same
+// bytes in the same run, and next to the peers (cub::DeviceTransform with the
+// same functor, cuDNN's legacy activation API where found at build time).
 #include <cuda_runtime.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
+#include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
-#include "accuracy.h"
-#include "cuact/cuact.h"
+#include <cub/device/device_transform.cuh>
 
+#include "accuracy.h"
+#include "activation_functors.cuh"
+#include "bench_core.h"
+#include "cuact/cuact.h"
+#include "numeric.cuh"
+
+#ifdef CUACT_BENCH_HAVE_CUDNN
+#include <cudnn.h>
+#endif
+
+namespace cuact::bench {
 namespace {
 
-using cuact::Activation;
-using cuact::Direction;
-using cuact::DType;
-
 constexpr DType kDTypes[] = {DType::f32, DType::f16, DType::bf16};
-constexpr Direction kDirections[] = {Direction::forward, Direction::backward};
+constexpr Direction kDirections[] = {Direction::forward, Direction::backward,
+                                     Direction::backward_from_output};
 
-struct Options {
-  int64_t n = int64_t{1} << 27;  // elements per buffer on the GPU
-  int64_t cpu_n = int64_t{1} << 18;
-  int runs = 20;
+std::vector<Activation> default_activations() {
+  std::vector<Activation> acts;
+  for (int k = 0; k < kNumActivationKinds; ++k)
+    acts.push_back(Activation::with_defaults(static_cast<ActivationKind>(k)));
+  return acts;
+}
+
+bool offers(const Activation& act, Direction d) {
+  return d != Direction::backward_from_output || has_backward_from_output(act);
+}
+
+bool write_file(const std::string& path, const std::string& text) {
+  if (path.empty()) return true;
+  std::ofstream out(path);
+  out << text;
+  if (!out) std::fprintf(stderr, "cuact-bench: cannot write %s\n", path.c_str());
+  return static_cast<bool>(out);
+}
+
+void progress(const Options& o, size_t done, size_t total, const std::string& what) {
+  if (!o.progress) return;
+  std::fprintf(stderr, "\r[%zu/%zu] %-60s", done, total, what.c_str());
+  if (done == total) std::fprintf(stderr, "\n");
+}
+
+// ---------------------------------------------------------------- list
+
+int run_list() {
+  std::printf("operations:");
+  for (int k = 0; k < kNumActivationKinds; ++k)
+    std::printf(" %s", activation_name(static_cast<ActivationKind>(k)));
+  std::printf("\n  backward_from_output for:");
+  for (const Activation& a : default_activations())
+    if (has_backward_from_output(a)) std::printf(" %s", activation_name(a.kind));
+  std::printf("\ndtypes: f32 f16 bf16\ndirections: forward backward backward_from_output\n");
+  std::printf("sizes (default): 2^20 2^24 2^27 2^28, each aligned, misaligned by one element "
+              "and odd (n - 1)\n");
+  return 0;
+}
+
+// ---------------------------------------------------------------- accuracy
+
+struct DeviceEvaluator {
+  const Activation& act;
+  DType dtype;
+  Direction direction;
+  std::vector<double> operator()(const std::vector<double>& in,
+                                 const std::vector<double>& dy) const {
+    const auto in_b = test::to_buffer(dtype, in), dy_b = test::to_buffer(dtype, dy);
+    void *d_in = nullptr, *d_dy = nullptr, *d_out = nullptr;
+    std::vector<unsigned char> out_b(in_b.size());
+    bool ok = cudaMalloc(&d_in, in_b.size()) == cudaSuccess &&
+              cudaMalloc(&d_dy, in_b.size()) == cudaSuccess &&
+              cudaMalloc(&d_out, in_b.size()) == cudaSuccess &&
+              cudaMemcpy(d_in, in_b.data(), in_b.size(), cudaMemcpyHostToDevice) == cudaSuccess &&
+              cudaMemcpy(d_dy, dy_b.data(), in_b.size(), cudaMemcpyHostToDevice) == cudaSuccess;
+    ok = ok && cuact::activation(direction, act, dtype, d_in, d_dy, d_out,
+                                 static_cast<int64_t>(in.size()))
+                   .ok();
+    ok = ok && cudaMemcpy(out_b.data(), d_out, out_b.size(), cudaMemcpyDeviceToHost) == cudaSuccess;
+    cudaFree(d_in);
+    cudaFree(d_dy);
+    cudaFree(d_out);
+    if (!ok) return std::vector<double>(in.size(), std::nan(""));  // judged as wrong
+    return test::from_buffer(dtype, out_b);
+  }
 };
 
-bool parse(int argc, char** argv, Options& o) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--help" || a == "-h") {
-      std::printf(
-          "usage: cuact-bench [--n ELEMENTS] [--runs R]\n"
-          "  Checks each activation x dtype x direction against the CPU reference, then\n"
-          "  times it on the GPU (median of R runs, L2 flushed between runs) against a\n"
-          "  16-byte streaming copy moving the same bytes. Without a GPU: times the CPU\n"
-          "  reference and exits 0.\n");
-      std::exit(0);
-    } else if (a == "--n" && i + 1 < argc) {
-      o.n = std::atoll(argv[++i]);
-    } else if (a == "--runs" && i + 1 < argc) {
-      o.runs = std::max(1, std::atoi(argv[++i]));
+int run_accuracy(const Options& o, bool gpu, const RunInfo& info) {
+  std::vector<AccuracyRow> rows;
+  std::vector<test::ActivationCase> todo;
+  for (const Activation& act : default_activations())
+    for (DType dtype : kDTypes)
+      for (Direction d : kDirections) {
+        CaseKey key{"activation", activation_name(act.kind), dtype_name(dtype), direction_name(d),
+                    "", 0};
+        if (offers(act, d) && selected(o, key)) todo.push_back({act, dtype, d});
+      }
+  for (size_t i = 0; i < todo.size(); ++i) {
+    const Activation act = todo[i].act;
+    const DType dtype = todo[i].dtype;
+    const Direction d = todo[i].direction;
+    progress(o, i, todo.size(), std::string(activation_name(act.kind)) + " " + dtype_name(dtype));
+    const test::Evaluator evaluate =
+        gpu ? test::Evaluator(DeviceEvaluator{act, dtype, d})
+            : test::Evaluator([&](const std::vector<double>& in, const std::vector<double>& dy) {
+                return test::evaluate_functors_on_host(act, dtype, d, in, dy);
+              });
+    const test::SweepReport r = test::sweep(act, dtype, d, test::test_inputs(dtype), evaluate);
+    rows.push_back({activation_name(act.kind), dtype_name(dtype), direction_name(d),
+                    gpu ? "gpu kernels" : "host functors (no GPU)", r.inputs, r.worst_ulps,
+                    r.max_rel_err, r.outside, test::tolerance_for(act.kind, dtype, d).ulps});
+  }
+  progress(o, todo.size(), todo.size(), "done");
+  std::printf("accuracy against the double-precision reference (%s)\n%s", info.device.c_str(),
+              format_accuracy_markdown(rows).c_str());
+  int64_t outside = 0;
+  for (const auto& r : rows) outside += r.outside;
+  std::printf("%lld results outside the stated tolerance\n", static_cast<long long>(outside));
+  write_file(o.json_path, accuracy_to_json(info, rows));
+  return outside == 0 ? 0 : 1;
+}
+
+// ---------------------------------------------------------------- gallery
+
+// f and f' of every activation on [-6, 6], computed by cuact's kernels (fp32)
+// on a GPU, else by the reference.
+int run_gallery(const Options& o, bool gpu) {
+  const int points = 601;
+  std::vector<double> x(points), ones(points, 1.0);
+  for (int i = 0; i < points; ++i) x[i] = -6.0 + 12.0 * i / (points - 1);
+  std::string csv = std::string("# sampled by ") +
+                    (gpu ? "cuact kernels (f32) on the GPU" : "the CPU reference (no GPU)") +
+                    "\nop,x,f,df\n";
+  for (const Activation& act : default_activations()) {
+    std::vector<double> f(points), df(points);
+    if (gpu) {
+      f = DeviceEvaluator{act, DType::f32, Direction::forward}(x, ones);
+      df = DeviceEvaluator{act, DType::f32, Direction::backward}(x, ones);
     } else {
-      std::fprintf(stderr, "cuact-bench: unknown argument '%s' (see --help)\n", a.c_str());
-      return false;
+      for (int i = 0; i < points; ++i) {
+        f[i] = reference::forward(act, x[i]);
+        df[i] = reference::backward(act, x[i], 1.0);
+      }
+    }
+    char line[160];
+    for (int i = 0; i < points; ++i) {
+      std::snprintf(line, sizeof line, "%s,%.6g,%.9g,%.9g\n", activation_name(act.kind), x[i],
+                    f[i], df[i]);
+      csv += line;
     }
   }
-  return o.n > 0;
+  std::printf("gallery: %d points of f and f' for %d activations -> %s\n", points,
+              kNumActivationKinds, o.gallery_path.c_str());
+  return write_file(o.gallery_path, csv) ? 0 : 1;
 }
 
 // ---------------------------------------------------------------- CPU part
 
-int run_cpu_part(const Options& o) {
-  std::printf("CPU reference throughput (double precision, %lld elements per call)\n",
-              static_cast<long long>(o.cpu_n));
-  std::printf("%-14s %-5s %-9s %12s\n", "activation", "dtype", "direction", "Melem/s");
-  std::vector<double> x(o.cpu_n), dy(o.cpu_n);
-  for (int64_t i = 0; i < o.cpu_n; ++i) {
-    x[i] = -8.0 + 16.0 * static_cast<double>(i) / o.cpu_n;
-    dy[i] = cuact::test::test_gradient(i);
+int run_cpu_timing(const Options& o) {
+  const int64_t n = int64_t{1} << 18;
+  std::vector<Result> results;
+  std::vector<double> x(n), dy(n);
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = -8.0 + 16.0 * static_cast<double>(i) / n;
+    dy[i] = test::test_gradient(i);
   }
-  for (int k = 0; k < cuact::kNumActivationKinds; ++k) {
-    const Activation act = Activation::with_defaults(static_cast<cuact::ActivationKind>(k));
+  for (const Activation& act : default_activations())
     for (DType dtype : kDTypes) {
-      const auto in = cuact::test::to_buffer(dtype, x), grad = cuact::test::to_buffer(dtype, dy);
+      const auto in = test::to_buffer(dtype, x), grad = test::to_buffer(dtype, dy);
       std::vector<unsigned char> out(in.size());
-      for (Direction dir : kDirections) {
+      for (Direction d : kDirections) {
+        CaseKey key{"cpu_reference", activation_name(act.kind), dtype_name(dtype),
+                    direction_name(d), "n=262144", n};
+        if (!offers(act, d) || !selected(o, key)) continue;
         const auto t0 = std::chrono::steady_clock::now();
-        const cuact::Status s =
-            cuact::reference::activation(dir, act, dtype, in.data(), grad.data(), out.data(), o.cpu_n);
-        const double sec =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        if (!s.ok()) {
-          std::printf("%-14s %-5s %-9s  error: %s\n", cuact::activation_name(act.kind),
-                      cuact::dtype_name(dtype), cuact::direction_name(dir), s.message().c_str());
-          return 1;
-        }
-        std::printf("%-14s %-5s %-9s %12.1f\n", cuact::activation_name(act.kind),
-                    cuact::dtype_name(dtype), cuact::direction_name(dir), o.cpu_n / sec / 1e6);
+        const Status s = reference::activation(d, act, dtype, in.data(), grad.data(), out.data(), n);
+        const double ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        Result r;
+        r.key = key;
+        r.status = s.ok() ? "ok" : "error";
+        r.note = s.ok() ? "" : s.message();
+        r.bytes = activation_bytes(key.direction, n, static_cast<int>(dtype_size(dtype)));
+        r.median_ms = r.p10_ms = r.p90_ms = ms;
+        r.gbps = r.bytes / ms / 1e6;
+        results.push_back(r);
       }
     }
-  }
+  std::printf("CPU reference (double precision, one core):\n%s", format_table(results).c_str());
+  RunInfo info{"cpu reference (no GPU)", 0, 1};
+  write_file(o.json_path, to_json(info, results));
+  write_file(o.csv_path, to_csv(results));
   return 0;
 }
 
-// ---------------------------------------------------------------- GPU part
+// ---------------------------------------------------------------- GPU timing
 
-// The roofline: read `inputs` streams and write one, 16 bytes at a time.
-template <int Inputs>
-__global__ void streaming_copy(const uint4* __restrict__ a, const uint4* __restrict__ b,
-                               uint4* __restrict__ out, int64_t n16) {
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n16;
-       i += stride) {
-    uint4 v = a[i];
-    if (Inputs == 2) {
-      const uint4 w = b[i];
-      v.x ^= w.x; v.y ^= w.y; v.z ^= w.z; v.w ^= w.w;
-    }
-    out[i] = v;
-  }
-}
-
-#define CHECK_CUDA(expr)                                                              \
+#define BENCH_CUDA(expr)                                                              \
   do {                                                                                \
     const cudaError_t e_ = (expr);                                                    \
     if (e_ != cudaSuccess) {                                                          \
@@ -117,148 +220,367 @@ __global__ void streaming_copy(const uint4* __restrict__ a, const uint4* __restr
     }                                                                                 \
   } while (0)
 
-struct Timer {
-  cudaEvent_t start, stop;
-  void* flush;
-  size_t flush_bytes;
-  Timer() {
-    CHECK_CUDA(cudaEventCreate(&start));
-    CHECK_CUDA(cudaEventCreate(&stop));
-    int dev = 0, l2 = 0;
-    CHECK_CUDA(cudaGetDevice(&dev));
-    CHECK_CUDA(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev));
-    flush_bytes = std::max<size_t>(2 * static_cast<size_t>(l2), 64 << 20);
-    CHECK_CUDA(cudaMalloc(&flush, flush_bytes));
-  }
-  // Median milliseconds of `runs` launches, L2 flushed before each.
-  template <class Launch>
-  double median_ms(int runs, Launch&& launch) {
-    launch();  // warm-up
-    std::vector<float> ms(runs);
-    for (int r = 0; r < runs; ++r) {
-      CHECK_CUDA(cudaMemsetAsync(flush, r, flush_bytes));
-      CHECK_CUDA(cudaEventRecord(start));
-      launch();
-      CHECK_CUDA(cudaEventRecord(stop));
-      CHECK_CUDA(cudaEventSynchronize(stop));
-      CHECK_CUDA(cudaEventElapsedTime(&ms[r], start, stop));
+// The roofline: read one or two streams and write one, 16 bytes at a time.
+template <int Inputs>
+__global__ void streaming_copy(const uint4* __restrict__ a, const uint4* __restrict__ b,
+                               uint4* __restrict__ out, int64_t n16) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n16;
+       i += stride) {
+    uint4 v = a[i];
+    if constexpr (Inputs == 2) {
+      const uint4 w = b[i];
+      v.x ^= w.x;
+      v.y ^= w.y;
+      v.z ^= w.z;
+      v.w ^= w.w;
     }
-    std::sort(ms.begin(), ms.end());
-    return ms[runs / 2];
+    out[i] = v;
+  }
+}
+
+class Timer {
+ public:
+  explicit Timer(int runs) : runs_(runs) {
+    BENCH_CUDA(cudaEventCreate(&start_));
+    BENCH_CUDA(cudaEventCreate(&stop_));
+    int dev = 0, l2 = 0;
+    BENCH_CUDA(cudaGetDevice(&dev));
+    BENCH_CUDA(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev));
+    flush_bytes_ = std::max<size_t>(4 * static_cast<size_t>(l2), size_t{256} << 20);
+    BENCH_CUDA(cudaMalloc(&flush_, flush_bytes_));
+  }
+  ~Timer() {
+    cudaFree(flush_);
+    cudaEventDestroy(start_);
+    cudaEventDestroy(stop_);
+  }
+  // Median and spread of single launches, each after an L2 flush. False when a launch failed.
+  bool time(const std::function<bool()>& launch, Spread& out) {
+    if (!launch()) return false;  // warm-up
+    std::vector<double> ms;
+    for (int r = 0; r < runs_; ++r) {
+      BENCH_CUDA(cudaMemsetAsync(flush_, r & 0xff, flush_bytes_));
+      BENCH_CUDA(cudaEventRecord(start_));
+      if (!launch()) return false;
+      BENCH_CUDA(cudaEventRecord(stop_));
+      BENCH_CUDA(cudaEventSynchronize(stop_));
+      float t = 0;
+      BENCH_CUDA(cudaEventElapsedTime(&t, start_, stop_));
+      ms.push_back(t);
+    }
+    out = spread(ms);
+    return true;
+  }
+
+ private:
+  int runs_;
+  cudaEvent_t start_, stop_;
+  void* flush_ = nullptr;
+  size_t flush_bytes_ = 0;
+};
+
+// The same functor through cub::DeviceTransform (a representative subset:
+// each CUB instantiation costs build time).
+template <class T, class F>
+struct CubForward {
+  F f;
+  __device__ T operator()(T x) const { return detail::narrow<T>(f.forward(detail::to_float(x))); }
+};
+template <class T, class F>
+struct CubBackward {
+  F f;
+  __device__ T operator()(T x, T dy) const {
+    return detail::narrow<T>(f.backward(detail::to_float(x), detail::to_float(dy)));
   }
 };
 
-// Runs the kernel on the test grid and judges every element; returns the
-// number of elements outside the tolerance.
-int64_t verify(const Activation& act, DType dtype, Direction dir) {
-  const std::vector<double>& grid = cuact::test::test_inputs(dtype);
-  const int64_t n = static_cast<int64_t>(std::min<size_t>(grid.size(), 1 << 20));
-  std::vector<double> in(n), dy(n);
-  for (int64_t i = 0; i < n; ++i) {
-    in[i] = cuact::test::direction_input(act, dtype, dir, grid[i]);
-    dy[i] = cuact::test::test_gradient(i);
+template <class T>
+bool cub_peer(const Activation& act, Direction d, const void* in, const void* grad, void* out,
+              int64_t n) {
+  cudaError_t err = cudaErrorNotSupported;
+  auto run = [&](auto op_tag) {
+    using F = decltype(op_tag);
+    const F f(act);
+    const T* x = static_cast<const T*>(in);
+    if (d == Direction::forward)
+      err = cub::DeviceTransform::Transform(x, static_cast<T*>(out), n, CubForward<T, F>{f});
+    else if (d == Direction::backward)
+      err = cub::DeviceTransform::Transform(
+          ::cuda::std::make_tuple(x, static_cast<const T*>(grad)), static_cast<T*>(out), n,
+          CubBackward<T, F>{f});
+  };
+  switch (act.kind) {
+    case ActivationKind::relu: run(detail::ReluOp(act)); break;
+    case ActivationKind::gelu: run(detail::GeluOp(act)); break;
+    case ActivationKind::silu: run(detail::SiluOp(act)); break;
+    case ActivationKind::sigmoid: run(detail::SigmoidOp(act)); break;
+    default: return false;
   }
-  const auto in_b = cuact::test::to_buffer(dtype, in), dy_b = cuact::test::to_buffer(dtype, dy);
-  void *d_in, *d_dy, *d_out;
-  CHECK_CUDA(cudaMalloc(&d_in, in_b.size()));
-  CHECK_CUDA(cudaMalloc(&d_dy, in_b.size()));
-  CHECK_CUDA(cudaMalloc(&d_out, in_b.size()));
-  CHECK_CUDA(cudaMemcpy(d_in, in_b.data(), in_b.size(), cudaMemcpyHostToDevice));
-  CHECK_CUDA(cudaMemcpy(d_dy, dy_b.data(), in_b.size(), cudaMemcpyHostToDevice));
-  const cuact::Status s = cuact::activation(dir, act, dtype, d_in, d_dy, d_out, n);
-  std::vector<unsigned char> out_b(in_b.size());
-  CHECK_CUDA(cudaMemcpy(out_b.data(), d_out, out_b.size(), cudaMemcpyDeviceToHost));
-  cudaFree(d_in);
-  cudaFree(d_dy);
-  cudaFree(d_out);
-  if (!s.ok()) return n;
-  const std::vector<double> got = cuact::test::from_buffer(dtype, out_b);
-  const cuact::test::Tolerance tol = cuact::test::tolerance_for(act.kind, dtype, dir);
-  int64_t wrong = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const bool near_root = dir != Direction::forward && tol.root_allowance > 0 &&
-                           cuact::test::near_derivative_zero(act, grid[i]);
-    const double exact = cuact::test::exact_result(act, dir, in[i], dy[i]);
-    wrong += !cuact::test::judge(dtype, got[i], exact, dy[i], tol, near_root).ok();
-  }
-  return wrong;
+  return err == cudaSuccess;
 }
 
-int run_gpu_part(const Options& o) {
-  int dev = 0;
-  cudaDeviceProp prop{};
-  CHECK_CUDA(cudaGetDevice(&dev));
-  CHECK_CUDA(cudaGetDeviceProperties(&prop, dev));
-  std::printf("GPU: %s (sm_%d%d, %d SMs), %lld elements per buffer, median of %d runs\n",
-              prop.name, prop.major, prop.minor, prop.multiProcessorCount,
-              static_cast<long long>(o.n), o.runs);
-  Timer timer;
-  void *a, *b, *c;
-  const size_t bytes = static_cast<size_t>(o.n) * 4;
-  CHECK_CUDA(cudaMalloc(&a, bytes));
-  CHECK_CUDA(cudaMalloc(&b, bytes));
-  CHECK_CUDA(cudaMalloc(&c, bytes));
-  CHECK_CUDA(cudaMemset(a, 0, bytes));
-  CHECK_CUDA(cudaMemset(b, 0, bytes));
-
-  std::printf("%-14s %-5s %-9s %9s %9s %9s %s\n", "activation", "dtype", "direction", "ms",
-              "GB/s", "of copy", "check");
-  for (DType dtype : kDTypes) {
-    const int64_t data_bytes = o.n * static_cast<int64_t>(cuact::dtype_size(dtype));
-    double copy_gbs[3] = {0, 0, 0};
-    for (int inputs = 1; inputs <= 2; ++inputs) {
-      const double ms = timer.median_ms(o.runs, [&] {
-        if (inputs == 1)
-          streaming_copy<1><<<prop.multiProcessorCount * 8, 256>>>(
-              static_cast<uint4*>(a), nullptr, static_cast<uint4*>(c), data_bytes / 16);
-        else
-          streaming_copy<2><<<prop.multiProcessorCount * 8, 256>>>(
-              static_cast<uint4*>(a), static_cast<uint4*>(b), static_cast<uint4*>(c),
-              data_bytes / 16);
-      });
-      copy_gbs[inputs] = (inputs + 1) * data_bytes / ms / 1e6;
-      std::printf("%-14s %-5s %-9s %9.3f %9.1f %9s\n", "copy", cuact::dtype_name(dtype),
-                  inputs == 1 ? "1 in" : "2 in", ms, copy_gbs[inputs], "1.000");
-    }
-    for (int k = 0; k < cuact::kNumActivationKinds; ++k) {
-      const Activation act = Activation::with_defaults(static_cast<cuact::ActivationKind>(k));
-      for (Direction dir : kDirections) {
-        const int64_t wrong = verify(act, dtype, dir);
-        if (wrong != 0) {
-          std::printf("%-14s %-5s %-9s  WRONG: %lld elements outside the tolerance, not timed\n",
-                      cuact::activation_name(act.kind), cuact::dtype_name(dtype),
-                      cuact::direction_name(dir), static_cast<long long>(wrong));
-          continue;
-        }
-        const int inputs = dir == Direction::forward ? 1 : 2;
-        const double ms = timer.median_ms(o.runs, [&] {
-          const cuact::Status s = cuact::activation(dir, act, dtype, a, b, c, o.n);
-          if (!s.ok()) std::fprintf(stderr, "cuact-bench: %s\n", s.message().c_str());
-        });
-        const double gbs = (inputs + 1) * data_bytes / ms / 1e6;
-        std::printf("%-14s %-5s %-9s %9.3f %9.1f %9.3f ok\n", cuact::activation_name(act.kind),
-                    cuact::dtype_name(dtype), cuact::direction_name(dir), ms, gbs,
-                    gbs / copy_gbs[inputs]);
-      }
-    }
+bool cub_peer(DType t, const Activation& act, Direction d, const void* in, const void* grad,
+              void* out, int64_t n) {
+  switch (t) {
+    case DType::f16: return cub_peer<__half>(act, d, in, grad, out, n);
+    case DType::bf16: return cub_peer<__nv_bfloat16>(act, d, in, grad, out, n);
+    default: return cub_peer<float>(act, d, in, grad, out, n);
   }
+}
+
+#ifdef CUACT_BENCH_HAVE_CUDNN
+// cuDNN's legacy activation API for the modes it has (backward reads y, dy and x).
+class CudnnPeer {
+ public:
+  CudnnPeer() { ok_ = cudnnCreate(&handle_) == CUDNN_STATUS_SUCCESS; }
+  ~CudnnPeer() {
+    if (ok_) cudnnDestroy(handle_);
+  }
+  bool run(DType t, const Activation& act, Direction d, const void* in, const void* grad,
+           void* out, int64_t n) {
+    cudnnActivationMode_t mode;
+    double coef = 0;
+    switch (act.kind) {
+      case ActivationKind::relu: mode = CUDNN_ACTIVATION_RELU; break;
+      case ActivationKind::sigmoid: mode = CUDNN_ACTIVATION_SIGMOID; break;
+      case ActivationKind::tanh: mode = CUDNN_ACTIVATION_TANH; break;
+      case ActivationKind::relu6: mode = CUDNN_ACTIVATION_CLIPPED_RELU; coef = 6; break;
+      case ActivationKind::elu: mode = CUDNN_ACTIVATION_ELU; coef = act.alpha; break;
+      case ActivationKind::silu: mode = CUDNN_ACTIVATION_SWISH; break;
+      default: return false;
+    }
+    if (!ok_ || d == Direction::backward_from_output || n > INT32_MAX) return false;
+    const cudnnDataType_t type = t == DType::f32 ? CUDNN_DATA_FLOAT
+                                 : t == DType::f16 ? CUDNN_DATA_HALF
+                                                   : CUDNN_DATA_BFLOAT16;
+    cudnnTensorDescriptor_t desc;
+    cudnnActivationDescriptor_t adesc;
+    cudnnCreateTensorDescriptor(&desc);
+    cudnnCreateActivationDescriptor(&adesc);
+    bool good = cudnnSetTensor4dDescriptor(desc, CUDNN_TENSOR_NCHW, type, 1, 1, 1,
+                                           static_cast<int>(n)) == CUDNN_STATUS_SUCCESS &&
+                cudnnSetActivationDescriptor(adesc, mode, CUDNN_PROPAGATE_NAN, coef) ==
+                    CUDNN_STATUS_SUCCESS;
+    if (good && mode == CUDNN_ACTIVATION_SWISH)
+      good = cudnnSetActivationDescriptorSwishBeta(adesc, act.beta) == CUDNN_STATUS_SUCCESS;
+    const float one = 1.0f, zero = 0.0f;
+    if (good && d == Direction::forward)
+      good = cudnnActivationForward(handle_, adesc, &one, desc, in, &zero, desc, out) ==
+             CUDNN_STATUS_SUCCESS;
+    else if (good)  // y := out's previous contents stand in for the saved output
+      good = cudnnActivationBackward(handle_, adesc, &one, desc, out, desc, grad, desc, in,
+                                     &zero, desc, out) == CUDNN_STATUS_SUCCESS;
+    cudnnDestroyActivationDescriptor(adesc);
+    cudnnDestroyTensorDescriptor(desc);
+    return good;
+  }
+
+ private:
+  cudnnHandle_t handle_{};
+  bool ok_ = false;
+};
+#endif
+
+int run_gpu_timing(const Options& o, const RunInfo& info) {
+  const std::vector<int64_t> sizes = o.sizes.empty() ? default_sizes() : o.sizes;
+  int64_t max_n = 0;
+  for (int64_t n : sizes) max_n = std::max(max_n, n);
+  const size_t bytes = static_cast<size_t>(max_n + 16) * 4;
+  void *a, *b, *c;
+  BENCH_CUDA(cudaMalloc(&a, bytes));
+  BENCH_CUDA(cudaMalloc(&b, bytes));
+  BENCH_CUDA(cudaMalloc(&c, bytes));
+  BENCH_CUDA(cudaMemset(a, 0, bytes));
+  BENCH_CUDA(cudaMemset(b, 0, bytes));
+  BENCH_CUDA(cudaMemset(c, 0, bytes));
+  int dev = 0, sms = 0;
+  BENCH_CUDA(cudaGetDevice(&dev));
+  BENCH_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  Timer timer(o.runs);
+#ifdef CUACT_BENCH_HAVE_CUDNN
+  CudnnPeer cudnn;
+#endif
+
+  // Which cases: every selected op x dtype x direction x size x layout.
+  struct Layout {
+    const char* name;
+    int offset;     // elements
+    int shorten;    // n - shorten
+  };
+  const Layout layouts[] = {{"", 0, 0}, {" misaligned", 1, 0}, {" odd", 0, 1}};
+  std::vector<Result> results;
+  std::vector<test::ActivationCase> ops;
+  for (const Activation& act : default_activations())
+    for (DType t : kDTypes)
+      for (Direction d : kDirections) {
+        CaseKey key{"activation", activation_name(act.kind), dtype_name(t), direction_name(d), "",
+                    0};
+        if (offers(act, d) && selected(o, key)) ops.push_back({act, t, d});
+      }
+  const size_t total = ops.size() * sizes.size() * 3;
+  size_t done = 0;
+  std::vector<std::string> verified_wrong;
+
+  for (DType t : kDTypes) {
+    const int es = static_cast<int>(dtype_size(t));
+    for (int64_t n0 : sizes)
+      for (const Layout& L : layouts) {
+        const int64_t n = n0 - L.shorten;
+        char shape[64];
+        std::snprintf(shape, sizeof shape, "n=%lld%s", static_cast<long long>(n), L.name);
+        char* pa = static_cast<char*>(a) + L.offset * es;
+        char* pb = static_cast<char*>(b) + L.offset * es;
+        char* pc = static_cast<char*>(c) + L.offset * es;
+        // The copy kernel over the same bytes: one and two input streams.
+        double copy_gbps[3] = {0, 0, 0};
+        for (int inputs = 1; inputs <= 2; ++inputs) {
+          CaseKey key{"copy", "copy", dtype_name(t), inputs == 1 ? "1 in" : "2 in", shape, n};
+          if (!selected(o, key)) continue;
+          const int64_t n16 = n * es / 16;
+          Spread s{};
+          timer.time(
+              [&] {
+                if (inputs == 1)
+                  streaming_copy<1><<<sms * 16, 256>>>(reinterpret_cast<const uint4*>(a), nullptr,
+                                                       reinterpret_cast<uint4*>(c), n16);
+                else
+                  streaming_copy<2><<<sms * 16, 256>>>(reinterpret_cast<const uint4*>(a),
+                                                       reinterpret_cast<const uint4*>(b),
+                                                       reinterpret_cast<uint4*>(c), n16);
+                return cudaGetLastError() == cudaSuccess;
+              },
+              s);
+          Result r;
+          r.key = key;
+          r.status = "ok";
+          r.bytes = (inputs + 1) * n16 * 16;
+          r.median_ms = s.median;
+          r.p10_ms = s.p10;
+          r.p90_ms = s.p90;
+          r.gbps = r.bytes / s.median / 1e6;
+          r.copy_fraction = 1.0;
+          copy_gbps[inputs] = r.gbps;
+          results.push_back(r);
+        }
+        for (const test::ActivationCase& op : ops) {
+          if (op.dtype != t) continue;
+          const Activation act = op.act;
+          const Direction d = op.direction;
+          CaseKey key{"activation", activation_name(act.kind), dtype_name(t), direction_name(d),
+                      shape, n};
+          progress(o, ++done, total, key.op + " " + key.dtype + " " + key.direction + " " + shape);
+          Result r;
+          r.key = key;
+          r.status = "ok";
+          r.bytes = activation_bytes(key.direction, n, es);
+          const std::string id = key.op + key.dtype + key.direction;
+          static std::vector<std::string> verified;
+          if (std::find(verified.begin(), verified.end(), id) == verified.end()) {
+            const test::SweepReport rep = test::sweep(act, t, d, test::test_inputs(t),
+                                                      DeviceEvaluator{act, t, d});
+            verified.push_back(id);
+            if (rep.outside != 0) verified_wrong.push_back(id);
+          }
+          if (std::find(verified_wrong.begin(), verified_wrong.end(), id) != verified_wrong.end()) {
+            r.status = "wrong";
+            r.note = "outside the accuracy tolerance against the CPU reference; not timed";
+            results.push_back(r);
+            continue;
+          }
+          Spread s{};
+          Status status;
+          const bool ok = timer.time(
+              [&] {
+                status = cuact::activation(d, act, t, pa, pb, pc, n);
+                return status.ok();
+              },
+              s);
+          if (!ok) {
+            r.status = "error";
+            r.note = status.message();
+            results.push_back(r);
+            continue;
+          }
+          r.median_ms = s.median;
+          r.p10_ms = s.p10;
+          r.p90_ms = s.p90;
+          r.gbps = r.bytes / s.median / 1e6;
+          const int inputs = d == Direction::forward ? 1 : 2;
+          r.copy_fraction = copy_gbps[inputs] > 0 ? r.gbps / copy_gbps[inputs] : 0;
+          Spread p{};
+          if (timer.time([&] { return cub_peer(t, act, d, pa, pb, pc, n); }, p))
+            r.peers.emplace_back("cub", p.median);
+#ifdef CUACT_BENCH_HAVE_CUDNN
+          if (timer.time([&] { return cudnn.run(t, act, d, pa, pb, pc, n); }, p))
+            r.peers.emplace_back("cudnn", p.median);
+#endif
+          results.push_back(r);
+        }
+      }
+  }
+  std::printf("%s", format_table(results).c_str());
+  write_file(o.json_path, to_json(info, results));
+  write_file(o.csv_path, to_csv(results));
   cudaFree(a);
   cudaFree(b);
   cudaFree(c);
-  return 0;
+  return verified_wrong.empty() ? 0 : 1;
+}
+
+RunInfo describe_device(bool gpu, const std::string& why_not, int runs) {
+  RunInfo info;
+  info.runs = runs;
+  if (!gpu) {
+    info.device = "no GPU: " + why_not;
+    return info;
+  }
+  int dev = 0, clock_khz = 0, bus_bits = 0;
+  cudaDeviceProp prop{};
+  cudaGetDevice(&dev);
+  cudaGetDeviceProperties(&prop, dev);
+  cudaDeviceGetAttribute(&clock_khz, cudaDevAttrMemoryClockRate, dev);
+  cudaDeviceGetAttribute(&bus_bits, cudaDevAttrGlobalMemoryBusWidth, dev);
+  info.device = std::string(prop.name) + " (sm_" + std::to_string(prop.major) +
+                std::to_string(prop.minor) + ", " + std::to_string(prop.multiProcessorCount) +
+                " SMs, " + std::to_string(prop.totalGlobalMem >> 30) + " GiB)";
+  info.peak_gbps = 2.0 * clock_khz * 1e3 * (bus_bits / 8) / 1e9;  // double data rate
+  return info;
 }
 
 }  // namespace
+}  // namespace cuact::bench
 
 int main(int argc, char** argv) {
+  using namespace cuact::bench;
   Options o;
-  if (!parse(argc, argv, o)) return 2;
+  std::string error;
+  if (!parse_options(argc, argv, o, error)) {
+    if (error == "help") {
+      std::printf("%s", usage().c_str());
+      return 0;
+    }
+    std::fprintf(stderr, "cuact-bench: %s\n", error.c_str());
+    return 2;
+  }
+  if (o.mode == Mode::list) return run_list();
+
   int count = 0;
   const cudaError_t err = cudaGetDeviceCount(&count);
-  if (err != cudaSuccess || count == 0) {
-    std::printf("cuact-bench: no CUDA device (%s); GPU timing skipped, running the CPU part.\n",
-                err != cudaSuccess ? cudaGetErrorString(err) : "no device found");
-    return run_cpu_part(o);
+  const bool gpu = err == cudaSuccess && count > 0;
+  const std::string why_not = err != cudaSuccess ? cudaGetErrorString(err) : "no device found";
+  const RunInfo info = describe_device(gpu, why_not, o.runs);
+  if (o.mode == Mode::gallery) return run_gallery(o, gpu);
+  if (o.mode == Mode::accuracy) return run_accuracy(o, gpu, info);
+  if (!gpu) {
+    std::printf("cuact-bench: no CUDA device (%s): GPU timing skipped; running the CPU part "
+                "(host-functor accuracy, CPU reference speed).\n",
+                why_not.c_str());
+    const int accuracy = run_accuracy(o, false, info);
+    const int timing = run_cpu_timing(o);
+    return accuracy != 0 ? accuracy : timing;
   }
-  return run_gpu_part(o);
+  std::printf("GPU: %s, peak %.0f GB/s, median of %d runs\n", info.device.c_str(), info.peak_gbps,
+              o.runs);
+  return run_gpu_timing(o, info);
 }

@@ -1,0 +1,90 @@
+// cuact-bench's host-side core, kept apart from CUDA so it can be tested on
+// any machine: command-line options and filtering, the byte model (what each
+// operation must read and write), and the result writers (table, JSON, CSV).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace cuact::bench {
+
+enum class Mode { time, accuracy, gallery, list };
+
+struct Options {
+  Mode mode = Mode::time;
+  std::vector<std::string> ops;         // empty: all
+  std::vector<std::string> dtypes;      // "f32", "f16", "bf16"; empty: all
+  std::vector<std::string> directions;  // "forward", "backward", ...; empty: all
+  std::vector<int64_t> sizes;           // elementwise n; empty: DESIGN.md's list
+  int runs = 30;
+  std::string json_path, csv_path, gallery_path;
+  bool progress = true;
+};
+
+// Parses argv; on a bad argument returns false with a one-line reason.
+bool parse_options(int argc, const char* const* argv, Options& options, std::string& error);
+std::string usage();
+
+// "2^27", "134217728", "1M" (2^20), "64K" (2^10): a positive count, or -1.
+int64_t parse_count(const std::string& text);
+
+// One benchmark row's identity.
+struct CaseKey {
+  std::string family;     // "copy", "activation"
+  std::string op;         // "gelu", "copy", ...
+  std::string dtype;      // "f32", "f16", "bf16"
+  std::string direction;  // "forward", "backward", "backward_from_output"
+  std::string shape;      // "n=134217728", "n=134217727 (offset 1)"
+  int64_t elements = 0;
+};
+
+bool selected(const Options& options, const CaseKey& key);
+
+// Bytes an elementwise activation must move: read in (and dy), write out.
+int64_t activation_bytes(const std::string& direction, int64_t n, int elem_size);
+
+// DESIGN.md's elementwise sizes: 2^20, 2^24, 2^27, 2^28.
+std::vector<int64_t> default_sizes();
+
+struct Result {
+  CaseKey key;
+  std::string status;  // "ok", "wrong", "error", "skipped"
+  std::string note;    // why, for anything but ok
+  int64_t bytes = 0;
+  double median_ms = 0, p10_ms = 0, p90_ms = 0;
+  double gbps = 0;
+  double copy_fraction = 0;                          // of the copy kernel over the same bytes
+  std::vector<std::pair<std::string, double>> peers;  // peer name -> median ms (same bytes)
+};
+
+struct RunInfo {
+  std::string device;  // "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)" or "no GPU: ..."
+  double peak_gbps = 0;  // from the memory clock and bus width, 0 if unknown
+  int runs = 0;
+};
+
+std::string format_table(const std::vector<Result>& results);
+std::string to_json(const RunInfo& info, const std::vector<Result>& results);
+std::string to_csv(const std::vector<Result>& results);
+
+// Accuracy mode: the worst error of one operation over the dense input sweep.
+struct AccuracyRow {
+  std::string op, dtype, direction;
+  std::string where;  // "gpu kernels" or "host functors (no GPU)"
+  int64_t inputs = 0;
+  int64_t max_ulps = 0;      // among results judged by ulps (see README's rule)
+  double max_rel_err = 0;    // relative to |exact|, over results with |exact| >= FLT_MIN
+  int64_t outside = 0;       // results outside the stated tolerance
+  int bound_ulps = 0;        // the stated bound
+};
+std::string format_accuracy_markdown(const std::vector<AccuracyRow>& rows);
+std::string accuracy_to_json(const RunInfo& info, const std::vector<AccuracyRow>& rows);
+
+// Median and 10th/90th percentiles of samples (sorted in place).
+struct Spread {
+  double median, p10, p90;
+};
+Spread spread(std::vector<double>& samples);
+
+}  // namespace cuact::bench
