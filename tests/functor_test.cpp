@@ -14,7 +14,10 @@ namespace {
 class FunctorVsReference : public testing::TestWithParam<ActivationCase> {};
 
 TEST_P(FunctorVsReference, WithinTheDtypesTolerance) {
-  const auto [act, dtype, direction] = GetParam();
+  const ActivationCase c = GetParam();
+  const Activation act = c.act;
+  const DType dtype = c.dtype;
+  const Direction direction = c.direction;
   const SweepReport r = sweep(
       act, dtype, direction, test_inputs(dtype),
       [&](const std::vector<double>& in, const std::vector<double>& dy) {

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The project's test command (README.md; .ci/run runs exactly this):
+#   1. a bounded fuzz run of the argument checks and the CPU reference
+#      (libFuzzer, clang, ASan + UBSan; tests/fuzz/run_fuzz.sh),
+#   2. the host code and CPU tests built with ASan + UBSan, run,
+#   3. the normal build and every test (GPU suites skip with their reason
+#      without a GPU; CUACT_REQUIRE_GPU=1 makes them fail instead).
+# Any failure stops it with a non-zero status.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=${CUACT_JOBS:-2}
+
+echo "== 1/3 fuzzing the entry points (20 s) =="
+mkdir -p build-fuzz
+if ! tests/fuzz/run_fuzz.sh 20 >build-fuzz/run.log 2>&1; then
+  tail -n 60 build-fuzz/run.log
+  echo "fuzzing failed (full log: build-fuzz/run.log)"
+  exit 1
+fi
+grep -E "^Done|^stat::number_of_executed_units" build-fuzz/run.log
+
+echo "== 2/3 host code and CPU tests under AddressSanitizer + UBSan =="
+cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCUACT_SANITIZE=ON >/dev/null
+cmake --build build-sanitize -j"$jobs" >/dev/null
+ctest --test-dir build-sanitize -L cpu -j"$jobs" --output-on-failure | grep -E "tests passed|tests failed|Failed|\*\*\*"
+
+echo "== 3/3 build and every test =="
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+cmake --build build -j"$jobs"
+ctest --test-dir build --output-on-failure -j"$jobs"
