@@ -16,9 +16,14 @@ std::string gpu_unavailable_reason() {
   return {};
 }
 
-bool gpu_required() {
-  const char* v = std::getenv("CUACT_REQUIRE_GPU");
+namespace {
+bool env_is_one(const char* name) {
+  const char* v = std::getenv(name);
   return v != nullptr && std::strcmp(v, "1") == 0;
 }
+}  // namespace
+
+bool gpu_required() { return env_is_one("CUACT_REQUIRE_GPU"); }
+bool small_sizes_only() { return env_is_one("CUACT_TEST_SMALL"); }
 
 }  // namespace cuact::test

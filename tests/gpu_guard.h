@@ -13,6 +13,9 @@ namespace cuact::test {
 std::string gpu_unavailable_reason();
 // True when the environment sets CUACT_REQUIRE_GPU=1.
 bool gpu_required();
+// True when CUACT_TEST_SMALL=1: GPU suites keep to small sizes (for
+// compute-sanitizer runs, which are slow).
+bool small_sizes_only();
 
 }  // namespace cuact::test
 

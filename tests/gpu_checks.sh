@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# GPU reliability checks, for machines with a GPU:
+#   1. the whole suite with CUACT_REQUIRE_GPU=1 (a skip is a failure),
+#   2. compute-sanitizer memcheck, racecheck, initcheck and synccheck over the
+#      GPU tests at small sizes (CUACT_TEST_SMALL=1),
+#   3. the large (> 2^31 elements), graph-replay and multi-thread tests
+#      (part of the suite in 1; listed again in the summary).
+# Usage: tests/gpu_checks.sh [RESULT_DIR]   (default bench/results/<gpu name>)
+# Writes RESULT_DIR/gpu_checks.txt (the summary) and the full logs beside it.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)
+[ -n "$gpu" ] || { echo "gpu_checks: no GPU (nvidia-smi found none)"; exit 1; }
+dir=${1:-bench/results/$(echo "$gpu" | tr -c 'A-Za-z0-9._-\n' '_')}
+mkdir -p "$dir"
+summary="$dir/gpu_checks.txt"
+{
+  echo "cuact GPU checks on $gpu ($(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD 2>/dev/null))"
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+} >"$summary"
+status=0
+step() {  # step NAME LOG COMMAND...: run, record pass/fail and the tail of the log
+  local name=$1 log=$2
+  shift 2
+  local t0=$SECONDS
+  if "$@" >"$log" 2>&1; then
+    echo "PASS  $name ($((SECONDS - t0)) s)" >>"$summary"
+  else
+    echo "FAIL  $name ($((SECONDS - t0)) s): see $log" >>"$summary"
+    status=1
+  fi
+  grep -E "tests passed|ERROR SUMMARY|RACECHECK SUMMARY|PASSED|FAILED" "$log" | tail -n 3 | sed 's/^/      /' >>"$summary"
+}
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null && cmake --build build -j"$jobs" >/dev/null \
+  || { echo "FAIL  build" >>"$summary"; cat "$summary"; exit 1; }
+
+export CUACT_REQUIRE_GPU=1
+step "whole suite, CUACT_REQUIRE_GPU=1" "$dir/ctest.log" \
+  ctest --test-dir build --output-on-failure -j4
+step "large, graph replay and multi-thread tests" "$dir/reliability.log" \
+  build/tests/cuact_gpu_tests --gtest_filter='GpuLarge.*:GpuGraphs.*:GpuThreads.*'
+
+sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+export CUACT_TEST_SMALL=1
+for tool in memcheck racecheck initcheck synccheck; do
+  filter='*'
+  # initcheck/synccheck/racecheck are slow: a representative slice of the cases
+  [ "$tool" = memcheck ] || filter='*relu*:*gelu*:*silu*:*softsign*:Gpu*:Kernel[GD]*'
+  step "compute-sanitizer $tool" "$dir/sanitizer_$tool.log" \
+    "$sanitizer" --tool "$tool" --error-exitcode 1 build/tests/cuact_gpu_tests --gtest_filter="$filter"
+done
+unset CUACT_TEST_SMALL
+
+echo "overall: $([ $status = 0 ] && echo PASS || echo FAIL)" >>"$summary"
+cat "$summary"
+exit $status
