@@ -256,37 +256,44 @@ struct SiluOp {
   }
 };
 
-// x * sigma(1.702 x)
-struct QuickGeluOp {
-  static constexpr ActivationKind kind = ActivationKind::quick_gelu;
+// x * sigma(z(x)) for a fixed gate z (quick_gelu, gelu_tanh): the forward,
+// the backward d/dx = sigma (1 + x z'(x) (1 - sigma)), and saturation beyond
+// |x| > Gate::kSaturation, where the result is x (x > 0) or below fp32's
+// smallest subnormal (x < 0). Gate gives sigma(z) with z carried in two
+// floats (gate(x)) and z'(x) (slope(x)).
+template <class Gate, ActivationKind Kind>
+struct SigmoidGatedOp {
+  static constexpr ActivationKind kind = Kind;
+  CUACT_HD explicit SigmoidGatedOp(const Activation&) {}
+  CUACT_HD float forward(float x) const {
+    if (fabsf(x) > Gate::kSaturation) return x > 0.0f ? x : 0.0f;
+    return x * Gate::gate(x).s;
+  }
+  CUACT_HD float backward(float x, float dy) const {
+    if (fabsf(x) > Gate::kSaturation) return x > 0.0f ? dy : 0.0f;
+    const SigmoidPair p = Gate::gate(x);
+    return dy * (p.s * fmaf(x * Gate::slope(x), p.one_minus_s, 1.0f));
+  }
+};
+
+// quick_gelu: z = 1.702 x.
+struct QuickGeluGate {
   static constexpr float kHi = 1.7020000219345093f, kLo = -2.1934509319976314e-08f;
-  CUACT_HD explicit QuickGeluOp(const Activation&) {}
+  static constexpr float kSaturation = 64.0f;
   CUACT_HD static SigmoidPair gate(float x) {
     const float z = kHi * x;
     return sigmoid_pair(z, fmaf(kHi, x, -z) + kLo * x);
   }
-  // Beyond this |x| the result is x (x > 0) or below fp32's smallest subnormal (x < 0).
-  static constexpr float kSaturation = 64.0f;
-  CUACT_HD float forward(float x) const {
-    if (fabsf(x) > kSaturation) return x > 0.0f ? x : 0.0f;
-    return x * gate(x).s;
-  }
-  CUACT_HD float backward(float x, float dy) const {
-    if (fabsf(x) > kSaturation) return x > 0.0f ? dy : 0.0f;
-    const SigmoidPair p = gate(x);
-    return dy * (p.s * fmaf(kHi * x, p.one_minus_s, 1.0f));
-  }
+  CUACT_HD static float slope(float) { return kHi; }
 };
+using QuickGeluOp = SigmoidGatedOp<QuickGeluGate, ActivationKind::quick_gelu>;
 
-// 0.5 x (1 + tanh(u)) = x * sigma(2u), 2u = k1 x + k3 x^3: the sigmoid form
-// avoids the cancellation of 1 + tanh(u) for x < 0; 2u is carried in two floats.
-struct GeluTanhOp {
-  static constexpr ActivationKind kind = ActivationKind::gelu_tanh;
+// gelu_tanh: 0.5 x (1 + tanh(u)) = x * sigma(2u), z = 2u = k1 x + k3 x^3. The
+// sigmoid form avoids the cancellation of 1 + tanh(u) for x < 0.
+struct GeluTanhGate {
   static constexpr float kK1Hi = 1.5957691669464111f, kK1Lo = -4.534068054340423e-08f;
   static constexpr float kK3Hi = 0.07135481387376785f, kK3Lo = 2.3988324659995897e-09f;
-  // Beyond this |x| the result is x (x > 0) or below fp32's smallest subnormal (x < 0).
   static constexpr float kSaturation = 16.0f;
-  CUACT_HD explicit GeluTanhOp(const Activation&) {}
   CUACT_HD static SigmoidPair gate(float x) {
     const float x2 = x * x;
     const float x2_lo = fmaf(x, x, -x2);
@@ -301,18 +308,9 @@ struct GeluTanhOp {
     const float z_err = (t1 - (z - t3_part)) + (t3 - t3_part);
     return sigmoid_pair(z, z_err + t1_lo + t3_lo);
   }
-  CUACT_HD float forward(float x) const {
-    if (fabsf(x) > kSaturation) return x > 0.0f ? x : 0.0f;
-    return x * gate(x).s;
-  }
-  // d/dx [x sigma(2u)] = sigma + x sigma (1 - sigma) (k1 + 3 k3 x^2)
-  CUACT_HD float backward(float x, float dy) const {
-    if (fabsf(x) > kSaturation) return x > 0.0f ? dy : 0.0f;
-    const SigmoidPair p = gate(x);
-    const float du = fmaf(3.0f * kK3Hi, x * x, kK1Hi);
-    return dy * (p.s * fmaf(x * du, p.one_minus_s, 1.0f));
-  }
+  CUACT_HD static float slope(float x) { return fmaf(3.0f * kK3Hi, x * x, kK1Hi); }
 };
+using GeluTanhOp = SigmoidGatedOp<GeluTanhGate, ActivationKind::gelu_tanh>;
 
 // ---------------------------------------------------------------- gelu (erf)
 

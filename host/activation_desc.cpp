@@ -27,51 +27,38 @@ const char* activation_name(ActivationKind kind) {
   return known_kind(kind) ? kActivationNames[static_cast<int>(kind)] : "unknown";
 }
 
+Activation Activation::make(ActivationKind kind, float Activation::*field, float value) {
+  Activation a = make(kind);
+  a.*field = value;
+  return a;
+}
+
 Activation Activation::hardtanh(float lower, float upper) {
-  Activation a = make(ActivationKind::hardtanh);
-  a.lower = lower;
+  Activation a = make(ActivationKind::hardtanh, &Activation::lower, lower);
   a.upper = upper;
   return a;
 }
-Activation Activation::leaky_relu(float negative_slope) {
-  Activation a = make(ActivationKind::leaky_relu);
-  a.alpha = negative_slope;
-  return a;
+Activation Activation::leaky_relu(float slope) {
+  return make(ActivationKind::leaky_relu, &Activation::alpha, slope);
 }
-Activation Activation::elu(float alpha) {
-  Activation a = make(ActivationKind::elu);
-  a.alpha = alpha;
-  return a;
-}
+Activation Activation::elu(float alpha) { return make(ActivationKind::elu, &Activation::alpha, alpha); }
 Activation Activation::celu(float alpha) {
-  Activation a = make(ActivationKind::celu);
-  a.alpha = alpha;
-  return a;
+  return make(ActivationKind::celu, &Activation::alpha, alpha);
 }
-Activation Activation::silu(float beta) {
-  Activation a = make(ActivationKind::silu);
-  a.beta = beta;
-  return a;
-}
+Activation Activation::silu(float beta) { return make(ActivationKind::silu, &Activation::beta, beta); }
 Activation Activation::softplus(float beta, float cutoff) {
-  Activation a = make(ActivationKind::softplus);
-  a.beta = beta;
+  Activation a = make(ActivationKind::softplus, &Activation::beta, beta);
   a.cutoff = cutoff;
   return a;
 }
 Activation Activation::hardshrink(float lambda) {
-  Activation a = make(ActivationKind::hardshrink);
-  a.lambda = lambda;
-  return a;
+  return make(ActivationKind::hardshrink, &Activation::lambda, lambda);
 }
 Activation Activation::softshrink(float lambda) {
-  Activation a = make(ActivationKind::softshrink);
-  a.lambda = lambda;
-  return a;
+  return make(ActivationKind::softshrink, &Activation::lambda, lambda);
 }
 Activation Activation::threshold(float t, float v) {
-  Activation a = make(ActivationKind::threshold);
-  a.cutoff = t;
+  Activation a = make(ActivationKind::threshold, &Activation::cutoff, t);
   a.value = v;
   return a;
 }

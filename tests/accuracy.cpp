@@ -49,32 +49,18 @@ static_assert(sizeof(kBounds) / sizeof(kBounds[0]) == kNumActivationKinds);
 
 // Bits of a value of dtype, ordered so that adjacent values differ by 1.
 int64_t ordered_bits(DType dtype, double v) {
+  const float f = static_cast<float>(v);
   int64_t bits = 0, sign_bit = 0;
-  switch (dtype) {
-    case DType::f32: {
-      const float f = static_cast<float>(v);
-      uint32_t u;
-      std::memcpy(&u, &f, 4);
-      bits = u;
-      sign_bit = int64_t{1} << 31;
-      break;
-    }
-    case DType::f16: {
-      const __half h = __float2half_rn(static_cast<float>(v));
-      uint16_t u;
-      std::memcpy(&u, &h, 2);
-      bits = u;
-      sign_bit = 1 << 15;
-      break;
-    }
-    case DType::bf16: {
-      const __nv_bfloat16 h = __float2bfloat16_rn(static_cast<float>(v));
-      uint16_t u;
-      std::memcpy(&u, &h, 2);
-      bits = u;
-      sign_bit = 1 << 15;
-      break;
-    }
+  if (dtype == DType::f32) {
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    bits = u;
+    sign_bit = int64_t{1} << 31;
+  } else {
+    const uint16_t u = dtype == DType::f16 ? __half_raw(__float2half_rn(f)).x
+                                           : __nv_bfloat16_raw(__float2bfloat16_rn(f)).x;
+    bits = u;
+    sign_bit = 1 << 15;
   }
   return (bits & sign_bit) ? -(bits & (sign_bit - 1)) : bits;
 }

@@ -90,6 +90,7 @@ struct Activation {
     a.kind = k;
     return a;
   }
+  static Activation make(ActivationKind k, float Activation::*field, float value);
 };
 
 // Checks the parameters of `act`: success, or invalid_parameter naming the
