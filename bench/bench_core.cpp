@@ -251,6 +251,32 @@ std::string format_accuracy_markdown(const std::vector<AccuracyRow>& rows) {
   return out.str();
 }
 
+std::string format_accuracy_summary(const std::vector<AccuracyRow>& rows) {
+  const char* dtypes[] = {"f32", "f16", "bf16"};
+  const char* directions[] = {"forward", "backward", "backward_from_output"};
+  std::ostringstream out;
+  out << "| op | f32 fwd | f32 bwd | f32 bwd(y) | f16 fwd | f16 bwd | f16 bwd(y) | bf16 fwd "
+         "| bf16 bwd | bf16 bwd(y) |\n|---|---|---|---|---|---|---|---|---|---|\n";
+  std::vector<std::string> ops;
+  for (const AccuracyRow& r : rows)
+    if (std::find(ops.begin(), ops.end(), r.op) == ops.end()) ops.push_back(r.op);
+  for (const std::string& op : ops) {
+    out << "| " << op << " |";
+    for (const char* dtype : dtypes)
+      for (const char* direction : directions) {
+        std::string cell = " ";
+        for (const AccuracyRow& r : rows)
+          if (r.op == op && r.dtype == dtype && r.direction == direction)
+            cell = r.outside ? " " + std::to_string(r.outside) + " OUTSIDE "
+                             : " " + std::to_string(r.max_ulps) + "/" +
+                                   std::to_string(r.bound_ulps) + " ";
+        out << cell << "|";
+      }
+    out << "\n";
+  }
+  return out.str();
+}
+
 std::string accuracy_to_json(const RunInfo& info, const std::vector<AccuracyRow>& rows) {
   std::ostringstream out;
   out << "{\n  \"tool\": \"cuact-bench --accuracy\",\n  \"device\": \"" << json_escape(info.device)

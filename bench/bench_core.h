@@ -79,6 +79,8 @@ struct AccuracyRow {
   int bound_ulps = 0;        // the stated bound
 };
 std::string format_accuracy_markdown(const std::vector<AccuracyRow>& rows);
+// One line per op: "worst/bound" ulp for each dtype and direction (README's table).
+std::string format_accuracy_summary(const std::vector<AccuracyRow>& rows);
 std::string accuracy_to_json(const RunInfo& info, const std::vector<AccuracyRow>& rows);
 
 // Median and 10th/90th percentiles of samples (sorted in place).

@@ -127,8 +127,10 @@ int run_accuracy(const Options& o, bool gpu, const RunInfo& info) {
                     r.max_rel_err, r.outside, test::tolerance_for(act.kind, dtype, d).ulps});
   }
   progress(o, todo.size(), todo.size(), "done");
-  std::printf("accuracy against the double-precision reference (%s)\n%s", info.device.c_str(),
-              format_accuracy_markdown(rows).c_str());
+  std::printf("accuracy against the double-precision reference (%s)\n%s\n"
+              "summary: worst/bound ulp (see README's accuracy contract)\n%s",
+              info.device.c_str(), format_accuracy_markdown(rows).c_str(),
+              format_accuracy_summary(rows).c_str());
   int64_t outside = 0;
   for (const auto& r : rows) outside += r.outside;
   std::printf("%lld results outside the stated tolerance\n", static_cast<long long>(outside));

@@ -85,7 +85,7 @@ std::vector<double> evaluate_functors_on_host(const Activation& act, DType dtype
 // One direction judged over a grid of x (see test_inputs), by the rule above.
 struct SweepReport {
   int64_t inputs = 0;
-  int64_t worst_ulps = 0;       // among results within the ulp bound
+  int64_t worst_ulps = 0;       // within the bound, outside the allowances' reach
   int64_t subnormal_floor = 0;  // results accepted by the fp32 subnormal floor
   int64_t root_allowance = 0;   // results accepted near a zero of f'
   int64_t outside = 0;          // results outside the tolerance

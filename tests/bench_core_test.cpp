@@ -143,6 +143,13 @@ TEST(BenchWriters, AccuracyMarkdownTable) {
             std::string::npos)
       << md;
   EXPECT_NE(accuracy_to_json({"x", 0, 1}, {row}).find("\"max_ulps\": 3"), std::string::npos);
+  AccuracyRow bf16 = row;
+  bf16.dtype = "bf16";
+  bf16.direction = "backward";
+  bf16.max_ulps = 1;
+  bf16.bound_ulps = 1;
+  const std::string summary = format_accuracy_summary({row, bf16});
+  EXPECT_NE(summary.find("| gelu | 3/7 |  |  |  |  |  |  | 1/1 |  |"), std::string::npos) << summary;
 }
 
 }  // namespace
