@@ -21,6 +21,7 @@
 #include "bench_core.h"
 #include "cuact/cuact.h"
 #include "numeric.cuh"
+#include "softmax_accuracy.h"
 
 #ifdef CUACT_BENCH_HAVE_CUDNN
 #include <cudnn.h>
@@ -67,6 +68,8 @@ int run_list() {
   std::printf("\n  backward_from_output for:");
   for (const Activation& a : default_activations())
     if (has_backward_from_output(a)) std::printf(" %s", activation_name(a.kind));
+  std::printf("\n  softmax (forward, backward): cols 32..262144 at rows*cols = 2^27, and rows 1, 8, 64 "
+              "of 128256 and 151936 columns; automatic and every algorithm that takes the row");
   std::printf("\ndtypes: f32 f16 bf16\ndirections: forward backward backward_from_output\n");
   std::printf("sizes (default): 2^20 2^24 2^27 2^28, each aligned, misaligned by one element "
               "and odd (n - 1)\n");
@@ -382,152 +385,285 @@ class CudnnPeer {
   cudnnHandle_t handle_{};
   bool ok_ = false;
 };
+
+// cuDNN's softmax (ACCURATE, per instance) over [rows, cols] as N x C x 1 x 1.
+bool cudnn_softmax(DType t, Direction d, const void* in, const void* grad, void* out, int64_t rows,
+                   int64_t cols) {
+  static cudnnHandle_t handle = [] {
+    cudnnHandle_t h = nullptr;
+    return cudnnCreate(&h) == CUDNN_STATUS_SUCCESS ? h : nullptr;
+  }();
+  if (handle == nullptr || rows > INT32_MAX || cols > INT32_MAX) return false;
+  const cudnnDataType_t type = t == DType::f32 ? CUDNN_DATA_FLOAT
+                               : t == DType::f16 ? CUDNN_DATA_HALF
+                                                 : CUDNN_DATA_BFLOAT16;
+  cudnnTensorDescriptor_t desc;
+  cudnnCreateTensorDescriptor(&desc);
+  bool good = cudnnSetTensor4dDescriptor(desc, CUDNN_TENSOR_NCHW, type, static_cast<int>(rows),
+                                         static_cast<int>(cols), 1, 1) == CUDNN_STATUS_SUCCESS;
+  const float one = 1.0f, zero = 0.0f;
+  if (good && d == Direction::forward)
+    good = cudnnSoftmaxForward(handle, CUDNN_SOFTMAX_ACCURATE, CUDNN_SOFTMAX_MODE_INSTANCE, &one,
+                               desc, in, &zero, desc, out) == CUDNN_STATUS_SUCCESS;
+  else if (good)
+    good = cudnnSoftmaxBackward(handle, CUDNN_SOFTMAX_ACCURATE, CUDNN_SOFTMAX_MODE_INSTANCE, &one,
+                                desc, in, desc, grad, &zero, desc, out) == CUDNN_STATUS_SUCCESS;
+  cudnnDestroyTensorDescriptor(desc);
+  return good;
+}
 #endif
 
-int run_gpu_timing(const Options& o, const RunInfo& info) {
-  const std::vector<int64_t> sizes = o.sizes.empty() ? default_sizes() : o.sizes;
-  int64_t max_n = 0;
-  for (int64_t n : sizes) max_n = std::max(max_n, n);
-  const size_t bytes = static_cast<size_t>(max_n + 16) * 4;
-  void *a, *b, *c;
-  BENCH_CUDA(cudaMalloc(&a, bytes));
-  BENCH_CUDA(cudaMalloc(&b, bytes));
-  BENCH_CUDA(cudaMalloc(&c, bytes));
-  BENCH_CUDA(cudaMemset(a, 0, bytes));
-  BENCH_CUDA(cudaMemset(b, 0, bytes));
-  BENCH_CUDA(cudaMemset(c, 0, bytes));
-  int dev = 0, sms = 0;
-  BENCH_CUDA(cudaGetDevice(&dev));
-  BENCH_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  Timer timer(o.runs);
-#ifdef CUACT_BENCH_HAVE_CUDNN
-  CudnnPeer cudnn;
-#endif
+// What every GPU timing shares: three device buffers (a: input, b: second
+// input, c: output) large enough for the largest case, the timer, the copy
+// kernel's bandwidth per (dtype, elements, input streams) measured in this
+// run, and the results.
+class GpuBench {
+ public:
+  GpuBench(const Options& o, int64_t max_bytes) : options_(o), timer_(o.runs), bytes_(max_bytes + 256) {
+    for (void** p : {&a_, &b_, &c_}) {
+      BENCH_CUDA(cudaMalloc(p, bytes_));
+      BENCH_CUDA(cudaMemset(*p, 0, bytes_));
+    }
+    int dev = 0;
+    BENCH_CUDA(cudaGetDevice(&dev));
+    BENCH_CUDA(cudaDeviceGetAttribute(&sms_, cudaDevAttrMultiProcessorCount, dev));
+  }
+  ~GpuBench() {
+    cudaFree(a_);
+    cudaFree(b_);
+    cudaFree(c_);
+  }
+  char* a(int64_t offset_bytes = 0) const { return static_cast<char*>(a_) + offset_bytes; }
+  char* b(int64_t offset_bytes = 0) const { return static_cast<char*>(b_) + offset_bytes; }
+  char* c(int64_t offset_bytes = 0) const { return static_cast<char*>(c_) + offset_bytes; }
+  std::vector<Result>& results() { return results_; }
 
-  // Which cases: every selected op x dtype x direction x size x layout.
+  // The copy kernel over data_bytes per stream with `inputs` input streams (GB/s), timed once
+  // per distinct shape and recorded as a result row.
+  double copy_gbps(const std::string& dtype, int64_t elements, int64_t data_bytes, int inputs) {
+    const std::string id = dtype + std::to_string(data_bytes) + "/" + std::to_string(inputs);
+    for (const auto& copy : copies_)
+      if (copy.first == id) return copy.second;
+    const int64_t n16 = data_bytes / 16;
+    Spread s{};
+    timer_.time(
+        [&] {
+          if (inputs == 1)
+            streaming_copy<1><<<sms_ * 16, 256>>>(reinterpret_cast<const uint4*>(a_), nullptr,
+                                                  reinterpret_cast<uint4*>(c_), n16);
+          else
+            streaming_copy<2><<<sms_ * 16, 256>>>(reinterpret_cast<const uint4*>(a_),
+                                                  reinterpret_cast<const uint4*>(b_),
+                                                  reinterpret_cast<uint4*>(c_), n16);
+          return cudaGetLastError() == cudaSuccess;
+        },
+        s);
+    Result r;
+    r.key = {"copy", "copy", dtype, inputs == 1 ? "1 in" : "2 in",
+             "bytes=" + std::to_string(data_bytes), elements};
+    r.status = "ok";
+    r.bytes = (inputs + 1) * n16 * 16;
+    r.median_ms = s.median;
+    r.p10_ms = s.p10;
+    r.p90_ms = s.p90;
+    r.gbps = r.bytes / s.median / 1e6;
+    r.copy_fraction = 1.0;
+    results_.push_back(r);
+    copies_.emplace_back(id, r.gbps);
+    return r.gbps;
+  }
+
+  // Times one verified kernel and its peers; records the row. `inputs`: streams read.
+  void time_case(const CaseKey& key, int64_t bytes, int inputs, int elem_size,
+                 const std::function<Status()>& launch,
+                 const std::vector<std::pair<std::string, std::function<bool()>>>& peers) {
+    Result r;
+    r.key = key;
+    r.bytes = bytes;
+    Status status;
+    Spread s{};
+    if (!timer_.time(
+            [&] {
+              status = launch();
+              return status.ok();
+            },
+            s)) {
+      r.status = "error";
+      r.note = status.message();
+      results_.push_back(r);
+      return;
+    }
+    r.status = "ok";
+    r.median_ms = s.median;
+    r.p10_ms = s.p10;
+    r.p90_ms = s.p90;
+    r.gbps = bytes / s.median / 1e6;
+    const double copy = copy_gbps(key.dtype, key.elements, key.elements * elem_size, inputs);
+    r.copy_fraction = copy > 0 ? r.gbps / copy : 0;
+    for (const auto& peer : peers) {
+      Spread p{};
+      if (timer_.time(peer.second, p)) r.peers.emplace_back(peer.first, p.median);
+    }
+    results_.push_back(r);
+  }
+
+  void wrong(const CaseKey& key, const std::string& why) {
+    Result r;
+    r.key = key;
+    r.status = "wrong";
+    r.note = why + "; not timed";
+    results_.push_back(r);
+  }
+
+ private:
+  const Options& options_;
+  Timer timer_;
+  int64_t bytes_;
+  void *a_ = nullptr, *b_ = nullptr, *c_ = nullptr;
+  int sms_ = 0;
+  std::vector<std::pair<std::string, double>> copies_;
+  std::vector<Result> results_;
+};
+
+// Elementwise activations: every selected op x dtype x direction x size x layout.
+void time_activations(const Options& o, GpuBench& bench, const std::vector<int64_t>& sizes,
+                      int& failures) {
   struct Layout {
     const char* name;
-    int offset;     // elements
-    int shorten;    // n - shorten
+    int offset;   // elements
+    int shorten;  // n - shorten
   };
   const Layout layouts[] = {{"", 0, 0}, {" misaligned", 1, 0}, {" odd", 0, 1}};
-  std::vector<Result> results;
+#ifdef CUACT_BENCH_HAVE_CUDNN
+  static CudnnPeer cudnn;
+#endif
   std::vector<test::ActivationCase> ops;
   for (const Activation& act : default_activations())
     for (DType t : kDTypes)
       for (Direction d : kDirections) {
-        CaseKey key{"activation", activation_name(act.kind), dtype_name(t), direction_name(d), "",
-                    0};
+        CaseKey key{"activation", activation_name(act.kind), dtype_name(t), direction_name(d), "", 0};
         if (offers(act, d) && selected(o, key)) ops.push_back({act, t, d});
       }
   const size_t total = ops.size() * sizes.size() * 3;
   size_t done = 0;
-  std::vector<std::string> verified_wrong;
-
-  for (DType t : kDTypes) {
+  for (const test::ActivationCase& op : ops) {
+    const Activation act = op.act;
+    const DType t = op.dtype;
+    const Direction d = op.direction;
     const int es = static_cast<int>(dtype_size(t));
+    const test::SweepReport check =
+        test::sweep(act, t, d, test::test_inputs(t), DeviceEvaluator{act, t, d});
     for (int64_t n0 : sizes)
       for (const Layout& L : layouts) {
         const int64_t n = n0 - L.shorten;
-        char shape[64];
-        std::snprintf(shape, sizeof shape, "n=%lld%s", static_cast<long long>(n), L.name);
-        char* pa = static_cast<char*>(a) + L.offset * es;
-        char* pb = static_cast<char*>(b) + L.offset * es;
-        char* pc = static_cast<char*>(c) + L.offset * es;
-        // The copy kernel over the same bytes: one and two input streams.
-        double copy_gbps[3] = {0, 0, 0};
-        for (int inputs = 1; inputs <= 2; ++inputs) {
-          CaseKey key{"copy", "copy", dtype_name(t), inputs == 1 ? "1 in" : "2 in", shape, n};
-          if (!selected(o, key)) continue;
-          const int64_t n16 = n * es / 16;
-          Spread s{};
-          timer.time(
-              [&] {
-                if (inputs == 1)
-                  streaming_copy<1><<<sms * 16, 256>>>(reinterpret_cast<const uint4*>(a), nullptr,
-                                                       reinterpret_cast<uint4*>(c), n16);
-                else
-                  streaming_copy<2><<<sms * 16, 256>>>(reinterpret_cast<const uint4*>(a),
-                                                       reinterpret_cast<const uint4*>(b),
-                                                       reinterpret_cast<uint4*>(c), n16);
-                return cudaGetLastError() == cudaSuccess;
-              },
-              s);
-          Result r;
-          r.key = key;
-          r.status = "ok";
-          r.bytes = (inputs + 1) * n16 * 16;
-          r.median_ms = s.median;
-          r.p10_ms = s.p10;
-          r.p90_ms = s.p90;
-          r.gbps = r.bytes / s.median / 1e6;
-          r.copy_fraction = 1.0;
-          copy_gbps[inputs] = r.gbps;
-          results.push_back(r);
+        CaseKey key{"activation", activation_name(act.kind), dtype_name(t), direction_name(d),
+                    "n=" + std::to_string(n) + L.name, n};
+        progress(o, ++done, total, key.op + " " + key.dtype + " " + key.direction + " " + key.shape);
+        if (check.outside != 0) {
+          ++failures;
+          bench.wrong(key, std::to_string(check.outside) +
+                               " results outside the accuracy tolerance against the CPU reference");
+          continue;
         }
-        for (const test::ActivationCase& op : ops) {
-          if (op.dtype != t) continue;
-          const Activation act = op.act;
-          const Direction d = op.direction;
-          CaseKey key{"activation", activation_name(act.kind), dtype_name(t), direction_name(d),
-                      shape, n};
-          progress(o, ++done, total, key.op + " " + key.dtype + " " + key.direction + " " + shape);
-          Result r;
-          r.key = key;
-          r.status = "ok";
-          r.bytes = activation_bytes(key.direction, n, es);
-          const std::string id = key.op + key.dtype + key.direction;
-          static std::vector<std::string> verified;
-          if (std::find(verified.begin(), verified.end(), id) == verified.end()) {
-            const test::SweepReport rep = test::sweep(act, t, d, test::test_inputs(t),
-                                                      DeviceEvaluator{act, t, d});
-            verified.push_back(id);
-            if (rep.outside != 0) verified_wrong.push_back(id);
-          }
-          if (std::find(verified_wrong.begin(), verified_wrong.end(), id) != verified_wrong.end()) {
-            r.status = "wrong";
-            r.note = "outside the accuracy tolerance against the CPU reference; not timed";
-            results.push_back(r);
-            continue;
-          }
-          Spread s{};
-          Status status;
-          const bool ok = timer.time(
-              [&] {
-                status = cuact::activation(d, act, t, pa, pb, pc, n);
-                return status.ok();
-              },
-              s);
-          if (!ok) {
-            r.status = "error";
-            r.note = status.message();
-            results.push_back(r);
-            continue;
-          }
-          r.median_ms = s.median;
-          r.p10_ms = s.p10;
-          r.p90_ms = s.p90;
-          r.gbps = r.bytes / s.median / 1e6;
-          const int inputs = d == Direction::forward ? 1 : 2;
-          r.copy_fraction = copy_gbps[inputs] > 0 ? r.gbps / copy_gbps[inputs] : 0;
-          Spread p{};
-          if (timer.time([&] { return cub_peer(t, act, d, pa, pb, pc, n); }, p))
-            r.peers.emplace_back("cub", p.median);
+        char* pa = bench.a(L.offset * es);
+        char* pb = bench.b(L.offset * es);
+        char* pc = bench.c(L.offset * es);
+        std::vector<std::pair<std::string, std::function<bool()>>> peers = {
+            {"cub", [=] { return cub_peer(t, act, d, pa, pb, pc, n); }}};
 #ifdef CUACT_BENCH_HAVE_CUDNN
-          if (timer.time([&] { return cudnn.run(t, act, d, pa, pb, pc, n); }, p))
-            r.peers.emplace_back("cudnn", p.median);
+        peers.emplace_back("cudnn", [=] { return cudnn.run(t, act, d, pa, pb, pc, n); });
 #endif
-          results.push_back(r);
-        }
+        bench.time_case(key, activation_bytes(key.direction, n, es), d == Direction::forward ? 1 : 2,
+                        es, [=] { return cuact::activation(d, act, t, pa, pb, pc, n); }, peers);
       }
   }
-  std::printf("%s", format_table(results).c_str());
-  write_file(o.json_path, to_json(info, results));
-  write_file(o.csv_path, to_csv(results));
-  cudaFree(a);
-  cudaFree(b);
-  cudaFree(c);
-  return verified_wrong.empty() ? 0 : 1;
+}
+
+// The softmax family: DESIGN.md's column sweep at rows * cols = 2^27 and
+// vocabulary-sized rows, automatic and every algorithm that accepts the row.
+void time_softmax(const Options& o, GpuBench& bench, int& failures) {
+  std::vector<std::pair<int64_t, int64_t>> shapes;  // rows, cols
+  for (int64_t cols : {32, 64, 128, 256, 512, 1000, 1024, 1025, 2048, 2049, 4096, 8192, 16384,
+                       32768, 65536, 131072, 262144})
+    shapes.emplace_back((int64_t{1} << 27) / cols, cols);
+  for (int64_t rows : {1, 8, 64})
+    for (int64_t cols : {128256, 151936}) shapes.emplace_back(rows, cols);
+  const SoftmaxAlgorithm algorithms[] = {SoftmaxAlgorithm::automatic, SoftmaxAlgorithm::warp_per_row,
+                                         SoftmaxAlgorithm::block_per_row,
+                                         SoftmaxAlgorithm::streaming};
+  const test::SoftmaxOptions plain = test::softmax_option_sets().front();
+  for (DType t : kDTypes)
+    for (Direction d : {Direction::forward, Direction::backward}) {
+      CaseKey probe{"softmax", "softmax", dtype_name(t), direction_name(d), "", 0};
+      if (!selected(o, probe)) continue;
+      const int es = static_cast<int>(dtype_size(t));
+      for (const auto& shape : shapes)
+        for (SoftmaxAlgorithm alg : algorithms) {
+          const int64_t rows = shape.first, cols = shape.second;
+          SoftmaxAlgorithm chosen = alg;
+          const Softmax op = Softmax::softmax().with_algorithm(alg);
+          if (!softmax_selected_algorithm(d, op, t, cols, &chosen).ok()) continue;
+          if (alg != SoftmaxAlgorithm::automatic && alg == chosen) {
+            // the same kernel as automatic picks: timed once, as automatic
+            SoftmaxAlgorithm automatic_choice;
+            softmax_selected_algorithm(d, Softmax::softmax(), t, cols, &automatic_choice);
+            if (automatic_choice == alg) continue;
+          }
+          const int64_t n = rows * cols;
+          CaseKey key{"softmax", "softmax", dtype_name(t), direction_name(d),
+                      std::to_string(rows) + "x" + std::to_string(cols) + " " +
+                          (alg == SoftmaxAlgorithm::automatic ? "auto:" : "forced:") +
+                          softmax_algorithm_name(chosen),
+                      n};
+          progress(o, 0, 1, key.dtype + " " + key.direction + " " + key.shape);
+          // Check on a few rows first (the kernel depends on cols, not rows).
+          const int64_t check_rows = std::max<int64_t>(1, std::min<int64_t>(rows, (1 << 20) / cols));
+          const test::SoftmaxProblem problem =
+              test::make_softmax_problem(plain, d, t, check_rows, cols, 2026);
+          const auto in = test::to_buffer(t, problem.in), grad = test::to_buffer(t, problem.grad);
+          BENCH_CUDA(cudaMemcpy(bench.a(), in.data(), in.size(), cudaMemcpyHostToDevice));
+          BENCH_CUDA(cudaMemcpy(bench.b(), grad.data(), grad.size(), cudaMemcpyHostToDevice));
+          const Status s = softmax(d, op, t, bench.a(), bench.b(), bench.c(), check_rows, cols);
+          std::vector<unsigned char> out(in.size());
+          BENCH_CUDA(cudaMemcpy(out.data(), bench.c(), out.size(), cudaMemcpyDeviceToHost));
+          const test::SoftmaxCheck check = test::check_softmax(
+              t, problem.expected, test::from_buffer(t, out), check_rows, cols);
+          BENCH_CUDA(cudaMemset(bench.a(), 0, n * es));  // timed data: zeros (finite rows)
+          BENCH_CUDA(cudaMemset(bench.b(), 0, n * es));
+          if (!s.ok() || !check.ok()) {
+            ++failures;
+            bench.wrong(key, s.ok() ? std::to_string(check.failures) + " elements outside the softmax tolerance"
+                                    : s.message());
+            continue;
+          }
+          std::vector<std::pair<std::string, std::function<bool()>>> peers;
+#ifdef CUACT_BENCH_HAVE_CUDNN
+          if (alg == SoftmaxAlgorithm::automatic)
+            peers.emplace_back("cudnn", [=, &bench] {
+              return cudnn_softmax(t, d, bench.a(), bench.b(), bench.c(), rows, cols);
+            });
+#endif
+          bench.time_case(key, (d == Direction::forward ? 2 : 3) * n * es,
+                          d == Direction::forward ? 1 : 2, es,
+                          [=, &bench] { return softmax(d, op, t, bench.a(), bench.b(), bench.c(), rows, cols); },
+                          peers);
+        }
+    }
+}
+
+int run_gpu_timing(const Options& o, const RunInfo& info) {
+  const std::vector<int64_t> sizes = o.sizes.empty() ? default_sizes() : o.sizes;
+  int64_t max_n = int64_t{1} << 27;  // softmax sweep
+  for (int64_t n : sizes) max_n = std::max(max_n, n);
+  GpuBench bench(o, (max_n + 16) * 4);
+  int failures = 0;
+  time_activations(o, bench, sizes, failures);
+  time_softmax(o, bench, failures);
+  if (o.progress) std::fprintf(stderr, "\n");
+  std::printf("%s", format_table(bench.results()).c_str());
+  write_file(o.json_path, to_json(info, bench.results()));
+  write_file(o.csv_path, to_csv(bench.results()));
+  return failures == 0 ? 0 : 1;
 }
 
 RunInfo describe_device(bool gpu, const std::string& why_not, int runs) {

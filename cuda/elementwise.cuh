@@ -16,13 +16,6 @@
 
 namespace cuact::detail {
 
-// kPackBytes of T read or written as one 128-bit access.
-template <class T>
-struct alignas(kPackBytes) Pack {
-  static constexpr int kWidth = kPackBytes / static_cast<int>(sizeof(T));
-  T v[kWidth];
-};
-
 template <class T, int Arity>
 struct ElementwiseBuffers {
   T* out;

@@ -16,6 +16,13 @@ namespace cuact::detail {
 
 inline constexpr int kPackBytes = 16;
 
+// kPackBytes of T read or written as one 128-bit access.
+template <class T>
+struct alignas(kPackBytes) Pack {
+  static constexpr int kWidth = kPackBytes / static_cast<int>(sizeof(T));
+  T v[kWidth];
+};
+
 struct PackPlan {
   int64_t n = 0;
   int64_t head = 0;   // scalar elements before the first pack

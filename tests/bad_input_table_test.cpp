@@ -87,6 +87,16 @@ std::vector<BadInput> bad_inputs() {
   return v;
 }
 
+// The softmax counterpart of an activation's bad parameters.
+Softmax softmax_like(const Activation& a) {
+  Softmax op = Softmax::softmax();
+  if (static_cast<int>(a.kind) >= kNumActivationKinds)
+    op.kind = static_cast<SoftmaxKind>(77);
+  else if (!validate(a).ok())
+    op.scale = std::numeric_limits<float>::quiet_NaN();
+  return op;
+}
+
 std::vector<EntryPoint> entry_points() {
   return {
       {"cuact::activation (device)",
@@ -108,6 +118,18 @@ std::vector<EntryPoint> entry_points() {
       {"reference::activation (host)",
        [](const Activation& a, const void* in, const void* g, void* out, int64_t n, DType t,
           Direction d) { return reference::activation(d, a, t, in, g, out, n); }},
+      // Softmax over [n, 4]: a bad activation parameter becomes a NaN scale,
+      // an unknown activation kind an unknown softmax kind.
+      {"cuact::softmax (device)",
+       [](const Activation& a, const void* in, const void* g, void* out, int64_t n, DType t,
+          Direction d) -> std::optional<Status> {
+         return softmax(d, softmax_like(a), t, in, g, out, n, 4);
+       }},
+      {"reference::softmax (host)",
+       [](const Activation& a, const void* in, const void* g, void* out, int64_t n, DType t,
+          Direction d) -> std::optional<Status> {
+         return reference::softmax(d, softmax_like(a), t, in, g, out, n, 4);
+       }},
   };
 }
 

@@ -1,24 +1,29 @@
-// The generated code of the elementwise kernels (PTX for sm_90, built by the
-// cuact_kernel_ptx target): every kernel moves data with 128-bit global loads
-// and stores and uses no local memory. (Spills are build errors already:
-// ptxas runs with -warn-spills -warn-lmem-usage -Werror.)
+// The generated code of the elementwise and softmax kernels (PTX for sm_90,
+// built by the cuact_kernel_ptx target): every kernel moves data with 128-bit
+// global loads and stores where its packs are 16 bytes, and uses no local
+// memory. (Spills are build errors already: ptxas runs with -warn-spills
+// -warn-lmem-usage -Werror.)
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernel_ptx_files.h"  // CUACT_KERNEL_PTX_FILES, written by CMake
+#include "softmax_plan.h"
 
 namespace {
 
-std::vector<std::string> ptx_files() {
+// The PTX files of one kernel family (generated/<family>_<dtype>.cu), one per dtype.
+std::vector<std::string> ptx_files(const std::string& family) {
   std::vector<std::string> files;
   std::stringstream list(CUACT_KERNEL_PTX_FILES);
   for (std::string f; std::getline(list, f, ';');)
-    if (!f.empty()) files.push_back(f);
+    if (f.compare(f.find_last_of('/') + 1, family.size() + 1, family + "_") == 0)
+      files.push_back(f);
   return files;
 }
 
@@ -54,7 +59,7 @@ bool has_vector_access(const std::string& body, const char* op) {
 }
 
 TEST(GeneratedCode, ElementwiseKernelsUse128BitAccessAndNoLocalMemory) {
-  const std::vector<std::string> files = ptx_files();
+  const std::vector<std::string> files = ptx_files("activation_table");
   ASSERT_EQ(files.size(), 3u) << "one PTX file per dtype expected";
   int checked = 0;
   for (const std::string& file : files) {
@@ -70,6 +75,63 @@ TEST(GeneratedCode, ElementwiseKernelsUse128BitAccessAndNoLocalMemory) {
   }
   // Per dtype: forward and backward for 24 kinds, backward-from-output for 7.
   EXPECT_EQ(checked, 3 * (24 + 24 + 7));
+}
+
+// Softmax: the block_per_row and streaming kernels always move 16-byte
+// packs; a warp_per_row variant does where its pack (min(registers per
+// lane, 16 bytes)) is 16 bytes. Kernel names carry the dtype and the
+// variant: softmax_forward_warp_kernel<__half, 10> is
+// "softmax_forward_warp_kernelI6__halfLi10E...".
+// The dtype size and variant of a warp_per_row kernel from its mangled
+// name; false for other kernels.
+bool warp_variant(const std::string& name, int* elem, int* log2_span) {
+  const std::string marker = "warp_kernelI";
+  size_t p = name.find(marker);
+  if (p == std::string::npos) return false;
+  p += marker.size();
+  for (const auto& [type, size] : {std::pair<std::string, int>{"f", 4}, {"6__half", 2},
+                                   {"13__nv_bfloat16", 2}}) {
+    if (name.compare(p, type.size() + 2, type + "Li") != 0) continue;
+    *elem = size;
+    *log2_span = std::stoi(name.substr(p + type.size() + 2));
+    return true;
+  }
+  return false;
+}
+
+TEST(GeneratedCode, SoftmaxKernelsUse128BitAccessAndNoLocalMemory) {
+  const std::vector<std::string> files = ptx_files("softmax");
+  ASSERT_EQ(files.size(), 3u) << "one PTX file per dtype expected";
+  int warp = 0, block = 0, streaming = 0, vectorized = 0;
+  for (const std::string& file : files) {
+    for (const auto& [name, body] : kernels_in(file)) {
+      if (name.find("softmax_") == std::string::npos) continue;
+      bool wide = true;
+      int elem = 0, log2_span = 0;
+      if (warp_variant(name, &elem, &log2_span)) {
+        ++warp;
+        const auto cfg = cuact::detail::warp_config_for_span(log2_span, elem);
+        wide = cfg.pack * elem == 16;
+      } else if (name.find("_block_kernel") != std::string::npos) {
+        ++block;
+      } else if (name.find("_streaming_kernel") != std::string::npos) {
+        ++streaming;
+      }
+      if (wide) {
+        ++vectorized;
+        EXPECT_TRUE(has_vector_access(body, "ld.global")) << name << " in " << file;
+        EXPECT_TRUE(has_vector_access(body, "st.global")) << name << " in " << file;
+      }
+      EXPECT_EQ(body.find(".local"), std::string::npos) << name << " uses local memory";
+    }
+  }
+  // Per dtype: 11 warp variants, 4 block sizes, 1 streaming kernel; forward and backward.
+  EXPECT_EQ(warp, 3 * 2 * cuact::detail::kWarpConfigs);
+  EXPECT_EQ(block, 3 * 2 * cuact::detail::kBlockCandidates);
+  EXPECT_EQ(streaming, 3 * 2);
+  // 16-byte packs: every block and streaming kernel; warp variants from 4
+  // (f32) or 8 (f16, bf16) registers per lane: 9 + 8 per direction.
+  EXPECT_EQ(vectorized, 2 * (3 * (cuact::detail::kBlockCandidates + 1) + 9 + 8 + 8));
 }
 
 }  // namespace

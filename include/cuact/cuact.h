@@ -5,5 +5,6 @@
 #include "cuact/activation.h"
 #include "cuact/dtype.h"
 #include "cuact/reference.h"
+#include "cuact/softmax.h"
 #include "cuact/status.h"
 #include "cuact/version.h"

@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "cuact/activation.h"
+#include "cuact/softmax.h"
 
 namespace cuact::reference {
 
@@ -26,5 +27,19 @@ Status activation(Direction direction, const Activation& act, DType dtype, const
 
 // The value of dtype nearest to v (ties to even; overflow gives +-inf, NaN stays NaN).
 double round_to(DType dtype, double v);
+
+// The softmax family (cuact/softmax.h) on one row, in double, not rounded.
+// Forward: x[cols] and the row's mask values (null: no mask; op.mask itself
+// is not read); `row` is the data row's index, which places it for the
+// causal mask. Backward: from y[cols] and dy[cols]; mask and causal ignored.
+void softmax_forward_row(const Softmax& op, int64_t row, int64_t cols, const double* x,
+                         const double* mask, double* y);
+void softmax_backward_row(const Softmax& op, int64_t cols, const double* y, const double* dy,
+                          double* dx);
+
+// Host-buffer form of cuact::softmax (same argument rules and statuses; op.mask
+// is a host buffer here).
+Status softmax(Direction direction, const Softmax& op, DType dtype, const void* in,
+               const void* grad, void* out, int64_t rows, int64_t cols);
 
 }  // namespace cuact::reference

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
@@ -126,11 +127,43 @@ bool device_present() {
   return present;
 }
 
+// The softmax family: options from the bytes (kind, scale, mask, causal,
+// forced algorithm), [rows, cols] from the counts. The reference runs only
+// where its buffers hold rows * cols elements (the device call without a GPU
+// touches no memory).
+int fuzz_softmax(Reader& r, bool on_device, Direction direction, DType dtype, const void* in,
+                 const void* grad, void* out) {
+  Softmax op;
+  op.kind = static_cast<SoftmaxKind>(r.u8() % 4);
+  op.scale = r.param();
+  if (r.u8() & 1) op = op.with_mask(r.u8() & 1 ? body(1) : nullptr, r.count(), r.count());
+  if (r.u8() & 1) op = op.with_causal(r.count(), r.count());
+  op.algorithm = static_cast<SoftmaxAlgorithm>(r.u8() % 5);
+  const int64_t rows = r.count(), cols = r.count();
+  const bool fits = rows >= 0 && cols >= 0 && (cols == 0 || rows <= 256 / std::max<int64_t>(cols, 1));
+  Status s;
+  if (on_device) {
+    if (device_present() && rows > 0) return 0;
+    s = softmax(direction, op, dtype, in, grad, out, rows, cols, nullptr);
+  } else {
+    if (!fits) return 0;
+    s = reference::softmax(direction, op, dtype, in, grad, out, rows, cols);
+    check_guards();
+  }
+  require(static_cast<int>(s.code()) >= 0 &&
+              static_cast<int>(s.code()) <= static_cast<int>(StatusCode::cuda_error),
+          "unknown softmax status code", s);
+  if (rows < 0 || cols < 0) require(!s.ok(), "negative softmax size accepted", s);
+  if (!std::isfinite(op.scale)) require(!s.ok(), "non-finite softmax scale accepted", s);
+  if (on_device && s.ok()) require(rows == 0, "device softmax succeeded without a device", s);
+  return 0;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Reader r(data, size);
-  const int entry = r.u8() % 3;  // 0: reference, 1: device API, 2: descriptor queries
+  const int entry = r.u8() % 5;  // 0: reference, 1: device API, 2: descriptors, 3/4: softmax
   Activation act;
   act.kind = static_cast<ActivationKind>(r.u8() % (kNumActivationKinds + 2));  // 2 unknown kinds
   act.alpha = r.param();
@@ -148,6 +181,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const void* grad = choose_pointer(r, 1, in);
   void* out = const_cast<void*>(choose_pointer(r, 2, r.u8() & 1 ? in : grad));
 
+  if (entry >= 3) return fuzz_softmax(r, entry == 4, direction, dtype, in, grad, out);
   if (entry == 2) {
     const Status s = validate(act);
     require(s.ok() == params_valid_per_spec(act), "validate disagrees with SPEC.md", s);

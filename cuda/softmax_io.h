@@ -1,0 +1,214 @@
+// The softmax kernels' memory side: how a row is read and written, apart
+// from the math (Oneflow's load/store idea). The forward source applies the
+// scale, the additive mask and the causal mask as it loads, so one kernel
+// family serves every option; the kernels never see the options.
+// __host__ __device__: CPU tests run the same loads on host buffers.
+//
+// Pack loads read N consecutive elements starting at a column that is a
+// multiple of N in a row whose base is N-element aligned (the plans ensure
+// it): one 16-byte (or narrower) access per buffer.
+#pragma once
+
+#include <vector_types.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "numeric.cuh"
+#include "softmax_launch.h"
+#include "softmax_math.h"
+#include "softmax_plan.h"
+
+namespace cuact::detail {
+
+template <class T, int N>
+struct alignas(sizeof(T) * N) SoftmaxPack {
+  T v[N];
+};
+
+// 16-byte packs move as one uint4; the store goes through __stwb (a plain
+// write-back store, st.global.wb.v4), because an aggregate store may be
+// split into four scalar stores where the compiler loses the alignment. On
+// the host (CPU tests): memcpy, which keeps strict aliasing intact.
+template <class T, int N>
+CUACT_HD SoftmaxPack<T, N> load_softmax_pack(const T* p) {
+  SoftmaxPack<T, N> v;
+#ifdef __CUDA_ARCH__
+  if constexpr (sizeof(v) == sizeof(uint4)) {
+    const uint4 u = *reinterpret_cast<const uint4*>(p);
+    memcpy(&v, &u, sizeof(v));
+  } else {
+    v = *reinterpret_cast<const SoftmaxPack<T, N>*>(p);
+  }
+#else
+  std::memcpy(static_cast<void*>(&v), p, sizeof(v));
+#endif
+  return v;
+}
+
+template <class T, int N>
+CUACT_HD void store_softmax_pack(T* p, const SoftmaxPack<T, N>& v) {
+#ifdef __CUDA_ARCH__
+  if constexpr (sizeof(v) == sizeof(uint4)) {
+    uint4 u;
+    memcpy(&u, &v, sizeof(v));
+    __stwb(reinterpret_cast<uint4*>(p), u);
+  } else {
+    *reinterpret_cast<SoftmaxPack<T, N>*>(p) = v;
+  }
+#else
+  std::memcpy(static_cast<void*>(p), &v, sizeof(v));
+#endif
+}
+
+// One call's buffers and options as the kernels take them (by value).
+template <class T>
+struct SoftmaxArgs {
+  const T* in = nullptr;    // x (forward) or y (backward)
+  const T* grad = nullptr;  // dy (backward)
+  T* out = nullptr;         // y (forward) or dx (backward)
+  const T* mask = nullptr;  // forward, optional
+  SoftmaxLayout layout;
+  float scale = 1.0f;       // s, or -s for softmin
+  bool log = false;         // log_softmax
+  bool vectorized = false;  // warp_per_row: rows start on pack boundaries
+};
+
+// The kernels' arguments for a call (host). `vectorized` is set for
+// warp_per_row by warp_args_vectorized.
+template <class T>
+SoftmaxArgs<T> softmax_args(const SoftmaxCall& call) {
+  SoftmaxArgs<T> a;
+  a.in = static_cast<const T*>(call.in);
+  a.grad = static_cast<const T*>(call.grad);
+  a.out = static_cast<T*>(call.out);
+  a.mask = call.backward ? nullptr : static_cast<const T*>(call.mask);
+  a.layout = call.layout;
+  a.layout.has_mask = a.mask != nullptr;
+  a.scale = call.scale;
+  a.log = call.log;
+  return a;
+}
+
+// warp_per_row takes packs when every buffer's rows start on a pack boundary.
+template <class T>
+bool warp_args_vectorized(const SoftmaxArgs<T>& a, const WarpConfig& cfg, bool backward) {
+  std::uintptr_t addresses[3] = {reinterpret_cast<std::uintptr_t>(a.in),
+                                 reinterpret_cast<std::uintptr_t>(a.out), 0};
+  int count = 2;
+  if (backward)
+    addresses[count++] = reinterpret_cast<std::uintptr_t>(a.grad);
+  else if (a.mask != nullptr)
+    addresses[count++] = reinterpret_cast<std::uintptr_t>(a.mask);
+  return warp_rows_vectorizable(cfg, a.layout.cols, static_cast<int>(sizeof(T)), addresses, count);
+}
+
+// Forward: z = s*x + m for the visible columns, -inf (not read) for the rest.
+template <class T>
+struct ForwardSource {
+  const T* x;
+  const T* mask;  // this row's mask, or null
+  int64_t visible;
+  float scale;
+
+  CUACT_HD ForwardSource(const SoftmaxArgs<T>& a, int64_t row) {
+    const SoftmaxRowSpec spec = softmax_row_spec(a.layout, row);
+    x = a.in + row * a.layout.cols;
+    mask = spec.mask_row >= 0 ? a.mask + spec.mask_row * a.layout.cols : nullptr;
+    visible = spec.visible;
+    scale = a.scale;
+  }
+
+  CUACT_HD float one(int64_t col) const {
+    if (col >= visible) return -INFINITY;
+    return softmax_input(scale, to_float(x[col]), mask ? to_float(mask[col]) : 0.0f);
+  }
+
+  template <int N>
+  CUACT_HD void pack(int64_t col, float (&z)[N]) const {
+    if (col >= visible) {  // the whole pack is hidden: nothing is read
+      CUACT_UNROLL
+      for (int q = 0; q < N; ++q) z[q] = -INFINITY;
+      return;
+    }
+    const SoftmaxPack<T, N> xv = load_softmax_pack<T, N>(x + col);
+    float m[N];
+    CUACT_UNROLL
+    for (int q = 0; q < N; ++q) m[q] = 0.0f;
+    if (mask) {
+      const SoftmaxPack<T, N> mv = load_softmax_pack<T, N>(mask + col);
+      CUACT_UNROLL
+      for (int q = 0; q < N; ++q) m[q] = to_float(mv.v[q]);
+    }
+    CUACT_UNROLL
+    for (int q = 0; q < N; ++q)
+      z[q] = col + q < visible ? softmax_input(scale, to_float(xv.v[q]), m[q]) : -INFINITY;
+  }
+
+  // The two input addresses whose alignment decides the row's packs (x twice
+  // without a mask: a fixed count keeps the kernel's array in registers).
+  CUACT_HD void addresses(std::uintptr_t (&a)[3]) const {
+    a[0] = reinterpret_cast<std::uintptr_t>(x);
+    a[1] = reinterpret_cast<std::uintptr_t>(mask ? mask : x);
+  }
+};
+
+// Backward: the row's y and dy, raw (the block cache keeps the dtype) or widened.
+template <class T>
+struct BackwardSource {
+  const T* y;
+  const T* dy;
+
+  CUACT_HD BackwardSource(const SoftmaxArgs<T>& a, int64_t row)
+      : y(a.in + row * a.layout.cols), dy(a.grad + row * a.layout.cols) {}
+
+  CUACT_HD void one(int64_t col, float& yv, float& dyv) const {
+    yv = to_float(y[col]);
+    dyv = to_float(dy[col]);
+  }
+
+  template <int N>
+  CUACT_HD void pack(int64_t col, float (&yv)[N], float (&dyv)[N]) const {
+    const SoftmaxPack<T, N> a = load_softmax_pack<T, N>(y + col);
+    const SoftmaxPack<T, N> b = load_softmax_pack<T, N>(dy + col);
+    CUACT_UNROLL
+    for (int q = 0; q < N; ++q) {
+      yv[q] = to_float(a.v[q]);
+      dyv[q] = to_float(b.v[q]);
+    }
+  }
+
+  CUACT_HD void addresses(std::uintptr_t (&a)[3]) const {
+    a[0] = reinterpret_cast<std::uintptr_t>(y);
+    a[1] = reinterpret_cast<std::uintptr_t>(dy);
+  }
+};
+
+// Output row: rounds each fp32 result once to T.
+template <class T>
+struct RowSink {
+  T* out;
+
+  CUACT_HD RowSink(const SoftmaxArgs<T>& a, int64_t row) : out(a.out + row * a.layout.cols) {}
+
+  CUACT_HD void one(int64_t col, float v) const { out[col] = narrow<T>(v); }
+
+  template <int N>
+  CUACT_HD void pack(int64_t col, const float (&v)[N]) const {
+    SoftmaxPack<T, N> p;
+    CUACT_UNROLL
+    for (int q = 0; q < N; ++q) p.v[q] = narrow<T>(v[q]);
+    store_softmax_pack<T, N>(out + col, p);
+  }
+};
+
+// The pack plan of one row over every buffer the kernel touches for it.
+template <class T, class Source>
+CUACT_HD PackPlan row_pack_plan(const Source& src, const RowSink<T>& sink, int64_t cols) {
+  std::uintptr_t a[3];
+  src.addresses(a);
+  a[2] = reinterpret_cast<std::uintptr_t>(sink.out);
+  return softmax_row_plan(cols, static_cast<int>(sizeof(T)), a, 3);
+}
+
+}  // namespace cuact::detail

@@ -1,0 +1,43 @@
+// The softmax family's per-dtype launchers, declared for the host API
+// (host/softmax_api.cpp); built in softmax_kernels.cuh, one translation unit
+// per dtype (softmax_<dtype>.cu, generated from softmax_dtype.cu.in).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include "cuact/softmax.h"
+#include "softmax_plan.h"
+
+namespace cuact::detail {
+
+// One checked call (rows > 0, cols > 0, pointers valid for the direction).
+struct SoftmaxCall {
+  bool backward = false;
+  bool log = false;    // log_softmax
+  float scale = 1.0f;  // s, already negated for softmin
+  const void* in = nullptr;
+  const void* grad = nullptr;
+  void* out = nullptr;
+  const void* mask = nullptr;  // forward only
+  SoftmaxLayout layout;
+  SoftmaxAlgorithm requested = SoftmaxAlgorithm::automatic;
+  bool dry_run = false;  // choose the algorithm, launch nothing
+};
+
+struct SoftmaxLaunchResult {
+  cudaError_t error = cudaSuccess;  // a device query or the launch failed
+  const char* refusal = nullptr;    // static text: the forced algorithm cannot take the row
+  SoftmaxAlgorithm algorithm = SoftmaxAlgorithm::automatic;  // what ran (or would run)
+};
+
+// The call the host API makes of checked arguments (host/softmax_api.cpp):
+// softmin's negated scale, the layout with its dividers, no mask or causal
+// mask for backward.
+SoftmaxCall make_softmax_call(Direction direction, const Softmax& op, const void* in,
+                              const void* grad, void* out, int64_t rows, int64_t cols);
+
+SoftmaxLaunchResult launch_softmax_f32(const SoftmaxCall& call, cudaStream_t stream);
+SoftmaxLaunchResult launch_softmax_f16(const SoftmaxCall& call, cudaStream_t stream);
+SoftmaxLaunchResult launch_softmax_bf16(const SoftmaxCall& call, cudaStream_t stream);
+
+}  // namespace cuact::detail

@@ -1,0 +1,217 @@
+// The softmax family's math, apart from memory: what each lane or thread
+// computes on the values it holds, the operators the reductions combine
+// with, and the outputs. __host__ __device__ and plain C++, so that CPU tests
+// run each algorithm's per-row math exactly as the kernels run it.
+//
+// fp32 throughout (SPEC.md: fp32 accumulation for every dtype):
+// - z = fma(s, x, m): the scaled, masked input, one rounding.
+// - The row max propagates NaN (fmaxf would drop it), so a NaN row stays NaN.
+// - A row whose max is -inf is empty (fully masked): shift 0, sum 0, and the
+//   outputs are 0 (softmax) or -inf (log_softmax) without a 0/0 or inf - inf.
+// - Per-thread sums are compensated (Neumaier), so a thread's share of a long
+//   row adds O(1) roundings, not O(length); the cross-thread tree adds
+//   log2(threads). This keeps the accuracy rule independent of the algorithm.
+#pragma once
+
+#include <cstdint>
+
+#include "float_math.cuh"
+
+// Full unrolling where a loop indexes a register array; nothing for g++
+// (the same definition as cuda/philox.h's).
+#ifndef CUACT_UNROLL
+#ifdef __CUDA_ARCH__
+#define CUACT_UNROLL _Pragma("unroll")
+#else
+#define CUACT_UNROLL
+#endif
+#endif
+
+namespace cuact::detail {
+
+// ---------------------------------------------------------------- operators
+
+// max that propagates NaN from either side.
+CUACT_HD float max_nan(float a, float b) { return (a > b || is_nan(a)) ? a : b; }
+
+struct MaxNanOp {
+  CUACT_HD float operator()(float a, float b) const { return max_nan(a, b); }
+};
+struct SumOp {
+  CUACT_HD float operator()(float a, float b) const { return a + b; }
+};
+
+// Neumaier's compensated sum: `sum + comp` carries the rounding errors of
+// the additions, so n additions cost ~2 roundings instead of ~n.
+struct CompensatedSum {
+  float sum = 0.0f;
+  float comp = 0.0f;
+  CUACT_HD void add(float v) {
+    const float t = sum + v;
+    comp += fabsf(sum) >= fabsf(v) ? (sum - t) + v : (v - t) + sum;
+    sum = t;
+  }
+  CUACT_HD void scale(float r) {
+    sum *= r;
+    comp *= r;
+  }
+  // NaN and inf stay (comp would be NaN for them: inf - inf).
+  CUACT_HD float value() const { return is_nan(sum) || is_inf(sum) ? sum : sum + comp; }
+};
+
+// z = s*x + m, rounded once; hidden columns are -inf and never read.
+CUACT_HD float softmax_input(float scale, float x, float mask) { return fmaf(scale, x, mask); }
+
+// The shift subtracted before exp: the row max, or 0 for an empty row (all
+// -inf), where max - max would be NaN.
+CUACT_HD float exp_shift(float row_max) { return row_max == -INFINITY ? 0.0f : row_max; }
+
+// ---------------------------------------------------------------- forward outputs
+
+// What a row's outputs need: y = exp(z - shift) * inv_sum (softmax) or
+// (z - shift) - log_sum (log_softmax).
+struct RowNormalizer {
+  float shift = 0.0f;
+  float inv_sum = 0.0f;
+  float log_sum = 0.0f;
+};
+
+// 1/d for 1 <= d < 2^126 (a row's sum of exp(z - max) is >= 1). On the
+// device: the fast reciprocal refined by one Newton step (within an ulp; no
+// IEEE-division slow path).
+CUACT_HD float reciprocal_of_sum(float d) {
+#ifdef __CUDA_ARCH__
+  const float r = __fdividef(1.0f, d);
+  return fmaf(r, fmaf(-d, r, 1.0f), r);
+#else
+  return 1.0f / d;
+#endif
+}
+
+// From the shift and sum = sum_j exp(z_j - shift). An empty row (sum 0)
+// gives inv_sum = 0 and log_sum = 0: outputs 0 and -inf. A NaN sum gives NaN.
+CUACT_HD RowNormalizer make_normalizer(float shift, float sum) {
+  RowNormalizer n;
+  n.shift = shift;
+  if (sum == 0.0f) return n;
+  n.inv_sum = reciprocal_of_sum(sum);
+  n.log_sum = logf(sum);
+  return n;
+}
+
+// softmax: v holds e = exp(z - shift); log_softmax: v holds z.
+CUACT_HD float softmax_output(float v, const RowNormalizer& n, bool log) {
+  return log ? (v - n.shift) - n.log_sum : v * n.inv_sum;
+}
+
+// ---------------------------------------------------------------- a lane's registers
+// (warp_per_row)
+
+// A lane's part of a row in registers, C values (padding slots hold -inf).
+template <int C>
+CUACT_HD float lane_max(const float (&z)[C]) {
+  float m = -INFINITY;
+  CUACT_UNROLL
+  for (int i = 0; i < C; ++i) m = max_nan(m, z[i]);
+  return m;
+}
+
+// Sum of exp(z - shift) over the lane's values; for softmax the values are
+// replaced by their exponentials (the outputs need them), log_softmax keeps z.
+template <int C>
+CUACT_HD float lane_exp_sum(float (&v)[C], float shift, bool log) {
+  CompensatedSum s;
+  CUACT_UNROLL
+  for (int i = 0; i < C; ++i) {
+    const float e = expf(v[i] - shift);
+    s.add(e);
+    if (!log) v[i] = e;
+  }
+  return s.value();
+}
+
+template <int C>
+CUACT_HD void lane_outputs(float (&v)[C], const RowNormalizer& n, bool log) {
+  CUACT_UNROLL
+  for (int i = 0; i < C; ++i) v[i] = softmax_output(v[i], n, log);
+}
+
+// ---------------------------------------------------------------- streaming: online max and sum
+
+// One thread's running (reference, sum of exp(z - reference)) over the
+// elements it has seen. The reference moves only when a value exceeds it by
+// more than kOnlineRescaleMargin (or is NaN): each rescale then shrinks the
+// earlier sum by at least e^-8, so the rounding of the rescales cannot pile
+// up on the part of the sum that matters. Terms stay <= e^8: no overflow.
+inline constexpr float kOnlineRescaleMargin = 8.0f;
+
+struct MaxSum {
+  float max;  // the reference (<= the true max when finite)
+  float sum;  // sum of exp(z - max)
+};
+
+struct OnlineSoftmax {
+  float ref = -INFINITY;
+  CompensatedSum sum;
+
+  template <int N>
+  CUACT_HD void add(const float (&z)[N]) {
+    float m = -INFINITY;
+    CUACT_UNROLL
+    for (int q = 0; q < N; ++q) m = max_nan(m, z[q]);
+    if (m == -INFINITY) return;                // every value -inf: adds 0
+    if (!(m <= ref + kOnlineRescaleMargin)) {  // first finite value, a big rise, or NaN
+      sum.scale(expf(ref - m));                // 0 when ref was -inf
+      ref = m;
+    }
+    CUACT_UNROLL
+    for (int q = 0; q < N; ++q) sum.add(expf(z[q] - ref));
+  }
+  CUACT_HD MaxSum result() const { return {ref, sum.value()}; }
+};
+
+// Merges two (max, sum) pairs onto the larger max. Empty pairs (max -inf)
+// merge to empty; NaN on either side gives NaN (max_nan, then exp(NaN)).
+CUACT_HD MaxSum combine_max_sum(const MaxSum& a, const MaxSum& b) {
+  const float m = max_nan(a.max, b.max);
+  if (m == -INFINITY) return {m, 0.0f};
+  const float sa = a.max == m ? a.sum : a.sum * expf(a.max - m);
+  const float sb = b.max == m ? b.sum : b.sum * expf(b.max - m);
+  return {m, sa + sb};
+}
+
+struct MaxSumOp {
+  CUACT_HD MaxSum operator()(const MaxSum& a, const MaxSum& b) const {
+    return combine_max_sum(a, b);
+  }
+};
+
+// ---------------------------------------------------------------- backward
+
+// What backward reduces over the row: softmax sum_j dy_j*y_j, log_softmax sum_j dy_j.
+CUACT_HD float backward_term(float y, float dy, bool log) { return log ? dy : dy * y; }
+
+// dx from y, dy and the row's reduced sum; `scale` is s (-s for softmin).
+//   softmax      dx = s * (y * (dy - sum dy*y))
+//   log_softmax  dx = s * (dy - exp(y) * sum dy)
+CUACT_HD float softmax_backward_output(float y, float dy, float reduced, float scale, bool log) {
+  return log ? scale * (dy - expf(y) * reduced) : scale * (y * (dy - reduced));
+}
+
+template <int C>
+CUACT_HD float lane_backward_sum(const float (&y)[C], const float (&dy)[C], bool log) {
+  CompensatedSum s;
+  CUACT_UNROLL
+  for (int i = 0; i < C; ++i) s.add(backward_term(y[i], dy[i], log));
+  return s.value();
+}
+
+// dy is replaced by dx.
+template <int C>
+CUACT_HD void lane_backward_outputs(const float (&y)[C], float (&dy)[C], float reduced, float scale,
+                                    bool log) {
+  CUACT_UNROLL
+  for (int i = 0; i < C; ++i) dy[i] = softmax_backward_output(y[i], dy[i], reduced, scale, log);
+}
+
+}  // namespace cuact::detail

@@ -1,0 +1,299 @@
+// A row's work as each lane or thread does it, phase by phase: everything a
+// softmax kernel does between its reductions. The kernels
+// (softmax_kernels.cuh) are a row loop, these phases and the reductions
+// (warp shuffles, CUB); CPU tests run the same phases for every simulated
+// lane or thread with host loops in place of the reductions.
+// __host__ __device__: the caches are plain pointers (shared memory in a kernel).
+#pragma once
+
+#include <cstdint>
+
+#include "softmax_io.h"
+
+namespace cuact::detail {
+
+// ---------------------------------------------------------------- warp_per_row: a lane's slots
+
+// Lane `lane` of a G-lane row group loads its C slots (warp_slot_column);
+// slots past the row are padding: -inf forward, y = dy = 0 backward.
+template <int G, int C, int P, class T>
+CUACT_HD void warp_lane_load(const ForwardSource<T>& src, int lane, int64_t cols, bool vectorized,
+                             float (&v)[C]) {
+  constexpr WarpConfig cfg{G, C, P};
+  CUACT_UNROLL
+  for (int i = 0; i < C; ++i) v[i] = -INFINITY;
+  if (vectorized) {
+    CUACT_UNROLL
+    for (int k = 0; k < C / P; ++k) {
+      const int col = warp_slot_column(cfg, lane, k * P, true);
+      if (col < cols) {
+        float z[P];
+        src.template pack<P>(col, z);
+        CUACT_UNROLL
+        for (int q = 0; q < P; ++q) v[k * P + q] = z[q];
+      }
+    }
+  } else {
+    CUACT_UNROLL
+    for (int s = 0; s < C; ++s) {
+      const int col = warp_slot_column(cfg, lane, s, false);
+      if (col < cols) v[s] = src.one(col);
+    }
+  }
+}
+
+template <int G, int C, int P, class T>
+CUACT_HD void warp_lane_load(const BackwardSource<T>& src, int lane, int64_t cols, bool vectorized,
+                             float (&y)[C], float (&dy)[C]) {
+  constexpr WarpConfig cfg{G, C, P};
+  CUACT_UNROLL
+  for (int i = 0; i < C; ++i) y[i] = dy[i] = 0.0f;
+  if (vectorized) {
+    CUACT_UNROLL
+    for (int k = 0; k < C / P; ++k) {
+      const int col = warp_slot_column(cfg, lane, k * P, true);
+      if (col < cols) {
+        float yp[P], gp[P];
+        src.template pack<P>(col, yp, gp);
+        CUACT_UNROLL
+        for (int q = 0; q < P; ++q) {
+          y[k * P + q] = yp[q];
+          dy[k * P + q] = gp[q];
+        }
+      }
+    }
+  } else {
+    CUACT_UNROLL
+    for (int s = 0; s < C; ++s) {
+      const int col = warp_slot_column(cfg, lane, s, false);
+      if (col < cols) src.one(col, y[s], dy[s]);
+    }
+  }
+}
+
+template <int G, int C, int P, class T>
+CUACT_HD void warp_lane_store(const RowSink<T>& sink, int lane, int64_t cols, bool vectorized,
+                              const float (&v)[C]) {
+  constexpr WarpConfig cfg{G, C, P};
+  if (vectorized) {
+    CUACT_UNROLL
+    for (int k = 0; k < C / P; ++k) {
+      const int col = warp_slot_column(cfg, lane, k * P, true);
+      if (col < cols) {
+        float out[P];
+        CUACT_UNROLL
+        for (int q = 0; q < P; ++q) out[q] = v[k * P + q];
+        sink.template pack<P>(col, out);
+      }
+    }
+  } else {
+    CUACT_UNROLL
+    for (int s = 0; s < C; ++s) {
+      const int col = warp_slot_column(cfg, lane, s, false);
+      if (col < cols) sink.one(col, v[s]);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- block_per_row: a thread's items
+
+// Forward phase 1: z of the thread's items into the cache; returns their max.
+template <class T>
+CUACT_HD float block_forward_load(const ForwardSource<T>& src, const PackPlan& plan, int thread,
+                                  int threads, float* cache) {
+  constexpr int W = full_pack_width(sizeof(T));
+  float local_max = -INFINITY;
+  for_each_row_item(
+      plan, thread, threads,
+      [&](int64_t p) {
+        float z[W];
+        src.template pack<W>(plan.pack_start(p), z);
+        CUACT_UNROLL
+        for (int q = 0; q < W; ++q) {
+          cache[cache_slot_of_pack(plan, p, q)] = z[q];
+          local_max = max_nan(local_max, z[q]);
+        }
+      },
+      [&](int64_t col) {
+        const float z = src.one(col);
+        cache[cache_slot_of_scalar(plan, col)] = z;
+        local_max = max_nan(local_max, z);
+      });
+  return local_max;
+}
+
+// Forward phase 2: the thread's sum of exp(z - shift); softmax keeps the
+// exponentials in the cache for phase 3.
+template <class T>
+CUACT_HD float block_forward_exp_sum(const PackPlan& plan, int thread, int threads, float* cache,
+                                     float shift, bool log) {
+  constexpr int W = full_pack_width(sizeof(T));
+  CompensatedSum sum;
+  auto exponentiate = [&](int64_t s) {
+    const float e = expf(cache[s] - shift);
+    sum.add(e);
+    if (!log) cache[s] = e;
+  };
+  for_each_row_item(
+      plan, thread, threads,
+      [&](int64_t p) {
+        CUACT_UNROLL
+        for (int q = 0; q < W; ++q) exponentiate(cache_slot_of_pack(plan, p, q));
+      },
+      [&](int64_t col) { exponentiate(cache_slot_of_scalar(plan, col)); });
+  return sum.value();
+}
+
+// Forward phase 3: the outputs from the cache.
+template <class T>
+CUACT_HD void block_forward_store(const RowSink<T>& sink, const PackPlan& plan, int thread,
+                                  int threads, const float* cache, const RowNormalizer& n,
+                                  bool log) {
+  constexpr int W = full_pack_width(sizeof(T));
+  for_each_row_item(
+      plan, thread, threads,
+      [&](int64_t p) {
+        float y[W];
+        CUACT_UNROLL
+        for (int q = 0; q < W; ++q)
+          y[q] = softmax_output(cache[cache_slot_of_pack(plan, p, q)], n, log);
+        sink.template pack<W>(plan.pack_start(p), y);
+      },
+      [&](int64_t col) {
+        sink.one(col, softmax_output(cache[cache_slot_of_scalar(plan, col)], n, log));
+      });
+}
+
+// Backward phase 1: y and dy of the thread's items into the caches (in T);
+// returns the thread's part of the row's sum.
+template <class T>
+CUACT_HD float block_backward_load(const BackwardSource<T>& src, const PackPlan& plan, int thread,
+                                   int threads, T* y_cache, T* dy_cache, bool log) {
+  constexpr int W = full_pack_width(sizeof(T));
+  CompensatedSum sum;
+  auto keep = [&](int64_t s, T y, T dy) {
+    y_cache[s] = y;
+    dy_cache[s] = dy;
+    sum.add(backward_term(to_float(y), to_float(dy), log));
+  };
+  for_each_row_item(
+      plan, thread, threads,
+      [&](int64_t p) {
+        const int64_t first = plan.pack_start(p);
+        const SoftmaxPack<T, W> yp = load_softmax_pack<T, W>(src.y + first);
+        const SoftmaxPack<T, W> gp = load_softmax_pack<T, W>(src.dy + first);
+        CUACT_UNROLL
+        for (int q = 0; q < W; ++q) keep(cache_slot_of_pack(plan, p, q), yp.v[q], gp.v[q]);
+      },
+      [&](int64_t col) { keep(cache_slot_of_scalar(plan, col), src.y[col], src.dy[col]); });
+  return sum.value();
+}
+
+// Backward phase 2: dx from the caches.
+template <class T>
+CUACT_HD void block_backward_store(const RowSink<T>& sink, const PackPlan& plan, int thread,
+                                   int threads, const T* y_cache, const T* dy_cache, float reduced,
+                                   float scale, bool log) {
+  constexpr int W = full_pack_width(sizeof(T));
+  auto dx_at = [&](int64_t s) {
+    return softmax_backward_output(to_float(y_cache[s]), to_float(dy_cache[s]), reduced, scale,
+                                   log);
+  };
+  for_each_row_item(
+      plan, thread, threads,
+      [&](int64_t p) {
+        float dx[W];
+        CUACT_UNROLL
+        for (int q = 0; q < W; ++q) dx[q] = dx_at(cache_slot_of_pack(plan, p, q));
+        sink.template pack<W>(plan.pack_start(p), dx);
+      },
+      [&](int64_t col) { sink.one(col, dx_at(cache_slot_of_scalar(plan, col))); });
+}
+
+// ---------------------------------------------------------------- streaming: a thread's items,
+// read twice
+
+// Forward pass 1: the thread's online (reference, sum).
+template <class T>
+CUACT_HD MaxSum streaming_forward_stats(const ForwardSource<T>& src, const PackPlan& plan,
+                                        int thread, int threads) {
+  constexpr int W = full_pack_width(sizeof(T));
+  OnlineSoftmax online;
+  for_each_row_item(
+      plan, thread, threads,
+      [&](int64_t p) {
+        float z[W];
+        src.template pack<W>(plan.pack_start(p), z);
+        online.add(z);
+      },
+      [&](int64_t col) {
+        const float z[1] = {src.one(col)};
+        online.add(z);
+      });
+  return online.result();
+}
+
+// Forward pass 2: reads z again and writes the outputs.
+template <class T>
+CUACT_HD void streaming_forward_store(const ForwardSource<T>& src, const RowSink<T>& sink,
+                                      const PackPlan& plan, int thread, int threads,
+                                      const RowNormalizer& n, bool log) {
+  constexpr int W = full_pack_width(sizeof(T));
+  auto output = [&](float z) { return softmax_output(log ? z : expf(z - n.shift), n, log); };
+  for_each_row_item(
+      plan, thread, threads,
+      [&](int64_t p) {
+        float z[W];
+        src.template pack<W>(plan.pack_start(p), z);
+        CUACT_UNROLL
+        for (int q = 0; q < W; ++q) z[q] = output(z[q]);
+        sink.template pack<W>(plan.pack_start(p), z);
+      },
+      [&](int64_t col) { sink.one(col, output(src.one(col))); });
+}
+
+// Backward pass 1: the thread's part of the row's sum.
+template <class T>
+CUACT_HD float streaming_backward_sum(const BackwardSource<T>& src, const PackPlan& plan,
+                                      int thread, int threads, bool log) {
+  constexpr int W = full_pack_width(sizeof(T));
+  CompensatedSum sum;
+  for_each_row_item(
+      plan, thread, threads,
+      [&](int64_t p) {
+        float y[W], g[W];
+        src.template pack<W>(plan.pack_start(p), y, g);
+        CUACT_UNROLL
+        for (int q = 0; q < W; ++q) sum.add(backward_term(y[q], g[q], log));
+      },
+      [&](int64_t col) {
+        float y, g;
+        src.one(col, y, g);
+        sum.add(backward_term(y, g, log));
+      });
+  return sum.value();
+}
+
+// Backward pass 2: reads y and dy again and writes dx.
+template <class T>
+CUACT_HD void streaming_backward_store(const BackwardSource<T>& src, const RowSink<T>& sink,
+                                       const PackPlan& plan, int thread, int threads, float reduced,
+                                       float scale, bool log) {
+  constexpr int W = full_pack_width(sizeof(T));
+  for_each_row_item(
+      plan, thread, threads,
+      [&](int64_t p) {
+        float y[W], g[W];
+        src.template pack<W>(plan.pack_start(p), y, g);
+        CUACT_UNROLL
+        for (int q = 0; q < W; ++q) g[q] = softmax_backward_output(y[q], g[q], reduced, scale, log);
+        sink.template pack<W>(plan.pack_start(p), g);
+      },
+      [&](int64_t col) {
+        float y, g;
+        src.one(col, y, g);
+        sink.one(col, softmax_backward_output(y, g, reduced, scale, log));
+      });
+}
+
+}  // namespace cuact::detail

@@ -1,0 +1,304 @@
+// The softmax kernels' plans, kept apart from the kernels so that CPU tests
+// walk exactly what the kernels do: which rows a row loop visits, which
+// columns a lane or thread owns, where the shared-memory cache keeps them,
+// and which algorithm and launch shape a row length gets.
+//
+// Three algorithms (SoftmaxAlgorithm), one plan each:
+// - warp_per_row: G lanes (1..32, a power of two) per row, C columns per lane
+//   in registers (G*C = the row length rounded up to a power of two). With
+//   packs (P columns per 16-byte-or-narrower load) lane g owns packs
+//   g, g+G, g+2G...; without, lane g owns columns g, g+G, g+2G...: both are
+//   coalesced across the lanes.
+// - block_per_row, streaming: one block per row; the row's PackPlan
+//   (pack_plan.h: scalar head, 16-byte packs, scalar tail) is shared out to
+//   the block's threads as in the elementwise engine. block_per_row caches
+//   the row in shared memory, packs transposed (slot q*packs + p) so that
+//   neighbouring threads hit neighbouring banks.
+#pragma once
+
+#include <cstdint>
+
+#include "cuact/softmax.h"
+#include "float_math.cuh"
+#include "pack_plan.h"
+
+namespace cuact::detail {
+
+// ---------------------------------------------------------------- rows, mask, causal
+
+// Division of 64-bit unsigned integers by a divisor fixed at launch, with a
+// multiply-high and shifts (Granlund & Montgomery 1994, fig. 4.1): the
+// device's 64-bit division is a called subroutine, whose call costs the
+// register-heavy kernels a spill. Exact for every n < 2^64, 1 <= d <= 2^63.
+struct FastDivider {
+  uint64_t divisor = 1;
+  uint64_t multiplier = 1;
+  int shift1 = 0;
+  int shift2 = 0;
+
+  FastDivider() = default;
+  explicit FastDivider(uint64_t d) : divisor(d) {  // host, d >= 1
+    int l = 0;                                     // ceil(log2(d))
+    while (l < 63 && (uint64_t{1} << l) < d) ++l;
+    const unsigned __int128 numerator =
+        (static_cast<unsigned __int128>(1) << 64) * ((static_cast<unsigned __int128>(1) << l) - d);
+    multiplier = static_cast<uint64_t>(numerator / d) + 1;
+    shift1 = l < 1 ? l : 1;
+    shift2 = l > 1 ? l - 1 : 0;
+  }
+
+  CUACT_HD uint64_t quotient(uint64_t n) const {
+#ifdef __CUDA_ARCH__
+    const uint64_t t = __umul64hi(multiplier, n);
+#else
+    const uint64_t t =
+        static_cast<uint64_t>((static_cast<unsigned __int128>(multiplier) * n) >> 64);
+#endif
+    return (t + ((n - t) >> shift1)) >> shift2;
+  }
+  CUACT_HD uint64_t remainder(uint64_t n) const { return n - quotient(n) * divisor; }
+};
+
+// The run-time shape and options of one call, as the kernels see them.
+// Build it with make_softmax_layout (host).
+struct SoftmaxLayout {
+  int64_t rows = 0;
+  int64_t cols = 0;
+  bool has_mask = false;
+  bool causal = false;
+  int64_t causal_offset = 0;
+  FastDivider mask_row_repeat;  // mask row = (row / repeat) % mask_rows
+  FastDivider mask_rows;
+  FastDivider causal_rows;  // query index = row % causal_rows
+};
+
+// mask_rows == 0: no mask; causal_rows == 0: no causal mask.
+inline SoftmaxLayout make_softmax_layout(int64_t rows, int64_t cols, int64_t mask_rows,
+                                         int64_t mask_row_repeat, int64_t causal_rows,
+                                         int64_t causal_offset) {
+  SoftmaxLayout l;
+  l.rows = rows;
+  l.cols = cols;
+  l.has_mask = mask_rows > 0;
+  if (l.has_mask) {
+    l.mask_rows = FastDivider(static_cast<uint64_t>(mask_rows));
+    l.mask_row_repeat = FastDivider(static_cast<uint64_t>(mask_row_repeat));
+  }
+  l.causal = causal_rows > 0;
+  if (l.causal) l.causal_rows = FastDivider(static_cast<uint64_t>(causal_rows));
+  l.causal_offset = causal_offset;
+  return l;
+}
+
+// What a data row needs besides its data: its mask row and how many of its
+// columns take part (the causal mask hides [visible, cols)).
+struct SoftmaxRowSpec {
+  int64_t mask_row = -1;  // -1: no mask
+  int64_t visible = 0;    // columns [0, visible) are read; the rest are -inf
+};
+
+CUACT_HD SoftmaxRowSpec softmax_row_spec(const SoftmaxLayout& l, int64_t row) {
+  SoftmaxRowSpec s;
+  const uint64_t r = static_cast<uint64_t>(row);
+  if (l.has_mask)
+    s.mask_row = static_cast<int64_t>(l.mask_rows.remainder(l.mask_row_repeat.quotient(r)));
+  s.visible = l.cols;
+  if (l.causal) {
+    // Column j is hidden when j > i + offset, so i + offset + 1 columns show
+    // (no overflow: |offset| <= 2^62 and i < rows < 2^62, checked by the API).
+    const int64_t shown = static_cast<int64_t>(l.causal_rows.remainder(r)) + l.causal_offset + 1;
+    s.visible = shown < 0 ? 0 : (shown < l.cols ? shown : l.cols);
+  }
+  return s;
+}
+
+// Grid-stride walk over row groups: group `first`, first + stride, ... while
+// the group's first row is below rows. The loop condition is the same for
+// every lane of a warp (the warp kernel's shuffles need all 32 lanes).
+template <class F>
+CUACT_HD void for_each_row_group(int64_t first, int64_t stride, int64_t rows_per_group,
+                                 int64_t rows, F&& f) {
+  for (int64_t g = first; g * rows_per_group < rows; g += stride) f(g * rows_per_group);
+}
+
+// ---------------------------------------------------------------- warp_per_row
+
+inline constexpr int kWarpMaxCols = 1024;      // 32 lanes x 32 registers
+inline constexpr int kWarpBlockThreads = 128;  // 4 warps per block
+inline constexpr int kWarpConfigs = 11;        // row lengths 2^0 .. 2^10
+
+// Elements of T in one 16-byte pack.
+CUACT_HD constexpr int full_pack_width(int elem_size) { return kPackBytes / elem_size; }
+
+// One warp_per_row kernel variant: G lanes per row, C columns per lane, P
+// columns per pack (P = min(C, 16 bytes)).
+struct WarpConfig {
+  int lanes = 1;          // G, a power of two <= 32
+  int cols_per_lane = 1;  // C, a power of two <= 32
+  int pack = 1;           // P
+  CUACT_HD constexpr int span() const { return lanes * cols_per_lane; }
+  CUACT_HD constexpr int rows_per_warp() const { return 32 / lanes; }
+  CUACT_HD constexpr int rows_per_block() const { return kWarpBlockThreads / lanes; }
+};
+
+// The variant for rows of length 2^log2_span (0..10). Short rows keep whole
+// 16-byte packs per lane and use fewer lanes (several rows per warp); long
+// rows use all 32 lanes and more registers per lane.
+CUACT_HD constexpr WarpConfig warp_config_for_span(int log2_span, int elem_size) {
+  const int span = 1 << log2_span;
+  const int w = full_pack_width(elem_size);
+  WarpConfig c;
+  if (span <= w) {
+    c.lanes = 1;
+    c.cols_per_lane = span;
+  } else if (span <= 32 * w) {
+    c.lanes = span / w;
+    c.cols_per_lane = w;
+  } else {
+    c.lanes = 32;
+    c.cols_per_lane = span / 32;
+  }
+  c.pack = c.cols_per_lane < w ? c.cols_per_lane : w;
+  return c;
+}
+
+// ceil(log2(cols)) for 1 <= cols: the variant index of a row length.
+CUACT_HD constexpr int warp_config_index(int64_t cols) {
+  int l = 0;
+  while ((int64_t{1} << l) < cols) ++l;
+  return l;
+}
+
+// Packs are used when every row starts on a pack boundary in every buffer:
+// P divides cols and each base address is aligned to P elements.
+CUACT_HD bool warp_rows_vectorizable(const WarpConfig& c, int64_t cols, int elem_size,
+                                     const std::uintptr_t* addresses, int count) {
+  if (c.pack <= 1 || cols % c.pack != 0) return false;
+  const std::uintptr_t bytes = static_cast<std::uintptr_t>(c.pack) * elem_size;
+  for (int i = 0; i < count; ++i)
+    if (addresses[i] % bytes != 0) return false;
+  return true;
+}
+
+// Column of register slot `slot` (0..C-1) of lane `lane` (0..G-1). Vectorized:
+// slot = k*P + q is column (k*G + lane)*P + q (lane-consecutive packs).
+// Scalar: slot s is column s*G + lane (lane-consecutive elements).
+CUACT_HD constexpr int warp_slot_column(const WarpConfig& c, int lane, int slot, bool vectorized) {
+  return vectorized ? ((slot / c.pack) * c.lanes + lane) * c.pack + slot % c.pack
+                    : slot * c.lanes + lane;
+}
+
+// ---------------------------------------------------------------- block_per_row, streaming
+
+inline constexpr int kBlockCandidates = 4;
+inline constexpr int kBlockThreadCandidates[kBlockCandidates] = {128, 256, 512, 1024};
+// streaming: 512 threads, so that 4 blocks (2048 threads) fit an SM at 32
+// registers (at 1024, ptxas trades a spill for 32 registers).
+inline constexpr int kStreamingBlockThreads = 512;
+// Shared memory a block_per_row kernel uses besides the row cache (CUB's
+// reduction storage and a broadcast slot; both well under this).
+inline constexpr int64_t kBlockStaticSmemSlack = 1024;
+
+// The row's pack plan over every buffer the kernel touches for it.
+CUACT_HD PackPlan softmax_row_plan(int64_t cols, int elem_size, const std::uintptr_t* addresses,
+                                   int count) {
+  return make_pack_plan(cols, elem_size, addresses, count);
+}
+
+// Thread `thread` of `threads` visits packs thread, thread + threads, ...
+// (on_pack gets the pack index p; its first column is plan.pack_start(p)),
+// then the head and tail scalars likewise (on_scalar gets the column).
+template <class OnPack, class OnScalar>
+CUACT_HD void for_each_row_item(const PackPlan& plan, int thread, int threads, OnPack&& on_pack,
+                                OnScalar&& on_scalar) {
+  for (int64_t p = thread; p < plan.packs; p += threads) on_pack(p);
+  const int64_t scalars = plan.scalar_count();
+  for (int64_t s = thread; s < scalars; s += threads) on_scalar(plan.scalar_index(s));
+}
+
+// Shared-memory slots of the block_per_row cache: packs transposed, then the
+// head, with tail elements in their own columns' slots. A bijection of the
+// row's columns onto [0, cols).
+CUACT_HD int64_t cache_slot_of_pack(const PackPlan& plan, int64_t pack, int q) {
+  return q * plan.packs + pack;
+}
+CUACT_HD int64_t cache_slot_of_scalar(const PackPlan& plan, int64_t column) {
+  return column < plan.head ? plan.packs * plan.width + column : column;
+}
+
+// Bytes of shared memory the block_per_row cache needs per column: the fp32
+// inputs z (forward), or y and dy in the data's dtype (backward).
+CUACT_HD constexpr int64_t block_cache_bytes_per_col(bool backward, int elem_size) {
+  return backward ? 2 * elem_size : 4;
+}
+
+// Among the block sizes of kBlockThreadCandidates, the one with the most
+// resident threads per SM given each one's resident blocks (from the
+// occupancy calculator; 0 = does not fit), the smaller on a tie (more blocks
+// in flight, fewer idle threads on short rows). -1 when none fits.
+inline int choose_block_threads(const int (&active_blocks)[kBlockCandidates]) {
+  int best = -1;
+  int64_t best_threads = 0;
+  for (int i = 0; i < kBlockCandidates; ++i) {
+    const int64_t t = static_cast<int64_t>(active_blocks[i]) * kBlockThreadCandidates[i];
+    if (t > best_threads) {
+      best = i;
+      best_threads = t;
+    }
+  }
+  return best;
+}
+
+// ---------------------------------------------------------------- the choice (host)
+
+// The one dispatch decision from the row length: warp_per_row up to 1024
+// columns (the row fits in 32 registers per lane); block_per_row while the
+// row's cache fits in one block's shared memory (`cache_capacity`: the
+// device's opt-in maximum less kBlockStaticSmemSlack; then each row is read
+// once); streaming beyond (reads the row twice, any length). A forced
+// algorithm is kept when it can take the row; `refusal` says why not.
+struct SoftmaxChoice {
+  SoftmaxAlgorithm algorithm = SoftmaxAlgorithm::streaming;
+  const char* refusal = nullptr;  // static text; set when a forced algorithm cannot run
+};
+
+inline bool block_cache_fits(int64_t cols, int64_t bytes_per_col, int64_t cache_capacity) {
+  return cols <= cache_capacity / bytes_per_col;
+}
+
+inline SoftmaxChoice choose_softmax_algorithm(SoftmaxAlgorithm requested, int64_t cols,
+                                              int64_t bytes_per_col, int64_t cache_capacity) {
+  const bool warp_ok = cols <= kWarpMaxCols;
+  const bool block_ok = block_cache_fits(cols, bytes_per_col, cache_capacity);
+  SoftmaxChoice c;
+  switch (requested) {
+    case SoftmaxAlgorithm::warp_per_row:
+      c.algorithm = requested;
+      if (!warp_ok) c.refusal = "warp_per_row takes rows of at most 1024 columns";
+      return c;
+    case SoftmaxAlgorithm::block_per_row:
+      c.algorithm = requested;
+      if (!block_ok)
+        c.refusal =
+            "block_per_row: the row does not fit in one block's shared memory on this device";
+      return c;
+    case SoftmaxAlgorithm::streaming: c.algorithm = requested; return c;
+    default:
+      c.algorithm = warp_ok    ? SoftmaxAlgorithm::warp_per_row
+                    : block_ok ? SoftmaxAlgorithm::block_per_row
+                               : SoftmaxAlgorithm::streaming;
+      return c;
+  }
+}
+
+// Blocks for a row loop: enough for every row group, capped at `waves` full
+// waves of `resident_per_sm` blocks per SM (the kernels loop over the rest).
+inline int softmax_grid(int64_t row_groups, int sm_count, int resident_per_sm, int waves) {
+  int64_t cap = static_cast<int64_t>(sm_count > 0 ? sm_count : 1) *
+                (resident_per_sm > 0 ? resident_per_sm : 1) * waves;
+  if (cap > 0x7fffffff) cap = 0x7fffffff;
+  const int64_t blocks = row_groups < cap ? row_groups : cap;
+  return blocks < 1 ? 1 : static_cast<int>(blocks);
+}
+
+}  // namespace cuact::detail

@@ -1,0 +1,96 @@
+// The softmax entry points: check, hand the call to its dtype's one
+// dispatch (cuda/softmax_kernels.cuh), map the CUDA result.
+#include "cuact/softmax.h"
+#include "cuda_status.h"
+#include "softmax_checks.h"
+#include "softmax_launch.h"
+
+namespace cuact {
+
+namespace detail {
+
+SoftmaxCall make_softmax_call(Direction direction, const Softmax& op, const void* in,
+                              const void* grad, void* out, int64_t rows, int64_t cols) {
+  SoftmaxCall c;
+  c.backward = direction == Direction::backward;
+  c.log = op.kind == SoftmaxKind::log_softmax;
+  c.scale = op.kind == SoftmaxKind::softmin ? -op.scale : op.scale;
+  c.in = in;
+  c.grad = grad;
+  c.out = out;
+  const bool masked = !c.backward && op.mask != nullptr;
+  c.mask = masked ? op.mask : nullptr;
+  const bool causal = !c.backward && op.causal;  // backward ignores both masks
+  c.layout = make_softmax_layout(rows, cols, masked ? op.mask_rows : 0, op.mask_row_repeat,
+                                 causal ? op.causal_rows : 0, op.causal_offset);
+  c.requested = op.algorithm;
+  return c;
+}
+
+}  // namespace detail
+
+namespace {
+
+detail::SoftmaxLaunchResult launch(DType dtype, const detail::SoftmaxCall& call,
+                                   cudaStream_t stream) {
+  switch (dtype) {
+    case DType::f16: return detail::launch_softmax_f16(call, stream);
+    case DType::bf16: return detail::launch_softmax_bf16(call, stream);
+    default: return detail::launch_softmax_f32(call, stream);
+  }
+}
+
+Status status_of(const detail::SoftmaxLaunchResult& r) {
+  if (r.error != cudaSuccess)
+    return detail::status_from_cuda(r.error, "launching the softmax kernel failed");
+  if (r.refusal != nullptr) return {StatusCode::unsupported, r.refusal};
+  return {};
+}
+
+}  // namespace
+
+Status softmax(Direction direction, const Softmax& op, DType dtype, const void* in,
+               const void* grad, void* out, int64_t rows, int64_t cols, cudaStream_t stream) {
+  if (Status s = detail::check_softmax_call(direction, op, dtype, in, grad, out, rows, cols);
+      !s.ok())
+    return s;
+  if (rows == 0) return {};
+  return status_of(
+      launch(dtype, detail::make_softmax_call(direction, op, in, grad, out, rows, cols), stream));
+}
+
+Status softmax_selected_algorithm(Direction direction, const Softmax& op, DType dtype, int64_t cols,
+                                  SoftmaxAlgorithm* chosen) {
+  if (chosen == nullptr) return {StatusCode::null_pointer, "chosen is null"};
+  // The checks of a one-row call; the dry run reads no pointer.
+  alignas(16) static const char kDummy[16] = {};
+  const Softmax unmasked = op.with_mask(nullptr);
+  if (Status s = detail::check_softmax_call(direction, unmasked, dtype, kDummy, kDummy,
+                                            const_cast<char*>(kDummy), 1, cols);
+      !s.ok())
+    return s;
+  detail::SoftmaxCall call = detail::make_softmax_call(direction, unmasked, kDummy, kDummy,
+                                                       const_cast<char*>(kDummy), 1, cols);
+  call.dry_run = true;
+  const detail::SoftmaxLaunchResult r = launch(dtype, call, nullptr);
+  if (Status s = status_of(r); !s.ok()) return s;
+  *chosen = r.algorithm;
+  return {};
+}
+
+// The typed overloads: name the dtype, nothing else.
+#define CUACT_TYPED_SOFTMAX_ENTRY_POINTS(T)                                                       \
+  Status softmax_forward(const Softmax& op, const T* x, T* y, int64_t rows, int64_t cols,         \
+                         cudaStream_t stream) {                                                   \
+    return softmax(Direction::forward, op, DTypeOf<T>::value, x, nullptr, y, rows, cols, stream); \
+  }                                                                                               \
+  Status softmax_backward(const Softmax& op, const T* y, const T* dy, T* dx, int64_t rows,        \
+                          int64_t cols, cudaStream_t stream) {                                    \
+    return softmax(Direction::backward, op, DTypeOf<T>::value, y, dy, dx, rows, cols, stream);    \
+  }
+CUACT_TYPED_SOFTMAX_ENTRY_POINTS(float)
+CUACT_TYPED_SOFTMAX_ENTRY_POINTS(__half)
+CUACT_TYPED_SOFTMAX_ENTRY_POINTS(__nv_bfloat16)
+#undef CUACT_TYPED_SOFTMAX_ENTRY_POINTS
+
+}  // namespace cuact

@@ -1,0 +1,141 @@
+// The softmax family's CPU reference: SPEC.md's formulas in double
+// precision, written from SPEC.md alone (not from the device code), so that
+// a test comparing the two can fail. See include/cuact/reference.h.
+//
+// Forward, per row: z_j = s*x_j + m_j (softmin: -s*x_j + m_j), -inf where the
+// causal mask hides j; a NaN or +inf z makes the row NaN; a row of -inf is
+// empty (zeros, or -inf for log_softmax); otherwise the max is subtracted
+// and the sum of exponentials is accumulated with compensation.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "cuact/reference.h"
+#include "softmax_checks.h"
+
+namespace cuact::reference {
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// Neumaier-compensated sum in double.
+struct Sum {
+  double sum = 0, comp = 0;
+  void add(double v) {
+    const double t = sum + v;
+    comp += std::fabs(sum) >= std::fabs(v) ? (sum - t) + v : (v - t) + sum;
+    sum = t;
+  }
+  double value() const { return std::isfinite(sum) ? sum + comp : sum; }
+};
+
+double signed_scale(const Softmax& op) {
+  return op.kind == SoftmaxKind::softmin ? -static_cast<double>(op.scale) : op.scale;
+}
+
+double load(DType dtype, const void* base, int64_t i) {
+  switch (dtype) {
+    case DType::f16: return __half2float(static_cast<const __half*>(base)[i]);
+    case DType::bf16: return __bfloat162float(static_cast<const __nv_bfloat16*>(base)[i]);
+    default: return static_cast<const float*>(base)[i];
+  }
+}
+
+// v rounded once to dtype (round_to), then stored exactly.
+void store(DType dtype, void* base, int64_t i, double v) {
+  const float f = static_cast<float>(round_to(dtype, v));
+  switch (dtype) {
+    case DType::f16: static_cast<__half*>(base)[i] = __float2half_rn(f); break;
+    case DType::bf16: static_cast<__nv_bfloat16*>(base)[i] = __float2bfloat16_rn(f); break;
+    default: static_cast<float*>(base)[i] = f; break;
+  }
+}
+
+}  // namespace
+
+void softmax_forward_row(const Softmax& op, int64_t row, int64_t cols, const double* x,
+                         const double* mask, double* y) {
+  const double s = signed_scale(op);
+  // Columns [0, shown) take part; causal hides j > i + offset for query i.
+  int64_t shown = cols;
+  if (op.causal) {
+    const int64_t i = row % op.causal_rows;
+    shown = std::max<int64_t>(0, std::min<int64_t>(cols, i + op.causal_offset + 1));
+  }
+  std::vector<double> z(static_cast<size_t>(cols), -kInf);
+  bool poisoned = false;  // a NaN or +inf z: the row is NaN
+  double max = -kInf;
+  for (int64_t j = 0; j < shown; ++j) {
+    z[j] = s * x[j] + (mask ? mask[j] : 0.0);
+    if (std::isnan(z[j]) || z[j] == kInf)
+      poisoned = true;
+    else
+      max = std::max(max, z[j]);
+  }
+  const bool log = op.kind == SoftmaxKind::log_softmax;
+  if (poisoned) {
+    for (int64_t j = 0; j < cols; ++j) y[j] = kNaN;
+    return;
+  }
+  if (max == -kInf) {  // every entry -inf or hidden
+    for (int64_t j = 0; j < cols; ++j) y[j] = log ? -kInf : 0.0;
+    return;
+  }
+  Sum sum;
+  for (int64_t j = 0; j < cols; ++j) sum.add(std::exp(z[j] - max));
+  const double total = sum.value();
+  const double log_total = std::log(total);
+  for (int64_t j = 0; j < cols; ++j)
+    y[j] = log ? (z[j] - max) - log_total : std::exp(z[j] - max) / total;
+}
+
+void softmax_backward_row(const Softmax& op, int64_t cols, const double* y, const double* dy,
+                          double* dx) {
+  const double s = signed_scale(op);
+  Sum sum;
+  if (op.kind == SoftmaxKind::log_softmax) {
+    for (int64_t j = 0; j < cols; ++j) sum.add(dy[j]);
+    const double total = sum.value();
+    for (int64_t j = 0; j < cols; ++j) dx[j] = s * (dy[j] - std::exp(y[j]) * total);
+  } else {
+    for (int64_t j = 0; j < cols; ++j) sum.add(dy[j] * y[j]);
+    const double dot = sum.value();
+    for (int64_t j = 0; j < cols; ++j) dx[j] = s * y[j] * (dy[j] - dot);
+  }
+}
+
+Status softmax(Direction direction, const Softmax& op, DType dtype, const void* in,
+               const void* grad, void* out, int64_t rows, int64_t cols) {
+  if (Status s = detail::check_softmax_call(direction, op, dtype, in, grad, out, rows, cols);
+      !s.ok())
+    return s;
+  const bool forward = direction == Direction::forward;
+  std::vector<double> a(static_cast<size_t>(cols)), b(static_cast<size_t>(cols)),
+      m(static_cast<size_t>(cols)), r(static_cast<size_t>(cols));
+  for (int64_t row = 0; row < rows; ++row) {
+    // The whole row is read before any of it is written (in place is allowed).
+    const int64_t base = row * cols;
+    for (int64_t j = 0; j < cols; ++j) a[j] = load(dtype, in, base + j);
+    if (forward) {
+      const bool masked = op.mask != nullptr;
+      if (masked) {
+        const int64_t mask_base = (row / op.mask_row_repeat) % op.mask_rows * cols;
+        for (int64_t j = 0; j < cols; ++j) m[j] = load(dtype, op.mask, mask_base + j);
+      }
+      softmax_forward_row(op, row, cols, a.data(), masked ? m.data() : nullptr, r.data());
+    } else {
+      for (int64_t j = 0; j < cols; ++j) b[j] = load(dtype, grad, base + j);
+      softmax_backward_row(op, cols, a.data(), b.data(), r.data());
+    }
+    for (int64_t j = 0; j < cols; ++j) store(dtype, out, base + j, r[j]);
+  }
+  return {};
+}
+
+}  // namespace cuact::reference

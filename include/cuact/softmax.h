@@ -1,0 +1,170 @@
+// Softmax, log_softmax and softmin over the last dimension of a dense
+// [rows, cols] tensor, forward and backward, on device buffers.
+//
+// Forward (SPEC.md "Softmax family"), for every row r independently, with
+// z_j = s*x_j + m_j (softmin: z_j = -s*x_j + m_j) and M = max_j z_j:
+//   softmax / softmin   y_j = exp(z_j - M) / sum_k exp(z_k - M)
+//   log_softmax         y_j = (z_j - M) - log(sum_k exp(z_k - M))   (computed directly)
+// where s is `scale` and m the optional additive mask. Hidden columns (the
+// causal mask) take part as z_j = -inf.
+// Backward takes the forward's output y and the incoming gradient dy:
+//   softmax             dx_j = s * y_j * (dy_j - sum_k dy_k*y_k)
+//   log_softmax         dx_j = s * (dy_j - exp(y_j) * sum_k dy_k)
+//   softmin             dx_j = -s * y_j * (dy_j - sum_k dy_k*y_k)
+//                       (softmin is softmax of z = -s*x + m, so dz/dx = -s)
+// The sums run over the whole row; backward ignores the mask and causal
+// fields (masked entries are already 0, or -inf for log_softmax, in y).
+//
+// Edge cases:
+// - A row whose every z is -inf (every x is -inf, or +inf for softmin, or
+//   masked) gives zeros (softmax, softmin) or -inf (log_softmax), never NaN;
+//   its backward gives 0 (softmax, softmin) or s*dy (log_softmax).
+// - A NaN anywhere in a row's z (NaN input, or +inf + -inf from input and
+//   mask) makes that whole row NaN; so does a +inf z (inf - inf), as in
+//   PyTorch. Hidden (causal) columns are not read: a NaN there is ignored.
+//
+// Contract shared with the activation entry points (cuact/activation.h):
+// - Buffers are device (or managed) memory of one dtype, dense and row-major;
+//   rows and cols are 64-bit counts (rows*cols may exceed 2^31). rows == 0 is
+//   a no-op (any pointer may be null); cols == 0 with rows > 0 is rejected.
+//   Any cols from 1 up (tested to 2^24) works through the same call.
+// - Pointers need only element alignment; 16-byte aligned rows take 128-bit loads.
+// - The output may be the same buffer as an input (in place); partial
+//   overlap, and any overlap of the output with the mask, is rejected.
+// - Work is enqueued on `stream`; nothing synchronizes or allocates, so calls
+//   can be captured into a CUDA graph. The current device's limits are queried
+//   per call; calls from many host threads at once are safe.
+// - fp16/bf16 are loaded to fp32, computed and accumulated in fp32 and
+//   rounded once on store. Accuracy: README.md ("Softmax accuracy").
+//
+// Example (attention scores [batch*heads, q, k], a [q, k] mask shared by
+// every batch and head, scaled by 1/sqrt(d), causal aligned bottom-right):
+//   cuact::Softmax op = cuact::Softmax::softmax(1.0f / std::sqrt(float(d)))
+//                           .with_mask(d_mask, q)          // mask row = r % q
+//                           .with_causal(q, k - q);        // hide j > (r % q) + k - q
+//   cuact::Status s = cuact::softmax_forward(op, d_scores, d_probs, batch * heads * q, k, stream);
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "cuact/activation.h"  // Direction
+#include "cuact/dtype.h"
+#include "cuact/status.h"
+
+namespace cuact {
+
+enum class SoftmaxKind { softmax, log_softmax, softmin };
+const char* softmax_kind_name(SoftmaxKind kind);  // "softmax", "log_softmax", "softmin"
+
+// How a row is computed. The library chooses (automatic); the others exist
+// for tests and benchmarks, which force each one. A forced algorithm that
+// cannot take the row returns StatusCode::unsupported.
+enum class SoftmaxAlgorithm {
+  automatic,
+  warp_per_row,   // a warp, or a group of 1-16 lanes, per row; the row in registers (cols <= 1024)
+  block_per_row,  // a block per row; the row cached in shared memory (as far as it fits)
+  streaming,  // a block per row; online max and sum in one pass, a second pass writes (any cols)
+};
+const char* softmax_algorithm_name(SoftmaxAlgorithm algorithm);
+
+// A softmax-family operation and its options. Build it with the named
+// constructors and the with_* modifiers; the fields are public and plain.
+struct Softmax {
+  SoftmaxKind kind = SoftmaxKind::softmax;
+  // s: multiplies x before the mask is added (temperature 1/T, attention's
+  // 1/sqrt(d)). Finite; 0 gives the uniform distribution.
+  float scale = 1.0f;
+
+  // Additive mask m (optional): a dense [mask_rows, cols] device buffer of the
+  // data's dtype. Data row r adds mask row (r / mask_row_repeat) % mask_rows:
+  //   [cols] for every row                         mask_rows = 1
+  //   [rows, cols], one per row                    mask_rows = rows
+  //   [q, k] shared by the batch*heads of [b*h, q, k]   mask_rows = q
+  //   [h, q, k] per head, shared by the batch       mask_rows = h*q
+  //   [b, k] key padding, shared by heads and queries   mask_rows = b, mask_row_repeat = h*q
+  // -inf entries hide a column. Forward only; must not overlap the output.
+  const void* mask = nullptr;
+  int64_t mask_rows = 1;        // >= 1 when mask is set
+  int64_t mask_row_repeat = 1;  // >= 1 when mask is set
+
+  // Causal mask (optional): data row r is query i = r % causal_rows, and its
+  // columns j > i + causal_offset are hidden. For scores [b*h, q, k]:
+  // causal_rows = q; offset 0 aligns the diagonal top-left, k - q bottom-right.
+  // A row with i + causal_offset < 0 is fully masked.
+  bool causal = false;
+  int64_t causal_rows = 0;    // >= 1 when causal
+  int64_t causal_offset = 0;  // |offset| <= 2^62
+
+  // For tests and benchmarks: force one algorithm (see SoftmaxAlgorithm).
+  SoftmaxAlgorithm algorithm = SoftmaxAlgorithm::automatic;
+
+  static Softmax softmax(float scale = 1.0f) { return make(SoftmaxKind::softmax, scale); }
+  static Softmax log_softmax(float scale = 1.0f) { return make(SoftmaxKind::log_softmax, scale); }
+  static Softmax softmin(float scale = 1.0f) { return make(SoftmaxKind::softmin, scale); }
+
+  Softmax with_mask(const void* mask_data, int64_t rows_in_mask = 1, int64_t row_repeat = 1) const {
+    Softmax s = *this;
+    s.mask = mask_data;
+    s.mask_rows = rows_in_mask;
+    s.mask_row_repeat = row_repeat;
+    return s;
+  }
+  Softmax with_causal(int64_t query_rows, int64_t offset = 0) const {
+    Softmax s = *this;
+    s.causal = true;
+    s.causal_rows = query_rows;
+    s.causal_offset = offset;
+    return s;
+  }
+  Softmax with_algorithm(SoftmaxAlgorithm a) const {
+    Softmax s = *this;
+    s.algorithm = a;
+    return s;
+  }
+
+ private:
+  static Softmax make(SoftmaxKind k, float scale) {
+    Softmax s;
+    s.kind = k;
+    s.scale = scale;
+    return s;
+  }
+};
+
+// Checks the options: success, or invalid_parameter naming the field
+// (unknown kind or algorithm, non-finite scale, mask_rows or mask_row_repeat
+// < 1 with a mask, causal_rows < 1 or |causal_offset| > 2^62 with causal).
+Status validate(const Softmax& op);
+
+// y = softmax-family(x) row by row.
+Status softmax_forward(const Softmax& op, const float* x, float* y, int64_t rows, int64_t cols,
+                       cudaStream_t stream = nullptr);
+Status softmax_forward(const Softmax& op, const __half* x, __half* y, int64_t rows, int64_t cols,
+                       cudaStream_t stream = nullptr);
+Status softmax_forward(const Softmax& op, const __nv_bfloat16* x, __nv_bfloat16* y, int64_t rows,
+                       int64_t cols, cudaStream_t stream = nullptr);
+
+// dx from the forward's output y and dy. dx may alias y or dy.
+Status softmax_backward(const Softmax& op, const float* y, const float* dy, float* dx, int64_t rows,
+                        int64_t cols, cudaStream_t stream = nullptr);
+Status softmax_backward(const Softmax& op, const __half* y, const __half* dy, __half* dx,
+                        int64_t rows, int64_t cols, cudaStream_t stream = nullptr);
+Status softmax_backward(const Softmax& op, const __nv_bfloat16* y, const __nv_bfloat16* dy,
+                        __nv_bfloat16* dx, int64_t rows, int64_t cols,
+                        cudaStream_t stream = nullptr);
+
+// The same with the dtype chosen at run time. forward: in = x, grad unused
+// (may be null), out = y. backward: in = y, grad = dy, out = dx.
+// Direction::backward_from_output is unsupported (backward always takes y).
+Status softmax(Direction direction, const Softmax& op, DType dtype, const void* in,
+               const void* grad, void* out, int64_t rows, int64_t cols,
+               cudaStream_t stream = nullptr);
+
+// The algorithm a call with these arguments would run on the current device
+// (op.algorithm when forced and possible). For benchmark labels and tests.
+Status softmax_selected_algorithm(Direction direction, const Softmax& op, DType dtype, int64_t cols,
+                                  SoftmaxAlgorithm* chosen);
+
+}  // namespace cuact

@@ -1,0 +1,430 @@
+// The softmax kernels on a GPU against the double reference, by the rule of
+// tests/softmax_accuracy.h: every algorithm (forced, and automatic) x dtype x
+// direction x option set over the column grid and rows {1, 3, 64, 4099}
+// (rows x cols capped at 2^21 per shape), aligned, misaligned and in place;
+// hand-made special rows; a 2^24 + 1 column row; more than 2^31 elements
+// through each algorithm; graph capture; many host threads; every device.
+#include <gtest/gtest.h>
+
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstring>
+#include <ostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "accuracy.h"
+#include "cuact/cuact.h"
+#include "gpu_guard.h"
+#include "softmax_accuracy.h"
+
+namespace cuact::test {
+namespace {
+
+#define CUDA_OK(expr) ASSERT_EQ((expr), cudaSuccess) << #expr
+
+class DeviceBuffer {
+ public:
+  explicit DeviceBuffer(size_t bytes) { ok_ = cudaMalloc(&ptr_, bytes + 256) == cudaSuccess; }
+  ~DeviceBuffer() { cudaFree(ptr_); }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  bool ok() const { return ok_; }
+  unsigned char* bytes(size_t offset = 0) const {
+    return static_cast<unsigned char*>(ptr_) + offset;
+  }
+
+ private:
+  void* ptr_ = nullptr;
+  bool ok_ = false;
+};
+
+constexpr int64_t kShapeBudget = int64_t{1} << 21;  // elements per shape in the grid
+const int64_t kRows[] = {1, 3, 64, 4099};
+
+struct GpuCase {
+  SoftmaxAlgorithm algorithm;  // automatic, or forced
+  DType dtype;
+  Direction direction;
+  size_t options;  // index into softmax_option_sets()
+};
+
+std::vector<GpuCase> gpu_cases() {
+  std::vector<GpuCase> cases;
+  for (SoftmaxAlgorithm a : {SoftmaxAlgorithm::automatic, SoftmaxAlgorithm::warp_per_row,
+                             SoftmaxAlgorithm::block_per_row, SoftmaxAlgorithm::streaming})
+    for (DType t : {DType::f32, DType::f16, DType::bf16})
+      for (Direction d : {Direction::forward, Direction::backward})
+        for (size_t o = 0; o < softmax_option_sets().size(); ++o) cases.push_back({a, t, d, o});
+  return cases;
+}
+
+std::string describe(const GpuCase& c) {
+  return std::string(softmax_algorithm_name(c.algorithm)) + " " + dtype_name(c.dtype) + " " +
+         direction_name(c.direction) + " " + softmax_option_sets()[c.options].name;
+}
+std::string gpu_case_name(const GpuCase& c) { return softmax_case_name(describe(c)); }
+void PrintTo(const GpuCase& c, std::ostream* os) { *os << describe(c); }
+
+enum class Layout { aligned, misaligned, mismatched, in_place };
+const char* layout_name(Layout l) {
+  switch (l) {
+    case Layout::aligned: return "aligned";
+    case Layout::misaligned: return "misaligned";  // every buffer one element past 16 bytes
+    case Layout::mismatched: return "mismatched";  // x/y one element off, others aligned
+    default: return "in_place";
+  }
+}
+
+// Runs one problem on the device in `layout` and judges it; returns false
+// (with failures added) when the rule is broken.
+void run_problem(const SoftmaxProblem& p, SoftmaxAlgorithm algorithm, Layout layout,
+                 cudaStream_t stream) {
+  const size_t elem = dtype_size(p.dtype);
+  const auto in = to_buffer(p.dtype, p.in), grad = to_buffer(p.dtype, p.grad),
+             mask = to_buffer(p.dtype, p.mask);
+  const size_t bytes = in.size();
+  DeviceBuffer in_d(bytes), grad_d(bytes), out_d(bytes), mask_d(mask.size());
+  ASSERT_TRUE(in_d.ok() && grad_d.ok() && out_d.ok() && mask_d.ok());
+  const size_t shift = layout == Layout::aligned ? 0 : elem;
+  unsigned char* in_p = in_d.bytes(shift);
+  unsigned char* grad_p = grad_d.bytes(layout == Layout::mismatched ? 0 : shift);
+  // In place: y over x forward, dx over dy backward.
+  unsigned char* out_p = layout != Layout::in_place          ? out_d.bytes(shift)
+                         : p.direction == Direction::forward ? in_p
+                                                             : grad_p;
+  unsigned char* mask_p = mask_d.bytes(layout == Layout::mismatched ? 0 : shift);
+  CUDA_OK(cudaMemcpyAsync(in_p, in.data(), bytes, cudaMemcpyHostToDevice, stream));
+  if (!grad.empty())
+    CUDA_OK(cudaMemcpyAsync(grad_p, grad.data(), bytes, cudaMemcpyHostToDevice, stream));
+  if (!mask.empty())
+    CUDA_OK(cudaMemcpyAsync(mask_p, mask.data(), mask.size(), cudaMemcpyHostToDevice, stream));
+  if (layout != Layout::in_place) CUDA_OK(cudaMemsetAsync(out_p, 0xff, bytes, stream));
+  const Softmax op = p.options.descriptor(p.rows, p.cols, mask.empty() ? nullptr : mask_p)
+                         .with_algorithm(algorithm);
+  const Status s = softmax(p.direction, op, p.dtype, in_p, grad_p, out_p, p.rows, p.cols, stream);
+  ASSERT_TRUE(s.ok()) << s.message();
+  std::vector<unsigned char> result(bytes);
+  CUDA_OK(cudaMemcpyAsync(result.data(), out_p, bytes, cudaMemcpyDeviceToHost, stream));
+  CUDA_OK(cudaStreamSynchronize(stream));
+  const SoftmaxCheck check =
+      check_softmax(p.dtype, p.expected, from_buffer(p.dtype, result), p.rows, p.cols);
+  for (const std::string& f : check.first_failures) ADD_FAILURE() << f;
+  ASSERT_TRUE(check.ok()) << check.failures << " elements and " << check.row_sum_failures
+                          << " row sums outside the rule (worst error " << check.worst_ratio
+                          << " of the bound)";
+}
+
+class SoftmaxKernelVsReference : public testing::TestWithParam<GpuCase> {};
+
+TEST_P(SoftmaxKernelVsReference, ColumnGridRowsAndLayouts) {
+  CUACT_SKIP_WITHOUT_GPU();
+  const GpuCase c = GetParam();
+  const SoftmaxOptions& options = softmax_option_sets()[c.options];
+  cudaStream_t stream;
+  CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  int shapes = 0;
+  for (int64_t cols : softmax_test_cols()) {
+    SoftmaxAlgorithm chosen = SoftmaxAlgorithm::automatic;
+    const Status st = softmax_selected_algorithm(
+        c.direction, Softmax::softmax().with_algorithm(c.algorithm), c.dtype, cols, &chosen);
+    if (c.algorithm != SoftmaxAlgorithm::automatic && st.code() == StatusCode::unsupported)
+      continue;  // the forced algorithm cannot take this row length (its refusal is tested below)
+    ASSERT_TRUE(st.ok()) << st.message();
+    if (c.algorithm == SoftmaxAlgorithm::automatic) {
+      EXPECT_NE(chosen, SoftmaxAlgorithm::automatic);
+      if (cols <= 1024) {
+        EXPECT_EQ(chosen, SoftmaxAlgorithm::warp_per_row) << cols;
+      }
+    } else {
+      EXPECT_EQ(chosen, c.algorithm);
+    }
+    for (int64_t rows : kRows) {
+      if (rows > 1 && rows * cols > kShapeBudget) continue;
+      const SoftmaxProblem p =
+          make_softmax_problem(options, c.direction, c.dtype, rows, cols, 1000 + rows);
+      for (Layout layout :
+           {Layout::aligned, Layout::misaligned, Layout::mismatched, Layout::in_place}) {
+        if (layout != Layout::aligned && rows * cols > (int64_t{1} << 17)) continue;
+        SCOPED_TRACE(testing::Message()
+                     << "cols=" << cols << " rows=" << rows << " " << layout_name(layout));
+        run_problem(p, c.algorithm, layout, stream);
+        if (HasFatalFailure()) return;
+        ++shapes;
+      }
+    }
+  }
+  RecordProperty("shapes", std::to_string(shapes));
+  CUDA_OK(cudaStreamDestroy(stream));
+}
+
+INSTANTIATE_TEST_SUITE_P(AllAlgorithms, SoftmaxKernelVsReference, testing::ValuesIn(gpu_cases()),
+                         [](const auto& info) { return gpu_case_name(info.param); });
+
+TEST(SoftmaxKernelChoice, ForcedAlgorithmsRefuseRowsTheyCannotTake) {
+  CUACT_SKIP_WITHOUT_GPU();
+  SoftmaxAlgorithm chosen;
+  const Softmax warp = Softmax::softmax().with_algorithm(SoftmaxAlgorithm::warp_per_row);
+  EXPECT_EQ(softmax_selected_algorithm(Direction::forward, warp, DType::f32, 1025, &chosen).code(),
+            StatusCode::unsupported);
+  const Softmax block = Softmax::softmax().with_algorithm(SoftmaxAlgorithm::block_per_row);
+  EXPECT_EQ(
+      softmax_selected_algorithm(Direction::forward, block, DType::f32, int64_t{1} << 20, &chosen)
+          .code(),
+      StatusCode::unsupported);
+  // A refused call launches nothing and says why.
+  DeviceBuffer buf(2048 * 4);
+  const Status s = softmax_forward(warp, reinterpret_cast<const float*>(buf.bytes()),
+                                   reinterpret_cast<float*>(buf.bytes()), 1, 2048);
+  EXPECT_EQ(s.code(), StatusCode::unsupported) << s.message();
+  // Automatic: the registers up to 1024 columns, shared memory while it fits, then streaming.
+  ASSERT_TRUE(
+      softmax_selected_algorithm(Direction::forward, Softmax::softmax(), DType::f16, 1024, &chosen)
+          .ok());
+  EXPECT_EQ(chosen, SoftmaxAlgorithm::warp_per_row);
+  ASSERT_TRUE(
+      softmax_selected_algorithm(Direction::forward, Softmax::softmax(), DType::f16, 4097, &chosen)
+          .ok());
+  EXPECT_EQ(chosen, SoftmaxAlgorithm::block_per_row);
+  ASSERT_TRUE(softmax_selected_algorithm(Direction::backward, Softmax::softmax(), DType::f32,
+                                         int64_t{1} << 20, &chosen)
+                  .ok());
+  EXPECT_EQ(chosen, SoftmaxAlgorithm::streaming);
+}
+
+// SPEC.md's special rows, through every algorithm, against the reference
+// exactly where the result is NaN, -inf, 0 or 1.
+TEST(SoftmaxKernelSpecialRows, NaNEmptyInfiniteAndOverflowProneRows) {
+  CUACT_SKIP_WITHOUT_GPU();
+  const double inf = INFINITY, nan = NAN;
+  const std::vector<std::vector<double>> rows = {
+      {1.0, nan, 2.0, 3.0, 0.5},       {-inf, -inf, -inf, -inf, -inf},
+      {inf, 1.0, 2.0, 3.0, 0.5},       {-inf, 5.0, -inf, -inf, -inf},
+      {1e4, 1e4 - 8, -1e4, -inf, 0.0}, {88.75, -88.75, 88.75, 0.0, 1.0},
+  };
+  const int64_t cols = 5, n = static_cast<int64_t>(rows.size());
+  DeviceBuffer in_d(n * cols * 4), out_d(n * cols * 4);
+  for (SoftmaxAlgorithm a : {SoftmaxAlgorithm::warp_per_row, SoftmaxAlgorithm::block_per_row,
+                             SoftmaxAlgorithm::streaming})
+    for (DType dtype : {DType::f32, DType::f16, DType::bf16})
+      for (const Softmax& base :
+           {Softmax::softmax(), Softmax::log_softmax(), Softmax::softmin(-1.0f)}) {
+        const Softmax op = base.with_algorithm(a);
+        std::vector<double> x;
+        for (const auto& r : rows)
+          for (double v : r) x.push_back(reference::round_to(dtype, v));
+        const auto in = to_buffer(dtype, x);
+        CUDA_OK(cudaMemcpy(in_d.bytes(), in.data(), in.size(), cudaMemcpyHostToDevice));
+        ASSERT_TRUE(
+            softmax(Direction::forward, op, dtype, in_d.bytes(), nullptr, out_d.bytes(), n, cols)
+                .ok());
+        std::vector<unsigned char> out(in.size()), expect_buf(in.size());
+        CUDA_OK(cudaMemcpy(out.data(), out_d.bytes(), out.size(), cudaMemcpyDeviceToHost));
+        ASSERT_TRUE(reference::softmax(Direction::forward, op, dtype, in.data(), nullptr,
+                                       expect_buf.data(), n, cols)
+                        .ok());
+        const auto got = from_buffer(dtype, out), expect = from_buffer(dtype, expect_buf);
+        for (size_t i = 0; i < got.size(); ++i) {
+          SCOPED_TRACE(testing::Message()
+                       << softmax_algorithm_name(a) << " " << dtype_name(dtype) << " "
+                       << softmax_kind_name(op.kind) << " row " << i / cols << " col " << i % cols);
+          if (std::isnan(expect[i])) {
+            EXPECT_TRUE(std::isnan(got[i])) << got[i];
+          } else if (!std::isfinite(expect[i]) || expect[i] == 0 || expect[i] == 1) {
+            EXPECT_EQ(got[i], expect[i]);
+          } else {
+            EXPECT_NEAR(got[i], expect[i], 1e-2 * std::fabs(expect[i]) + 1e-6);
+          }
+        }
+      }
+}
+
+// SPEC: any row length up to at least 2^24 through one call.
+TEST(SoftmaxKernelLongRows, TwoToTheTwentyFourPlusOneColumns) {
+  CUACT_SKIP_WITHOUT_GPU();
+  const int64_t cols = (int64_t{1} << 24) + 1;
+  cudaStream_t stream;
+  CUDA_OK(cudaStreamCreate(&stream));
+  for (DType dtype : {DType::f32, DType::bf16})
+    for (Direction d : {Direction::forward, Direction::backward}) {
+      SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " " << direction_name(d));
+      const SoftmaxProblem p =
+          make_softmax_problem(softmax_option_sets()[0], d, dtype, 1, cols, 24);
+      run_problem(p, SoftmaxAlgorithm::automatic, Layout::aligned, stream);
+      if (HasFatalFailure()) return;
+    }
+  CUDA_OK(cudaStreamDestroy(stream));
+}
+
+// ---------------------------------------------------------------- > 2^31 elements
+
+// x[i] for the big tests, the same on host and device.
+__host__ __device__ float big_pattern(int64_t i) {
+  const int64_t k = static_cast<int64_t>((static_cast<uint64_t>(i) * 2654435761u) % 2001u) - 1000;
+  return static_cast<float>(k) / 100.0f;
+}
+
+__global__ void fill_big(__half* x, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    x[i] = __float2half_rn(big_pattern(i));
+}
+
+TEST(SoftmaxKernelIndexing, MoreThanTwoToThe31ElementsThroughEachAlgorithm) {
+  CUACT_SKIP_WITHOUT_GPU();
+  struct Shape {
+    SoftmaxAlgorithm expected;
+    int64_t rows, cols;
+  };
+  const Shape shapes[] = {
+      {SoftmaxAlgorithm::warp_per_row, (int64_t{1} << 21) + 3, 1024},
+      {SoftmaxAlgorithm::block_per_row, (int64_t{1} << 17) + 3, 16384},
+      {SoftmaxAlgorithm::streaming, (int64_t{1} << 12) + 1, (int64_t{1} << 19) + 8},
+  };
+  for (const Shape& s : shapes) {
+    const int64_t n = s.rows * s.cols;
+    ASSERT_GT(n, int64_t{1} << 31);
+    SoftmaxAlgorithm chosen;
+    ASSERT_TRUE(softmax_selected_algorithm(Direction::forward, Softmax::softmax(), DType::f16,
+                                           s.cols, &chosen)
+                    .ok());
+    EXPECT_EQ(chosen, s.expected);
+    DeviceBuffer x(n * 2), y(n * 2);
+    if (!x.ok() || !y.ok())
+      GTEST_SKIP() << "needs 2 x " << (n * 2 >> 30) << " GiB of device memory";
+    fill_big<<<1024, 256>>>(reinterpret_cast<__half*>(x.bytes()), n);
+    CUDA_OK(cudaGetLastError());
+    ASSERT_TRUE(softmax_forward(Softmax::log_softmax(), reinterpret_cast<const __half*>(x.bytes()),
+                                reinterpret_cast<__half*>(y.bytes()), s.rows, s.cols)
+                    .ok());
+    CUDA_OK(cudaDeviceSynchronize());
+    // Rows at the start, across 2^31 and at the end.
+    for (int64_t row : {int64_t{0}, (int64_t{1} << 31) / s.cols, s.rows - 1}) {
+      std::vector<__half> got(static_cast<size_t>(s.cols));
+      CUDA_OK(
+          cudaMemcpy(got.data(), y.bytes(row * s.cols * 2), s.cols * 2, cudaMemcpyDeviceToHost));
+      std::vector<double> xr(static_cast<size_t>(s.cols)), g(xr.size());
+      for (int64_t j = 0; j < s.cols; ++j) {
+        xr[j] = __half2float(__float2half_rn(big_pattern(row * s.cols + j)));
+        g[j] = __half2float(got[j]);
+      }
+      SoftmaxOptions o = softmax_option_sets()[1];
+      o.scale = 1.0f;
+      const SoftmaxExpected e =
+          expected_softmax(o, Direction::forward, DType::f16, 1, s.cols, xr, {}, {});
+      const SoftmaxCheck check = check_softmax(DType::f16, e, g, 1, s.cols);
+      for (const std::string& f : check.first_failures) ADD_FAILURE() << "row " << row << ": " << f;
+      EXPECT_TRUE(check.ok()) << softmax_algorithm_name(s.expected) << " row " << row;
+    }
+  }
+}
+
+// ---------------------------------------------------------------- streams, graphs, threads,
+// devices
+
+// block_per_row with more than 48 KiB of shared memory: the kernel's limit
+// is raised inside the call, which must also work while capturing.
+TEST(SoftmaxKernelGraph, CapturedCallMatchesDirectCall) {
+  CUACT_SKIP_WITHOUT_GPU();
+  const int64_t rows = 300, cols = 20000, n = rows * cols;
+  const SoftmaxProblem p =
+      make_softmax_problem(softmax_option_sets()[0], Direction::forward, DType::f32, rows, cols, 5);
+  const auto in = to_buffer(DType::f32, p.in);
+  DeviceBuffer x(n * 4), direct(n * 4), captured(n * 4);
+  CUDA_OK(cudaMemcpy(x.bytes(), in.data(), n * 4, cudaMemcpyHostToDevice));
+  cudaStream_t stream;
+  CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  const Softmax op = Softmax::softmax(0.5f);
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  CUDA_OK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+  const Status s = softmax(Direction::forward, op, DType::f32, x.bytes(), nullptr, captured.bytes(),
+                           rows, cols, stream);
+  CUDA_OK(cudaStreamEndCapture(stream, &graph));
+  ASSERT_TRUE(s.ok()) << s.message();
+  ASSERT_TRUE(softmax(Direction::forward, op, DType::f32, x.bytes(), nullptr, direct.bytes(), rows,
+                      cols, stream)
+                  .ok());
+  CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
+  CUDA_OK(cudaGraphLaunch(exec, stream));
+  CUDA_OK(cudaStreamSynchronize(stream));
+  std::vector<unsigned char> a(n * 4), b(n * 4);
+  CUDA_OK(cudaMemcpy(a.data(), direct.bytes(), n * 4, cudaMemcpyDeviceToHost));
+  CUDA_OK(cudaMemcpy(b.data(), captured.bytes(), n * 4, cudaMemcpyDeviceToHost));
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), n * 4), 0);
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  cudaStreamDestroy(stream);
+}
+
+// Many host threads, each on its own stream, with different row lengths
+// (and so different algorithms and shared-memory sizes) at once.
+TEST(SoftmaxKernelThreads, ConcurrentCallsFromManyThreads) {
+  CUACT_SKIP_WITHOUT_GPU();
+  const int64_t lengths[] = {100, 3000, 30000, 70000};
+  std::vector<std::string> errors(8);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&, t] {
+      const int64_t cols = lengths[t % 4], rows = 7;
+      const SoftmaxProblem p = make_softmax_problem(softmax_option_sets()[1], Direction::forward,
+                                                    DType::bf16, rows, cols, 70 + t);
+      const auto in = to_buffer(DType::bf16, p.in);
+      cudaStream_t stream;
+      DeviceBuffer x(in.size()), y(in.size());
+      if (cudaStreamCreate(&stream) != cudaSuccess || !x.ok() || !y.ok()) {
+        errors[t] = "setup failed";
+        return;
+      }
+      std::vector<unsigned char> out(in.size());
+      for (int repeat = 0; repeat < 20 && errors[t].empty(); ++repeat) {
+        cudaMemcpyAsync(x.bytes(), in.data(), in.size(), cudaMemcpyHostToDevice, stream);
+        const Status s = softmax(Direction::forward, p.options.descriptor(rows, cols, nullptr),
+                                 DType::bf16, x.bytes(), nullptr, y.bytes(), rows, cols, stream);
+        cudaMemcpyAsync(out.data(), y.bytes(), out.size(), cudaMemcpyDeviceToHost, stream);
+        if (!s.ok() || cudaStreamSynchronize(stream) != cudaSuccess) {
+          errors[t] = s.message();
+          break;
+        }
+        const SoftmaxCheck c =
+            check_softmax(DType::bf16, p.expected, from_buffer(DType::bf16, out), rows, cols);
+        if (!c.ok()) errors[t] = c.first_failures.empty() ? "row sums" : c.first_failures[0];
+      }
+      cudaStreamDestroy(stream);
+    });
+  for (std::thread& t : threads) t.join();
+  for (int t = 0; t < 8; ++t) EXPECT_TRUE(errors[t].empty()) << "thread " << t << ": " << errors[t];
+}
+
+// Limits are queried per call on the current device: every device works,
+// including the shared-memory opt-in of block_per_row.
+TEST(SoftmaxKernelDevices, EveryDeviceComputesTheSame) {
+  CUACT_SKIP_WITHOUT_GPU();
+  int count = 0;
+  CUDA_OK(cudaGetDeviceCount(&count));
+  const int64_t rows = 5, cols = 30000;
+  const SoftmaxProblem p =
+      make_softmax_problem(softmax_option_sets()[0], Direction::forward, DType::f32, rows, cols, 9);
+  const auto in = to_buffer(DType::f32, p.in);
+  for (int d = 0; d < count; ++d) {
+    CUDA_OK(cudaSetDevice(d));
+    DeviceBuffer x(in.size()), y(in.size());
+    CUDA_OK(cudaMemcpy(x.bytes(), in.data(), in.size(), cudaMemcpyHostToDevice));
+    ASSERT_TRUE(softmax(Direction::forward, Softmax::softmax(), DType::f32, x.bytes(), nullptr,
+                        y.bytes(), rows, cols)
+                    .ok())
+        << "device " << d;
+    std::vector<unsigned char> out(in.size());
+    CUDA_OK(cudaMemcpy(out.data(), y.bytes(), out.size(), cudaMemcpyDeviceToHost));
+    EXPECT_TRUE(
+        check_softmax(DType::f32, p.expected, from_buffer(DType::f32, out), rows, cols).ok())
+        << "device " << d;
+  }
+  CUDA_OK(cudaSetDevice(0));
+}
+
+}  // namespace
+}  // namespace cuact::test

@@ -1,0 +1,342 @@
+// The softmax kernels' plans walked on the CPU exactly as the kernels walk
+// them (cuda/softmax_plan.h): the one dispatch decision, every warp variant's
+// lane/slot-to-column map, the row loops, the block and streaming per-row
+// plans with the shared-memory cache slots, the mask-row and causal index
+// arithmetic; for every row length of the test grid, every element is read
+// and written exactly once and nothing outside the row is touched.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "softmax_accuracy.h"
+#include "softmax_io.h"
+#include "softmax_plan.h"
+
+namespace cuact::detail {
+namespace {
+
+using test::softmax_test_cols;
+
+constexpr std::uintptr_t kBase = 0x7f0000000000;  // 16-byte aligned
+
+// Shared memory one block may opt in to: H100/H200 (sm_90) and A100 (sm_80).
+constexpr int64_t kH100Optin = 232448;
+constexpr int64_t kA100Optin = 166912;
+
+TEST(SoftmaxFastDivider, MatchesIntegerDivision) {
+  std::mt19937_64 rng(7);
+  std::vector<uint64_t> divisors = {
+      1, 2, 3, 5, 7, 64, 100, 4099, (1ull << 31) - 1, 1ull << 32, (1ull << 62) + 1, 1ull << 63};
+  for (int i = 0; i < 200; ++i) divisors.push_back(1 + (rng() >> (1 + rng() % 63)));
+  std::vector<uint64_t> numbers = {0,          1,     2,        3, 63, 64, 65, (1ull << 62) - 1,
+                                   1ull << 62, ~0ull, ~0ull - 1};
+  for (int i = 0; i < 200; ++i) numbers.push_back(rng() >> (rng() % 64));
+  for (uint64_t d : divisors) {
+    const FastDivider f(d);
+    for (uint64_t n : numbers) {
+      ASSERT_EQ(f.quotient(n), n / d) << n << " / " << d;
+      ASSERT_EQ(f.remainder(n), n % d) << n << " % " << d;
+    }
+    for (uint64_t k = 0; k < 4; ++k) {  // around the multiples of d
+      const uint64_t m = d * (k + 1);
+      if (m / (k + 1) != d) continue;
+      for (uint64_t n : {m - 1, m, m + 1}) ASSERT_EQ(f.quotient(n), n / d) << n << " / " << d;
+    }
+  }
+}
+
+TEST(SoftmaxRowSpec, MaskRowAndCausalVisibleColumns) {
+  for (int64_t mask_rows : {int64_t{0}, int64_t{1}, int64_t{7}})
+    for (int64_t repeat : {1, 3})
+      for (int64_t q : {int64_t{0}, int64_t{1}, int64_t{5}})
+        for (int64_t offset : {-7, -1, 0, 2, 1000}) {
+          const int64_t cols = 9;
+          const SoftmaxLayout l = make_softmax_layout(4099, cols, mask_rows, repeat, q, offset);
+          for (int64_t row :
+               {int64_t{0}, int64_t{1}, int64_t{4}, int64_t{5}, int64_t{17}, int64_t{4098}}) {
+            const SoftmaxRowSpec s = softmax_row_spec(l, row);
+            EXPECT_EQ(s.mask_row, mask_rows > 0 ? (row / repeat) % mask_rows : -1);
+            const int64_t expect =
+                q > 0 ? std::max<int64_t>(0, std::min<int64_t>(cols, row % q + offset + 1)) : cols;
+            EXPECT_EQ(s.visible, expect) << "row " << row << " q " << q << " offset " << offset;
+          }
+        }
+  // 64-bit rows and the largest offsets the API allows.
+  const int64_t big = (int64_t{1} << 62) - 1;
+  const SoftmaxLayout l = make_softmax_layout(int64_t{1} << 40, 3, 1000003, 7, 999983, -big);
+  const int64_t row = (int64_t{1} << 40) - 5;
+  EXPECT_EQ(softmax_row_spec(l, row).mask_row, (row / 7) % 1000003);
+  EXPECT_EQ(softmax_row_spec(l, row).visible, 0);
+  const SoftmaxLayout h = make_softmax_layout(int64_t{1} << 40, 3, 0, 1, 999983, big);
+  EXPECT_EQ(softmax_row_spec(h, row).visible, 3);
+}
+
+// ---------------------------------------------------------------- the dispatch decision
+
+struct DeviceLimits {
+  const char* name;
+  int64_t optin;
+};
+const DeviceLimits kDevices[] = {{"H100", kH100Optin}, {"A100", kA100Optin}};
+
+TEST(SoftmaxDispatch, AutomaticChoiceForEveryRowLength) {
+  for (const DeviceLimits& d : kDevices)
+    for (bool backward : {false, true})
+      for (int elem : {2, 4})
+        for (int64_t cols : softmax_test_cols()) {
+          const int64_t per_col = block_cache_bytes_per_col(backward, elem);
+          const int64_t capacity = d.optin - kBlockStaticSmemSlack;
+          const SoftmaxChoice c =
+              choose_softmax_algorithm(SoftmaxAlgorithm::automatic, cols, per_col, capacity);
+          SCOPED_TRACE(testing::Message() << d.name << " backward=" << backward << " elem=" << elem
+                                          << " cols=" << cols);
+          EXPECT_EQ(c.refusal, nullptr);
+          if (cols <= 1024) {
+            EXPECT_EQ(c.algorithm, SoftmaxAlgorithm::warp_per_row);
+          } else if (cols * per_col <= capacity) {
+            EXPECT_EQ(c.algorithm, SoftmaxAlgorithm::block_per_row);
+          } else {
+            EXPECT_EQ(c.algorithm, SoftmaxAlgorithm::streaming);
+          }
+        }
+  // The thresholds on an H100, stated: forward caches fp32 (4 B/column),
+  // backward y and dy in the dtype.
+  const int64_t cap = kH100Optin - kBlockStaticSmemSlack;
+  auto pick = [&](int64_t cols, int64_t per_col) {
+    return choose_softmax_algorithm(SoftmaxAlgorithm::automatic, cols, per_col, cap).algorithm;
+  };
+  EXPECT_EQ(pick(1024, 4), SoftmaxAlgorithm::warp_per_row);
+  EXPECT_EQ(pick(1025, 4), SoftmaxAlgorithm::block_per_row);
+  EXPECT_EQ(pick(57856, 4), SoftmaxAlgorithm::block_per_row);  // 226 KiB of fp32
+  EXPECT_EQ(pick(57857, 4), SoftmaxAlgorithm::streaming);
+  EXPECT_EQ(pick(32768, 8), SoftmaxAlgorithm::streaming);  // f32 backward: y and dy
+  EXPECT_EQ(pick(28928, 8), SoftmaxAlgorithm::block_per_row);
+  EXPECT_EQ(pick(int64_t{1} << 24, 4), SoftmaxAlgorithm::streaming);
+}
+
+TEST(SoftmaxDispatch, ForcedAlgorithmsRunOrSayWhyNot) {
+  const int64_t cap = kH100Optin - kBlockStaticSmemSlack;
+  for (int64_t cols : softmax_test_cols()) {
+    const SoftmaxChoice w = choose_softmax_algorithm(SoftmaxAlgorithm::warp_per_row, cols, 4, cap);
+    EXPECT_EQ(w.algorithm, SoftmaxAlgorithm::warp_per_row);
+    EXPECT_EQ(w.refusal == nullptr, cols <= kWarpMaxCols) << cols;
+    const SoftmaxChoice b = choose_softmax_algorithm(SoftmaxAlgorithm::block_per_row, cols, 4, cap);
+    EXPECT_EQ(b.refusal == nullptr, cols * 4 <= cap) << cols;
+    const SoftmaxChoice s = choose_softmax_algorithm(SoftmaxAlgorithm::streaming, cols, 4, cap);
+    EXPECT_EQ(s.algorithm, SoftmaxAlgorithm::streaming);
+    EXPECT_EQ(s.refusal, nullptr);
+  }
+}
+
+TEST(SoftmaxDispatch, BlockSizeMaximizesResidentThreads) {
+  // {128, 256, 512, 1024}: resident blocks per SM of each -> index chosen.
+  EXPECT_EQ(choose_block_threads({16, 8, 4, 2}), 0);  // all 2048 threads: smallest wins
+  EXPECT_EQ(choose_block_threads({1, 1, 1, 1}), 3);   // one block of a big row: 1024 threads
+  EXPECT_EQ(choose_block_threads({3, 3, 3, 2}), 3);   // 2048 > 1536
+  EXPECT_EQ(choose_block_threads({5, 5, 3, 1}), 2);   // 1536 > 1280 > 1024
+  EXPECT_EQ(choose_block_threads({0, 0, 0, 0}), -1);  // does not fit
+  EXPECT_EQ(choose_block_threads({2, 0, 0, 0}), 0);
+}
+
+TEST(SoftmaxDispatch, GridCoversRowsOrCapsAtWaves) {
+  EXPECT_EQ(softmax_grid(1, 132, 16, 8), 1);
+  EXPECT_EQ(softmax_grid(1000, 132, 16, 8), 1000);
+  EXPECT_EQ(softmax_grid(int64_t{1} << 40, 132, 16, 8), 132 * 16 * 8);
+  EXPECT_EQ(softmax_grid(int64_t{1} << 40, 132, 1, 1), 132);
+  EXPECT_GE(softmax_grid(5, 0, 0, 1), 1);  // nonsense attributes still launch
+}
+
+// ---------------------------------------------------------------- warp_per_row
+
+TEST(SoftmaxWarpPlan, VariantsCoverEveryLengthWithinTheRegisterBudget) {
+  for (int elem : {2, 4})
+    for (int index = 0; index < kWarpConfigs; ++index) {
+      const WarpConfig c = warp_config_for_span(index, elem);
+      SCOPED_TRACE(testing::Message() << "elem=" << elem << " index=" << index);
+      EXPECT_EQ(c.span(), 1 << index);
+      EXPECT_TRUE(c.lanes >= 1 && c.lanes <= 32 && (c.lanes & (c.lanes - 1)) == 0);
+      EXPECT_LE(c.cols_per_lane, 32);  // registers per lane
+      EXPECT_EQ(c.pack, std::min(c.cols_per_lane, full_pack_width(elem)));
+      EXPECT_EQ(c.cols_per_lane % c.pack, 0);
+      EXPECT_EQ(c.rows_per_warp() * c.lanes, 32);
+      // Short rows keep whole 16-byte packs per lane; only the longest use all 32 lanes.
+      if (c.span() >= full_pack_width(elem)) {
+        EXPECT_EQ(c.pack, full_pack_width(elem));
+      }
+    }
+  for (int64_t cols = 1; cols <= kWarpMaxCols; ++cols) {
+    const int index = warp_config_index(cols);
+    ASSERT_LT(index, kWarpConfigs);
+    ASSERT_GE(int64_t{1} << index, cols);
+    ASSERT_TRUE(index == 0 || (int64_t{1} << (index - 1)) < cols) << cols;
+  }
+}
+
+// Every column of the row in exactly one (lane, slot); the other slots are
+// padding past the row; packs start on a pack boundary.
+void walk_warp(int elem, int64_t cols, bool vectorized) {
+  const WarpConfig c = warp_config_for_span(warp_config_index(cols), elem);
+  std::vector<int> hits(static_cast<size_t>(c.span()), 0);
+  for (int lane = 0; lane < c.lanes; ++lane)
+    for (int slot = 0; slot < c.cols_per_lane; ++slot) {
+      const int col = warp_slot_column(c, lane, slot, vectorized);
+      ASSERT_GE(col, 0);
+      ASSERT_LT(col, c.span());
+      ++hits[col];
+      if (vectorized && slot % c.pack == 0) {
+        ASSERT_EQ(col % c.pack, 0);
+        // a pack lies wholly inside or wholly outside the row
+        ASSERT_EQ(col < cols, col + c.pack - 1 < cols) << col;
+      }
+    }
+  for (int64_t col = 0; col < c.span(); ++col) ASSERT_EQ(hits[col], 1) << "column " << col;
+  // Coalescing: lane-neighbours read neighbouring columns (or packs).
+  if (c.lanes > 1) {
+    const int step = vectorized ? c.pack : 1;
+    EXPECT_EQ(warp_slot_column(c, 1, 0, vectorized) - warp_slot_column(c, 0, 0, vectorized), step);
+  }
+}
+
+TEST(SoftmaxWarpPlan, EverySlotMapsToOneColumnForEveryLength) {
+  for (int elem : {2, 4})
+    for (int64_t cols : softmax_test_cols()) {
+      if (cols > kWarpMaxCols) continue;
+      const WarpConfig c = warp_config_for_span(warp_config_index(cols), elem);
+      SCOPED_TRACE(testing::Message() << "elem=" << elem << " cols=" << cols);
+      walk_warp(elem, cols, false);
+      if (cols % c.pack == 0) walk_warp(elem, cols, true);
+    }
+}
+
+TEST(SoftmaxWarpPlan, PacksOnlyWhereEveryRowStartsOnABoundary) {
+  const WarpConfig c = warp_config_for_span(warp_config_index(1000), 2);  // f16, P = 8
+  ASSERT_EQ(c.pack, 8);
+  const std::uintptr_t aligned[3] = {kBase, kBase + 4096, kBase + 8192};
+  const std::uintptr_t one_off[3] = {kBase, kBase + 4096 + 2, kBase + 8192};
+  EXPECT_TRUE(warp_rows_vectorizable(c, 1000, 2, aligned, 3));   // 2000-byte rows
+  EXPECT_FALSE(warp_rows_vectorizable(c, 1001, 2, aligned, 3));  // rows drift off the boundary
+  EXPECT_FALSE(warp_rows_vectorizable(c, 1000, 2, one_off, 3));  // one buffer misaligned
+  const WarpConfig tiny = warp_config_for_span(warp_config_index(3), 4);  // C = P = 4
+  EXPECT_FALSE(warp_rows_vectorizable(tiny, 3, 4, aligned, 3));
+  const WarpConfig one = warp_config_for_span(0, 4);  // a column per row: scalar
+  EXPECT_FALSE(warp_rows_vectorizable(one, 1, 4, aligned, 3));
+}
+
+TEST(SoftmaxWarpPlan, RowGroupsVisitEveryRowOnce) {
+  for (int64_t rows : {1, 3, 64, 4099})
+    for (int per_group : {1, 2, 8, 32})
+      for (int64_t warps : {1, 7, 1000}) {
+        std::vector<int> hits(static_cast<size_t>(rows), 0);
+        for (int64_t w = 0; w < warps; ++w)
+          for_each_row_group(w, warps, per_group, rows, [&](int64_t first) {
+            for (int g = 0; g < per_group; ++g)
+              if (first + g < rows) ++hits[first + g];  // the kernel's `active` lanes
+          });
+        for (int64_t r = 0; r < rows; ++r)
+          ASSERT_EQ(hits[r], 1) << "rows " << rows << " per group " << per_group << " warps "
+                                << warps << " row " << r;
+      }
+}
+
+// ---------------------------------------------------------------- block_per_row and streaming
+
+// Offsets (in elements past a 16-byte boundary) of the three buffers of a row's plan.
+struct Offsets {
+  int in, second, out;
+};
+
+void walk_row_plan(int elem, int64_t cols, int threads, Offsets o, bool expect_packs) {
+  const std::uintptr_t addresses[3] = {kBase + o.in * elem, kBase + (1 << 30) + o.second * elem,
+                                       kBase + (2 << 30) + o.out * elem};
+  const PackPlan plan = softmax_row_plan(cols, elem, addresses, 3);
+  std::vector<int> hits(static_cast<size_t>(cols), 0), slots(static_cast<size_t>(cols), 0);
+  int64_t outside = 0, misaligned = 0;
+  for (int t = 0; t < threads; ++t)
+    for_each_row_item(
+        plan, t, threads,
+        [&](int64_t p) {
+          const int64_t first = plan.pack_start(p);
+          for (const std::uintptr_t a : addresses)
+            if ((a + first * elem) % kPackBytes != 0) ++misaligned;
+          for (int q = 0; q < plan.width; ++q) {
+            if (first + q < 0 || first + q >= cols)
+              ++outside;
+            else
+              ++hits[first + q];
+            const int64_t s = cache_slot_of_pack(plan, p, q);
+            if (s < 0 || s >= cols)
+              ++outside;
+            else
+              ++slots[s];
+          }
+        },
+        [&](int64_t col) {
+          if (col < 0 || col >= cols)
+            ++outside;
+          else
+            ++hits[col];
+          const int64_t s = cache_slot_of_scalar(plan, col);
+          if (s < 0 || s >= cols)
+            ++outside;
+          else
+            ++slots[s];
+        });
+  EXPECT_EQ(outside, 0);
+  EXPECT_EQ(misaligned, 0);
+  int64_t not_once = 0, slots_not_once = 0;
+  for (int64_t i = 0; i < cols; ++i) {
+    not_once += hits[i] != 1;
+    slots_not_once += slots[i] != 1;
+  }
+  EXPECT_EQ(not_once, 0) << "columns read zero or several times";
+  EXPECT_EQ(slots_not_once, 0) << "cache slots not a bijection";
+  if (expect_packs && cols >= 2 * plan.width) {
+    EXPECT_GT(plan.packs, 0);
+  }
+  if (!expect_packs) {
+    EXPECT_EQ(plan.packs, 0);
+  }
+  // Threads t and t+1 write neighbouring slots for the same lane of a pack
+  // (no shared-memory bank conflicts).
+  if (plan.packs >= 2) {
+    EXPECT_EQ(cache_slot_of_pack(plan, 1, 0) - cache_slot_of_pack(plan, 0, 0), 1);
+  }
+}
+
+TEST(SoftmaxRowPlan, EveryColumnOnceForEveryLengthThreadCountAndOffset) {
+  const Offsets layouts[] = {{0, 0, 0}, {1, 1, 1}, {3, 3, 3}, {1, 0, 1}, {0, 0, 2}};
+  for (int elem : {2, 4})
+    for (int64_t cols : softmax_test_cols())
+      for (int threads : {128, 512, 1024})
+        for (const Offsets& o : layouts) {
+          if (cols > 70000 && threads != 512) continue;  // same plan, slower to walk
+          const bool shared = o.in == o.second && o.in == o.out;
+          SCOPED_TRACE(testing::Message()
+                       << "elem=" << elem << " cols=" << cols << " threads=" << threads
+                       << " offsets=" << o.in << "," << o.second << "," << o.out);
+          walk_row_plan(elem, cols, threads, o, shared);
+          if (HasFailure()) return;
+        }
+}
+
+TEST(SoftmaxRowPlan, RowsOfAnAlignedTensorShareTheSamePlanShape) {
+  // cols = 4097 f16: every row starts at a different offset; the plan still
+  // uses packs in each, with a head of up to 7 scalars.
+  SoftmaxArgs<__half> a;  // addresses only: nothing is read
+  a.in = reinterpret_cast<const __half*>(kBase);
+  a.out = reinterpret_cast<__half*>(kBase + (1 << 30));
+  a.layout = make_softmax_layout(100, 4097, 0, 1, 0, 0);
+  for (int64_t row = 0; row < 100; ++row) {
+    const ForwardSource<__half> src(a, row);
+    const RowSink<__half> sink(a, row);
+    const PackPlan plan = row_pack_plan(src, sink, 4097);
+    EXPECT_LT(plan.head, 8);
+    EXPECT_GE(plan.packs, (4097 - 14) / 8) << row;
+  }
+}
+
+}  // namespace
+}  // namespace cuact::detail

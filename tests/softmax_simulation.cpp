@@ -1,0 +1,171 @@
+#include "softmax_simulation.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <utility>
+#include <vector>
+
+#include "softmax_phases.h"
+
+namespace cuact::test {
+
+namespace {
+
+using namespace cuact::detail;
+
+// The kernel's group_all_reduce: lane l takes op(own, lane l ^ offset's).
+template <int G, class V, class Op>
+void butterfly(V (&v)[G], Op op) {
+  for (int offset = G / 2; offset > 0; offset /= 2) {
+    V next[G];
+    for (int l = 0; l < G; ++l) next[l] = op(v[l], v[l ^ offset]);
+    for (int l = 0; l < G; ++l) v[l] = next[l];
+  }
+}
+
+// cub::BlockReduce (warp reductions): each warp's tree by shfl_down with
+// offsets 1, 2, 4, 8, 16, then the warp aggregates in order.
+template <class V, class Op>
+V block_reduce(std::vector<V> v, Op op) {
+  const int threads = static_cast<int>(v.size());
+  for (int w = 0; w < threads; w += 32)
+    for (int offset = 1; offset < 32; offset *= 2)
+      for (int l = 0; l + offset < 32; l += 2 * offset) v[w + l] = op(v[w + l], v[w + l + offset]);
+  V total = v[0];
+  for (int w = 32; w < threads; w += 32) total = op(total, v[w]);
+  return total;
+}
+
+template <class T, int L>
+void simulate_warp(const SoftmaxArgs<T>& a, bool backward) {
+  constexpr WarpConfig cfg = warp_config_for_span(L, sizeof(T));
+  constexpr int G = cfg.lanes, C = cfg.cols_per_lane, P = cfg.pack;
+  const int64_t cols = a.layout.cols;
+  for (int64_t row = 0; row < a.layout.rows; ++row) {
+    if (!backward) {
+      float v[G][C], part[G], shift[G];
+      for (int l = 0; l < G; ++l) {
+        warp_lane_load<G, C, P>(ForwardSource<T>(a, row), l, cols, a.vectorized, v[l]);
+        part[l] = lane_max(v[l]);
+      }
+      butterfly<G>(part, MaxNanOp{});
+      for (int l = 0; l < G; ++l) {
+        shift[l] = exp_shift(part[l]);
+        part[l] = lane_exp_sum(v[l], shift[l], a.log);
+      }
+      butterfly<G>(part, SumOp{});
+      for (int l = 0; l < G; ++l) {
+        lane_outputs(v[l], make_normalizer(shift[l], part[l]), a.log);
+        warp_lane_store<G, C, P>(RowSink<T>(a, row), l, cols, a.vectorized, v[l]);
+      }
+    } else {
+      float y[G][C], g[G][C], part[G];
+      for (int l = 0; l < G; ++l) {
+        warp_lane_load<G, C, P>(BackwardSource<T>(a, row), l, cols, a.vectorized, y[l], g[l]);
+        part[l] = lane_backward_sum(y[l], g[l], a.log);
+      }
+      butterfly<G>(part, SumOp{});
+      for (int l = 0; l < G; ++l) {
+        lane_backward_outputs(y[l], g[l], part[l], a.scale, a.log);
+        warp_lane_store<G, C, P>(RowSink<T>(a, row), l, cols, a.vectorized, g[l]);
+      }
+    }
+  }
+}
+
+template <class T, int... L>
+void simulate_warp_variant(int index, const SoftmaxArgs<T>& a, bool backward,
+                           std::integer_sequence<int, L...>) {
+  ((index == L ? simulate_warp<T, L>(a, backward) : void()), ...);
+}
+
+template <class T>
+void simulate_block(const SoftmaxArgs<T>& a, bool backward, int threads) {
+  const int64_t cols = a.layout.cols;
+  std::vector<float> cache(static_cast<size_t>(cols));
+  std::vector<T> y_cache(static_cast<size_t>(cols)), dy_cache(static_cast<size_t>(cols));
+  std::vector<float> part(static_cast<size_t>(threads));
+  for (int64_t row = 0; row < a.layout.rows; ++row) {
+    const RowSink<T> sink(a, row);
+    if (!backward) {
+      const ForwardSource<T> src(a, row);
+      const PackPlan plan = row_pack_plan(src, sink, cols);
+      for (int t = 0; t < threads; ++t)
+        part[t] = block_forward_load(src, plan, t, threads, cache.data());
+      const float shift = exp_shift(block_reduce(part, MaxNanOp{}));
+      for (int t = 0; t < threads; ++t)
+        part[t] = block_forward_exp_sum<T>(plan, t, threads, cache.data(), shift, a.log);
+      const RowNormalizer n = make_normalizer(shift, block_reduce(part, SumOp{}));
+      for (int t = 0; t < threads; ++t)
+        block_forward_store(sink, plan, t, threads, cache.data(), n, a.log);
+    } else {
+      const BackwardSource<T> src(a, row);
+      const PackPlan plan = row_pack_plan(src, sink, cols);
+      for (int t = 0; t < threads; ++t)
+        part[t] =
+            block_backward_load(src, plan, t, threads, y_cache.data(), dy_cache.data(), a.log);
+      const float reduced = block_reduce(part, SumOp{});
+      for (int t = 0; t < threads; ++t)
+        block_backward_store(sink, plan, t, threads, y_cache.data(), dy_cache.data(), reduced,
+                             a.scale, a.log);
+    }
+  }
+}
+
+template <class T>
+void simulate_streaming(const SoftmaxArgs<T>& a, bool backward) {
+  constexpr int B = kStreamingBlockThreads;
+  const int64_t cols = a.layout.cols;
+  for (int64_t row = 0; row < a.layout.rows; ++row) {
+    const RowSink<T> sink(a, row);
+    if (!backward) {
+      const ForwardSource<T> src(a, row);
+      const PackPlan plan = row_pack_plan(src, sink, cols);
+      std::vector<MaxSum> part(B);
+      for (int t = 0; t < B; ++t) part[t] = streaming_forward_stats(src, plan, t, B);
+      const MaxSum total = block_reduce(part, MaxSumOp{});
+      const RowNormalizer n = make_normalizer(exp_shift(total.max), total.sum);
+      for (int t = 0; t < B; ++t) streaming_forward_store(src, sink, plan, t, B, n, a.log);
+    } else {
+      const BackwardSource<T> src(a, row);
+      const PackPlan plan = row_pack_plan(src, sink, cols);
+      std::vector<float> part(B);
+      for (int t = 0; t < B; ++t) part[t] = streaming_backward_sum(src, plan, t, B, a.log);
+      const float reduced = block_reduce(part, SumOp{});
+      for (int t = 0; t < B; ++t)
+        streaming_backward_store(src, sink, plan, t, B, reduced, a.scale, a.log);
+    }
+  }
+}
+
+template <class T>
+void simulate(SoftmaxAlgorithm algorithm, const SoftmaxCall& call, int block_threads) {
+  SoftmaxArgs<T> a = softmax_args<T>(call);
+  switch (algorithm) {
+    case SoftmaxAlgorithm::warp_per_row: {
+      const int index = warp_config_index(a.layout.cols);
+      a.vectorized = warp_args_vectorized(a, warp_config_for_span(index, sizeof(T)), call.backward);
+      simulate_warp_variant<T>(index, a, call.backward,
+                               std::make_integer_sequence<int, kWarpConfigs>{});
+      break;
+    }
+    case SoftmaxAlgorithm::block_per_row: simulate_block<T>(a, call.backward, block_threads); break;
+    default: simulate_streaming<T>(a, call.backward); break;
+  }
+}
+
+}  // namespace
+
+void simulate_softmax(SoftmaxAlgorithm algorithm, Direction direction, const Softmax& op,
+                      DType dtype, const void* in, const void* grad, void* out, int64_t rows,
+                      int64_t cols, int block_threads) {
+  const SoftmaxCall call = make_softmax_call(direction, op, in, grad, out, rows, cols);
+  switch (dtype) {
+    case DType::f16: simulate<__half>(algorithm, call, block_threads); break;
+    case DType::bf16: simulate<__nv_bfloat16>(algorithm, call, block_threads); break;
+    default: simulate<float>(algorithm, call, block_threads); break;
+  }
+}
+
+}  // namespace cuact::test
