@@ -11,6 +11,7 @@
 #include <array>
 #include <cstdint>
 
+#include "device_limits.h"
 #include "numeric.cuh"
 #include "pack_plan.h"
 
@@ -72,14 +73,10 @@ cudaError_t launch_elementwise(const Op& op, T* out, const std::array<const T*, 
   }
   const PackPlan plan = make_pack_plan(n, sizeof(T), addresses, Arity + 1);
 
-  // Queried per call, so the launch fits whichever device is current.
-  int device = 0, sm_count = 0, threads_per_sm = 0;
-  cudaError_t err = cudaGetDevice(&device);
-  if (err == cudaSuccess)
-    err = cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, device);
-  if (err == cudaSuccess)
-    err = cudaDeviceGetAttribute(&threads_per_sm, cudaDevAttrMaxThreadsPerMultiProcessor, device);
-  if (err != cudaSuccess) return err;
+  int sm_count = 0, threads_per_sm = 0;
+  if (const cudaError_t err = current_device_occupancy(&sm_count, &threads_per_sm);
+      err != cudaSuccess)
+    return err;
 
   const LaunchGeometry g = elementwise_geometry(plan.work_items(), sm_count, threads_per_sm);
   void* args[] = {const_cast<Op*>(&op), &buf, const_cast<PackPlan*>(&plan)};

@@ -1,4 +1,4 @@
-// The generated code of the elementwise and softmax kernels (PTX for sm_90,
+// The generated code of the elementwise, softmax and fused kernels (PTX for sm_90,
 // built by the cuact_kernel_ptx target): every kernel moves data with 128-bit
 // global loads and stores where its packs are 16 bytes, and uses no local
 // memory. (Spills are build errors already: ptxas runs with -warn-spills
@@ -132,6 +132,32 @@ TEST(GeneratedCode, SoftmaxKernelsUse128BitAccessAndNoLocalMemory) {
   // 16-byte packs: every block and streaming kernel; warp variants from 4
   // (f32) or 8 (f16, bf16) registers per lane: 9 + 8 per direction.
   EXPECT_EQ(vectorized, 2 * (3 * (cuact::detail::kBlockCandidates + 1) + 9 + 8 + 8));
+}
+
+// Fused forms (fused_ptx_probe.cu: every form of the row engine with
+// representative functors, per dtype): every row-engine kernel moves its
+// streams with 128-bit loads and stores and uses no local memory; so does the
+// kernel that sums reduction partials (it only reads floats, so it is not
+// held to 128-bit access).
+TEST(GeneratedCode, FusedKernelsUse128BitAccessAndNoLocalMemory) {
+  const std::vector<std::string> files = ptx_files("fused_ptx");
+  ASSERT_EQ(files.size(), 1u) << "the fused probe's PTX expected";
+  int rows_kernels = 0, sum_kernels = 0;
+  for (const auto& [name, body] : kernels_in(files[0])) {
+    if (name.find("sum_partials_kernel") != std::string::npos) {
+      ++sum_kernels;
+      EXPECT_EQ(body.find(".local"), std::string::npos) << name << " uses local memory";
+      continue;
+    }
+    if (name.find("fused_rows_kernel") == std::string::npos) continue;
+    ++rows_kernels;
+    EXPECT_TRUE(has_vector_access(body, "ld.global")) << name;
+    EXPECT_TRUE(has_vector_access(body, "st.global")) << name;
+    EXPECT_EQ(body.find(".local"), std::string::npos) << name << " uses local memory";
+  }
+  // Per dtype: 5 functors x 3 forms, and the two slope forms.
+  EXPECT_EQ(rows_kernels, 3 * (5 * 3 + 2));
+  EXPECT_EQ(sum_kernels, 3);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include "cuact/activation.h"
 #include "cuact/dtype.h"
+#include "cuact/fused.h"
 #include "cuact/reference.h"
 #include "cuact/softmax.h"
 #include "cuact/status.h"

@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "cuact/activation.h"
+#include "cuact/fused.h"
 #include "cuact/softmax.h"
 
 namespace cuact::reference {
@@ -41,5 +42,35 @@ void softmax_backward_row(const Softmax& op, int64_t cols, const double* y, cons
 // is a host buffer here).
 Status softmax(Direction direction, const Softmax& op, DType dtype, const void* in,
                const void* grad, void* out, int64_t rows, int64_t cols);
+
+// The fused forms (cuact/fused.h). Scalar pieces of their contract:
+// bias + activation's pre-activation x + bias, rounded to fp32;
+double bias_preactivation(double x, double bias);
+// dropout: whether element e is kept (word >= ceil(p * 2^32)) and the scale of
+// kept values, 1/(1 - p) rounded to fp32 (0 for p = 1);
+bool dropout_keeps(const Dropout& dropout, uint64_t e);
+double dropout_scale(float p);
+// rrelu: the slope of element e (training: from the generator; eval: (lower + upper)/2 in fp32).
+double rrelu_slope(const Rrelu& rrelu, uint64_t e);
+
+// Host-buffer forms of the fused entry points (same argument rules and
+// statuses, minus the stream and workspace). Reductions (dbias, dweight) sum
+// the exact per-element terms in double and round once.
+Status bias_activation_forward(const Activation& act, DType dtype, const void* x, const void* bias,
+                               void* y, int64_t rows, int64_t cols, const Dropout& dropout = {},
+                               uint8_t* mask = nullptr);
+Status bias_activation_backward(const Activation& act, DType dtype, const void* x, const void* bias,
+                                const void* dy, void* dx, void* dbias, int64_t rows, int64_t cols,
+                                const Dropout& dropout = {});
+Status glu_forward(const Glu& glu, DType dtype, const void* x, void* y, int64_t rows, int64_t d);
+Status glu_backward(const Glu& glu, DType dtype, const void* x, const void* dy, void* dx,
+                    int64_t rows, int64_t d);
+Status prelu_forward(DType dtype, const void* x, const void* weight, void* y, int64_t outer,
+                     int64_t channels, int64_t inner);
+Status prelu_backward(DType dtype, const void* x, const void* weight, const void* dy, void* dx,
+                      void* dweight, int64_t outer, int64_t channels, int64_t inner);
+Status rrelu_forward(const Rrelu& rrelu, DType dtype, const void* x, void* y, int64_t n);
+Status rrelu_backward(const Rrelu& rrelu, DType dtype, const void* x, const void* dy, void* dx,
+                      int64_t n);
 
 }  // namespace cuact::reference

@@ -1,0 +1,220 @@
+// The CPU reference of the fused forms, in double, written from SPEC.md
+// ("Gated activations", "Fused forms", the prelu and rrelu rows) and the
+// contract of cuact/fused.h, not from the device code. The elementwise math
+// is reference::forward / backward; the random words come from Philox
+// (cuda/philox.h), which is the generator's definition, not math under test.
+//
+// Conventions: an element is read completely before its outputs are written
+// (outputs may alias inputs); reductions add exact terms in double and round
+// once at the end.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "cuact/reference.h"
+#include "fused_checks.h"
+#include "philox.h"
+
+namespace cuact::reference {
+
+namespace {
+
+double get(DType dtype, const void* p, int64_t i) {
+  switch (dtype) {
+    case DType::f16: return __half2float(static_cast<const __half*>(p)[i]);
+    case DType::bf16: return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
+    default: return static_cast<const float*>(p)[i];
+  }
+}
+
+// Rounds once to dtype; the conversions after round_to are exact.
+void put(DType dtype, void* p, int64_t i, double v) {
+  const float r = static_cast<float>(round_to(dtype, v));
+  switch (dtype) {
+    case DType::f16: static_cast<__half*>(p)[i] = __float2half_rn(r); break;
+    case DType::bf16: static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(r); break;
+    default: static_cast<float*>(p)[i] = r; break;
+  }
+}
+
+uint32_t word_of(uint64_t seed, uint64_t offset, uint64_t e) {
+  const detail::RandomStream stream{seed, offset};
+  return stream.word(e);
+}
+
+// slope * x with the limit 0 for a zero slope at x = -inf (as leaky_relu).
+double slope_times(double slope, double x) { return slope == 0 ? 0.0 : slope * x; }
+
+}  // namespace
+
+double bias_preactivation(double x, double bias) { return round_to(DType::f32, x + bias); }
+
+bool dropout_keeps(const Dropout& dropout, uint64_t e) {
+  const double threshold = std::ceil(static_cast<double>(dropout.p) * 4294967296.0);
+  if (threshold == 0) return true;
+  if (threshold >= 4294967296.0) return false;
+  return static_cast<double>(word_of(dropout.seed, dropout.offset, e)) >= threshold;
+}
+
+double dropout_scale(float p) { return p < 1 ? round_to(DType::f32, 1.0 / (1.0 - p)) : 0.0; }
+
+double rrelu_slope(const Rrelu& rrelu, uint64_t e) {
+  if (!rrelu.training)
+    return round_to(DType::f32, (static_cast<double>(rrelu.lower) + rrelu.upper) / 2);
+  // lower + (upper - lower) * u in fp32 (the generator's definition), u = 24 random bits.
+  const uint32_t word = word_of(rrelu.seed, rrelu.offset, e);
+  const float u = std::ldexp(static_cast<float>(word >> 8), -24);
+  const float span = rrelu.upper - rrelu.lower;
+  const float r = span == 0.0f ? rrelu.lower : std::fmaf(span, u, rrelu.lower);
+  return r > rrelu.upper ? rrelu.upper : r;
+}
+
+// ---------------------------------------------------------------- bias + activation
+
+Status bias_activation_forward(const Activation& act, DType dtype, const void* x, const void* bias,
+                               void* y, int64_t rows, int64_t cols, const Dropout& dropout,
+                               uint8_t* mask) {
+  if (Status s = detail::check_bias_activation_forward(act, dtype, x, bias, y, rows, cols, dropout,
+                                                       mask);
+      !s.ok())
+    return s;
+  const double scale = dropout_scale(dropout.p);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      const int64_t e = r * cols + c;
+      const double xv = get(dtype, x, e);
+      const double z = bias != nullptr ? bias_preactivation(xv, get(dtype, bias, c)) : xv;
+      const bool kept = dropout_keeps(dropout, static_cast<uint64_t>(e));
+      put(dtype, y, e, kept ? forward(act, z) * scale : 0.0);
+      if (mask != nullptr) mask[e] = kept ? 1 : 0;
+    }
+  return {};
+}
+
+Status bias_activation_backward(const Activation& act, DType dtype, const void* x, const void* bias,
+                                const void* dy, void* dx, void* dbias, int64_t rows, int64_t cols,
+                                const Dropout& dropout) {
+  if (Status s = detail::check_bias_activation_backward(act, dtype, x, bias, dy, dx, dbias, rows,
+                                                        cols, dropout);
+      !s.ok())
+    return s;
+  const double scale = dropout_scale(dropout.p);
+  std::vector<double> sums(static_cast<size_t>(cols), 0.0);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      const int64_t e = r * cols + c;
+      const double xv = get(dtype, x, e);
+      const double g = get(dtype, dy, e);
+      const double z = bias != nullptr ? bias_preactivation(xv, get(dtype, bias, c)) : xv;
+      const double dz =
+          dropout_keeps(dropout, static_cast<uint64_t>(e)) ? backward(act, z, g * scale) : 0.0;
+      sums[c] += dz;
+      put(dtype, dx, e, dz);
+    }
+  if (dbias != nullptr)
+    for (int64_t c = 0; c < cols; ++c) put(dtype, dbias, c, sums[c]);
+  return {};
+}
+
+// ---------------------------------------------------------------- GLU
+
+Status glu_forward(const Glu& glu, DType dtype, const void* x, void* y, int64_t rows, int64_t d) {
+  if (Status s = detail::check_glu_forward(glu, dtype, x, y, rows, d); !s.ok()) return s;
+  const int64_t gated = glu.gated == GatedHalf::first ? 0 : d;
+  const int64_t other = d - gated;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < d; ++c) {
+      const double a = get(dtype, x, r * 2 * d + gated + c);
+      const double b = get(dtype, x, r * 2 * d + other + c);
+      put(dtype, y, r * d + c, forward(glu.act, a) * b);
+    }
+  return {};
+}
+
+Status glu_backward(const Glu& glu, DType dtype, const void* x, const void* dy, void* dx,
+                    int64_t rows, int64_t d) {
+  if (Status s = detail::check_glu_backward(glu, dtype, x, dy, dx, rows, d); !s.ok()) return s;
+  const int64_t gated = glu.gated == GatedHalf::first ? 0 : d;
+  const int64_t other = d - gated;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < d; ++c) {
+      const int64_t ia = r * 2 * d + gated + c, ib = r * 2 * d + other + c;
+      const double a = get(dtype, x, ia), b = get(dtype, x, ib);
+      const double g = get(dtype, dy, r * d + c);
+      const double da = backward(glu.act, a, g * b);
+      const double db = g * forward(glu.act, a);
+      put(dtype, dx, ia, da);
+      put(dtype, dx, ib, db);
+    }
+  return {};
+}
+
+// ---------------------------------------------------------------- PReLU
+
+Status prelu_forward(DType dtype, const void* x, const void* weight, void* y, int64_t outer,
+                     int64_t channels, int64_t inner) {
+  if (Status s = detail::check_prelu_forward(dtype, x, weight, y, outer, channels, inner); !s.ok())
+    return s;
+  if (inner == 0) return {};  // empty: weight may be null
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t c = 0; c < channels; ++c) {
+      const double w = get(dtype, weight, c);
+      for (int64_t i = 0; i < inner; ++i) {
+        const int64_t e = (o * channels + c) * inner + i;
+        const double xv = get(dtype, x, e);
+        put(dtype, y, e, std::isnan(xv) || xv > 0 ? xv : slope_times(w, xv));
+      }
+    }
+  return {};
+}
+
+Status prelu_backward(DType dtype, const void* x, const void* weight, const void* dy, void* dx,
+                      void* dweight, int64_t outer, int64_t channels, int64_t inner) {
+  if (Status s = detail::check_prelu_backward(dtype, x, weight, dy, dx, dweight, outer, channels,
+                                              inner);
+      !s.ok())
+    return s;
+  std::vector<double> sums(static_cast<size_t>(channels), 0.0);
+  for (int64_t o = 0; o < (inner > 0 ? outer : 0); ++o)  // empty: weight may be null
+    for (int64_t c = 0; c < channels; ++c) {
+      const double w = get(dtype, weight, c);
+      for (int64_t i = 0; i < inner; ++i) {
+        const int64_t e = (o * channels + c) * inner + i;
+        const double xv = get(dtype, x, e), g = get(dtype, dy, e);
+        // d weight[c] = sum of dy * x over x <= 0; a NaN x is not > 0 and makes it NaN.
+        if (!(xv > 0)) sums[c] += g * xv;
+        put(dtype, dx, e, std::isnan(xv) ? xv : (xv > 0 ? g : w * g));
+      }
+    }
+  if (dweight != nullptr)
+    for (int64_t c = 0; c < channels; ++c) put(dtype, dweight, c, sums[c]);
+  return {};
+}
+
+// ---------------------------------------------------------------- RReLU
+
+Status rrelu_forward(const Rrelu& rrelu, DType dtype, const void* x, void* y, int64_t n) {
+  if (Status s = detail::check_rrelu_call(rrelu, dtype, x, nullptr, y, n, false); !s.ok()) return s;
+  for (int64_t e = 0; e < n; ++e) {
+    const double xv = get(dtype, x, e);
+    const double r = rrelu_slope(rrelu, static_cast<uint64_t>(e));
+    put(dtype, y, e, std::isnan(xv) || xv >= 0 ? xv : slope_times(r, xv));
+  }
+  return {};
+}
+
+Status rrelu_backward(const Rrelu& rrelu, DType dtype, const void* x, const void* dy, void* dx,
+                      int64_t n) {
+  if (Status s = detail::check_rrelu_call(rrelu, dtype, x, dy, dx, n, true); !s.ok()) return s;
+  for (int64_t e = 0; e < n; ++e) {
+    const double xv = get(dtype, x, e), g = get(dtype, dy, e);
+    const double r = rrelu_slope(rrelu, static_cast<uint64_t>(e));
+    put(dtype, dx, e, std::isnan(xv) ? xv : (xv >= 0 ? g : r * g));
+  }
+  return {};
+}
+
+}  // namespace cuact::reference

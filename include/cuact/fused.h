@@ -1,0 +1,216 @@
+// Fused forms: bias + activation (+ dropout), activation + dropout, the GLU
+// family, PReLU and RReLU, forward and backward, in one pass over memory.
+//
+// Contract shared with activation.h (read it first): device buffers of one
+// dtype (float, __half, __nv_bfloat16; parameters such as bias and PReLU
+// weights share it), element-aligned pointers (16-byte aligned data takes the
+// vectorized path), 64-bit sizes (an empty call is a no-op and its pointers
+// may be null), work enqueued on `stream` with no allocation and no
+// synchronization (capturable into CUDA graphs), argument and launch errors
+// returned as a Status. Tensors are dense and row-major.
+//
+// Reductions (dbias, dweight) need scratch space: ask the *_workspace_size
+// function for the bytes (a function of dtype and shape alone), pass a device
+// buffer of at least that size. It may be reused once the call's work on the
+// stream is done. The sums are fp32, in an order fixed by the shape, so they
+// are the same on every run and every GPU.
+//
+// Example (a SwiGLU feed-forward layer's gate, then its gradient):
+//   cuact::Glu glu = cuact::Glu::swiglu();
+//   cuact::glu_forward(glu, d_h, d_y, tokens, ffn, stream);        // h [tokens, 2*ffn] -> y [tokens, ffn]
+//   cuact::glu_backward(glu, d_h, d_dy, d_dh, tokens, ffn, stream); // dh [tokens, 2*ffn]
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "cuact/activation.h"
+#include "cuact/dtype.h"
+#include "cuact/status.h"
+
+namespace cuact {
+
+// ---------------------------------------------------------------- dropout
+
+// Inverted dropout with a counter-based generator (Philox4x32-10). Element e
+// of a call (its row-major index) is kept iff the 32-bit word
+//   philox4x32_10(counter {e/4 (64 bit), offset (64 bit)}, key seed)[e % 4]
+// is >= ceil(p * 2^32); kept values are scaled by 1/(1 - p) rounded to fp32,
+// dropped ones are exactly 0 (whatever the input, NaN included). The same
+// (seed, offset, shape) gives the same mask on every GPU, launch and run, and
+// backward regenerates it. Use a new offset (or seed) for each call that needs
+// a fresh mask: different offsets never share a counter.
+struct Dropout {
+  float p = 0.0f;        // drop probability in [0, 1]; 0: no dropout, 1: all zeros
+  uint64_t seed = 0;
+  uint64_t offset = 0;
+};
+
+// ---------------------------------------------------------------- bias + activation (+ dropout)
+
+// y[r, c] = dropout(act(x[r, c] + bias[c])) over a [rows, cols] tensor.
+// bias [cols] may be null (no bias). The sum x + bias is computed in fp32 and
+// the activation applies to that fp32 value. mask, if not null, receives
+// [rows, cols] bytes: 1 where the element was kept, 0 where dropped. y may be x.
+Status bias_activation_forward(const Activation& act, DType dtype, const void* x, const void* bias,
+                               void* y, int64_t rows, int64_t cols, const Dropout& dropout = {},
+                               uint8_t* mask = nullptr, cudaStream_t stream = nullptr);
+
+// dx[r, c] = dy[r, c] * m/(1 - p) * act'(x[r, c] + bias[c]) (the mask m regenerated
+// from `dropout`, which must equal the forward's), and, if dbias is not null,
+// dbias[c] = sum over r of dx[r, c], accumulated in fp32 before dx is rounded,
+// in the same pass. dbias needs `workspace` (workspace_bytes from
+// bias_activation_backward_workspace_size); without dbias both may be null/0.
+// dx may be x or dy.
+Status bias_activation_backward(const Activation& act, DType dtype, const void* x, const void* bias,
+                                const void* dy, void* dx, void* dbias, int64_t rows, int64_t cols,
+                                const Dropout& dropout = {}, void* workspace = nullptr,
+                                size_t workspace_bytes = 0, cudaStream_t stream = nullptr);
+
+// The workspace bias_activation_backward needs for dbias, in bytes.
+Status bias_activation_backward_workspace_size(DType dtype, int64_t rows, int64_t cols,
+                                               size_t* workspace_bytes);
+
+// activation + dropout over n elements: bias_activation_* with one row and no bias.
+Status activation_dropout_forward(const Activation& act, DType dtype, const void* x, void* y,
+                                  int64_t n, const Dropout& dropout, uint8_t* mask = nullptr,
+                                  cudaStream_t stream = nullptr);
+Status activation_dropout_backward(const Activation& act, DType dtype, const void* x,
+                                   const void* dy, void* dx, int64_t n, const Dropout& dropout,
+                                   cudaStream_t stream = nullptr);
+
+// ---------------------------------------------------------------- GLU family
+
+// Which half of each row of x the activation applies to.
+enum class GatedHalf { first, second };
+
+// x [rows, 2d] = [a | b] -> y [rows, d]: y = act(a) * b (gated = first, the
+// SwiGLU/GeGLU order) or y = a * act(b) (gated = second, PyTorch's glu).
+struct Glu {
+  Activation act = Activation::sigmoid();
+  GatedHalf gated = GatedHalf::second;
+
+  static Glu glu() { return {Activation::sigmoid(), GatedHalf::second}; }      // a * sigmoid(b)
+  static Glu swiglu(float beta = 1.0f) { return {Activation::silu(beta), GatedHalf::first}; }
+  static Glu geglu() { return {Activation::gelu(), GatedHalf::first}; }        // gelu(a) * b
+  static Glu geglu_tanh() { return {Activation::gelu_tanh(), GatedHalf::first}; }
+  static Glu reglu() { return {Activation::relu(), GatedHalf::first}; }        // relu(a) * b
+};
+
+// y = act(gated half) * other half, row by row. Any d and rows (d need not
+// be a multiple of the vector width). y must not overlap x.
+Status glu_forward(const Glu& glu, DType dtype, const void* x, void* y, int64_t rows, int64_t d,
+                   cudaStream_t stream = nullptr);
+
+// dx [rows, 2d] from x [rows, 2d] and dy [rows, d], both halves in one pass:
+// d gated = dy * other * act'(gated), d other = dy * act(gated). dx may be x.
+Status glu_backward(const Glu& glu, DType dtype, const void* x, const void* dy, void* dx,
+                    int64_t rows, int64_t d, cudaStream_t stream = nullptr);
+
+// ---------------------------------------------------------------- PReLU
+
+// x, y [outer, channels, inner]; weight [channels]:
+// y = x if x > 0 else weight[c] * x (exact: one rounding of the product). y may be x.
+Status prelu_forward(DType dtype, const void* x, const void* weight, void* y, int64_t outer,
+                     int64_t channels, int64_t inner, cudaStream_t stream = nullptr);
+
+// dx = dy if x > 0 else weight[c] * dy, and, if dweight is not null,
+// dweight[c] = sum of dy * x over the elements of channel c with x <= 0 (NaN
+// x included), accumulated in fp32 in the same pass (needs the workspace of
+// prelu_backward_workspace_size). dx may be x or dy.
+Status prelu_backward(DType dtype, const void* x, const void* weight, const void* dy, void* dx,
+                      void* dweight, int64_t outer, int64_t channels, int64_t inner,
+                      void* workspace = nullptr, size_t workspace_bytes = 0,
+                      cudaStream_t stream = nullptr);
+
+Status prelu_backward_workspace_size(DType dtype, int64_t outer, int64_t channels, int64_t inner,
+                                     size_t* workspace_bytes);
+
+// ---------------------------------------------------------------- RReLU
+
+// y = x if x >= 0 else r * x. Training: r ~ U(lower, upper) per element, from
+// the generator of Dropout keyed by (seed, offset, element index): r = lower +
+// (upper - lower) * u, u = (word >> 8) * 2^-24, in fp32 (backward regenerates
+// it). Eval: r = (lower + upper) / 2 rounded to fp32. lower <= upper, finite.
+struct Rrelu {
+  float lower = 1.0f / 8.0f;
+  float upper = 1.0f / 3.0f;
+  bool training = false;
+  uint64_t seed = 0;
+  uint64_t offset = 0;
+};
+
+Status rrelu_forward(const Rrelu& rrelu, DType dtype, const void* x, void* y, int64_t n,
+                     cudaStream_t stream = nullptr);
+// dx = dy if x >= 0 else r * dy (the same r as the forward with the same Rrelu).
+Status rrelu_backward(const Rrelu& rrelu, DType dtype, const void* x, const void* dy, void* dx,
+                      int64_t n, cudaStream_t stream = nullptr);
+
+// ---------------------------------------------------------------- typed overloads
+
+// The same calls with the dtype taken from the pointer type (float, __half,
+// __nv_bfloat16), e.g. cuact::glu_forward(cuact::Glu::geglu(), d_x, d_y, rows, d, stream).
+// Optional pointers (bias, dbias, dweight) may be nullptr.
+namespace detail {
+template <class T>
+struct NonDeducedOf {
+  using type = T;
+};
+template <class T>
+using NonDeduced = typename NonDeducedOf<T>::type;  // T, not deduced from nullptr
+}  // namespace detail
+
+template <class T>
+Status bias_activation_forward(const Activation& act, const T* x,
+                               const detail::NonDeduced<T>* bias, T* y, int64_t rows, int64_t cols,
+                               const Dropout& dropout = {}, uint8_t* mask = nullptr,
+                               cudaStream_t stream = nullptr) {
+  return bias_activation_forward(act, DTypeOf<T>::value, x, bias, y, rows, cols, dropout, mask,
+                                 stream);
+}
+template <class T>
+Status bias_activation_backward(const Activation& act, const T* x,
+                                const detail::NonDeduced<T>* bias, const T* dy, T* dx,
+                                detail::NonDeduced<T>* dbias, int64_t rows, int64_t cols,
+                                const Dropout& dropout = {}, void* workspace = nullptr,
+                                size_t workspace_bytes = 0, cudaStream_t stream = nullptr) {
+  return bias_activation_backward(act, DTypeOf<T>::value, x, bias, dy, dx, dbias, rows, cols,
+                                  dropout, workspace, workspace_bytes, stream);
+}
+template <class T>
+Status glu_forward(const Glu& glu, const T* x, T* y, int64_t rows, int64_t d,
+                   cudaStream_t stream = nullptr) {
+  return glu_forward(glu, DTypeOf<T>::value, x, y, rows, d, stream);
+}
+template <class T>
+Status glu_backward(const Glu& glu, const T* x, const T* dy, T* dx, int64_t rows, int64_t d,
+                    cudaStream_t stream = nullptr) {
+  return glu_backward(glu, DTypeOf<T>::value, x, dy, dx, rows, d, stream);
+}
+template <class T>
+Status prelu_forward(const T* x, const T* weight, T* y, int64_t outer, int64_t channels,
+                     int64_t inner, cudaStream_t stream = nullptr) {
+  return prelu_forward(DTypeOf<T>::value, x, weight, y, outer, channels, inner, stream);
+}
+template <class T>
+Status prelu_backward(const T* x, const T* weight, const T* dy, T* dx,
+                      detail::NonDeduced<T>* dweight, int64_t outer, int64_t channels,
+                      int64_t inner, void* workspace = nullptr,
+                      size_t workspace_bytes = 0, cudaStream_t stream = nullptr) {
+  return prelu_backward(DTypeOf<T>::value, x, weight, dy, dx, dweight, outer, channels, inner,
+                        workspace, workspace_bytes, stream);
+}
+template <class T>
+Status rrelu_forward(const Rrelu& rrelu, const T* x, T* y, int64_t n,
+                     cudaStream_t stream = nullptr) {
+  return rrelu_forward(rrelu, DTypeOf<T>::value, x, y, n, stream);
+}
+template <class T>
+Status rrelu_backward(const Rrelu& rrelu, const T* x, const T* dy, T* dx, int64_t n,
+                      cudaStream_t stream = nullptr) {
+  return rrelu_backward(rrelu, DTypeOf<T>::value, x, dy, dx, n, stream);
+}
+
+}  // namespace cuact

@@ -1,0 +1,280 @@
+// The fused entry points without a GPU: argument checks name the problem and
+// the device API and the CPU reference reject the same calls; empty calls are
+// no-ops; workspace size queries are pure functions of dtype and shape; a
+// valid call with no device says so cleanly.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "cuact/cuact.h"
+#include "fused_calls.h"
+#include "gpu_guard.h"
+
+namespace cuact {
+namespace {
+
+alignas(256) float g_a[512];
+alignas(256) float g_b[512];
+alignas(256) float g_c[512];
+alignas(256) float g_d[512];
+alignas(256) uint8_t g_mask[2048];
+const float kNaN = std::numeric_limits<float>::quiet_NaN();
+const int64_t kHuge = std::numeric_limits<int64_t>::max() / 2;
+
+struct BadCall {
+  std::string what;
+  StatusCode expected;
+  std::function<Status()> device;
+  std::function<Status()> host;  // null: the reference has no such argument (workspace)
+};
+
+char* bytes(float* p) { return reinterpret_cast<char*>(p); }
+
+std::vector<BadCall> bad_calls() {
+  const Activation gelu = Activation::gelu();
+  const auto f32 = DType::f32;
+  const Dropout none{};
+  std::vector<BadCall> calls;
+  // bias + activation forward: (x, bias, y, rows, cols, dropout, mask)
+  auto bias_fwd = [&](std::string what, StatusCode code, Activation act, DType dtype, const void* x,
+                      const void* bias, void* y, int64_t rows, int64_t cols, Dropout d,
+                      uint8_t* mask) {
+    calls.push_back({"bias forward: " + what, code,
+                     [=] { return bias_activation_forward(act, dtype, x, bias, y, rows, cols, d, mask); },
+                     [=] {
+                       return reference::bias_activation_forward(act, dtype, x, bias, y, rows, cols,
+                                                                 d, mask);
+                     }});
+  };
+  bias_fwd("null x", StatusCode::null_pointer, gelu, f32, nullptr, nullptr, g_b, 2, 8, none, nullptr);
+  bias_fwd("null y", StatusCode::null_pointer, gelu, f32, g_a, nullptr, nullptr, 2, 8, none, nullptr);
+  bias_fwd("negative rows", StatusCode::invalid_size, gelu, f32, g_a, nullptr, g_b, -1, 8, none, nullptr);
+  bias_fwd("negative cols", StatusCode::invalid_size, gelu, f32, g_a, nullptr, g_b, 2, -8, none, nullptr);
+  bias_fwd("huge", StatusCode::invalid_size, gelu, f32, g_a, nullptr, g_b, kHuge, 4, none, nullptr);
+  bias_fwd("p NaN", StatusCode::invalid_parameter, gelu, f32, g_a, nullptr, g_b, 2, 8, Dropout{kNaN}, nullptr);
+  bias_fwd("p > 1", StatusCode::invalid_parameter, gelu, f32, g_a, nullptr, g_b, 2, 8, Dropout{1.5f}, nullptr);
+  bias_fwd("p < 0", StatusCode::invalid_parameter, gelu, f32, g_a, nullptr, g_b, 2, 8, Dropout{-0.1f}, nullptr);
+  bias_fwd("bad activation", StatusCode::invalid_parameter, Activation::celu(0.0f), f32, g_a, nullptr, g_b, 2, 8, none, nullptr);
+  bias_fwd("unknown dtype", StatusCode::invalid_parameter, gelu, static_cast<DType>(9), g_a, nullptr, g_b, 2, 8, none, nullptr);
+  bias_fwd("misaligned x", StatusCode::misaligned_pointer, gelu, f32, bytes(g_a) + 2, nullptr, g_b, 2, 8, none, nullptr);
+  bias_fwd("misaligned bias", StatusCode::misaligned_pointer, gelu, f32, g_a, bytes(g_c) + 1, g_b, 2, 8, none, nullptr);
+  bias_fwd("y partially overlaps x", StatusCode::overlapping_buffers, gelu, f32, g_a, nullptr, g_a + 1, 2, 8, none, nullptr);
+  bias_fwd("bias overlaps y", StatusCode::overlapping_buffers, gelu, f32, g_a, g_b + 3, g_b, 2, 8, none, nullptr);
+  bias_fwd("mask overlaps y", StatusCode::overlapping_buffers, gelu, f32, g_a, nullptr, g_b, 2, 8, none,
+           reinterpret_cast<uint8_t*>(g_b));
+  // bias + activation backward: (x, bias, dy, dx, dbias)
+  auto bias_bwd = [&](std::string what, StatusCode code, const void* x, const void* bias,
+                      const void* dy, void* dx, void* dbias, int64_t rows, int64_t cols, Dropout d) {
+    calls.push_back({"bias backward: " + what, code,
+                     [=] {
+                       return bias_activation_backward(gelu, f32, x, bias, dy, dx, dbias, rows,
+                                                       cols, d, g_d, sizeof(g_d));
+                     },
+                     [=] {
+                       return reference::bias_activation_backward(gelu, f32, x, bias, dy, dx, dbias,
+                                                                  rows, cols, d);
+                     }});
+  };
+  bias_bwd("null dy", StatusCode::null_pointer, g_a, nullptr, nullptr, g_b, nullptr, 2, 8, none);
+  bias_bwd("null dx", StatusCode::null_pointer, g_a, nullptr, g_c, nullptr, nullptr, 2, 8, none);
+  bias_bwd("dx partially overlaps dy", StatusCode::overlapping_buffers, g_a, nullptr, g_c, g_c + 2, nullptr, 2, 8, none);
+  bias_bwd("dbias overlaps dx", StatusCode::overlapping_buffers, g_a, nullptr, g_c, g_b, g_b + 4, 2, 8, none);
+  bias_bwd("dbias partially overlaps bias", StatusCode::overlapping_buffers, g_a, g_d + 100, g_c, g_b, g_d + 101, 2, 8, none);
+  bias_bwd("misaligned dbias", StatusCode::misaligned_pointer, g_a, nullptr, g_c, g_b, bytes(g_d) + 2, 2, 8, none);
+  bias_bwd("misaligned dbias, empty batch", StatusCode::misaligned_pointer, nullptr, nullptr, nullptr, nullptr, bytes(g_d) + 2, 0, 8, none);
+  bias_bwd("p > 1", StatusCode::invalid_parameter, g_a, nullptr, g_c, g_b, nullptr, 2, 8, Dropout{2.0f});
+  // The workspace (device API only).
+  calls.push_back({"bias backward: null workspace", StatusCode::null_pointer,
+                   [] { return bias_activation_backward(Activation::gelu(), DType::f32, g_a, g_c, g_b, g_b, g_d, 2, 8, {}, nullptr, 0); },
+                   nullptr});
+  calls.push_back({"bias backward: small workspace", StatusCode::invalid_size,
+                   [] { return bias_activation_backward(Activation::gelu(), DType::f32, g_a, g_c, g_b, g_b, g_d, 2, 8, {}, g_mask, 4); },
+                   nullptr});
+  calls.push_back({"bias backward: workspace overlaps x", StatusCode::overlapping_buffers,
+                   [] { return bias_activation_backward(Activation::gelu(), DType::f32, g_a, g_c, g_b, g_b, g_d, 2, 8, {}, g_a, sizeof(g_a)); },
+                   nullptr});
+  // GLU
+  auto glu_call = [&](std::string what, StatusCode code, Glu glu, const void* x, const void* dy,
+                      void* out, int64_t rows, int64_t d, bool backward) {
+    calls.push_back({std::string(backward ? "glu backward: " : "glu forward: ") + what, code,
+                     [=] {
+                       return backward ? glu_backward(glu, DType::f32, x, dy, out, rows, d)
+                                       : glu_forward(glu, DType::f32, x, out, rows, d);
+                     },
+                     [=] {
+                       return backward ? reference::glu_backward(glu, DType::f32, x, dy, out, rows, d)
+                                       : reference::glu_forward(glu, DType::f32, x, out, rows, d);
+                     }});
+  };
+  glu_call("null x", StatusCode::null_pointer, Glu::swiglu(), nullptr, nullptr, g_b, 2, 8, false);
+  glu_call("negative d", StatusCode::invalid_size, Glu::swiglu(), g_a, nullptr, g_b, 2, -8, false);
+  glu_call("negative rows", StatusCode::invalid_size, Glu::geglu(), g_a, g_c, g_b, -2, 8, true);
+  glu_call("y overlaps x", StatusCode::overlapping_buffers, Glu::glu(), g_a, nullptr, g_a + 8, 2, 8, false);
+  glu_call("y is x", StatusCode::overlapping_buffers, Glu::glu(), g_a, nullptr, g_a, 2, 8, false);
+  glu_call("unknown half", StatusCode::invalid_parameter, Glu{Activation::relu(), static_cast<GatedHalf>(5)}, g_a, nullptr, g_b, 2, 8, false);
+  glu_call("bad gate", StatusCode::invalid_parameter, Glu{Activation::softplus(-1.0f), GatedHalf::first}, g_a, nullptr, g_b, 2, 8, false);
+  glu_call("null dy", StatusCode::null_pointer, Glu::reglu(), g_a, nullptr, g_b, 2, 8, true);
+  glu_call("dx overlaps dy", StatusCode::overlapping_buffers, Glu::reglu(), g_a, g_b + 4, g_b, 2, 8, true);
+  glu_call("dx partially overlaps x", StatusCode::overlapping_buffers, Glu::reglu(), g_a, g_c, g_a + 1, 2, 8, true);
+  // PReLU
+  calls.push_back({"prelu forward: null weight", StatusCode::null_pointer,
+                   [] { return prelu_forward(DType::f16, g_a, nullptr, g_b, 2, 3, 4); },
+                   [] { return reference::prelu_forward(DType::f16, g_a, nullptr, g_b, 2, 3, 4); }});
+  calls.push_back({"prelu forward: weight overlaps y", StatusCode::overlapping_buffers,
+                   [] { return prelu_forward(DType::f32, g_a, g_b + 1, g_b, 2, 3, 4); },
+                   [] { return reference::prelu_forward(DType::f32, g_a, g_b + 1, g_b, 2, 3, 4); }});
+  calls.push_back({"prelu forward: negative channels", StatusCode::invalid_size,
+                   [] { return prelu_forward(DType::f32, g_a, g_c, g_b, 2, -3, 4); },
+                   [] { return reference::prelu_forward(DType::f32, g_a, g_c, g_b, 2, -3, 4); }});
+  calls.push_back({"prelu backward: dweight overlaps dx", StatusCode::overlapping_buffers,
+                   [] { return prelu_backward(DType::f32, g_a, g_c, g_d, g_b, g_b + 2, 2, 3, 4, g_mask, sizeof(g_mask)); },
+                   [] { return reference::prelu_backward(DType::f32, g_a, g_c, g_d, g_b, g_b + 2, 2, 3, 4); }});
+  calls.push_back({"prelu backward: null dy", StatusCode::null_pointer,
+                   [] { return prelu_backward(DType::f32, g_a, g_c, nullptr, g_b, nullptr, 2, 3, 4); },
+                   [] { return reference::prelu_backward(DType::f32, g_a, g_c, nullptr, g_b, nullptr, 2, 3, 4); }});
+  // RReLU
+  auto rrelu_call = [&](std::string what, StatusCode code, Rrelu r, const void* dy, bool backward) {
+    calls.push_back({"rrelu: " + what, code,
+                     [=] {
+                       return backward ? rrelu_backward(r, DType::bf16, g_a, dy, g_b, 8)
+                                       : rrelu_forward(r, DType::bf16, g_a, g_b, 8);
+                     },
+                     [=] {
+                       return backward ? reference::rrelu_backward(r, DType::bf16, g_a, dy, g_b, 8)
+                                       : reference::rrelu_forward(r, DType::bf16, g_a, g_b, 8);
+                     }});
+  };
+  rrelu_call("lower > upper", StatusCode::invalid_parameter, Rrelu{0.5f, 0.25f}, nullptr, false);
+  rrelu_call("NaN lower", StatusCode::invalid_parameter, Rrelu{kNaN, 0.25f}, nullptr, false);
+  rrelu_call("infinite upper", StatusCode::invalid_parameter, Rrelu{0.1f, INFINITY}, nullptr, false);
+  rrelu_call("null dy", StatusCode::null_pointer, Rrelu{}, nullptr, true);
+  rrelu_call("dx partially overlaps dy", StatusCode::overlapping_buffers, Rrelu{}, bytes(g_b) + 2, true);
+  return calls;
+}
+
+TEST(FusedArgumentChecks, DeviceApiAndReferenceRejectTheSameCalls) {
+  for (const BadCall& c : bad_calls()) {
+    const Status device = c.device();
+    EXPECT_EQ(device.code(), c.expected) << c.what << ": " << device.message();
+    EXPECT_NE(std::string(device.detail()), "success") << c.what;
+    if (c.host) {
+      const Status host = c.host();
+      EXPECT_EQ(host.code(), c.expected) << c.what << " (reference): " << host.message();
+      EXPECT_STREQ(host.detail(), device.detail()) << c.what;
+    }
+  }
+}
+
+TEST(FusedArgumentChecks, EmptyCallsAreNoOpsEvenWithNullPointers) {
+  for (DType t : {DType::f32, DType::f16, DType::bf16}) {
+    EXPECT_TRUE(bias_activation_forward(Activation::gelu(), t, nullptr, nullptr, nullptr, 0, 5).ok());
+    EXPECT_TRUE(bias_activation_forward(Activation::gelu(), t, nullptr, nullptr, nullptr, 5, 0).ok());
+    EXPECT_TRUE(bias_activation_backward(Activation::gelu(), t, nullptr, nullptr, nullptr, nullptr,
+                                         nullptr, 0, 5).ok());
+    EXPECT_TRUE(activation_dropout_forward(Activation::relu(), t, nullptr, nullptr, 0, Dropout{0.5f}).ok());
+    EXPECT_TRUE(activation_dropout_backward(Activation::relu(), t, nullptr, nullptr, nullptr, 0, Dropout{0.5f}).ok());
+    EXPECT_TRUE(glu_forward(Glu::swiglu(), t, nullptr, nullptr, 0, 16).ok());
+    EXPECT_TRUE(glu_backward(Glu::swiglu(), t, nullptr, nullptr, nullptr, 16, 0).ok());
+    EXPECT_TRUE(prelu_forward(t, nullptr, nullptr, nullptr, 0, 3, 4).ok());
+    EXPECT_TRUE(prelu_backward(t, nullptr, nullptr, nullptr, nullptr, nullptr, 2, 0, 4).ok());
+    EXPECT_TRUE(rrelu_forward(Rrelu{}, t, nullptr, nullptr, 0).ok());
+    EXPECT_TRUE(rrelu_backward(Rrelu{}, t, nullptr, nullptr, nullptr, 0).ok());
+    EXPECT_TRUE(reference::glu_forward(Glu::geglu(), t, nullptr, nullptr, 0, 16).ok());
+    EXPECT_TRUE(reference::prelu_backward(t, nullptr, nullptr, nullptr, nullptr, nullptr, 2, 0, 4).ok());
+  }
+  EXPECT_EQ(activation_dropout_forward(Activation::relu(), DType::f32, g_a, g_b, -1, {}).code(),
+            StatusCode::invalid_size);
+}
+
+// An empty batch's dbias / dweight is zeros (the reference writes them; the
+// device API clears them on the stream).
+TEST(FusedArgumentChecks, EmptyBatchGradientsAreZeros) {
+  float dbias[5] = {1, 2, 3, 4, 5};
+  ASSERT_TRUE(reference::bias_activation_backward(Activation::gelu(), DType::f32, nullptr, nullptr,
+                                                  nullptr, nullptr, dbias, 0, 5).ok());
+  for (float v : dbias) EXPECT_EQ(v, 0.0f);
+  float dweight[3] = {1, 2, 3};
+  ASSERT_TRUE(reference::prelu_backward(DType::f32, nullptr, nullptr, nullptr, nullptr, dweight, 4,
+                                        3, 0).ok());
+  for (float v : dweight) EXPECT_EQ(v, 0.0f);
+}
+
+TEST(FusedWorkspace, SizeQueriesArePureAndModest) {
+  size_t bytes = 1;
+  ASSERT_TRUE(bias_activation_backward_workspace_size(DType::f16, 0, 4096, &bytes).ok());
+  EXPECT_EQ(bytes, 0u);
+  ASSERT_TRUE(bias_activation_backward_workspace_size(DType::f16, 8192, 4096, &bytes).ok());
+  EXPECT_EQ(bytes, static_cast<size_t>(detail::bias_backward_workspace(DType::f16, 8192, 4096)));
+  // Per-block partials: a small fraction of the 8192 x 4096 input.
+  EXPECT_LE(bytes, size_t{8192} * 4096 * 2 / 16);
+  EXPECT_GE(bytes, size_t{4096} * 4);
+  ASSERT_TRUE(prelu_backward_workspace_size(DType::bf16, 32, 64, 56 * 56, &bytes).ok());
+  EXPECT_EQ(bytes, static_cast<size_t>(detail::prelu_backward_workspace(DType::bf16, 32, 64, 56 * 56)));
+  EXPECT_LE(bytes, size_t{32} * 64 * 56 * 56 * 2 / 16);
+  EXPECT_EQ(bias_activation_backward_workspace_size(DType::f32, 4, 4, nullptr).code(),
+            StatusCode::null_pointer);
+  EXPECT_EQ(bias_activation_backward_workspace_size(DType::f32, -4, 4, &bytes).code(),
+            StatusCode::invalid_size);
+  EXPECT_EQ(prelu_backward_workspace_size(DType::f32, 4, 4, -1, &bytes).code(),
+            StatusCode::invalid_size);
+  EXPECT_EQ(prelu_backward_workspace_size(static_cast<DType>(5), 4, 4, 1, &bytes).code(),
+            StatusCode::invalid_parameter);
+}
+
+TEST(FusedNoDevice, ValidCallsReturnNoDeviceWithoutCrashing) {
+  if (test::gpu_unavailable_reason().empty())
+    GTEST_SKIP() << "a GPU is present here, so the no-device path cannot be exercised";
+  const std::vector<std::function<Status()>> calls = {
+      [] { return bias_activation_forward(Activation::gelu(), DType::f32, g_a, g_c, g_b, 4, 8, Dropout{0.5f}, g_mask); },
+      [] { return bias_activation_backward(Activation::silu(), DType::f16, g_a, g_c, g_b, g_b, g_d, 4, 8, Dropout{0.5f}, g_mask, sizeof(g_mask)); },
+      [] { return bias_activation_backward(Activation::silu(), DType::f16, nullptr, nullptr, nullptr, nullptr, g_d, 0, 8); },
+      [] { return glu_forward(Glu::geglu(), DType::bf16, g_a, g_b, 4, 8); },
+      [] { return glu_backward(Glu::glu(), DType::f32, g_a, g_c, g_b, 4, 8); },
+      [] { return prelu_forward(DType::f32, g_a, g_c, g_b, 2, 3, 4); },
+      [] { return prelu_backward(DType::f32, g_a, g_c, g_d, g_b, g_c + 100, 2, 3, 4, g_mask, sizeof(g_mask)); },
+      [] { return rrelu_forward(Rrelu{0.1f, 0.3f, true}, DType::f32, g_a, g_b, 8); },
+      [] { return rrelu_backward(Rrelu{}, DType::f32, g_a, g_c, g_b, 8); },
+  };
+  for (size_t i = 0; i < calls.size(); ++i) {
+    const Status s = calls[i]();
+    EXPECT_EQ(s.code(), StatusCode::no_device) << "call " << i << ": " << s.message();
+  }
+}
+
+TEST(FusedDescriptors, GluShortcutsAndTypedOverloads) {
+  EXPECT_EQ(Glu::glu().act.kind, ActivationKind::sigmoid);
+  EXPECT_EQ(Glu::glu().gated, GatedHalf::second);
+  EXPECT_EQ(Glu::swiglu().act.kind, ActivationKind::silu);
+  EXPECT_EQ(Glu::swiglu(1.702f).act.beta, 1.702f);
+  EXPECT_EQ(Glu::geglu().act.kind, ActivationKind::gelu);
+  EXPECT_EQ(Glu::geglu_tanh().act.kind, ActivationKind::gelu_tanh);
+  EXPECT_EQ(Glu::reglu().act.kind, ActivationKind::relu);
+  for (const Glu& g : {Glu::swiglu(), Glu::geglu(), Glu::geglu_tanh(), Glu::reglu()})
+    EXPECT_EQ(g.gated, GatedHalf::first);
+  const Rrelu r;
+  EXPECT_EQ(r.lower, 1.0f / 8.0f);
+  EXPECT_EQ(r.upper, 1.0f / 3.0f);
+  EXPECT_FALSE(r.training);
+  // Typed overloads pick the dtype from the pointers and accept nullptr options.
+  const float* x = g_a;
+  EXPECT_EQ(bias_activation_forward(Activation::relu(), x, nullptr, static_cast<float*>(nullptr), 2, 8).code(),
+            StatusCode::null_pointer);
+  const __half* hx = reinterpret_cast<const __half*>(g_a);
+  EXPECT_EQ(glu_forward(Glu::swiglu(), hx, static_cast<__half*>(nullptr), 2, 8).code(),
+            StatusCode::null_pointer);
+  EXPECT_EQ(bias_activation_backward(Activation::relu(), x, nullptr, x, static_cast<float*>(nullptr),
+                                     nullptr, 2, 8).code(),
+            StatusCode::null_pointer);
+  const __nv_bfloat16* bx = reinterpret_cast<const __nv_bfloat16*>(g_a);
+  EXPECT_EQ(prelu_backward(bx, bx, bx, static_cast<__nv_bfloat16*>(nullptr), nullptr, 1, 2, 3).code(),
+            StatusCode::null_pointer);
+  EXPECT_EQ(rrelu_forward(Rrelu{}, bx, static_cast<__nv_bfloat16*>(nullptr), 4).code(),
+            StatusCode::null_pointer);
+}
+
+}  // namespace
+}  // namespace cuact

@@ -1,0 +1,419 @@
+// The fused kernels emulated on the CPU (fused_testing.h: every block and
+// thread of the launch's grid through the kernels' own process_chunk and
+// block-partial code, on host buffers) against the double reference: every
+// fused form, odd shapes, misaligned and in-place buffers, several launch
+// geometries; dropout masks reproducible across geometries and layouts and
+// consistent between forward and backward; dbias / dweight within the
+// reduction tolerance. Also checks the reference's buffer forms round the
+// exact values once.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <vector>
+
+#include "cuact/reference.h"
+#include "fused_testing.h"
+
+namespace cuact::test {
+namespace {
+
+using detail::FusedLaunch;
+
+// A host buffer whose base is 256-byte aligned, addressed by element offset.
+class HostBuffer {
+ public:
+  HostBuffer(DType dtype, int64_t elements)
+      : dtype_(dtype), storage_(static_cast<size_t>(elements + 64) * dtype_size(dtype) + 512) {
+    const auto p = reinterpret_cast<std::uintptr_t>(storage_.data());
+    base_ = storage_.data() + ((256 - p % 256) % 256);
+  }
+  void* at(int64_t element_offset) {
+    return base_ + element_offset * static_cast<int64_t>(dtype_size(dtype_));
+  }
+  void write(int64_t element_offset, const std::vector<double>& values) {
+    const auto bytes = to_buffer(dtype_, values);
+    std::memcpy(at(element_offset), bytes.data(), bytes.size());
+  }
+  std::vector<double> read(int64_t element_offset, int64_t n) {
+    std::vector<unsigned char> bytes(static_cast<size_t>(n) * dtype_size(dtype_));
+    std::memcpy(bytes.data(), at(element_offset), bytes.size());
+    return from_buffer(dtype_, bytes);
+  }
+
+ private:
+  DType dtype_;
+  std::vector<unsigned char> storage_;
+  unsigned char* base_;
+};
+
+struct Layout {
+  const char* name;
+  int in_offset, out_offset;  // elements past a 256-byte boundary
+  bool in_place;
+};
+const Layout kLayouts[] = {
+    {"aligned", 0, 0, false},
+    {"misaligned_alike", 1, 1, false},  // head + packs + tail in every row that lines up
+    {"misaligned_apart", 1, 3, false},  // no common alignment: element by element
+    {"in_place", 2, 2, true},
+};
+
+// Activations the engine sweeps (the per-element math of every activation
+// is checked in fused_functor_test, and the GPU suite runs them all).
+std::vector<Activation> engine_activations() { return emulated_activations(); }
+
+const DType kDTypes[] = {DType::f32, DType::f16, DType::bf16};
+
+// Moderate values (finite sums) for the reductions, exact in dtype.
+double moderate(DType dtype, int64_t i, int64_t phase) {
+  return reference::round_to(dtype, 4.0 * std::sin(0.37 * static_cast<double>(i) + phase));
+}
+
+// ---------------------------------------------------------------- bias + activation + dropout
+
+struct BiasCase {
+  Activation act;
+  DType dtype;
+  Shape shape;
+  Layout layout;
+  bool bias;
+  float p;
+  int64_t blocks;  // the emulated device's block budget
+};
+
+// Runs forward (with mask) and backward (with dbias when there is a bias) of
+// one case through the emulator and judges every output.
+void run_bias_case(const BiasCase& c) {
+  const int64_t rows = c.shape.rows, cols = c.shape.cols, n = rows * cols;
+  const DType dtype = c.dtype;
+  const Dropout dropout{c.p, 777, 3};
+  const bool reductions = c.bias;  // inputs then stay moderate so sums are finite
+  std::vector<double> x(n), dy(n), b;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = reductions ? moderate(dtype, i, 1) : fused_input(dtype, i, rows);
+    dy[i] = reductions ? moderate(dtype, i, 2) : test_gradient(i);
+  }
+  if (c.bias)
+    for (int64_t j = 0; j < cols; ++j) b.push_back(fused_operand(j));
+
+  HostBuffer xb(dtype, n), dyb(dtype, n), yb(dtype, n), bb(dtype, cols), dbb(dtype, cols);
+  std::vector<uint8_t> mask_storage(static_cast<size_t>(n) + 16, 0xee);
+  const Layout& l = c.layout;
+  xb.write(l.in_offset, x);
+  dyb.write(l.in_offset, dy);
+  if (c.bias) bb.write(l.in_offset, b);
+  void* y = l.in_place ? xb.at(l.in_offset) : yb.at(l.out_offset);
+  const void* bias = c.bias ? bb.at(l.in_offset) : nullptr;
+  uint8_t* mask = mask_storage.data() + 1;  // misaligned on purpose
+
+  emulate_fused(dtype,
+                detail::bias_activation_forward_launch(c.act, dtype, xb.at(l.in_offset), bias, y,
+                                                       rows, cols, dropout, mask),
+                c.blocks);
+  const std::vector<double> got_y = l.in_place ? xb.read(l.in_offset, n) : yb.read(l.out_offset, n);
+  const std::vector<uint8_t> got_mask(mask, mask + n);
+  EXPECT_EQ(judge_bias_forward(c.act, dtype, rows, cols, x, b, dropout, got_y, &got_mask), 0);
+  EXPECT_EQ(mask_storage[0], 0xee);
+  EXPECT_EQ(mask_storage[static_cast<size_t>(n) + 1], 0xee) << "mask written past its end";
+
+  // Backward, from the saved x (the forward may have overwritten it in place).
+  xb.write(l.in_offset, x);
+  void* dx = l.in_place ? xb.at(l.in_offset) : yb.at(l.out_offset);
+  std::vector<unsigned char> workspace(
+      static_cast<size_t>(detail::bias_backward_workspace(dtype, rows, cols)));
+  emulate_fused(dtype,
+                detail::bias_activation_backward_launch(c.act, dtype, xb.at(l.in_offset), bias,
+                                                        dyb.at(l.in_offset), dx,
+                                                        c.bias ? dbb.at(0) : nullptr, rows, cols,
+                                                        dropout, workspace.data()),
+                c.blocks);
+  const std::vector<double> got_dx = l.in_place ? xb.read(l.in_offset, n) : yb.read(l.out_offset, n);
+  const std::vector<double> got_db = c.bias ? dbb.read(0, cols) : std::vector<double>{};
+  EXPECT_EQ(judge_bias_backward(c.act, dtype, rows, cols, x, b, dy, dropout, got_dx, got_db), 0);
+}
+
+class EmulatedBiasActivation : public testing::TestWithParam<DType> {};
+
+TEST_P(EmulatedBiasActivation, EveryShapeLayoutBiasAndDropout) {
+  const DType dtype = GetParam();
+  for (const Activation& act : engine_activations())
+    for (const Shape& shape : fused_shapes())
+      for (const Layout& layout : kLayouts)
+        for (bool bias : {false, true})
+          for (float p : {0.0f, 0.3f}) {
+            SCOPED_TRACE(testing::Message() << describe(act) << " " << shape_name(shape) << " "
+                                            << layout.name << (bias ? " bias" : "") << " p=" << p);
+            run_bias_case({act, dtype, shape, layout, bias, p, 64});
+            if (HasFailure()) return;
+          }
+}
+
+INSTANTIATE_TEST_SUITE_P(DTypes, EmulatedBiasActivation, testing::ValuesIn(kDTypes),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+TEST(EmulatedBiasActivation, ReductionsForSeveralGeometriesAndLongColumns) {
+  for (DType dtype : kDTypes)
+    for (const Shape& shape : std::vector<Shape>{{1000, 3}, {257, 130}, {3000, 1}})
+      for (int64_t blocks : {1, 7, 1024}) {
+        SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " " << shape_name(shape)
+                                        << " blocks " << blocks);
+        run_bias_case({Activation::gelu(), dtype, shape, kLayouts[0], true, 0.1f, blocks});
+      }
+}
+
+// ---------------------------------------------------------------- dropout reproducibility
+
+// The mask and outputs depend on (seed, offset, element index) only: the same
+// for every block budget, for [rows, cols] and [1, rows * cols], aligned or not.
+TEST(EmulatedDropout, IdenticalAcrossGeometriesAndLayouts) {
+  for (DType dtype : kDTypes) {
+    const int64_t rows = 9, cols = 131, n = rows * cols;
+    std::vector<double> x(n);
+    for (int64_t i = 0; i < n; ++i) x[i] = fused_input(dtype, i);
+    const Dropout dropout{0.5f, 42, 7};
+    std::vector<std::vector<double>> outputs;
+    std::vector<std::vector<uint8_t>> masks;
+    for (int variant = 0; variant < 6; ++variant) {
+      const int64_t r = variant % 2 == 0 ? rows : 1, c = variant % 2 == 0 ? cols : n;
+      const int offset = variant >= 4 ? 1 : 0;
+      const int64_t blocks = variant >= 2 ? 1 : 1000;
+      HostBuffer xb(dtype, n), yb(dtype, n);
+      xb.write(offset, x);
+      std::vector<uint8_t> mask(static_cast<size_t>(n));
+      emulate_fused(dtype,
+                    detail::bias_activation_forward_launch(Activation::silu(), dtype, xb.at(offset),
+                                                           nullptr, yb.at(offset), r, c, dropout,
+                                                           mask.data()),
+                    blocks);
+      outputs.push_back(yb.read(offset, n));
+      masks.push_back(mask);
+    }
+    for (size_t v = 1; v < outputs.size(); ++v) {
+      EXPECT_EQ(masks[v], masks[0]) << dtype_name(dtype) << " variant " << v;
+      int64_t differ = 0;
+      for (int64_t i = 0; i < n; ++i) differ += ulp_distance(dtype, outputs[v][i], outputs[0][i]) != 0;
+      EXPECT_EQ(differ, 0) << dtype_name(dtype) << " variant " << v;
+    }
+    // A new offset draws a new mask.
+    std::vector<uint8_t> other(static_cast<size_t>(n));
+    HostBuffer xb(dtype, n), yb(dtype, n);
+    xb.write(0, x);
+    emulate_fused(dtype,
+                  detail::bias_activation_forward_launch(Activation::silu(), dtype, xb.at(0),
+                                                         nullptr, yb.at(0), rows, cols,
+                                                         Dropout{0.5f, 42, 8}, other.data()),
+                  64);
+    EXPECT_NE(other, masks[0]);
+  }
+}
+
+// p = 0 is the plain activation, bit for bit; p = 1 gives zeros and a zero mask.
+TEST(EmulatedDropout, PZeroIsThePlainActivationAndPOneIsZeros) {
+  for (const Activation& act : engine_activations())
+    for (DType dtype : kDTypes) {
+      const int64_t n = 4099;
+      std::vector<double> x(n);
+      for (int64_t i = 0; i < n; ++i) x[i] = fused_input(dtype, i, 3);
+      HostBuffer xb(dtype, n), yb(dtype, n);
+      xb.write(1, x);
+      std::vector<uint8_t> mask(static_cast<size_t>(n), 7);
+      emulate_fused(dtype,
+                    detail::bias_activation_forward_launch(act, dtype, xb.at(1), nullptr, yb.at(1),
+                                                           1, n, Dropout{0.0f, 1, 2}, mask.data()),
+                    16);
+      const std::vector<double> plain =
+          evaluate_functors_on_host(act, dtype, Direction::forward, x, x);
+      const std::vector<double> got = yb.read(1, n);
+      int64_t differ = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        uint64_t a = 0, b = 0;
+        std::memcpy(&a, &got[i], 8);
+        std::memcpy(&b, &plain[i], 8);
+        differ += a != b && !(std::isnan(got[i]) && std::isnan(plain[i]));
+      }
+      EXPECT_EQ(differ, 0) << describe(act) << " " << dtype_name(dtype);
+      EXPECT_EQ(std::count(mask.begin(), mask.end(), 1), n);
+      emulate_fused(dtype,
+                    detail::bias_activation_forward_launch(act, dtype, xb.at(1), nullptr, yb.at(1),
+                                                           1, n, Dropout{1.0f, 1, 2}, mask.data()),
+                    16);
+      for (double v : yb.read(1, n)) ASSERT_TRUE(v == 0 && !std::signbit(v)) << describe(act);
+      EXPECT_EQ(std::count(mask.begin(), mask.end(), 0), n);
+    }
+}
+
+// ---------------------------------------------------------------- GLU
+
+TEST(EmulatedGlu, BothOrdersOddWidthsAndLayouts) {
+  const std::vector<Activation> gates = {Activation::sigmoid(), Activation::silu(),
+                                         Activation::gelu(), Activation::gelu_tanh(),
+                                         Activation::relu(), Activation::hardswish()};
+  for (DType dtype : kDTypes)
+    for (const Activation& act : gates)
+      for (GatedHalf half : {GatedHalf::first, GatedHalf::second})
+        for (const Shape& s : std::vector<Shape>{{1, 1}, {3, 5}, {4, 8}, {7, 11}, {2, 67}, {5, 128}})
+          for (const Layout& layout : kLayouts) {
+            const Glu glu{act, half};
+            const int64_t rows = s.rows, d = s.cols;
+            SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " " << describe(act) << " "
+                                            << (half == GatedHalf::first ? "first" : "second")
+                                            << " " << shape_name(s) << " " << layout.name);
+            std::vector<double> x(rows * 2 * d), dy(rows * d);
+            for (int64_t i = 0; i < rows * d; ++i) dy[i] = test_gradient(i);
+            const int64_t gated = half == GatedHalf::first ? 0 : d, other = d - gated;
+            // The activated half takes the grid, the other moderate operands.
+            for (int64_t r = 0; r < rows; ++r)
+              for (int64_t c = 0; c < d; ++c) {
+                x[r * 2 * d + gated + c] = fused_input(dtype, r * d + c, 5);
+                x[r * 2 * d + other + c] = fused_operand(r * d + c + 1);
+              }
+            HostBuffer xb(dtype, rows * 2 * d), yb(dtype, rows * 2 * d), dyb(dtype, rows * d);
+            xb.write(layout.in_offset, x);
+            dyb.write(layout.in_offset, dy);
+            // Forward (never in place: y is half of x).
+            emulate_fused(dtype,
+                          detail::glu_forward_launch(glu, dtype, xb.at(layout.in_offset),
+                                                     yb.at(layout.out_offset), rows, d),
+                          64);
+            const std::vector<double> y = yb.read(layout.out_offset, rows * d);
+            EXPECT_EQ(judge_glu_forward(glu, dtype, rows, d, x, y), 0);
+            // Backward, in place where the layout says so.
+            void* dx = layout.in_place ? xb.at(layout.in_offset) : yb.at(layout.out_offset);
+            emulate_fused(dtype,
+                          detail::glu_backward_launch(glu, dtype, xb.at(layout.in_offset),
+                                                      dyb.at(layout.in_offset), dx, rows, d),
+                          64);
+            const std::vector<double> g =
+                layout.in_place ? xb.read(layout.in_offset, rows * 2 * d)
+                                : yb.read(layout.out_offset, rows * 2 * d);
+            EXPECT_EQ(judge_glu_backward(glu, dtype, rows, d, x, dy, g), 0);
+            if (HasFailure()) return;
+          }
+}
+
+// ---------------------------------------------------------------- PReLU and RReLU
+
+TEST(EmulatedPrelu, BothLayoutsWithWeightGradient) {
+  struct ChannelShape {
+    int64_t outer, channels, inner;
+  };
+  const ChannelShape shapes[] = {{1, 1, 1}, {4, 3, 1}, {2, 5, 7},   {3, 16, 64},
+                                 {1, 7, 1000}, {300, 9, 1}, {2, 3, 4099}};
+  for (DType dtype : kDTypes)
+    for (const ChannelShape& s : shapes)
+      for (const Layout& layout : kLayouts)
+        for (int64_t blocks : {3, 64}) {
+          SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " " << s.outer << "x"
+                                          << s.channels << "x" << s.inner << " " << layout.name
+                                          << " blocks " << blocks);
+          const int64_t n = s.outer * s.channels * s.inner;
+          std::vector<double> x(n), dy(n), w(s.channels);
+          for (int64_t i = 0; i < n; ++i) {
+            x[i] = moderate(dtype, i, 3);
+            dy[i] = moderate(dtype, i, 4);
+          }
+          for (int64_t c = 0; c < s.channels; ++c) w[c] = fused_operand(c + 2) / 4;
+          HostBuffer xb(dtype, n), yb(dtype, n), dyb(dtype, n), wb(dtype, s.channels),
+              dwb(dtype, s.channels);
+          xb.write(layout.in_offset, x);
+          dyb.write(layout.in_offset, dy);
+          wb.write(layout.in_offset, w);
+          void* y = layout.in_place ? xb.at(layout.in_offset) : yb.at(layout.out_offset);
+          emulate_fused(dtype,
+                        detail::prelu_forward_launch(dtype, xb.at(layout.in_offset),
+                                                     wb.at(layout.in_offset), y, s.outer,
+                                                     s.channels, s.inner),
+                        blocks);
+          const std::vector<double> got_y =
+              layout.in_place ? xb.read(layout.in_offset, n) : yb.read(layout.out_offset, n);
+          xb.write(layout.in_offset, x);
+          std::vector<unsigned char> workspace(static_cast<size_t>(
+              detail::prelu_backward_workspace(dtype, s.outer, s.channels, s.inner)));
+          emulate_fused(dtype,
+                        detail::prelu_backward_launch(dtype, xb.at(layout.in_offset),
+                                                      wb.at(layout.in_offset),
+                                                      dyb.at(layout.in_offset), y, dwb.at(0),
+                                                      s.outer, s.channels, s.inner,
+                                                      workspace.data()),
+                        blocks);
+          const std::vector<double> got_dx =
+              layout.in_place ? xb.read(layout.in_offset, n) : yb.read(layout.out_offset, n);
+          const std::vector<double> got_dw = dwb.read(0, s.channels);
+          EXPECT_EQ(judge_prelu(dtype, s.outer, s.channels, s.inner, x, w, dy, got_y, got_dx, got_dw), 0);
+          if (HasFailure()) return;
+        }
+}
+
+TEST(EmulatedRrelu, TrainingAndEvalExactWithRegeneratedSlopes) {
+  for (DType dtype : kDTypes)
+    for (bool training : {true, false})
+      for (const Layout& layout : kLayouts)
+        for (int64_t n : {1, 7, 8, 1001}) {
+          const Rrelu rrelu{1.0f / 8.0f, 1.0f / 3.0f, training, 99, 4};
+          std::vector<double> x(n), dy(n);
+          for (int64_t i = 0; i < n; ++i) {
+            x[i] = fused_input(dtype, i, 9);
+            dy[i] = test_gradient(i);
+          }
+          HostBuffer xb(dtype, n), yb(dtype, n), dyb(dtype, n);
+          xb.write(layout.in_offset, x);
+          dyb.write(layout.in_offset, dy);
+          void* y = layout.in_place ? xb.at(layout.in_offset) : yb.at(layout.out_offset);
+          emulate_fused(dtype, detail::rrelu_launch(rrelu, dtype, xb.at(layout.in_offset), nullptr, y, n, false), 5);
+          const std::vector<double> got_y =
+              layout.in_place ? xb.read(layout.in_offset, n) : yb.read(layout.out_offset, n);
+          xb.write(layout.in_offset, x);
+          emulate_fused(dtype, detail::rrelu_launch(rrelu, dtype, xb.at(layout.in_offset), dyb.at(layout.in_offset), y, n, true), 5);
+          const std::vector<double> got_dx =
+              layout.in_place ? xb.read(layout.in_offset, n) : yb.read(layout.out_offset, n);
+          EXPECT_EQ(judge_rrelu(rrelu, dtype, x, dy, got_y, got_dx), 0)
+              << dtype_name(dtype) << (training ? " training " : " eval ") << layout.name
+              << " n=" << n;
+        }
+}
+
+// ---------------------------------------------------------------- the reference's buffer forms
+
+// The buffer forms of the reference round the exact values once: they agree
+// bit for bit with round_to of the scalar pieces (checked on one case per form).
+TEST(ReferenceBuffers, RoundTheExactValuesOnce) {
+  const DType dtype = DType::bf16;
+  const int64_t rows = 6, cols = 19, n = rows * cols;
+  const Activation act = Activation::gelu_tanh();
+  std::vector<double> x(n), dy(n), b(cols);
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = moderate(dtype, i, 1);
+    dy[i] = moderate(dtype, i, 2);
+  }
+  for (int64_t j = 0; j < cols; ++j) b[j] = fused_operand(j);
+  const Dropout dropout{0.4f, 5, 6};
+  const auto xs = to_buffer(dtype, x), dys = to_buffer(dtype, dy), bs = to_buffer(dtype, b);
+  std::vector<unsigned char> y(xs.size()), dx(xs.size()), db(bs.size());
+  std::vector<uint8_t> mask(static_cast<size_t>(n));
+  ASSERT_TRUE(reference::bias_activation_forward(act, dtype, xs.data(), bs.data(), y.data(), rows,
+                                                 cols, dropout, mask.data())
+                  .ok());
+  ASSERT_TRUE(reference::bias_activation_backward(act, dtype, xs.data(), bs.data(), dys.data(),
+                                                  dx.data(), db.data(), rows, cols, dropout)
+                  .ok());
+  const std::vector<double> yv = from_buffer(dtype, y), dxv = from_buffer(dtype, dx),
+                            dbv = from_buffer(dtype, db);
+  const double scale = reference::dropout_scale(dropout.p);
+  std::vector<double> sums(cols, 0.0);
+  for (int64_t i = 0; i < n; ++i) {
+    const double z = reference::bias_preactivation(x[i], b[i % cols]);
+    const bool kept = reference::dropout_keeps(dropout, static_cast<uint64_t>(i));
+    EXPECT_EQ(mask[i], kept ? 1 : 0);
+    EXPECT_EQ(yv[i], reference::round_to(dtype, kept ? reference::forward(act, z) * scale : 0.0));
+    const double dz = kept ? reference::backward(act, z, dy[i] * scale) : 0.0;
+    EXPECT_EQ(dxv[i], reference::round_to(dtype, dz));
+    sums[i % cols] += dz;
+  }
+  for (int64_t j = 0; j < cols; ++j) EXPECT_EQ(dbv[j], reference::round_to(dtype, sums[j]));
+}
+
+}  // namespace
+}  // namespace cuact::test

@@ -1,0 +1,470 @@
+// The fused kernels on a GPU against the double reference (the rules of
+// fused_testing.h, shared with the CPU emulation suite): every fused form x
+// activation x dtype x direction over odd shapes and misaligned / in-place
+// layouts; dropout masks identical across launch configurations, layouts and
+// the CPU emulation, and consistent between forward and backward; dbias and
+// dweight within the reduction bound for several geometries; calls captured
+// into a CUDA graph; more than 2^31 elements in one call.
+#include <gtest/gtest.h>
+
+#include <cuda_runtime.h>
+
+#include <cctype>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "cuact/cuact.h"
+#include "fused_calls.h"
+#include "fused_testing.h"
+#include "gpu_guard.h"
+
+namespace cuact::test {
+namespace {
+
+#define CUDA_OK(expr) ASSERT_EQ((expr), cudaSuccess) << #expr
+
+class DeviceBuffer {
+ public:
+  explicit DeviceBuffer(size_t bytes) { ok_ = cudaMalloc(&ptr_, bytes + 256) == cudaSuccess; }
+  ~DeviceBuffer() { cudaFree(ptr_); }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  bool ok() const { return ok_; }
+  unsigned char* at(size_t byte_offset = 0) const {
+    return static_cast<unsigned char*>(ptr_) + byte_offset;
+  }
+
+ private:
+  void* ptr_ = nullptr;
+  bool ok_ = false;
+};
+
+std::vector<double> download(DType dtype, const void* p, int64_t n) {
+  std::vector<unsigned char> bytes(static_cast<size_t>(n) * dtype_size(dtype));
+  if (n > 0) EXPECT_EQ(cudaMemcpy(bytes.data(), p, bytes.size(), cudaMemcpyDeviceToHost), cudaSuccess);
+  return from_buffer(dtype, bytes);
+}
+void upload(DType dtype, void* p, const std::vector<double>& v) {
+  const auto bytes = to_buffer(dtype, v);
+  if (!bytes.empty())
+    EXPECT_EQ(cudaMemcpy(p, bytes.data(), bytes.size(), cudaMemcpyHostToDevice), cudaSuccess);
+}
+
+struct Layout {
+  const char* name;
+  int in_offset, out_offset;  // elements past a 256-byte boundary
+  bool in_place;
+};
+const Layout kLayouts[] = {
+    {"aligned", 0, 0, false},
+    {"misaligned_alike", 1, 1, false},
+    {"misaligned_apart", 1, 3, false},
+    {"in_place", 2, 2, true},
+};
+
+struct GpuCase {
+  Activation act;
+  DType dtype;
+};
+std::vector<GpuCase> gpu_cases() {
+  std::vector<GpuCase> cases;
+  for (const Activation& act : fused_activations())
+    for (DType dtype : {DType::f32, DType::f16, DType::bf16}) cases.push_back({act, dtype});
+  return cases;
+}
+std::string gpu_case_name(const testing::TestParamInfo<GpuCase>& info) {
+  std::string name = describe(info.param.act) + "_" + dtype_name(info.param.dtype) + "_" +
+                     std::to_string(info.index);
+  for (char& ch : name)
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  return name;
+}
+
+double moderate(DType dtype, int64_t i, int64_t phase) {
+  return reference::round_to(dtype, 4.0 * std::sin(0.37 * static_cast<double>(i) + phase));
+}
+
+// ---------------------------------------------------------------- bias + activation + dropout
+
+// Forward (with mask) and backward (with dbias) of one case on `stream`.
+void run_bias_on_gpu(const Activation& act, DType dtype, Shape shape, const Layout& l, bool bias,
+                     float p, cudaStream_t stream) {
+  const int64_t rows = shape.rows, cols = shape.cols, n = rows * cols;
+  const size_t elem = dtype_size(dtype);
+  const Dropout dropout{p, 2025, 17};
+  std::vector<double> x(n), dy(n), b;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = bias ? moderate(dtype, i, 1) : fused_input(dtype, i, rows);
+    dy[i] = bias ? moderate(dtype, i, 2) : test_gradient(i);
+  }
+  if (bias)
+    for (int64_t j = 0; j < cols; ++j) b.push_back(fused_operand(j));
+  DeviceBuffer xb(n * elem), dyb(n * elem), yb(n * elem), bb(cols * elem), dbb(cols * elem),
+      mb(n + 16);
+  ASSERT_TRUE(xb.ok() && dyb.ok() && yb.ok() && bb.ok() && dbb.ok() && mb.ok());
+  void* xp = xb.at(l.in_offset * elem);
+  void* dyp = dyb.at(l.in_offset * elem);
+  void* yp = l.in_place ? xp : yb.at(l.out_offset * elem);
+  void* bp = bias ? bb.at(l.in_offset * elem) : nullptr;
+  uint8_t* mask = mb.at(1);
+  upload(dtype, xp, x);
+  upload(dtype, dyp, dy);
+  if (bias) upload(dtype, bp, b);
+
+  Status s = bias_activation_forward(act, dtype, xp, bp, yp, rows, cols, dropout, mask, stream);
+  ASSERT_TRUE(s.ok()) << s.message();
+  CUDA_OK(cudaStreamSynchronize(stream));
+  const std::vector<double> y = download(dtype, yp, n);
+  std::vector<uint8_t> m(static_cast<size_t>(n));
+  CUDA_OK(cudaMemcpy(m.data(), mask, n, cudaMemcpyDeviceToHost));
+  EXPECT_EQ(judge_bias_forward(act, dtype, rows, cols, x, b, dropout, y, &m), 0);
+
+  upload(dtype, xp, x);  // in place: the forward overwrote x
+  size_t ws_bytes = 0;
+  ASSERT_TRUE(bias_activation_backward_workspace_size(dtype, rows, cols, &ws_bytes).ok());
+  DeviceBuffer ws(ws_bytes);
+  ASSERT_TRUE(ws.ok());
+  void* dxp = l.in_place ? xp : yb.at(l.out_offset * elem);
+  s = bias_activation_backward(act, dtype, xp, bp, dyp, dxp, bias ? dbb.at() : nullptr, rows, cols,
+                               dropout, ws.at(), ws_bytes, stream);
+  ASSERT_TRUE(s.ok()) << s.message();
+  CUDA_OK(cudaStreamSynchronize(stream));
+  const std::vector<double> dx = download(dtype, dxp, n);
+  const std::vector<double> db = bias ? download(dtype, dbb.at(), cols) : std::vector<double>{};
+  EXPECT_EQ(judge_bias_backward(act, dtype, rows, cols, x, b, dy, dropout, dx, db), 0);
+}
+
+class GpuFusedBias : public testing::TestWithParam<GpuCase> {};
+
+TEST_P(GpuFusedBias, EveryShapeLayoutBiasAndDropout) {
+  CUACT_SKIP_WITHOUT_GPU();
+  const GpuCase c = GetParam();
+  cudaStream_t stream;
+  CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  for (const Shape& shape : fused_shapes())
+    for (const Layout& layout : kLayouts)
+      for (const auto& [bias, p] : {std::pair{false, 0.0f}, std::pair{true, 0.3f}}) {
+        SCOPED_TRACE(testing::Message() << shape_name(shape) << " " << layout.name
+                                        << (bias ? " bias" : "") << " p=" << p);
+        run_bias_on_gpu(c.act, c.dtype, shape, layout, bias, p, stream);
+        if (HasFailure()) break;
+      }
+  // Many blocks and long rows (one layout: the reference is the slow part).
+  run_bias_on_gpu(c.act, c.dtype, {257, 4099}, kLayouts[1], true, 0.3f, stream);
+  cudaStreamDestroy(stream);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllActivations, GpuFusedBias, testing::ValuesIn(gpu_cases()), gpu_case_name);
+
+// ---------------------------------------------------------------- GLU
+
+class GpuFusedGlu : public testing::TestWithParam<GpuCase> {};
+
+TEST_P(GpuFusedGlu, BothOrdersOddWidthsAndLayouts) {
+  CUACT_SKIP_WITHOUT_GPU();
+  const GpuCase c = GetParam();
+  const DType dtype = c.dtype;
+  const size_t elem = dtype_size(dtype);
+  const std::vector<Shape> shapes = {{1, 1}, {3, 5}, {4, 8}, {7, 11}, {2, 67}, {5, 128}, {33, 1000}, {3, 11008}};
+  for (GatedHalf half : {GatedHalf::first, GatedHalf::second})
+    for (const Shape& s : shapes)
+      for (const Layout& l : kLayouts) {
+        const Glu glu{c.act, half};
+        const int64_t rows = s.rows, d = s.cols;
+        SCOPED_TRACE(testing::Message() << (half == GatedHalf::first ? "first" : "second") << " "
+                                        << shape_name(s) << " " << l.name);
+        const int64_t gated = half == GatedHalf::first ? 0 : d, other = d - gated;
+        std::vector<double> x(rows * 2 * d), dy(rows * d);
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t col = 0; col < d; ++col) {
+            x[r * 2 * d + gated + col] = fused_input(dtype, r * d + col, 5);
+            x[r * 2 * d + other + col] = fused_operand(r * d + col + 1);
+          }
+        for (int64_t i = 0; i < rows * d; ++i) dy[i] = test_gradient(i);
+        DeviceBuffer xb(rows * 2 * d * elem), yb(rows * 2 * d * elem), dyb(rows * d * elem);
+        ASSERT_TRUE(xb.ok() && yb.ok() && dyb.ok());
+        void* xp = xb.at(l.in_offset * elem);
+        void* dyp = dyb.at(l.in_offset * elem);
+        upload(dtype, xp, x);
+        upload(dtype, dyp, dy);
+        Status st = glu_forward(glu, dtype, xp, yb.at(l.out_offset * elem), rows, d);
+        ASSERT_TRUE(st.ok()) << st.message();
+        EXPECT_EQ(judge_glu_forward(glu, dtype, rows, d, x, download(dtype, yb.at(l.out_offset * elem), rows * d)), 0);
+        void* dxp = l.in_place ? xp : yb.at(l.out_offset * elem);
+        st = glu_backward(glu, dtype, xp, dyp, dxp, rows, d);
+        ASSERT_TRUE(st.ok()) << st.message();
+        EXPECT_EQ(judge_glu_backward(glu, dtype, rows, d, x, dy, download(dtype, dxp, rows * 2 * d)), 0);
+        if (HasFailure()) return;
+      }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllActivations, GpuFusedGlu, testing::ValuesIn(gpu_cases()), gpu_case_name);
+
+// ---------------------------------------------------------------- PReLU and RReLU
+
+class GpuFusedPrelu : public testing::TestWithParam<DType> {};
+
+TEST_P(GpuFusedPrelu, BothLayoutsWithWeightGradient) {
+  CUACT_SKIP_WITHOUT_GPU();
+  const DType dtype = GetParam();
+  const size_t elem = dtype_size(dtype);
+  struct ChannelShape {
+    int64_t outer, channels, inner;
+  };
+  const ChannelShape shapes[] = {{1, 1, 1},    {4, 3, 1},   {2, 5, 7},      {3, 16, 64},
+                                 {1, 7, 1000}, {300, 9, 1}, {32, 64, 3136}, {4096, 768, 1}};
+  for (const ChannelShape& s : shapes)
+    for (const Layout& l : kLayouts) {
+      SCOPED_TRACE(testing::Message() << s.outer << "x" << s.channels << "x" << s.inner << " " << l.name);
+      const int64_t n = s.outer * s.channels * s.inner;
+      std::vector<double> x(n), dy(n), w(s.channels);
+      for (int64_t i = 0; i < n; ++i) {
+        x[i] = moderate(dtype, i, 3);
+        dy[i] = moderate(dtype, i, 4);
+      }
+      for (int64_t c = 0; c < s.channels; ++c) w[c] = fused_operand(c + 2) / 4;
+      DeviceBuffer xb(n * elem), yb(n * elem), dyb(n * elem), wb(s.channels * elem), dwb(s.channels * elem);
+      ASSERT_TRUE(xb.ok() && yb.ok() && dyb.ok() && wb.ok() && dwb.ok());
+      void* xp = xb.at(l.in_offset * elem);
+      void* wp = wb.at(l.in_offset * elem);
+      void* yp = l.in_place ? xp : yb.at(l.out_offset * elem);
+      upload(dtype, xp, x);
+      upload(dtype, dyb.at(l.in_offset * elem), dy);
+      upload(dtype, wp, w);
+      Status st = prelu_forward(dtype, xp, wp, yp, s.outer, s.channels, s.inner);
+      ASSERT_TRUE(st.ok()) << st.message();
+      const std::vector<double> y = download(dtype, yp, n);
+      upload(dtype, xp, x);
+      size_t ws_bytes = 0;
+      ASSERT_TRUE(prelu_backward_workspace_size(dtype, s.outer, s.channels, s.inner, &ws_bytes).ok());
+      DeviceBuffer ws(ws_bytes);
+      st = prelu_backward(dtype, xp, wp, dyb.at(l.in_offset * elem), yp, dwb.at(), s.outer,
+                          s.channels, s.inner, ws.at(), ws_bytes);
+      ASSERT_TRUE(st.ok()) << st.message();
+      EXPECT_EQ(judge_prelu(dtype, s.outer, s.channels, s.inner, x, w, dy, y, download(dtype, yp, n),
+                            download(dtype, dwb.at(), s.channels)),
+                0);
+      if (HasFailure()) return;
+    }
+}
+
+TEST_P(GpuFusedPrelu, RreluTrainingAndEvalWithRegeneratedSlopes) {
+  CUACT_SKIP_WITHOUT_GPU();
+  const DType dtype = GetParam();
+  const size_t elem = dtype_size(dtype);
+  for (bool training : {true, false})
+    for (const Layout& l : kLayouts)
+      for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{8}, int64_t{1001}, (int64_t{1} << 20) + 3}) {
+        SCOPED_TRACE(testing::Message() << (training ? "training " : "eval ") << l.name << " n=" << n);
+        const Rrelu rrelu{1.0f / 8.0f, 1.0f / 3.0f, training, 99, 4};
+        std::vector<double> x(n), dy(n);
+        for (int64_t i = 0; i < n; ++i) {
+          x[i] = fused_input(dtype, i, 9);
+          dy[i] = test_gradient(i);
+        }
+        DeviceBuffer xb(n * elem), yb(n * elem), dyb(n * elem);
+        ASSERT_TRUE(xb.ok() && yb.ok() && dyb.ok());
+        void* xp = xb.at(l.in_offset * elem);
+        void* yp = l.in_place ? xp : yb.at(l.out_offset * elem);
+        upload(dtype, xp, x);
+        upload(dtype, dyb.at(l.in_offset * elem), dy);
+        ASSERT_TRUE(rrelu_forward(rrelu, dtype, xp, yp, n).ok());
+        const std::vector<double> y = download(dtype, yp, n);
+        upload(dtype, xp, x);
+        ASSERT_TRUE(rrelu_backward(rrelu, dtype, xp, dyb.at(l.in_offset * elem), yp, n).ok());
+        EXPECT_EQ(judge_rrelu(rrelu, dtype, x, dy, y, download(dtype, yp, n)), 0);
+      }
+}
+
+INSTANTIATE_TEST_SUITE_P(DTypes, GpuFusedPrelu,
+                         testing::Values(DType::f32, DType::f16, DType::bf16),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+// ---------------------------------------------------------------- dropout: reproducibility
+
+// Masks and outputs depend on (seed, offset, element index) only: the same
+// for a 1-block grid and the device-sized grid, for [rows, cols] and
+// [1, rows * cols], aligned or not; and the masks equal the CPU emulation's.
+TEST(GpuFusedDropout, IdenticalAcrossLaunchConfigurationsLayoutsAndTheCpu) {
+  CUACT_SKIP_WITHOUT_GPU();
+  for (DType dtype : {DType::f32, DType::f16, DType::bf16}) {
+    const size_t elem = dtype_size(dtype);
+    const int64_t rows = 257, cols = 1031, n = rows * cols;
+    const Dropout dropout{0.5f, 42, 7};
+    std::vector<double> x(n);
+    for (int64_t i = 0; i < n; ++i) x[i] = fused_input(dtype, i);
+    std::vector<std::vector<unsigned char>> outputs;
+    std::vector<std::vector<uint8_t>> masks;
+    for (int variant = 0; variant < 6; ++variant) {
+      const int64_t r = variant % 2 == 0 ? rows : 1, c = variant % 2 == 0 ? cols : n;
+      const int offset = variant >= 4 ? 1 : 0;
+      DeviceBuffer xb(n * elem), yb(n * elem), mb(n);
+      ASSERT_TRUE(xb.ok() && yb.ok() && mb.ok());
+      upload(dtype, xb.at(offset * elem), x);
+      detail::FusedLaunch launch = detail::bias_activation_forward_launch(
+          Activation::silu(), dtype, xb.at(offset * elem), nullptr, yb.at(offset * elem), r, c,
+          dropout, mb.at());
+      launch.call.max_blocks = variant >= 2 && variant < 4 ? 1 : 0;  // one block vs the device's grid
+      const Status s = detail::run_fused(dtype, launch, nullptr);
+      ASSERT_TRUE(s.ok()) << s.message();
+      std::vector<unsigned char> out(n * elem);
+      std::vector<uint8_t> m(static_cast<size_t>(n));
+      CUDA_OK(cudaMemcpy(out.data(), yb.at(offset * elem), n * elem, cudaMemcpyDeviceToHost));
+      CUDA_OK(cudaMemcpy(m.data(), mb.at(), n, cudaMemcpyDeviceToHost));
+      outputs.push_back(out);
+      masks.push_back(m);
+    }
+    for (size_t v = 1; v < outputs.size(); ++v) {
+      EXPECT_EQ(outputs[v], outputs[0]) << dtype_name(dtype) << " variant " << v;
+      EXPECT_EQ(masks[v], masks[0]) << dtype_name(dtype) << " variant " << v;
+    }
+    std::vector<uint8_t> cpu_mask(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i)
+      cpu_mask[i] = reference::dropout_keeps(dropout, static_cast<uint64_t>(i)) ? 1 : 0;
+    EXPECT_EQ(masks[0], cpu_mask) << dtype_name(dtype);
+  }
+}
+
+// The backward regenerates the forward's mask: dx is exactly 0 where the
+// forward dropped, and dy * scale * f'(x) where it kept.
+TEST(GpuFusedDropout, BackwardUsesTheForwardMask) {
+  CUACT_SKIP_WITHOUT_GPU();
+  const DType dtype = DType::bf16;
+  const int64_t rows = 513, cols = 777, n = rows * cols;
+  const Dropout dropout{0.25f, 5, 1234};
+  std::vector<double> x(n), ones(n, 1.0);
+  for (int64_t i = 0; i < n; ++i) x[i] = moderate(dtype, i, 0);
+  DeviceBuffer xb(n * 2), yb(n * 2), dyb(n * 2), dxb(n * 2), mb(n);
+  ASSERT_TRUE(xb.ok() && yb.ok() && dyb.ok() && dxb.ok() && mb.ok());
+  upload(dtype, xb.at(), x);
+  upload(dtype, dyb.at(), ones);
+  const Activation act = Activation::identity();  // dx = scale exactly where kept
+  ASSERT_TRUE(bias_activation_forward(act, dtype, xb.at(), nullptr, yb.at(), rows, cols, dropout, mb.at()).ok());
+  ASSERT_TRUE(bias_activation_backward(act, dtype, xb.at(), nullptr, dyb.at(), dxb.at(), nullptr, rows, cols, dropout).ok());
+  std::vector<uint8_t> m(static_cast<size_t>(n));
+  CUDA_OK(cudaMemcpy(m.data(), mb.at(), n, cudaMemcpyDeviceToHost));
+  const std::vector<double> dx = download(dtype, dxb.at(), n);
+  const double scale = reference::round_to(dtype, reference::dropout_scale(dropout.p));
+  int64_t wrong = 0, kept = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    kept += m[i];
+    wrong += m[i] ? dx[i] != scale : dx[i] != 0;
+  }
+  EXPECT_EQ(wrong, 0);
+  EXPECT_NEAR(static_cast<double>(kept), n * 0.75, 6 * std::sqrt(n * 0.25 * 0.75));
+  // The activation + dropout entry points are the one-row form of the same call.
+  DeviceBuffer dx2(n * 2);
+  ASSERT_TRUE(activation_dropout_backward(act, dtype, xb.at(), dyb.at(), dx2.at(), n, dropout).ok());
+  EXPECT_EQ(download(dtype, dx2.at(), n), dx);
+}
+
+// ---------------------------------------------------------------- reductions
+
+TEST(GpuFusedReductions, DbiasForSeveralGeometriesAndShapes) {
+  CUACT_SKIP_WITHOUT_GPU();
+  const std::vector<Shape> shapes = {{8192, 1000}, {3, 100003}, {100000, 3}, {2048, 4096}};
+  for (DType dtype : {DType::f32, DType::f16, DType::bf16})
+    for (const Shape& s : shapes)
+      for (int64_t max_blocks : {int64_t{0}, int64_t{7}}) {
+        SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " " << shape_name(s) << " blocks " << max_blocks);
+        const size_t elem = dtype_size(dtype);
+        const int64_t n = s.rows * s.cols;
+        std::vector<double> x(n), dy(n), b(s.cols);
+        for (int64_t i = 0; i < n; ++i) {
+          x[i] = moderate(dtype, i, 5);
+          dy[i] = moderate(dtype, i, 6);
+        }
+        for (int64_t j = 0; j < s.cols; ++j) b[j] = fused_operand(j);
+        DeviceBuffer xb(n * elem), dyb(n * elem), dxb(n * elem), bb(s.cols * elem), dbb(s.cols * elem);
+        ASSERT_TRUE(xb.ok() && dyb.ok() && dxb.ok() && bb.ok() && dbb.ok());
+        upload(dtype, xb.at(), x);
+        upload(dtype, dyb.at(), dy);
+        upload(dtype, bb.at(), b);
+        size_t ws_bytes = 0;
+        ASSERT_TRUE(bias_activation_backward_workspace_size(dtype, s.rows, s.cols, &ws_bytes).ok());
+        DeviceBuffer ws(ws_bytes);
+        detail::FusedLaunch launch = detail::bias_activation_backward_launch(
+            Activation::gelu(), dtype, xb.at(), bb.at(), dyb.at(), dxb.at(), dbb.at(), s.rows,
+            s.cols, Dropout{0.1f, 1, 2}, ws.at());
+        launch.call.max_blocks = max_blocks;
+        ASSERT_TRUE(detail::run_fused(dtype, launch, nullptr).ok());
+        EXPECT_EQ(judge_bias_backward(Activation::gelu(), dtype, s.rows, s.cols, x, b, dy,
+                                      Dropout{0.1f, 1, 2}, download(dtype, dxb.at(), n),
+                                      download(dtype, dbb.at(), s.cols)),
+                  0);
+      }
+}
+
+// ---------------------------------------------------------------- graphs, devices, 64-bit sizes
+
+TEST(GpuFusedGraph, CapturedCallsMatchDirectCalls) {
+  CUACT_SKIP_WITHOUT_GPU();
+  const DType dtype = DType::f16;
+  const int64_t rows = 300, cols = 1000, n = rows * cols;
+  std::vector<double> x(n);
+  for (int64_t i = 0; i < n; ++i) x[i] = moderate(dtype, i, 7);
+  DeviceBuffer xb(n * 2), dyb(n * 2), bb(cols * 2), dx1(n * 2), dx2(n * 2), db1(cols * 2), db2(cols * 2),
+      g1(n), g2(n);
+  upload(dtype, xb.at(), x);
+  upload(dtype, dyb.at(), x);
+  upload(dtype, bb.at(), std::vector<double>(cols, 0.5));
+  size_t ws_bytes = 0;
+  ASSERT_TRUE(bias_activation_backward_workspace_size(dtype, rows, cols, &ws_bytes).ok());
+  DeviceBuffer ws(ws_bytes);
+  cudaStream_t stream;
+  CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  const Dropout d{0.2f, 9, 9};
+  auto enqueue = [&](void* dx, void* db, void* y) {
+    Status s = bias_activation_backward(Activation::gelu_tanh(), dtype, xb.at(), bb.at(), dyb.at(),
+                                        dx, db, rows, cols, d, ws.at(), ws_bytes, stream);
+    if (s.ok()) s = glu_forward(Glu::swiglu(), dtype, xb.at(), y, rows, cols / 2, stream);
+    return s;
+  };
+  ASSERT_TRUE(enqueue(dx1.at(), db1.at(), g1.at()).ok());
+  CUDA_OK(cudaStreamSynchronize(stream));
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  CUDA_OK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+  const Status s = enqueue(dx2.at(), db2.at(), g2.at());
+  CUDA_OK(cudaStreamEndCapture(stream, &graph));
+  ASSERT_TRUE(s.ok()) << s.message();
+  CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
+  CUDA_OK(cudaGraphLaunch(exec, stream));
+  CUDA_OK(cudaStreamSynchronize(stream));
+  EXPECT_EQ(download(dtype, dx1.at(), n), download(dtype, dx2.at(), n));
+  EXPECT_EQ(download(dtype, db1.at(), cols), download(dtype, db2.at(), cols)) << "the sums are deterministic";
+  EXPECT_EQ(download(dtype, g1.at(), rows * cols / 2), download(dtype, g2.at(), rows * cols / 2));
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  cudaStreamDestroy(stream);
+}
+
+// One call over more than 2^31 elements (fp16: 4 GiB per buffer): the element
+// index, the Philox counter and the addresses are 64-bit.
+TEST(GpuFusedLarge, DropoutBeyond2To31Elements) {
+  CUACT_SKIP_WITHOUT_GPU();
+  const int64_t n = (int64_t{1} << 31) + 4099;
+  DeviceBuffer xb(n * 2), mb(n);
+  if (!xb.ok() || !mb.ok()) GTEST_SKIP() << "not enough device memory for 2 x 4 GiB";
+  CUDA_OK(cudaMemset(xb.at(), 0x3c, n * 2));  // every half is 0x3c3c = 1.0586
+  const Dropout d{0.5f, 77, 88};
+  ASSERT_TRUE(activation_dropout_forward(Activation::relu(), DType::f16, xb.at(), xb.at(), n, d, mb.at()).ok());
+  CUDA_OK(cudaDeviceSynchronize());
+  const int64_t tail = 8192;
+  std::vector<uint8_t> m(tail);
+  CUDA_OK(cudaMemcpy(m.data(), mb.at(n - tail), tail, cudaMemcpyDeviceToHost));
+  const std::vector<double> y = download(DType::f16, xb.at((n - tail) * 2), tail);
+  const double one = 1.0 + 60.0 / 1024.0;  // fp16 0x3c3c
+  int64_t wrong = 0;
+  for (int64_t i = 0; i < tail; ++i) {
+    const bool kept = reference::dropout_keeps(d, static_cast<uint64_t>(n - tail + i));
+    wrong += m[i] != (kept ? 1 : 0);
+    wrong += y[i] != (kept ? reference::round_to(DType::f16, one * 2) : 0.0);
+  }
+  EXPECT_EQ(wrong, 0);
+}
+
+}  // namespace
+}  // namespace cuact::test
