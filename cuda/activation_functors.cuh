@@ -200,7 +200,7 @@ struct SigmoidPair {
 };
 CUACT_HD SigmoidPair sigmoid_pair(float z_hi, float z_lo = 0.0f) {
   const float q = expf(-fabsf(z_hi));
-  const float r = reciprocal_1_to_2(1.0f + q);
+  const float r = reciprocal_at_least_1(1.0f + q);
   SigmoidPair p = z_hi >= 0.0f ? SigmoidPair{r, q * r} : SigmoidPair{q * r, r};
   // d sigma = sigma (1 - sigma) dz: carry the low part of z (none once sigma
   // saturates, where z_lo may be the NaN of an overflowed product).
@@ -226,7 +226,7 @@ struct TanhOp {
   // 1 - tanh^2 = 4 e^-2|x| / (1 + e^-2|x|)^2, which keeps its accuracy in the tails.
   CUACT_HD float backward(float x, float dy) const {
     const float q = expf(-2.0f * fabsf(x));
-    const float r = reciprocal_1_to_2(1.0f + q);
+    const float r = reciprocal_at_least_1(1.0f + q);
     return dy * (4.0f * q * r * r);
   }
   CUACT_HD float backward_from_output(float y, float dy) const {

@@ -30,10 +30,11 @@ CUACT_HD float exp_of_product(float c_hi, float c_lo, float x) {
   return fmaf(e, err, e);
 }
 
-// 1/d for d in [1, 2]. On the device: the fast reciprocal refined by one
-// Newton step (within an ulp; no IEEE-division slow path, which is a called
-// subroutine that costs registers and spills in the unrolled pack loop).
-CUACT_HD float reciprocal_1_to_2(float d) {
+// 1/d for 1 <= d < 2^126 (where __fdividef is exact enough). On the device:
+// the fast reciprocal refined by one Newton step (within an ulp; no
+// IEEE-division slow path, which is a called subroutine that costs registers
+// and spills in unrolled loops).
+CUACT_HD float reciprocal_at_least_1(float d) {
 #ifdef __CUDA_ARCH__
   const float r = __fdividef(1.0f, d);
   return fmaf(r, fmaf(-d, r, 1.0f), r);
@@ -59,7 +60,7 @@ CUACT_HD float mul_by_pair(float hi, float lo, float v) {
 
 // sigma(z) = 1/(1+e^-z) given q = e^-|z|: never overflows.
 CUACT_HD float sigmoid_from_exp_neg_abs(float z, float q) {
-  const float r = reciprocal_1_to_2(1.0f + q);
+  const float r = reciprocal_at_least_1(1.0f + q);
   return z >= 0.0f ? r : q * r;
 }
 

@@ -76,25 +76,13 @@ struct RowNormalizer {
   float log_sum = 0.0f;
 };
 
-// 1/d for 1 <= d < 2^126 (a row's sum of exp(z - max) is >= 1). On the
-// device: the fast reciprocal refined by one Newton step (within an ulp; no
-// IEEE-division slow path).
-CUACT_HD float reciprocal_of_sum(float d) {
-#ifdef __CUDA_ARCH__
-  const float r = __fdividef(1.0f, d);
-  return fmaf(r, fmaf(-d, r, 1.0f), r);
-#else
-  return 1.0f / d;
-#endif
-}
-
 // From the shift and sum = sum_j exp(z_j - shift). An empty row (sum 0)
 // gives inv_sum = 0 and log_sum = 0: outputs 0 and -inf. A NaN sum gives NaN.
 CUACT_HD RowNormalizer make_normalizer(float shift, float sum) {
   RowNormalizer n;
   n.shift = shift;
   if (sum == 0.0f) return n;
-  n.inv_sum = reciprocal_of_sum(sum);
+  n.inv_sum = reciprocal_at_least_1(sum)  /* a row sum is >= 1 */;
   n.log_sum = logf(sum);
   return n;
 }
