@@ -20,6 +20,7 @@
 #include "activation_functors.cuh"
 #include "bench_core.h"
 #include "cuact/cuact.h"
+#include "gpu_bench.h"
 #include "numeric.cuh"
 #include "softmax_accuracy.h"
 
@@ -53,12 +54,6 @@ bool write_file(const std::string& path, const std::string& text) {
   return static_cast<bool>(out);
 }
 
-void progress(const Options& o, size_t done, size_t total, const std::string& what) {
-  if (!o.progress) return;
-  std::fprintf(stderr, "\r[%zu/%zu] %-60s", done, total, what.c_str());
-  if (done == total) std::fprintf(stderr, "\n");
-}
-
 // ---------------------------------------------------------------- list
 
 int run_list() {
@@ -70,6 +65,7 @@ int run_list() {
     if (has_backward_from_output(a)) std::printf(" %s", activation_name(a.kind));
   std::printf("\n  softmax (forward, backward): cols 32..262144 at rows*cols = 2^27, and rows 1, 8, 64 "
               "of 128256 and 151936 columns; automatic and every algorithm that takes the row");
+  std::printf("\n%s", fused_list().c_str());
   std::printf("\ndtypes: f32 f16 bf16\ndirections: forward backward backward_from_output\n");
   std::printf("sizes (default): 2^20 2^24 2^27 2^28, each aligned, misaligned by one element "
               "and odd (n - 1)\n");
@@ -216,75 +212,6 @@ int run_cpu_timing(const Options& o) {
 
 // ---------------------------------------------------------------- GPU timing
 
-#define BENCH_CUDA(expr)                                                              \
-  do {                                                                                \
-    const cudaError_t e_ = (expr);                                                    \
-    if (e_ != cudaSuccess) {                                                          \
-      std::fprintf(stderr, "cuact-bench: %s: %s\n", #expr, cudaGetErrorString(e_));   \
-      std::exit(1);                                                                   \
-    }                                                                                 \
-  } while (0)
-
-// The roofline: read one or two streams and write one, 16 bytes at a time.
-template <int Inputs>
-__global__ void streaming_copy(const uint4* __restrict__ a, const uint4* __restrict__ b,
-                               uint4* __restrict__ out, int64_t n16) {
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n16;
-       i += stride) {
-    uint4 v = a[i];
-    if constexpr (Inputs == 2) {
-      const uint4 w = b[i];
-      v.x ^= w.x;
-      v.y ^= w.y;
-      v.z ^= w.z;
-      v.w ^= w.w;
-    }
-    out[i] = v;
-  }
-}
-
-class Timer {
- public:
-  explicit Timer(int runs) : runs_(runs) {
-    BENCH_CUDA(cudaEventCreate(&start_));
-    BENCH_CUDA(cudaEventCreate(&stop_));
-    int dev = 0, l2 = 0;
-    BENCH_CUDA(cudaGetDevice(&dev));
-    BENCH_CUDA(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev));
-    flush_bytes_ = std::max<size_t>(4 * static_cast<size_t>(l2), size_t{256} << 20);
-    BENCH_CUDA(cudaMalloc(&flush_, flush_bytes_));
-  }
-  ~Timer() {
-    cudaFree(flush_);
-    cudaEventDestroy(start_);
-    cudaEventDestroy(stop_);
-  }
-  // Median and spread of single launches, each after an L2 flush. False when a launch failed.
-  bool time(const std::function<bool()>& launch, Spread& out) {
-    if (!launch()) return false;  // warm-up
-    std::vector<double> ms;
-    for (int r = 0; r < runs_; ++r) {
-      BENCH_CUDA(cudaMemsetAsync(flush_, r & 0xff, flush_bytes_));
-      BENCH_CUDA(cudaEventRecord(start_));
-      if (!launch()) return false;
-      BENCH_CUDA(cudaEventRecord(stop_));
-      BENCH_CUDA(cudaEventSynchronize(stop_));
-      float t = 0;
-      BENCH_CUDA(cudaEventElapsedTime(&t, start_, stop_));
-      ms.push_back(t);
-    }
-    out = spread(ms);
-    return true;
-  }
-
- private:
-  int runs_;
-  cudaEvent_t start_, stop_;
-  void* flush_ = nullptr;
-  size_t flush_bytes_ = 0;
-};
-
 // The same functor through cub::DeviceTransform (a representative subset:
 // each CUB instantiation costs build time).
 template <class T, class F>
@@ -413,118 +340,6 @@ bool cudnn_softmax(DType t, Direction d, const void* in, const void* grad, void*
 }
 #endif
 
-// What every GPU timing shares: three device buffers (a: input, b: second
-// input, c: output) large enough for the largest case, the timer, the copy
-// kernel's bandwidth per (dtype, elements, input streams) measured in this
-// run, and the results.
-class GpuBench {
- public:
-  GpuBench(const Options& o, int64_t max_bytes) : options_(o), timer_(o.runs), bytes_(max_bytes + 256) {
-    for (void** p : {&a_, &b_, &c_}) {
-      BENCH_CUDA(cudaMalloc(p, bytes_));
-      BENCH_CUDA(cudaMemset(*p, 0, bytes_));
-    }
-    int dev = 0;
-    BENCH_CUDA(cudaGetDevice(&dev));
-    BENCH_CUDA(cudaDeviceGetAttribute(&sms_, cudaDevAttrMultiProcessorCount, dev));
-  }
-  ~GpuBench() {
-    cudaFree(a_);
-    cudaFree(b_);
-    cudaFree(c_);
-  }
-  char* a(int64_t offset_bytes = 0) const { return static_cast<char*>(a_) + offset_bytes; }
-  char* b(int64_t offset_bytes = 0) const { return static_cast<char*>(b_) + offset_bytes; }
-  char* c(int64_t offset_bytes = 0) const { return static_cast<char*>(c_) + offset_bytes; }
-  std::vector<Result>& results() { return results_; }
-
-  // The copy kernel over data_bytes per stream with `inputs` input streams (GB/s), timed once
-  // per distinct shape and recorded as a result row.
-  double copy_gbps(const std::string& dtype, int64_t elements, int64_t data_bytes, int inputs) {
-    const std::string id = dtype + std::to_string(data_bytes) + "/" + std::to_string(inputs);
-    for (const auto& copy : copies_)
-      if (copy.first == id) return copy.second;
-    const int64_t n16 = data_bytes / 16;
-    Spread s{};
-    timer_.time(
-        [&] {
-          if (inputs == 1)
-            streaming_copy<1><<<sms_ * 16, 256>>>(reinterpret_cast<const uint4*>(a_), nullptr,
-                                                  reinterpret_cast<uint4*>(c_), n16);
-          else
-            streaming_copy<2><<<sms_ * 16, 256>>>(reinterpret_cast<const uint4*>(a_),
-                                                  reinterpret_cast<const uint4*>(b_),
-                                                  reinterpret_cast<uint4*>(c_), n16);
-          return cudaGetLastError() == cudaSuccess;
-        },
-        s);
-    Result r;
-    r.key = {"copy", "copy", dtype, inputs == 1 ? "1 in" : "2 in",
-             "bytes=" + std::to_string(data_bytes), elements};
-    r.status = "ok";
-    r.bytes = (inputs + 1) * n16 * 16;
-    r.median_ms = s.median;
-    r.p10_ms = s.p10;
-    r.p90_ms = s.p90;
-    r.gbps = r.bytes / s.median / 1e6;
-    r.copy_fraction = 1.0;
-    results_.push_back(r);
-    copies_.emplace_back(id, r.gbps);
-    return r.gbps;
-  }
-
-  // Times one verified kernel and its peers; records the row. `inputs`: streams read.
-  void time_case(const CaseKey& key, int64_t bytes, int inputs, int elem_size,
-                 const std::function<Status()>& launch,
-                 const std::vector<std::pair<std::string, std::function<bool()>>>& peers) {
-    Result r;
-    r.key = key;
-    r.bytes = bytes;
-    Status status;
-    Spread s{};
-    if (!timer_.time(
-            [&] {
-              status = launch();
-              return status.ok();
-            },
-            s)) {
-      r.status = "error";
-      r.note = status.message();
-      results_.push_back(r);
-      return;
-    }
-    r.status = "ok";
-    r.median_ms = s.median;
-    r.p10_ms = s.p10;
-    r.p90_ms = s.p90;
-    r.gbps = bytes / s.median / 1e6;
-    const double copy = copy_gbps(key.dtype, key.elements, key.elements * elem_size, inputs);
-    r.copy_fraction = copy > 0 ? r.gbps / copy : 0;
-    for (const auto& peer : peers) {
-      Spread p{};
-      if (timer_.time(peer.second, p)) r.peers.emplace_back(peer.first, p.median);
-    }
-    results_.push_back(r);
-  }
-
-  void wrong(const CaseKey& key, const std::string& why) {
-    Result r;
-    r.key = key;
-    r.status = "wrong";
-    r.note = why + "; not timed";
-    results_.push_back(r);
-  }
-
- private:
-  const Options& options_;
-  Timer timer_;
-  int64_t bytes_;
-  void *a_ = nullptr, *b_ = nullptr, *c_ = nullptr;
-  int sms_ = 0;
-  std::vector<std::pair<std::string, double>> copies_;
-  std::vector<Result> results_;
-};
-
 // Elementwise activations: every selected op x dtype x direction x size x layout.
 void time_activations(const Options& o, GpuBench& bench, const std::vector<int64_t>& sizes,
                       int& failures) {
@@ -568,13 +383,13 @@ void time_activations(const Options& o, GpuBench& bench, const std::vector<int64
         char* pa = bench.a(L.offset * es);
         char* pb = bench.b(L.offset * es);
         char* pc = bench.c(L.offset * es);
-        std::vector<std::pair<std::string, std::function<bool()>>> peers = {
+        std::vector<Peer> peers = {
             {"cub", [=] { return cub_peer(t, act, d, pa, pb, pc, n); }}};
 #ifdef CUACT_BENCH_HAVE_CUDNN
         peers.emplace_back("cudnn", [=] { return cudnn.run(t, act, d, pa, pb, pc, n); });
 #endif
         bench.time_case(key, activation_bytes(key.direction, n, es), d == Direction::forward ? 1 : 2,
-                        es, [=] { return cuact::activation(d, act, t, pa, pb, pc, n); }, peers);
+                        [=] { return cuact::activation(d, act, t, pa, pb, pc, n); }, peers);
       }
   }
 }
@@ -636,7 +451,7 @@ void time_softmax(const Options& o, GpuBench& bench, int& failures) {
                                     : s.message());
             continue;
           }
-          std::vector<std::pair<std::string, std::function<bool()>>> peers;
+          std::vector<Peer> peers;
 #ifdef CUACT_BENCH_HAVE_CUDNN
           if (alg == SoftmaxAlgorithm::automatic)
             peers.emplace_back("cudnn", [=, &bench] {
@@ -644,7 +459,7 @@ void time_softmax(const Options& o, GpuBench& bench, int& failures) {
             });
 #endif
           bench.time_case(key, (d == Direction::forward ? 2 : 3) * n * es,
-                          d == Direction::forward ? 1 : 2, es,
+                          d == Direction::forward ? 1 : 2,
                           [=, &bench] { return softmax(d, op, t, bench.a(), bench.b(), bench.c(), rows, cols); },
                           peers);
         }
@@ -655,10 +470,11 @@ int run_gpu_timing(const Options& o, const RunInfo& info) {
   const std::vector<int64_t> sizes = o.sizes.empty() ? default_sizes() : o.sizes;
   int64_t max_n = int64_t{1} << 27;  // softmax sweep
   for (int64_t n : sizes) max_n = std::max(max_n, n);
-  GpuBench bench(o, (max_n + 16) * 4);
+  GpuBench bench(o, std::max((max_n + 16) * 4, fused_max_bytes()));
   int failures = 0;
   time_activations(o, bench, sizes, failures);
   time_softmax(o, bench, failures);
+  time_fused(o, bench, failures);
   if (o.progress) std::fprintf(stderr, "\n");
   std::printf("%s", format_table(bench.results()).c_str());
   write_file(o.json_path, to_json(info, bench.results()));

@@ -56,33 +56,41 @@ __device__ __forceinline__ V* softmax_row_cache() {
 // ---------------------------------------------------------------- warp_per_row
 
 // The lanes of a warp work on 32/G rows at once (a row group of G lanes
-// each); every lane reaches the shuffles, rows past the end included.
-template <class T, int LOG2_SPAN>
-__global__ void __launch_bounds__(kWarpBlockThreads) softmax_forward_warp_kernel(SoftmaxArgs<T> a) {
-  constexpr WarpConfig kCfg = warp_config_for_span(LOG2_SPAN, sizeof(T));
-  constexpr int G = kCfg.lanes, C = kCfg.cols_per_lane, P = kCfg.pack;
+// each): body(row, active, lane) runs for each row a lane's group owns, rows
+// past the end included (inactive), so every lane reaches the shuffles.
+template <int LOG2_SPAN, class T, class Body>
+__device__ __forceinline__ void for_each_warp_row(const SoftmaxArgs<T>& a, Body&& body) {
+  constexpr int G = warp_config_for_span(LOG2_SPAN, sizeof(T)).lanes;
   constexpr int kWarps = kWarpBlockThreads / 32;
   const int lane = threadIdx.x % G;
   const int group = (threadIdx.x % 32) / G;
   for_each_row_group(
       static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32,
-      static_cast<int64_t>(gridDim.x) * kWarps, kCfg.rows_per_warp(), a.layout.rows,
+      static_cast<int64_t>(gridDim.x) * kWarps,
+      warp_config_for_span(LOG2_SPAN, sizeof(T)).rows_per_warp(), a.layout.rows,
       [&](int64_t first_row) {
         const int64_t row = first_row + group;
-        const bool active = row < a.layout.rows;
-        float v[C];
-        if (active) {
-          warp_lane_load<G, C, P>(ForwardSource<T>(a, row), lane, a.layout.cols, a.vectorized, v);
-        } else {
-          CUACT_UNROLL
-          for (int i = 0; i < C; ++i) v[i] = -INFINITY;
-        }
-        const float shift = exp_shift(group_all_reduce<G>(lane_max(v), MaxNanOp{}));
-        const float sum = group_all_reduce<G>(lane_exp_sum(v, shift, a.log), SumOp{});
-        lane_outputs(v, make_normalizer(shift, sum), a.log);
-        if (active)
-          warp_lane_store<G, C, P>(RowSink<T>(a, row), lane, a.layout.cols, a.vectorized, v);
+        body(row, row < a.layout.rows, lane);
       });
+}
+
+template <class T, int LOG2_SPAN>
+__global__ void __launch_bounds__(kWarpBlockThreads) softmax_forward_warp_kernel(SoftmaxArgs<T> a) {
+  constexpr WarpConfig kCfg = warp_config_for_span(LOG2_SPAN, sizeof(T));
+  constexpr int G = kCfg.lanes, C = kCfg.cols_per_lane, P = kCfg.pack;
+  for_each_warp_row<LOG2_SPAN>(a, [&](int64_t row, bool active, int lane) {
+    float v[C];
+    if (active) {
+      warp_lane_load<G, C, P>(ForwardSource<T>(a, row), lane, a.layout.cols, a.vectorized, v);
+    } else {
+      CUACT_UNROLL
+      for (int i = 0; i < C; ++i) v[i] = -INFINITY;
+    }
+    const float shift = exp_shift(group_all_reduce<G>(lane_max(v), MaxNanOp{}));
+    const float sum = group_all_reduce<G>(lane_exp_sum(v, shift, a.log), SumOp{});
+    lane_outputs(v, make_normalizer(shift, sum), a.log);
+    if (active) warp_lane_store<G, C, P>(RowSink<T>(a, row), lane, a.layout.cols, a.vectorized, v);
+  });
 }
 
 template <class T, int LOG2_SPAN>
@@ -90,28 +98,18 @@ __global__ void __launch_bounds__(kWarpBlockThreads)
     softmax_backward_warp_kernel(SoftmaxArgs<T> a) {
   constexpr WarpConfig kCfg = warp_config_for_span(LOG2_SPAN, sizeof(T));
   constexpr int G = kCfg.lanes, C = kCfg.cols_per_lane, P = kCfg.pack;
-  constexpr int kWarps = kWarpBlockThreads / 32;
-  const int lane = threadIdx.x % G;
-  const int group = (threadIdx.x % 32) / G;
-  for_each_row_group(
-      static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32,
-      static_cast<int64_t>(gridDim.x) * kWarps, kCfg.rows_per_warp(), a.layout.rows,
-      [&](int64_t first_row) {
-        const int64_t row = first_row + group;
-        const bool active = row < a.layout.rows;
-        float y[C], g[C];
-        if (active) {
-          warp_lane_load<G, C, P>(BackwardSource<T>(a, row), lane, a.layout.cols, a.vectorized, y,
-                                  g);
-        } else {
-          CUACT_UNROLL
-          for (int i = 0; i < C; ++i) y[i] = g[i] = 0.0f;
-        }
-        const float reduced = group_all_reduce<G>(lane_backward_sum(y, g, a.log), SumOp{});
-        lane_backward_outputs(y, g, reduced, a.scale, a.log);
-        if (active)
-          warp_lane_store<G, C, P>(RowSink<T>(a, row), lane, a.layout.cols, a.vectorized, g);
-      });
+  for_each_warp_row<LOG2_SPAN>(a, [&](int64_t row, bool active, int lane) {
+    float y[C], g[C];
+    if (active) {
+      warp_lane_load<G, C, P>(BackwardSource<T>(a, row), lane, a.layout.cols, a.vectorized, y, g);
+    } else {
+      CUACT_UNROLL
+      for (int i = 0; i < C; ++i) y[i] = g[i] = 0.0f;
+    }
+    const float reduced = group_all_reduce<G>(lane_backward_sum(y, g, a.log), SumOp{});
+    lane_backward_outputs(y, g, reduced, a.scale, a.log);
+    if (active) warp_lane_store<G, C, P>(RowSink<T>(a, row), lane, a.layout.cols, a.vectorized, g);
+  });
 }
 
 // ---------------------------------------------------------------- block_per_row

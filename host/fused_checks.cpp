@@ -45,6 +45,29 @@ Status too_big() {
   return {StatusCode::invalid_size, "the tensor does not fit in the address space"};
 }
 
+// What both directions of bias + activation check first: dtype, activation,
+// dropout, shape; *bytes: the [rows, cols] tensor's size.
+Status check_bias_call(const Activation& act, DType dtype, int64_t rows, int64_t cols,
+                       const Dropout& dropout, int64_t* bytes) {
+  if (!known_dtype(dtype)) return unknown_dtype();
+  if (Status s = validate(act); !s.ok()) return s;
+  if (Status s = check_dropout(dropout); !s.ok()) return s;
+  if (rows < 0) return {StatusCode::invalid_size, "rows is negative"};
+  if (cols < 0) return {StatusCode::invalid_size, "cols is negative"};
+  return fits(dtype, rows, cols, 1, bytes) ? Status{} : too_big();
+}
+
+// The same for GLU; *x_bytes: the size of x [rows, 2d].
+Status check_glu_call(const Glu& glu, DType dtype, int64_t rows, int64_t d, int64_t* x_bytes) {
+  if (!known_dtype(dtype)) return unknown_dtype();
+  if (Status s = validate(glu.act); !s.ok()) return s;
+  if (glu.gated != GatedHalf::first && glu.gated != GatedHalf::second)
+    return {StatusCode::invalid_parameter, "unknown gated half"};
+  if (rows < 0) return {StatusCode::invalid_size, "rows is negative"};
+  if (d < 0) return {StatusCode::invalid_size, "d is negative"};
+  return fits(dtype, rows, d, 2, x_bytes) ? Status{} : too_big();
+}
+
 }  // namespace
 
 bool spans_overlap(const void* a, int64_t a_bytes, const void* b, int64_t b_bytes) {
@@ -74,13 +97,8 @@ Status check_rrelu(const Rrelu& rrelu) {
 Status check_bias_activation_forward(const Activation& act, DType dtype, const void* x,
                                      const void* bias, const void* y, int64_t rows, int64_t cols,
                                      const Dropout& dropout, const uint8_t* mask) {
-  if (!known_dtype(dtype)) return unknown_dtype();
-  if (Status s = validate(act); !s.ok()) return s;
-  if (Status s = check_dropout(dropout); !s.ok()) return s;
-  if (rows < 0) return {StatusCode::invalid_size, "rows is negative"};
-  if (cols < 0) return {StatusCode::invalid_size, "cols is negative"};
   int64_t bytes = 0;
-  if (!fits(dtype, rows, cols, 1, &bytes)) return too_big();
+  if (Status s = check_bias_call(act, dtype, rows, cols, dropout, &bytes); !s.ok()) return s;
   if (bytes == 0) return {};
   if (x == nullptr) return {StatusCode::null_pointer, "x is null"};
   if (y == nullptr) return {StatusCode::null_pointer, "y is null"};
@@ -100,13 +118,8 @@ Status check_bias_activation_backward(const Activation& act, DType dtype, const 
                                       const void* bias, const void* dy, const void* dx,
                                       const void* dbias, int64_t rows, int64_t cols,
                                       const Dropout& dropout) {
-  if (!known_dtype(dtype)) return unknown_dtype();
-  if (Status s = validate(act); !s.ok()) return s;
-  if (Status s = check_dropout(dropout); !s.ok()) return s;
-  if (rows < 0) return {StatusCode::invalid_size, "rows is negative"};
-  if (cols < 0) return {StatusCode::invalid_size, "cols is negative"};
   int64_t bytes = 0;
-  if (!fits(dtype, rows, cols, 1, &bytes)) return too_big();
+  if (Status s = check_bias_call(act, dtype, rows, cols, dropout, &bytes); !s.ok()) return s;
   const int64_t bias_bytes = cols * static_cast<int64_t>(dtype_size(dtype));
   // dbias of an empty batch is zeros: it is written whenever cols > 0.
   if (!aligned(dbias, dtype)) return misaligned();
@@ -129,14 +142,8 @@ Status check_bias_activation_backward(const Activation& act, DType dtype, const 
 
 Status check_glu_forward(const Glu& glu, DType dtype, const void* x, const void* y, int64_t rows,
                          int64_t d) {
-  if (!known_dtype(dtype)) return unknown_dtype();
-  if (Status s = validate(glu.act); !s.ok()) return s;
-  if (glu.gated != GatedHalf::first && glu.gated != GatedHalf::second)
-    return {StatusCode::invalid_parameter, "unknown gated half"};
-  if (rows < 0) return {StatusCode::invalid_size, "rows is negative"};
-  if (d < 0) return {StatusCode::invalid_size, "d is negative"};
   int64_t x_bytes = 0;
-  if (!fits(dtype, rows, d, 2, &x_bytes)) return too_big();
+  if (Status s = check_glu_call(glu, dtype, rows, d, &x_bytes); !s.ok()) return s;
   if (x_bytes == 0) return {};
   if (x == nullptr) return {StatusCode::null_pointer, "x is null"};
   if (y == nullptr) return {StatusCode::null_pointer, "y is null"};
@@ -149,14 +156,8 @@ Status check_glu_forward(const Glu& glu, DType dtype, const void* x, const void*
 
 Status check_glu_backward(const Glu& glu, DType dtype, const void* x, const void* dy,
                           const void* dx, int64_t rows, int64_t d) {
-  if (!known_dtype(dtype)) return unknown_dtype();
-  if (Status s = validate(glu.act); !s.ok()) return s;
-  if (glu.gated != GatedHalf::first && glu.gated != GatedHalf::second)
-    return {StatusCode::invalid_parameter, "unknown gated half"};
-  if (rows < 0) return {StatusCode::invalid_size, "rows is negative"};
-  if (d < 0) return {StatusCode::invalid_size, "d is negative"};
   int64_t x_bytes = 0;
-  if (!fits(dtype, rows, d, 2, &x_bytes)) return too_big();
+  if (Status s = check_glu_call(glu, dtype, rows, d, &x_bytes); !s.ok()) return s;
   if (x_bytes == 0) return {};
   if (x == nullptr) return {StatusCode::null_pointer, "x is null"};
   if (dy == nullptr) return {StatusCode::null_pointer, "dy is null"};

@@ -49,28 +49,11 @@ class HostBuffer {
   unsigned char* base_;
 };
 
-struct Layout {
-  const char* name;
-  int in_offset, out_offset;  // elements past a 256-byte boundary
-  bool in_place;
-};
-const Layout kLayouts[] = {
-    {"aligned", 0, 0, false},
-    {"misaligned_alike", 1, 1, false},  // head + packs + tail in every row that lines up
-    {"misaligned_apart", 1, 3, false},  // no common alignment: element by element
-    {"in_place", 2, 2, true},
-};
-
 // Activations the engine sweeps (the per-element math of every activation
 // is checked in fused_functor_test, and the GPU suite runs them all).
 std::vector<Activation> engine_activations() { return emulated_activations(); }
 
 const DType kDTypes[] = {DType::f32, DType::f16, DType::bf16};
-
-// Moderate values (finite sums) for the reductions, exact in dtype.
-double moderate(DType dtype, int64_t i, int64_t phase) {
-  return reference::round_to(dtype, 4.0 * std::sin(0.37 * static_cast<double>(i) + phase));
-}
 
 // ---------------------------------------------------------------- bias + activation + dropout
 
@@ -78,7 +61,7 @@ struct BiasCase {
   Activation act;
   DType dtype;
   Shape shape;
-  Layout layout;
+  FusedLayout layout;
   bool bias;
   float p;
   int64_t blocks;  // the emulated device's block budget
@@ -93,15 +76,15 @@ void run_bias_case(const BiasCase& c) {
   const bool reductions = c.bias;  // inputs then stay moderate so sums are finite
   std::vector<double> x(n), dy(n), b;
   for (int64_t i = 0; i < n; ++i) {
-    x[i] = reductions ? moderate(dtype, i, 1) : fused_input(dtype, i, rows);
-    dy[i] = reductions ? moderate(dtype, i, 2) : test_gradient(i);
+    x[i] = reductions ? fused_moderate(dtype, i, 1) : fused_input(dtype, i, rows);
+    dy[i] = reductions ? fused_moderate(dtype, i, 2) : test_gradient(i);
   }
   if (c.bias)
     for (int64_t j = 0; j < cols; ++j) b.push_back(fused_operand(j));
 
   HostBuffer xb(dtype, n), dyb(dtype, n), yb(dtype, n), bb(dtype, cols), dbb(dtype, cols);
   std::vector<uint8_t> mask_storage(static_cast<size_t>(n) + 16, 0xee);
-  const Layout& l = c.layout;
+  const FusedLayout& l = c.layout;
   xb.write(l.in_offset, x);
   dyb.write(l.in_offset, dy);
   if (c.bias) bb.write(l.in_offset, b);
@@ -141,7 +124,7 @@ TEST_P(EmulatedBiasActivation, EveryShapeLayoutBiasAndDropout) {
   const DType dtype = GetParam();
   for (const Activation& act : engine_activations())
     for (const Shape& shape : fused_shapes())
-      for (const Layout& layout : kLayouts)
+      for (const FusedLayout& layout : kFusedLayouts)
         for (bool bias : {false, true})
           for (float p : {0.0f, 0.3f}) {
             SCOPED_TRACE(testing::Message() << describe(act) << " " << shape_name(shape) << " "
@@ -160,7 +143,7 @@ TEST(EmulatedBiasActivation, ReductionsForSeveralGeometriesAndLongColumns) {
       for (int64_t blocks : {1, 7, 1024}) {
         SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " " << shape_name(shape)
                                         << " blocks " << blocks);
-        run_bias_case({Activation::gelu(), dtype, shape, kLayouts[0], true, 0.1f, blocks});
+        run_bias_case({Activation::gelu(), dtype, shape, kFusedLayouts[0], true, 0.1f, blocks});
       }
 }
 
@@ -255,7 +238,7 @@ TEST(EmulatedGlu, BothOrdersOddWidthsAndLayouts) {
     for (const Activation& act : gates)
       for (GatedHalf half : {GatedHalf::first, GatedHalf::second})
         for (const Shape& s : std::vector<Shape>{{1, 1}, {3, 5}, {4, 8}, {7, 11}, {2, 67}, {5, 128}})
-          for (const Layout& layout : kLayouts) {
+          for (const FusedLayout& layout : kFusedLayouts) {
             const Glu glu{act, half};
             const int64_t rows = s.rows, d = s.cols;
             SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " " << describe(act) << " "
@@ -304,7 +287,7 @@ TEST(EmulatedPrelu, BothLayoutsWithWeightGradient) {
                                  {1, 7, 1000}, {300, 9, 1}, {2, 3, 4099}};
   for (DType dtype : kDTypes)
     for (const ChannelShape& s : shapes)
-      for (const Layout& layout : kLayouts)
+      for (const FusedLayout& layout : kFusedLayouts)
         for (int64_t blocks : {3, 64}) {
           SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " " << s.outer << "x"
                                           << s.channels << "x" << s.inner << " " << layout.name
@@ -312,8 +295,8 @@ TEST(EmulatedPrelu, BothLayoutsWithWeightGradient) {
           const int64_t n = s.outer * s.channels * s.inner;
           std::vector<double> x(n), dy(n), w(s.channels);
           for (int64_t i = 0; i < n; ++i) {
-            x[i] = moderate(dtype, i, 3);
-            dy[i] = moderate(dtype, i, 4);
+            x[i] = fused_moderate(dtype, i, 3);
+            dy[i] = fused_moderate(dtype, i, 4);
           }
           for (int64_t c = 0; c < s.channels; ++c) w[c] = fused_operand(c + 2) / 4;
           HostBuffer xb(dtype, n), yb(dtype, n), dyb(dtype, n), wb(dtype, s.channels),
@@ -350,7 +333,7 @@ TEST(EmulatedPrelu, BothLayoutsWithWeightGradient) {
 TEST(EmulatedRrelu, TrainingAndEvalExactWithRegeneratedSlopes) {
   for (DType dtype : kDTypes)
     for (bool training : {true, false})
-      for (const Layout& layout : kLayouts)
+      for (const FusedLayout& layout : kFusedLayouts)
         for (int64_t n : {1, 7, 8, 1001}) {
           const Rrelu rrelu{1.0f / 8.0f, 1.0f / 3.0f, training, 99, 4};
           std::vector<double> x(n), dy(n);
@@ -385,8 +368,8 @@ TEST(ReferenceBuffers, RoundTheExactValuesOnce) {
   const Activation act = Activation::gelu_tanh();
   std::vector<double> x(n), dy(n), b(cols);
   for (int64_t i = 0; i < n; ++i) {
-    x[i] = moderate(dtype, i, 1);
-    dy[i] = moderate(dtype, i, 2);
+    x[i] = fused_moderate(dtype, i, 1);
+    dy[i] = fused_moderate(dtype, i, 2);
   }
   for (int64_t j = 0; j < cols; ++j) b[j] = fused_operand(j);
   const Dropout dropout{0.4f, 5, 6};

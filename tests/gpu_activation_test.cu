@@ -12,26 +12,13 @@
 
 #include "accuracy.h"
 #include "cuact/cuact.h"
+#include "device_buffer.h"
 #include "gpu_guard.h"
 
 namespace cuact::test {
 namespace {
 
 #define CUDA_OK(expr) ASSERT_EQ((expr), cudaSuccess) << #expr
-
-class DeviceBuffer {
- public:
-  explicit DeviceBuffer(size_t bytes) { ok_ = cudaMalloc(&ptr_, bytes + 64) == cudaSuccess; }
-  ~DeviceBuffer() { cudaFree(ptr_); }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  bool ok() const { return ok_; }
-  unsigned char* bytes(size_t offset = 0) const { return static_cast<unsigned char*>(ptr_) + offset; }
-
- private:
-  void* ptr_ = nullptr;
-  bool ok_ = false;
-};
 
 const int64_t kLengths[] = {0, 1, 3, 31, 32, 33, 1023, 1024, 1025, (int64_t{1} << 20) + 7};
 
@@ -93,9 +80,9 @@ TEST_P(KernelVsReference, EveryLengthAndLayout) {
       if (n > 2048 && layout.in_offset != 0 && !layout.in_place) continue;  // big n: two layouts
       if (n > 2048 && small_sizes_only()) continue;
       SCOPED_TRACE(testing::Message() << layout.name << " n=" << n);
-      unsigned char* in_p = in.bytes(layout.in_offset * elem);
-      unsigned char* grad_p = grad.bytes(layout.grad_offset * elem);
-      unsigned char* out_p = layout.in_place ? in_p : out.bytes(layout.out_offset * elem);
+      unsigned char* in_p = in.at(layout.in_offset * elem);
+      unsigned char* grad_p = grad.at(layout.grad_offset * elem);
+      unsigned char* out_p = layout.in_place ? in_p : out.at(layout.out_offset * elem);
       CUDA_OK(cudaMemcpyAsync(in_p, in_bytes.data(), n * elem, cudaMemcpyHostToDevice, stream));
       CUDA_OK(cudaMemcpyAsync(grad_p, grad_bytes.data(), n * elem, cudaMemcpyHostToDevice, stream));
       if (!layout.in_place) CUDA_OK(cudaMemsetAsync(out_p, 0xff, n * elem, stream));
@@ -131,24 +118,24 @@ TEST(KernelGraph, CapturedCallMatchesDirectCall) {
   DeviceBuffer in(n * 2), direct(n * 2), captured(n * 2);
   cudaStream_t stream;
   CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  CUDA_OK(cudaMemcpy(in.bytes(), bytes.data(), n * 2, cudaMemcpyHostToDevice));
+  CUDA_OK(cudaMemcpy(in.at(), bytes.data(), n * 2, cudaMemcpyHostToDevice));
   const Activation act = Activation::gelu_tanh();
-  ASSERT_TRUE(activation(Direction::forward, act, DType::bf16, in.bytes(), nullptr,
-                         direct.bytes(), n, stream).ok());
+  ASSERT_TRUE(activation(Direction::forward, act, DType::bf16, in.at(), nullptr,
+                         direct.at(), n, stream).ok());
 
   cudaGraph_t graph;
   cudaGraphExec_t exec;
   CUDA_OK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
-  const Status s = activation(Direction::forward, act, DType::bf16, in.bytes(), nullptr,
-                              captured.bytes(), n, stream);
+  const Status s = activation(Direction::forward, act, DType::bf16, in.at(), nullptr,
+                              captured.at(), n, stream);
   CUDA_OK(cudaStreamEndCapture(stream, &graph));
   ASSERT_TRUE(s.ok()) << s.message();
   CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
   CUDA_OK(cudaGraphLaunch(exec, stream));
   CUDA_OK(cudaStreamSynchronize(stream));
   std::vector<unsigned char> a(n * 2), b(n * 2);
-  CUDA_OK(cudaMemcpy(a.data(), direct.bytes(), n * 2, cudaMemcpyDeviceToHost));
-  CUDA_OK(cudaMemcpy(b.data(), captured.bytes(), n * 2, cudaMemcpyDeviceToHost));
+  CUDA_OK(cudaMemcpy(a.data(), direct.at(), n * 2, cudaMemcpyDeviceToHost));
+  CUDA_OK(cudaMemcpy(b.data(), captured.at(), n * 2, cudaMemcpyDeviceToHost));
   EXPECT_EQ(std::memcmp(a.data(), b.data(), n * 2), 0);
   cudaGraphExecDestroy(exec);
   cudaGraphDestroy(graph);
@@ -163,10 +150,10 @@ TEST(KernelDevices, EveryDeviceComputesTheSame) {
     CUDA_OK(cudaSetDevice(d));
     DeviceBuffer buf(4096 * 4);
     std::vector<float> x(4096, -2.5f), y(4096);
-    CUDA_OK(cudaMemcpy(buf.bytes(), x.data(), 4096 * 4, cudaMemcpyHostToDevice));
-    ASSERT_TRUE(activation_forward(Activation::relu6(), reinterpret_cast<float*>(buf.bytes()),
-                                   reinterpret_cast<float*>(buf.bytes()), 4096).ok());
-    CUDA_OK(cudaMemcpy(y.data(), buf.bytes(), 4096 * 4, cudaMemcpyDeviceToHost));
+    CUDA_OK(cudaMemcpy(buf.at(), x.data(), 4096 * 4, cudaMemcpyHostToDevice));
+    ASSERT_TRUE(activation_forward(Activation::relu6(), reinterpret_cast<float*>(buf.at()),
+                                   reinterpret_cast<float*>(buf.at()), 4096).ok());
+    CUDA_OK(cudaMemcpy(y.data(), buf.at(), 4096 * 4, cudaMemcpyDeviceToHost));
     for (float v : y) ASSERT_EQ(v, 0.0f) << "device " << d;
   }
   CUDA_OK(cudaSetDevice(0));

@@ -18,28 +18,13 @@
 #include "cuact/cuact.h"
 #include "fused_calls.h"
 #include "fused_testing.h"
+#include "device_buffer.h"
 #include "gpu_guard.h"
 
 namespace cuact::test {
 namespace {
 
 #define CUDA_OK(expr) ASSERT_EQ((expr), cudaSuccess) << #expr
-
-class DeviceBuffer {
- public:
-  explicit DeviceBuffer(size_t bytes) { ok_ = cudaMalloc(&ptr_, bytes + 256) == cudaSuccess; }
-  ~DeviceBuffer() { cudaFree(ptr_); }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  bool ok() const { return ok_; }
-  unsigned char* at(size_t byte_offset = 0) const {
-    return static_cast<unsigned char*>(ptr_) + byte_offset;
-  }
-
- private:
-  void* ptr_ = nullptr;
-  bool ok_ = false;
-};
 
 std::vector<double> download(DType dtype, const void* p, int64_t n) {
   std::vector<unsigned char> bytes(static_cast<size_t>(n) * dtype_size(dtype));
@@ -51,18 +36,6 @@ void upload(DType dtype, void* p, const std::vector<double>& v) {
   if (!bytes.empty())
     EXPECT_EQ(cudaMemcpy(p, bytes.data(), bytes.size(), cudaMemcpyHostToDevice), cudaSuccess);
 }
-
-struct Layout {
-  const char* name;
-  int in_offset, out_offset;  // elements past a 256-byte boundary
-  bool in_place;
-};
-const Layout kLayouts[] = {
-    {"aligned", 0, 0, false},
-    {"misaligned_alike", 1, 1, false},
-    {"misaligned_apart", 1, 3, false},
-    {"in_place", 2, 2, true},
-};
 
 struct GpuCase {
   Activation act;
@@ -82,22 +55,18 @@ std::string gpu_case_name(const testing::TestParamInfo<GpuCase>& info) {
   return name;
 }
 
-double moderate(DType dtype, int64_t i, int64_t phase) {
-  return reference::round_to(dtype, 4.0 * std::sin(0.37 * static_cast<double>(i) + phase));
-}
-
 // ---------------------------------------------------------------- bias + activation + dropout
 
 // Forward (with mask) and backward (with dbias) of one case on `stream`.
-void run_bias_on_gpu(const Activation& act, DType dtype, Shape shape, const Layout& l, bool bias,
+void run_bias_on_gpu(const Activation& act, DType dtype, Shape shape, const FusedLayout& l, bool bias,
                      float p, cudaStream_t stream) {
   const int64_t rows = shape.rows, cols = shape.cols, n = rows * cols;
   const size_t elem = dtype_size(dtype);
   const Dropout dropout{p, 2025, 17};
   std::vector<double> x(n), dy(n), b;
   for (int64_t i = 0; i < n; ++i) {
-    x[i] = bias ? moderate(dtype, i, 1) : fused_input(dtype, i, rows);
-    dy[i] = bias ? moderate(dtype, i, 2) : test_gradient(i);
+    x[i] = bias ? fused_moderate(dtype, i, 1) : fused_input(dtype, i, rows);
+    dy[i] = bias ? fused_moderate(dtype, i, 2) : test_gradient(i);
   }
   if (bias)
     for (int64_t j = 0; j < cols; ++j) b.push_back(fused_operand(j));
@@ -144,7 +113,7 @@ TEST_P(GpuFusedBias, EveryShapeLayoutBiasAndDropout) {
   cudaStream_t stream;
   CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   for (const Shape& shape : fused_shapes())
-    for (const Layout& layout : kLayouts)
+    for (const FusedLayout& layout : kFusedLayouts)
       for (const auto& [bias, p] : {std::pair{false, 0.0f}, std::pair{true, 0.3f}}) {
         SCOPED_TRACE(testing::Message() << shape_name(shape) << " " << layout.name
                                         << (bias ? " bias" : "") << " p=" << p);
@@ -152,7 +121,7 @@ TEST_P(GpuFusedBias, EveryShapeLayoutBiasAndDropout) {
         if (HasFailure()) break;
       }
   // Many blocks and long rows (one layout: the reference is the slow part).
-  run_bias_on_gpu(c.act, c.dtype, {257, 4099}, kLayouts[1], true, 0.3f, stream);
+  run_bias_on_gpu(c.act, c.dtype, {257, 4099}, kFusedLayouts[1], true, 0.3f, stream);
   cudaStreamDestroy(stream);
 }
 
@@ -170,7 +139,7 @@ TEST_P(GpuFusedGlu, BothOrdersOddWidthsAndLayouts) {
   const std::vector<Shape> shapes = {{1, 1}, {3, 5}, {4, 8}, {7, 11}, {2, 67}, {5, 128}, {33, 1000}, {3, 11008}};
   for (GatedHalf half : {GatedHalf::first, GatedHalf::second})
     for (const Shape& s : shapes)
-      for (const Layout& l : kLayouts) {
+      for (const FusedLayout& l : kFusedLayouts) {
         const Glu glu{c.act, half};
         const int64_t rows = s.rows, d = s.cols;
         SCOPED_TRACE(testing::Message() << (half == GatedHalf::first ? "first" : "second") << " "
@@ -216,13 +185,13 @@ TEST_P(GpuFusedPrelu, BothLayoutsWithWeightGradient) {
   const ChannelShape shapes[] = {{1, 1, 1},    {4, 3, 1},   {2, 5, 7},      {3, 16, 64},
                                  {1, 7, 1000}, {300, 9, 1}, {32, 64, 3136}, {4096, 768, 1}};
   for (const ChannelShape& s : shapes)
-    for (const Layout& l : kLayouts) {
+    for (const FusedLayout& l : kFusedLayouts) {
       SCOPED_TRACE(testing::Message() << s.outer << "x" << s.channels << "x" << s.inner << " " << l.name);
       const int64_t n = s.outer * s.channels * s.inner;
       std::vector<double> x(n), dy(n), w(s.channels);
       for (int64_t i = 0; i < n; ++i) {
-        x[i] = moderate(dtype, i, 3);
-        dy[i] = moderate(dtype, i, 4);
+        x[i] = fused_moderate(dtype, i, 3);
+        dy[i] = fused_moderate(dtype, i, 4);
       }
       for (int64_t c = 0; c < s.channels; ++c) w[c] = fused_operand(c + 2) / 4;
       DeviceBuffer xb(n * elem), yb(n * elem), dyb(n * elem), wb(s.channels * elem), dwb(s.channels * elem);
@@ -255,7 +224,7 @@ TEST_P(GpuFusedPrelu, RreluTrainingAndEvalWithRegeneratedSlopes) {
   const DType dtype = GetParam();
   const size_t elem = dtype_size(dtype);
   for (bool training : {true, false})
-    for (const Layout& l : kLayouts)
+    for (const FusedLayout& l : kFusedLayouts)
       for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{8}, int64_t{1001}, (int64_t{1} << 20) + 3}) {
         SCOPED_TRACE(testing::Message() << (training ? "training " : "eval ") << l.name << " n=" << n);
         const Rrelu rrelu{1.0f / 8.0f, 1.0f / 3.0f, training, 99, 4};
@@ -335,7 +304,7 @@ TEST(GpuFusedDropout, BackwardUsesTheForwardMask) {
   const int64_t rows = 513, cols = 777, n = rows * cols;
   const Dropout dropout{0.25f, 5, 1234};
   std::vector<double> x(n), ones(n, 1.0);
-  for (int64_t i = 0; i < n; ++i) x[i] = moderate(dtype, i, 0);
+  for (int64_t i = 0; i < n; ++i) x[i] = fused_moderate(dtype, i, 0);
   DeviceBuffer xb(n * 2), yb(n * 2), dyb(n * 2), dxb(n * 2), mb(n);
   ASSERT_TRUE(xb.ok() && yb.ok() && dyb.ok() && dxb.ok() && mb.ok());
   upload(dtype, xb.at(), x);
@@ -373,8 +342,8 @@ TEST(GpuFusedReductions, DbiasForSeveralGeometriesAndShapes) {
         const int64_t n = s.rows * s.cols;
         std::vector<double> x(n), dy(n), b(s.cols);
         for (int64_t i = 0; i < n; ++i) {
-          x[i] = moderate(dtype, i, 5);
-          dy[i] = moderate(dtype, i, 6);
+          x[i] = fused_moderate(dtype, i, 5);
+          dy[i] = fused_moderate(dtype, i, 6);
         }
         for (int64_t j = 0; j < s.cols; ++j) b[j] = fused_operand(j);
         DeviceBuffer xb(n * elem), dyb(n * elem), dxb(n * elem), bb(s.cols * elem), dbb(s.cols * elem);
@@ -404,7 +373,7 @@ TEST(GpuFusedGraph, CapturedCallsMatchDirectCalls) {
   const DType dtype = DType::f16;
   const int64_t rows = 300, cols = 1000, n = rows * cols;
   std::vector<double> x(n);
-  for (int64_t i = 0; i < n; ++i) x[i] = moderate(dtype, i, 7);
+  for (int64_t i = 0; i < n; ++i) x[i] = fused_moderate(dtype, i, 7);
   DeviceBuffer xb(n * 2), dyb(n * 2), bb(cols * 2), dx1(n * 2), dx2(n * 2), db1(cols * 2), db2(cols * 2),
       g1(n), g2(n);
   upload(dtype, xb.at(), x);

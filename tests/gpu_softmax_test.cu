@@ -18,6 +18,7 @@
 
 #include "accuracy.h"
 #include "cuact/cuact.h"
+#include "device_buffer.h"
 #include "gpu_guard.h"
 #include "softmax_accuracy.h"
 
@@ -26,48 +27,8 @@ namespace {
 
 #define CUDA_OK(expr) ASSERT_EQ((expr), cudaSuccess) << #expr
 
-class DeviceBuffer {
- public:
-  explicit DeviceBuffer(size_t bytes) { ok_ = cudaMalloc(&ptr_, bytes + 256) == cudaSuccess; }
-  ~DeviceBuffer() { cudaFree(ptr_); }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  bool ok() const { return ok_; }
-  unsigned char* bytes(size_t offset = 0) const {
-    return static_cast<unsigned char*>(ptr_) + offset;
-  }
-
- private:
-  void* ptr_ = nullptr;
-  bool ok_ = false;
-};
-
 constexpr int64_t kShapeBudget = int64_t{1} << 21;  // elements per shape in the grid
 const int64_t kRows[] = {1, 3, 64, 4099};
-
-struct GpuCase {
-  SoftmaxAlgorithm algorithm;  // automatic, or forced
-  DType dtype;
-  Direction direction;
-  size_t options;  // index into softmax_option_sets()
-};
-
-std::vector<GpuCase> gpu_cases() {
-  std::vector<GpuCase> cases;
-  for (SoftmaxAlgorithm a : {SoftmaxAlgorithm::automatic, SoftmaxAlgorithm::warp_per_row,
-                             SoftmaxAlgorithm::block_per_row, SoftmaxAlgorithm::streaming})
-    for (DType t : {DType::f32, DType::f16, DType::bf16})
-      for (Direction d : {Direction::forward, Direction::backward})
-        for (size_t o = 0; o < softmax_option_sets().size(); ++o) cases.push_back({a, t, d, o});
-  return cases;
-}
-
-std::string describe(const GpuCase& c) {
-  return std::string(softmax_algorithm_name(c.algorithm)) + " " + dtype_name(c.dtype) + " " +
-         direction_name(c.direction) + " " + softmax_option_sets()[c.options].name;
-}
-std::string gpu_case_name(const GpuCase& c) { return softmax_case_name(describe(c)); }
-void PrintTo(const GpuCase& c, std::ostream* os) { *os << describe(c); }
 
 enum class Layout { aligned, misaligned, mismatched, in_place };
 const char* layout_name(Layout l) {
@@ -90,13 +51,13 @@ void run_problem(const SoftmaxProblem& p, SoftmaxAlgorithm algorithm, Layout lay
   DeviceBuffer in_d(bytes), grad_d(bytes), out_d(bytes), mask_d(mask.size());
   ASSERT_TRUE(in_d.ok() && grad_d.ok() && out_d.ok() && mask_d.ok());
   const size_t shift = layout == Layout::aligned ? 0 : elem;
-  unsigned char* in_p = in_d.bytes(shift);
-  unsigned char* grad_p = grad_d.bytes(layout == Layout::mismatched ? 0 : shift);
+  unsigned char* in_p = in_d.at(shift);
+  unsigned char* grad_p = grad_d.at(layout == Layout::mismatched ? 0 : shift);
   // In place: y over x forward, dx over dy backward.
-  unsigned char* out_p = layout != Layout::in_place          ? out_d.bytes(shift)
+  unsigned char* out_p = layout != Layout::in_place          ? out_d.at(shift)
                          : p.direction == Direction::forward ? in_p
                                                              : grad_p;
-  unsigned char* mask_p = mask_d.bytes(layout == Layout::mismatched ? 0 : shift);
+  unsigned char* mask_p = mask_d.at(layout == Layout::mismatched ? 0 : shift);
   CUDA_OK(cudaMemcpyAsync(in_p, in.data(), bytes, cudaMemcpyHostToDevice, stream));
   if (!grad.empty())
     CUDA_OK(cudaMemcpyAsync(grad_p, grad.data(), bytes, cudaMemcpyHostToDevice, stream));
@@ -118,11 +79,11 @@ void run_problem(const SoftmaxProblem& p, SoftmaxAlgorithm algorithm, Layout lay
                           << " of the bound)";
 }
 
-class SoftmaxKernelVsReference : public testing::TestWithParam<GpuCase> {};
+class SoftmaxKernelVsReference : public testing::TestWithParam<SoftmaxCase> {};
 
 TEST_P(SoftmaxKernelVsReference, ColumnGridRowsAndLayouts) {
   CUACT_SKIP_WITHOUT_GPU();
-  const GpuCase c = GetParam();
+  const SoftmaxCase c = GetParam();
   const SoftmaxOptions& options = softmax_option_sets()[c.options];
   cudaStream_t stream;
   CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
@@ -161,8 +122,11 @@ TEST_P(SoftmaxKernelVsReference, ColumnGridRowsAndLayouts) {
   CUDA_OK(cudaStreamDestroy(stream));
 }
 
-INSTANTIATE_TEST_SUITE_P(AllAlgorithms, SoftmaxKernelVsReference, testing::ValuesIn(gpu_cases()),
-                         [](const auto& info) { return gpu_case_name(info.param); });
+INSTANTIATE_TEST_SUITE_P(AllAlgorithms, SoftmaxKernelVsReference,
+                         testing::ValuesIn(softmax_cases(
+                             {SoftmaxAlgorithm::automatic, SoftmaxAlgorithm::warp_per_row,
+                              SoftmaxAlgorithm::block_per_row, SoftmaxAlgorithm::streaming})),
+                         [](const auto& info) { return softmax_case_name(info.param); });
 
 TEST(SoftmaxKernelChoice, ForcedAlgorithmsRefuseRowsTheyCannotTake) {
   CUACT_SKIP_WITHOUT_GPU();
@@ -177,8 +141,8 @@ TEST(SoftmaxKernelChoice, ForcedAlgorithmsRefuseRowsTheyCannotTake) {
       StatusCode::unsupported);
   // A refused call launches nothing and says why.
   DeviceBuffer buf(2048 * 4);
-  const Status s = softmax_forward(warp, reinterpret_cast<const float*>(buf.bytes()),
-                                   reinterpret_cast<float*>(buf.bytes()), 1, 2048);
+  const Status s = softmax_forward(warp, reinterpret_cast<const float*>(buf.at()),
+                                   reinterpret_cast<float*>(buf.at()), 1, 2048);
   EXPECT_EQ(s.code(), StatusCode::unsupported) << s.message();
   // Automatic: the registers up to 1024 columns, shared memory while it fits, then streaming.
   ASSERT_TRUE(
@@ -217,12 +181,12 @@ TEST(SoftmaxKernelSpecialRows, NaNEmptyInfiniteAndOverflowProneRows) {
         for (const auto& r : rows)
           for (double v : r) x.push_back(reference::round_to(dtype, v));
         const auto in = to_buffer(dtype, x);
-        CUDA_OK(cudaMemcpy(in_d.bytes(), in.data(), in.size(), cudaMemcpyHostToDevice));
+        CUDA_OK(cudaMemcpy(in_d.at(), in.data(), in.size(), cudaMemcpyHostToDevice));
         ASSERT_TRUE(
-            softmax(Direction::forward, op, dtype, in_d.bytes(), nullptr, out_d.bytes(), n, cols)
+            softmax(Direction::forward, op, dtype, in_d.at(), nullptr, out_d.at(), n, cols)
                 .ok());
         std::vector<unsigned char> out(in.size()), expect_buf(in.size());
-        CUDA_OK(cudaMemcpy(out.data(), out_d.bytes(), out.size(), cudaMemcpyDeviceToHost));
+        CUDA_OK(cudaMemcpy(out.data(), out_d.at(), out.size(), cudaMemcpyDeviceToHost));
         ASSERT_TRUE(reference::softmax(Direction::forward, op, dtype, in.data(), nullptr,
                                        expect_buf.data(), n, cols)
                         .ok());
@@ -295,17 +259,17 @@ TEST(SoftmaxKernelIndexing, MoreThanTwoToThe31ElementsThroughEachAlgorithm) {
     DeviceBuffer x(n * 2), y(n * 2);
     if (!x.ok() || !y.ok())
       GTEST_SKIP() << "needs 2 x " << (n * 2 >> 30) << " GiB of device memory";
-    fill_big<<<1024, 256>>>(reinterpret_cast<__half*>(x.bytes()), n);
+    fill_big<<<1024, 256>>>(reinterpret_cast<__half*>(x.at()), n);
     CUDA_OK(cudaGetLastError());
-    ASSERT_TRUE(softmax_forward(Softmax::log_softmax(), reinterpret_cast<const __half*>(x.bytes()),
-                                reinterpret_cast<__half*>(y.bytes()), s.rows, s.cols)
+    ASSERT_TRUE(softmax_forward(Softmax::log_softmax(), reinterpret_cast<const __half*>(x.at()),
+                                reinterpret_cast<__half*>(y.at()), s.rows, s.cols)
                     .ok());
     CUDA_OK(cudaDeviceSynchronize());
     // Rows at the start, across 2^31 and at the end.
     for (int64_t row : {int64_t{0}, (int64_t{1} << 31) / s.cols, s.rows - 1}) {
       std::vector<__half> got(static_cast<size_t>(s.cols));
       CUDA_OK(
-          cudaMemcpy(got.data(), y.bytes(row * s.cols * 2), s.cols * 2, cudaMemcpyDeviceToHost));
+          cudaMemcpy(got.data(), y.at(row * s.cols * 2), s.cols * 2, cudaMemcpyDeviceToHost));
       std::vector<double> xr(static_cast<size_t>(s.cols)), g(xr.size());
       for (int64_t j = 0; j < s.cols; ++j) {
         xr[j] = __half2float(__float2half_rn(big_pattern(row * s.cols + j)));
@@ -334,26 +298,26 @@ TEST(SoftmaxKernelGraph, CapturedCallMatchesDirectCall) {
       make_softmax_problem(softmax_option_sets()[0], Direction::forward, DType::f32, rows, cols, 5);
   const auto in = to_buffer(DType::f32, p.in);
   DeviceBuffer x(n * 4), direct(n * 4), captured(n * 4);
-  CUDA_OK(cudaMemcpy(x.bytes(), in.data(), n * 4, cudaMemcpyHostToDevice));
+  CUDA_OK(cudaMemcpy(x.at(), in.data(), n * 4, cudaMemcpyHostToDevice));
   cudaStream_t stream;
   CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   const Softmax op = Softmax::softmax(0.5f);
   cudaGraph_t graph;
   cudaGraphExec_t exec;
   CUDA_OK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
-  const Status s = softmax(Direction::forward, op, DType::f32, x.bytes(), nullptr, captured.bytes(),
+  const Status s = softmax(Direction::forward, op, DType::f32, x.at(), nullptr, captured.at(),
                            rows, cols, stream);
   CUDA_OK(cudaStreamEndCapture(stream, &graph));
   ASSERT_TRUE(s.ok()) << s.message();
-  ASSERT_TRUE(softmax(Direction::forward, op, DType::f32, x.bytes(), nullptr, direct.bytes(), rows,
+  ASSERT_TRUE(softmax(Direction::forward, op, DType::f32, x.at(), nullptr, direct.at(), rows,
                       cols, stream)
                   .ok());
   CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
   CUDA_OK(cudaGraphLaunch(exec, stream));
   CUDA_OK(cudaStreamSynchronize(stream));
   std::vector<unsigned char> a(n * 4), b(n * 4);
-  CUDA_OK(cudaMemcpy(a.data(), direct.bytes(), n * 4, cudaMemcpyDeviceToHost));
-  CUDA_OK(cudaMemcpy(b.data(), captured.bytes(), n * 4, cudaMemcpyDeviceToHost));
+  CUDA_OK(cudaMemcpy(a.data(), direct.at(), n * 4, cudaMemcpyDeviceToHost));
+  CUDA_OK(cudaMemcpy(b.data(), captured.at(), n * 4, cudaMemcpyDeviceToHost));
   EXPECT_EQ(std::memcmp(a.data(), b.data(), n * 4), 0);
   cudaGraphExecDestroy(exec);
   cudaGraphDestroy(graph);
@@ -381,10 +345,10 @@ TEST(SoftmaxKernelThreads, ConcurrentCallsFromManyThreads) {
       }
       std::vector<unsigned char> out(in.size());
       for (int repeat = 0; repeat < 20 && errors[t].empty(); ++repeat) {
-        cudaMemcpyAsync(x.bytes(), in.data(), in.size(), cudaMemcpyHostToDevice, stream);
+        cudaMemcpyAsync(x.at(), in.data(), in.size(), cudaMemcpyHostToDevice, stream);
         const Status s = softmax(Direction::forward, p.options.descriptor(rows, cols, nullptr),
-                                 DType::bf16, x.bytes(), nullptr, y.bytes(), rows, cols, stream);
-        cudaMemcpyAsync(out.data(), y.bytes(), out.size(), cudaMemcpyDeviceToHost, stream);
+                                 DType::bf16, x.at(), nullptr, y.at(), rows, cols, stream);
+        cudaMemcpyAsync(out.data(), y.at(), out.size(), cudaMemcpyDeviceToHost, stream);
         if (!s.ok() || cudaStreamSynchronize(stream) != cudaSuccess) {
           errors[t] = s.message();
           break;
@@ -412,13 +376,13 @@ TEST(SoftmaxKernelDevices, EveryDeviceComputesTheSame) {
   for (int d = 0; d < count; ++d) {
     CUDA_OK(cudaSetDevice(d));
     DeviceBuffer x(in.size()), y(in.size());
-    CUDA_OK(cudaMemcpy(x.bytes(), in.data(), in.size(), cudaMemcpyHostToDevice));
-    ASSERT_TRUE(softmax(Direction::forward, Softmax::softmax(), DType::f32, x.bytes(), nullptr,
-                        y.bytes(), rows, cols)
+    CUDA_OK(cudaMemcpy(x.at(), in.data(), in.size(), cudaMemcpyHostToDevice));
+    ASSERT_TRUE(softmax(Direction::forward, Softmax::softmax(), DType::f32, x.at(), nullptr,
+                        y.at(), rows, cols)
                     .ok())
         << "device " << d;
     std::vector<unsigned char> out(in.size());
-    CUDA_OK(cudaMemcpy(out.data(), y.bytes(), out.size(), cudaMemcpyDeviceToHost));
+    CUDA_OK(cudaMemcpy(out.data(), y.at(), out.size(), cudaMemcpyDeviceToHost));
     EXPECT_TRUE(
         check_softmax(DType::f32, p.expected, from_buffer(DType::f32, out), rows, cols).ok())
         << "device " << d;

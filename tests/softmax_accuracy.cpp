@@ -278,8 +278,22 @@ SoftmaxProblem make_softmax_problem(const SoftmaxOptions& options, Direction dir
   return p;
 }
 
-std::string softmax_case_name(const std::string& parts) {
-  std::string name = parts;
+std::vector<SoftmaxCase> softmax_cases(const std::vector<SoftmaxAlgorithm>& algorithms) {
+  std::vector<SoftmaxCase> cases;
+  for (SoftmaxAlgorithm a : algorithms)
+    for (DType t : {DType::f32, DType::f16, DType::bf16})
+      for (Direction d : {Direction::forward, Direction::backward})
+        for (size_t o = 0; o < softmax_option_sets().size(); ++o) cases.push_back({a, t, d, o});
+  return cases;
+}
+
+std::string describe(const SoftmaxCase& c) {
+  return std::string(softmax_algorithm_name(c.algorithm)) + " " + dtype_name(c.dtype) + " " +
+         direction_name(c.direction) + " " + softmax_option_sets()[c.options].name;
+}
+
+std::string softmax_case_name(const SoftmaxCase& c) {
+  std::string name = describe(c);
   for (char& ch : name)
     if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
   return name;

@@ -30,6 +30,7 @@
 #pragma once
 
 #include <cstdint>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -109,6 +110,18 @@ SoftmaxExpected expected_softmax(const SoftmaxOptions& options, Direction direct
                                  int64_t rows, int64_t cols, const std::vector<double>& in,
                                  const std::vector<double>& grad, const std::vector<double>& mask);
 
-std::string softmax_case_name(const std::string& parts);  // letters, digits and _ only
+// One case of the softmax suites (the kernels on a GPU, their simulation on
+// the CPU): algorithm x dtype x direction x option set, every combination of
+// the algorithms given; named for GoogleTest (letters, digits and _ only).
+struct SoftmaxCase {
+  SoftmaxAlgorithm algorithm;  // automatic, or forced
+  DType dtype;
+  Direction direction;
+  size_t options;  // index into softmax_option_sets()
+};
+std::vector<SoftmaxCase> softmax_cases(const std::vector<SoftmaxAlgorithm>& algorithms);
+std::string describe(const SoftmaxCase& c);
+std::string softmax_case_name(const SoftmaxCase& c);
+inline void PrintTo(const SoftmaxCase& c, std::ostream* os) { *os << describe(c); }
 
 }  // namespace cuact::test

@@ -23,30 +23,6 @@
 namespace cuact::test {
 namespace {
 
-struct SimCase {
-  SoftmaxAlgorithm algorithm;
-  DType dtype;
-  Direction direction;
-  size_t options;  // index into softmax_option_sets()
-};
-
-std::vector<SimCase> sim_cases() {
-  std::vector<SimCase> cases;
-  for (SoftmaxAlgorithm a : {SoftmaxAlgorithm::warp_per_row, SoftmaxAlgorithm::block_per_row,
-                             SoftmaxAlgorithm::streaming})
-    for (DType t : {DType::f32, DType::f16, DType::bf16})
-      for (Direction d : {Direction::forward, Direction::backward})
-        for (size_t o = 0; o < softmax_option_sets().size(); ++o) cases.push_back({a, t, d, o});
-  return cases;
-}
-
-std::string describe(const SimCase& c) {
-  return std::string(softmax_algorithm_name(c.algorithm)) + " " + dtype_name(c.dtype) + " " +
-         direction_name(c.direction) + " " + softmax_option_sets()[c.options].name;
-}
-std::string sim_case_name(const SimCase& c) { return softmax_case_name(describe(c)); }
-void PrintTo(const SimCase& c, std::ostream* os) { *os << describe(c); }
-
 // Whether the algorithm takes rows of `cols` (block_per_row: as on an H100).
 bool takes(SoftmaxAlgorithm a, DType dtype, Direction d, int64_t cols) {
   const int64_t per_col = detail::block_cache_bytes_per_col(d == Direction::backward,
@@ -57,10 +33,10 @@ bool takes(SoftmaxAlgorithm a, DType dtype, Direction d, int64_t cols) {
 
 enum class Layout { aligned, misaligned, in_place };
 
-class SimulatedKernel : public testing::TestWithParam<SimCase> {};
+class SimulatedKernel : public testing::TestWithParam<SoftmaxCase> {};
 
 TEST_P(SimulatedKernel, MatchesTheReferenceOverTheColumnGrid) {
-  const SimCase c = GetParam();
+  const SoftmaxCase c = GetParam();
   const SoftmaxOptions& options = softmax_option_sets()[c.options];
   const size_t elem = dtype_size(c.dtype);
   double worst = 0;
@@ -111,12 +87,15 @@ TEST_P(SimulatedKernel, MatchesTheReferenceOverTheColumnGrid) {
   }
   RecordProperty("worst_error_over_bound", std::to_string(worst));
   std::printf("softmax simulated %s: %lld elements, %lld row sums, worst error %.3g of the bound\n",
-              sim_case_name(c).c_str(), static_cast<long long>(elements),
+              softmax_case_name(c).c_str(), static_cast<long long>(elements),
               static_cast<long long>(rows_summed), worst);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllAlgorithms, SimulatedKernel, testing::ValuesIn(sim_cases()),
-                         [](const auto& info) { return sim_case_name(info.param); });
+INSTANTIATE_TEST_SUITE_P(AllAlgorithms, SimulatedKernel,
+                         testing::ValuesIn(softmax_cases({SoftmaxAlgorithm::warp_per_row,
+                                                          SoftmaxAlgorithm::block_per_row,
+                                                          SoftmaxAlgorithm::streaming})),
+                         [](const auto& info) { return softmax_case_name(info.param); });
 
 // Hand-made rows through every algorithm: the special values of SPEC.md.
 TEST(SimulatedKernelSpecialRows, NaNEmptyAndOverflowProneRows) {
