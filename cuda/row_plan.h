@@ -185,12 +185,16 @@ CUACT_HD TileGeometry reduction_geometry(int64_t rows, int64_t cols, int width, 
 }
 
 // Workspace bytes of a reducing call (0 for an empty one): the partials plus
-// room to align them.
+// room to align them; -1 when they would not fit in the address space (a
+// shape no call can have, but the size query must not wrap).
 CUACT_HD int64_t reduction_workspace_bytes(int64_t rows, int64_t cols, int elem_size,
                                            ReduceMode mode, int64_t channels) {
   if (rows <= 0 || cols <= 0 || mode == ReduceMode::none) return 0;
   const TileGeometry g = reduction_geometry(rows, cols, kPackBytes / elem_size, mode, channels);
-  return reduce_layout(mode, cols, g, channels).floats() * 4 + kWorkspaceAlignment;
+  const ReduceLayout layout = reduce_layout(mode, cols, g, channels);
+  constexpr int64_t kMaxFloats = (INT64_MAX - kWorkspaceAlignment) / 4;
+  if (layout.segment_length > 0 && layout.segments > kMaxFloats / layout.segment_length) return -1;
+  return layout.floats() * 4 + kWorkspaceAlignment;
 }
 
 }  // namespace cuact::detail

@@ -246,6 +246,10 @@ Status clear(void* p, int64_t bytes, cudaStream_t stream) {
                           "clearing the reduction output failed");
 }
 
+Status workspace_too_big() {
+  return {StatusCode::invalid_size, "the reduction's workspace does not fit in the address space"};
+}
+
 }  // namespace
 
 }  // namespace detail
@@ -300,9 +304,12 @@ Status bias_activation_backward_workspace_size(DType dtype, int64_t rows, int64_
     return {StatusCode::invalid_parameter, "unknown dtype"};
   if (rows < 0) return {StatusCode::invalid_size, "rows is negative"};
   if (cols < 0) return {StatusCode::invalid_size, "cols is negative"};
-  int64_t bytes = 0;
+  int64_t bytes = 0;  // x [rows, cols] and dbias [cols] must fit, whatever rows
   if (Status s = detail::checked_bytes(dtype, rows, cols, &bytes); !s.ok()) return s;
-  *workspace_bytes = static_cast<size_t>(detail::bias_backward_workspace(dtype, rows, cols));
+  if (Status s = detail::checked_bytes(dtype, cols, 1, &bytes); !s.ok()) return s;
+  const int64_t needed = detail::bias_backward_workspace(dtype, rows, cols);
+  if (needed < 0) return detail::workspace_too_big();
+  *workspace_bytes = static_cast<size_t>(needed);
   return {};
 }
 
@@ -385,11 +392,13 @@ Status prelu_backward_workspace_size(DType dtype, int64_t outer, int64_t channel
   if (outer < 0) return {StatusCode::invalid_size, "outer is negative"};
   if (channels < 0) return {StatusCode::invalid_size, "channels is negative"};
   if (inner < 0) return {StatusCode::invalid_size, "inner is negative"};
-  int64_t bytes = 0;
+  int64_t bytes = 0;  // x [outer, channels, inner] and dweight [channels] must fit
+  if (Status s = detail::checked_bytes(dtype, channels, 1, &bytes); !s.ok()) return s;
   if (Status s = detail::checked_bytes(dtype, outer, channels, &bytes); !s.ok()) return s;
   if (Status s = detail::checked_bytes(dtype, outer * channels, inner, &bytes); !s.ok()) return s;
-  *workspace_bytes =
-      static_cast<size_t>(detail::prelu_backward_workspace(dtype, outer, channels, inner));
+  const int64_t needed = detail::prelu_backward_workspace(dtype, outer, channels, inner);
+  if (needed < 0) return detail::workspace_too_big();
+  *workspace_bytes = static_cast<size_t>(needed);
   return {};
 }
 

@@ -46,14 +46,16 @@ Status too_big() {
 }
 
 // What both directions of bias + activation check first: dtype, activation,
-// dropout, shape; *bytes: the [rows, cols] tensor's size.
+// dropout, shape; *bytes: the [rows, cols] tensor's size, *bias_bytes: the
+// size of bias / dbias [cols] (which must fit even when rows = 0).
 Status check_bias_call(const Activation& act, DType dtype, int64_t rows, int64_t cols,
-                       const Dropout& dropout, int64_t* bytes) {
+                       const Dropout& dropout, int64_t* bytes, int64_t* bias_bytes) {
   if (!known_dtype(dtype)) return unknown_dtype();
   if (Status s = validate(act); !s.ok()) return s;
   if (Status s = check_dropout(dropout); !s.ok()) return s;
   if (rows < 0) return {StatusCode::invalid_size, "rows is negative"};
   if (cols < 0) return {StatusCode::invalid_size, "cols is negative"};
+  if (!fits(dtype, cols, 1, 1, bias_bytes)) return too_big();
   return fits(dtype, rows, cols, 1, bytes) ? Status{} : too_big();
 }
 
@@ -97,13 +99,13 @@ Status check_rrelu(const Rrelu& rrelu) {
 Status check_bias_activation_forward(const Activation& act, DType dtype, const void* x,
                                      const void* bias, const void* y, int64_t rows, int64_t cols,
                                      const Dropout& dropout, const uint8_t* mask) {
-  int64_t bytes = 0;
-  if (Status s = check_bias_call(act, dtype, rows, cols, dropout, &bytes); !s.ok()) return s;
+  int64_t bytes = 0, bias_bytes = 0;
+  if (Status s = check_bias_call(act, dtype, rows, cols, dropout, &bytes, &bias_bytes); !s.ok())
+    return s;
   if (bytes == 0) return {};
   if (x == nullptr) return {StatusCode::null_pointer, "x is null"};
   if (y == nullptr) return {StatusCode::null_pointer, "y is null"};
   if (!aligned(x, dtype) || !aligned(y, dtype) || !aligned(bias, dtype)) return misaligned();
-  const int64_t bias_bytes = cols * static_cast<int64_t>(dtype_size(dtype));
   const int64_t mask_bytes = rows * cols;
   if (partially_overlaps(y, x, bytes)) return partial_overlap();
   if (spans_overlap(bias, bias_bytes, y, bytes))
@@ -118,9 +120,9 @@ Status check_bias_activation_backward(const Activation& act, DType dtype, const 
                                       const void* bias, const void* dy, const void* dx,
                                       const void* dbias, int64_t rows, int64_t cols,
                                       const Dropout& dropout) {
-  int64_t bytes = 0;
-  if (Status s = check_bias_call(act, dtype, rows, cols, dropout, &bytes); !s.ok()) return s;
-  const int64_t bias_bytes = cols * static_cast<int64_t>(dtype_size(dtype));
+  int64_t bytes = 0, bias_bytes = 0;
+  if (Status s = check_bias_call(act, dtype, rows, cols, dropout, &bytes, &bias_bytes); !s.ok())
+    return s;
   // dbias of an empty batch is zeros: it is written whenever cols > 0.
   if (!aligned(dbias, dtype)) return misaligned();
   if (bytes == 0) return {};
@@ -176,6 +178,9 @@ Status check_channel_shape(DType dtype, int64_t outer, int64_t channels, int64_t
   if (outer < 0) return {StatusCode::invalid_size, "outer is negative"};
   if (channels < 0) return {StatusCode::invalid_size, "channels is negative"};
   if (inner < 0) return {StatusCode::invalid_size, "inner is negative"};
+  // weight and dweight [channels]; dweight is written even for an empty batch.
+  int64_t weight_bytes = 0;
+  if (!fits(dtype, channels, 1, 1, &weight_bytes)) return too_big();
   return fits(dtype, outer, channels, inner, bytes) ? Status{} : too_big();
 }
 
@@ -246,6 +251,8 @@ Status check_rrelu_call(const Rrelu& rrelu, DType dtype, const void* x, const vo
 Status check_workspace(const void* workspace, size_t workspace_bytes, int64_t needed,
                        const void* const* buffers, const int64_t* buffer_bytes, int count) {
   if (needed == 0) return {};
+  if (needed < 0)
+    return {StatusCode::invalid_size, "the reduction's workspace does not fit in the address space"};
   if (workspace == nullptr)
     return {StatusCode::null_pointer, "workspace is null (the reduction needs the size query's bytes)"};
   if (workspace_bytes < static_cast<size_t>(needed))

@@ -81,6 +81,7 @@ Status bias_activation_forward(const Activation& act, DType dtype, const void* x
                                                        mask);
       !s.ok())
     return s;
+  if (rows == 0 || cols == 0) return {};
   const double scale = dropout_scale(dropout.p);
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c) {
@@ -101,6 +102,11 @@ Status bias_activation_backward(const Activation& act, DType dtype, const void* 
                                                         cols, dropout);
       !s.ok())
     return s;
+  if (rows == 0 || cols == 0) {  // dbias of an empty batch is zeros
+    if (dbias != nullptr)
+      for (int64_t c = 0; c < cols; ++c) put(dtype, dbias, c, 0.0);
+    return {};
+  }
   const double scale = dropout_scale(dropout.p);
   std::vector<double> sums(static_cast<size_t>(cols), 0.0);
   for (int64_t r = 0; r < rows; ++r)
@@ -123,6 +129,7 @@ Status bias_activation_backward(const Activation& act, DType dtype, const void* 
 
 Status glu_forward(const Glu& glu, DType dtype, const void* x, void* y, int64_t rows, int64_t d) {
   if (Status s = detail::check_glu_forward(glu, dtype, x, y, rows, d); !s.ok()) return s;
+  if (rows == 0 || d == 0) return {};
   const int64_t gated = glu.gated == GatedHalf::first ? 0 : d;
   const int64_t other = d - gated;
   for (int64_t r = 0; r < rows; ++r)
@@ -137,6 +144,7 @@ Status glu_forward(const Glu& glu, DType dtype, const void* x, void* y, int64_t 
 Status glu_backward(const Glu& glu, DType dtype, const void* x, const void* dy, void* dx,
                     int64_t rows, int64_t d) {
   if (Status s = detail::check_glu_backward(glu, dtype, x, dy, dx, rows, d); !s.ok()) return s;
+  if (rows == 0 || d == 0) return {};
   const int64_t gated = glu.gated == GatedHalf::first ? 0 : d;
   const int64_t other = d - gated;
   for (int64_t r = 0; r < rows; ++r)
@@ -158,7 +166,7 @@ Status prelu_forward(DType dtype, const void* x, const void* weight, void* y, in
                      int64_t channels, int64_t inner) {
   if (Status s = detail::check_prelu_forward(dtype, x, weight, y, outer, channels, inner); !s.ok())
     return s;
-  if (inner == 0) return {};  // empty: weight may be null
+  if (outer == 0 || channels == 0 || inner == 0) return {};  // empty: weight may be null
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t c = 0; c < channels; ++c) {
       const double w = get(dtype, weight, c);
@@ -177,8 +185,13 @@ Status prelu_backward(DType dtype, const void* x, const void* weight, const void
                                               inner);
       !s.ok())
     return s;
+  if (outer == 0 || channels == 0 || inner == 0) {  // dweight of an empty batch is zeros
+    if (dweight != nullptr)
+      for (int64_t c = 0; c < channels; ++c) put(dtype, dweight, c, 0.0);
+    return {};
+  }
   std::vector<double> sums(static_cast<size_t>(channels), 0.0);
-  for (int64_t o = 0; o < (inner > 0 ? outer : 0); ++o)  // empty: weight may be null
+  for (int64_t o = 0; o < outer; ++o)
     for (int64_t c = 0; c < channels; ++c) {
       const double w = get(dtype, weight, c);
       for (int64_t i = 0; i < inner; ++i) {

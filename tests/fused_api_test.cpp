@@ -203,6 +203,40 @@ TEST(FusedArgumentChecks, EmptyBatchGradientsAreZeros) {
   for (float v : dweight) EXPECT_EQ(v, 0.0f);
 }
 
+// Found by the fuzzer: an empty batch must not make the checks, the
+// references or the size queries overflow, allocate or loop over a huge
+// dimension; a parameter [cols] / [channels] past the address space is refused.
+TEST(FusedArgumentChecks, EmptyBatchesWithHugeDimensionsAreSafe) {
+  const int64_t huge = int64_t{1} << 40, past = std::numeric_limits<int64_t>::max();
+  // Nothing to reduce and no dbias / dweight: no-ops, without cols-sized scratch.
+  EXPECT_TRUE(reference::bias_activation_backward(Activation::gelu(), DType::f32, nullptr, nullptr,
+                                                  nullptr, nullptr, nullptr, 0, huge).ok());
+  EXPECT_TRUE(reference::prelu_backward(DType::f32, nullptr, nullptr, nullptr, nullptr, nullptr, 0,
+                                        huge, 1).ok());
+  // Empty rows, huge outer: returns at once.
+  EXPECT_TRUE(reference::bias_activation_forward(Activation::gelu(), DType::f32, nullptr, nullptr,
+                                                 nullptr, huge, 0).ok());
+  EXPECT_TRUE(reference::prelu_forward(DType::f32, nullptr, nullptr, nullptr, huge, 0, 4).ok());
+  EXPECT_TRUE(reference::glu_forward(Glu::geglu(), DType::f32, nullptr, nullptr, huge, 0).ok());
+  // bias / dbias and weight / dweight of more bytes than the address space.
+  EXPECT_EQ(bias_activation_backward(Activation::gelu(), DType::f32, nullptr, nullptr, nullptr,
+                                     nullptr, nullptr, 0, past).code(),
+            StatusCode::invalid_size);
+  EXPECT_EQ(bias_activation_forward(Activation::gelu(), DType::f32, nullptr, nullptr, nullptr, 0,
+                                    past).code(),
+            StatusCode::invalid_size);
+  EXPECT_EQ(prelu_backward(DType::f32, nullptr, nullptr, nullptr, nullptr, nullptr, 0, past / 2, 1)
+                .code(),
+            StatusCode::invalid_size);
+  size_t bytes = 0;
+  EXPECT_EQ(bias_activation_backward_workspace_size(DType::f32, 0, past, &bytes).code(),
+            StatusCode::invalid_size);
+  // Partials that would overflow the size arithmetic: refused, not wrapped.
+  EXPECT_EQ(bias_activation_backward_workspace_size(DType::bf16, 1, (int64_t{1} << 62) - 1, &bytes)
+                .code(),
+            StatusCode::invalid_size);
+}
+
 TEST(FusedWorkspace, SizeQueriesArePureAndModest) {
   size_t bytes = 1;
   ASSERT_TRUE(bias_activation_backward_workspace_size(DType::f16, 0, 4096, &bytes).ok());
