@@ -405,6 +405,7 @@ void time_softmax(const Options& o, GpuBench& bench, int& failures) {
     for (int64_t cols : {128256, 151936}) shapes.emplace_back(rows, cols);
   const SoftmaxAlgorithm algorithms[] = {SoftmaxAlgorithm::automatic, SoftmaxAlgorithm::warp_per_row,
                                          SoftmaxAlgorithm::block_per_row,
+                                         SoftmaxAlgorithm::cluster_per_row,
                                          SoftmaxAlgorithm::streaming};
   const test::SoftmaxOptions plain = test::softmax_option_sets().front();
   for (DType t : kDTypes)

@@ -145,6 +145,12 @@ struct ForwardSource {
       z[q] = col + q < visible ? softmax_input(scale, to_float(xv.v[q]), m[q]) : -INFINITY;
   }
 
+  // Makes column `first` of the row column 0 (a cluster block's slice).
+  CUACT_HD void advance(int64_t first) {
+    x += first;
+    if (mask) mask += first;
+    visible -= first;  // may go negative: the whole slice is hidden
+  }
   // The two input addresses whose alignment decides the row's packs (x twice
   // without a mask: a fixed count keeps the kernel's array in registers).
   CUACT_HD void addresses(std::uintptr_t (&a)[3]) const {
@@ -162,6 +168,10 @@ struct BackwardSource {
   CUACT_HD BackwardSource(const SoftmaxArgs<T>& a, int64_t row)
       : y(a.in + row * a.layout.cols), dy(a.grad + row * a.layout.cols) {}
 
+  CUACT_HD void advance(int64_t first) {
+    y += first;
+    dy += first;
+  }
   CUACT_HD void one(int64_t col, float& yv, float& dyv) const {
     yv = to_float(y[col]);
     dyv = to_float(dy[col]);
@@ -191,6 +201,7 @@ struct RowSink {
 
   CUACT_HD RowSink(const SoftmaxArgs<T>& a, int64_t row) : out(a.out + row * a.layout.cols) {}
 
+  CUACT_HD void advance(int64_t first) { out += first; }
   CUACT_HD void one(int64_t col, float v) const { out[col] = narrow<T>(v); }
 
   template <int N>
@@ -209,6 +220,18 @@ CUACT_HD PackPlan row_pack_plan(const Source& src, const RowSink<T>& sink, int64
   src.addresses(a);
   a[2] = reinterpret_cast<std::uintptr_t>(sink.out);
   return softmax_row_plan(cols, static_cast<int>(sizeof(T)), a, 3);
+}
+
+// cluster_per_row: block `rank` of `ranks` advances the row's source and sink
+// to its slice (cluster_row_slice of the whole row's plan) and returns the
+// slice's own plan, so that block_per_row's phases run on it unchanged.
+template <class T, class Source>
+CUACT_HD PackPlan cluster_slice_plan(Source& src, RowSink<T>& sink, int64_t cols, int rank,
+                                     int ranks) {
+  const RowSlice slice = cluster_row_slice(row_pack_plan(src, sink, cols), rank, ranks);
+  src.advance(slice.begin);
+  sink.advance(slice.begin);
+  return row_pack_plan(src, sink, slice.length());
 }
 
 }  // namespace cuact::detail

@@ -8,12 +8,14 @@
 //   warp_per_row   softmax_{forward,backward}_warp_kernel<T, log2 row span>   11 + 11
 //   block_per_row  softmax_{forward,backward}_block_kernel<T, threads>        4 + 4
 //   streaming      softmax_{forward,backward}_streaming_kernel<T>             1 + 1
+//   cluster_per_row softmax_{forward,backward}_cluster_kernel<T>              1 + 1 (sm_90+)
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <array>
 #include <cstdint>
+#include <cooperative_groups.h>
 #include <cub/block/block_reduce.cuh>
 #include <utility>
 
@@ -152,6 +154,98 @@ __global__ void __launch_bounds__(B) softmax_backward_block_kernel(SoftmaxArgs<T
   }
 }
 
+// ---------------------------------------------------------------- cluster_per_row
+
+// Thread-block clusters and distributed shared memory exist from sm_90; the
+// sm_80 build of these kernels is empty and never launched (the dispatch
+// asks the device for cluster support first).
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900
+#define CUACT_HAVE_CLUSTERS 1
+#endif
+
+#ifdef CUACT_HAVE_CLUSTERS
+// All-reduce of one value per block over the cluster: thread 0 of each block
+// publishes its block's value in slots[turn], the cluster waits, and every
+// thread folds the blocks' values in rank order (so every block gets the
+// same result). The two slots alternate (turn flips): a slot is written
+// again only two reductions later, when every block has passed the barrier
+// that follows the reads of its previous value.
+template <class V, class Op>
+__device__ __forceinline__ V cluster_all_reduce(V (&slots)[2], int& turn, V block_value, Op op) {
+  namespace cg = cooperative_groups;
+  const cg::cluster_group cluster = cg::this_cluster();
+  V* slot = &slots[turn];
+  turn ^= 1;
+  if (threadIdx.x == 0) *slot = block_value;
+  cluster.sync();
+  V v = *cluster.map_shared_rank(slot, 0);
+  for (unsigned r = 1; r < cluster.num_blocks(); ++r) v = op(v, *cluster.map_shared_rank(slot, r));
+  return v;
+}
+#endif
+
+// Each cluster takes rows cluster, cluster + clusters, ...; block `rank`
+// caches its slice of the row (cluster_slice_plan) as block_per_row caches
+// a row, and the row's max and sum combine over the cluster.
+template <class T>
+__global__ void __launch_bounds__(kClusterBlockThreads)
+    softmax_forward_cluster_kernel(SoftmaxArgs<T> a) {
+#ifdef CUACT_HAVE_CLUSTERS
+  constexpr int B = kClusterBlockThreads;
+  __shared__ typename cub::BlockReduce<float, B>::TempStorage temp;
+  __shared__ float slot;
+  __shared__ float cluster_slots[2];
+  float* cache = softmax_row_cache<float>();
+  const cooperative_groups::cluster_group cluster = cooperative_groups::this_cluster();
+  const int rank = static_cast<int>(cluster.block_rank());
+  const int ranks = static_cast<int>(cluster.num_blocks());
+  int turn = 0;
+  for (int64_t row = blockIdx.x / ranks; row < a.layout.rows; row += gridDim.x / ranks) {
+    ForwardSource<T> src(a, row);
+    RowSink<T> sink(a, row);
+    const PackPlan plan = cluster_slice_plan(src, sink, a.layout.cols, rank, ranks);
+    const float local_max = block_forward_load(src, plan, threadIdx.x, B, cache);
+    const float block_max = block_all_reduce<B>(temp, slot, local_max, MaxNanOp{});
+    const float shift = exp_shift(cluster_all_reduce(cluster_slots, turn, block_max, MaxNanOp{}));
+    const float local_sum = block_forward_exp_sum<T>(plan, threadIdx.x, B, cache, shift, a.log);
+    const float block_sum = block_all_reduce<B>(temp, slot, local_sum, SumOp{});
+    const RowNormalizer n =
+        make_normalizer(shift, cluster_all_reduce(cluster_slots, turn, block_sum, SumOp{}));
+    block_forward_store(sink, plan, threadIdx.x, B, cache, n, a.log);
+    __syncthreads();  // the next row's plan may give these slots to other threads
+  }
+  cluster.sync();  // no block leaves while another may still read its slots
+#endif
+}
+
+template <class T>
+__global__ void __launch_bounds__(kClusterBlockThreads)
+    softmax_backward_cluster_kernel(SoftmaxArgs<T> a) {
+#ifdef CUACT_HAVE_CLUSTERS
+  constexpr int B = kClusterBlockThreads;
+  __shared__ typename cub::BlockReduce<float, B>::TempStorage temp;
+  __shared__ float slot;
+  __shared__ float cluster_slots[2];
+  T* y_cache = softmax_row_cache<T>();
+  const cooperative_groups::cluster_group cluster = cooperative_groups::this_cluster();
+  const int rank = static_cast<int>(cluster.block_rank());
+  const int ranks = static_cast<int>(cluster.num_blocks());
+  int turn = 0;
+  for (int64_t row = blockIdx.x / ranks; row < a.layout.rows; row += gridDim.x / ranks) {
+    BackwardSource<T> src(a, row);
+    RowSink<T> sink(a, row);
+    const PackPlan plan = cluster_slice_plan(src, sink, a.layout.cols, rank, ranks);
+    T* dy_cache = y_cache + plan.n;
+    const float local = block_backward_load(src, plan, threadIdx.x, B, y_cache, dy_cache, a.log);
+    const float block_sum = block_all_reduce<B>(temp, slot, local, SumOp{});
+    const float reduced = cluster_all_reduce(cluster_slots, turn, block_sum, SumOp{});
+    block_backward_store(sink, plan, threadIdx.x, B, y_cache, dy_cache, reduced, a.scale, a.log);
+    __syncthreads();  // the next row's plan may give these slots to other threads
+  }
+  cluster.sync();  // no block leaves while another may still read its slots
+#endif
+}
+
 // ---------------------------------------------------------------- streaming
 
 // Online softmax: one pass keeps each thread's running (reference, sum),
@@ -223,12 +317,31 @@ cudaError_t launch_softmax_kernel(SoftmaxKernel<T> kernel, int blocks, int threa
                           params, static_cast<size_t>(smem_bytes), stream);
 }
 
+// The launch configuration of `clusters` clusters of `ranks` blocks;
+// `attribute` holds its cluster shape (and must outlive it).
+inline cudaLaunchConfig_t cluster_config(int clusters, int ranks, int64_t smem_bytes,
+                                         cudaStream_t stream, cudaLaunchAttribute& attribute) {
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(static_cast<unsigned>(clusters) * static_cast<unsigned>(ranks));
+  config.blockDim = dim3(kClusterBlockThreads);
+  config.dynamicSmemBytes = static_cast<size_t>(smem_bytes);
+  config.stream = stream;
+  attribute.id = cudaLaunchAttributeClusterDimension;
+  attribute.val.clusterDim.x = static_cast<unsigned>(ranks);
+  attribute.val.clusterDim.y = 1;
+  attribute.val.clusterDim.z = 1;
+  config.attrs = &attribute;
+  config.numAttrs = 1;
+  return config;
+}
+
 // The current device's limits, queried per call (nothing cached: any device,
 // any thread).
 struct SoftmaxDeviceFacts {
   int sm_count = 0;
   int threads_per_sm = 0;
-  int smem_optin = 0;  // shared memory one block may opt in to
+  int smem_optin = 0;     // shared memory one block may opt in to
+  int cluster_launch = 0;  // 1: thread-block clusters (sm_90+)
 };
 
 inline cudaError_t query_softmax_device(SoftmaxDeviceFacts* f) {
@@ -241,33 +354,84 @@ inline cudaError_t query_softmax_device(SoftmaxDeviceFacts* f) {
         cudaDeviceGetAttribute(&f->threads_per_sm, cudaDevAttrMaxThreadsPerMultiProcessor, device);
   if (err == cudaSuccess)
     err = cudaDeviceGetAttribute(&f->smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+  if (err == cudaSuccess)
+    err = cudaDeviceGetAttribute(&f->cluster_launch, cudaDevAttrClusterLaunch, device);
   return err;
 }
 
+// Opts the kernel in to the device's largest dynamic shared memory (always
+// that same value, so concurrent callers cannot lower it under each other's
+// launches) when `bytes` needs more than its current limit; *room: the
+// dynamic shared memory one block can have (0 when the kernel cannot be
+// queried).
+template <class T>
+cudaError_t opt_in_shared_memory(SoftmaxKernel<T> kernel, int64_t bytes, int smem_optin,
+                                 int64_t* room) {
+  const void* k = reinterpret_cast<const void*>(kernel);
+  cudaFuncAttributes attr;
+  cudaError_t err = cudaFuncGetAttributes(&attr, k);
+  if (err != cudaSuccess) return err;
+  *room = static_cast<int64_t>(smem_optin) - static_cast<int64_t>(attr.sharedSizeBytes);
+  if (bytes > *room || bytes <= attr.maxDynamicSharedSizeBytes) return cudaSuccess;
+  return cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                              static_cast<int>(*room));
+}
+
+// The largest cluster the device can run the kernel in (clusters of more
+// than 8 blocks allowed where the device has them), 0 without clusters.
+template <class T>
+cudaError_t max_cluster_ranks(SoftmaxKernel<T> kernel, const SoftmaxDeviceFacts& dev, int* ranks) {
+  *ranks = 0;
+  if (dev.cluster_launch == 0) return cudaSuccess;
+  const void* k = reinterpret_cast<const void*>(kernel);
+  cudaError_t err = cudaFuncSetAttribute(k, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
+  if (err != cudaSuccess) return err;
+  cudaLaunchAttribute attribute;  // (the cluster shape is ignored by the query)
+  const cudaLaunchConfig_t config =
+      cluster_config(1, kClusterSizes[kClusterSizeCandidates - 1], 0, nullptr, attribute);
+  return cudaOccupancyMaxPotentialClusterSize(ranks, k, &config);
+}
+
+// Clusters of each size in kClusterSizes resident at once with a slice
+// cache of the row (0: the cache does not fit, or the size is beyond
+// max_ranks); cache_bytes: each size's cache.
+template <class T>
+cudaError_t cluster_occupancy(SoftmaxKernel<T> kernel, int64_t cols, int64_t bytes_per_col,
+                              int max_ranks, int smem_optin,
+                              int (&active)[kClusterSizeCandidates],
+                              int64_t (&cache_bytes)[kClusterSizeCandidates]) {
+  constexpr int kWidth = full_pack_width(sizeof(T));
+  for (int i = 0; i < kClusterSizeCandidates; ++i) {
+    active[i] = 0;
+    cache_bytes[i] = cluster_slice_capacity(cols, kClusterSizes[i], kWidth) * bytes_per_col;
+    if (kClusterSizes[i] > max_ranks) continue;
+    int64_t room = 0;
+    cudaError_t err = opt_in_shared_memory<T>(kernel, cache_bytes[i], smem_optin, &room);
+    if (err != cudaSuccess) return err;
+    if (cache_bytes[i] > room) continue;
+    cudaLaunchAttribute attribute;
+    const cudaLaunchConfig_t config =
+        cluster_config(1, kClusterSizes[i], cache_bytes[i], nullptr, attribute);
+    err = cudaOccupancyMaxActiveClusters(&active[i], reinterpret_cast<const void*>(kernel), &config);
+    if (err != cudaSuccess) return err;
+  }
+  return cudaSuccess;
+}
+
 // Resident blocks per SM of each block_per_row size with `bytes` of row
-// cache (0 where it does not fit). Where the cache needs more than a
-// kernel's current dynamic shared memory limit, the limit is raised to the
-// device's opt-in maximum: always that same value, so concurrent callers
-// cannot lower it under each other's launches.
+// cache (0 where it does not fit).
 template <class T>
 cudaError_t block_occupancy(const std::array<SoftmaxKernel<T>, kBlockCandidates>& kernels,
                             int64_t bytes, int smem_optin, int (&active)[kBlockCandidates]) {
   for (int i = 0; i < kBlockCandidates; ++i) {
     active[i] = 0;
-    const void* k = reinterpret_cast<const void*>(kernels[i]);
-    cudaFuncAttributes attr;
-    cudaError_t err = cudaFuncGetAttributes(&attr, k);
+    int64_t room = 0;
+    cudaError_t err = opt_in_shared_memory<T>(kernels[i], bytes, smem_optin, &room);
     if (err != cudaSuccess) return err;
-    const int64_t room =
-        static_cast<int64_t>(smem_optin) - static_cast<int64_t>(attr.sharedSizeBytes);
     if (bytes > room) continue;
-    if (bytes > attr.maxDynamicSharedSizeBytes) {
-      err = cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 static_cast<int>(room));
-      if (err != cudaSuccess) return err;
-    }
-    err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&active[i], k, kBlockThreadCandidates[i],
-                                                        static_cast<size_t>(bytes));
+    err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+        &active[i], reinterpret_cast<const void*>(kernels[i]), kBlockThreadCandidates[i],
+        static_cast<size_t>(bytes));
     if (err != cudaSuccess) return err;
   }
   return cudaSuccess;
@@ -287,8 +451,17 @@ SoftmaxLaunchResult launch_softmax(const SoftmaxCall& call, cudaStream_t stream)
   SoftmaxDeviceFacts dev;
   if ((r.error = query_softmax_device(&dev)) != cudaSuccess) return r;
   const int64_t per_col = block_cache_bytes_per_col(call.backward, kElem);
-  const SoftmaxChoice choice = choose_softmax_algorithm(call.requested, cols, per_col,
-                                                        dev.smem_optin - kBlockStaticSmemSlack);
+  const int64_t capacity = dev.smem_optin - kBlockStaticSmemSlack;
+  // Clusters are asked about only for rows one block cannot cache.
+  const SoftmaxKernel<T> cluster_kernel =
+      call.backward ? &softmax_backward_cluster_kernel<T> : &softmax_forward_cluster_kernel<T>;
+  int max_ranks = 0;
+  if (call.requested == SoftmaxAlgorithm::cluster_per_row ||
+      (call.requested == SoftmaxAlgorithm::automatic && cols > kWarpMaxCols &&
+       !block_cache_fits(cols, per_col, capacity)))
+    if ((r.error = max_cluster_ranks<T>(cluster_kernel, dev, &max_ranks)) != cudaSuccess) return r;
+  const SoftmaxChoice choice = choose_softmax_algorithm(call.requested, cols, per_col, capacity,
+                                                        full_pack_width(kElem), max_ranks);
   r.algorithm = choice.algorithm;
   r.refusal = choice.refusal;
   if (r.refusal != nullptr) return r;
@@ -326,6 +499,29 @@ SoftmaxLaunchResult launch_softmax(const SoftmaxCall& call, cudaStream_t stream)
       return r;
     }
     r.algorithm = SoftmaxAlgorithm::streaming;  // fits by size, yet no block is resident
+  }
+
+  if (choice.algorithm == SoftmaxAlgorithm::cluster_per_row) {
+    int active[kClusterSizeCandidates];
+    int64_t cache_bytes[kClusterSizeCandidates];
+    if ((r.error = cluster_occupancy<T>(cluster_kernel, cols, per_col, max_ranks, dev.smem_optin,
+                                        active, cache_bytes)) != cudaSuccess)
+      return r;
+    const int best = choose_cluster_size(rows, active);
+    if (best >= 0) {
+      if (call.dry_run) return r;
+      const int clusters = static_cast<int>(rows < active[best] ? rows : active[best]);
+      cudaLaunchAttribute attribute;
+      const cudaLaunchConfig_t config =
+          cluster_config(clusters, kClusterSizes[best], cache_bytes[best], stream, attribute);
+      r.error = cudaLaunchKernelEx(&config, cluster_kernel, a);
+      return r;
+    }
+    if (call.requested == SoftmaxAlgorithm::cluster_per_row) {
+      r.refusal = "cluster_per_row: no cluster holding the row is resident on this device";
+      return r;
+    }
+    r.algorithm = SoftmaxAlgorithm::streaming;  // fits by size, yet no cluster is resident
   }
 
   const SoftmaxKernel<T> kernel =

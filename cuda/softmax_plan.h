@@ -3,7 +3,7 @@
 // columns a lane or thread owns, where the shared-memory cache keeps them,
 // and which algorithm and launch shape a row length gets.
 //
-// Three algorithms (SoftmaxAlgorithm), one plan each:
+// Four algorithms (SoftmaxAlgorithm), one plan each:
 // - warp_per_row: G lanes (1..32, a power of two) per row, C columns per lane
 //   in registers (G*C = the row length rounded up to a power of two). With
 //   packs (P columns per 16-byte-or-narrower load) lane g owns packs
@@ -14,6 +14,10 @@
 //   the block's threads as in the elementwise engine. block_per_row caches
 //   the row in shared memory, packs transposed (slot q*packs + p) so that
 //   neighbouring threads hit neighbouring banks.
+// - cluster_per_row: a thread-block cluster of R blocks per row; block r
+//   takes the slice cluster_row_slice(row plan, r, R) and runs
+//   block_per_row's code on it as on a row of its own (its buffers advanced
+//   to the slice's first column).
 #pragma once
 
 #include <cstdint>
@@ -226,6 +230,12 @@ CUACT_HD int64_t cache_slot_of_scalar(const PackPlan& plan, int64_t column) {
   return column < plan.head ? plan.packs * plan.width + column : column;
 }
 
+// Whether `cols` columns of cache fit in cache_capacity bytes.
+CUACT_HD constexpr bool block_cache_fits(int64_t cols, int64_t bytes_per_col,
+                                         int64_t cache_capacity) {
+  return cols <= cache_capacity / bytes_per_col;
+}
+
 // Bytes of shared memory the block_per_row cache needs per column: the fp32
 // inputs z (forward), or y and dy in the data's dtype (backward).
 CUACT_HD constexpr int64_t block_cache_bytes_per_col(bool backward, int elem_size) {
@@ -249,12 +259,85 @@ inline int choose_block_threads(const int (&active_blocks)[kBlockCandidates]) {
   return best;
 }
 
+// ---------------------------------------------------------------- cluster_per_row
+
+inline constexpr int kClusterBlockThreads = 1024;
+// Cluster sizes tried, smallest first; 16 is beyond the portable 8 (H100 and
+// H200 allow it).
+inline constexpr int kClusterSizeCandidates = 4;
+inline constexpr int kClusterSizes[kClusterSizeCandidates] = {2, 4, 8, 16};
+
+// Columns [begin, end) of a row that one block of a cluster caches.
+struct RowSlice {
+  int64_t begin = 0;
+  int64_t end = 0;
+  CUACT_HD int64_t length() const { return end - begin; }
+};
+
+// Block `rank` of `ranks`: the row's packs split into runs of
+// ceil(packs / ranks), rank 0 also taking the scalar head and the last rank
+// the scalar tail (a row without packs: its columns split alike). Every
+// slice after the first starts on a pack boundary of every buffer, so its
+// own pack plan has no head; some slices are empty when the row is short.
+CUACT_HD RowSlice cluster_row_slice(const PackPlan& row, int rank, int ranks) {
+  const bool packed = row.packs > 0;
+  const int64_t unit = packed ? row.width : 1;
+  const int64_t units = packed ? row.packs : row.n;
+  const int64_t first = packed ? row.head : 0;
+  const int64_t per = (units + ranks - 1) / ranks;
+  auto edge = [&](int r) -> int64_t {
+    if (r <= 0) return 0;
+    if (r >= ranks) return row.n;
+    const int64_t u = static_cast<int64_t>(r) * per;
+    return first + (u < units ? u : units) * unit;
+  };
+  return {edge(rank), edge(rank + 1)};
+}
+
+// The most columns any block of a `ranks`-block cluster caches, for rows of
+// `cols` columns and any alignment: an even share of the packs plus one
+// pack's worth (the head or the tail).
+CUACT_HD constexpr int64_t cluster_slice_capacity(int64_t cols, int ranks, int width) {
+  const int64_t packs = cols / width;
+  return (packs + ranks - 1) / ranks * width + width - 1;
+}
+
+// The smallest cluster size (at most max_ranks) whose blocks' caches hold a
+// slice of the row, or 0.
+inline int smallest_cluster_for(int64_t cols, int64_t bytes_per_col, int64_t cache_capacity,
+                                int width, int max_ranks) {
+  for (int ranks : kClusterSizes)
+    if (ranks <= max_ranks &&
+        block_cache_fits(cluster_slice_capacity(cols, ranks, width), bytes_per_col, cache_capacity))
+      return ranks;
+  return 0;
+}
+
+// Among candidate cluster sizes (0 resident clusters: does not fit), the one
+// with the most blocks working at once on `rows` rows (a row's blocks, up
+// to what is resident), the smaller on a tie. -1 when none fits.
+inline int choose_cluster_size(int64_t rows, const int (&active_clusters)[kClusterSizeCandidates]) {
+  int best = -1;
+  int64_t best_blocks = 0;
+  for (int i = 0; i < kClusterSizeCandidates; ++i) {
+    const int64_t clusters = rows < active_clusters[i] ? rows : active_clusters[i];
+    const int64_t blocks = clusters * kClusterSizes[i];
+    if (blocks > best_blocks) {
+      best = i;
+      best_blocks = blocks;
+    }
+  }
+  return best;
+}
+
 // ---------------------------------------------------------------- the choice (host)
 
 // The one dispatch decision from the row length: warp_per_row up to 1024
 // columns (the row fits in 32 registers per lane); block_per_row while the
 // row's cache fits in one block's shared memory (`cache_capacity`: the
 // device's opt-in maximum less kBlockStaticSmemSlack; then each row is read
+// once); cluster_per_row while a slice fits in each block of a cluster of at
+// most max_cluster_ranks blocks (0: the device has no clusters; still read
 // once); streaming beyond (reads the row twice, any length). A forced
 // algorithm is kept when it can take the row; `refusal` says why not.
 struct SoftmaxChoice {
@@ -262,14 +345,13 @@ struct SoftmaxChoice {
   const char* refusal = nullptr;  // static text; set when a forced algorithm cannot run
 };
 
-inline bool block_cache_fits(int64_t cols, int64_t bytes_per_col, int64_t cache_capacity) {
-  return cols <= cache_capacity / bytes_per_col;
-}
-
 inline SoftmaxChoice choose_softmax_algorithm(SoftmaxAlgorithm requested, int64_t cols,
-                                              int64_t bytes_per_col, int64_t cache_capacity) {
+                                              int64_t bytes_per_col, int64_t cache_capacity,
+                                              int pack_width, int max_cluster_ranks) {
   const bool warp_ok = cols <= kWarpMaxCols;
   const bool block_ok = block_cache_fits(cols, bytes_per_col, cache_capacity);
+  const bool cluster_ok =
+      smallest_cluster_for(cols, bytes_per_col, cache_capacity, pack_width, max_cluster_ranks) > 0;
   SoftmaxChoice c;
   switch (requested) {
     case SoftmaxAlgorithm::warp_per_row:
@@ -282,11 +364,19 @@ inline SoftmaxChoice choose_softmax_algorithm(SoftmaxAlgorithm requested, int64_
         c.refusal =
             "block_per_row: the row does not fit in one block's shared memory on this device";
       return c;
+    case SoftmaxAlgorithm::cluster_per_row:
+      c.algorithm = requested;
+      if (!cluster_ok)
+        c.refusal = max_cluster_ranks < kClusterSizes[0]
+                        ? "cluster_per_row: the device has no thread-block clusters (sm_90+)"
+                        : "cluster_per_row: the row does not fit in a cluster's shared memory";
+      return c;
     case SoftmaxAlgorithm::streaming: c.algorithm = requested; return c;
     default:
-      c.algorithm = warp_ok    ? SoftmaxAlgorithm::warp_per_row
-                    : block_ok ? SoftmaxAlgorithm::block_per_row
-                               : SoftmaxAlgorithm::streaming;
+      c.algorithm = warp_ok      ? SoftmaxAlgorithm::warp_per_row
+                    : block_ok   ? SoftmaxAlgorithm::block_per_row
+                    : cluster_ok ? SoftmaxAlgorithm::cluster_per_row
+                                 : SoftmaxAlgorithm::streaming;
       return c;
   }
 }

@@ -19,7 +19,8 @@ bool known_kind(SoftmaxKind k) {
 
 bool known_algorithm(SoftmaxAlgorithm a) {
   return a == SoftmaxAlgorithm::automatic || a == SoftmaxAlgorithm::warp_per_row ||
-         a == SoftmaxAlgorithm::block_per_row || a == SoftmaxAlgorithm::streaming;
+         a == SoftmaxAlgorithm::block_per_row || a == SoftmaxAlgorithm::streaming ||
+         a == SoftmaxAlgorithm::cluster_per_row;
 }
 
 Status bad(const char* detail) { return {StatusCode::invalid_parameter, detail}; }
@@ -41,6 +42,7 @@ const char* softmax_algorithm_name(SoftmaxAlgorithm algorithm) {
     case SoftmaxAlgorithm::warp_per_row: return "warp_per_row";
     case SoftmaxAlgorithm::block_per_row: return "block_per_row";
     case SoftmaxAlgorithm::streaming: return "streaming";
+    case SoftmaxAlgorithm::cluster_per_row: return "cluster_per_row";
   }
   return "unknown";
 }

@@ -30,6 +30,14 @@ namespace {
 constexpr int64_t kShapeBudget = int64_t{1} << 21;  // elements per shape in the grid
 const int64_t kRows[] = {1, 3, 64, 4099};
 
+// Whether the current device runs thread-block clusters (sm_90+).
+bool device_has_clusters() {
+  int device = 0, clusters = 0;
+  return cudaGetDevice(&device) == cudaSuccess &&
+         cudaDeviceGetAttribute(&clusters, cudaDevAttrClusterLaunch, device) == cudaSuccess &&
+         clusters != 0;
+}
+
 enum class Layout { aligned, misaligned, mismatched, in_place };
 const char* layout_name(Layout l) {
   switch (l) {
@@ -125,7 +133,8 @@ TEST_P(SoftmaxKernelVsReference, ColumnGridRowsAndLayouts) {
 INSTANTIATE_TEST_SUITE_P(AllAlgorithms, SoftmaxKernelVsReference,
                          testing::ValuesIn(softmax_cases(
                              {SoftmaxAlgorithm::automatic, SoftmaxAlgorithm::warp_per_row,
-                              SoftmaxAlgorithm::block_per_row, SoftmaxAlgorithm::streaming})),
+                              SoftmaxAlgorithm::block_per_row, SoftmaxAlgorithm::cluster_per_row,
+                              SoftmaxAlgorithm::streaming})),
                          [](const auto& info) { return softmax_case_name(info.param); });
 
 TEST(SoftmaxKernelChoice, ForcedAlgorithmsRefuseRowsTheyCannotTake) {
@@ -157,6 +166,12 @@ TEST(SoftmaxKernelChoice, ForcedAlgorithmsRefuseRowsTheyCannotTake) {
                                          int64_t{1} << 20, &chosen)
                   .ok());
   EXPECT_EQ(chosen, SoftmaxAlgorithm::streaming);
+  // A vocabulary-sized row: a cluster of blocks where the device has them.
+  ASSERT_TRUE(softmax_selected_algorithm(Direction::forward, Softmax::softmax(), DType::f32,
+                                         151936, &chosen)
+                  .ok());
+  EXPECT_EQ(chosen, device_has_clusters() ? SoftmaxAlgorithm::cluster_per_row
+                                          : SoftmaxAlgorithm::streaming);
 }
 
 // SPEC.md's special rows, through every algorithm, against the reference
@@ -172,11 +187,12 @@ TEST(SoftmaxKernelSpecialRows, NaNEmptyInfiniteAndOverflowProneRows) {
   const int64_t cols = 5, n = static_cast<int64_t>(rows.size());
   DeviceBuffer in_d(n * cols * 4), out_d(n * cols * 4);
   for (SoftmaxAlgorithm a : {SoftmaxAlgorithm::warp_per_row, SoftmaxAlgorithm::block_per_row,
-                             SoftmaxAlgorithm::streaming})
+                             SoftmaxAlgorithm::cluster_per_row, SoftmaxAlgorithm::streaming})
     for (DType dtype : {DType::f32, DType::f16, DType::bf16})
       for (const Softmax& base :
            {Softmax::softmax(), Softmax::log_softmax(), Softmax::softmin(-1.0f)}) {
         const Softmax op = base.with_algorithm(a);
+        if (a == SoftmaxAlgorithm::cluster_per_row && !device_has_clusters()) continue;
         std::vector<double> x;
         for (const auto& r : rows)
           for (double v : r) x.push_back(reference::round_to(dtype, v));
@@ -243,10 +259,14 @@ TEST(SoftmaxKernelIndexing, MoreThanTwoToThe31ElementsThroughEachAlgorithm) {
     SoftmaxAlgorithm expected;
     int64_t rows, cols;
   };
+  // f16 forward caches fp32: one block holds 57856 columns, a 16-block
+  // cluster 925575 (on an H100/H200).
   const Shape shapes[] = {
       {SoftmaxAlgorithm::warp_per_row, (int64_t{1} << 21) + 3, 1024},
       {SoftmaxAlgorithm::block_per_row, (int64_t{1} << 17) + 3, 16384},
-      {SoftmaxAlgorithm::streaming, (int64_t{1} << 12) + 1, (int64_t{1} << 19) + 8},
+      {device_has_clusters() ? SoftmaxAlgorithm::cluster_per_row : SoftmaxAlgorithm::streaming,
+       (int64_t{1} << 15) + 1, 65544},
+      {SoftmaxAlgorithm::streaming, (int64_t{1} << 11) + 1, (int64_t{1} << 20) + 8},
   };
   for (const Shape& s : shapes) {
     const int64_t n = s.rows * s.cols;

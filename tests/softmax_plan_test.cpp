@@ -79,8 +79,9 @@ TEST(SoftmaxRowSpec, MaskRowAndCausalVisibleColumns) {
 struct DeviceLimits {
   const char* name;
   int64_t optin;
+  int max_cluster_ranks;  // 0: no thread-block clusters
 };
-const DeviceLimits kDevices[] = {{"H100", kH100Optin}, {"A100", kA100Optin}};
+const DeviceLimits kDevices[] = {{"H100", kH100Optin, 16}, {"A100", kA100Optin, 0}};
 
 TEST(SoftmaxDispatch, AutomaticChoiceForEveryRowLength) {
   for (const DeviceLimits& d : kDevices)
@@ -89,46 +90,115 @@ TEST(SoftmaxDispatch, AutomaticChoiceForEveryRowLength) {
         for (int64_t cols : softmax_test_cols()) {
           const int64_t per_col = block_cache_bytes_per_col(backward, elem);
           const int64_t capacity = d.optin - kBlockStaticSmemSlack;
-          const SoftmaxChoice c =
-              choose_softmax_algorithm(SoftmaxAlgorithm::automatic, cols, per_col, capacity);
+          const int width = 16 / elem;
+          const SoftmaxChoice c = choose_softmax_algorithm(SoftmaxAlgorithm::automatic, cols, per_col,
+                                                           capacity, width, d.max_cluster_ranks);
           SCOPED_TRACE(testing::Message() << d.name << " backward=" << backward << " elem=" << elem
                                           << " cols=" << cols);
           EXPECT_EQ(c.refusal, nullptr);
+          const int64_t largest_slice = cluster_slice_capacity(cols, 16, width);
           if (cols <= 1024) {
             EXPECT_EQ(c.algorithm, SoftmaxAlgorithm::warp_per_row);
           } else if (cols * per_col <= capacity) {
             EXPECT_EQ(c.algorithm, SoftmaxAlgorithm::block_per_row);
+          } else if (d.max_cluster_ranks == 16 && largest_slice * per_col <= capacity) {
+            EXPECT_EQ(c.algorithm, SoftmaxAlgorithm::cluster_per_row);
           } else {
             EXPECT_EQ(c.algorithm, SoftmaxAlgorithm::streaming);
           }
         }
   // The thresholds on an H100, stated: forward caches fp32 (4 B/column),
-  // backward y and dy in the dtype.
+  // backward y and dy in the dtype; clusters of up to 16 blocks of 226 KiB.
   const int64_t cap = kH100Optin - kBlockStaticSmemSlack;
-  auto pick = [&](int64_t cols, int64_t per_col) {
-    return choose_softmax_algorithm(SoftmaxAlgorithm::automatic, cols, per_col, cap).algorithm;
+  auto pick = [&](int64_t cols, int64_t per_col, int width = 4, int ranks = 16) {
+    return choose_softmax_algorithm(SoftmaxAlgorithm::automatic, cols, per_col, cap, width, ranks)
+        .algorithm;
   };
   EXPECT_EQ(pick(1024, 4), SoftmaxAlgorithm::warp_per_row);
   EXPECT_EQ(pick(1025, 4), SoftmaxAlgorithm::block_per_row);
   EXPECT_EQ(pick(57856, 4), SoftmaxAlgorithm::block_per_row);  // 226 KiB of fp32
-  EXPECT_EQ(pick(57857, 4), SoftmaxAlgorithm::streaming);
-  EXPECT_EQ(pick(32768, 8), SoftmaxAlgorithm::streaming);  // f32 backward: y and dy
+  EXPECT_EQ(pick(57857, 4), SoftmaxAlgorithm::cluster_per_row);
+  EXPECT_EQ(pick(57857, 4, 4, 0), SoftmaxAlgorithm::streaming);  // no clusters (A100)
+  EXPECT_EQ(pick(32768, 8), SoftmaxAlgorithm::cluster_per_row);  // f32 backward: y and dy
   EXPECT_EQ(pick(28928, 8), SoftmaxAlgorithm::block_per_row);
+  EXPECT_EQ(pick(151936, 4), SoftmaxAlgorithm::cluster_per_row);  // a vocabulary row
+  EXPECT_EQ(pick(262144, 8), SoftmaxAlgorithm::cluster_per_row);
+  // 16 slices of at most ceil(231408 / 16) packs of 4 and 3 more columns: 57855 fp32.
+  EXPECT_EQ(pick(925635, 4), SoftmaxAlgorithm::cluster_per_row);
+  EXPECT_EQ(pick(925636, 4), SoftmaxAlgorithm::streaming);
   EXPECT_EQ(pick(int64_t{1} << 24, 4), SoftmaxAlgorithm::streaming);
 }
 
 TEST(SoftmaxDispatch, ForcedAlgorithmsRunOrSayWhyNot) {
   const int64_t cap = kH100Optin - kBlockStaticSmemSlack;
   for (int64_t cols : softmax_test_cols()) {
-    const SoftmaxChoice w = choose_softmax_algorithm(SoftmaxAlgorithm::warp_per_row, cols, 4, cap);
+    auto forced = [&](SoftmaxAlgorithm a, int ranks = 16) {
+      return choose_softmax_algorithm(a, cols, 4, cap, 4, ranks);
+    };
+    const SoftmaxChoice w = forced(SoftmaxAlgorithm::warp_per_row);
     EXPECT_EQ(w.algorithm, SoftmaxAlgorithm::warp_per_row);
     EXPECT_EQ(w.refusal == nullptr, cols <= kWarpMaxCols) << cols;
-    const SoftmaxChoice b = choose_softmax_algorithm(SoftmaxAlgorithm::block_per_row, cols, 4, cap);
+    const SoftmaxChoice b = forced(SoftmaxAlgorithm::block_per_row);
     EXPECT_EQ(b.refusal == nullptr, cols * 4 <= cap) << cols;
-    const SoftmaxChoice s = choose_softmax_algorithm(SoftmaxAlgorithm::streaming, cols, 4, cap);
+    const SoftmaxChoice c = forced(SoftmaxAlgorithm::cluster_per_row);
+    EXPECT_EQ(c.algorithm, SoftmaxAlgorithm::cluster_per_row);
+    EXPECT_EQ(c.refusal == nullptr, cluster_slice_capacity(cols, 2, 4) * 4 <= cap) << cols;
+    EXPECT_NE(forced(SoftmaxAlgorithm::cluster_per_row, 0).refusal, nullptr);  // no clusters
+    const SoftmaxChoice s = forced(SoftmaxAlgorithm::streaming);
     EXPECT_EQ(s.algorithm, SoftmaxAlgorithm::streaming);
     EXPECT_EQ(s.refusal, nullptr);
   }
+}
+
+// Every column of a row lies in exactly one block's slice, each slice after
+// the first starts where the row's packs line up, and no slice is longer
+// than the capacity the launch gives each block, for every alignment.
+TEST(SoftmaxClusterPlan, SlicesPartitionTheRowWithinCapacity) {
+  for (int elem : {2, 4})
+    for (int64_t cols : softmax_test_cols())
+      for (int offset = 0; offset < 16 / elem; ++offset)
+        for (bool mismatched : {false, true})
+          for (int ranks : kClusterSizes) {
+            const std::uintptr_t a[3] = {static_cast<std::uintptr_t>(offset * elem),
+                                         static_cast<std::uintptr_t>(offset * elem),
+                                         static_cast<std::uintptr_t>((offset + mismatched) * elem)};
+            const PackPlan row = softmax_row_plan(cols, elem, a, 3);
+            const int width = 16 / elem;
+            SCOPED_TRACE(testing::Message() << "elem " << elem << " cols " << cols << " offset "
+                                            << offset << " mismatched " << mismatched << " ranks "
+                                            << ranks);
+            int64_t next = 0;
+            for (int r = 0; r < ranks; ++r) {
+              const RowSlice s = cluster_row_slice(row, r, ranks);
+              ASSERT_EQ(s.begin, next);
+              ASSERT_GE(s.end, s.begin);
+              EXPECT_LE(s.length(), cluster_slice_capacity(cols, ranks, width));
+              if (r > 0 && row.packs > 0) {
+                EXPECT_EQ((s.begin - row.head) % width, 0);
+              }
+              // The slice's own plan (addresses advanced to it) starts with a pack.
+              const std::uintptr_t sa[3] = {a[0] + s.begin * elem, a[1] + s.begin * elem,
+                                            a[2] + s.begin * elem};
+              const PackPlan own = softmax_row_plan(s.length(), elem, sa, 3);
+              if (r > 0 && row.packs > 0) {
+                EXPECT_EQ(own.head, 0);
+              }
+              next = s.end;
+            }
+            EXPECT_EQ(next, cols);
+          }
+}
+
+TEST(SoftmaxClusterPlan, ClusterSizeKeepsTheMostBlocksBusy) {
+  // {2, 4, 8, 16}: resident clusters of each -> index chosen for `rows` rows.
+  EXPECT_EQ(choose_cluster_size(1000, {0, 0, 0, 0}), -1);
+  EXPECT_EQ(choose_cluster_size(1000, {66, 33, 16, 8}), 0);  // ties: the smaller cluster
+  EXPECT_EQ(choose_cluster_size(1000, {0, 33, 16, 8}), 1);
+  EXPECT_EQ(choose_cluster_size(1, {66, 33, 16, 8}), 3);  // one row: the widest cluster
+  EXPECT_EQ(choose_cluster_size(8, {66, 33, 16, 8}), 3);
+  EXPECT_EQ(choose_cluster_size(8, {66, 33, 16, 0}), 2);
+  EXPECT_EQ(smallest_cluster_for(151936, 4, 231424, 4, 16), 4);
+  EXPECT_EQ(smallest_cluster_for(151936, 4, 231424, 4, 2), 0);
 }
 
 TEST(SoftmaxDispatch, BlockSizeMaximizesResidentThreads) {

@@ -6,6 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "softmax_phases.h"
 
 namespace cuact::test {
@@ -113,6 +115,80 @@ void simulate_block(const SoftmaxArgs<T>& a, bool backward, int threads) {
   }
 }
 
+// cluster_per_row: every block of the cluster runs block_per_row's phases on
+// its slice; the blocks' reduced values fold in rank order, as the kernel's
+// cluster_all_reduce does.
+template <class T>
+void simulate_cluster(const SoftmaxArgs<T>& a, bool backward, int ranks) {
+  constexpr int B = kClusterBlockThreads;
+  const int64_t cols = a.layout.cols;
+  const int64_t capacity = cluster_slice_capacity(cols, ranks, full_pack_width(sizeof(T)));
+  // Each block's shared memory, sized as the launch sizes it.
+  std::vector<std::vector<float>> cache(static_cast<size_t>(ranks),
+                                        std::vector<float>(static_cast<size_t>(capacity)));
+  std::vector<std::vector<T>> yd_cache(static_cast<size_t>(ranks),
+                                       std::vector<T>(static_cast<size_t>(2 * capacity)));
+  std::vector<float> part(B);
+  auto fold = [&](const std::vector<float>& per_block, auto op) {
+    float v = per_block[0];
+    for (int r = 1; r < ranks; ++r) v = op(v, per_block[r]);
+    return v;
+  };
+  for (int64_t row = 0; row < a.layout.rows; ++row) {
+    std::vector<PackPlan> plans;
+    std::vector<ForwardSource<T>> fsrc;
+    std::vector<BackwardSource<T>> bsrc;
+    std::vector<RowSink<T>> sinks;
+    for (int r = 0; r < ranks; ++r) {
+      RowSink<T> sink(a, row);
+      if (!backward) {
+        ForwardSource<T> src(a, row);
+        plans.push_back(cluster_slice_plan(src, sink, cols, r, ranks));
+        fsrc.push_back(src);
+      } else {
+        BackwardSource<T> src(a, row);
+        plans.push_back(cluster_slice_plan(src, sink, cols, r, ranks));
+        bsrc.push_back(src);
+      }
+      sinks.push_back(sink);
+      EXPECT_LE(plans.back().n, capacity);
+    }
+    std::vector<float> per_block(static_cast<size_t>(ranks));
+    if (!backward) {
+      for (int r = 0; r < ranks; ++r) {
+        for (int t = 0; t < B; ++t)
+          part[t] = block_forward_load(fsrc[r], plans[r], t, B, cache[r].data());
+        per_block[r] = block_reduce(part, MaxNanOp{});
+      }
+      const float shift = exp_shift(fold(per_block, MaxNanOp{}));
+      for (int r = 0; r < ranks; ++r) {
+        for (int t = 0; t < B; ++t)
+          part[t] = block_forward_exp_sum<T>(plans[r], t, B, cache[r].data(), shift, a.log);
+        per_block[r] = block_reduce(part, SumOp{});
+      }
+      const RowNormalizer n = make_normalizer(shift, fold(per_block, SumOp{}));
+      for (int r = 0; r < ranks; ++r)
+        for (int t = 0; t < B; ++t)
+          block_forward_store(sinks[r], plans[r], t, B, cache[r].data(), n, a.log);
+    } else {
+      for (int r = 0; r < ranks; ++r) {
+        T* y_cache = yd_cache[r].data();
+        for (int t = 0; t < B; ++t)
+          part[t] = block_backward_load(bsrc[r], plans[r], t, B, y_cache, y_cache + plans[r].n,
+                                        a.log);
+        per_block[r] = block_reduce(part, SumOp{});
+      }
+      const float reduced = fold(per_block, SumOp{});
+      for (int r = 0; r < ranks; ++r) {
+        const T* y_cache = yd_cache[r].data();
+        for (int t = 0; t < B; ++t)
+          block_backward_store(sinks[r], plans[r], t, B, y_cache, y_cache + plans[r].n, reduced,
+                               a.scale, a.log);
+      }
+    }
+  }
+}
+
 template <class T>
 void simulate_streaming(const SoftmaxArgs<T>& a, bool backward) {
   constexpr int B = kStreamingBlockThreads;
@@ -140,7 +216,8 @@ void simulate_streaming(const SoftmaxArgs<T>& a, bool backward) {
 }
 
 template <class T>
-void simulate(SoftmaxAlgorithm algorithm, const SoftmaxCall& call, int block_threads) {
+void simulate(SoftmaxAlgorithm algorithm, const SoftmaxCall& call, int block_threads,
+              int cluster_ranks) {
   SoftmaxArgs<T> a = softmax_args<T>(call);
   switch (algorithm) {
     case SoftmaxAlgorithm::warp_per_row: {
@@ -151,6 +228,9 @@ void simulate(SoftmaxAlgorithm algorithm, const SoftmaxCall& call, int block_thr
       break;
     }
     case SoftmaxAlgorithm::block_per_row: simulate_block<T>(a, call.backward, block_threads); break;
+    case SoftmaxAlgorithm::cluster_per_row:
+      simulate_cluster<T>(a, call.backward, cluster_ranks);
+      break;
     default: simulate_streaming<T>(a, call.backward); break;
   }
 }
@@ -159,12 +239,12 @@ void simulate(SoftmaxAlgorithm algorithm, const SoftmaxCall& call, int block_thr
 
 void simulate_softmax(SoftmaxAlgorithm algorithm, Direction direction, const Softmax& op,
                       DType dtype, const void* in, const void* grad, void* out, int64_t rows,
-                      int64_t cols, int block_threads) {
+                      int64_t cols, int block_threads, int cluster_ranks) {
   const SoftmaxCall call = make_softmax_call(direction, op, in, grad, out, rows, cols);
   switch (dtype) {
-    case DType::f16: simulate<__half>(algorithm, call, block_threads); break;
-    case DType::bf16: simulate<__nv_bfloat16>(algorithm, call, block_threads); break;
-    default: simulate<float>(algorithm, call, block_threads); break;
+    case DType::f16: simulate<__half>(algorithm, call, block_threads, cluster_ranks); break;
+    case DType::bf16: simulate<__nv_bfloat16>(algorithm, call, block_threads, cluster_ranks); break;
+    default: simulate<float>(algorithm, call, block_threads, cluster_ranks); break;
   }
 }
 

@@ -5,7 +5,7 @@
 // (cuda/softmax_phases.h) for every lane or thread of a row; only the
 // reductions are host loops: the warp butterfly in the kernel's exact order,
 // CUB's block reduction in its documented order (warp trees, then the warp
-// aggregates in turn).
+// aggregates in turn), a cluster's block values folded in rank order.
 #pragma once
 
 #include <cstdint>
@@ -15,9 +15,10 @@
 namespace cuact::test {
 
 // Runs a forced `algorithm` (not automatic) over host buffers in dtype, the
-// arguments already checked. block_threads: the block_per_row block size.
+// arguments already checked. block_threads: the block_per_row block size;
+// cluster_ranks: the cluster_per_row cluster size.
 void simulate_softmax(SoftmaxAlgorithm algorithm, Direction direction, const Softmax& op,
                       DType dtype, const void* in, const void* grad, void* out, int64_t rows,
-                      int64_t cols, int block_threads = 256);
+                      int64_t cols, int block_threads = 256, int cluster_ranks = 4);
 
 }  // namespace cuact::test

@@ -23,11 +23,14 @@
 namespace cuact::test {
 namespace {
 
-// Whether the algorithm takes rows of `cols` (block_per_row: as on an H100).
+// Whether the algorithm takes rows of `cols` (block_per_row and
+// cluster_per_row: as on an H100).
 bool takes(SoftmaxAlgorithm a, DType dtype, Direction d, int64_t cols) {
   const int64_t per_col = detail::block_cache_bytes_per_col(d == Direction::backward,
                                                             static_cast<int>(dtype_size(dtype)));
-  return detail::choose_softmax_algorithm(a, cols, per_col, 232448 - detail::kBlockStaticSmemSlack)
+  return detail::choose_softmax_algorithm(a, cols, per_col, 232448 - detail::kBlockStaticSmemSlack,
+                                          detail::full_pack_width(static_cast<int>(dtype_size(dtype))),
+                                          16)
              .refusal == nullptr;
 }
 
@@ -72,8 +75,9 @@ TEST_P(SimulatedKernel, MatchesTheReferenceOverTheColumnGrid) {
       if (!grad.empty()) std::memcpy(grad_p, grad.data(), bytes);
       if (!mask.empty()) std::memcpy(mask_p, mask.data(), mask.size());
       const Softmax op = options.descriptor(rows, cols, mask.empty() ? nullptr : mask_p);
+      // Short rows leave some of a cluster's slices empty; long ones use 16 blocks.
       simulate_softmax(c.algorithm, c.direction, op, c.dtype, in_p, grad_p, out_p, rows, cols,
-                       cols <= 4097 ? 128 : 1024);
+                       cols <= 4097 ? 128 : 1024, cols <= 4097 ? 4 : 16);
       std::vector<unsigned char> result(out_p, out_p + bytes);
       const SoftmaxCheck check =
           check_softmax(c.dtype, p.expected, from_buffer(c.dtype, result), rows, cols);
@@ -94,6 +98,7 @@ TEST_P(SimulatedKernel, MatchesTheReferenceOverTheColumnGrid) {
 INSTANTIATE_TEST_SUITE_P(AllAlgorithms, SimulatedKernel,
                          testing::ValuesIn(softmax_cases({SoftmaxAlgorithm::warp_per_row,
                                                           SoftmaxAlgorithm::block_per_row,
+                                                          SoftmaxAlgorithm::cluster_per_row,
                                                           SoftmaxAlgorithm::streaming})),
                          [](const auto& info) { return softmax_case_name(info.param); });
 
@@ -110,7 +115,7 @@ TEST(SimulatedKernelSpecialRows, NaNEmptyAndOverflowProneRows) {
   };
   const int64_t cols = 4;
   for (SoftmaxAlgorithm a : {SoftmaxAlgorithm::warp_per_row, SoftmaxAlgorithm::block_per_row,
-                             SoftmaxAlgorithm::streaming})
+                             SoftmaxAlgorithm::cluster_per_row, SoftmaxAlgorithm::streaming})
     for (DType dtype : {DType::f32, DType::f16, DType::bf16})
       for (const Softmax& op :
            {Softmax::softmax(), Softmax::log_softmax(), Softmax::softmin(-1.0f)}) {

@@ -66,6 +66,11 @@ enum class SoftmaxAlgorithm {
   warp_per_row,   // a warp, or a group of 1-16 lanes, per row; the row in registers (cols <= 1024)
   block_per_row,  // a block per row; the row cached in shared memory (as far as it fits)
   streaming,  // a block per row; online max and sum in one pass, a second pass writes (any cols)
+  // A thread-block cluster (sm_90+) of 2-16 blocks per row, each caching a
+  // slice of the row in its shared memory, the partial max and sum combined
+  // through distributed shared memory: rows too long for one block, still
+  // read once (up to 16 blocks' shared memory).
+  cluster_per_row,
 };
 const char* softmax_algorithm_name(SoftmaxAlgorithm algorithm);
 
