@@ -184,9 +184,26 @@ __device__ __forceinline__ V cluster_all_reduce(V (&slots)[2], int& turn, V bloc
 }
 #endif
 
-// Each cluster takes rows cluster, cluster + clusters, ...; block `rank`
-// caches its slice of the row (cluster_slice_plan) as block_per_row caches
-// a row, and the row's max and sum combine over the cluster.
+#ifdef CUACT_HAVE_CLUSTERS
+// The row loop of a cluster kernel: each cluster takes rows cluster,
+// cluster + clusters, ...; body(row, rank, ranks) runs one row in block
+// `rank` of the cluster. Ends with the cluster barrier that keeps every
+// block alive while another may still read its slots.
+template <class T, class Body>
+__device__ __forceinline__ void for_each_cluster_row(const SoftmaxArgs<T>& a, Body&& body) {
+  const cooperative_groups::cluster_group cluster = cooperative_groups::this_cluster();
+  const int rank = static_cast<int>(cluster.block_rank());
+  const int ranks = static_cast<int>(cluster.num_blocks());
+  for (int64_t row = blockIdx.x / ranks; row < a.layout.rows; row += gridDim.x / ranks) {
+    body(row, rank, ranks);
+    __syncthreads();  // the next row's plan may give the cache's slots to other threads
+  }
+  cluster.sync();
+}
+#endif
+
+// Block `rank` caches its slice of the row (cluster_slice_plan) as
+// block_per_row caches a row; the row's max and sum combine over the cluster.
 template <class T>
 __global__ void __launch_bounds__(kClusterBlockThreads)
     softmax_forward_cluster_kernel(SoftmaxArgs<T> a) {
@@ -196,11 +213,8 @@ __global__ void __launch_bounds__(kClusterBlockThreads)
   __shared__ float slot;
   __shared__ float cluster_slots[2];
   float* cache = softmax_row_cache<float>();
-  const cooperative_groups::cluster_group cluster = cooperative_groups::this_cluster();
-  const int rank = static_cast<int>(cluster.block_rank());
-  const int ranks = static_cast<int>(cluster.num_blocks());
   int turn = 0;
-  for (int64_t row = blockIdx.x / ranks; row < a.layout.rows; row += gridDim.x / ranks) {
+  for_each_cluster_row(a, [&](int64_t row, int rank, int ranks) {
     ForwardSource<T> src(a, row);
     RowSink<T> sink(a, row);
     const PackPlan plan = cluster_slice_plan(src, sink, a.layout.cols, rank, ranks);
@@ -212,9 +226,7 @@ __global__ void __launch_bounds__(kClusterBlockThreads)
     const RowNormalizer n =
         make_normalizer(shift, cluster_all_reduce(cluster_slots, turn, block_sum, SumOp{}));
     block_forward_store(sink, plan, threadIdx.x, B, cache, n, a.log);
-    __syncthreads();  // the next row's plan may give these slots to other threads
-  }
-  cluster.sync();  // no block leaves while another may still read its slots
+  });
 #endif
 }
 
@@ -227,22 +239,17 @@ __global__ void __launch_bounds__(kClusterBlockThreads)
   __shared__ float slot;
   __shared__ float cluster_slots[2];
   T* y_cache = softmax_row_cache<T>();
-  const cooperative_groups::cluster_group cluster = cooperative_groups::this_cluster();
-  const int rank = static_cast<int>(cluster.block_rank());
-  const int ranks = static_cast<int>(cluster.num_blocks());
   int turn = 0;
-  for (int64_t row = blockIdx.x / ranks; row < a.layout.rows; row += gridDim.x / ranks) {
+  for_each_cluster_row(a, [&](int64_t row, int rank, int ranks) {
     BackwardSource<T> src(a, row);
     RowSink<T> sink(a, row);
     const PackPlan plan = cluster_slice_plan(src, sink, a.layout.cols, rank, ranks);
-    T* dy_cache = y_cache + plan.n;
+    T* dy_cache = y_cache + plan.n;  // the slice's y, then its dy
     const float local = block_backward_load(src, plan, threadIdx.x, B, y_cache, dy_cache, a.log);
     const float block_sum = block_all_reduce<B>(temp, slot, local, SumOp{});
     const float reduced = cluster_all_reduce(cluster_slots, turn, block_sum, SumOp{});
     block_backward_store(sink, plan, threadIdx.x, B, y_cache, dy_cache, reduced, a.scale, a.log);
-    __syncthreads();  // the next row's plan may give these slots to other threads
-  }
-  cluster.sync();  // no block leaves while another may still read its slots
+  });
 #endif
 }
 
