@@ -4,7 +4,8 @@
 #   2. compute-sanitizer memcheck, racecheck, initcheck and synccheck over the
 #      GPU tests at small sizes (CUACT_TEST_SMALL=1),
 #   3. the large (> 2^31 elements), graph-replay and multi-thread tests
-#      (part of the suite in 1; listed again in the summary).
+#      (part of the suite in 1; listed again in the summary),
+#   4. cuact-bench at n = 2^28 with every softmax and fused row (JSON, CSV).
 # Usage: tests/gpu_checks.sh [RESULT_DIR]   (default bench/results/<gpu name>)
 # Writes RESULT_DIR/gpu_checks.txt (the summary) and the full logs beside it.
 set -uo pipefail
@@ -42,12 +43,18 @@ step "whole suite, CUACT_REQUIRE_GPU=1" "$dir/ctest.log" \
 step "large, graph replay and multi-thread tests" "$dir/reliability.log" \
   build/tests/cuact_gpu_tests --gtest_filter='GpuLarge.*:GpuGraphs.*:GpuThreads.*'
 
+# The benchmark at DESIGN.md's largest elementwise size, every softmax and
+# fused row (each kernel checked against the reference first).
+step "cuact-bench (n = 2^28, 10 runs)" "$dir/bench.log" \
+  build/bench/cuact-bench --size 2^28 --runs 10 --no-progress --json "$dir/bench.json" \
+  --csv "$dir/bench.csv"
+
 sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 export CUACT_TEST_SMALL=1
 for tool in memcheck racecheck initcheck synccheck; do
   filter='*'
   # initcheck/synccheck/racecheck are slow: a representative slice of the cases
-  [ "$tool" = memcheck ] || filter='*relu*:*gelu*:*silu*:*softsign*:Gpu*:Kernel[GD]*'
+  [ "$tool" = memcheck ] || filter='*relu*:*gelu*:*silu*:*softsign*:Gpu*:Kernel[GD]*:*Softmax*'
   step "compute-sanitizer $tool" "$dir/sanitizer_$tool.log" \
     "$sanitizer" --tool "$tool" --error-exitcode 1 build/tests/cuact_gpu_tests --gtest_filter="$filter"
 done
