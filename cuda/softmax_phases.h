@@ -14,85 +14,78 @@ namespace cuact::detail {
 
 // ---------------------------------------------------------------- warp_per_row: a lane's slots
 
-// Lane `lane` of a G-lane row group loads its C slots (warp_slot_column);
-// slots past the row are padding: -inf forward, y = dy = 0 backward.
-template <int G, int C, int P, class T>
-CUACT_HD void warp_lane_load(const ForwardSource<T>& src, int lane, int64_t cols, bool vectorized,
-                             float (&v)[C]) {
+// The columns lane `lane` of a G-lane row group owns (warp_slot_column), as
+// its loads and stores visit them: on_pack(first slot, column) for each pack
+// of P slots when vectorized, on_slot(slot, column) for each slot otherwise;
+// columns past the row are skipped.
+template <int G, int C, int P, class OnPack, class OnSlot>
+CUACT_HD void for_each_lane_column(int lane, int64_t cols, bool vectorized, OnPack&& on_pack,
+                                   OnSlot&& on_slot) {
   constexpr WarpConfig cfg{G, C, P};
-  CUACT_UNROLL
-  for (int i = 0; i < C; ++i) v[i] = -INFINITY;
   if (vectorized) {
     CUACT_UNROLL
     for (int k = 0; k < C / P; ++k) {
       const int col = warp_slot_column(cfg, lane, k * P, true);
-      if (col < cols) {
-        float z[P];
-        src.template pack<P>(col, z);
-        CUACT_UNROLL
-        for (int q = 0; q < P; ++q) v[k * P + q] = z[q];
-      }
+      if (col < cols) on_pack(k * P, col);
     }
   } else {
     CUACT_UNROLL
     for (int s = 0; s < C; ++s) {
       const int col = warp_slot_column(cfg, lane, s, false);
-      if (col < cols) v[s] = src.one(col);
+      if (col < cols) on_slot(s, col);
     }
   }
+}
+
+// A lane loads its C slots; slots past the row are padding: -inf forward,
+// y = dy = 0 backward.
+template <int G, int C, int P, class T>
+CUACT_HD void warp_lane_load(const ForwardSource<T>& src, int lane, int64_t cols, bool vectorized,
+                             float (&v)[C]) {
+  CUACT_UNROLL
+  for (int i = 0; i < C; ++i) v[i] = -INFINITY;
+  for_each_lane_column<G, C, P>(
+      lane, cols, vectorized,
+      [&](int first, int col) {
+        float z[P];
+        src.template pack<P>(col, z);
+        CUACT_UNROLL
+        for (int q = 0; q < P; ++q) v[first + q] = z[q];
+      },
+      [&](int s, int col) { v[s] = src.one(col); });
 }
 
 template <int G, int C, int P, class T>
 CUACT_HD void warp_lane_load(const BackwardSource<T>& src, int lane, int64_t cols, bool vectorized,
                              float (&y)[C], float (&dy)[C]) {
-  constexpr WarpConfig cfg{G, C, P};
   CUACT_UNROLL
   for (int i = 0; i < C; ++i) y[i] = dy[i] = 0.0f;
-  if (vectorized) {
-    CUACT_UNROLL
-    for (int k = 0; k < C / P; ++k) {
-      const int col = warp_slot_column(cfg, lane, k * P, true);
-      if (col < cols) {
+  for_each_lane_column<G, C, P>(
+      lane, cols, vectorized,
+      [&](int first, int col) {
         float yp[P], gp[P];
         src.template pack<P>(col, yp, gp);
         CUACT_UNROLL
         for (int q = 0; q < P; ++q) {
-          y[k * P + q] = yp[q];
-          dy[k * P + q] = gp[q];
+          y[first + q] = yp[q];
+          dy[first + q] = gp[q];
         }
-      }
-    }
-  } else {
-    CUACT_UNROLL
-    for (int s = 0; s < C; ++s) {
-      const int col = warp_slot_column(cfg, lane, s, false);
-      if (col < cols) src.one(col, y[s], dy[s]);
-    }
-  }
+      },
+      [&](int s, int col) { src.one(col, y[s], dy[s]); });
 }
 
 template <int G, int C, int P, class T>
 CUACT_HD void warp_lane_store(const RowSink<T>& sink, int lane, int64_t cols, bool vectorized,
                               const float (&v)[C]) {
-  constexpr WarpConfig cfg{G, C, P};
-  if (vectorized) {
-    CUACT_UNROLL
-    for (int k = 0; k < C / P; ++k) {
-      const int col = warp_slot_column(cfg, lane, k * P, true);
-      if (col < cols) {
+  for_each_lane_column<G, C, P>(
+      lane, cols, vectorized,
+      [&](int first, int col) {
         float out[P];
         CUACT_UNROLL
-        for (int q = 0; q < P; ++q) out[q] = v[k * P + q];
+        for (int q = 0; q < P; ++q) out[q] = v[first + q];
         sink.template pack<P>(col, out);
-      }
-    }
-  } else {
-    CUACT_UNROLL
-    for (int s = 0; s < C; ++s) {
-      const int col = warp_slot_column(cfg, lane, s, false);
-      if (col < cols) sink.one(col, v[s]);
-    }
-  }
+      },
+      [&](int s, int col) { sink.one(col, v[s]); });
 }
 
 // ---------------------------------------------------------------- block_per_row: a thread's items
