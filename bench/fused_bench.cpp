@@ -93,9 +93,9 @@ std::vector<double> smooth(DType t, int64_t n, int64_t phase) {
   for (int64_t i = 0; i < n; ++i) v[i] = test::fused_moderate(t, i, phase);
   return v;
 }
-std::vector<double> operands(int64_t n, int64_t phase, double scale = 1.0) {
+std::vector<double> operands(int64_t n, int64_t phase) {
   std::vector<double> v(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) v[i] = test::fused_operand(i + phase) * scale;
+  for (int64_t i = 0; i < n; ++i) v[i] = test::fused_operand(i + phase);
   return v;
 }
 
@@ -335,7 +335,10 @@ class FusedRows {
     // x in a, dy in b, y and dx in c and c + m elements (the check is 1/32 of the buffers).
     auto check = [=, &b] {
       const int64_t m = ch * inner;
-      const auto x = smooth(t, m, 3), w = operands(ch, 2, 0.25), dy = smooth(t, m, 4);
+      const test::PreluInputs in = test::prelu_inputs(t, m, ch);
+      const std::vector<double>& x = in.x;
+      const std::vector<double>& dy = in.dy;
+      const std::vector<double>& w = in.weight;
       upload(t, b.a(), x);
       upload(t, weight, w);
       upload(t, b.b(), dy);

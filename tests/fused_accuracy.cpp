@@ -259,6 +259,19 @@ double fused_moderate(DType dtype, int64_t i, int64_t phase) {
   return reference::round_to(dtype, 4.0 * std::sin(0.37 * static_cast<double>(i) + phase));
 }
 
+PreluInputs prelu_inputs(DType dtype, int64_t n, int64_t channels) {
+  PreluInputs in;
+  in.x.resize(static_cast<size_t>(n));
+  in.dy.resize(static_cast<size_t>(n));
+  in.weight.resize(static_cast<size_t>(channels));
+  for (int64_t i = 0; i < n; ++i) {
+    in.x[i] = fused_moderate(dtype, i, 3);
+    in.dy[i] = fused_moderate(dtype, i, 4);
+  }
+  for (int64_t c = 0; c < channels; ++c) in.weight[c] = fused_operand(c + 2) / 4;
+  return in;
+}
+
 double fused_operand(int64_t i) {
   constexpr double kValues[] = {1.0, -0.75, 3.5, 0.0625, -2.0, 0.5, -1.25, 0.0, -0.0, 2.25};
   return kValues[i % 10];

@@ -101,6 +101,14 @@ double fused_input(DType dtype, int64_t i, int64_t phase = 0);
 // reductions (dbias, dweight) are judged, where the grid's infinities and
 // NaNs would make every sum non-finite.
 double fused_moderate(DType dtype, int64_t i, int64_t phase);
+// The inputs of a PReLU call over n elements and `channels` channels: x
+// and dy smooth (phases 3 and 4, so dweight's sums stay finite), weights a
+// quarter of fused_operand.
+struct PreluInputs {
+  std::vector<double> x, dy, weight;
+};
+PreluInputs prelu_inputs(DType dtype, int64_t n, int64_t channels);
+
 // Moderate finite values for parameters and second operands (bias, linear
 // half, weights): a few exact values of every dtype, cycled.
 double fused_operand(int64_t i);

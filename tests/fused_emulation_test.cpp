@@ -293,12 +293,10 @@ TEST(EmulatedPrelu, BothLayoutsWithWeightGradient) {
                                           << s.channels << "x" << s.inner << " " << layout.name
                                           << " blocks " << blocks);
           const int64_t n = s.outer * s.channels * s.inner;
-          std::vector<double> x(n), dy(n), w(s.channels);
-          for (int64_t i = 0; i < n; ++i) {
-            x[i] = fused_moderate(dtype, i, 3);
-            dy[i] = fused_moderate(dtype, i, 4);
-          }
-          for (int64_t c = 0; c < s.channels; ++c) w[c] = fused_operand(c + 2) / 4;
+          const PreluInputs in = prelu_inputs(dtype, n, s.channels);
+          const std::vector<double>& x = in.x;
+          const std::vector<double>& dy = in.dy;
+          const std::vector<double>& w = in.weight;
           HostBuffer xb(dtype, n), yb(dtype, n), dyb(dtype, n), wb(dtype, s.channels),
               dwb(dtype, s.channels);
           xb.write(layout.in_offset, x);

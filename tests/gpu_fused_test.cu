@@ -189,12 +189,10 @@ TEST_P(GpuFusedPrelu, BothLayoutsWithWeightGradient) {
     for (const FusedLayout& l : kFusedLayouts) {
       SCOPED_TRACE(testing::Message() << s.outer << "x" << s.channels << "x" << s.inner << " " << l.name);
       const int64_t n = s.outer * s.channels * s.inner;
-      std::vector<double> x(n), dy(n), w(s.channels);
-      for (int64_t i = 0; i < n; ++i) {
-        x[i] = fused_moderate(dtype, i, 3);
-        dy[i] = fused_moderate(dtype, i, 4);
-      }
-      for (int64_t c = 0; c < s.channels; ++c) w[c] = fused_operand(c + 2) / 4;
+      const PreluInputs in = prelu_inputs(dtype, n, s.channels);
+      const std::vector<double>& x = in.x;
+      const std::vector<double>& dy = in.dy;
+      const std::vector<double>& w = in.weight;
       DeviceBuffer xb(n * elem), yb(n * elem), dyb(n * elem), wb(s.channels * elem), dwb(s.channels * elem);
       ASSERT_TRUE(xb.ok() && yb.ok() && dyb.ok() && wb.ok() && dwb.ok());
       void* xp = xb.at(l.in_offset * elem);
