@@ -1,0 +1,751 @@
+#!/usr/bin/env python3
+"""cuact's static throughput model: reads the sm_90 machine code of every
+kernel in the library and predicts the fraction of the copy roofline each
+can reach on an H100 SXM and an H200. A prediction, not a measurement: the
+GPU benchmark (cuact-bench) is the final word whenever a GPU is available.
+
+The model (README.md, "Static throughput model"; the numbers below are its
+contract):
+  * 132 SMs at 1.98 GHz (H100 SXM and H200 alike). Per SM per clock, in
+    warp-instructions: 4 issued in all; FMA pipe 4 (FFMA, FADD, FMUL,
+    HFMA2, ...; of which IMAD at most 2); ALU pipe 2 (FSETP, FSEL, FMNMX,
+    ISETP, IADD3, LOP3, SHF, MOV, PRMT, F2FP, I2FP, ...); XU 0.5 (MUFU.*,
+    conversions through FP64, I2F/F2I, FRND); FP64 2.
+  * Instructions per element: the counted path of the kernel's steady-state
+    loop (sass.py states the rules) divided by the elements a trip handles.
+  * Bytes per element: what the operation must move (forward: read x, write
+    y; backward: read x or y and dy, write dx; fused forms: only their DRAM
+    streams).
+  * Achievable copy: 3.0 TB/s (H100 SXM), 4.3 TB/s (H200).
+  * Predicted fraction = min(1, issue-limited bytes/s / copy bytes/s), the
+    binding pipe named; a kernel that must move more bytes than it is
+    credited with (the streaming softmax reads x twice) is capped at the
+    ratio of the two.
+Also reported: 16-byte loads in flight per thread (issued before the first
+is consumed), resident threads per SM (registers, block size, shared
+memory), and flags: local memory or a stack frame, a vectorized loop
+without 128-bit global accesses, FP64 in the steady-state loop, loads that
+serialize (fewer than two in flight per input stream).
+
+Usage:
+  static_model.py --library build/libcuact.a --tools DIR [--out DIR]
+                  [--readme README.md] [--known FILE [--write-known]] [--check]
+                  [--compare DIR] [--compare-readme README.md]
+tests/static_model_check.sh runs it as CTest does (and with `update`, rewrites
+the committed tables and the README summary).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from typing import Dict, List, Optional, Tuple
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sass  # noqa: E402
+
+# ---------------------------------------------------------------- the machines
+
+
+@dataclasses.dataclass(frozen=True)
+class Gpu:
+    name: str
+    sms: int
+    ghz: float
+    copy_tbs: float  # achievable copy bandwidth, TB/s
+    smem_per_sm: int = 233472  # bytes (228 KB)
+    smem_per_block_optin: int = 232448  # bytes (227 KB)
+    regs_per_sm: int = 65536
+    threads_per_sm: int = 2048
+    blocks_per_sm: int = 32
+
+
+GPUS = [Gpu("H100", 132, 1.98, 3.0), Gpu("H200", 132, 1.98, 4.3)]
+
+TARGETS = {"elementwise": 0.95, "fused": 0.90, "softmax": 0.90}
+
+DTYPE_OF = {"float": "f32", "__half": "f16", "__nv_bfloat16": "bf16"}
+ELEM_SIZE = {"f32": 4, "f16": 2, "bf16": 2}
+
+
+def predict(per_elem: Dict[str, float], bytes_per_elem: float, gpu: Gpu,
+            traffic_cap: float = 1.0) -> Tuple[float, str]:
+    """(predicted fraction of copy, binding pipe or "memory")."""
+    r = sass.PIPE_RATES
+    cycles = {  # SM cycles per 32 elements (one warp-instruction per element-instruction)
+        "issue": per_elem.get("issue", 0) / r["issue"],
+        "fma": (per_elem.get("fma", 0) + per_elem.get("imad", 0)) / r["fma"],
+        "imad": per_elem.get("imad", 0) / r["imad"],
+        "alu": per_elem.get("alu", 0) / r["alu"],
+        "xu": per_elem.get("xu", 0) / r["xu"],
+        "fp64": per_elem.get("fp64", 0) / r["fp64"],
+    }
+    pipe = max(cycles, key=lambda k: cycles[k])
+    c = cycles[pipe] / 32.0
+    if c <= 0:
+        return min(1.0, traffic_cap), "memory"
+    elems_per_s = gpu.sms * gpu.ghz * 1e9 / c
+    frac = elems_per_s * bytes_per_elem / (gpu.copy_tbs * 1e12)
+    if frac >= traffic_cap:
+        return traffic_cap, "memory"
+    return frac, pipe
+
+
+def resident_threads(gpu: Gpu, regs: int, block: int, smem: int = 0) -> int:
+    """Threads per SM the occupancy rules allow (registers allocated per warp
+    in units of 256, 1 KB of shared memory reserved per block)."""
+    if block <= 0:
+        return 0
+    warps = (block + 31) // 32
+    warp_regs = max(1, math.ceil(max(regs, 1) * 32 / 256)) * 256
+    by_regs = (gpu.regs_per_sm // warp_regs) // warps
+    by_threads = gpu.threads_per_sm // block
+    by_smem = gpu.smem_per_sm // (smem + 1024) if smem + 1024 > 0 else gpu.blocks_per_sm
+    if smem > gpu.smem_per_block_optin:
+        return 0
+    return min(by_regs, by_threads, by_smem, gpu.blocks_per_sm) * block
+
+
+# ---------------------------------------------------------------- the kernels
+
+
+def snake(name: str) -> str:
+    name = re.sub(r"(Op|Gate)$", "", name)
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+
+
+def activation_of(functor: str) -> str:
+    """'cuact::detail::GeluOp' -> 'gelu'; SigmoidGatedOp<...QuickGeluGate,...> -> 'quick_gelu'."""
+    m = re.search(r"SigmoidGatedOp<cuact::detail::(\w+)", functor)
+    if m:
+        return snake(m.group(1))
+    m = re.search(r"cuact::detail::(\w+?)(?:<|$|,|\s|>)", functor)
+    return snake(m.group(1)) if m else functor
+
+
+@dataclasses.dataclass
+class Kernel:
+    mangled: str
+    name: str  # demangled
+    family: str  # elementwise, fused, softmax, auxiliary
+    dtype: str
+    op: str  # activation, fused form or softmax algorithm
+    direction: str
+    detail: str = ""  # activation of a fused form, warp span...
+    out_streams: int = 1
+    in_streams: int = 1
+    # (label, bytes per element) of each call form this kernel serves
+    forms: List[Tuple[str, float]] = dataclasses.field(default_factory=list)
+    softmax: Optional[dict] = None
+
+
+def classify(mangled: str, name: str) -> Kernel:
+    k = Kernel(mangled, name, "auxiliary", "?", "?", "?")
+    m = re.match(r"void cuact::detail::elementwise_kernel<([^,]+), cuact::detail::(ForwardOf|BackwardOf|"
+                 r"BackwardFromOutputOf)<(.*)>, (\d+)>\(", name)
+    if m:
+        k.family, k.dtype = "elementwise", DTYPE_OF.get(m.group(1), m.group(1))
+        k.direction = {"ForwardOf": "forward", "BackwardOf": "backward",
+                       "BackwardFromOutputOf": "backward_from_output"}[m.group(2)]
+        k.op = activation_of(m.group(3))
+        k.in_streams = int(m.group(4))
+        e = ELEM_SIZE[k.dtype]
+        k.forms = [("", e * (k.in_streams + 1))]
+        return k
+    m = re.match(r"void cuact::detail::fused_rows_kernel<([^,]+), cuact::detail::(\w+)(?:<(.*)>)? ?>\(", name)
+    if m:
+        k.family, k.dtype = "fused", DTYPE_OF.get(m.group(1), m.group(1))
+        form = m.group(2)
+        e = ELEM_SIZE[k.dtype]
+        act = activation_of(m.group(3)) if m.group(3) else ""
+        k.detail = act
+        if form == "ActivationForwardForm":
+            k.op, k.direction, k.in_streams = "activation", "forward", 2
+            k.forms = [("bias+act", 2 * e), ("act+dropout", 2 * e), ("glu", 3 * e)]
+        elif form == "ActivationBackwardForm":
+            k.op, k.direction, k.in_streams = "activation", "backward", 2
+            k.forms = [("bias+act", 3 * e), ("act+dropout", 3 * e)]
+        elif form == "GatedBackwardForm":
+            k.op, k.direction, k.in_streams, k.out_streams = "glu", "backward", 3, 2
+            k.forms = [("glu", 5 * e)]
+        elif form == "SlopeForwardForm":
+            k.op, k.direction = "slope", "forward"
+            k.forms = [("prelu", 2 * e), ("rrelu", 2 * e)]
+        elif form == "SlopeBackwardForm":
+            k.op, k.direction, k.in_streams = "slope", "backward", 2
+            k.forms = [("prelu", 3 * e), ("rrelu", 3 * e)]
+        return k
+    m = re.match(r"void cuact::detail::softmax_(forward|backward)_(warp|block|streaming|cluster)_kernel<"
+                 r"([^,>]+)(?:, (\d+))?>\(", name)
+    if m:
+        k.family, k.dtype = "softmax", DTYPE_OF.get(m.group(3), m.group(3))
+        k.direction = m.group(1)
+        k.op = {"warp": "warp_per_row", "block": "block_per_row", "streaming": "streaming",
+                "cluster": "cluster_per_row"}[m.group(2)]
+        k.in_streams = 1 if k.direction == "forward" else 2
+        k.softmax = {"algorithm": k.op, "param": int(m.group(4)) if m.group(4) else None}
+        return k
+    return k
+
+
+# ---------------------------------------------------------------- analysis
+
+
+@dataclasses.dataclass
+class Analysis:
+    kernel: Kernel
+    regs: int
+    stack: int
+    local: int
+    shared: int
+    max_threads: int
+    loop: Optional[str]  # address range of the steady-state loop
+    per_elem: Dict[str, float]
+    elems_per_trip: float
+    in_flight: int
+    loads_per_trip: int
+    fp64: List[str]
+    notes: List[str]
+    flags: List[str]
+
+
+def pack_width(dtype: str) -> int:
+    return 16 // ELEM_SIZE[dtype]
+
+
+def analyze_flat(cfg: sass.Cfg, k: Kernel) -> Tuple[Optional[sass.Loop], Optional[sass.PathCount], float]:
+    loops = sass.steady_state_loops(cfg)
+    if not loops:
+        return None, None, 0.0
+    # The loop that moves the most 128-bit stores per trip is the main one.
+    best = None
+    for l in loops:
+        p = sass.counted_path(cfg, l)
+        if best is None or p.stg128 > best[1].stg128:
+            best = (l, p)
+    loop, path = best
+    elems = path.stg128 * pack_width(k.dtype) / k.out_streams
+    return loop, path, elems
+
+
+def loop_elements(cfg: sass.Cfg, loop: sass.Loop, width: int) -> float:
+    """Elements one trip of an inner loop of a row kernel handles: its 16-byte
+    accesses of the busiest base register times the pack width, or, for a
+    loop that only touches the shared-memory cache, its fp32 cache reads."""
+    p = sass.counted_path(cfg, loop)
+    per_base = max(list(p.ldg128_by_base.values()) + list(p.stg128_by_base.values()) + [0.0])
+    if per_base > 0:
+        return per_base * width
+    return p.lds_bytes / 4.0
+
+
+def analyze_rows(cfg: sass.Cfg, k: Kernel, per_thread: float) -> Tuple[Optional[sass.Loop],
+                                                                      Optional[sass.PathCount], float]:
+    """Row kernels: the row loop's counted path with each inner loop run as
+    many trips as a thread's share of the row (per_thread elements) needs;
+    inner loops that handle fewer than a pack per trip (the scalar head and
+    tail of a row) run none. Returns (row loop, its path, elements per trip)."""
+    loops = sass.steady_state_loops(cfg)
+    if not loops:
+        return None, None, 0.0
+    loop = loops[0]
+    width = pack_width(k.dtype)
+    trips = {}
+    previous_shared_pack = False
+    for inner in sass.inner_loops(cfg, loop):
+        ins = [i for b in inner.body for i in cfg.blocks[b].instrs]
+        wide = any(i.is_global_128("LDG") or i.is_global_128("STG") for i in ins)
+        narrow = any(i.is_global_access() for i in ins) and not wide
+        e = loop_elements(cfg, inner, width)
+        # A pack loop handles at least a pack per trip; a loop of narrow
+        # global accesses, or a shared-memory loop right after a shared-memory
+        # pack loop, is the scalar head and tail of a row (no trips when the
+        # row is aligned).
+        scalar = narrow or (not wide and previous_shared_pack) or e < width
+        trips[inner.header] = 0.0 if scalar else per_thread / e
+        previous_shared_pack = not wide and not narrow and not scalar
+    path = sass.counted_path(cfg, loop, trips)
+    return loop, path, per_thread
+
+
+def first_load_loop_in_flight(cfg: sass.Cfg, loop: sass.Loop, path: sass.PathCount) -> Tuple[int, int]:
+    inner = [l for l in sass.inner_loops(cfg, loop) if path.multipliers.get(l.header, 0) > 0]
+    for l in inner:
+        blocks = l.body & path.blocks
+        f = sass.loads_in_flight(cfg, blocks)
+        if f[1] > 0:
+            return f
+    return sass.loads_in_flight(cfg, path.blocks)
+
+
+def softmax_rows(k: Kernel, regs: int, static_smem: int, threads: int) -> List[dict]:
+    """The row lengths at which a softmax kernel is evaluated and how a thread
+    shares each: [{cols, per_thread, ranks, smem}]."""
+    e = ELEM_SIZE[k.dtype]
+    per_col = 4 if k.direction == "forward" else 2 * e
+    out = []
+    alg = k.softmax["algorithm"]
+    if alg == "warp_per_row":
+        span = 1 << k.softmax["param"]
+        if span >= 32:
+            out.append({"cols": span, "per_thread": None, "ranks": 1, "smem": 0})
+        return out
+    for cols in SOFTMAX_WIDTHS:
+        if cols <= 1024:
+            continue
+        if alg == "block_per_row":
+            smem = cols * per_col
+            if smem + static_smem > GPUS[0].smem_per_block_optin - 1024:
+                continue
+            out.append({"cols": cols, "per_thread": cols / threads, "ranks": 1, "smem": smem})
+        elif alg == "cluster_per_row":
+            for ranks in (2, 4, 8, 16):
+                slice_cols = (cols // pack_width(k.dtype) + ranks - 1) // ranks * pack_width(k.dtype)
+                smem = slice_cols * per_col
+                if smem + static_smem <= GPUS[0].smem_per_block_optin - 1024:
+                    out.append({"cols": cols, "per_thread": slice_cols / threads, "ranks": ranks,
+                                "smem": smem})
+                    break
+        else:
+            out.append({"cols": cols, "per_thread": cols / threads, "ranks": 1, "smem": 0})
+    return out
+
+
+SOFTMAX_WIDTHS = [32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072]
+
+
+def analyze_kernel(k: Kernel, instrs: List[sass.Instr], res: Dict[str, int], max_threads: int) -> List[dict]:
+    """One row per call form (elementwise, fused) or row length (softmax)."""
+    cfg = sass.Cfg(instrs)
+    regs, stack, local = res.get("REG", 0), res.get("STACK", 0), res.get("LOCAL", 0)
+    shared = res.get("SHARED", 0)
+    base_flags = []
+    if stack or local or any(i.base in ("LDL", "STL") for i in instrs):
+        base_flags.append("local memory")
+    rows = []
+
+    def finish(path, loop, elems, in_flight, label, bytes_per_elem, extra: dict, traffic_cap=1.0,
+               threads_per_sm=None, flags=None):
+        flags = list(base_flags) + (flags or [])
+        per = {p: v / elems for p, v in path.counts.items()} if elems > 0 else {}
+        row = {
+            "kernel": k.name.replace("cuact::detail::", ""), "family": k.family, "op": k.op, "detail": k.detail, "dtype": k.dtype,
+            "direction": k.direction, "form": label, "bytes_per_element": bytes_per_elem,
+            "registers": regs, "stack": stack, "local": local, "static_shared": shared,
+            "block_threads": max_threads,
+            "resident_threads": threads_per_sm if threads_per_sm is not None
+            else resident_threads(GPUS[0], regs, max_threads or 256, shared),
+            "loop": f"{cfg.blocks[loop.header].start:#06x}-{max(cfg.blocks[b].end for b in loop.body):#06x}",
+            "elements_per_trip": elems,
+            "per_element": {p: round(v, 3) for p, v in per.items()},
+            "loads_in_flight": in_flight[0], "loads_per_trip": in_flight[1],
+            "fp64_in_loop": path.fp64_ops[:4], "notes": sorted(set(path.notes))[:6],
+        }
+        row.update(extra)
+        for g in GPUS:
+            f, pipe = predict(per, bytes_per_elem, g, traffic_cap)
+            row[f"fraction_{g.name}"] = round(f, 4)
+            row[f"binding_{g.name}"] = pipe
+        if path.fp64_ops:
+            flags.append("FP64 in loop")
+        if in_flight[0] < in_flight[1]:
+            flags.append("loads serialize")  # a load waits for an earlier one's consumer
+        if k.family != "softmax" and in_flight[0] < 2 * k.in_streams:
+            flags.append("<2 loads/stream in flight")
+        row["flags"] = flags
+        rows.append(row)
+
+    if k.family in ("elementwise", "fused"):
+        loop, path, elems = analyze_flat(cfg, k)
+        if loop is None:
+            rows.append({"kernel": k.name, "family": k.family, "op": k.op, "detail": k.detail,
+                         "dtype": k.dtype, "direction": k.direction, "form": "",
+                         "flags": base_flags + ["no vectorized loop"], "registers": regs,
+                         "stack": stack, "local": local})
+            return rows
+        fl = sass.loads_in_flight(cfg, path.blocks)
+        for label, b in k.forms:
+            finish(path, loop, elems, fl, label, b, {})
+        return rows
+    if k.family == "softmax":
+        e = ELEM_SIZE[k.dtype]
+        bytes_per_elem = 2 * e if k.direction == "forward" else 3 * e
+        threads = max_threads or 128
+        for spec in softmax_rows(k, regs, shared, threads):
+            if spec["per_thread"] is None:
+                loop, path, elems = analyze_flat(cfg, k)
+                if loop is None:
+                    rows.append({"kernel": k.name, "family": k.family, "op": k.op, "dtype": k.dtype,
+                                 "direction": k.direction, "cols": spec["cols"],
+                                 "flags": base_flags + ["no vectorized loop"], "registers": regs,
+                                 "stack": stack, "local": local})
+                    continue
+                fl = sass.loads_in_flight(cfg, path.blocks)
+            else:
+                loop, path, elems = analyze_rows(cfg, k, spec["per_thread"])
+                if loop is None:
+                    rows.append({"kernel": k.name, "family": k.family, "op": k.op, "dtype": k.dtype,
+                                 "direction": k.direction, "cols": spec["cols"],
+                                 "flags": base_flags + ["no vectorized loop"], "registers": regs,
+                                 "stack": stack, "local": local})
+                    continue
+                fl = first_load_loop_in_flight(cfg, loop, path)
+            cap = 1.0
+            if k.op == "streaming":  # reads the row twice
+                cap = (2.0 / 3.0) if k.direction == "forward" else 0.6
+            finish(path, loop, elems, fl, "", bytes_per_elem,
+                   {"cols": spec["cols"], "cluster_ranks": spec["ranks"]}, cap,
+                   resident_threads(GPUS[0], regs, threads, shared + spec["smem"]))
+        return rows
+    return rows
+
+
+# ---------------------------------------------------------------- the dispatch's choice (softmax)
+
+
+def softmax_dispatch(rows: List[dict]) -> List[dict]:
+    """For each dtype, direction and row length, the row of the algorithm the
+    automatic dispatch picks: warp per row up to 1024 columns, then the block
+    size with the most resident threads whose cache fits, then the cluster,
+    then streaming."""
+    out = []
+    by_key: Dict[Tuple[str, str, int], List[dict]] = {}
+    for r in rows:
+        if r["family"] == "softmax" and "cols" in r and "fraction_H200" in r:
+            by_key.setdefault((r["dtype"], r["direction"], r["cols"]), []).append(r)
+    for (dtype, direction, cols), cands in sorted(by_key.items()):
+        pick = None
+        if cols <= 1024:
+            pick = next((c for c in cands if c["op"] == "warp_per_row"), None)
+        if pick is None:
+            blocks = [c for c in cands if c["op"] == "block_per_row" and c["resident_threads"] > 0]
+            if blocks:
+                pick = max(blocks, key=lambda c: (c["resident_threads"], -c["block_threads"]))
+        if pick is None:
+            pick = next((c for c in cands if c["op"] == "cluster_per_row"), None)
+        if pick is None:
+            pick = next((c for c in cands if c["op"] == "streaming"), None)
+        if pick is not None:
+            out.append(dict(pick, dispatch=True))
+    return out
+
+
+# ---------------------------------------------------------------- running the tools
+
+
+def run(cmd: List[str]) -> str:
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"static_model: {' '.join(cmd)} failed:\n{p.stderr[-2000:]}")
+    return p.stdout
+
+
+def disassemble(library: str, tools: str) -> Tuple[Dict[str, List[sass.Instr]], Dict[str, Dict[str, int]],
+                                                    Dict[str, int], bool]:
+    cuobjdump = os.path.join(tools, "cuobjdump") if tools else shutil.which("cuobjdump")
+    if not cuobjdump or not os.path.exists(cuobjdump):
+        raise SystemExit("static_model: cuobjdump not found (pass --tools DIR)")
+    listing = run([cuobjdump, "-lelf", library])
+    has_sm90 = "sm_90" in listing
+    if not has_sm90:
+        return {}, {}, {}, False
+    text = run([cuobjdump, "-arch", "sm_90", "-sass", library])
+    res = run([cuobjdump, "-arch", "sm_90", "-res-usage", library])
+    elf = run([cuobjdump, "-arch", "sm_90", "-elf", library])
+    return sass.parse_sass(text), sass.parse_res_usage(res), sass.parse_max_threads(elf), True
+
+
+def demangle(names: List[str]) -> Dict[str, str]:
+    filt = shutil.which("c++filt") or shutil.which("cu++filt")
+    if not filt:
+        return {n: n for n in names}
+    p = subprocess.run([filt], input="\n".join(names), capture_output=True, text=True)
+    out = p.stdout.splitlines()
+    return dict(zip(names, out)) if len(out) == len(names) else {n: n for n in names}
+
+
+# ---------------------------------------------------------------- the gate
+
+
+def row_key(r: dict) -> str:
+    parts = [r["family"], r.get("op", ""), r.get("detail", ""), r.get("form", ""), r["dtype"],
+             r["direction"]]
+    if "cols" in r:
+        parts.append(str(r["cols"]))
+        if r.get("block_threads") and r["op"] == "block_per_row":
+            parts.append(f"B{r['block_threads']}")
+    return "/".join(p for p in parts if p)
+
+
+def gated_rows(rows: List[dict], dispatch: List[dict]) -> List[dict]:
+    """Rows held to a target: every elementwise and fused row; softmax rows
+    the dispatch picks where the row fits on chip (not streaming)."""
+    out = [r for r in rows if r["family"] in ("elementwise", "fused")]
+    out += [r for r in dispatch if r["op"] != "streaming"]
+    return out
+
+
+def failures(rows: List[dict], dispatch: List[dict]) -> List[Tuple[str, str, Optional[dict]]]:
+    """(key, reason, figures) for everything the gate rejects."""
+    bad = []
+    for r in rows:
+        key = row_key(r)
+        for f in r.get("flags", []):
+            if f in ("local memory", "no vectorized loop", "FP64 in loop"):
+                bad.append((key, f, None))
+    for r in gated_rows(rows, dispatch):
+        key = row_key(r)
+        target = TARGETS[r["family"]]
+        if "fraction_H200" not in r:
+            continue
+        figs = {g.name: r[f"fraction_{g.name}"] for g in GPUS}
+        if any(v < target for v in figs.values()):
+            bad.append((key, f"below {target:.2f}", figs))
+        for f in ("loads serialize", "<2 loads/stream in flight"):
+            if f in r.get("flags", []):
+                bad.append((key, f, {"in_flight": r["loads_in_flight"]}))
+    seen, uniq = set(), []
+    for b in bad:
+        if (b[0], b[1]) not in seen:
+            seen.add((b[0], b[1]))
+            uniq.append(b)
+    return uniq
+
+
+# ---------------------------------------------------------------- output
+
+
+def fmt(v: float) -> str:
+    return f"{v:.2f}"
+
+
+def pipe_cell(per: Dict[str, float]) -> str:
+    return " / ".join(f"{per.get(p, 0):.1f}" for p in ("issue", "fma", "imad", "alu", "xu"))
+
+
+TABLE_HEAD = ("| kernel | dtype | dir | form | instr/elem issue / fma / imad / alu / xu | regs | threads/SM "
+              "| 16B loads in flight | H100 | H200 | binding (H200) | flags |\n"
+              "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+
+
+def table_row(r: dict) -> str:
+    if "fraction_H200" not in r:
+        return (f"| {r.get('op')} {r.get('detail', '')} | {r['dtype']} | {r['direction']} | {r.get('form', '')} "
+                f"| | {r.get('registers')} | | | | | | {', '.join(r.get('flags', []))} |\n")
+    name = r["op"] if r["family"] == "elementwise" else f"{r['op']}<{r['detail']}>" if r.get("detail") else r["op"]
+    if r["family"] == "softmax":
+        name = f"{r['op']} cols={r['cols']}" + (f" B={r['block_threads']}" if r["op"] != "warp_per_row" else "") + \
+            (f" x{r['cluster_ranks']}" if r["op"] == "cluster_per_row" else "")
+    return (f"| {name} | {r['dtype']} | {r['direction']} | {r.get('form', '')} | {pipe_cell(r['per_element'])} "
+            f"| {r['registers']} | {r['resident_threads']} | {r['loads_in_flight']}/{r['loads_per_trip']} "
+            f"| {fmt(r['fraction_H100'])} | {fmt(r['fraction_H200'])} | {r['binding_H200']} "
+            f"| {', '.join(r['flags'])} |\n")
+
+
+def markdown(rows: List[dict], dispatch: List[dict], fails, known_left) -> str:
+    out = ["# Static throughput model: predicted fraction of the copy roofline (sm_90)\n\n",
+           "Generated by `bench/static_model.py` from the library's sm_90 machine code; a prediction "
+           "(README.md, \"Static throughput model\"), not a measurement.\n\n"]
+    for fam, title in (("elementwise", "Elementwise activations"), ("fused", "Fused forms")):
+        fam_rows = [r for r in rows if r["family"] == fam]
+        if not fam_rows:
+            continue
+        out.append(f"## {title} (target {TARGETS[fam]:.2f})\n\n")
+        out.append(TABLE_HEAD)
+        for r in sorted(fam_rows, key=lambda r: (r["op"], r.get("detail", ""), r["dtype"], r["direction"],
+                                                  r.get("form", ""))):
+            out.append(table_row(r))
+        out.append("\n")
+    if dispatch:
+        out.append(f"## Softmax, the algorithm the dispatch picks (target {TARGETS['softmax']:.2f} where the row "
+                   "fits on chip)\n\n")
+        out.append(TABLE_HEAD)
+        for r in sorted(dispatch, key=lambda r: (r["dtype"], r["direction"], r["cols"])):
+            out.append(table_row(r))
+        out.append("\n## Softmax, every kernel at its representative widths\n\n")
+        out.append(TABLE_HEAD)
+        for r in sorted([r for r in rows if r["family"] == "softmax"],
+                        key=lambda r: (r["op"], r["dtype"], r["direction"], r.get("cols", 0),
+                                       r.get("block_threads", 0))):
+            out.append(table_row(r))
+        out.append("\n")
+    out.append("## Gate\n\n")
+    if not fails:
+        out.append("Nothing below its target, no local memory, every hot loop vectorized, no FP64 in a loop.\n")
+    else:
+        out.append(f"{len(fails)} findings ({len(fails) - len(known_left)} listed as known shortfalls):\n\n")
+        for key, why, figs in fails:
+            f = "" if not figs else " " + ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
+                                                   for k, v in figs.items())
+            out.append(f"- `{key}`: {why}{f}\n")
+    return "".join(out)
+
+
+def readme_summary(rows: List[dict], dispatch: List[dict], fails) -> str:
+    gated = [r for r in gated_rows(rows, dispatch) if "fraction_H200" in r]
+    worst = sorted(gated, key=lambda r: (r["fraction_H200"], r["fraction_H100"]))[:12]
+    out = []
+    counts = []
+    for fam in ("elementwise", "fused", "softmax"):
+        fr = [r for r in gated if r["family"] == fam]
+        if fr:
+            below = sum(1 for r in fr if min(r["fraction_H100"], r["fraction_H200"]) < TARGETS[fam])
+            counts.append(f"{fam}: {below} of {len(fr)} rows below {TARGETS[fam]:.2f}")
+    out.append("Predicted (not measured) on H100 SXM / H200; " + "; ".join(counts) + ".\n")
+    out.append("The lowest rows:\n\n")
+    out.append("| kernel | dtype | dir | form | instr/elem | H100 | H200 | binding |\n|---|---|---|---|---|---|---|---|\n")
+    for r in worst:
+        name = r["op"] if r["family"] == "elementwise" else (
+            f"{r['op']}<{r['detail']}>" if r.get("detail") else r["op"])
+        if r["family"] == "softmax":
+            name = f"softmax {r['op']} cols={r['cols']}"
+        out.append(f"| {name} | {r['dtype']} | {r['direction']} | {r.get('form', '')} "
+                   f"| {r['per_element'].get('issue', 0):.1f} | {fmt(r['fraction_H100'])} "
+                   f"| {fmt(r['fraction_H200'])} | {r['binding_H200']} |\n")
+    out.append(f"\nGate findings: {len(fails)} (full tables and findings: "
+               "[bench/results/static/static_model.md](bench/results/static/static_model.md)).\n")
+    return "".join(out)
+
+
+def to_json(doc: dict) -> str:
+    """JSON with one list item or dict entry per line below the top level (small diffs)."""
+    lines = ["{"]
+    keys = sorted(doc)
+    for i, k in enumerate(keys):
+        v = doc[k]
+        end = "," if i + 1 < len(keys) else ""
+        if isinstance(v, list) and v:
+            lines.append(f" {json.dumps(k)}: [")
+            lines += [f"  {json.dumps(x, sort_keys=True)}" + ("," if j + 1 < len(v) else "") for j, x in enumerate(v)]
+            lines.append(f" ]{end}")
+        elif isinstance(v, dict) and v and all(isinstance(x, dict) for x in v.values()):
+            lines.append(f" {json.dumps(k)}: {{")
+            ks = sorted(v)
+            lines += [f"  {json.dumps(x)}: {json.dumps(v[x], sort_keys=True)}" + ("," if j + 1 < len(ks) else "")
+                      for j, x in enumerate(ks)]
+            lines.append(f" }}{end}")
+        else:
+            lines.append(f" {json.dumps(k)}: {json.dumps(v, sort_keys=True)}{end}")
+    return "\n".join(lines) + "\n}\n"
+
+
+def replace_between(text: str, begin: str, end: str, body: str) -> str:
+    i, j = text.find(begin), text.find(end)
+    if i < 0 or j < 0 or j < i:
+        raise SystemExit(f"static_model: markers {begin} / {end} not found")
+    return text[: i + len(begin)] + "\n" + body + text[j:]
+
+
+# ---------------------------------------------------------------- main
+
+
+def analyze_library(library: str, tools: str) -> Tuple[List[dict], List[dict], int]:
+    funcs, res, threads, has = disassemble(library, tools)
+    if not has:
+        return [], [], 0
+    names = sorted(funcs)
+    dem = demangle(names)
+    rows: List[dict] = []
+    kernels = 0
+    for mangled in names:
+        k = classify(mangled, dem[mangled])
+        kernels += 1
+        if k.family == "auxiliary":
+            continue
+        rows += analyze_kernel(k, funcs[mangled], res.get(mangled, {}), threads.get(mangled, 0))
+    return rows, softmax_dispatch(rows), kernels
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--library", required=True, help="libcuact.a (or an object) holding sm_90 code")
+    ap.add_argument("--tools", default="", help="directory with cuobjdump")
+    ap.add_argument("--out", default="", help="write static_model.md and static_model.json here")
+    ap.add_argument("--readme", default="", help="rewrite the README's generated summary")
+    ap.add_argument("--known", default="", help="JSON of known shortfalls (report-only for those)")
+    ap.add_argument("--write-known", action="store_true", help="write today's findings as the known list")
+    ap.add_argument("--check", action="store_true", help="exit 1 on a finding not in the known list")
+    ap.add_argument("--compare", default="", help="exit 1 when the tables in this directory differ")
+    ap.add_argument("--compare-readme", default="", help="exit 1 when this README's summary differs")
+    a = ap.parse_args(argv)
+
+    rows, dispatch, kernels = analyze_library(a.library, a.tools)
+    if not rows:
+        print("static_model: the library has no sm_90 code; build with sm_90 in CMAKE_CUDA_ARCHITECTURES")
+        return 77
+    fails = failures(rows, dispatch)
+    known = {}
+    if a.write_known:
+        known = {f"{k}: {w}": (fig or {}) for k, w, fig in fails}
+    elif a.known and os.path.exists(a.known):
+        with open(a.known) as f:
+            known = json.load(f)["known"]
+    unexplained = []
+    for key, why, figs in fails:
+        k = known.get(f"{key}: {why}")
+        if k is None:
+            unexplained.append((key, why, figs))
+        elif figs and all(isinstance(v, float) for v in figs.values()):
+            if any(figs[g] < k.get(g, 0) - 0.005 for g in figs):
+                unexplained.append((key, why + " (worse than its known figure)", figs))
+    known_left = [f for f in fails if f not in unexplained]
+    md = markdown(rows, dispatch, fails, known_left)
+    doc = {"model": {"gpus": [dataclasses.asdict(g) for g in GPUS], "pipe_rates": sass.PIPE_RATES,
+                     "targets": TARGETS},
+           "kernels": kernels, "rows": rows, "softmax_dispatch": dispatch,
+           "findings": [{"key": k, "why": w, "figures": f} for k, w, f in fails]}
+    text_json = to_json(doc)
+    if a.out:
+        os.makedirs(a.out, exist_ok=True)
+        with open(os.path.join(a.out, "static_model.md"), "w") as f:
+            f.write(md)
+        with open(os.path.join(a.out, "static_model.json"), "w") as f:
+            f.write(text_json)
+    if a.write_known and a.known:
+        with open(a.known, "w") as f:
+            f.write(to_json({"note": "shortfalls the gate reports but does not fail on (generated by "
+                                     "static_model.py --write-known); each with its figures",
+                             "known": known}))
+    if a.readme:
+        with open(a.readme) as f:
+            text = f.read()
+        new = replace_between(text, "<!-- static-model:begin -->", "<!-- static-model:end -->",
+                              readme_summary(rows, dispatch, fails))
+        if new != text:
+            with open(a.readme, "w") as f:
+                f.write(new)
+    gated = gated_rows(rows, dispatch)
+    print(f"static_model: {kernels} kernels, {len(rows)} rows ({len(gated)} held to a target), "
+          f"{len(fails)} findings, {len(fails) - len(unexplained)} of them known")
+    for key, why, figs in unexplained[:40]:
+        print(f"  FAIL {key}: {why} {figs or ''}")
+    status = 0
+    if a.compare:
+        for fname, content in (("static_model.md", md), ("static_model.json", text_json)):
+            path = os.path.join(a.compare, fname)
+            old = open(path).read() if os.path.exists(path) else ""
+            if old != content:
+                print(f"static_model: {path} is out of date; regenerate it (README.md, 'Static throughput model')")
+                status = 1
+    if a.compare_readme:
+        with open(a.compare_readme) as f:
+            text = f.read()
+        if replace_between(text, "<!-- static-model:begin -->", "<!-- static-model:end -->",
+                           readme_summary(rows, dispatch, fails)) != text:
+            print(f"static_model: the summary in {a.compare_readme} is out of date")
+            status = 1
+    if a.check and unexplained:
+        status = 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,201 @@
+"""Tests of the static throughput model (bench/sass.py, bench/static_model.py)
+on hand-written SASS whose counts and predicted fractions were worked out
+by hand. Run by CTest (python3 -m unittest)."""
+
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench"))
+import sass  # noqa: E402
+import static_model  # noqa: E402
+
+
+def function(lines, name="kernel"):
+    """cuobjdump -sass text of one function: addresses 0x0, 0x10, ..."""
+    out = [f"\t\tFunction : {name}"]
+    for i, text in enumerate(lines):
+        out.append(f"        /*{16 * i:04x}*/                   {text} ;   /* 0x000 */")
+    return "\n".join(out) + "\n"
+
+
+def loop_path(lines):
+    instrs = sass.parse_sass(function(lines))["kernel"]
+    cfg = sass.Cfg(instrs)
+    loops = sass.steady_state_loops(cfg)
+    assert len(loops) == 1, loops
+    return cfg, loops[0], sass.counted_path(cfg, loops[0])
+
+
+def addr(i):
+    return f"0x{16 * i:x}"
+
+
+class PipesAndPrediction(unittest.TestCase):
+    # A vectorized fp32 loop: 64 MUFU, 2 FFMA, 1 IMAD, 1 ISETP per trip of one
+    # 16-byte pack (4 elements), plus LDG, STG and BRA.
+    LOOP = (["S2R R0, SR_TID.X", "LDG.E.128 R4, desc[UR4][R2.64]"]
+            + ["MUFU.EX2 R4, R4"] * 64
+            + ["FFMA R5, R5, R5, 1", "FADD R6, R6, R6", "IMAD.WIDE.U32 R2, R0, 0x10, R2",
+               "ISETP.GE.AND P0, PT, R2, R8, PT", "STG.E.128 desc[UR4][R10.64], R4",
+               f"@!P0 BRA {addr(1)}", "EXIT"])
+
+    def test_counts_per_pipe(self):
+        _, _, p = loop_path(self.LOOP)
+        self.assertEqual(p.counts["issue"], 64 + 2 + 1 + 1 + 3)
+        self.assertEqual(p.counts["xu"], 64)
+        self.assertEqual(p.counts["fma"], 2)
+        self.assertEqual(p.counts["imad"], 1)
+        self.assertEqual(p.counts["alu"], 1)
+        self.assertEqual(p.counts["other"], 3)
+        self.assertEqual((p.ldg128, p.stg128), (1, 1))
+
+    def test_fraction_by_hand(self):
+        # Per element: 16 XU instructions. XU issues 0.5 warp-instructions per
+        # SM per clock: 16 / 0.5 / 32 = 1 SM-cycle per element, so 132 SMs at
+        # 1.98 GHz do 2.6136e11 elements/s; at 8 bytes per element (fp32
+        # forward) that is 2.0909e12 B/s: 0.6970 of 3.0 TB/s, 0.4863 of 4.3 TB/s.
+        _, _, p = loop_path(self.LOOP)
+        per = {k: v / 4 for k, v in p.counts.items()}
+        h100, pipe = static_model.predict(per, 8, static_model.GPUS[0])
+        h200, _ = static_model.predict(per, 8, static_model.GPUS[1])
+        self.assertEqual(pipe, "xu")
+        self.assertAlmostEqual(h100, 0.69696, places=4)
+        self.assertAlmostEqual(h200, 0.48626, places=4)
+
+    def test_memory_bound_is_capped_at_one(self):
+        f, pipe = static_model.predict({"issue": 4, "fma": 2}, 8, static_model.GPUS[1])
+        self.assertEqual((f, pipe), (1.0, "memory"))
+
+    def test_imad_half_rate(self):
+        # 40 IMAD and 40 FFMA per element: FMA pipe (80 / 4 = 20) and IMAD (40 / 2
+        # = 20) tie with issue (80 / 4 = 20 cycles per 32 elements).
+        f, pipe = static_model.predict({"issue": 80, "fma": 40, "imad": 40}, 2, static_model.GPUS[1])
+        elems = 132 * 1.98e9 / (20 / 32)
+        self.assertAlmostEqual(f, elems * 2 / 4.3e12, places=6)
+
+    def test_resident_threads(self):
+        # 40 registers: 1280 per warp (5 units of 256); 51 warps fit 65536
+        # registers: 6 blocks of 256 threads (8 warps) = 1536 threads.
+        self.assertEqual(static_model.resident_threads(static_model.GPUS[0], 40, 256), 1536)
+        self.assertEqual(static_model.resident_threads(static_model.GPUS[0], 32, 256), 2048)
+        self.assertEqual(static_model.resident_threads(static_model.GPUS[0], 123, 128), 512)
+
+
+class Branches(unittest.TestCase):
+    def body(self, middle):
+        return (["S2R R0, SR_TID.X", "LDG.E.128 R4, desc[UR4][R2.64]"] + middle
+                + ["ISETP.GE.AND P0, PT, R2, R8, PT", "STG.E.128 desc[UR4][R10.64], R4",
+                   f"@!P0 BRA {addr(1)}", "EXIT"])
+
+    def test_divergent_branch_counts_both_sides(self):
+        # sign test: 5 FMUL on one side (and its jump), 3 FADD on the other.
+        middle = ["FSETP.GT.AND P1, PT, R4, RZ, PT", f"@P1 BRA {addr(2 + 1 + 1 + 5 + 1)}"] + \
+                 ["FMUL R5, R5, R5"] * 5 + [f"BRA {addr(2 + 2 + 5 + 1 + 3)}"] + ["FADD R6, R6, R6"] * 3
+        _, _, p = loop_path(self.body(middle))
+        self.assertEqual(p.counts["fma"], 8)
+        self.assertEqual(p.counts["issue"], 2 + 2 + 5 + 1 + 3 + 3 - 1)  # S2R is outside the loop
+
+    def test_special_value_branch_takes_the_ordinary_side(self):
+        def fma_count(test, branch):
+            middle = [test, f"{branch} BRA {addr(2 + 2 + 4)}"] + ["FMUL R5, R5, R5"] * 4
+            return loop_path(self.body(middle))[2].counts["fma"]
+        # if (|x| == inf) skip the work: the finite side (fall through) counts.
+        self.assertEqual(fma_count("FSETP.NEU.AND P1, PT, |R4|, +INF , PT", "@!P1"), 4)
+        # the same test read the other way: branch (skip) when finite.
+        self.assertEqual(fma_count("FSETP.NEU.AND P1, PT, |R4|, +INF , PT", "@P1"), 0)
+        # if (x is NaN) skip: the FMULs are the ordinary side.
+        self.assertEqual(fma_count("FSETP.NAN.AND P1, PT, R4, R4, PT", "@P1"), 4)
+        # if (x is not NaN) skip: the FMULs are the NaN side.
+        self.assertEqual(fma_count("FSETP.NAN.AND P1, PT, R4, R4, PT", "@!P1"), 0)
+        # x != x, an unordered compare: true only for NaN.
+        self.assertEqual(fma_count("FSETP.NEU.AND P1, PT, R4, R4, PT", "@P1"), 4)
+
+    def test_division_slow_path_is_excluded(self):
+        # FCHK flags the slow path; the call and its argument moves are skipped.
+        middle = ["MUFU.RCP R9, R5", "FFMA R6, R9, R6, RZ", "FCHK P1, R6, R5",
+                  f"@!P1 BRA {addr(2 + 3 + 1 + 3)}", "MOV R12, R6", "MOV R13, R5",
+                  f"CALL.REL.NOINC {addr(40)}"]
+        _, _, p = loop_path(self.body(middle))
+        self.assertEqual(p.counts["fma"], 1)
+        self.assertEqual(p.counts["xu"], 1)
+        self.assertEqual(p.counts["alu"], 2)  # FCHK, ISETP; not the MOVs
+
+    def test_uniform_branch_counts_the_longer_side(self):
+        middle = ["LDC R9, c[0x0][0x210]", "ISETP.NE.AND P1, PT, R9, RZ, PT",
+                  f"@P1 BRA {addr(2 + 3 + 2 + 1)}"] + ["FMUL R5, R5, R5"] * 2 + \
+                 [f"BRA {addr(2 + 3 + 3 + 6)}"] + ["FADD R6, R6, R6"] * 6
+        _, _, p = loop_path(self.body(middle))
+        self.assertEqual(p.counts["fma"], 6)
+
+    def test_vectorized_side_of_an_alignment_choice(self):
+        # Aligned: one 128-bit load; otherwise four scalar loads.
+        lines = ["S2R R0, SR_TID.X", "LOP3.LUT R9, R2, 0xf, RZ, 0xc0, !PT",
+                 "ISETP.NE.AND P1, PT, R9, RZ, PT", f"@P1 BRA {addr(7)}",
+                 "LDG.E.128 R4, desc[UR4][R2.64]", "FMUL R4, R4, R4", f"BRA {addr(12)}",
+                 "LDG.E R4, desc[UR4][R2.64]", "LDG.E R5, desc[UR4][R2.64+0x4]",
+                 "LDG.E R6, desc[UR4][R2.64+0x8]", "LDG.E R7, desc[UR4][R2.64+0xc]",
+                 "FADD R4, R4, R4", "ISETP.GE.AND P0, PT, R2, R8, PT",
+                 "STG.E.128 desc[UR4][R10.64], R4", f"@!P0 BRA {addr(1)}", "EXIT"]
+        _, _, p = loop_path(lines)
+        self.assertEqual(p.ldg128, 1)
+        self.assertEqual(p.counts["fma"], 1)
+
+
+class LoadsInFlight(unittest.TestCase):
+    def test_serialized_loads(self):
+        lines = ["S2R R0, SR_TID.X", "LDG.E.128 R4, desc[UR4][R2.64]", "FMUL R4, R4, R4",
+                 "LDG.E.128 R12, desc[UR4][R2.64+0x10]", "FMUL R12, R12, R12",
+                 "ISETP.GE.AND P0, PT, R2, R8, PT", "STG.E.128 desc[UR4][R10.64], R4",
+                 "STG.E.128 desc[UR4][R10.64+0x10], R12", f"@!P0 BRA {addr(1)}", "EXIT"]
+        cfg, _, p = loop_path(lines)
+        self.assertEqual(sass.loads_in_flight(cfg, p.blocks), (1, 2))
+
+    def test_independent_loads(self):
+        lines = ["S2R R0, SR_TID.X", "LDG.E.128 R4, desc[UR4][R2.64]",
+                 "LDG.E.128 R12, desc[UR4][R2.64+0x10]", "FMUL R4, R4, R4", "FMUL R12, R12, R12",
+                 "ISETP.GE.AND P0, PT, R2, R8, PT", "STG.E.128 desc[UR4][R10.64], R4",
+                 "STG.E.128 desc[UR4][R10.64+0x10], R12", f"@!P0 BRA {addr(1)}", "EXIT"]
+        cfg, _, p = loop_path(lines)
+        self.assertEqual(sass.loads_in_flight(cfg, p.blocks), (2, 2))
+
+    def test_a_load_into_the_address_of_the_next_is_consumed(self):
+        lines = ["S2R R0, SR_TID.X", "LDG.E.128 R4, desc[UR4][R2.64]",
+                 "LDG.E.128 R12, desc[UR4][R4.64]", "FMUL R12, R12, R12",
+                 "ISETP.GE.AND P0, PT, R2, R8, PT", "STG.E.128 desc[UR4][R10.64], R12",
+                 f"@!P0 BRA {addr(1)}", "EXIT"]
+        cfg, _, p = loop_path(lines)
+        self.assertEqual(sass.loads_in_flight(cfg, p.blocks), (1, 2))
+
+
+class Parsing(unittest.TestCase):
+    def test_res_usage_and_max_threads(self):
+        res = sass.parse_res_usage(" Function _Z1kv:\n  REG:40 STACK:0 SHARED:16 LOCAL:0 CONSTANT[0]:560\n")
+        self.assertEqual(res["_Z1kv"]["REG"], 40)
+        self.assertEqual(res["_Z1kv"]["SHARED"], 16)
+        elf = (".nv.info._Z1kv\n\tAttribute:\tEIATTR_MAX_THREADS\n\tFormat:\tEIFMT_SVAL\n"
+               "\tValue:\t0x100 0x1 0x1 \n")
+        self.assertEqual(sass.parse_max_threads(elf)["_Z1kv"], 256)
+
+    def test_pipes(self):
+        for op, pipe in (("FFMA.SAT", "fma"), ("HFMA2.MMA", "fma"), ("IMAD.WIDE.U32", "imad"),
+                         ("FSETP.GT.AND", "alu"), ("F2FP.BF16.F32.PACK_AB", "alu"),
+                         ("MUFU.EX2", "xu"), ("F2F.F64.F32", "xu"), ("FRND.TRUNC", "xu"),
+                         ("DFMA", "fp64"), ("LDG.E.128", "other"), ("BRA", "other")):
+            self.assertEqual(sass.pipe_of(op), pipe, op)
+        self.assertTrue(sass.is_fp64("F2F.F64.F32"))
+        self.assertFalse(sass.is_fp64("F2F.F16.F32"))
+
+
+class Classification(unittest.TestCase):
+    def test_activation_names(self):
+        self.assertEqual(static_model.activation_of("cuact::detail::GeluOp"), "gelu")
+        self.assertEqual(static_model.activation_of(
+            "cuact::detail::SigmoidGatedOp<cuact::detail::QuickGeluGate, (cuact::ActivationKind)10>"),
+            "quick_gelu")
+        self.assertEqual(static_model.activation_of("cuact::detail::LogSigmoidOp"), "log_sigmoid")
+        self.assertEqual(static_model.activation_of("cuact::detail::Relu6Op"), "relu6")
+
+
+if __name__ == "__main__":
+    unittest.main()
