@@ -102,10 +102,14 @@ class CallJudge {
   void check_zero(const char* what, int64_t i, double got) {
     if (!(got == 0 && !std::signbit(got))) fail(what, i, got, 0.0, "(dropped: must be +0)");
   }
-  void check_sum(const char* what, int64_t i, double got, double exact, const ReductionBound& b) {
-    if (!reduction_within(dtype_, got, exact, b)) {
+  // A reduction's output, in sum_dtype (the parameter's).
+  void check_sum(const char* what, int64_t i, double got, double exact, const ReductionBound& b,
+                 DType sum_dtype) {
+    if (!reduction_within(sum_dtype, got, exact, b)) {
       ++failures_;
-      if (failures_ <= 3) report(std::string(what) + "[" + std::to_string(i) + "]: " + reduction_report(dtype_, got, exact, b));
+      if (failures_ <= 3)
+        report(std::string(what) + "[" + std::to_string(i) +
+               "]: " + reduction_report(sum_dtype, got, exact, b));
     }
   }
   void fail(const char* what, int64_t i, double got, double exact, const std::string& note) {
@@ -146,7 +150,8 @@ int64_t judge_bias_forward(const Activation& act, DType dtype, int64_t rows, int
   return j.failures();
 }
 
-int64_t judge_bias_backward(const Activation& act, DType dtype, int64_t rows, int64_t cols,
+int64_t judge_bias_backward(const Activation& act, DType dtype, DType param_dtype, int64_t rows,
+                            int64_t cols,
                             const std::vector<double>& x, const std::vector<double>& bias,
                             const std::vector<double>& dy, const Dropout& dropout,
                             const std::vector<double>& dx, const std::vector<double>& dbias) {
@@ -169,7 +174,7 @@ int64_t judge_bias_backward(const Activation& act, DType dtype, int64_t rows, in
     bounds[c].add(dz, kept ? backward_term_error(act, z, g, dz, product) : 0.0);
   }
   for (int64_t c = 0; c < static_cast<int64_t>(dbias.size()); ++c)
-    j.check_sum("dbias", c, dbias[c], sums[c], bounds[c]);
+    j.check_sum("dbias", c, dbias[c], sums[c], bounds[c], param_dtype);
   return j.failures();
 }
 
@@ -209,7 +214,7 @@ int64_t judge_glu_backward(const Glu& glu, DType dtype, int64_t rows, int64_t d,
   return j.failures();
 }
 
-int64_t judge_prelu(DType dtype, int64_t outer, int64_t channels, int64_t inner,
+int64_t judge_prelu(DType dtype, DType param_dtype, int64_t outer, int64_t channels, int64_t inner,
                     const std::vector<double>& x, const std::vector<double>& weight,
                     const std::vector<double>& dy, const std::vector<double>& y,
                     const std::vector<double>& dx, const std::vector<double>& dweight) {
@@ -228,7 +233,7 @@ int64_t judge_prelu(DType dtype, int64_t outer, int64_t channels, int64_t inner,
     }
   }
   for (int64_t c = 0; c < static_cast<int64_t>(dweight.size()); ++c)
-    j.check_sum("dweight", c, dweight[c], sums[c], bounds[c]);
+    j.check_sum("dweight", c, dweight[c], sums[c], bounds[c], param_dtype);
   return j.failures();
 }
 

@@ -7,7 +7,7 @@
 
 #include <cub/warp/warp_reduce.cuh>
 
-#include "numeric.cuh"
+#include "cuact/device/convert.cuh"
 #include "row_plan.h"
 
 namespace cuact::detail {
@@ -25,7 +25,7 @@ __global__ void __launch_bounds__(kBlockThreads)
     float sum = 0.0f;
     for (int64_t i = lane; i < layout.segment_length; i += 32) sum += p[i];
     sum = WarpReduce(temp[warp]).Sum(sum);
-    if (lane == 0) out[s] = narrow<T>(sum);
+    if (lane == 0) out[s] = device::narrow<T>(sum);
     __syncwarp();
   }
 }
