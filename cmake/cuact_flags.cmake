@@ -3,7 +3,7 @@
 # ptxas: a register spill or any local memory in a kernel is a build error
 # (DESIGN.md: "no spills"). Math stays IEEE (no fast-math): the accuracy
 # contract depends on it.
-set(CUACT_PTXAS_FLAGS "-Xptxas=-warn-spills,-warn-lmem-usage")  # TEMP-NO-WERROR
+set(CUACT_PTXAS_FLAGS "-Xptxas=-warn-spills,-warn-lmem-usage,-Werror")
 
 function(cuact_set_warnings target)
   target_compile_options(${target} PRIVATE

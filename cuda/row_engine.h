@@ -226,7 +226,7 @@ CUACT_HD void vector_rows(const Form& form, const RowCall& c, int64_t col, const
     // The second row of the trip, or the first again past the last row (its
     // results are not stored): both loads are unconditional.
     const bool second = r + lanes < rows;
-    Vec<T, W> v0[I], v1[I];
+    Vec<T, W> v0[I] = {}, v1[I] = {};  // absent streams stay zero (and unused)
     CUACT_UNROLL
     for (int k = 0; k < I; ++k) {
       if (present<Form, WithOptional>(k)) {

@@ -25,8 +25,12 @@ Tolerance fused_tolerance(ActivationKind kind, DType dtype, Direction direction,
   if (kind == ActivationKind::hardsigmoid || kind == ActivationKind::hardswish)
     t.ulps = std::max(t.ulps, 1);
   if (!product_after) return t;
-  if (dtype == DType::f32) t.ulps += 1;
-  else t.ulps = std::max(t.ulps, 1);
+  if (dtype == DType::f32) {
+    t.ulps += 1;
+    t.fp32_subnormal_floor = true;  // the product of a subnormal result rounds twice
+  } else {
+    t.ulps = std::max(t.ulps, 1);
+  }
   return t;
 }
 
@@ -56,10 +60,11 @@ double reduction_bound(DType dtype, double exact, const ReductionBound& b) {
 
 }  // namespace
 
-double backward_term_error(const Activation& act, double z, double dy, double exact_term,
-                           bool product_after) {
-  const Tolerance t = fused_tolerance(act.kind, DType::f32, Direction::backward, product_after);
-  double e = t.ulps * ulp_at(DType::f32, exact_term) + FLT_MIN;
+double backward_term_error(const Activation& act, DType dtype, double z, double dy,
+                           double exact_term, bool product_after) {
+  const Tolerance t = fused_tolerance(act.kind, dtype, Direction::backward, product_after);
+  double e = t.ulps * ulp_at(dtype, exact_term) + FLT_MIN;
+  if (dtype != DType::f32) e += ulp_at(DType::f32, exact_term);  // the fp32 term's own rounding
   if (t.root_allowance > 0 && near_derivative_zero(act, z))
     e += t.root_allowance * std::ldexp(std::fabs(dy), -24);
   return e;
@@ -171,7 +176,7 @@ int64_t judge_bias_backward(const Activation& act, DType dtype, DType param_dtyp
     if (!kept) j.check_zero("dx", i, dx[i]);
     else j.check("dx", i, dx[i], dz, g, tol, roots && near_derivative_zero(act, z));
     sums[c] += dz;
-    bounds[c].add(dz, kept ? backward_term_error(act, z, g, dz, product) : 0.0);
+    bounds[c].add(dz, kept ? backward_term_error(act, dtype, z, g, dz, product) : 0.0);
   }
   for (int64_t c = 0; c < static_cast<int64_t>(dbias.size()); ++c)
     j.check_sum("dbias", c, dbias[c], sums[c], bounds[c], param_dtype);

@@ -52,10 +52,12 @@ struct ReductionBound {
     ++terms;
   }
 };
-// e_i of a term of bias + activation backward: the fp32 rule of act's backward
-// at pre-activation z with incoming gradient dy (the product forms' + 1 ulp when scaled).
-double backward_term_error(const Activation& act, double z, double dy, double exact_term,
-                           bool product_after);
+// e_i of a term of bias + activation backward: the rule of act's backward for
+// dtype, the data's (its terms are computed as precisely as its dx needs), at
+// pre-activation z with incoming gradient dy (the product forms' + 1 ulp when
+// scaled); for fp16/bf16 one fp32 rounding more, the term's own.
+double backward_term_error(const Activation& act, DType dtype, double z, double dy,
+                           double exact_term, bool product_after);
 // e_i of a term rounded once in fp32 (PReLU's dy * x).
 double rounded_term_error(double exact_term);
 bool reduction_within(DType dtype, double got, double exact, const ReductionBound& b);

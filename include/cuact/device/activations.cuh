@@ -277,8 +277,11 @@ struct Hardswish {
   CUACT_HD float backward(float x, float dy) const {
     float v;
     if constexpr (is_half_v<Out>) {
-      // 3dy is exact for values of Out: dy (2x + 3) in one fma rounded to odd.
-      v = is_inf(dy) ? dy * (2.0f * x + 3.0f) : sixth_to_odd(fma_to_odd(2.0f * x, dy, 3.0f * dy));
+      // 3dy is exact for values of Out (t_lo = 0): dy (2x + 3) in one fma
+      // rounded to odd. For other fp32 dy (a dropout-scaled gradient) t_lo
+      // keeps the cancellation at x = -3/2 exact and the rest within an ulp.
+      const float t = 3.0f * dy, t_lo = fmaf(3.0f, dy, -t);
+      v = is_inf(dy) ? dy * (2.0f * x + 3.0f) : sixth_to_odd(fma_to_odd(2.0f * x, dy, t) + t_lo);
     } else {
       v = slope_product(x, dy);
     }
