@@ -1,5 +1,5 @@
 // The launcher of the reductions' second step (sum_partials.cuh), one unit
-// for every output type, so the per-dtype kernel units do not compile CUB.
+// for every output type.
 #include "kernel_table.h"
 #include "sum_partials.cuh"
 

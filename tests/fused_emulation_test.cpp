@@ -187,7 +187,7 @@ TEST(EmulatedDropout, IdenticalAcrossGeometriesAndLayouts) {
       HostBuffer xb(dtype, n), yb(dtype, n);
       xb.write(offset, x);
       std::vector<uint8_t> mask(static_cast<size_t>(n));
-      emulate_fused(detail::bias_activation_forward_request(Activation::silu(), dtype, xb.at(offset),
+      emulate_fused(detail::bias_activation_forward_request(Activation::gelu(), dtype, xb.at(offset),
                                                            nullptr, dtype, yb.at(offset), r, c, dropout,
                                                            mask.data()),
                     blocks);
@@ -204,7 +204,7 @@ TEST(EmulatedDropout, IdenticalAcrossGeometriesAndLayouts) {
     std::vector<uint8_t> other(static_cast<size_t>(n));
     HostBuffer xb(dtype, n), yb(dtype, n);
     xb.write(0, x);
-    emulate_fused(detail::bias_activation_forward_request(Activation::silu(), dtype, xb.at(0),
+    emulate_fused(detail::bias_activation_forward_request(Activation::gelu(), dtype, xb.at(0),
                                                          nullptr, dtype, yb.at(0), rows, cols,
                                                          Dropout{0.5f, 42, 8}, other.data()),
                   64);
@@ -248,9 +248,9 @@ TEST(EmulatedDropout, PZeroIsThePlainActivationAndPOneIsZeros) {
 // ---------------------------------------------------------------- GLU
 
 TEST(EmulatedGlu, BothOrdersOddWidthsAndLayouts) {
-  const std::vector<Activation> gates = {Activation::sigmoid(), Activation::silu(),
-                                         Activation::gelu(), Activation::gelu_tanh(),
-                                         Activation::relu(), Activation::hardswish()};
+  const std::vector<Activation> gates = {Activation::sigmoid(), Activation::gelu(),
+                                         Activation::relu(), Activation::hardswish(),
+                                         Activation::leaky_relu(0.2f)};
   for (DType dtype : kDTypes)
     for (const Activation& act : gates)
       for (GatedHalf half : {GatedHalf::first, GatedHalf::second})
@@ -415,6 +415,52 @@ TEST(ReferenceBuffers, RoundTheExactValuesOnce) {
     sums[i % cols] += dz;
   }
   for (int64_t j = 0; j < cols; ++j) EXPECT_EQ(dbv[j], reference::round_to(dtype, sums[j]));
+}
+
+
+// ---------------------------------------------------------------- plain activations
+
+// The flat path (a buffer of n elements is one row of whole 16-byte chunks
+// plus a head and a tail): every length around the vector widths, aligned,
+// misaligned and in place, through the engine on the host, must give the
+// functors' own results bit for bit.
+TEST(EmulatedActivation, FlatBuffersMatchTheFunctorsBitForBit) {
+  const int64_t lengths[] = {1, 3, 7, 8, 9, 31, 64, 65, 1000, 4099};
+  for (DType dtype : kDTypes)
+    for (const Activation& act : engine_activations())
+      for (Direction direction : {Direction::forward, Direction::backward,
+                                  Direction::backward_from_output}) {
+        if (direction == Direction::backward_from_output && !has_backward_from_output(act))
+          continue;
+        for (int64_t n : lengths)
+          for (const FusedLayout& l : kFusedLayouts) {
+            SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " " << describe(act) << " "
+                                            << direction_name(direction) << " n=" << n << " "
+                                            << l.name);
+            std::vector<double> in(n), dy(n);
+            for (int64_t i = 0; i < n; ++i) {
+              in[i] = direction_input(act, dtype, direction, fused_input(dtype, i, 7));
+              dy[i] = test_gradient(i);
+            }
+            const bool backward = direction != Direction::forward;
+            HostBuffer inb(dtype, n), dyb(dtype, n), outb(dtype, n);
+            inb.write(l.in_offset, in);
+            dyb.write(l.out_offset, dy);
+            void* out = l.in_place ? inb.at(l.in_offset) : outb.at(l.out_offset);
+            emulate_fused(detail::activation_request(direction, act, dtype, inb.at(l.in_offset),
+                                                     backward ? dyb.at(l.out_offset) : nullptr,
+                                                     out, n),
+                          64);
+            const std::vector<double> got =
+                l.in_place ? inb.read(l.in_offset, n) : outb.read(l.out_offset, n);
+            const std::vector<double> want = evaluate_functors_on_host(act, dtype, direction, in, dy);
+            int64_t differ = 0;
+            for (int64_t i = 0; i < n; ++i)
+              if (ulp_distance(dtype, got[i], want[i]) != 0 && ++differ <= 3)
+                ADD_FAILURE() << "element " << i << ": got " << got[i] << ", functor " << want[i];
+            if (differ != 0) return;
+          }
+      }
 }
 
 }  // namespace

@@ -22,8 +22,9 @@ namespace cuact::test {
 // kernel's own run_tiles / run_extras and block-partial code; each segment of
 // partials is then summed in fp32 (the GPU's warp-tree order differs; the
 // tolerance covers it). A reducing call's workspace must be a host buffer of
-// the queried size. Emulated functors: identity, relu, leaky_relu, hardswish,
-// gelu, gelu_tanh, silu, sigmoid, threshold (emulated_activations()); the
+// the queried size. Emulated functors: identity, relu, leaky_relu (a
+// parameter), hardswish (rounding to odd), gelu, sigmoid (backward from the
+// output) (emulated_activations()); the
 // engine is the same for every functor, and fused_functor_test runs every
 // functor's forms.
 void emulate_fused(const detail::RowRequest& request, int64_t device_blocks);
