@@ -17,11 +17,10 @@
 #include <cub/device/device_transform.cuh>
 
 #include "accuracy.h"
-#include "activation_functors.cuh"
 #include "bench_core.h"
 #include "cuact/cuact.h"
+#include "cuact/device/activations.cuh"
 #include "gpu_bench.h"
-#include "numeric.cuh"
 #include "softmax_accuracy.h"
 
 #ifdef CUACT_BENCH_HAVE_CUDNN
@@ -213,17 +212,19 @@ int run_cpu_timing(const Options& o) {
 // ---------------------------------------------------------------- GPU timing
 
 // The same functor through cub::DeviceTransform (a representative subset:
-// each CUB instantiation costs build time).
+// each CUB instantiation costs build time), from the public device header.
 template <class T, class F>
 struct CubForward {
   F f;
-  __device__ T operator()(T x) const { return detail::narrow<T>(f.forward(detail::to_float(x))); }
+  __device__ T operator()(T x) const {
+    return cuact::device::narrow<T>(f.forward(cuact::device::to_float(x)));
+  }
 };
 template <class T, class F>
 struct CubBackward {
   F f;
   __device__ T operator()(T x, T dy) const {
-    return detail::narrow<T>(f.backward(detail::to_float(x), detail::to_float(dy)));
+    return cuact::device::narrow<T>(f.backward(cuact::device::to_float(x), cuact::device::to_float(dy)));
   }
 };
 
@@ -231,9 +232,8 @@ template <class T>
 bool cub_peer(const Activation& act, Direction d, const void* in, const void* grad, void* out,
               int64_t n) {
   cudaError_t err = cudaErrorNotSupported;
-  auto run = [&](auto op_tag) {
-    using F = decltype(op_tag);
-    const F f(act);
+  auto run = [&](auto f) {
+    using F = decltype(f);
     const T* x = static_cast<const T*>(in);
     if (d == Direction::forward)
       err = cub::DeviceTransform::Transform(x, static_cast<T*>(out), n, CubForward<T, F>{f});
@@ -243,10 +243,10 @@ bool cub_peer(const Activation& act, Direction d, const void* in, const void* gr
           CubBackward<T, F>{f});
   };
   switch (act.kind) {
-    case ActivationKind::relu: run(detail::ReluOp(act)); break;
-    case ActivationKind::gelu: run(detail::GeluOp(act)); break;
-    case ActivationKind::silu: run(detail::SiluOp(act)); break;
-    case ActivationKind::sigmoid: run(detail::SigmoidOp(act)); break;
+    case ActivationKind::relu: run(cuact::device::Relu<T>({})); break;
+    case ActivationKind::gelu: run(cuact::device::Gelu<T>({})); break;
+    case ActivationKind::silu: run(cuact::device::Silu<T>({act.beta})); break;
+    case ActivationKind::sigmoid: run(cuact::device::Sigmoid<T>({})); break;
     default: return false;
   }
   return err == cudaSuccess;

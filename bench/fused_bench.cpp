@@ -207,7 +207,7 @@ class FusedRows {
       upload(t, b.b(), dy);
       const Status s = bias_activation_backward(gelu, t, b.a(), bias, b.b(), b.c(), dbias,
                                                 kCheckRows, cols, {}, ws, check_ws_bytes);
-      return verdict(s, s.ok() ? test::judge_bias_backward(gelu, t, kCheckRows, cols, x, bv, dy, {},
+      return verdict(s, s.ok() ? test::judge_bias_backward(gelu, t, t, kCheckRows, cols, x, bv, dy, {},
                                                            download(t, b.c(), m),
                                                            download(t, dbias, cols))
                                : 0);
@@ -259,7 +259,7 @@ class FusedRows {
       upload(t, b.a(), x);
       upload(t, b.b(), dy);
       const Status s = activation_dropout_backward(gelu, t, b.a(), b.b(), b.c(), check_n, dropout);
-      return verdict(s, s.ok() ? test::judge_bias_backward(gelu, t, 1, check_n, x, {}, dy, dropout,
+      return verdict(s, s.ok() ? test::judge_bias_backward(gelu, t, t, 1, check_n, x, {}, dy, dropout,
                                                            download(t, b.c(), check_n), {})
                                : 0);
     };
@@ -346,7 +346,7 @@ class FusedRows {
       Status s = prelu_forward(t, b.a(), weight, b.c(), 1, ch, inner);
       if (s.ok())
         s = prelu_backward(t, b.a(), weight, b.b(), dx, dweight, 1, ch, inner, ws, check_ws_bytes);
-      return verdict(s, s.ok() ? test::judge_prelu(t, 1, ch, inner, x, w, dy, download(t, b.c(), m),
+      return verdict(s, s.ok() ? test::judge_prelu(t, t, 1, ch, inner, x, w, dy, download(t, b.c(), m),
                                                    download(t, dx, m), download(t, dweight, ch))
                                : 0);
     };

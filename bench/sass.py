@@ -483,6 +483,14 @@ def alignment_sense(instrs: Sequence[Instr], index: int, pred: str) -> Optional[
         return None
     d = instrs[j]
     ops = d.operands()
+    # LOP3.LUT P, RZ, x, mask, RZ, 0xc0: P = (x & mask) != 0, false when aligned.
+    if d.base == "LOP3" and len(ops) >= 6 and ops[0] == pred and ops[1] == "RZ":
+        masks = [o for o in ops[2:5] if re.fullmatch(r"0x[0-9a-fA-F]+", o)]
+        if masks and ops[5].lower() == "0xc0":
+            mask = int(masks[0], 16)
+            if 0 < mask <= 0xff and (mask & (mask + 1)) == 0:
+                return False
+        return None
     if d.base != "ISETP" or len(ops) < 5 or ops[0] != pred or ops[-1] != "PT":
         return None
     cmp = d.op.split(".")[1]

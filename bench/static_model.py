@@ -135,53 +135,60 @@ def activation_of(functor: str) -> str:
 class Kernel:
     mangled: str
     name: str  # demangled
-    family: str  # elementwise, fused, softmax, auxiliary
+    family: str  # row (the row engine), softmax, auxiliary
     dtype: str
-    op: str  # activation, fused form or softmax algorithm
+    op: str  # activation, slope form or softmax algorithm
     direction: str
-    detail: str = ""  # activation of a fused form, warp span...
+    detail: str = ""
     out_streams: int = 1
     in_streams: int = 1
-    # (label, bytes per element) of each call form this kernel serves
-    forms: List[Tuple[str, float]] = dataclasses.field(default_factory=list)
+    # (family, call form, bytes per element, input streams) of each call it serves
+    forms: List[Tuple[str, str, float, int]] = dataclasses.field(default_factory=list)
     softmax: Optional[dict] = None
+
+
+# Activations whose backward can also run from the saved output (the functor trait).
+FROM_OUTPUT = {"identity", "relu", "elu", "selu", "celu", "sigmoid", "tanh"}
 
 
 def classify(mangled: str, name: str) -> Kernel:
     k = Kernel(mangled, name, "auxiliary", "?", "?", "?")
-    m = re.match(r"void cuact::detail::elementwise_kernel<([^,]+), cuact::detail::(ForwardOf|BackwardOf|"
-                 r"BackwardFromOutputOf)<(.*)>, (\d+)>\(", name)
+    m = re.match(r"void cuact::detail::rows_kernel<cuact::detail::(\w+)<(.*)> >\(", name)
     if m:
-        k.family, k.dtype = "elementwise", DTYPE_OF.get(m.group(1), m.group(1))
-        k.direction = {"ForwardOf": "forward", "BackwardOf": "backward",
-                       "BackwardFromOutputOf": "backward_from_output"}[m.group(2)]
-        k.op = activation_of(m.group(3))
-        k.in_streams = int(m.group(4))
-        e = ELEM_SIZE[k.dtype]
-        k.forms = [("", e * (k.in_streams + 1))]
-        return k
-    m = re.match(r"void cuact::detail::fused_rows_kernel<([^,]+), cuact::detail::(\w+)(?:<(.*)>)? ?>\(", name)
-    if m:
-        k.family, k.dtype = "fused", DTYPE_OF.get(m.group(1), m.group(1))
-        form = m.group(2)
-        e = ELEM_SIZE[k.dtype]
-        act = activation_of(m.group(3)) if m.group(3) else ""
-        k.detail = act
-        if form == "ActivationForwardForm":
-            k.op, k.direction, k.in_streams = "activation", "forward", 2
-            k.forms = [("bias+act", 2 * e), ("act+dropout", 2 * e), ("glu", 3 * e)]
-        elif form == "ActivationBackwardForm":
-            k.op, k.direction, k.in_streams = "activation", "backward", 2
-            k.forms = [("bias+act", 3 * e), ("act+dropout", 3 * e)]
-        elif form == "GatedBackwardForm":
-            k.op, k.direction, k.in_streams, k.out_streams = "glu", "backward", 3, 2
-            k.forms = [("glu", 5 * e)]
-        elif form == "SlopeForwardForm":
-            k.op, k.direction = "slope", "forward"
-            k.forms = [("prelu", 2 * e), ("rrelu", 2 * e)]
-        elif form == "SlopeBackwardForm":
-            k.op, k.direction, k.in_streams = "slope", "backward", 2
-            k.forms = [("prelu", 3 * e), ("rrelu", 3 * e)]
+        form, args = m.group(1), m.group(2)
+        k.family = "row"
+        t = re.search(r"(?:^|, )(float|__half|__nv_bfloat16)(?:, (true|false))?$", args)
+        k.dtype = DTYPE_OF.get(t.group(1), "?") if t else "?"
+        random = bool(t and t.group(2) == "true")
+        act_m = re.match(r"cuact::device::(\w+)<", args)
+        act = snake(act_m.group(1)) if act_m else ""
+        e = ELEM_SIZE.get(k.dtype, 4)
+        if form == "ActivationForward":
+            k.op, k.direction, k.in_streams = act, "forward", 1
+            if random:
+                k.forms = [("fused", "act+dropout", 2 * e, 1), ("fused", "act+dropout+mask", 2 * e + 1, 1)]
+            else:
+                k.forms = [("elementwise", "", 2 * e, 1), ("fused", "bias+act", 2 * e, 1),
+                           ("fused", "glu", 3 * e, 2)]
+        elif form == "ActivationBackward":
+            k.op, k.direction, k.in_streams = act, "backward", 2
+            if random:
+                k.forms = [("fused", "act+dropout", 3 * e, 2)]
+            else:
+                k.forms = [("elementwise", "", 3 * e, 2), ("fused", "bias+act", 3 * e, 2)]
+                if act in FROM_OUTPUT:
+                    k.forms.insert(1, ("elementwise", "from output", 3 * e, 2))
+        elif form == "GatedBackward":
+            k.op, k.direction, k.in_streams, k.out_streams = act, "backward", 3, 2
+            k.forms = [("fused", "glu", 5 * e, 3)]
+        elif form in ("SlopeForward", "SlopeBackward"):
+            k.op = "slope"
+            k.direction = "forward" if form == "SlopeForward" else "backward"
+            k.in_streams = 1 if form == "SlopeForward" else 2
+            n = 2 if form == "SlopeForward" else 3
+            ins = k.in_streams
+            k.forms = [("fused", "rrelu training", n * e, ins)] if random else \
+                [("fused", "prelu", n * e, ins), ("fused", "rrelu eval", n * e, ins)]
         return k
     m = re.match(r"void cuact::detail::softmax_(forward|backward)_(warp|block|streaming|cluster)_kernel<"
                  r"([^,>]+)(?:, (\d+))?>\(", name)
@@ -221,19 +228,61 @@ def pack_width(dtype: str) -> int:
     return 16 // ELEM_SIZE[dtype]
 
 
-def analyze_flat(cfg: sass.Cfg, k: Kernel) -> Tuple[Optional[sass.Loop], Optional[sass.PathCount], float]:
-    loops = sass.steady_state_loops(cfg)
+PHILOX_MULTIPLIERS = ("0xd2511f53", "-0x2daee0ad", "0xcd9e8d57", "-0x326172a9")
+
+
+def philox_loop(cfg: sass.Cfg, loop: sass.Loop) -> bool:
+    """A loop holding Philox rounds (its IMADs multiply by Philox's constants)."""
+    return any(i.base == "IMAD" and any(m in i.args.lower() for m in PHILOX_MULTIPLIERS)
+               for b in loop.body for i in cfg.blocks[b].instrs)
+
+
+def row_loop(cfg: sass.Cfg, loop: sass.Loop) -> bool:
+    """The row engine's rolled loop over the rows of a trip: it stores 128-bit
+    vectors and loads none (the trip loads every row's vectors first)."""
+    ins = [i for b in loop.body for i in cfg.blocks[b].instrs]
+    return any(i.is_global_128("STG") for i in ins) and not any(i.is_global_128("LDG") for i in ins)
+
+
+# Rows per trip of the row engine's vector path.
+ROWS_PER_TRIP = 2
+
+
+def flat_loops(cfg: sass.Cfg, k: Kernel) -> List[Tuple[sass.Loop, sass.PathCount, float, int]]:
+    """The kernel's steady-state loops, each with its counted path, elements
+    per trip and 128-bit loads per trip. A rolled row loop inside one runs
+    ROWS_PER_TRIP trips; a rolled Philox loop inside one (a row's random
+    words, four per trip) runs pack width / 4 trips per row."""
+    out = []
+    width = pack_width(k.dtype)
+    for l in sass.steady_state_loops(cfg):
+        inner = sass.inner_loops(cfg, l)
+        trips = {i.header: float(ROWS_PER_TRIP) for i in inner if row_loop(cfg, i)}
+        for i in inner:
+            if philox_loop(cfg, i) and i.header not in trips:
+                trips[i.header] = width / 4.0  # (nested trip counts multiply)
+        p = sass.counted_path(cfg, l, trips)
+        p.notes = [n for n in p.notes if not any(f"{cfg.blocks[h].start:#x}" in n for h in trips)]
+        elems = p.stg128 * width / k.out_streams
+        out.append((l, p, elems, int(round(p.ldg128))))
+    return out
+
+
+def analyze_flat(cfg: sass.Cfg, k: Kernel, in_streams: Optional[int] = None
+                 ) -> Tuple[Optional[sass.Loop], Optional[sass.PathCount], float]:
+    """The steady-state loop of a form: among the kernel's loops, the one whose
+    128-bit loads per trip match the form's input streams (two rows per
+    trip; a kernel may hold one loop per optional stream), else the one that
+    stores the most."""
+    loops = flat_loops(cfg, k)
     if not loops:
         return None, None, 0.0
-    # The loop that moves the most 128-bit stores per trip is the main one.
-    best = None
-    for l in loops:
-        p = sass.counted_path(cfg, l)
-        if best is None or p.stg128 > best[1].stg128:
-            best = (l, p)
-    loop, path = best
-    elems = path.stg128 * pack_width(k.dtype) / k.out_streams
-    return loop, path, elems
+    if in_streams is not None:
+        for l, p, elems, loads in loops:
+            if elems > 0 and loads * pack_width(k.dtype) == in_streams * elems:
+                return l, p, elems
+    l, p, elems, _ = max(loops, key=lambda x: x[1].stg128)
+    return l, p, elems
 
 
 def loop_elements(cfg: sass.Cfg, loop: sass.Loop, width: int) -> float:
@@ -333,11 +382,11 @@ def analyze_kernel(k: Kernel, instrs: List[sass.Instr], res: Dict[str, int], max
     rows = []
 
     def finish(path, loop, elems, in_flight, label, bytes_per_elem, extra: dict, traffic_cap=1.0,
-               threads_per_sm=None, flags=None):
+               threads_per_sm=None, flags=None, family=None):
         flags = list(base_flags) + (flags or [])
         per = {p: v / elems for p, v in path.counts.items()} if elems > 0 else {}
         row = {
-            "kernel": k.name.replace("cuact::detail::", ""), "family": k.family, "op": k.op, "detail": k.detail, "dtype": k.dtype,
+            "kernel": re.sub(r"cuact::(detail|device)::", "", k.name), "family": family or k.family, "op": k.op, "detail": k.detail, "dtype": k.dtype,
             "direction": k.direction, "form": label, "bytes_per_element": bytes_per_elem,
             "registers": regs, "stack": stack, "local": local, "static_shared": shared,
             "block_threads": max_threads,
@@ -363,17 +412,18 @@ def analyze_kernel(k: Kernel, instrs: List[sass.Instr], res: Dict[str, int], max
         row["flags"] = flags
         rows.append(row)
 
-    if k.family in ("elementwise", "fused"):
-        loop, path, elems = analyze_flat(cfg, k)
-        if loop is None:
-            rows.append({"kernel": k.name, "family": k.family, "op": k.op, "detail": k.detail,
-                         "dtype": k.dtype, "direction": k.direction, "form": "",
-                         "flags": base_flags + ["no vectorized loop"], "registers": regs,
-                         "stack": stack, "local": local})
-            return rows
-        fl = sass.loads_in_flight(cfg, path.blocks)
-        for label, b in k.forms:
-            finish(path, loop, elems, fl, label, b, {})
+    if k.family == "row":
+        for fam, label, b, streams in k.forms:
+            loop, path, elems = analyze_flat(cfg, k, streams)
+            if loop is None:
+                rows.append({"kernel": k.name, "family": fam, "op": k.op, "detail": k.detail,
+                             "dtype": k.dtype, "direction": k.direction, "form": label,
+                             "flags": base_flags + ["no vectorized loop"], "registers": regs,
+                             "stack": stack, "local": local})
+                continue
+            fl = sass.loads_in_flight(cfg, path.blocks)
+            k.in_streams = streams
+            finish(path, loop, elems, fl, label, b, {}, family=fam)
         return rows
     if k.family == "softmax":
         e = ELEM_SIZE[k.dtype]

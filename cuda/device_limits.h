@@ -1,19 +1,22 @@
-// The current device's size, queried per call (never cached, so launches fit
-// whichever device is current on the calling thread).
+// What the launches need to know of a device, queried once per device and
+// cached: calls from any number of host threads, on whichever device is
+// current on each, read the cache without a driver query after the first.
 #pragma once
 
 #include <cuda_runtime_api.h>
 
 namespace cuact::detail {
 
-inline cudaError_t current_device_occupancy(int* sm_count, int* threads_per_sm) {
-  int device = 0;
-  cudaError_t err = cudaGetDevice(&device);
-  if (err == cudaSuccess)
-    err = cudaDeviceGetAttribute(sm_count, cudaDevAttrMultiProcessorCount, device);
-  if (err == cudaSuccess)
-    err = cudaDeviceGetAttribute(threads_per_sm, cudaDevAttrMaxThreadsPerMultiProcessor, device);
-  return err;
-}
+struct DeviceLimits {
+  int sm_count = 0;
+  int threads_per_sm = 0;
+  int smem_optin = 0;      // shared memory one block may opt in to, bytes
+  int cluster_launch = 0;  // 1: thread-block clusters (sm_90+)
+  int major = 0, minor = 0;  // compute capability
+};
+
+// The limits of the calling thread's current device (host/device_limits.cpp).
+// Errors (no device, no driver) are returned and not cached.
+cudaError_t current_device_limits(DeviceLimits* limits);
 
 }  // namespace cuact::detail

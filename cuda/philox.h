@@ -21,18 +21,9 @@
 
 #include <cstdint>
 
-#include "float_math.cuh"  // CUACT_HD
+#include <cmath>
 
-// `#pragma unroll` (and `unroll 1`) for device code only (g++ warns about unknown pragmas).
-#ifndef CUACT_UNROLL
-#ifdef __CUDA_ARCH__
-#define CUACT_UNROLL _Pragma("unroll")
-#define CUACT_NO_UNROLL _Pragma("unroll 1")
-#else
-#define CUACT_UNROLL
-#define CUACT_NO_UNROLL
-#endif
-#endif
+#include "cuact/device/config.h"
 
 namespace cuact::detail {
 
@@ -46,53 +37,88 @@ CUACT_HD uint32_t philox_word_at(const Philox4& b, int k) {
   return k == 0 ? b.x : (k == 1 ? b.y : (k == 2 ? b.z : b.w));
 }
 
-// The 64-bit product a * b as (hi, lo); one mul.hi and one mul.lo on the device.
+// The 64-bit product a * b as (hi, lo): one IMAD.WIDE.U32 on the device.
 CUACT_HD void mul_hi_lo(uint32_t a, uint32_t b, uint32_t& hi, uint32_t& lo) {
-#ifdef __CUDA_ARCH__
-  hi = __umulhi(a, b);
-  lo = a * b;
-#else
   const uint64_t p = static_cast<uint64_t>(a) * b;
   hi = static_cast<uint32_t>(p >> 32);
   lo = static_cast<uint32_t>(p);
-#endif
 }
 
 // Philox4x32 with `Rounds` rounds (Random123's philox4x32_R): the round is
 // (hi0, lo0) = M0 * c.x, (hi1, lo1) = M1 * c.z,
 // c' = {hi1 ^ c.y ^ k0, lo1, hi0 ^ c.w ^ k1, lo0}, and the key is bumped by the
 // Weyl constants before every round but the first.
+inline constexpr uint32_t kPhiloxM0 = 0xD2511F53u, kPhiloxM1 = 0xCD9E8D57u;
+inline constexpr uint32_t kPhiloxW0 = 0x9E3779B9u, kPhiloxW1 = 0xBB67AE85u;
+
+CUACT_HD Philox4 philox_round(const Philox4& c, uint32_t k0, uint32_t k1) {
+  uint32_t hi0, lo0, hi1, lo1;
+  mul_hi_lo(kPhiloxM0, c.x, hi0, lo0);
+  mul_hi_lo(kPhiloxM1, c.z, hi1, lo1);
+  return {hi1 ^ c.y ^ k0, lo1, hi0 ^ c.w ^ k1, lo0};
+}
+
 template <int Rounds = 10>
 CUACT_HD Philox4 philox4x32(Philox4 c, uint32_t k0, uint32_t k1) {
-  constexpr uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u;
-  constexpr uint32_t kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;
-CUACT_UNROLL
+  CUACT_UNROLL
   for (int round = 0; round < Rounds; ++round) {
     if (round > 0) {
-      k0 += kW0;
-      k1 += kW1;
+      k0 += kPhiloxW0;
+      k1 += kPhiloxW1;
     }
-    uint32_t hi0, lo0, hi1, lo1;
-    mul_hi_lo(kM0, c.x, hi0, lo0);
-    mul_hi_lo(kM1, c.z, hi1, lo1);
-    c = {hi1 ^ c.y ^ k0, lo1, hi0 ^ c.w ^ k1, lo0};
+    c = philox_round(c, k0, k1);
   }
   return c;
 }
 
-// The words of one call: element e's word is block(e / 4)[e % 4].
+// The words of one call: element e's word is block(e / 4)[e % 4]. The ten
+// round keys, and the parts of the first round that depend on the offset and
+// the key alone, are computed once, when the stream is made (on the host for
+// a launch: in a kernel they are launch arguments).
 struct RandomStream {
   uint64_t seed = 0;
   uint64_t offset = 0;
+  uint32_t keys[20] = {};  // round r: keys[2r], keys[2r + 1]
+  // Round 0 of block g: {first_x ^ hi(g), first_y, hi(M0 * lo(g)) ^ first_z, lo(M0 * lo(g))}.
+  uint32_t first_x = 0, first_y = 0, first_z = 0;
+
+  RandomStream() = default;
+  CUACT_HD RandomStream(uint64_t s, uint64_t o) : seed(s), offset(o) {
+    uint32_t k0 = static_cast<uint32_t>(s), k1 = static_cast<uint32_t>(s >> 32);
+    for (int r = 0; r < 10; ++r) {
+      keys[2 * r] = k0;
+      keys[2 * r + 1] = k1;
+      k0 += kPhiloxW0;
+      k1 += kPhiloxW1;
+    }
+    uint32_t hi1, lo1;
+    mul_hi_lo(kPhiloxM1, static_cast<uint32_t>(o), hi1, lo1);
+    first_x = hi1 ^ keys[0];
+    first_y = lo1;
+    first_z = static_cast<uint32_t>(o >> 32) ^ keys[1];
+  }
 
   CUACT_HD Philox4 block(uint64_t group) const {
-    const Philox4 counter = {static_cast<uint32_t>(group), static_cast<uint32_t>(group >> 32),
-                             static_cast<uint32_t>(offset), static_cast<uint32_t>(offset >> 32)};
-    return philox4x32<10>(counter, static_cast<uint32_t>(seed),
-                          static_cast<uint32_t>(seed >> 32));
+    uint32_t hi0, lo0;
+    mul_hi_lo(kPhiloxM0, static_cast<uint32_t>(group), hi0, lo0);
+    Philox4 c = {first_x ^ static_cast<uint32_t>(group >> 32), first_y, hi0 ^ first_z, lo0};
+    CUACT_UNROLL
+    for (int r = 1; r < 10; ++r) c = philox_round(c, keys[2 * r], keys[2 * r + 1]);
+    return c;
   }
   CUACT_HD uint32_t word(uint64_t e) const {
     return philox_word_at(block(e >> 2), static_cast<int>(e & 3));
+  }
+
+  // On the device: makes the keys opaque register values, so that a loop
+  // drawing many blocks keeps them in registers (20 of them) instead of
+  // moving each from the constant bank at every use. Call on a local copy
+  // before the loop.
+  CUACT_HD void pin_keys() {
+#ifdef __CUDA_ARCH__
+    CUACT_UNROLL
+    for (int i = 0; i < 20; ++i) asm volatile("" : "+r"(keys[i]));
+#endif
   }
 };
 
@@ -116,14 +142,16 @@ CUACT_HD void random_words(const RandomStream& s, uint64_t e0, uint32_t (&words)
     window[W + 2] = b.z;
     window[W + 3] = b.w;
   }
-  // Aligned: the blocks fill window[4 ..]; otherwise window[0 ..], word 0 at `shift`.
-  const int first = (shift == 0 ? 4 : shift) - 1;  // words[j] = window[j + 1 + first]
+  // Aligned (the common case): the blocks fill window[4 ..]; otherwise
+  // window[0 ..], with word 0 at `shift`.
+  if (shift == 0) {
+    CUACT_UNROLL
+    for (int j = 0; j < W; ++j) words[j] = window[j + 4];
+    return;
+  }
   CUACT_UNROLL
   for (int j = 0; j < W; ++j)
-    words[j] = first == 0   ? window[j + 1]
-               : first == 1 ? window[j + 2]
-               : first == 2 ? window[j + 3]
-                            : window[j + 4];
+    words[j] = shift == 1 ? window[j + 1] : shift == 2 ? window[j + 2] : window[j + 3];
 }
 
 // Dropout's decision and scale for a drop probability p in [0, 1].

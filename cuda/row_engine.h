@@ -1,79 +1,50 @@
-// The engine's row-structured form: what one thread does with one chunk of
-// one row (load the streams, apply a form element by element, store, and
-// keep the sums a reduction needs), and how a block turns its threads' sums
-// into partials. Host and device: the kernels in row_kernels.cuh call these,
-// and CPU tests run them on host buffers for every thread of a grid.
-//
-// A form is the per-element math of a fused call (fused_forms.h); the engine
-// knows nothing about it beyond this protocol:
-//   static constexpr int kInputs;      streams it reads: in[0 .. kInputs - 1]
-//   static constexpr int kOutputs;     streams it writes: 1 (out[0]) or 2
-//   static constexpr bool kReduces;    its term is summed (dbias, dweight)
-//   static constexpr bool kWords;      it reads each element's random word
-//                                      (else only `kept`: word >= keep_threshold)
-//   static constexpr bool kMask;       it may write the mask
-//   static constexpr bool kRowParam;   its parameter may be indexed by row channel
-//   FormResult<V, V2> operator()(const ElementInputs&) const;
-// V, V2 are float or double (rounded once, by the store, to the dtype). The
-// traits are what the form may use; run-time arguments say what a call uses.
+// The row engine: what one thread of a launch does (its chunks of columns,
+// each over its rows; the flat call's leftover elements), and how a block
+// turns its threads' sums into partials. Host and device: the
+// kernel (row_kernel.cuh) calls these, and CPU tests run them on host buffers
+// for every thread of a grid. The plan and the tiles are row_plan.h's; the
+// per-element math is a form's (forms.h).
 #pragma once
 
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
 
-#include "numeric.cuh"
+#include "fast_divider.h"
+#include "forms.h"
 #include "philox.h"
 #include "row_plan.h"
+#include "vec.h"
 
 namespace cuact::detail {
 
 // Where a call's parameter vector is indexed: by column (bias, PReLU weight
-// with inner == 1) or by the channel row % channels (PReLU weight otherwise).
+// with inner == 1) or by the channel row % channels (PReLU weight otherwise;
+// the tiles keep a thread's rows in one channel).
 enum class ParamMode : int { none, by_column, by_row_channel };
 
-inline constexpr int kMaxInStreams = 3;
-inline constexpr int kMaxOutStreams = 2;
-
-// The typed buffers of one launch. An input stream the form reads but the
-// call lacks (null) reads as its fill value, an absent parameter as
-// param_fill (the forms' neutral values, exact in every dtype).
-template <class T>
-struct RowArgs {
-  const T* in[kMaxInStreams] = {};
-  int64_t in_stride[kMaxInStreams] = {};
-  T in_fill[kMaxInStreams] = {};
-  T* out[kMaxOutStreams] = {};
-  int64_t out_stride[kMaxOutStreams] = {};
-  const T* param = nullptr;
+// One launch as the kernel takes it (by value). Stream k of the form is
+// in[k] / out[k] with its row stride in elements; an optional input the call
+// lacks is null. The parameter is fp32 or the data type (param_f32); dbias
+// and dweight are summed in fp32 either way.
+struct RowCall {
+  RowPlan plan;
+  TileGeometry geometry;
+  const void* in[kMaxInputs] = {};
+  int64_t in_stride[kMaxInputs] = {};
+  void* out[kMaxOutputs] = {};
+  int64_t out_stride[kMaxOutputs] = {};
+  const void* param = nullptr;
+  bool param_f32 = false;
   ParamMode param_mode = ParamMode::none;
-  float param_fill = 0.0f;
-  int64_t channels = 1;     // by_row_channel: param[row % channels]
-  uint8_t* mask = nullptr;  // [rows, cols], contiguous: 1 where the element was kept
-  bool use_random = false;  // draw a word of `random` per element
+  float param_fill = 0.0f;  // what an absent parameter reads
+  FastDivider channels;     // by_row_channel: param[row % channels]
+  uint8_t* mask = nullptr;  // [rows, cols] bytes, 1 where dropout kept the element
   RandomStream random;
-  uint32_t keep_threshold = 0;  // with words: kept iff word >= keep_threshold
-  bool keep_all = true;         // without words: every element kept (else none)
+  uint32_t keep_threshold = 0;  // dropout keeps word >= keep_threshold (0 < p < 1)
+  bool keep_none = false;       // p == 1: every element dropped
   ReduceMode reduce = ReduceMode::none;
   float* partials = nullptr;
-};
-
-// What a form sees of element (r, c): the input streams widened to fp32, the
-// parameter, the element's random word (element index r * cols + c; forms
-// with kWords only) and whether that word keeps the element.
-struct ElementInputs {
-  float in[kMaxInStreams];
-  float param;
-  uint32_t word;
-  bool kept;
-};
-
-template <class V, class V2 = float>
-struct FormResult {
-  V value;     // out[0]
-  V2 second;   // out[1] (forms with two outputs)
-  float term;  // summed (forms that reduce)
-  bool kept;   // the mask byte (forms that write one)
 };
 
 // A thread's running sums: per column of its chunk (by_column) or one (by_row_channel).
@@ -81,59 +52,93 @@ template <int W>
 struct Accumulator {
   float column[W] = {};
   float row = 0.0f;
+  CUACT_HD void add(ReduceMode mode, int j, float term) {
+    if (mode == ReduceMode::by_column) column[j] += term;
+    else row += term;
+  }
 };
 
-// The keep bits of elements e0 .. e0 + W - 1 (bit j for element j; a chunk
-// of fewer columns ignores the rest): word k
-// of Philox block q is element 4q + k - (e0 % 4). One rolled Philox body and
-// no word array, so it costs few registers.
+// v[k] = v[k + 1], v[W - 1] = x: walks a register array without indexing it.
 template <int W>
-CUACT_HD unsigned keep_bits(const RandomStream& s, uint64_t e0, uint32_t threshold) {
-  static_assert(W % 4 == 0 && W <= 16, "runs of whole Philox blocks");
-  const uint64_t g0 = e0 >> 2;
-  const int shift = static_cast<int>(e0 & 3);
-  const int blocks = W / 4 + (shift != 0);
-  unsigned bits = 0;
-  CUACT_NO_UNROLL
-  for (int q = 0; q < blocks; ++q) {
-    const Philox4 b = s.block(g0 + q);
-    const unsigned four = static_cast<unsigned>(b.x >= threshold) |
-                          static_cast<unsigned>(b.y >= threshold) << 1 |
-                          static_cast<unsigned>(b.z >= threshold) << 2 |
-                          static_cast<unsigned>(b.w >= threshold) << 3;
-    const int at = 4 * q - shift;
-    bits |= at >= 0 ? four << at : four >> -at;
+CUACT_HD void shift_in(float (&v)[W], float x) {
+  CUACT_UNROLL
+  for (int k = 0; k + 1 < W; ++k) v[k] = v[k + 1];
+  v[W - 1] = x;
+}
+
+template <class T>
+CUACT_HD float param_at(const RowCall& c, int64_t index) {
+  return c.param_f32 ? static_cast<const float*>(c.param)[index]
+                     : device::to_float(static_cast<const T*>(c.param)[index]);
+}
+
+// The parameter of each column of a chunk, for the thread's rows (first_row's
+// channel): 16-byte loads where the parameter is aligned there, else one by one.
+template <class T, int W>
+CUACT_HD void chunk_params(const RowCall& c, const ColumnSpan& span, int64_t first_row,
+                           float (&p)[W]) {
+  CUACT_UNROLL
+  for (int j = 0; j < W; ++j) p[j] = c.param_fill;
+  if (c.param_mode == ParamMode::by_column) {
+    const int bytes = c.param_f32 ? 4 : static_cast<int>(sizeof(T));
+    const char* at = static_cast<const char*>(c.param) + span.begin * bytes;
+    if (span.count == W && aligned_to(at, kVecBytes)) {
+      if (c.param_f32) {
+        CUACT_UNROLL
+        for (int q = 0; q < W / 4; ++q) {
+          const Vec<float, 4> v = load_vec<float, 4>(reinterpret_cast<const float*>(at) + 4 * q, true);
+          CUACT_UNROLL
+          for (int j = 0; j < 4; ++j) p[4 * q + j] = element(v, j);
+        }
+      } else {
+        widen(load_vec<T, W>(reinterpret_cast<const T*>(at), true), p);
+      }
+    } else {
+      CUACT_NO_UNROLL
+      for (int j = 0; j < W; ++j)
+        shift_in(p, j < span.count ? param_at<T>(c, span.begin + j) : c.param_fill);
+    }
+  } else if (c.param_mode == ParamMode::by_row_channel && first_row < c.plan.rows) {
+    const float v = param_at<T>(c, static_cast<int64_t>(
+                                       c.channels.remainder(static_cast<uint64_t>(first_row))));
+    CUACT_UNROLL
+    for (int j = 0; j < W; ++j) p[j] = v;
   }
-  return bits & ((1u << W) - 1u);
 }
 
-template <class T>
-CUACT_HD void load_pack(const T* p, Pack<T>& v) {
-#ifdef __CUDA_ARCH__
-  v = *reinterpret_cast<const Pack<T>*>(p);
-#else
-  std::memcpy(static_cast<void*>(&v), p, sizeof(v));
-#endif
+// The words of elements e0 .. e0 + W - 1 of a chunk: W/4 Philox blocks,
+// unrolled, when e0 is a multiple of 4 (the common case: every row of a
+// call with cols % 4 == 0, a flat call at a 16-byte boundary); otherwise one
+// block more, through random_words.
+template <int W>
+CUACT_HD void chunk_words(const RandomStream& s, uint64_t e0, uint32_t (&words)[W]) {
+  if ((e0 & 3) != 0) {
+    random_words<W>(s, e0, words);
+    return;
+  }
+  CUACT_UNROLL
+  for (int q = 0; q < W / 4; ++q) {
+    const Philox4 b = s.block((e0 >> 2) + q);
+    words[4 * q] = b.x;
+    words[4 * q + 1] = b.y;
+    words[4 * q + 2] = b.z;
+    words[4 * q + 3] = b.w;
+  }
 }
 
-template <class T>
-CUACT_HD void store_pack(T* p, const Pack<T>& v) {
-#ifdef __CUDA_ARCH__
-  *reinterpret_cast<Pack<T>*>(p) = v;
-#else
-  std::memcpy(static_cast<void*>(p), &v, sizeof(v));
-#endif
-}
+// The mask bytes of four elements from bits 0..3 of `bits` (byte j = bit j):
+// one multiply spreads the bits to bytes 0..3 (bit j lands at 8j + j), one
+// AND keeps them.
+CUACT_HD uint32_t mask_bytes4(uint32_t bits) { return ((bits & 0xfu) * 0x00204081u) & 0x01010101u; }
 
 // W mask bytes (bit j of `kept` for element j), as one word when aligned.
 template <int W>
-CUACT_HD void store_mask_pack(uint8_t* m, unsigned kept) {
-  static_assert(W == 4 || W == 8, "one mask word per pack");
+CUACT_HD void store_mask(uint8_t* m, unsigned kept) {
+  static_assert(W == 4 || W == 8, "one mask word per chunk");
   using Word = std::conditional_t<W == 8, uint64_t, uint32_t>;
-  Word bytes = 0;
-  CUACT_UNROLL
-  for (int j = 0; j < W; ++j) bytes |= static_cast<Word>((kept >> j) & 1u) << (8 * j);
-  if (reinterpret_cast<std::uintptr_t>(m) % sizeof(Word) == 0) {
+  Word bytes = mask_bytes4(kept);
+  if constexpr (W == 8) bytes |= static_cast<Word>(mask_bytes4(kept >> 4)) << 32;
+  if (aligned_to(m, sizeof(Word))) {
 #ifdef __CUDA_ARCH__
     *reinterpret_cast<Word*>(m) = bytes;  // little-endian: byte j is element j
 #else
@@ -142,167 +147,256 @@ CUACT_HD void store_mask_pack(uint8_t* m, unsigned kept) {
     return;
   }
   CUACT_UNROLL
-  for (int j = 0; j < W; ++j) m[j] = static_cast<uint8_t>((kept >> j) & 1u);
+  for (int j = 0; j < W; ++j) m[j] = static_cast<uint8_t>(bytes >> (8 * j));
 }
 
-// The streams of one work item: element (r, begin) of every stream the form uses.
-template <class T, class Form>
-struct ChunkStreams {
-  const T* in[Form::kInputs];
-  T* out[Form::kOutputs];
+// Whether the call has input stream k: every stream but a form's optional
+// one; that one where the call has it (the row paths are compiled for both
+// cases, WithOptional, so that neither tests for it per element).
+template <class Form, bool WithOptional>
+CUACT_HD constexpr bool present(int k) {
+  return k != Form::kOptionalInput || WithOptional;
+}
+template <class Form>
+CUACT_HD bool present_in(const RowCall& c, int k) {
+  return k != Form::kOptionalInput || c.in[k] != nullptr;
+}
+
+// Dropout's decision for a word: kept iff word >= threshold (0 < p < 1), none
+// when p == 1; forms without random words keep everything.
+struct KeepRule {
+  uint32_t threshold = 0;
+  bool none = false;
 };
+CUACT_HD KeepRule keep_rule(const RowCall& c) { return {c.keep_threshold, c.keep_none}; }
 
-// A chunk of W columns aligned in every stream: 128-bit loads, the form on
-// each element (unrolled), 128-bit stores.
-template <class T, class Form>
-CUACT_HD void process_pack(const Form& form, const RowArgs<T>& a, const ChunkStreams<T, Form>& s,
-                           int64_t col, int64_t e0, float row_param, unsigned kept_in,
-                           Accumulator<Pack<T>::kWidth>& acc) {
-  using P = Pack<T>;
-  constexpr int W = P::kWidth;
-  uint32_t words[W] = {};
-  if constexpr (Form::kWords) {
-    if (a.use_random) random_words<W>(a.random, static_cast<uint64_t>(e0), words);
-  }
+// One element through the form: its inputs, parameter and word in, outputs out.
+template <class Form>
+CUACT_HD ElementOut apply_form(const Form& form, KeepRule keep, const float (&in)[kMaxInputs],
+                               float param, uint32_t word) {
+  ElementIn e{{in[0], in[1], in[2]}, param, word, !keep.none};
+  if constexpr (Form::kRandom) e.kept = !keep.none && word >= keep.threshold;
+  return form(e);
+}
 
-  P in_v[Form::kInputs];
+// The same, out of line (arguments by value): the paths other than the
+// vector path share one copy of the form's math.
+template <class Form>
+CUACT_HD_NOINLINE ElementOut apply_form_out_of_line(Form form, KeepRule keep, float in0, float in1,
+                                                   float in2, float param, uint32_t word) {
+  const float in[kMaxInputs] = {in0, in1, in2};
+  return apply_form(form, keep, in, param, word);
+}
+
+// The vector path: chunk at column `col` (whole, aligned in every stream)
+// over the thread's rows, r and r + lanes in one trip; every input vector of
+// both rows is loaded before the math, and row 0's stores come after every
+// load of the trip (outputs may alias inputs). Plan access 16: one 16-byte
+// access per vector; 8 (streams only 8-byte aligned, e.g. an odd GLU half):
+// two 8-byte ones.
+template <bool WithOptional, class Form>
+CUACT_HD void vector_rows(const Form& form, const RowCall& c, int64_t col, const ThreadRows& tr,
+                          const float (&param)[kVecWidth<typename Form::Data>],
+                          Accumulator<kVecWidth<typename Form::Data>>& acc) {
+  using T = typename Form::Data;
+  constexpr int W = kVecWidth<T>, I = Form::kInputs, O = Form::kOutputs;
+  const int64_t rows = c.plan.rows, lanes = tr.lanes;
+  const bool wide = c.plan.access == 16;
+  const T* in[I];
+  int64_t in_gap[I];
+  T* out[O];
+  int64_t out_gap[O];
+  const int64_t first = c.plan.origin + col;
   CUACT_UNROLL
-  for (int k = 0; k < Form::kInputs; ++k) {
-    if (s.in[k] != nullptr) {
-      load_pack(s.in[k], in_v[k]);
-    } else {
-      CUACT_UNROLL
-      for (int j = 0; j < W; ++j) in_v[k].v[j] = a.in_fill[k];
+  for (int k = 0; k < I; ++k) {
+    in[k] = present<Form, WithOptional>(k) ? static_cast<const T*>(c.in[k]) + first + tr.first_row * c.in_stride[k]
+                                : nullptr;
+    in_gap[k] = lanes * c.in_stride[k];
+  }
+  CUACT_UNROLL
+  for (int k = 0; k < O; ++k) {
+    out[k] = static_cast<T*>(c.out[k]) + first + tr.first_row * c.out_stride[k];
+    out_gap[k] = lanes * c.out_stride[k];
+  }
+  uint64_t e0 = static_cast<uint64_t>(first + tr.first_row * c.plan.cols);
+  const uint64_t e_gap = static_cast<uint64_t>(lanes * c.plan.cols);
+  RandomStream random = c.random;
+  if constexpr (Form::kRandom) random.pin_keys();
+  for (int64_t r = tr.first_row; r < rows; r += 2 * lanes) {
+    // The second row of the trip, or the first again past the last row (its
+    // results are not stored): both loads are unconditional.
+    const bool second = r + lanes < rows;
+    Vec<T, W> v0[I] = {}, v1[I] = {};  // absent streams stay zero (and unused)
+    CUACT_UNROLL
+    for (int k = 0; k < I; ++k) {
+      if (present<Form, WithOptional>(k)) {
+        v0[k] = load_vec<T, W>(in[k], wide);
+        v1[k] = load_vec<T, W>(second ? in[k] + in_gap[k] : in[k], wide);
+      }
     }
-  }
-  // The parameter is not a stream: a pack where it happens to be aligned, else scalars.
-  float param[W];
-  CUACT_UNROLL
-  for (int j = 0; j < W; ++j) param[j] = row_param;
-  if (a.param_mode == ParamMode::by_column) {
-    const T* p = a.param + col;
-    P param_v;
-    if (pack_aligned(p)) {
-      load_pack(p, param_v);
-    } else {
+    auto row = [&](const Vec<T, W>(&v)[I], uint64_t e, T* const (&o)[O]) {
+      uint32_t words[W] = {};
+      if constexpr (Form::kRandom) chunk_words<W>(random, e, words);
+      float y[O][W];
+      unsigned kept = 0;
       CUACT_UNROLL
-      for (int j = 0; j < W; ++j) param_v.v[j] = p[j];
+      for (int j = 0; j < W; ++j) {
+        float a[kMaxInputs] = {};
+        CUACT_UNROLL
+        for (int k = 0; k < I; ++k)
+          a[k] = present<Form, WithOptional>(k) ? element(v[k], j) : Form::fill(k);
+        const ElementOut res = apply_form(form, keep_rule(c), a, param[j], words[j]);
+        CUACT_UNROLL
+        for (int k = 0; k < O; ++k) y[k][j] = res.out[k];
+        kept |= static_cast<unsigned>(res.kept) << j;
+        if constexpr (Form::kReduces) acc.add(c.reduce, j, res.term);
+      }
+      CUACT_UNROLL
+      for (int k = 0; k < O; ++k)
+        store_vec<T, W>(o[k], from_floats<T, W>(y[k]), wide);
+      if constexpr (Form::kMask) {
+        if (c.mask != nullptr) store_mask<W>(c.mask + e, kept);
+      }
+    };
+    // The two rows through one copy of the math (a rolled loop: half the
+    // code, the same loads in flight); the second row moves into v0.
+    const int count = second ? 2 : 1;
+    uint64_t e = e0;
+    T* o[O];
+    CUACT_UNROLL
+    for (int k = 0; k < O; ++k) o[k] = out[k];
+    CUACT_NO_UNROLL
+    for (int h = 0; h < count; ++h) {
+      row(v0, e, o);
+      CUACT_UNROLL
+      for (int k = 0; k < I; ++k) v0[k] = v1[k];
+      CUACT_UNROLL
+      for (int k = 0; k < O; ++k) o[k] += out_gap[k];
+      e += e_gap;
     }
     CUACT_UNROLL
-    for (int j = 0; j < W; ++j) param[j] = to_float(param_v.v[j]);
-  }
-
-  P out_v[Form::kOutputs];
-  unsigned kept = 0;
-  CUACT_UNROLL
-  for (int j = 0; j < W; ++j) {
-    ElementInputs e = {{0.0f, 0.0f, 0.0f}, param[j], words[j], ((kept_in >> j) & 1u) != 0};
+    for (int k = 0; k < I; ++k)
+      if (present<Form, WithOptional>(k)) in[k] += 2 * in_gap[k];
     CUACT_UNROLL
-    for (int k = 0; k < Form::kInputs; ++k) e.in[k] = to_float(in_v[k].v[j]);
-    const auto result = form(e);
-    out_v[0].v[j] = narrow<T>(result.value);
-    if constexpr (Form::kOutputs > 1) out_v[1].v[j] = narrow<T>(result.second);
-    if constexpr (Form::kMask) kept |= static_cast<unsigned>(result.kept) << j;
-    if constexpr (Form::kReduces) {
-      if (a.reduce == ReduceMode::by_column) acc.column[j] += result.term;
-      else acc.row += result.term;
-    }
-  }
-  // Stored after every load: outputs may alias inputs.
-  CUACT_UNROLL
-  for (int k = 0; k < Form::kOutputs; ++k) store_pack(s.out[k], out_v[k]);
-  if constexpr (Form::kMask) {
-    if (a.mask != nullptr) store_mask_pack<W>(a.mask + e0, kept);
+    for (int k = 0; k < O; ++k) out[k] += 2 * out_gap[k];
+    e0 += 2 * e_gap;
   }
 }
 
-// Any other chunk (head, tail, streams aligned differently): element by
-// element in a rolled loop. The column sums rotate by one slot per element,
-// so the current column's sum is always acc.column[0] (registers, no
+// Moves v[k + 1] to v[k] and v[0] to the end.
+template <int W>
+CUACT_HD void rotate(float (&v)[W]) {
+  shift_in(v, v[0]);
+}
+
+// A head, a tail, and every chunk of a call whose streams fit no common
+// boundary, over the thread's rows: element by element in a rolled loop, the
+// form out of line. The parameters and the column sums rotate by one slot per
+// column, so the current column's are always slot 0 (registers, no
 // indexing); after W steps they are back in place.
-template <class T, class Form>
-CUACT_HD void process_scalars(const Form& form, const RowArgs<T>& a,
-                              const ChunkStreams<T, Form>& s, ColumnSpan span, int64_t e0,
-                              float row_param, unsigned kept_in,
-                              Accumulator<Pack<T>::kWidth>& acc) {
-  constexpr int W = Pack<T>::kWidth;
-  Philox4 block = {};
-  CUACT_NO_UNROLL
-  for (int j = 0; j < W; ++j) {
-    if (j < span.count) {
-      const uint64_t e = static_cast<uint64_t>(e0 + j);
-      uint32_t word = 0;
-      if constexpr (Form::kWords) {
-        if (a.use_random) {
-          if (j == 0 || (e & 3) == 0) block = a.random.block(e >> 2);
+template <bool WithOptional, class Form>
+CUACT_HD void chunk_rows(const Form& form, const RowCall& c, const ColumnSpan& span,
+                         const ThreadRows& tr, const float (&param)[kVecWidth<typename Form::Data>],
+                         Accumulator<kVecWidth<typename Form::Data>>& acc) {
+  using T = typename Form::Data;
+  constexpr int W = kVecWidth<T>, I = Form::kInputs, O = Form::kOutputs;
+  const int64_t first = c.plan.origin + span.begin;
+  for (int64_t r = tr.first_row; r < c.plan.rows; r += tr.lanes) {
+    const uint64_t e0 = static_cast<uint64_t>(first + r * c.plan.cols);
+    float p[W];
+    CUACT_UNROLL
+    for (int j = 0; j < W; ++j) p[j] = param[j];
+    Philox4 block = {};
+    CUACT_NO_UNROLL
+    for (int j = 0; j < W; ++j) {
+      if (j < span.count) {
+        const uint64_t e = e0 + j;
+        uint32_t word = 0;
+        if constexpr (Form::kRandom) {
+          if (j == 0 || (e & 3) == 0) block = c.random.block(e >> 2);
           word = philox_word_at(block, static_cast<int>(e & 3));
         }
-      }
-      ElementInputs x = {
-          {0.0f, 0.0f, 0.0f},
-          a.param_mode == ParamMode::by_column ? to_float(a.param[span.begin + j]) : row_param,
-          word,
-          ((kept_in >> j) & 1u) != 0};
-      CUACT_UNROLL
-      for (int k = 0; k < Form::kInputs; ++k)
-        x.in[k] = to_float(s.in[k] != nullptr ? s.in[k][j] : a.in_fill[k]);
-      const auto result = form(x);
-      s.out[0][j] = narrow<T>(result.value);
-      if constexpr (Form::kOutputs > 1) s.out[1][j] = narrow<T>(result.second);
-      if constexpr (Form::kMask) {
-        if (a.mask != nullptr) a.mask[e] = static_cast<uint8_t>(result.kept);
-      }
-      if constexpr (Form::kReduces) {
-        if (a.reduce == ReduceMode::by_column) acc.column[0] += result.term;
-        else acc.row += result.term;
-      }
-    }
-    if constexpr (Form::kReduces) {
-      if (a.reduce == ReduceMode::by_column) {
-        const float first = acc.column[0];
+        float a[kMaxInputs] = {};
         CUACT_UNROLL
-        for (int k = 0; k + 1 < W; ++k) acc.column[k] = acc.column[k + 1];
-        acc.column[W - 1] = first;
+        for (int k = 0; k < I; ++k)
+          a[k] = present<Form, WithOptional>(k)
+                     ? device::to_float(static_cast<const T*>(c.in[k])[first + r * c.in_stride[k] + j])
+                     : Form::fill(k);
+        const ElementOut res =
+            apply_form_out_of_line(form, keep_rule(c), a[0], a[1], a[2], p[0], word);
+        CUACT_UNROLL
+        for (int k = 0; k < O; ++k)
+          static_cast<T*>(c.out[k])[first + r * c.out_stride[k] + j] = device::narrow<T>(res.out[k]);
+        if constexpr (Form::kMask) {
+          if (c.mask != nullptr) c.mask[e] = static_cast<uint8_t>(res.kept);
+        }
+        if constexpr (Form::kReduces) acc.add(c.reduce, 0, res.term);
+      }
+      rotate(p);
+      if constexpr (Form::kReduces) {
+        if (c.reduce == ReduceMode::by_column) rotate(acc.column);
       }
     }
   }
 }
 
-// Chunk `chunk` of row r: everything the engine does for one work item.
-template <class T, class Form>
-CUACT_HD void process_chunk(const Form& form, const RowArgs<T>& a, const RowPlan& plan, int64_t r,
-                            int64_t chunk, Accumulator<Pack<T>::kWidth>& acc) {
-  constexpr int W = Pack<T>::kWidth;
-  const ColumnSpan span = plan.chunk_columns(chunk);
-  const int64_t e0 = r * plan.cols + span.begin;  // the element index of (r, span.begin)
+// Everything thread `thread` of block `block` does with the row view, with or
+// without the form's optional input.
+template <bool WithOptional, class Form>
+CUACT_HD void run_tiles_with(const Form& form, const RowCall& c, int64_t block, int thread,
+                             Accumulator<kVecWidth<typename Form::Data>>& acc) {
+  using T = typename Form::Data;
+  constexpr int W = kVecWidth<T>;
+  const ThreadRows tr = thread_rows(c.geometry, block, thread);
+  for (int64_t chunk = tr.first_chunk; chunk < c.plan.chunks; chunk += tr.chunk_step) {
+    const ColumnSpan span = c.plan.chunk_columns(chunk);
+    float param[W];
+    chunk_params<T, W>(c, span, tr.first_row, param);
+    if (c.plan.access > 0 && span.count == W)
+      vector_rows<WithOptional>(form, c, span.begin, tr, param, acc);
+    else
+      chunk_rows<WithOptional>(form, c, span, tr, param, acc);
+  }
+}
 
-  // A full chunk moves as packs when every stream is 16-byte aligned there.
-  bool packed = span.count == W;
-  ChunkStreams<T, Form> s;
-  CUACT_UNROLL
-  for (int k = 0; k < Form::kInputs; ++k) {
-    s.in[k] = a.in[k] != nullptr ? a.in[k] + r * a.in_stride[k] + span.begin : nullptr;
-    packed = packed && (s.in[k] == nullptr || pack_aligned(s.in[k]));
+template <class Form>
+CUACT_HD void run_tiles(const Form& form, const RowCall& c, int64_t block, int thread,
+                        Accumulator<kVecWidth<typename Form::Data>>& acc) {
+  if constexpr (Form::kOptionalInput >= 0) {
+    if (c.in[Form::kOptionalInput] != nullptr) {
+      run_tiles_with<true>(form, c, block, thread, acc);
+      return;
+    }
   }
-  CUACT_UNROLL
-  for (int k = 0; k < Form::kOutputs; ++k) {
-    s.out[k] = a.out[k] + r * a.out_stride[k] + span.begin;
-    packed = packed && pack_aligned(s.out[k]);
+  run_tiles_with<false>(form, c, block, thread, acc);
+}
+
+// A flat call's elements outside the row view (its head before the first
+// 16-byte boundary and its tail): thread `thread` of `threads` takes every
+// threads-th. Flat calls have no parameter vector and do not reduce.
+template <class Form>
+CUACT_HD void run_extras(const Form& form, const RowCall& c, int64_t thread, int64_t threads) {
+  using T = typename Form::Data;
+  constexpr int I = Form::kInputs, O = Form::kOutputs;
+  for (int64_t i = thread; i < c.plan.extras(); i += threads) {
+    const int64_t e = c.plan.extra_index(i);
+    float a[kMaxInputs] = {};
+    CUACT_UNROLL
+    for (int k = 0; k < I; ++k)
+      a[k] = present_in<Form>(c, k) ? device::to_float(static_cast<const T*>(c.in[k])[e]) : Form::fill(k);
+    uint32_t word = 0;
+    if constexpr (Form::kRandom) {
+      const uint64_t u = static_cast<uint64_t>(e);
+      word = c.random.word(u);
+    }
+    const ElementOut res =
+        apply_form_out_of_line(form, keep_rule(c), a[0], a[1], a[2], c.param_fill, word);
+    CUACT_UNROLL
+    for (int k = 0; k < O; ++k) static_cast<T*>(c.out[k])[e] = device::narrow<T>(res.out[k]);
+    if constexpr (Form::kMask) {
+      if (c.mask != nullptr) c.mask[e] = static_cast<uint8_t>(res.kept);
+    }
   }
-  float row_param = a.param_fill;
-  if constexpr (Form::kRowParam) {
-    if (a.param_mode == ParamMode::by_row_channel) row_param = to_float(a.param[r % a.channels]);
-  }
-  // Dropout's decisions for the chunk, one Philox body for both paths.
-  unsigned kept_in = a.keep_all ? ~0u : 0u;
-  if constexpr (!Form::kWords) {
-    if (a.use_random)
-      kept_in = keep_bits<W>(a.random, static_cast<uint64_t>(e0), a.keep_threshold);
-  }
-  if (packed)
-    process_pack(form, a, s, span.begin, e0, row_param, kept_in, acc);
-  else
-    process_scalars(form, a, s, span, e0, row_param, kept_in, acc);
 }
 
 // ---------------------------------------------------------------- block partials

@@ -1,29 +1,38 @@
-// The fused forms' index plan: the engine's row-structured form, kept apart
-// from the kernel so that CPU tests walk exactly the assignment it makes.
+// The row engine's index plan, kept apart from the kernel so that CPU tests
+// walk exactly the assignment it makes.
 //
-// A fused call works on a [rows, cols] grid of elements. Every buffer it reads
-// or writes (a "stream") holds element (r, c) at base + r * stride + c, so one
-// plan covers bias + activation (stride cols), the two halves of a GLU input
-// (stride 2d, the second half at base + d) and its [rows, d] output, and
-// PReLU's [outer, C, inner] layout. Parameters (bias, PReLU weights) are
-// indexed by column or by the channel of a row.
+// Every call works on a [rows, cols] view of its buffers ("streams"): element
+// (r, c) of stream s sits at base_s + origin + r * stride_s + c (strides in
+// elements, each stream its own element type). Bias + activation is [rows,
+// cols] with stride cols; the two halves of a GLU input share stride 2d (the
+// second half at base + d); PReLU's [outer, C, inner] is [outer*C, inner]. A
+// flat buffer of n elements is one view too: [rows, cols] of whole 16-byte
+// chunks (`origin` elements past its start), plus `extra_head` elements before
+// the view and `extra_tail` after it, which go element by element.
 //
-// Each row splits into the same chunks of columns: a head up to the first
-// 16-byte boundary of the reference stream's row 0, then runs of W = 16 bytes
-// of elements, then the tail. A chunk of W columns whose address is 16-byte
-// aligned in every stream of that row moves as 128-bit packs; any other chunk
-// (head, tail, a row whose streams are aligned differently: odd GLU widths,
-// misaligned pointers) moves element by element in the same thread. Chunks
-// depend on columns only, so a thread that keeps its chunk while it walks rows
-// sees the same columns every time: column sums (dbias) stay in registers.
+// Each row splits into the same chunks of W columns (W = 16 bytes of the data
+// type): a head up to the first boundary of the access width in stream 0,
+// then whole chunks, then the tail. When every stream's whole chunks sit on
+// that boundary in every row, they move as vectors: one 16-byte access each
+// (access 16), or two 8-byte ones where only 8-byte alignment holds (an odd
+// GLU half such as d = 3420 in bf16: access 8); head, tail and a call whose
+// streams fit no common boundary (access 0) go element by element. Chunks
+// depend on columns only, so a thread that keeps its chunk while it walks
+// rows sees the same columns every time: the bias stays in registers, and so
+// do column sums (dbias).
 //
 // Threads are laid out in tiles: a block is bx threads along chunks by by
-// threads along rows, the grid gx by gy blocks, both walked grid-stride.
+// threads along rows, the grid gx by gy blocks. A thread walks its chunks
+// (bxi*bx + tx + k*gx*bx) and, for each, its rows two at a time: r and r + RY
+// (RY = gy*by rows apart) in one trip, so that every input stream has two
+// independent loads in flight.
 #pragma once
 
+#include <climits>
 #include <cstdint>
 
-#include "pack_plan.h"
+#include "cuact/device/config.h"
+#include "fast_divider.h"
 
 namespace cuact::detail {
 
@@ -36,9 +45,13 @@ struct ColumnSpan {
 struct RowPlan {
   int64_t rows = 0;
   int64_t cols = 0;
-  int width = 1;       // W: elements per pack
-  int head = 0;        // columns before the first pack boundary (0 <= head < W)
+  int width = 1;       // W: elements per chunk
+  int head = 0;        // columns before the first chunk boundary (0 <= head < W)
   int64_t chunks = 0;  // chunks per row
+  int access = 0;      // bytes per vector access of a whole chunk: 16, 8, or 0 (element by element)
+  int64_t origin = 0;       // elements of every stream before the view
+  int64_t extra_head = 0;   // flat calls: elements [0, extra_head), element by element
+  int64_t extra_tail = 0;   // flat calls: the elements after the view
 
   CUACT_HD ColumnSpan chunk_columns(int64_t j) const {
     int64_t begin = j * width;
@@ -49,6 +62,12 @@ struct RowPlan {
     const int64_t left = cols - begin;
     return {begin, static_cast<int>(left < width ? left : width)};
   }
+  CUACT_HD bool vector_chunk(const ColumnSpan& s) const { return access > 0 && s.count == width; }
+  CUACT_HD int64_t extras() const { return extra_head + extra_tail; }
+  // Extra element i as an index into the flat buffer.
+  CUACT_HD int64_t extra_index(int64_t i) const {
+    return i < extra_head ? i : origin + rows * cols + (i - extra_head);
+  }
 };
 
 // The most chunks a row of `cols` columns can have, whatever the alignment.
@@ -56,35 +75,104 @@ CUACT_HD int64_t max_row_chunks(int64_t cols, int width) {
   return cols <= 0 ? 0 : (cols - 1 + width - 1) / width + 1;
 }
 
-// `reference_address`: the byte address of element (0, 0) of the stream the
-// chunks align to (aligned to elem_size).
-CUACT_HD RowPlan make_row_plan(int64_t rows, int64_t cols, int elem_size,
-                               std::uintptr_t reference_address) {
-  RowPlan plan;
-  plan.rows = rows;
-  plan.cols = cols;
-  plan.width = kPackBytes / elem_size;
-  const int64_t head =
-      static_cast<int64_t>((kPackBytes - reference_address % kPackBytes) % kPackBytes) / elem_size;
-  plan.head = static_cast<int>(head < cols ? head : cols);
-  plan.chunks = cols <= 0 ? 0 : (plan.head > 0) + (cols - plan.head + plan.width - 1) / plan.width;
-  return plan;
+// One stream as the plan sees it: the byte address of its element (0, 0) of
+// the view and its row stride in bytes.
+struct StreamLayout {
+  std::uintptr_t address = 0;
+  int64_t stride_bytes = 0;
+};
+
+// The chunk head of `cols` columns for access width `access` over the streams
+// (stream 0 decides where chunks start), or -1 when some stream's whole
+// chunks do not sit on that width's boundary in every row.
+CUACT_HD int chunk_head(const StreamLayout* streams, int count, int elem_size, int64_t cols,
+                        int access) {
+  const std::uintptr_t a = static_cast<std::uintptr_t>(access);
+  const int64_t head = static_cast<int64_t>((a - streams[0].address % a) % a) / elem_size;
+  if (head >= cols) return static_cast<int>(cols);  // no whole chunk: nothing to align
+  const int64_t h = head;
+  for (int s = 0; s < count; ++s) {
+    if ((streams[s].address + static_cast<std::uintptr_t>(h * elem_size)) % a != 0) return -1;
+    if (streams[s].stride_bytes % access != 0) return -1;
+  }
+  return static_cast<int>(h);
 }
 
-CUACT_HD bool pack_aligned(const void* p) {
-  return reinterpret_cast<std::uintptr_t>(p) % kPackBytes == 0;
+// The plan of a [rows, cols] view whose streams are given (every address
+// aligned to its element): access 16 where possible, else 8, else 0.
+CUACT_HD RowPlan make_row_plan(int64_t rows, int64_t cols, int elem_size,
+                               const StreamLayout* streams, int count) {
+  RowPlan p;
+  p.rows = rows;
+  p.cols = cols;
+  p.width = 16 / elem_size;
+  for (int access : {16, 8}) {
+    const int h = chunk_head(streams, count, elem_size, cols, access);
+    if (h >= 0) {
+      p.access = access;
+      p.head = h;
+      break;
+    }
+  }
+  if (p.access == 0) p.head = 0;
+  p.chunks = cols <= 0 ? 0 : (p.head > 0) + (cols - p.head + p.width - 1) / p.width;
+  return p;
+}
+
+// Chunks per row of a flat view: 32, one warp's worth of 16-byte accesses.
+inline constexpr int64_t kFlatRowChunks = 32;
+
+// The plan of a flat call of n elements over streams at these addresses: a
+// view of whole chunks starting at stream 0's first 16-byte (else 8-byte)
+// boundary, rows of kFlatRowChunks chunks (fewer when n is small), the rest
+// element by element; all of it element by element when the streams share
+// no boundary.
+CUACT_HD RowPlan make_flat_plan(int64_t n, int elem_size, const std::uintptr_t* addresses,
+                                int count) {
+  RowPlan p;
+  p.width = 16 / elem_size;
+  for (int access : {16, 8}) {
+    const std::uintptr_t a = static_cast<std::uintptr_t>(access);
+    int64_t head = static_cast<int64_t>((a - addresses[0] % a) % a) / elem_size;
+    if (head > n) head = n;
+    bool ok = true;
+    for (int s = 0; s < count; ++s)
+      ok = ok && (addresses[s] + static_cast<std::uintptr_t>(head * elem_size)) % a == 0;
+    if (ok) {
+      p.access = access;
+      p.origin = head;
+      break;
+    }
+  }
+  const int64_t body = n - p.origin;
+  int64_t row_chunks = kFlatRowChunks;
+  if (p.access == 0 || body < p.width) {
+    row_chunks = 0;
+  } else if (body < row_chunks * p.width) {
+    row_chunks = body / p.width;
+  }
+  p.cols = row_chunks * p.width;
+  p.rows = p.cols > 0 ? body / p.cols : 0;
+  p.chunks = row_chunks;
+  p.extra_head = p.access == 0 ? n : p.origin;
+  p.extra_tail = p.access == 0 ? 0 : body - p.rows * p.cols;
+  if (p.access == 0) p.origin = 0;
+  return p;
 }
 
 // ---------------------------------------------------------------- tiles
 
 struct TileGeometry {
-  int bx = 1, by = 1;      // threads per block along chunks and along rows
+  int bx = 1, by = 1;      // threads per block along chunks and along rows (powers of two)
   int64_t gx = 1, gy = 1;  // blocks along chunks and along rows
 
   CUACT_HD int64_t blocks() const { return gx * gy; }
   // Threads along rows in the whole grid: a thread's rows are r0, r0 + row_lanes(), ...
   CUACT_HD int64_t row_lanes() const { return gy * by; }
 };
+
+inline constexpr int kBlockThreads = 256;
+inline constexpr int kWaves = 8;  // non-reducing launches: at most this many waves of blocks
 
 CUACT_HD int64_t pow2_at_least(int64_t v, int64_t cap) {
   int64_t p = 1;
@@ -104,8 +192,9 @@ CUACT_HD int64_t gcd64(int64_t a, int64_t b) {
 // Blocks of kBlockThreads: at most 32 threads along chunks (a warp covers 512
 // contiguous bytes of a row) unless there are too few rows to fill the block.
 // At most max_blocks blocks, except that whole_chunks (reductions: a thread
-// keeps one chunk) covers every chunk with gx. row_multiple > 1 makes
-// row_lanes() a multiple of it (a thread's rows then share their channel).
+// keeps one chunk) covers every chunk with gx. Rows are covered two per
+// thread per trip. row_multiple > 1 makes row_lanes() a multiple of it (a
+// thread's rows then share their channel).
 CUACT_HD TileGeometry tile_geometry(int64_t rows, int64_t chunks, int64_t max_blocks,
                                    bool whole_chunks, int64_t row_multiple = 1) {
   TileGeometry g;
@@ -115,7 +204,8 @@ CUACT_HD TileGeometry tile_geometry(int64_t rows, int64_t chunks, int64_t max_bl
   g.bx = static_cast<int>(kBlockThreads / by);
   if (max_blocks < 1) max_blocks = 1;
   const int64_t gx_needed = chunks <= 0 ? 1 : (chunks + g.bx - 1) / g.bx;
-  const int64_t gy_needed = rows <= 0 ? 1 : (rows + g.by - 1) / g.by;
+  const int64_t row_pairs = (rows + 1) / 2;
+  const int64_t gy_needed = rows <= 0 ? 1 : (row_pairs + g.by - 1) / g.by;
   g.gx = whole_chunks || gx_needed < max_blocks ? gx_needed : max_blocks;
   const int64_t gy_room = max_blocks / g.gx > 1 ? max_blocks / g.gx : 1;
   g.gy = gy_needed < gy_room ? gy_needed : gy_room;
@@ -126,17 +216,18 @@ CUACT_HD TileGeometry tile_geometry(int64_t rows, int64_t chunks, int64_t max_bl
   return g;
 }
 
-// Calls f(row, chunk) for every item of block `block`, thread `thread`: chunks
-// bxi*bx + tx + k*gx*bx, and for each, rows byi*by + ty + m*gy*by.
-template <class F>
-CUACT_HD void for_each_tile_item(const RowPlan& plan, const TileGeometry& g, int64_t block,
-                                 int thread, F&& f) {
+// The rows a thread of the tile grid walks: r = first, first + 2*lanes, ...
+// with r + lanes as the second row of each trip.
+struct ThreadRows {
+  int64_t first_chunk, chunk_step;
+  int64_t first_row, lanes;
+};
+CUACT_HD ThreadRows thread_rows(const TileGeometry& g, int64_t block, int thread) {
   const int tx = thread % g.bx, ty = thread / g.bx;
   // Launches have at most INT_MAX blocks: 32-bit division suffices.
   const auto b = static_cast<uint32_t>(block), gx = static_cast<uint32_t>(g.gx);
   const int64_t bxi = b % gx, byi = b / gx;
-  for (int64_t chunk = bxi * g.bx + tx; chunk < plan.chunks; chunk += g.gx * g.bx)
-    for (int64_t r = byi * g.by + ty; r < plan.rows; r += g.row_lanes()) f(r, chunk);
+  return {bxi * g.bx + tx, g.gx * g.bx, byi * g.by + ty, g.row_lanes()};
 }
 
 // ---------------------------------------------------------------- reductions
@@ -190,11 +281,13 @@ CUACT_HD TileGeometry reduction_geometry(int64_t rows, int64_t cols, int width, 
 CUACT_HD int64_t reduction_workspace_bytes(int64_t rows, int64_t cols, int elem_size,
                                            ReduceMode mode, int64_t channels) {
   if (rows <= 0 || cols <= 0 || mode == ReduceMode::none) return 0;
-  const TileGeometry g = reduction_geometry(rows, cols, kPackBytes / elem_size, mode, channels);
+  const TileGeometry g = reduction_geometry(rows, cols, 16 / elem_size, mode, channels);
   const ReduceLayout layout = reduce_layout(mode, cols, g, channels);
   constexpr int64_t kMaxFloats = (INT64_MAX - kWorkspaceAlignment) / 4;
   if (layout.segment_length > 0 && layout.segments > kMaxFloats / layout.segment_length) return -1;
   return layout.floats() * 4 + kWorkspaceAlignment;
 }
+
+CUACT_HD bool launchable(const TileGeometry& g) { return g.blocks() <= INT_MAX; }
 
 }  // namespace cuact::detail

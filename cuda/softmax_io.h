@@ -14,12 +14,15 @@
 #include <cstdint>
 #include <cstring>
 
-#include "numeric.cuh"
+#include "cuact/device/convert.cuh"
 #include "softmax_launch.h"
 #include "softmax_math.h"
 #include "softmax_plan.h"
 
 namespace cuact::detail {
+
+using device::narrow;
+using device::to_float;
 
 template <class T, int N>
 struct alignas(sizeof(T) * N) SoftmaxPack {

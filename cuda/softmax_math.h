@@ -15,19 +15,14 @@
 
 #include <cstdint>
 
-#include "float_math.cuh"
-
-// Full unrolling where a loop indexes a register array; nothing for g++
-// (the same definition as cuda/philox.h's).
-#ifndef CUACT_UNROLL
-#ifdef __CUDA_ARCH__
-#define CUACT_UNROLL _Pragma("unroll")
-#else
-#define CUACT_UNROLL
-#endif
-#endif
+#include "cuact/device/config.h"
+#include "cuact/device/float_math.cuh"
 
 namespace cuact::detail {
+
+using device::is_inf;
+using device::is_nan;
+using device::reciprocal_at_least_1;
 
 // ---------------------------------------------------------------- operators
 

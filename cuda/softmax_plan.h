@@ -23,45 +23,58 @@
 #include <cstdint>
 
 #include "cuact/softmax.h"
-#include "float_math.cuh"
-#include "pack_plan.h"
+#include "cuact/device/config.h"
+#include "fast_divider.h"
 
 namespace cuact::detail {
 
-// ---------------------------------------------------------------- rows, mask, causal
+// ---------------------------------------------------------------- a row's packs
 
-// Division of 64-bit unsigned integers by a divisor fixed at launch, with a
-// multiply-high and shifts (Granlund & Montgomery 1994, fig. 4.1): the
-// device's 64-bit division is a called subroutine, whose call costs the
-// register-heavy kernels a spill. Exact for every n < 2^64, 1 <= d <= 2^63.
-struct FastDivider {
-  uint64_t divisor = 1;
-  uint64_t multiplier = 1;
-  int shift1 = 0;
-  int shift2 = 0;
+// A row of n elements split into [head scalars][packs of `width` elements][tail
+// scalars]: the head runs up to the first 16-byte boundary, the packs are
+// 16-byte aligned in every buffer, the tail is what is left. When the buffers
+// do not share their offset modulo 16 bytes, no pack lines up in all of them
+// and every element is a scalar (the correct, slower fallback).
+inline constexpr int kPackBytes = 16;
 
-  FastDivider() = default;
-  explicit FastDivider(uint64_t d) : divisor(d) {  // host, d >= 1
-    int l = 0;                                     // ceil(log2(d))
-    while (l < 63 && (uint64_t{1} << l) < d) ++l;
-    const unsigned __int128 numerator =
-        (static_cast<unsigned __int128>(1) << 64) * ((static_cast<unsigned __int128>(1) << l) - d);
-    multiplier = static_cast<uint64_t>(numerator / d) + 1;
-    shift1 = l < 1 ? l : 1;
-    shift2 = l > 1 ? l - 1 : 0;
+struct PackPlan {
+  int64_t n = 0;
+  int64_t head = 0;   // scalar elements before the first pack
+  int64_t packs = 0;  // whole packs
+  int width = 1;      // elements per pack
+
+  CUACT_HD int64_t pack_start(int64_t p) const { return head + p * width; }
+  CUACT_HD int64_t scalar_count() const { return n - packs * width; }
+  // The s-th scalar element: the head first, then the tail after the packs.
+  CUACT_HD int64_t scalar_index(int64_t s) const { return s < head ? s : s + packs * width; }
+  // Work items one thread handles per loop trip: the longer of the two loops.
+  CUACT_HD int64_t work_items() const {
+    return packs > scalar_count() ? packs : scalar_count();
   }
-
-  CUACT_HD uint64_t quotient(uint64_t n) const {
-#ifdef __CUDA_ARCH__
-    const uint64_t t = __umul64hi(multiplier, n);
-#else
-    const uint64_t t =
-        static_cast<uint64_t>((static_cast<unsigned __int128>(multiplier) * n) >> 64);
-#endif
-    return (t + ((n - t) >> shift1)) >> shift2;
-  }
-  CUACT_HD uint64_t remainder(uint64_t n) const { return n - quotient(n) * divisor; }
 };
+
+// `addresses` are the byte addresses of every buffer the kernel touches, each
+// aligned to elem_size (the API checks this first).
+CUACT_HD PackPlan make_pack_plan(int64_t n, int elem_size, const std::uintptr_t* addresses,
+                                 int count) {
+  PackPlan plan;
+  plan.n = n;
+  plan.width = kPackBytes / elem_size;
+  const std::uintptr_t offset = addresses[0] % kPackBytes;
+  for (int i = 1; i < count; ++i) {
+    if (addresses[i] % kPackBytes != offset) {
+      plan.head = n;  // no common alignment: all scalars
+      return plan;
+    }
+  }
+  const int64_t head = static_cast<int64_t>((kPackBytes - offset) % kPackBytes) / elem_size;
+  plan.head = head < n ? head : n;
+  plan.packs = (n - plan.head) / plan.width;
+  return plan;
+}
+
+
+// ---------------------------------------------------------------- rows, mask, causal
 
 // The run-time shape and options of one call, as the kernels see them.
 // Build it with make_softmax_layout (host).

@@ -1,37 +1,18 @@
-// The activation entry points: check, dispatch once, map the CUDA result.
-#include "activation_table.h"
+// The activation entry points: check, then the row engine (host/row_calls.h):
+// a flat buffer is one row view.
 #include "argument_checks.h"
-#include "cuda_status.h"
 #include "cuact/activation.h"
+#include "row_calls.h"
 
 namespace cuact {
-
-namespace detail {
-
-const ActivationTable& activation_table(DType dtype) {
-  switch (dtype) {
-    case DType::f16: return activation_table_f16();
-    case DType::bf16: return activation_table_bf16();
-    default: return activation_table_f32();
-  }
-}
-
-}  // namespace detail
 
 Status activation(Direction direction, const Activation& act, DType dtype, const void* in,
                   const void* grad, void* out, int64_t n, cudaStream_t stream) {
   if (Status s = detail::check_activation_call(direction, act, dtype, in, grad, out, n); !s.ok())
     return s;
   if (n == 0) return {};
-  const detail::ActivationLaunchers& row =
-      detail::activation_table(dtype)[static_cast<int>(act.kind)];
-  const detail::ActivationLauncher launch = direction == Direction::forward    ? row.forward
-                                            : direction == Direction::backward ? row.backward
-                                                                               : row.backward_from_output;
-  if (launch == nullptr)  // has_backward_from_output() and the functors disagree: a cuact bug
-    return {StatusCode::unsupported, "no kernel for this activation and direction"};
-  return detail::status_from_cuda(launch(act, in, grad, out, n, stream),
-                                  "launching the activation kernel failed");
+  return detail::run_rows(detail::activation_request(direction, act, dtype, in, grad, out, n),
+                          stream);
 }
 
 // The typed overloads: name the dtype, nothing else.

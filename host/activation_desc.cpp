@@ -2,17 +2,13 @@
 #include <cmath>
 #include <string>
 
+#include "activation_params.h"
+#include "dtype_list.h"
 #include "cuact/activation.h"
 
 namespace cuact {
 
 namespace {
-
-constexpr const char* kActivationNames[kNumActivationKinds] = {
-    "identity",   "relu",       "relu6",      "hardtanh",    "leaky_relu",  "elu",
-    "selu",       "celu",       "gelu",       "gelu_tanh",   "quick_gelu",  "sigmoid",
-    "tanh",       "silu",       "mish",       "softplus",    "log_sigmoid", "hardsigmoid",
-    "hardswish",  "softsign",   "tanhshrink", "hardshrink",  "softshrink",  "threshold"};
 
 bool known_kind(ActivationKind kind) {
   const int k = static_cast<int>(kind);
@@ -24,7 +20,9 @@ Status bad(const char* detail) { return {StatusCode::invalid_parameter, detail};
 }  // namespace
 
 const char* activation_name(ActivationKind kind) {
-  return known_kind(kind) ? kActivationNames[static_cast<int>(kind)] : "unknown";
+  const char* name = "unknown";
+  detail::visit_kind(kind, [&](auto k) { name = detail::Functor<decltype(k)::value, float>::kName; });
+  return name;
 }
 
 Activation Activation::make(ActivationKind kind, float Activation::*field, float value) {
@@ -109,18 +107,15 @@ Status validate(const Activation& act) {
   }
 }
 
+// The functors' trait is the one source of truth (and their condition on the
+// parameters: elu needs alpha >= 0, celu alpha > 0).
 bool has_backward_from_output(const Activation& act) {
-  switch (act.kind) {
-    case ActivationKind::identity:
-    case ActivationKind::relu:
-    case ActivationKind::sigmoid:
-    case ActivationKind::tanh:
-    case ActivationKind::selu:
-      return true;
-    case ActivationKind::elu: return act.alpha >= 0.0f;  // y keeps the sign of x
-    case ActivationKind::celu: return act.alpha > 0.0f;
-    default: return false;
-  }
+  bool offered = false;
+  detail::visit_kind(act.kind, [&](auto k) {
+    using F = detail::Functor<decltype(k)::value, float>;
+    offered = device::backward_from_output_defined<F>(detail::params_from<typename F::Params>(act));
+  });
+  return offered;
 }
 
 const char* direction_name(Direction direction) {
@@ -133,21 +128,13 @@ const char* direction_name(Direction direction) {
 }
 
 const char* dtype_name(DType dtype) {
-  switch (dtype) {
-    case DType::f32: return "f32";
-    case DType::f16: return "f16";
-    case DType::bf16: return "bf16";
-  }
-  return "unknown";
+  if (!detail::known_dtype(dtype)) return "unknown";
+  return detail::visit_dtype(dtype, [](auto tag) { return detail::kFormat<typename decltype(tag)::type>.name; });
 }
 
 std::size_t dtype_size(DType dtype) {
-  switch (dtype) {
-    case DType::f32: return 4;
-    case DType::f16:
-    case DType::bf16: return 2;
-  }
-  return 1;
+  if (!detail::known_dtype(dtype)) return 1;
+  return detail::visit_dtype(dtype, [](auto tag) { return sizeof(typename decltype(tag)::type); });
 }
 
 const char* status_code_name(StatusCode code) {

@@ -1,5 +1,6 @@
-// Argument checks shared by the device entry points and the CPU reference, so
-// both reject exactly the same calls with the same status.
+// Argument checks of the plain activations, shared by the device entry point
+// and the CPU reference so both reject exactly the same calls with the same
+// status (through check_buffers, call_checks.h).
 #pragma once
 
 #include <cstdint>
@@ -15,8 +16,5 @@ namespace cuact::detail {
 // and the output equals or avoids each input.
 Status check_activation_call(Direction direction, const Activation& act, DType dtype,
                              const void* in, const void* grad, const void* out, int64_t n);
-
-// True when [a, a + bytes) and [b, b + bytes) overlap without being the same range.
-bool partially_overlaps(const void* a, const void* b, int64_t bytes);
 
 }  // namespace cuact::detail

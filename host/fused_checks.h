@@ -1,10 +1,12 @@
 // Argument checks of the fused forms, shared by the device entry points and
-// the CPU reference so both reject exactly the same calls with the same status.
+// the CPU reference so both reject exactly the same calls with the same
+// status. Each declares its buffers to check_buffers (call_checks.h).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
+#include "call_checks.h"
 #include "cuact/fused.h"
 
 namespace cuact::detail {
@@ -12,39 +14,34 @@ namespace cuact::detail {
 Status check_dropout(const Dropout& dropout);
 Status check_rrelu(const Rrelu& rrelu);
 
-// [rows, cols] x, y, mask; bias [cols] (may be null).
+// [rows, cols] x, y, mask; bias [cols] in bias_dtype (may be null).
 Status check_bias_activation_forward(const Activation& act, DType dtype, const void* x,
-                                     const void* bias, const void* y, int64_t rows, int64_t cols,
-                                     const Dropout& dropout, const uint8_t* mask);
-// [rows, cols] x, dy, dx; bias and dbias [cols] (may be null).
+                                     const void* bias, DType bias_dtype, const void* y,
+                                     int64_t rows, int64_t cols, const Dropout& dropout,
+                                     const uint8_t* mask);
+// [rows, cols] x, dy, dx; bias and dbias [cols] in bias_dtype (may be null).
 Status check_bias_activation_backward(const Activation& act, DType dtype, const void* x,
-                                      const void* bias, const void* dy, const void* dx,
-                                      const void* dbias, int64_t rows, int64_t cols,
-                                      const Dropout& dropout);
+                                      const void* bias, DType bias_dtype, const void* dy,
+                                      const void* dx, const void* dbias, int64_t rows,
+                                      int64_t cols, const Dropout& dropout);
 // x [rows, 2d], y [rows, d].
 Status check_glu_forward(const Glu& glu, DType dtype, const void* x, const void* y, int64_t rows,
                          int64_t d);
 // x, dx [rows, 2d], dy [rows, d].
 Status check_glu_backward(const Glu& glu, DType dtype, const void* x, const void* dy,
                           const void* dx, int64_t rows, int64_t d);
-// x, y [outer, channels, inner], weight [channels].
-Status check_prelu_forward(DType dtype, const void* x, const void* weight, const void* y,
-                           int64_t outer, int64_t channels, int64_t inner);
-Status check_prelu_backward(DType dtype, const void* x, const void* weight, const void* dy,
-                            const void* dx, const void* dweight, int64_t outer, int64_t channels,
-                            int64_t inner);
+// x, y [outer, channels, inner]; weight and dweight [channels] in weight_dtype.
+Status check_prelu_forward(DType dtype, const void* x, const void* weight, DType weight_dtype,
+                           const void* y, int64_t outer, int64_t channels, int64_t inner);
+Status check_prelu_backward(DType dtype, const void* x, const void* weight, DType weight_dtype,
+                            const void* dy, const void* dx, const void* dweight, int64_t outer,
+                            int64_t channels, int64_t inner);
 Status check_rrelu_call(const Rrelu& rrelu, DType dtype, const void* x, const void* dy,
                         const void* out, int64_t n, bool backward);
 
-// The workspace of a reducing call: present and at least `needed` bytes, and
-// apart from every other buffer of the call.
+// The workspace of a reducing call: present, at least `needed` bytes, and
+// apart from each of the call's other buffers.
 Status check_workspace(const void* workspace, size_t workspace_bytes, int64_t needed,
-                       const void* const* buffers, const int64_t* buffer_bytes, int count);
-
-// Element count rows * cols * extra as bytes of dtype, or invalid_size.
-Status checked_bytes(DType dtype, int64_t rows, int64_t cols, int64_t* bytes);
-
-// True when [a, a + a_bytes) and [b, b + b_bytes) share a byte (empty ranges share none).
-bool spans_overlap(const void* a, int64_t a_bytes, const void* b, int64_t b_bytes);
+                       const Buffer* others, int count);
 
 }  // namespace cuact::detail

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cuact/reference.h"
+#include "element_io.h"
 #include "fused_checks.h"
 #include "philox.h"
 
@@ -22,23 +23,8 @@ namespace cuact::reference {
 
 namespace {
 
-double get(DType dtype, const void* p, int64_t i) {
-  switch (dtype) {
-    case DType::f16: return __half2float(static_cast<const __half*>(p)[i]);
-    case DType::bf16: return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
-    default: return static_cast<const float*>(p)[i];
-  }
-}
-
-// Rounds once to dtype; the conversions after round_to are exact.
-void put(DType dtype, void* p, int64_t i, double v) {
-  const float r = static_cast<float>(round_to(dtype, v));
-  switch (dtype) {
-    case DType::f16: static_cast<__half*>(p)[i] = __float2half_rn(r); break;
-    case DType::bf16: static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(r); break;
-    default: static_cast<float*>(p)[i] = r; break;
-  }
-}
+double get(DType dtype, const void* p, int64_t i) { return detail::load_element(dtype, p, i); }
+void put(DType dtype, void* p, int64_t i, double v) { detail::store_element(dtype, p, i, v); }
 
 uint32_t word_of(uint64_t seed, uint64_t offset, uint64_t e) {
   const detail::RandomStream stream{seed, offset};
@@ -75,10 +61,10 @@ double rrelu_slope(const Rrelu& rrelu, uint64_t e) {
 // ---------------------------------------------------------------- bias + activation
 
 Status bias_activation_forward(const Activation& act, DType dtype, const void* x, const void* bias,
-                               void* y, int64_t rows, int64_t cols, const Dropout& dropout,
-                               uint8_t* mask) {
-  if (Status s = detail::check_bias_activation_forward(act, dtype, x, bias, y, rows, cols, dropout,
-                                                       mask);
+                               DType bias_dtype, void* y, int64_t rows, int64_t cols,
+                               const Dropout& dropout, uint8_t* mask) {
+  if (Status s = detail::check_bias_activation_forward(act, dtype, x, bias, bias_dtype, y, rows,
+                                                       cols, dropout, mask);
       !s.ok())
     return s;
   if (rows == 0 || cols == 0) return {};
@@ -87,7 +73,7 @@ Status bias_activation_forward(const Activation& act, DType dtype, const void* x
     for (int64_t c = 0; c < cols; ++c) {
       const int64_t e = r * cols + c;
       const double xv = get(dtype, x, e);
-      const double z = bias != nullptr ? bias_preactivation(xv, get(dtype, bias, c)) : xv;
+      const double z = bias != nullptr ? bias_preactivation(xv, get(bias_dtype, bias, c)) : xv;
       const bool kept = dropout_keeps(dropout, static_cast<uint64_t>(e));
       put(dtype, y, e, kept ? forward(act, z) * scale : 0.0);
       if (mask != nullptr) mask[e] = kept ? 1 : 0;
@@ -96,15 +82,15 @@ Status bias_activation_forward(const Activation& act, DType dtype, const void* x
 }
 
 Status bias_activation_backward(const Activation& act, DType dtype, const void* x, const void* bias,
-                                const void* dy, void* dx, void* dbias, int64_t rows, int64_t cols,
-                                const Dropout& dropout) {
-  if (Status s = detail::check_bias_activation_backward(act, dtype, x, bias, dy, dx, dbias, rows,
-                                                        cols, dropout);
+                                DType bias_dtype, const void* dy, void* dx, void* dbias,
+                                int64_t rows, int64_t cols, const Dropout& dropout) {
+  if (Status s = detail::check_bias_activation_backward(act, dtype, x, bias, bias_dtype, dy, dx,
+                                                        dbias, rows, cols, dropout);
       !s.ok())
     return s;
   if (rows == 0 || cols == 0) {  // dbias of an empty batch is zeros
     if (dbias != nullptr)
-      for (int64_t c = 0; c < cols; ++c) put(dtype, dbias, c, 0.0);
+      for (int64_t c = 0; c < cols; ++c) put(bias_dtype, dbias, c, 0.0);
     return {};
   }
   const double scale = dropout_scale(dropout.p);
@@ -114,15 +100,27 @@ Status bias_activation_backward(const Activation& act, DType dtype, const void* 
       const int64_t e = r * cols + c;
       const double xv = get(dtype, x, e);
       const double g = get(dtype, dy, e);
-      const double z = bias != nullptr ? bias_preactivation(xv, get(dtype, bias, c)) : xv;
+      const double z = bias != nullptr ? bias_preactivation(xv, get(bias_dtype, bias, c)) : xv;
       const double dz =
           dropout_keeps(dropout, static_cast<uint64_t>(e)) ? backward(act, z, g * scale) : 0.0;
       sums[c] += dz;
       put(dtype, dx, e, dz);
     }
   if (dbias != nullptr)
-    for (int64_t c = 0; c < cols; ++c) put(dtype, dbias, c, sums[c]);
+    for (int64_t c = 0; c < cols; ++c) put(bias_dtype, dbias, c, sums[c]);
   return {};
+}
+
+Status bias_activation_forward(const Activation& act, DType dtype, const void* x, const void* bias,
+                               void* y, int64_t rows, int64_t cols, const Dropout& dropout,
+                               uint8_t* mask) {
+  return reference::bias_activation_forward(act, dtype, x, bias, dtype, y, rows, cols, dropout, mask);
+}
+
+Status bias_activation_backward(const Activation& act, DType dtype, const void* x, const void* bias,
+                                const void* dy, void* dx, void* dbias, int64_t rows, int64_t cols,
+                                const Dropout& dropout) {
+  return reference::bias_activation_backward(act, dtype, x, bias, dtype, dy, dx, dbias, rows, cols, dropout);
 }
 
 // ---------------------------------------------------------------- GLU
@@ -162,14 +160,16 @@ Status glu_backward(const Glu& glu, DType dtype, const void* x, const void* dy, 
 
 // ---------------------------------------------------------------- PReLU
 
-Status prelu_forward(DType dtype, const void* x, const void* weight, void* y, int64_t outer,
-                     int64_t channels, int64_t inner) {
-  if (Status s = detail::check_prelu_forward(dtype, x, weight, y, outer, channels, inner); !s.ok())
+Status prelu_forward(DType dtype, const void* x, const void* weight, DType weight_dtype, void* y,
+                     int64_t outer, int64_t channels, int64_t inner) {
+  if (Status s = detail::check_prelu_forward(dtype, x, weight, weight_dtype, y, outer, channels,
+                                             inner);
+      !s.ok())
     return s;
   if (outer == 0 || channels == 0 || inner == 0) return {};  // empty: weight may be null
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t c = 0; c < channels; ++c) {
-      const double w = get(dtype, weight, c);
+      const double w = get(weight_dtype, weight, c);
       for (int64_t i = 0; i < inner; ++i) {
         const int64_t e = (o * channels + c) * inner + i;
         const double xv = get(dtype, x, e);
@@ -179,21 +179,22 @@ Status prelu_forward(DType dtype, const void* x, const void* weight, void* y, in
   return {};
 }
 
-Status prelu_backward(DType dtype, const void* x, const void* weight, const void* dy, void* dx,
-                      void* dweight, int64_t outer, int64_t channels, int64_t inner) {
-  if (Status s = detail::check_prelu_backward(dtype, x, weight, dy, dx, dweight, outer, channels,
-                                              inner);
+Status prelu_backward(DType dtype, const void* x, const void* weight, DType weight_dtype,
+                      const void* dy, void* dx, void* dweight, int64_t outer, int64_t channels,
+                      int64_t inner) {
+  if (Status s = detail::check_prelu_backward(dtype, x, weight, weight_dtype, dy, dx, dweight,
+                                              outer, channels, inner);
       !s.ok())
     return s;
   if (outer == 0 || channels == 0 || inner == 0) {  // dweight of an empty batch is zeros
     if (dweight != nullptr)
-      for (int64_t c = 0; c < channels; ++c) put(dtype, dweight, c, 0.0);
+      for (int64_t c = 0; c < channels; ++c) put(weight_dtype, dweight, c, 0.0);
     return {};
   }
   std::vector<double> sums(static_cast<size_t>(channels), 0.0);
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t c = 0; c < channels; ++c) {
-      const double w = get(dtype, weight, c);
+      const double w = get(weight_dtype, weight, c);
       for (int64_t i = 0; i < inner; ++i) {
         const int64_t e = (o * channels + c) * inner + i;
         const double xv = get(dtype, x, e), g = get(dtype, dy, e);
@@ -203,8 +204,18 @@ Status prelu_backward(DType dtype, const void* x, const void* weight, const void
       }
     }
   if (dweight != nullptr)
-    for (int64_t c = 0; c < channels; ++c) put(dtype, dweight, c, sums[c]);
+    for (int64_t c = 0; c < channels; ++c) put(weight_dtype, dweight, c, sums[c]);
   return {};
+}
+
+Status prelu_forward(DType dtype, const void* x, const void* weight, void* y, int64_t outer,
+                     int64_t channels, int64_t inner) {
+  return reference::prelu_forward(dtype, x, weight, dtype, y, outer, channels, inner);
+}
+
+Status prelu_backward(DType dtype, const void* x, const void* weight, const void* dy, void* dx,
+                      void* dweight, int64_t outer, int64_t channels, int64_t inner) {
+  return reference::prelu_backward(dtype, x, weight, dtype, dy, dx, dweight, outer, channels, inner);
 }
 
 // ---------------------------------------------------------------- RReLU

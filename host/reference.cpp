@@ -15,9 +15,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 
 #include "argument_checks.h"
+#include "dtype_list.h"
 
 namespace cuact::reference {
 
@@ -123,6 +126,35 @@ double tanhshrink(double x) {
   return numerator / std::cosh(x);
 }
 
+// (hi + lo) / 6 for an exact dividend hi + lo (|lo| <= ulp(hi) / 2), rounded
+// to odd in double: its one rounding to a dtype (<= 51 bits) is then the
+// correct rounding of the exact quotient. The piecewise ops' only division
+// goes through here, so no dtype result is rounded twice (e.g. dy * ((2x +
+// 3) / 6) rounds at the quotient and again at the product).
+double sixth(double hi, double lo) {
+  const double q0 = hi / 6;
+  const double q = q0 + (std::fma(-6, q0, hi) + lo) / 6;  // within an ulp of the quotient
+  const double r = std::fma(-6, q, hi) + lo;              // 6 * (quotient - q): its sign is exact
+  if (r == 0 || !std::isfinite(q)) return q;
+  uint64_t bits;
+  std::memcpy(&bits, &q, sizeof bits);
+  if ((r < 0) != (q < 0)) bits -= 1;  // the quotient lies toward zero from q
+  bits |= 1;
+  double odd;
+  std::memcpy(&odd, &bits, sizeof odd);
+  return odd;
+}
+
+// a (b + c) / 6 rounded to odd as above, with b + c and the product carried
+// exactly (for floats a, b, c; within an ulp for other doubles).
+double product_over_6(double a, double b, double c) {
+  const double s = b + c;
+  const double bb = s - b;
+  const double s_lo = (b - (s - bb)) + (c - bb);  // b + c = s + s_lo (TwoSum)
+  const double p = a * s;
+  return sixth(p, std::fma(a, s, -p) + a * s_lo);
+}
+
 // Rounds v to the binary format with `precision` significand bits, smallest
 // normal exponent `min_exponent` (value 2^min_exponent) and largest finite
 // value `max_finite`: to nearest, ties to even, with gradual underflow.
@@ -212,8 +244,8 @@ double forward(const Activation& act, double x) {
       return bx > cutoff ? x : log1p_exp(bx) / beta;
     }
     case K::log_sigmoid: return (x < 0 ? x : 0.0) - std::log1p(std::exp(-std::fabs(x)));
-    case K::hardsigmoid: return x <= -3 ? 0.0 : (x >= 3 ? 1.0 : (x + 3) / 6);
-    case K::hardswish: return x <= -3 ? 0.0 : (x >= 3 ? x : x * (x + 3) / 6);
+    case K::hardsigmoid: return x <= -3 ? 0.0 : (x >= 3 ? 1.0 : product_over_6(1, x, 3));
+    case K::hardswish: return x <= -3 ? 0.0 : (x >= 3 ? x : product_over_6(x, x, 3));
     case K::softsign: return std::isinf(x) ? std::copysign(1.0, x) : x / (1 + std::fabs(x));
     case K::tanhshrink: return tanhshrink(x);
     case K::hardshrink: return std::fabs(x) > lambda ? x : 0.0;
@@ -252,8 +284,8 @@ double backward(const Activation& act, double x, double dy) {
       return bx > cutoff ? dy : dy * sigmoid(bx);
     }
     case K::log_sigmoid: return dy * sigmoid(-x);
-    case K::hardsigmoid: return x > -3 && x < 3 ? dy / 6 : 0.0;
-    case K::hardswish: return x < -3 ? 0.0 : (x > 3 ? dy : dy * ((2 * x + 3) / 6));
+    case K::hardsigmoid: return x > -3 && x < 3 ? sixth(dy, 0) : 0.0;
+    case K::hardswish: return x < -3 ? 0.0 : (x > 3 ? dy : product_over_6(dy, 2 * x, 3));
     case K::softsign: {
       const double d = 1 + std::fabs(x);
       return dy / (d * d);
@@ -288,24 +320,20 @@ double backward_from_output(const Activation& act, double y, double dy) {
 }
 
 double round_to(DType dtype, double v) {
-  switch (dtype) {
-    case DType::f32:
-      return round_to_format(v, 24, -126, static_cast<double>(std::numeric_limits<float>::max()));
-    case DType::f16: return round_to_format(v, 11, -14, 65504.0);
-    case DType::bf16: return round_to_format(v, 8, -126, std::ldexp(255.0, 120));  // (2-2^-7)*2^127
-  }
-  return kNaN;
+  if (!detail::known_dtype(dtype)) return kNaN;
+  return detail::visit_dtype(dtype, [&](auto tag) {
+    const detail::DTypeFormat& f = detail::kFormat<typename decltype(tag)::type>;
+    return round_to_format(v, f.digits, f.min_exponent, f.max);
+  });
 }
 
 Status activation(Direction direction, const Activation& act, DType dtype, const void* in,
                   const void* grad, void* out, int64_t n) {
   if (Status s = detail::check_activation_call(direction, act, dtype, in, grad, out, n); !s.ok())
     return s;
-  switch (dtype) {
-    case DType::f32: activation_on<float>(direction, act, in, grad, out, n); break;
-    case DType::f16: activation_on<__half>(direction, act, in, grad, out, n); break;
-    case DType::bf16: activation_on<__nv_bfloat16>(direction, act, in, grad, out, n); break;
-  }
+  detail::visit_dtype(dtype, [&](auto tag) {
+    activation_on<typename decltype(tag)::type>(direction, act, in, grad, out, n);
+  });
   return {};
 }
 

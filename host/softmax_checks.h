@@ -20,7 +20,4 @@ inline constexpr int64_t kMaxCausalOffset = (int64_t{1} << 62) - 1;
 Status check_softmax_call(Direction direction, const Softmax& op, DType dtype, const void* in,
                           const void* grad, const void* out, int64_t rows, int64_t cols);
 
-// True when [a, a + a_bytes) and [b, b + b_bytes) share a byte.
-bool ranges_overlap(const void* a, int64_t a_bytes, const void* b, int64_t b_bytes);
-
 }  // namespace cuact::detail

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <limits>
 
-#include "argument_checks.h"
+#include "call_checks.h"
 #include "cuact/softmax.h"
 #include "softmax_checks.h"
 
@@ -65,22 +65,6 @@ Status validate(const Softmax& op) {
 
 namespace detail {
 
-bool ranges_overlap(const void* a, int64_t a_bytes, const void* b, int64_t b_bytes) {
-  if (a_bytes <= 0 || b_bytes <= 0) return false;
-  const auto pa = reinterpret_cast<std::uintptr_t>(a);
-  const auto pb = reinterpret_cast<std::uintptr_t>(b);
-  return pa < pb ? pb - pa < static_cast<std::uintptr_t>(a_bytes)
-                 : pa - pb < static_cast<std::uintptr_t>(b_bytes);
-}
-
-namespace {
-
-bool aligned(const void* p, std::size_t alignment) {
-  return reinterpret_cast<std::uintptr_t>(p) % alignment == 0;
-}
-
-}  // namespace
-
 Status check_softmax_call(Direction direction, const Softmax& op, DType dtype, const void* in,
                           const void* grad, const void* out, int64_t rows, int64_t cols) {
   if (direction == Direction::backward_from_output)
@@ -88,8 +72,7 @@ Status check_softmax_call(Direction direction, const Softmax& op, DType dtype, c
             "softmax backward always takes the output y: use Direction::backward"};
   if (direction != Direction::forward && direction != Direction::backward)
     return bad("unknown direction");
-  if (dtype != DType::f32 && dtype != DType::f16 && dtype != DType::bf16)
-    return bad("unknown dtype");
+  if (Status s = check_dtype(dtype); !s.ok()) return s;
   if (Status s = validate(op); !s.ok()) return s;
   if (rows < 0) return {StatusCode::invalid_size, "rows is negative"};
   if (cols < 0) return {StatusCode::invalid_size, "cols is negative"};
@@ -97,30 +80,21 @@ Status check_softmax_call(Direction direction, const Softmax& op, DType dtype, c
   if (cols == 0)
     return {StatusCode::invalid_size, "cols is 0 with rows > 0 (a softmax row needs a column)"};
   const auto elem = static_cast<int64_t>(dtype_size(dtype));
-  const int64_t max_elements = std::numeric_limits<std::ptrdiff_t>::max() / elem;
-  if (rows > max_elements / cols)
-    return {StatusCode::invalid_size, "rows * cols elements do not fit in the address space"};
+  int64_t bytes = 0, mask_bytes = 0;
+  if (Status s = checked_bytes(elem, rows, cols, 1, &bytes); !s.ok()) return s;
   const bool forward = direction == Direction::forward;
   const bool masked = forward && op.mask != nullptr;
-  if (masked && op.mask_rows > max_elements / cols)
-    return {StatusCode::invalid_size, "mask_rows * cols elements do not fit in the address space"};
-
-  if (in == nullptr) return {StatusCode::null_pointer, forward ? "x is null" : "y is null"};
-  if (!forward && grad == nullptr) return {StatusCode::null_pointer, "dy is null"};
-  if (out == nullptr) return {StatusCode::null_pointer, forward ? "y is null" : "dx is null"};
-
-  const auto alignment = static_cast<std::size_t>(elem);
-  if (!aligned(in, alignment) || (!forward && !aligned(grad, alignment)) ||
-      !aligned(out, alignment) || (masked && !aligned(op.mask, alignment)))
-    return {StatusCode::misaligned_pointer, "a pointer is not aligned to its element size"};
-
-  const int64_t bytes = rows * cols * elem;
-  if (partially_overlaps(out, in, bytes) || (!forward && partially_overlaps(out, grad, bytes)))
-    return {StatusCode::overlapping_buffers,
-            "the output partially overlaps an input (only exact aliasing is allowed)"};
-  if (masked && ranges_overlap(out, bytes, op.mask, op.mask_rows * cols * elem))
-    return {StatusCode::overlapping_buffers, "the output overlaps the mask"};
-  return {};
+  if (masked) {
+    if (Status s = checked_bytes(elem, op.mask_rows, cols, 1, &mask_bytes); !s.ok()) return s;
+  }
+  constexpr int kData = 1;  // the output may be exactly either input (in place)
+  const Buffer buffers[] = {
+      {forward ? buffer::x : buffer::y, in, bytes, elem, false, true, kData},
+      {buffer::dy, grad, forward ? 0 : bytes, elem, false, !forward, kData},
+      {forward ? buffer::y : buffer::dx, out, bytes, elem, true, true, kData},
+      {buffer::mask, masked ? op.mask : nullptr, mask_bytes, elem, false, false},
+  };
+  return check_buffers(buffers, 4);
 }
 
 }  // namespace detail

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cuact/reference.h"
+#include "element_io.h"
 #include "softmax_checks.h"
 
 namespace cuact::reference {
@@ -39,23 +40,8 @@ double signed_scale(const Softmax& op) {
   return op.kind == SoftmaxKind::softmin ? -static_cast<double>(op.scale) : op.scale;
 }
 
-double load(DType dtype, const void* base, int64_t i) {
-  switch (dtype) {
-    case DType::f16: return __half2float(static_cast<const __half*>(base)[i]);
-    case DType::bf16: return __bfloat162float(static_cast<const __nv_bfloat16*>(base)[i]);
-    default: return static_cast<const float*>(base)[i];
-  }
-}
-
-// v rounded once to dtype (round_to), then stored exactly.
-void store(DType dtype, void* base, int64_t i, double v) {
-  const float f = static_cast<float>(round_to(dtype, v));
-  switch (dtype) {
-    case DType::f16: static_cast<__half*>(base)[i] = __float2half_rn(f); break;
-    case DType::bf16: static_cast<__nv_bfloat16*>(base)[i] = __float2bfloat16_rn(f); break;
-    default: static_cast<float*>(base)[i] = f; break;
-  }
-}
+double load(DType dtype, const void* base, int64_t i) { return detail::load_element(dtype, base, i); }
+void store(DType dtype, void* base, int64_t i, double v) { detail::store_element(dtype, base, i, v); }
 
 }  // namespace
 

@@ -8,13 +8,15 @@
 #include <cmath>
 #include <algorithm>
 #include <cstring>
+#include <iomanip>
 #include <limits>
 #include <random>
 #include <sstream>
 
-#include "activation_functors.cuh"
+#include "activation_params.h"
+#include "cuact/device/convert.cuh"
 #include "cuact/reference.h"
-#include "numeric.cuh"
+#include "dtype_list.h"
 
 namespace cuact::test {
 
@@ -83,6 +85,12 @@ Tolerance tolerance_for(ActivationKind kind, DType dtype, Direction direction) {
   } else {
     t.ulps = 1;
   }
+  return t;
+}
+
+Tolerance tolerance_for_fp32_inputs(ActivationKind kind, DType dtype, Direction direction) {
+  Tolerance t = tolerance_for(kind, dtype, direction);
+  if (kind == ActivationKind::hardsigmoid || kind == ActivationKind::hardswish) t.ulps = 1;
   return t;
 }
 
@@ -179,6 +187,26 @@ double test_gradient(int64_t i) {
   return kGradients[i % 5];
 }
 
+// 64 values of dtype: gradient k has the sign (-1)^k, the exponent -12 + (k
+// mod 23) (so 2^-12 .. 2^10, each about three times) and a significand whose
+// fraction bits are k * 0x9E3779B1 (a fixed odd multiplier) cut to the
+// format's width, except k = 0 (1.0) and k = 1 (all ones): products with f'
+// land on every kind of rounding case, subnormal results of fp16 included.
+const std::vector<double>& dense_gradients(DType dtype) {
+  auto make = [](int fraction_bits) {
+    std::vector<double> g;
+    for (uint32_t k = 0; k < 64; ++k) {
+      const uint32_t all = (1u << fraction_bits) - 1;
+      const uint32_t fraction = k == 0 ? 0 : (k == 1 ? all : ((k * 0x9E3779B1u) >> 8) & all);
+      const double m = 1.0 + std::ldexp(static_cast<double>(fraction), -fraction_bits);
+      g.push_back((k % 2 ? -1 : 1) * std::ldexp(m, -12 + static_cast<int>(k % 23)));
+    }
+    return g;
+  };
+  static const std::vector<double> f16 = make(10), bf16 = make(7);
+  return dtype == DType::f16 ? f16 : bf16;  // bf16's are fp32 values too
+}
+
 std::vector<Activation> test_activations() {
   std::vector<Activation> acts;
   for (int k = 0; k < kNumActivationKinds; ++k)
@@ -231,13 +259,22 @@ double exact_result(const Activation& act, Direction direction, double in, doubl
 
 namespace {
 
-// Rounds a functor's result (float or double) to dtype as the engine's store does.
-template <class V>
-double store_as(DType dtype, V v) {
-  switch (dtype) {
-    case DType::f16: return detail::to_float(detail::narrow<__half>(v));
-    case DType::bf16: return detail::to_float(detail::narrow<__nv_bfloat16>(v));
-    default: return detail::narrow<float>(v);
+// Functor F (results rounded to Out) over every (in, dy), as a kernel runs it:
+// widen to fp32, apply, round once to Out.
+template <class Out, class F>
+void apply_functor(const F& f, Direction direction, const std::vector<double>& in,
+                   const std::vector<double>& dy, std::vector<double>& out) {
+  for (size_t i = 0; i < in.size(); ++i) {
+    const float x = static_cast<float>(in[i]), g = static_cast<float>(dy[i]);
+    float r = std::nanf("");  // no such form: callers check has_backward_from_output
+    if (direction == Direction::forward) {
+      r = f.forward(x);
+    } else if (direction == Direction::backward) {
+      r = f.backward(x, g);
+    } else if constexpr (F::kBackwardFromOutput) {
+      r = f.backward_from_output(x, g);
+    }
+    out[i] = device::to_float(device::narrow<Out>(r));
   }
 }
 
@@ -247,27 +284,52 @@ std::vector<double> evaluate_functors_on_host(const Activation& act, DType dtype
                                               Direction direction, const std::vector<double>& in,
                                               const std::vector<double>& dy) {
   std::vector<double> out(in.size());
-  detail::visit_activation_op(act, [&](const auto& op) {
-    using Op = std::decay_t<decltype(op)>;
-    for (size_t i = 0; i < in.size(); ++i) {
-      const float x = static_cast<float>(in[i]), g = static_cast<float>(dy[i]);
-      if (direction == Direction::forward) {
-        out[i] = store_as(dtype, op.forward(x));
-      } else if (direction == Direction::backward) {
-        out[i] = store_as(dtype, op.backward(x, g));
-      } else if constexpr (detail::HasBackwardFromOutput<Op>::value) {
-        out[i] = store_as(dtype, op.backward_from_output(x, g));
-      } else {
-        out[i] = std::nan("");  // no such form: callers check has_backward_from_output
-      }
-    }
+  detail::visit_dtype(dtype, [&](auto tag) {
+    using Out = typename decltype(tag)::type;
+    detail::visit_activation<Out>(
+        act, [&](const auto& f) { apply_functor<Out>(f, direction, in, dy, out); });
   });
   return out;
 }
 
+namespace {
+
+// Judges one result and adds it to the report.
+void record(SweepReport& r, DType dtype, const Tolerance& tol, double in, double dy, double got,
+            double exact, bool near_root) {
+  const Verdict v = judge(dtype, got, exact, dy, tol, near_root);
+  if (std::isfinite(exact) && std::fabs(exact) >= FLT_MIN && std::isfinite(got))
+    r.max_rel_err = std::max(r.max_rel_err, std::fabs(got - exact) / std::fabs(exact));
+  switch (v.rule) {
+    case Verdict::within_ulps:
+      // The worst ulp error is reported outside the allowances' reach: away
+      // from the fp32 far tail (below 2^-100) and from zeros of f'.
+      if (!near_root && !(tol.fp32_subnormal_floor && std::fabs(exact) < 0x1p-100))
+        r.worst_ulps = std::max(r.worst_ulps, v.ulps);
+      break;
+    case Verdict::subnormal_floor: ++r.subnormal_floor; break;
+    case Verdict::root_allowance: ++r.root_allowance; break;
+    case Verdict::outside:
+      if (++r.outside <= 5) {
+        std::ostringstream msg;
+        msg << std::setprecision(9) << "in=" << in << " dy=" << dy << ": got " << got
+            << ", exact " << exact << " (" << v.ulps << " ulp, bound " << tol.ulps << ")";
+        r.first_failures.push_back(msg.str());
+      }
+      break;
+  }
+}
+
+}  // namespace
+
 SweepReport sweep(const Activation& act, DType dtype, Direction direction,
                   const std::vector<double>& grid, const Evaluator& evaluate) {
-  const Tolerance tol = tolerance_for(act.kind, dtype, direction);
+  return sweep(act, dtype, direction, grid, evaluate, tolerance_for(act.kind, dtype, direction));
+}
+
+SweepReport sweep(const Activation& act, DType dtype, Direction direction,
+                  const std::vector<double>& grid, const Evaluator& evaluate,
+                  const Tolerance& tol) {
   const size_t n = grid.size();
   std::vector<double> in(n), dy(n);
   for (size_t i = 0; i < n; ++i) {
@@ -279,30 +341,45 @@ SweepReport sweep(const Activation& act, DType dtype, Direction direction,
   r.inputs = static_cast<int64_t>(n);
   const bool roots = direction != Direction::forward && tol.root_allowance > 0;
   for (size_t i = 0; i < n; ++i) {
-    const double exact = exact_result(act, direction, in[i], dy[i]);
     const bool near_root = roots && near_derivative_zero(act, grid[i]);
-    const Verdict v = judge(dtype, got[i], exact, dy[i], tol, near_root);
-    if (std::isfinite(exact) && std::fabs(exact) >= FLT_MIN && std::isfinite(got[i]))
-      r.max_rel_err = std::max(r.max_rel_err, std::fabs(got[i] - exact) / std::fabs(exact));
-    switch (v.rule) {
-      case Verdict::within_ulps:
-        // The worst ulp error is reported outside the allowances' reach: away
-        // from the fp32 far tail (below 2^-100) and from zeros of f'.
-        if (!near_root && !(tol.fp32_subnormal_floor && std::fabs(exact) < 0x1p-100))
-          r.worst_ulps = std::max(r.worst_ulps, v.ulps);
-        break;
-      case Verdict::subnormal_floor: ++r.subnormal_floor; break;
-      case Verdict::root_allowance: ++r.root_allowance; break;
-      case Verdict::outside:
-        if (++r.outside <= 5) {
-          std::ostringstream msg;
-          msg << "in=" << in[i] << " dy=" << dy[i] << ": got " << got[i] << ", exact " << exact
-              << " (" << v.ulps << " ulp, bound " << tol.ulps << ")";
-          r.first_failures.push_back(msg.str());
-        }
-        break;
+    record(r, dtype, tol, in[i], dy[i], got[i], exact_result(act, direction, in[i], dy[i]),
+           near_root);
+  }
+  return r;
+}
+
+SweepReport sweep_dense_gradients(const Activation& act, DType dtype, Direction direction,
+                                  const std::vector<double>& grid, const Evaluator& evaluate) {
+  const Tolerance tol = tolerance_for(act.kind, dtype, direction);
+  const std::vector<double>& gradients = dense_gradients(dtype);
+  const size_t per_input = gradients.size(), chunk = 1024;
+  const bool roots = tol.root_allowance > 0;
+  // Exact ops are evaluated per pair: dy * f'(x) in double would round twice.
+  const bool per_pair = is_piecewise_linear(act.kind);
+  SweepReport r;
+  std::vector<double> in, dy;
+  for (size_t first = 0; first < grid.size(); first += chunk) {
+    const size_t count = std::min(chunk, grid.size() - first);
+    in.assign(count * per_input, 0.0);
+    dy.assign(count * per_input, 0.0);
+    for (size_t i = 0; i < count; ++i)
+      for (size_t k = 0; k < per_input; ++k) {
+        in[i * per_input + k] = direction_input(act, dtype, direction, grid[first + i]);
+        dy[i * per_input + k] = gradients[k];
+      }
+    const std::vector<double> got = evaluate(in, dy);
+    for (size_t i = 0; i < count; ++i) {
+      const double x = in[i * per_input];
+      const double slope = exact_result(act, direction, x, 1.0);
+      const bool near_root = roots && near_derivative_zero(act, grid[first + i]);
+      for (size_t k = 0; k < per_input; ++k) {
+        const double g = gradients[k];
+        const double exact = per_pair ? exact_result(act, direction, x, g) : slope * g;
+        record(r, dtype, tol, x, g, got[i * per_input + k], exact, near_root);
+      }
     }
   }
+  r.inputs = static_cast<int64_t>(grid.size() * per_input);
   return r;
 }
 

@@ -31,6 +31,10 @@ struct Tolerance {
 // - backward of kinds whose f' has a zero inside the domain: the root allowance.
 Tolerance tolerance_for(ActivationKind kind, DType dtype, Direction direction);
 bool is_piecewise_linear(ActivationKind kind);
+// The same rule for fp16/bf16 results from inputs that are any fp32 value
+// (the fused kernels apply the functor to fp32(x + bias)): hardsigmoid and
+// hardswish, exact only for inputs that are values of the dtype, get 1 ulp.
+Tolerance tolerance_for_fp32_inputs(ActivationKind kind, DType dtype, Direction direction);
 
 // Distance in representable steps of `dtype` between two values of that
 // dtype (NaN vs NaN is 0, NaN vs number is huge, +-0 are one value).
@@ -59,6 +63,9 @@ bool near_derivative_zero(const Activation& act, double x);
 const std::vector<double>& test_inputs(DType dtype);
 // The incoming gradient for element i: a few representable values, cycled.
 double test_gradient(int64_t i);
+// The incoming gradients of the dense backward sweeps of fp16/bf16: 64
+// values of dtype, every one paired with every input (see accuracy.cpp).
+const std::vector<double>& dense_gradients(DType dtype);
 
 // The activations the tests sweep: every kind with its defaults, plus
 // non-default parameters for every kind that has parameters.
@@ -94,6 +101,15 @@ struct SweepReport {
 };
 SweepReport sweep(const Activation& act, DType dtype, Direction direction,
                   const std::vector<double>& grid, const Evaluator& evaluate);
+// The same with a given tolerance (e.g. tolerance_for_fp32_inputs).
+SweepReport sweep(const Activation& act, DType dtype, Direction direction,
+                  const std::vector<double>& grid, const Evaluator& evaluate,
+                  const Tolerance& tol);
+// A backward direction of fp16/bf16 judged on every input of the grid times
+// every gradient of dense_gradients(dtype); the reference f' is computed once
+// per input and multiplied by dy in double (it rounds once, to the dtype).
+SweepReport sweep_dense_gradients(const Activation& act, DType dtype, Direction direction,
+                                  const std::vector<double>& grid, const Evaluator& evaluate);
 
 // One row of the activation test tables: every activation of
 // test_activations() x dtype x direction it offers.

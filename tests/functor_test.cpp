@@ -1,6 +1,8 @@
 // The device functors, run on the host exactly as the kernels run them
 // (widen to fp32, functor, round once to the dtype), against the double
-// reference: every activation x dtype x direction over the full input grid.
+// reference: every activation x dtype x direction over the full input grid
+// (fp16/bf16 backward: every input times every gradient of the dense set),
+// and fp16/bf16 results from inputs that are any fp32 value.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -11,32 +13,62 @@
 namespace cuact::test {
 namespace {
 
-class FunctorVsReference : public testing::TestWithParam<ActivationCase> {};
-
-TEST_P(FunctorVsReference, WithinTheDtypesTolerance) {
-  const ActivationCase c = GetParam();
-  const Activation act = c.act;
-  const DType dtype = c.dtype;
-  const Direction direction = c.direction;
-  const SweepReport r = sweep(
-      act, dtype, direction, test_inputs(dtype),
-      [&](const std::vector<double>& in, const std::vector<double>& dy) {
-        return evaluate_functors_on_host(act, dtype, direction, in, dy);
-      });
+void expect_within(const ActivationCase& c, const SweepReport& r, const Tolerance& tol,
+                   const char* inputs) {
   for (const std::string& failure : r.first_failures) ADD_FAILURE() << failure;
   EXPECT_EQ(r.outside, 0) << "results outside the tolerance (first 5 above)";
-  RecordProperty("worst_ulps", std::to_string(r.worst_ulps));
-  std::printf("accuracy %s %s %s: worst %lld ulp (bound %d); %lld by the subnormal floor, "
-              "%lld by the root allowance, %lld outside; of %lld inputs\n",
-              describe(act).c_str(), dtype_name(dtype), direction_name(direction),
-              static_cast<long long>(r.worst_ulps),
-              tolerance_for(act.kind, dtype, direction).ulps,
+  testing::Test::RecordProperty("worst_ulps", std::to_string(r.worst_ulps));
+  std::printf("accuracy %s %s %s (%s): worst %lld ulp (bound %d); %lld by the subnormal floor, "
+              "%lld by the root allowance, %lld outside; of %lld results\n",
+              describe(c.act).c_str(), dtype_name(c.dtype), direction_name(c.direction), inputs,
+              static_cast<long long>(r.worst_ulps), tol.ulps,
               static_cast<long long>(r.subnormal_floor), static_cast<long long>(r.root_allowance),
               static_cast<long long>(r.outside), static_cast<long long>(r.inputs));
 }
 
+Evaluator functors(const ActivationCase& c) {
+  return [c](const std::vector<double>& in, const std::vector<double>& dy) {
+    return evaluate_functors_on_host(c.act, c.dtype, c.direction, in, dy);
+  };
+}
+
+class FunctorVsReference : public testing::TestWithParam<ActivationCase> {};
+
+TEST_P(FunctorVsReference, WithinTheDtypesTolerance) {
+  const ActivationCase c = GetParam();
+  const std::vector<double>& grid = test_inputs(c.dtype);
+  const bool dense = c.dtype != DType::f32 && c.direction != Direction::forward;
+  const SweepReport r = dense ? sweep_dense_gradients(c.act, c.dtype, c.direction, grid, functors(c))
+                              : sweep(c.act, c.dtype, c.direction, grid, functors(c));
+  expect_within(c, r, tolerance_for(c.act.kind, c.dtype, c.direction),
+                dense ? "every input x dense dy" : "every input");
+}
+
 INSTANTIATE_TEST_SUITE_P(AllActivations, FunctorVsReference,
                          testing::ValuesIn(activation_cases()),
+                         [](const auto& info) { return case_name(info.param, info.index); });
+
+// fp16/bf16 results of functors applied to any fp32 value (the fused
+// kernels' fp32(x + bias)), forward and backward, on the fp32 grid.
+class HalfResultsOfFp32Inputs : public testing::TestWithParam<ActivationCase> {};
+
+TEST_P(HalfResultsOfFp32Inputs, WithinTheDtypesTolerance) {
+  const ActivationCase c = GetParam();
+  const Tolerance tol = tolerance_for_fp32_inputs(c.act.kind, c.dtype, c.direction);
+  expect_within(c, sweep(c.act, c.dtype, c.direction, test_inputs(DType::f32), functors(c), tol),
+                tol, "fp32 inputs");
+}
+
+std::vector<ActivationCase> half_cases_of_fp32_inputs() {
+  std::vector<ActivationCase> cases;
+  for (const ActivationCase& c : activation_cases())
+    if (c.dtype != DType::f32 && c.direction != Direction::backward_from_output)
+      cases.push_back(c);
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(AllActivations, HalfResultsOfFp32Inputs,
+                         testing::ValuesIn(half_cases_of_fp32_inputs()),
                          [](const auto& info) { return case_name(info.param, info.index); });
 
 }  // namespace

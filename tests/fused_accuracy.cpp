@@ -25,8 +25,12 @@ Tolerance fused_tolerance(ActivationKind kind, DType dtype, Direction direction,
   if (kind == ActivationKind::hardsigmoid || kind == ActivationKind::hardswish)
     t.ulps = std::max(t.ulps, 1);
   if (!product_after) return t;
-  if (dtype == DType::f32) t.ulps += 1;
-  else t.ulps = std::max(t.ulps, 1);
+  if (dtype == DType::f32) {
+    t.ulps += 1;
+    t.fp32_subnormal_floor = true;  // the product of a subnormal result rounds twice
+  } else {
+    t.ulps = std::max(t.ulps, 1);
+  }
   return t;
 }
 
@@ -56,10 +60,11 @@ double reduction_bound(DType dtype, double exact, const ReductionBound& b) {
 
 }  // namespace
 
-double backward_term_error(const Activation& act, double z, double dy, double exact_term,
-                           bool product_after) {
-  const Tolerance t = fused_tolerance(act.kind, DType::f32, Direction::backward, product_after);
-  double e = t.ulps * ulp_at(DType::f32, exact_term) + FLT_MIN;
+double backward_term_error(const Activation& act, DType dtype, double z, double dy,
+                           double exact_term, bool product_after) {
+  const Tolerance t = fused_tolerance(act.kind, dtype, Direction::backward, product_after);
+  double e = t.ulps * ulp_at(dtype, exact_term) + FLT_MIN;
+  if (dtype != DType::f32) e += ulp_at(DType::f32, exact_term);  // the fp32 term's own rounding
   if (t.root_allowance > 0 && near_derivative_zero(act, z))
     e += t.root_allowance * std::ldexp(std::fabs(dy), -24);
   return e;
@@ -102,10 +107,14 @@ class CallJudge {
   void check_zero(const char* what, int64_t i, double got) {
     if (!(got == 0 && !std::signbit(got))) fail(what, i, got, 0.0, "(dropped: must be +0)");
   }
-  void check_sum(const char* what, int64_t i, double got, double exact, const ReductionBound& b) {
-    if (!reduction_within(dtype_, got, exact, b)) {
+  // A reduction's output, in sum_dtype (the parameter's).
+  void check_sum(const char* what, int64_t i, double got, double exact, const ReductionBound& b,
+                 DType sum_dtype) {
+    if (!reduction_within(sum_dtype, got, exact, b)) {
       ++failures_;
-      if (failures_ <= 3) report(std::string(what) + "[" + std::to_string(i) + "]: " + reduction_report(dtype_, got, exact, b));
+      if (failures_ <= 3)
+        report(std::string(what) + "[" + std::to_string(i) +
+               "]: " + reduction_report(sum_dtype, got, exact, b));
     }
   }
   void fail(const char* what, int64_t i, double got, double exact, const std::string& note) {
@@ -146,7 +155,8 @@ int64_t judge_bias_forward(const Activation& act, DType dtype, int64_t rows, int
   return j.failures();
 }
 
-int64_t judge_bias_backward(const Activation& act, DType dtype, int64_t rows, int64_t cols,
+int64_t judge_bias_backward(const Activation& act, DType dtype, DType param_dtype, int64_t rows,
+                            int64_t cols,
                             const std::vector<double>& x, const std::vector<double>& bias,
                             const std::vector<double>& dy, const Dropout& dropout,
                             const std::vector<double>& dx, const std::vector<double>& dbias) {
@@ -166,10 +176,10 @@ int64_t judge_bias_backward(const Activation& act, DType dtype, int64_t rows, in
     if (!kept) j.check_zero("dx", i, dx[i]);
     else j.check("dx", i, dx[i], dz, g, tol, roots && near_derivative_zero(act, z));
     sums[c] += dz;
-    bounds[c].add(dz, kept ? backward_term_error(act, z, g, dz, product) : 0.0);
+    bounds[c].add(dz, kept ? backward_term_error(act, dtype, z, g, dz, product) : 0.0);
   }
   for (int64_t c = 0; c < static_cast<int64_t>(dbias.size()); ++c)
-    j.check_sum("dbias", c, dbias[c], sums[c], bounds[c]);
+    j.check_sum("dbias", c, dbias[c], sums[c], bounds[c], param_dtype);
   return j.failures();
 }
 
@@ -209,7 +219,7 @@ int64_t judge_glu_backward(const Glu& glu, DType dtype, int64_t rows, int64_t d,
   return j.failures();
 }
 
-int64_t judge_prelu(DType dtype, int64_t outer, int64_t channels, int64_t inner,
+int64_t judge_prelu(DType dtype, DType param_dtype, int64_t outer, int64_t channels, int64_t inner,
                     const std::vector<double>& x, const std::vector<double>& weight,
                     const std::vector<double>& dy, const std::vector<double>& y,
                     const std::vector<double>& dx, const std::vector<double>& dweight) {
@@ -228,7 +238,7 @@ int64_t judge_prelu(DType dtype, int64_t outer, int64_t channels, int64_t inner,
     }
   }
   for (int64_t c = 0; c < static_cast<int64_t>(dweight.size()); ++c)
-    j.check_sum("dweight", c, dweight[c], sums[c], bounds[c]);
+    j.check_sum("dweight", c, dweight[c], sums[c], bounds[c], param_dtype);
   return j.failures();
 }
 

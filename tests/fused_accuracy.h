@@ -52,10 +52,12 @@ struct ReductionBound {
     ++terms;
   }
 };
-// e_i of a term of bias + activation backward: the fp32 rule of act's backward
-// at pre-activation z with incoming gradient dy (the product forms' + 1 ulp when scaled).
-double backward_term_error(const Activation& act, double z, double dy, double exact_term,
-                           bool product_after);
+// e_i of a term of bias + activation backward: the rule of act's backward for
+// dtype, the data's (its terms are computed as precisely as its dx needs), at
+// pre-activation z with incoming gradient dy (the product forms' + 1 ulp when
+// scaled); for fp16/bf16 one fp32 rounding more, the term's own.
+double backward_term_error(const Activation& act, DType dtype, double z, double dy,
+                           double exact_term, bool product_after);
 // e_i of a term rounded once in fp32 (PReLU's dy * x).
 double rounded_term_error(double exact_term);
 bool reduction_within(DType dtype, double got, double exact, const ReductionBound& b);
@@ -71,8 +73,9 @@ int64_t judge_bias_forward(const Activation& act, DType dtype, int64_t rows, int
                            const std::vector<double>& x, const std::vector<double>& bias,
                            const Dropout& dropout, const std::vector<double>& y,
                            const std::vector<uint8_t>* mask);
-// dbias may be empty (not asked for).
-int64_t judge_bias_backward(const Activation& act, DType dtype, int64_t rows, int64_t cols,
+// dbias (in param_dtype, the bias's dtype) may be empty (not asked for).
+int64_t judge_bias_backward(const Activation& act, DType dtype, DType param_dtype, int64_t rows,
+                            int64_t cols,
                             const std::vector<double>& x, const std::vector<double>& bias,
                             const std::vector<double>& dy, const Dropout& dropout,
                             const std::vector<double>& dx, const std::vector<double>& dbias);
@@ -81,8 +84,8 @@ int64_t judge_glu_forward(const Glu& glu, DType dtype, int64_t rows, int64_t d,
 int64_t judge_glu_backward(const Glu& glu, DType dtype, int64_t rows, int64_t d,
                            const std::vector<double>& x, const std::vector<double>& dy,
                            const std::vector<double>& dx);
-// PReLU is exact; dweight (may be empty) within the reduction bound.
-int64_t judge_prelu(DType dtype, int64_t outer, int64_t channels, int64_t inner,
+// PReLU is exact; dweight (in param_dtype, may be empty) within the reduction bound.
+int64_t judge_prelu(DType dtype, DType param_dtype, int64_t outer, int64_t channels, int64_t inner,
                     const std::vector<double>& x, const std::vector<double>& weight,
                     const std::vector<double>& dy, const std::vector<double>& y,
                     const std::vector<double>& dx, const std::vector<double>& dweight);

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "cuact/cuact.h"
-#include "fused_calls.h"
+#include "row_calls.h"
 #include "gpu_guard.h"
 
 namespace cuact {

@@ -1,4 +1,4 @@
-// The fused forms' per-element math (cuda/fused_forms.h), run on the host
+// The fused forms' per-element math (cuda/forms.h), run on the host
 // exactly as the row engine runs it (widen to fp32, form, round once to the
 // dtype), against the double reference, for every activation x dtype: bias +
 // activation, GLU (both outputs of the backward), dropout (kept values scaled,
@@ -14,11 +14,12 @@
 #include <sstream>
 #include <vector>
 
-#include "activation_functors.cuh"
+#include "activation_params.h"
+#include "cuact/device/convert.cuh"
 #include "cuact/reference.h"
-#include "fused_forms.h"
+#include "forms.h"
+#include "dtype_list.h"
 #include "fused_testing.h"
-#include "numeric.cuh"
 
 namespace cuact::test {
 namespace {
@@ -49,7 +50,7 @@ std::vector<double> sweep_inputs(DType dtype) {
 // operation returns depends on its operand order, not on the math).
 template <class T>
 bool same_bits(const T& a, const T& b) {
-  const float fa = detail::to_float(a), fb = detail::to_float(b);
+  const float fa = device::to_float(a), fb = device::to_float(b);
   if (fa != fa || fb != fb) return fa != fa && fb != fb;
   return std::memcmp(&a, &b, sizeof(T)) == 0;
 }
@@ -57,7 +58,7 @@ bool same_bits(const T& a, const T& b) {
 // A value of the form's output type, rounded to dtype as the engine's store does.
 template <class T, class V>
 double stored(V v) {
-  return detail::to_float(detail::narrow<T>(v));
+  return device::to_float(device::narrow<T>(v));
 }
 
 struct Tally {
@@ -106,24 +107,24 @@ void check_forms(const FusedCase& c, const F& op) {
   const bool roots_backward =
       tolerance_for(kind, dtype, Direction::backward).root_allowance > 0;
   auto inputs = [](double a, double b, double cc, double param, bool kept) {
-    return ElementInputs{{static_cast<float>(a), static_cast<float>(b), static_cast<float>(cc)},
-                         static_cast<float>(param), 0u, kept};
+    return ElementIn{{static_cast<float>(a), static_cast<float>(b), static_cast<float>(cc)},
+                     static_cast<float>(param), 0u, kept};
   };
   auto near_root = [&](double x) { return roots_backward && near_derivative_zero(c.act, x); };
 
   // Without bias, gate and dropout (their neutral values), the forms are the
   // plain activation, bit for bit (p = 0 is the plain activation).
   {
-    const ActivationForwardForm<F> forward{op, 1.0f};
-    const ActivationBackwardForm<F> backward{op, 1.0f};
+    const ActivationForward<F, T, false> forward{op, 1.0f};
+    const ActivationBackward<F, T, false> backward{op, 1.0f, false};
     int64_t differ = 0;
     for (size_t i = 0; i < xs.size(); ++i) {
       const float x = static_cast<float>(xs[i]);
       const float dy = static_cast<float>(test_gradient(static_cast<int64_t>(i)));
-      const T y1 = narrow<T>(forward(inputs(x, kNoGate, 0, kNoBias, true)).value);
-      const T y0 = narrow<T>(op.forward(x));
-      const T d1 = narrow<T>(backward(inputs(x, dy, 0, kNoBias, true)).value);
-      const T d0 = narrow<T>(op.backward(x, dy));
+      const T y1 = device::narrow<T>(forward(inputs(x, kNoGate, 0, kNoBias, true)).out[0]);
+      const T y0 = device::narrow<T>(op.forward(x));
+      const T d1 = device::narrow<T>(backward(inputs(x, dy, 0, kNoBias, true)).out[0]);
+      const T d0 = device::narrow<T>(op.backward(x, dy));
       differ += !same_bits(y1, y0) || !same_bits(d1, d0);
     }
     EXPECT_EQ(differ, 0) << "neutral bias / gate / dropout changed the plain activation";
@@ -133,14 +134,14 @@ void check_forms(const FusedCase& c, const F& op) {
     Tally fwd{"bias forward"}, bwd{"bias backward"};
     const Tolerance tf = fused_tolerance(kind, dtype, Direction::forward, false);
     const Tolerance tb = fused_tolerance(kind, dtype, Direction::backward, false);
-    const ActivationForwardForm<F> forward{op, 1.0f};
-    const ActivationBackwardForm<F> backward{op, 1.0f};
+    const ActivationForward<F, T, false> forward{op, 1.0f};
+    const ActivationBackward<F, T, false> backward{op, 1.0f, false};
     for (size_t i = 0; i < xs.size(); ++i) {
       const double x = xs[i], b = fused_operand(static_cast<int64_t>(i)), dy = test_gradient(static_cast<int64_t>(i));
       const double z = reference::bias_preactivation(x, b);
-      fwd.add(dtype, stored<T>(forward(inputs(x, kNoGate, 0, b, true)).value),
+      fwd.add(dtype, stored<T>(forward(inputs(x, kNoGate, 0, b, true)).out[0]),
               reference::forward(c.act, z), dy, tf, false, x);
-      bwd.add(dtype, stored<T>(backward(inputs(x, dy, 0, b, true)).value),
+      bwd.add(dtype, stored<T>(backward(inputs(x, dy, 0, b, true)).out[0]),
               reference::backward(c.act, z, dy), dy, tb, near_root(z), x);
     }
     fwd.report(c, tf.ulps);
@@ -151,22 +152,22 @@ void check_forms(const FusedCase& c, const F& op) {
     Tally fwd{"glu forward"}, da{"glu backward d(gated)"}, db{"glu backward d(linear)"};
     const Tolerance tf = fused_tolerance(kind, dtype, Direction::forward, true);
     const Tolerance tb = fused_tolerance(kind, dtype, Direction::backward, true);
-    const ActivationForwardForm<F> forward{op, 1.0f};
-    const GatedBackwardForm<F> backward{op};
+    const ActivationForward<F, T, false> forward{op, 1.0f};
+    const GatedBackward<F, T> backward{op};
     for (size_t i = 0; i < xs.size(); ++i) {
       const double a = xs[i], lin = fused_operand(static_cast<int64_t>(i) + 3),
                    dy = test_gradient(static_cast<int64_t>(i));
       const auto r = backward(inputs(a, dy, lin, 0, true));
-      da.add(dtype, stored<T>(r.value), reference::backward(c.act, a, dy * lin), dy * lin, tb,
+      da.add(dtype, stored<T>(r.out[0]), reference::backward(c.act, a, dy * lin), dy * lin, tb,
              near_root(a), a);
-      const double y = stored<T>(forward(inputs(a, lin, 0, kNoBias, true)).value);
+      const double y = stored<T>(forward(inputs(a, lin, 0, kNoBias, true)).out[0]);
       if (fp32_activation_overflows(c.act, a)) {  // f(a) is +-inf in fp32
         fwd.add_exact(dtype, y, overflowed_product(c.act, a, lin), a);
-        db.add_exact(dtype, stored<T>(r.second), overflowed_product(c.act, a, dy), a);
+        db.add_exact(dtype, stored<T>(r.out[1]), overflowed_product(c.act, a, dy), a);
         continue;
       }
       fwd.add(dtype, y, reference::forward(c.act, a) * lin, dy, tf, false, a);
-      db.add(dtype, stored<T>(r.second), dy * reference::forward(c.act, a), dy, tf, false, a);
+      db.add(dtype, stored<T>(r.out[1]), dy * reference::forward(c.act, a), dy, tf, false, a);
     }
     fwd.report(c, tf.ulps);
     da.report(c, tb.ulps);
@@ -177,14 +178,14 @@ void check_forms(const FusedCase& c, const F& op) {
     Tally fwd{"dropout forward"}, bwd{"dropout backward"};
     const Tolerance tf = fused_tolerance(kind, dtype, Direction::forward, true);
     const Tolerance tb = fused_tolerance(kind, dtype, Direction::backward, true);
-    const ActivationForwardForm<F> forward{op, scale};
-    const ActivationBackwardForm<F> backward{op, scale};
+    const ActivationForward<F, T, true> forward{op, scale};
+    const ActivationBackward<F, T, true> backward{op, scale, false};
     int64_t dropped_not_zero = 0;
     for (size_t i = 0; i < xs.size(); ++i) {
       const double x = xs[i], dy = test_gradient(static_cast<int64_t>(i));
       const bool kept = reference::dropout_keeps(dropout, i);
-      const double y = stored<T>(forward(inputs(x, kNoGate, 0, kNoBias, kept)).value);
-      const double dx = stored<T>(backward(inputs(x, dy, 0, kNoBias, kept)).value);
+      const double y = stored<T>(forward(inputs(x, kNoGate, 0, kNoBias, kept)).out[0]);
+      const double dx = stored<T>(backward(inputs(x, dy, 0, kNoBias, kept)).out[0]);
       if (!kept) {
         dropped_not_zero += !(y == 0 && !std::signbit(y)) + !(dx == 0 && !std::signbit(dx));
         continue;
@@ -202,13 +203,11 @@ class FusedFormsVsReference : public testing::TestWithParam<FusedCase> {};
 
 TEST_P(FusedFormsVsReference, WithinTheFusedTolerance) {
   const FusedCase c = GetParam();
-  detail::visit_activation_op(c.act, [&](const auto& op) {
-    using F = std::decay_t<decltype(op)>;
-    switch (c.dtype) {
-      case DType::f16: check_forms<__half, F>(c, op); break;
-      case DType::bf16: check_forms<__nv_bfloat16, F>(c, op); break;
-      default: check_forms<float, F>(c, op); break;
-    }
+  detail::visit_dtype(c.dtype, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    detail::visit_activation<T>(c.act, [&](const auto& op) {
+      check_forms<T, std::decay_t<decltype(op)>>(c, op);
+    });
   });
 }
 
@@ -235,35 +234,28 @@ TEST(SlopeForms, ExactAgainstTheReference) {
     for (size_t i = 0; i < xs.size(); ++i) {
       const double x = xs[i], dy = test_gradient(static_cast<int64_t>(i));
       const float w = weights[i % 5];
-      const ElementInputs e{{static_cast<float>(x), static_cast<float>(dy), 0.0f}, w, 0u, true};
-      const SlopeForwardForm prelu{SlopeRule{0.0f, 0.0f, false}};
-      const SlopeBackwardForm prelu_bwd{SlopeRule{0.0f, 0.0f, false}};
+      const ElementIn e{{static_cast<float>(x), static_cast<float>(dy), 0.0f}, w, 0u, true};
+      const SlopeRule rule{0.0f, 0.0f, false};
       const double want_y = std::isnan(x) || x > 0 ? x : (w == 0 ? 0.0 : w * x);
       const double want_dx = std::isnan(x) ? x : (x > 0 ? dy : w * dy);
       auto same = [&](double got, double want) {
         return ulp_distance(dtype, got, reference::round_to(dtype, want)) == 0;
       };
       double got_y = 0, got_dx = 0;
-      switch (dtype) {
-        case DType::f16:
-          got_y = stored<__half>(prelu(e).value);
-          got_dx = stored<__half>(prelu_bwd(e).value);
-          break;
-        case DType::bf16:
-          got_y = stored<__nv_bfloat16>(prelu(e).value);
-          got_dx = stored<__nv_bfloat16>(prelu_bwd(e).value);
-          break;
-        default:
-          got_y = stored<float>(prelu(e).value);
-          got_dx = stored<float>(prelu_bwd(e).value);
-      }
+      float term = 0;
+      visit_dtype(dtype, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        got_y = stored<T>(SlopeForward<T, false>{rule}(e).out[0]);
+        const ElementOut b = SlopeBackward<T, false>{rule}(e);
+        got_dx = stored<T>(b.out[0]);
+        term = b.term;
+      });
       if (!same(got_y, want_y) || !same(got_dx, want_dx)) {
         if (++wrong <= 3)
           ADD_FAILURE() << dtype_name(dtype) << " x=" << x << " w=" << w << ": y " << got_y
                         << " vs " << want_y << ", dx " << got_dx << " vs " << want_dx;
       }
       // The d weight term: dy * x off the linear side (NaN x included).
-      const float term = prelu_bwd(e).term;
       if (!(x > 0)) {
         const double want = static_cast<double>(static_cast<float>(dy * x));
         EXPECT_TRUE(term == want || (std::isnan(term) && std::isnan(want))) << x;
@@ -279,17 +271,20 @@ TEST(SlopeForms, RreluKinkAndSlopeSources) {
   using namespace detail;
   const SlopeRule rrelu{0.0f, 0.0f, true};  // eval: the slope is the parameter
   const SlopeRule prelu{0.0f, 0.0f, false};
-  const ElementInputs zero{{0.0f, 2.0f, 0.0f}, 0.25f, 0u, true};
+  const ElementIn zero{{0.0f, 2.0f, 0.0f}, 0.25f, 0u, true};
   // x = 0: on RReLU's linear side (x >= 0, derivative 1), not on PReLU's (x > 0).
-  EXPECT_EQ(SlopeBackwardForm{rrelu}(zero).value, 2.0);
-  EXPECT_EQ(SlopeBackwardForm{prelu}(zero).value, 0.5);
+  using Slope = SlopeBackward<float, false>;
+  EXPECT_EQ(Slope{rrelu}(zero).out[0], 2.0f);
+  EXPECT_EQ(Slope{prelu}(zero).out[0], 0.5f);
   // Training: base lower, span upper - lower, u from the word.
   const SlopeRule train{0.5f - 0.125f, 0.5f, true};
-  const ElementInputs neg{{-4.0f, 1.0f, 0.0f}, 0.125f, 0x80000000u, true};
+  const ElementIn neg{{-4.0f, 1.0f, 0.0f}, 0.125f, 0x80000000u, true};
   EXPECT_EQ(train.slope(neg), rrelu_slope(0.125f, 0.5f, 0x80000000u));
-  EXPECT_EQ(SlopeForwardForm{train}(neg).value, -4.0 * rrelu_slope(0.125f, 0.5f, 0x80000000u));
-  EXPECT_TRUE(std::isnan(SlopeForwardForm{train}(ElementInputs{{NAN, 0, 0}, 0.125f, 7u, true}).value));
-  EXPECT_EQ(SlopeForwardForm{SlopeRule{}}(ElementInputs{{-INFINITY, 0, 0}, 0.0f, 0u, true}).value, 0.0);
+  using Drawn = SlopeForward<float, true>;
+  using Fixed = SlopeForward<float, false>;
+  EXPECT_EQ(Drawn{train}(neg).out[0], -4.0f * rrelu_slope(0.125f, 0.5f, 0x80000000u));
+  EXPECT_TRUE(std::isnan(Drawn{train}(ElementIn{{NAN, 0, 0}, 0.125f, 7u, true}).out[0]));
+  EXPECT_EQ(Fixed{SlopeRule{}}(ElementIn{{-INFINITY, 0, 0}, 0.0f, 0u, true}).out[0], 0.0f);
 }
 
 }  // namespace

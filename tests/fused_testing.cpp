@@ -11,10 +11,12 @@
 
 #include <gtest/gtest.h>
 
-#include "activation_functors.cuh"
+#include "activation_params.h"
 #include "cuact/reference.h"
-#include "fused_forms.h"
-#include "fused_launch.h"
+#include "dtype_list.h"
+#include "forms.h"
+#include "row_calls.h"
+#include "row_engine.h"
 
 namespace cuact::test {
 
@@ -22,99 +24,111 @@ namespace cuact::test {
 
 namespace {
 
-template <class T, class Form>
-void emulate(const Form& form, const detail::FusedCall& c, int64_t device_blocks) {
-  using namespace detail;
-  constexpr int W = Pack<T>::kWidth;
-  RowLaunch<T> l = make_row_launch<T>(c, Form::kReduces, device_blocks);
+using detail::Accumulator;
+using detail::kBlockThreads;
+using detail::kVecWidth;
+using detail::ReduceMode;
+using detail::RowCall;
+using detail::RowForm;
+using detail::RowRequest;
+
+template <class Form>
+void emulate(const Form& form, const RowRequest& r, int64_t device_blocks) {
+  using T = typename Form::Data;
+  constexpr int W = kVecWidth<T>;
+  const RowCall c = detail::plan_rows(r, device_blocks);
+  const int64_t blocks = c.geometry.blocks();
   std::vector<float> sums(static_cast<size_t>(kBlockThreads) * W);
-  for (int64_t b = 0; b < l.geometry.blocks(); ++b) {
+  for (int64_t b = 0; b < blocks; ++b) {
     for (int t = 0; t < kBlockThreads; ++t) {
       Accumulator<W> acc;
-      for_each_tile_item(l.plan, l.geometry, b, t, [&](int64_t r, int64_t chunk) {
-        process_chunk(form, l.args, l.plan, r, chunk, acc);
-      });
+      detail::run_tiles(form, c, b, t, acc);
+      if (c.plan.extras() > 0) detail::run_extras(form, c, b * kBlockThreads + t, blocks * kBlockThreads);
       if constexpr (Form::kReduces) {
-        if (l.args.reduce == ReduceMode::by_column)
+        if (c.reduce == ReduceMode::by_column)
           for (int j = 0; j < W; ++j) sums[static_cast<size_t>(t) * W + j] = acc.column[j];
         else
           sums[static_cast<size_t>(t)] = acc.row;
       }
     }
     if constexpr (Form::kReduces) {
-      if (l.args.reduce == ReduceMode::by_column)
-        write_column_partials<W>(sums.data(), l.plan, l.geometry, b, 0, 1, l.args.partials);
-      else if (l.args.reduce == ReduceMode::by_row_channel)
-        write_channel_partials(sums.data(), l.geometry, l.args.channels, b, 0, 1, l.args.partials);
+      if (c.reduce == ReduceMode::by_column)
+        detail::write_column_partials<W>(sums.data(), c.plan, c.geometry, b, 0, 1, c.partials);
+      else if (c.reduce == ReduceMode::by_row_channel)
+        detail::write_channel_partials(sums.data(), c.geometry, static_cast<int64_t>(c.channels.divisor),
+                                       b, 0, 1, c.partials);
     }
   }
-  if (!l.reduces) return;
-  T* out = static_cast<T*>(c.reduce_out);
-  for (int64_t s = 0; s < l.layout.segments; ++s) {
-    float sum = 0.0f;
-    for (int64_t i = 0; i < l.layout.segment_length; ++i)
-      sum += l.args.partials[s * l.layout.segment_length + i];
-    out[s] = narrow<T>(sum);
-  }
+  if (r.reduce == ReduceMode::none) return;
+  const detail::ReduceLayout layout = detail::reduce_layout_of(r, c);
+  detail::visit_dtype(r.reduce_dtype, [&](auto tag) {
+    using R = typename decltype(tag)::type;
+    R* out = static_cast<R*>(r.reduce_out);
+    for (int64_t s = 0; s < layout.segments; ++s) {
+      float sum = 0.0f;
+      for (int64_t i = 0; i < layout.segment_length; ++i) sum += c.partials[s * layout.segment_length + i];
+      out[s] = device::narrow<R>(sum);
+    }
+  });
 }
 
 // The functors the emulator instantiates: the engine does not depend on the
 // functor (fused_functor_test runs every functor's forms), so a few kinds
-// stand for all: exact float- and double-returning, smooth, parameterized.
-using EmulatedOps = std::tuple<detail::IdentityOp, detail::ReluOp, detail::LeakyReluOp,
-                               detail::HardswishOp, detail::GeluOp, detail::GeluTanhOp,
-                               detail::SiluOp, detail::SigmoidOp, detail::ThresholdOp>;
+// stand for all: exact and smooth, with and without parameters.
+constexpr ActivationKind kEmulatedKinds[] = {
+    ActivationKind::identity, ActivationKind::relu, ActivationKind::leaky_relu,
+    ActivationKind::hardswish, ActivationKind::gelu, ActivationKind::sigmoid};
 
-template <class Fn, size_t... I>
-void visit_emulated_op(const Activation& act, Fn&& fn, std::index_sequence<I...>) {
-  bool found = false;
-  ((std::tuple_element_t<I, EmulatedOps>::kind == act.kind
-        ? (fn(std::tuple_element_t<I, EmulatedOps>(act)), found = true)
-        : false),
-   ...);
-  if (!found) ADD_FAILURE() << describe(act) << " is not among the emulated functors";
-}
-template <class Fn>
-void visit_emulated_op(const Activation& act, Fn&& fn) {
-  visit_emulated_op(act, fn, std::make_index_sequence<std::tuple_size_v<EmulatedOps>>{});
+constexpr bool emulated(std::size_t k) {
+  for (ActivationKind e : kEmulatedKinds)
+    if (static_cast<std::size_t>(e) == k) return true;
+  return false;
 }
 
 template <class T>
-void emulate_typed(const detail::FusedLaunch& launch, int64_t device_blocks) {
-  using namespace detail;
-  const FusedCall& c = launch.call;
-  switch (launch.op) {
-    case FusedOp::activation_forward:
-      visit_emulated_op(c.act, [&](const auto& op) {
-        using F = std::decay_t<decltype(op)>;
-        emulate<T>(ActivationForwardForm<F>{op, c.dropout.scale}, c, device_blocks);
-      });
-      break;
-    case FusedOp::activation_backward:
-      visit_emulated_op(c.act, [&](const auto& op) {
-        using F = std::decay_t<decltype(op)>;
-        emulate<T>(ActivationBackwardForm<F>{op, c.dropout.scale}, c, device_blocks);
-      });
-      break;
-    case FusedOp::gated_backward:
-      visit_emulated_op(c.act, [&](const auto& op) {
-        using F = std::decay_t<decltype(op)>;
-        emulate<T>(GatedBackwardForm<F>{op}, c, device_blocks);
-      });
-      break;
-    case FusedOp::slope_forward: emulate<T>(SlopeForwardForm{c.slope}, c, device_blocks); break;
-    case FusedOp::slope_backward: emulate<T>(SlopeBackwardForm{c.slope}, c, device_blocks); break;
+void emulate_typed(const RowRequest& r, int64_t device_blocks) {
+  if (r.form == RowForm::slope_forward || r.form == RowForm::slope_backward) {
+    const bool backward = r.form == RowForm::slope_backward;
+    if (backward && r.random) emulate(detail::SlopeBackward<T, true>{r.args.slope}, r, device_blocks);
+    if (backward && !r.random) emulate(detail::SlopeBackward<T, false>{r.args.slope}, r, device_blocks);
+    if (!backward && r.random) emulate(detail::SlopeForward<T, true>{r.args.slope}, r, device_blocks);
+    if (!backward && !r.random) emulate(detail::SlopeForward<T, false>{r.args.slope}, r, device_blocks);
+    return;
   }
+  if (std::find(std::begin(kEmulatedKinds), std::end(kEmulatedKinds), r.act.kind) == std::end(kEmulatedKinds)) {
+    ADD_FAILURE() << describe(r.act) << " is not among the emulated functors";
+    return;
+  }
+  detail::visit_kind(r.act.kind, [&](auto k) {
+    constexpr std::size_t K = decltype(k)::value;
+    if constexpr (emulated(K)) {
+      using F = detail::Functor<K, T>;
+      const F f(detail::params_from<typename F::Params>(r.act));
+      const float scale = r.args.scale;
+      switch (r.form) {
+        case RowForm::forward:
+          if (r.random) emulate(detail::ActivationForward<F, T, true>{f, scale}, r, device_blocks);
+          else emulate(detail::ActivationForward<F, T, false>{f, scale}, r, device_blocks);
+          break;
+        case RowForm::backward:
+          if (r.random)
+            emulate(detail::ActivationBackward<F, T, true>{f, scale, r.args.from_output}, r, device_blocks);
+          else
+            emulate(detail::ActivationBackward<F, T, false>{f, scale, r.args.from_output}, r, device_blocks);
+          break;
+        case RowForm::gated_backward: emulate(detail::GatedBackward<F, T>{f}, r, device_blocks); break;
+        default: break;
+      }
+    }
+  });
 }
 
 }  // namespace
 
-void emulate_fused(DType dtype, const detail::FusedLaunch& launch, int64_t device_blocks) {
-  switch (dtype) {
-    case DType::f16: emulate_typed<__half>(launch, device_blocks); break;
-    case DType::bf16: emulate_typed<__nv_bfloat16>(launch, device_blocks); break;
-    default: emulate_typed<float>(launch, device_blocks); break;
-  }
+void emulate_fused(const detail::RowRequest& request, int64_t device_blocks) {
+  detail::visit_dtype(request.dtype, [&](auto tag) {
+    emulate_typed<typename decltype(tag)::type>(request, device_blocks);
+  });
 }
 
 // ---------------------------------------------------------------- tables
@@ -122,9 +136,8 @@ void emulate_fused(DType dtype, const detail::FusedLaunch& launch, int64_t devic
 std::vector<Activation> fused_activations() { return test_activations(); }
 
 std::vector<Activation> emulated_activations() {
-  return {Activation::identity(),         Activation::relu(),        Activation::leaky_relu(0.2f),
-          Activation::hardswish(),        Activation::gelu(),        Activation::gelu_tanh(),
-          Activation::silu(1.5f),         Activation::sigmoid(),     Activation::threshold(0.5f, -2.0f)};
+  return {Activation::identity(), Activation::relu(), Activation::leaky_relu(0.2f),
+          Activation::hardswish(), Activation::gelu(), Activation::sigmoid()};
 }
 
 std::vector<Shape> fused_shapes() {

@@ -10,22 +10,24 @@
 
 #include "fused_accuracy.h"
 #include "cuact/fused.h"
-#include "fused_calls.h"
+#include "row_calls.h"
 
 namespace cuact::test {
 
 // ---------------------------------------------------------------- CPU emulation of the kernels
 
-// Runs a launch on host buffers exactly as the fused kernels would: every
-// block and thread of the launch's grid (device_blocks: the block budget a
-// device would give a launch that does not reduce), through the kernels'
-// process_chunk and block-partial code; each segment of partials is then summed
-// in fp32 (the GPU's warp-tree order differs; the tolerance covers it).
-// A reducing call's workspace must be a host buffer of the queried size.
-// Emulated functors: identity, relu, leaky_relu, hardswish, gelu, gelu_tanh,
-// silu, sigmoid, threshold (emulated_activations()); the engine is the same
-// for every functor, and fused_functor_test runs every functor's forms.
-void emulate_fused(DType dtype, const detail::FusedLaunch& launch, int64_t device_blocks);
+// Runs a request on host buffers exactly as the row engine's kernel would:
+// every block and thread of its planned grid (device_blocks: the block
+// budget a device would give a launch that does not reduce) through the
+// kernel's own run_tiles / run_extras and block-partial code; each segment of
+// partials is then summed in fp32 (the GPU's warp-tree order differs; the
+// tolerance covers it). A reducing call's workspace must be a host buffer of
+// the queried size. Emulated functors: identity, relu, leaky_relu (a
+// parameter), hardswish (rounding to odd), gelu, sigmoid (backward from the
+// output) (emulated_activations()); the
+// engine is the same for every functor, and fused_functor_test runs every
+// functor's forms.
+void emulate_fused(const detail::RowRequest& request, int64_t device_blocks);
 std::vector<Activation> emulated_activations();
 
 // ---------------------------------------------------------------- tables

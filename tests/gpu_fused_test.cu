@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "cuact/cuact.h"
-#include "fused_calls.h"
+#include "row_calls.h"
 #include "fused_testing.h"
 #include "device_buffer.h"
 #include "gpu_guard.h"
@@ -102,7 +102,7 @@ void run_bias_on_gpu(const Activation& act, DType dtype, Shape shape, const Fuse
   CUDA_OK(cudaStreamSynchronize(stream));
   const std::vector<double> dx = download(dtype, dxp, n);
   const std::vector<double> db = bias ? download(dtype, dbb.at(), cols) : std::vector<double>{};
-  EXPECT_EQ(judge_bias_backward(act, dtype, rows, cols, x, b, dy, dropout, dx, db), 0);
+  EXPECT_EQ(judge_bias_backward(act, dtype, dtype, rows, cols, x, b, dy, dropout, dx, db), 0);
 }
 
 class GpuFusedBias : public testing::TestWithParam<GpuCase> {};
@@ -211,7 +211,7 @@ TEST_P(GpuFusedPrelu, BothLayoutsWithWeightGradient) {
       st = prelu_backward(dtype, xp, wp, dyb.at(l.in_offset * elem), yp, dwb.at(), s.outer,
                           s.channels, s.inner, ws.at(), ws_bytes);
       ASSERT_TRUE(st.ok()) << st.message();
-      EXPECT_EQ(judge_prelu(dtype, s.outer, s.channels, s.inner, x, w, dy, y, download(dtype, yp, n),
+      EXPECT_EQ(judge_prelu(dtype, dtype, s.outer, s.channels, s.inner, x, w, dy, y, download(dtype, yp, n),
                             download(dtype, dwb.at(), s.channels)),
                 0);
       if (HasFailure()) return;
@@ -271,11 +271,11 @@ TEST(GpuFusedDropout, IdenticalAcrossLaunchConfigurationsLayoutsAndTheCpu) {
       DeviceBuffer xb(n * elem), yb(n * elem), mb(n);
       ASSERT_TRUE(xb.ok() && yb.ok() && mb.ok());
       upload(dtype, xb.at(offset * elem), x);
-      detail::FusedLaunch launch = detail::bias_activation_forward_launch(
-          Activation::silu(), dtype, xb.at(offset * elem), nullptr, yb.at(offset * elem), r, c,
+      detail::RowRequest request = detail::bias_activation_forward_request(
+          Activation::silu(), dtype, xb.at(offset * elem), nullptr, dtype, yb.at(offset * elem), r, c,
           dropout, mb.at());
-      launch.call.max_blocks = variant >= 2 && variant < 4 ? 1 : 0;  // one block vs the device's grid
-      const Status s = detail::run_fused(dtype, launch, nullptr);
+      request.max_blocks = variant >= 2 && variant < 4 ? 1 : 0;  // one block vs the device's grid
+      const Status s = detail::run_rows(request, nullptr);
       ASSERT_TRUE(s.ok()) << s.message();
       std::vector<unsigned char> out(n * elem);
       std::vector<uint8_t> m(static_cast<size_t>(n));
@@ -353,12 +353,12 @@ TEST(GpuFusedReductions, DbiasForSeveralGeometriesAndShapes) {
         size_t ws_bytes = 0;
         ASSERT_TRUE(bias_activation_backward_workspace_size(dtype, s.rows, s.cols, &ws_bytes).ok());
         DeviceBuffer ws(ws_bytes);
-        detail::FusedLaunch launch = detail::bias_activation_backward_launch(
-            Activation::gelu(), dtype, xb.at(), bb.at(), dyb.at(), dxb.at(), dbb.at(), s.rows,
+        detail::RowRequest request = detail::bias_activation_backward_request(
+            Activation::gelu(), dtype, xb.at(), bb.at(), dtype, dyb.at(), dxb.at(), dbb.at(), s.rows,
             s.cols, Dropout{0.1f, 1, 2}, ws.at());
-        launch.call.max_blocks = max_blocks;
-        ASSERT_TRUE(detail::run_fused(dtype, launch, nullptr).ok());
-        EXPECT_EQ(judge_bias_backward(Activation::gelu(), dtype, s.rows, s.cols, x, b, dy,
+        request.max_blocks = max_blocks;
+        ASSERT_TRUE(detail::run_rows(request, nullptr).ok());
+        EXPECT_EQ(judge_bias_backward(Activation::gelu(), dtype, dtype, s.rows, s.cols, x, b, dy,
                                       Dropout{0.1f, 1, 2}, download(dtype, dxb.at(), n),
                                       download(dtype, dbb.at(), s.cols)),
                   0);

@@ -10,7 +10,6 @@
 
 #include "cuact/reference.h"
 #include "philox.h"
-#include "row_engine.h"
 
 namespace cuact::detail {
 namespace {
@@ -96,21 +95,29 @@ void check_runs() {
     uint32_t words[W];
     random_words<W>(s, e0, words);
     for (int j = 0; j < W; ++j) ASSERT_EQ(words[j], s.word(e0 + j)) << "e0=" << e0 << " j=" << j;
-    for (uint32_t threshold : {0u, 1u, 0x80000000u, 0xfffffff0u}) {
-      const unsigned bits = keep_bits<W>(s, e0, threshold);
-      for (int j = 0; j < W; ++j)
-        ASSERT_EQ((bits >> j) & 1u, s.word(e0 + j) >= threshold ? 1u : 0u)
-            << "e0=" << e0 << " j=" << j << " threshold=" << threshold;
-      ASSERT_EQ(bits >> W, 0u);
-    }
   }
 }
 
-// The kernels draw a pack's words (or keep bits) in runs that need not start
-// at a multiple of 4: every start gives the contract's words.
-TEST(RandomStream, RunsOfWordsAndKeepBitsMatchElementWords) {
+// The kernels draw a chunk's words in runs that need not start at a multiple
+// of 4: every start gives the contract's words.
+TEST(RandomStream, RunsOfWordsMatchElementWords) {
   check_runs<4>();
   check_runs<8>();
+}
+
+// The round keys a stream computes once are the ones philox4x32 bumps per round.
+TEST(RandomStream, PrecomputedRoundKeysGiveTheReferenceBlocks) {
+  for (uint64_t seed : {uint64_t{0}, uint64_t{1}, uint64_t{0xffffffffffffffff}, uint64_t{0x243f6a8885a308d3}})
+    for (uint64_t group : {uint64_t{0}, uint64_t{5}, uint64_t{1} << 40}) {
+      const RandomStream s{seed, 77};
+      const Philox4 counter = {static_cast<uint32_t>(group), static_cast<uint32_t>(group >> 32), 77, 0};
+      const Philox4 want = philox4x32<10>(counter, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
+      const Philox4 got = s.block(group);
+      EXPECT_EQ(got.x, want.x);
+      EXPECT_EQ(got.y, want.y);
+      EXPECT_EQ(got.z, want.z);
+      EXPECT_EQ(got.w, want.w);
+    }
 }
 
 TEST(RandomStream, DifferentOffsetsAndSeedsGiveDifferentStreams) {

@@ -725,6 +725,83 @@ TEST(ReferenceRoundTo, MatchesHardwareAndCudaConversions) {
   }
 }
 
+// ---------------------------------------------------------------- exact ops: one rounding
+
+// n / (6 * 2^k) rounded to nearest-even in dtype, by integer arithmetic alone
+// (an oracle independent of the reference's double-double quotient).
+double exact_sixth(DType dtype, __int128 n, int k) {
+  const int precision = dtype == DType::f16 ? 11 : dtype == DType::bf16 ? 8 : 24;
+  const int min_exponent = dtype == DType::f16 ? -14 : -126;
+  if (n == 0) return 0.0;
+  const bool negative = n < 0;
+  const __int128 a = negative ? -n : n;
+  int bits = 0;
+  while ((a >> bits) != 0) ++bits;
+  // 2^e <= a / 6 < 2^(e+1) for e = bits - 3 or bits - 4 (then minus k).
+  const int e = (a >= (__int128{3} << (bits - 2)) ? bits - 3 : bits - 4) - k;
+  const int ulp_exponent = std::max(e, min_exponent) - (precision - 1);
+  // quotient = a / (6 * 2^(k + ulp_exponent)), to an integer, halves to even.
+  const int shift = k + ulp_exponent;
+  const __int128 num = shift >= 0 ? a : a << -shift;
+  const __int128 den = shift >= 0 ? __int128{6} << shift : 6;
+  __int128 q = num / den;
+  const __int128 twice_r = 2 * (num - q * den);
+  if (twice_r > den || (twice_r == den && (q & 1))) ++q;
+  const double v = std::ldexp(static_cast<double>(q), ulp_exponent);
+  return negative ? -v : v;
+}
+
+// The piecewise ops' division by 6 rounds once, at the dtype: against the
+// integer oracle for every fp16 input (hardswish's backward: times a set of
+// gradients spread over fp16's exponents), x = X 2^-24 and dy = D 2^-24.
+TEST(ReferencePiecewise, DivisionBySixRoundsOnce) {
+  std::vector<double> grads;
+  for (int i = 0; i < 48; ++i)
+    grads.push_back((i % 2 ? -1 : 1) * std::ldexp(1.0 + (i * 37 % 1024) / 1024.0, i % 16 - 8));
+  for (uint32_t bits = 0; bits < (1u << 16); ++bits) {
+    __half_raw raw;
+    raw.x = static_cast<uint16_t>(bits);
+    const double x = __half2float(__half(raw));
+    if (!(std::fabs(x) < 3)) continue;
+    const __int128 X = static_cast<__int128>(std::ldexp(x, 24));
+    const __int128 three = __int128{3} << 24;
+    EXPECT_EQ(ref::round_to(DType::f16, ref::forward(Activation::hardsigmoid(), x)),
+              exact_sixth(DType::f16, X + three, 24)) << "hardsigmoid at " << x;
+    EXPECT_EQ(ref::round_to(DType::f16, ref::forward(Activation::hardswish(), x)),
+              exact_sixth(DType::f16, X * (X + three), 48)) << "hardswish at " << x;
+    for (double dy : grads) {
+      const __int128 D = static_cast<__int128>(std::ldexp(dy, 24));
+      ASSERT_EQ(ref::round_to(DType::f16, ref::backward(Activation::hardswish(), x, dy)),
+                exact_sixth(DType::f16, D * (2 * X + three), 48))
+          << "hardswish' at " << x << " dy " << dy;
+      ASSERT_EQ(ref::round_to(DType::f16, ref::backward(Activation::hardsigmoid(), x, dy)),
+                exact_sixth(DType::f16, D, 24)) << "hardsigmoid' at " << x << " dy " << dy;
+    }
+  }
+}
+
+// Hand-built cases where rounding the quotient and then the product (or
+// dropping the x^2/6 term) lands one ulp off.
+TEST(ReferencePiecewise, HandBuiltCases) {
+  const double p2_133 = std::ldexp(1.0, -133), p2_149 = std::ldexp(1.0, -149);
+  // dy (2x + 3) / 6 at x = -0.625, dy = -1.6142578125 (2x + 3 = 1.75) is
+  // -0.4708251953125, halfway between fp16's -0.470703125 (even, the answer)
+  // and -0.470947265625, where dy * ((2x + 3) / 6) rounded in double lands.
+  EXPECT_EQ(ref::round_to(DType::f16, ref::backward(Activation::hardswish(), -0.625, -1.6142578125)),
+            -0.470703125);
+  // x/2 + x^2/6: x/2 is a tie in bf16 (and in fp32 at 2^-149); x^2/6 > 0 breaks it upward.
+  EXPECT_EQ(ref::round_to(DType::bf16, ref::forward(Activation::hardswish(), p2_133)), p2_133);
+  EXPECT_EQ(ref::round_to(DType::bf16, ref::forward(Activation::hardswish(), -p2_133)), 0.0);
+  EXPECT_EQ(ref::round_to(DType::f32, ref::forward(Activation::hardswish(), p2_149)), p2_149);
+  EXPECT_EQ(ref::round_to(DType::f32, ref::forward(Activation::hardswish(), 3 * p2_149)),
+            2 * p2_149);
+  // dy / 6 halfway between two fp32 subnormals goes to the even one.
+  EXPECT_EQ(ref::round_to(DType::f32, ref::backward(Activation::hardsigmoid(), 0, 9 * p2_149)),
+            2 * p2_149);
+  EXPECT_EQ(ref::round_to(DType::f32, ref::backward(Activation::hardsigmoid(), 0, 21 * p2_149)),
+            4 * p2_149);
+}
+
 // ---------------------------------------------------------------- buffer form
 
 template <class T> T to_elem(double v);

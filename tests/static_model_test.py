@@ -142,6 +142,46 @@ class Branches(unittest.TestCase):
         self.assertEqual(p.counts["fma"], 1)
 
 
+class AlignmentFromLop3(unittest.TestCase):
+    def test_a_predicate_set_by_lop3_is_an_alignment_test(self):
+        # LOP3.LUT P1, RZ, x, 0x3, RZ, 0xc0: P1 = (x & 3) != 0, false when
+        # aligned: the branch to the unaligned path is not taken.
+        lines = ["S2R R0, SR_TID.X", "LDG.E.128 R4, desc[UR4][R2.64]",
+                 "LOP3.LUT P1, RZ, R9, 0x3, RZ, 0xc0, !PT", f"@P1 BRA {addr(2 + 2 + 3 + 1)}",
+                 "FMUL R4, R4, R4", "FMUL R5, R5, R5", f"BRA {addr(2 + 2 + 3 + 1 + 6)}",
+                 ] + ["FADD R6, R6, R6"] * 6 + [
+                 "ISETP.GE.AND P0, PT, R2, R8, PT", "STG.E.128 desc[UR4][R10.64], R4",
+                 f"@!P0 BRA {addr(1)}", "EXIT"]
+        _, _, p = loop_path(lines)
+        self.assertEqual(p.counts["fma"], 2)
+
+
+class InnerLoopTrips(unittest.TestCase):
+    def test_given_trip_counts_multiply_the_inner_body(self):
+        # An inner loop of 3 FFMA and its branch, run 4 times per outer trip.
+        lines = ["S2R R0, SR_TID.X", "LDG.E.128 R4, desc[UR4][R2.64]"] + \
+                ["FFMA R5, R5, R5, 1"] * 3 + ["ISETP.NE.AND P1, PT, R9, RZ, PT", f"@P1 BRA {addr(2)}"] + \
+                ["ISETP.GE.AND P0, PT, R2, R8, PT", "STG.E.128 desc[UR4][R10.64], R4",
+                 f"@!P0 BRA {addr(1)}", "EXIT"]
+        cfg, loop, once = loop_path(lines)
+        inner = sass.inner_loops(cfg, loop)
+        self.assertEqual(len(inner), 1)
+        four = sass.counted_path(cfg, loop, {inner[0].header: 4.0})
+        self.assertEqual(once.counts["fma"], 3)
+        self.assertEqual(four.counts["fma"], 12)
+        self.assertEqual(four.counts["alu"], 4 + 1)
+
+    def test_philox_loops_are_recognised_by_their_multipliers(self):
+        lines = ["S2R R0, SR_TID.X", "LDG.E.128 R4, desc[UR4][R2.64]",
+                 "IMAD.WIDE.U32 R12, R13, -0x2daee0ad, RZ", "LOP3.LUT R14, R12, R15, R16, 0x96, !PT",
+                 "ISETP.NE.AND P1, PT, R9, RZ, PT", f"@P1 BRA {addr(2)}",
+                 "ISETP.GE.AND P0, PT, R2, R8, PT", "STG.E.128 desc[UR4][R10.64], R4",
+                 f"@!P0 BRA {addr(1)}", "EXIT"]
+        cfg, loop, _ = loop_path(lines)
+        inner = sass.inner_loops(cfg, loop)
+        self.assertTrue(static_model.philox_loop(cfg, inner[0]))
+
+
 class LoadsInFlight(unittest.TestCase):
     def test_serialized_loads(self):
         lines = ["S2R R0, SR_TID.X", "LDG.E.128 R4, desc[UR4][R2.64]", "FMUL R4, R4, R4",

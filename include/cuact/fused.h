@@ -2,8 +2,10 @@
 // family, PReLU and RReLU, forward and backward, in one pass over memory.
 //
 // Contract shared with activation.h (read it first): device buffers of one
-// dtype (float, __half, __nv_bfloat16; parameters such as bias and PReLU
-// weights share it), element-aligned pointers (16-byte aligned data takes the
+// dtype (float, __half, __nv_bfloat16); a parameter (bias, PReLU weight) and
+// its gradient (dbias, dweight) are in that dtype or, through the overloads
+// taking their dtype, in f32 with f16/bf16 data (as mixed-precision training
+// keeps them); element-aligned pointers (16-byte aligned data takes the
 // vectorized path), 64-bit sizes (an empty call is a no-op and its pointers
 // may be null), work enqueued on `stream` with no allocation and no
 // synchronization (capturable into CUDA graphs), argument and launch errors
@@ -69,6 +71,17 @@ Status bias_activation_backward(const Activation& act, DType dtype, const void* 
                                 const Dropout& dropout = {}, void* workspace = nullptr,
                                 size_t workspace_bytes = 0, cudaStream_t stream = nullptr);
 
+// The same with bias and dbias in bias_dtype: the data's dtype or f32.
+Status bias_activation_forward(const Activation& act, DType dtype, const void* x, const void* bias,
+                               DType bias_dtype, void* y, int64_t rows, int64_t cols,
+                               const Dropout& dropout = {}, uint8_t* mask = nullptr,
+                               cudaStream_t stream = nullptr);
+Status bias_activation_backward(const Activation& act, DType dtype, const void* x, const void* bias,
+                                DType bias_dtype, const void* dy, void* dx, void* dbias,
+                                int64_t rows, int64_t cols, const Dropout& dropout = {},
+                                void* workspace = nullptr, size_t workspace_bytes = 0,
+                                cudaStream_t stream = nullptr);
+
 // The workspace bias_activation_backward needs for dbias, in bytes.
 Status bias_activation_backward_workspace_size(DType dtype, int64_t rows, int64_t cols,
                                                size_t* workspace_bytes);
@@ -123,6 +136,14 @@ Status prelu_forward(DType dtype, const void* x, const void* weight, void* y, in
 Status prelu_backward(DType dtype, const void* x, const void* weight, const void* dy, void* dx,
                       void* dweight, int64_t outer, int64_t channels, int64_t inner,
                       void* workspace = nullptr, size_t workspace_bytes = 0,
+                      cudaStream_t stream = nullptr);
+
+// The same with weight and dweight in weight_dtype: the data's dtype or f32.
+Status prelu_forward(DType dtype, const void* x, const void* weight, DType weight_dtype, void* y,
+                     int64_t outer, int64_t channels, int64_t inner, cudaStream_t stream = nullptr);
+Status prelu_backward(DType dtype, const void* x, const void* weight, DType weight_dtype,
+                      const void* dy, void* dx, void* dweight, int64_t outer, int64_t channels,
+                      int64_t inner, void* workspace = nullptr, size_t workspace_bytes = 0,
                       cudaStream_t stream = nullptr);
 
 Status prelu_backward_workspace_size(DType dtype, int64_t outer, int64_t channels, int64_t inner,

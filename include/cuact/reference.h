@@ -62,6 +62,12 @@ Status bias_activation_forward(const Activation& act, DType dtype, const void* x
 Status bias_activation_backward(const Activation& act, DType dtype, const void* x, const void* bias,
                                 const void* dy, void* dx, void* dbias, int64_t rows, int64_t cols,
                                 const Dropout& dropout = {});
+Status bias_activation_forward(const Activation& act, DType dtype, const void* x, const void* bias,
+                               DType bias_dtype, void* y, int64_t rows, int64_t cols,
+                               const Dropout& dropout = {}, uint8_t* mask = nullptr);
+Status bias_activation_backward(const Activation& act, DType dtype, const void* x, const void* bias,
+                                DType bias_dtype, const void* dy, void* dx, void* dbias,
+                                int64_t rows, int64_t cols, const Dropout& dropout = {});
 Status glu_forward(const Glu& glu, DType dtype, const void* x, void* y, int64_t rows, int64_t d);
 Status glu_backward(const Glu& glu, DType dtype, const void* x, const void* dy, void* dx,
                     int64_t rows, int64_t d);
@@ -69,6 +75,11 @@ Status prelu_forward(DType dtype, const void* x, const void* weight, void* y, in
                      int64_t channels, int64_t inner);
 Status prelu_backward(DType dtype, const void* x, const void* weight, const void* dy, void* dx,
                       void* dweight, int64_t outer, int64_t channels, int64_t inner);
+Status prelu_forward(DType dtype, const void* x, const void* weight, DType weight_dtype, void* y,
+                     int64_t outer, int64_t channels, int64_t inner);
+Status prelu_backward(DType dtype, const void* x, const void* weight, DType weight_dtype,
+                      const void* dy, void* dx, void* dweight, int64_t outer, int64_t channels,
+                      int64_t inner);
 Status rrelu_forward(const Rrelu& rrelu, DType dtype, const void* x, void* y, int64_t n);
 Status rrelu_backward(const Rrelu& rrelu, DType dtype, const void* x, const void* dy, void* dx,
                       int64_t n);

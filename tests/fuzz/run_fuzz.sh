@@ -12,7 +12,7 @@ if ! echo "$probe" | clang++ -fsanitize=fuzzer -x c++ - -o /tmp/cuact_fuzz_probe
   echo "run_fuzz: installing clang and libFuzzer from Debian's packages"
   apt-get update -qq && apt-get install -y -qq clang libclang-rt-14-dev >/dev/null
 fi
-cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCUACT_FUZZ=ON \
+cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCUACT_FUZZ=ON -DCMAKE_CUDA_ARCHITECTURES=90-real \
   -DCUACT_BUILD_TESTS=OFF -DCUACT_BUILD_BENCH=OFF \
   -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CUDA_HOST_COMPILER=clang++ >/dev/null
 cmake --build build-fuzz -j2 --target cuact_fuzz_api

@@ -1,7 +1,7 @@
-// The launcher of the reductions' second step (fused_reduce.cuh), one unit
-// for all three dtypes, so the per-dtype kernel units do not compile CUB.
-#include "fused_reduce.cuh"
-#include "row_kernels.cuh"
+// The launcher of the reductions' second step (sum_partials.cuh), one unit
+// for every output type.
+#include "kernel_table.h"
+#include "sum_partials.cuh"
 
 namespace cuact::detail {
 

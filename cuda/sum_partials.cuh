@@ -1,13 +1,12 @@
 // The second step of the fused forms' reductions (dbias, dweight): each
-// segment of per-block fp32 partials summed by one warp with CUB's warp
-// reduction, rounded once to the dtype.
+// segment of per-block fp32 partials summed by one warp (lane-strided sums,
+// then a butterfly of shuffles: an order fixed by the segment length, so the
+// same bits on every run and GPU), rounded once to the output type.
 #pragma once
 
 #include <cuda_runtime.h>
 
-#include <cub/warp/warp_reduce.cuh>
-
-#include "numeric.cuh"
+#include "cuact/device/convert.cuh"
 #include "row_plan.h"
 
 namespace cuact::detail {
@@ -15,18 +14,16 @@ namespace cuact::detail {
 template <class T>
 __global__ void __launch_bounds__(kBlockThreads)
     sum_partials_kernel(const float* partials, ReduceLayout layout, T* out) {
-  using WarpReduce = cub::WarpReduce<float>;
   constexpr int kWarps = kBlockThreads / 32;
-  __shared__ typename WarpReduce::TempStorage temp[kWarps];
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   for (int64_t s = static_cast<int64_t>(blockIdx.x) * kWarps + warp; s < layout.segments;
        s += static_cast<int64_t>(gridDim.x) * kWarps) {
     const float* p = partials + s * layout.segment_length;
     float sum = 0.0f;
     for (int64_t i = lane; i < layout.segment_length; i += 32) sum += p[i];
-    sum = WarpReduce(temp[warp]).Sum(sum);
-    if (lane == 0) out[s] = narrow<T>(sum);
-    __syncwarp();
+    CUACT_UNROLL
+    for (int step = 16; step > 0; step /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, step);
+    if (lane == 0) out[s] = device::narrow<T>(sum);
   }
 }
 

@@ -1,0 +1,41 @@
+# cuact_single_pass_architectures(target): compile the target's CUDA sources
+# once, to PTX at the lowest architecture of CMAKE_CUDA_ARCHITECTURES, and
+# assemble that PTX for every real architecture listed (plus the PTX itself
+# when the list asks for PTX: an entry without -real). Special values (all,
+# all-major, native) keep CMake's own handling.
+function(cuact_single_pass_architectures target)
+  set(archs "${CMAKE_CUDA_ARCHITECTURES}")
+  set(lowest "")
+  set(codes "")
+  set(want_ptx FALSE)
+  foreach(entry IN LISTS archs)
+    if(NOT entry MATCHES "^([0-9]+)(-real|-virtual)?$")
+      cuact_set_warnings(${target})
+      return()  # all, all-major, native: CMake decides
+    endif()
+    set(number "${CMAKE_MATCH_1}")
+    set(kind "${CMAKE_MATCH_2}")
+    if(lowest STREQUAL "" OR number LESS lowest)
+      set(lowest "${number}")
+    endif()
+    if(NOT kind STREQUAL "-virtual")
+      list(APPEND codes "sm_${number}")
+    endif()
+    if(NOT kind STREQUAL "-real")
+      set(want_ptx TRUE)
+    endif()
+  endforeach()
+  if(lowest STREQUAL "")
+    cuact_set_warnings(${target})
+    return()
+  endif()
+  if(want_ptx)
+    list(APPEND codes "compute_${lowest}")
+  endif()
+  list(REMOVE_DUPLICATES codes)
+  string(REPLACE ";" "," codes "${codes}")
+  set_target_properties(${target} PROPERTIES CUDA_ARCHITECTURES OFF)
+  target_compile_options(${target} PRIVATE
+    "$<$<COMPILE_LANGUAGE:CUDA>:--generate-code=arch=compute_${lowest},code=[${codes}]>")
+  cuact_set_warnings(${target})
+endfunction()

@@ -1,0 +1,48 @@
+// The one dispatch table of the row engine: for every data type, form and
+// activation, the launcher of an explicitly instantiated kernel. Declared here
+// for the host (host/row_calls.cpp); built in kernel_table.cuh, one
+// translation unit per data type and group of forms (kernel_table.cu.in).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <array>
+#include <cstddef>
+
+#include "cuact/device/activations.cuh"
+#include "forms.h"
+#include "row_engine.h"
+
+namespace cuact::detail {
+
+inline constexpr std::size_t kActivations = device::AllActivations::size;
+
+// What a form takes besides its functor (the call's run-time choices).
+struct FormArgs {
+  float scale = 1.0f;        // dropout: 1/(1 - p) in fp32
+  bool from_output = false;  // backward: in[0] is the saved output y
+  SlopeRule slope;           // PReLU, RReLU
+};
+
+// Enqueues one form of one activation; `params` points to the functor's Params.
+using RowLauncher = cudaError_t (*)(const void* params, const FormArgs& args, const RowCall& call,
+                                    cudaStream_t stream);
+using ActivationLaunchers = std::array<RowLauncher, kActivations>;
+
+// Per data type T (kernel_table_<dtype>_<group>.cu):
+//   y = act(x + bias) [* gate], with or without dropout (and its mask)
+template <class T> const ActivationLaunchers& forward_launchers(bool dropout);
+//   dx = act'(x + bias) * dy [* m/(1-p)] (dbias), or from the saved output
+template <class T> const ActivationLaunchers& backward_launchers(bool dropout);
+//   the GLU gradient, both halves
+template <class T> const ActivationLaunchers& gated_backward_launchers();
+//   PReLU / RReLU (random: slopes drawn from the random stream)
+template <class T> RowLauncher slope_launcher(bool backward, bool random);
+
+// The second step of a reduction (dbias, dweight): each segment of fp32
+// partials summed, rounded once to R (sum_partials.cu).
+template <class R>
+cudaError_t launch_sum_partials(const float* partials, ReduceLayout layout, R* out,
+                                cudaStream_t stream);
+
+}  // namespace cuact::detail

@@ -1,0 +1,350 @@
+#include "row_calls.h"
+
+#include "activation_params.h"
+#include "cuda_status.h"
+#include "device_limits.h"
+#include "dtype_list.h"
+
+namespace cuact::detail {
+
+namespace {
+
+int64_t elem(DType dtype) { return static_cast<int64_t>(dtype_size(dtype)); }
+
+const void* offset(const void* p, int64_t elements, DType dtype) {
+  return static_cast<const char*>(p) + elements * elem(dtype);
+}
+void* offset(void* p, int64_t elements, DType dtype) {
+  return static_cast<char*>(p) + elements * elem(dtype);
+}
+
+// Dropout draws words for 0 < p <= 1 and whenever the mask is written (p = 0
+// then keeps every element: the mask is all ones, the values bit for bit the
+// plain activation's, y * 1).
+void set_dropout(RowRequest& r, const Dropout& dropout, bool mask) {
+  r.dropout = make_dropout_rule(dropout.p);
+  r.random = dropout.p > 0.0f || mask;
+  r.stream = {dropout.seed, dropout.offset};
+  r.args.scale = r.dropout.scale;
+}
+
+void set_bias(RowRequest& r, const void* bias, DType bias_dtype) {
+  r.param_dtype = bias_dtype;
+  if (bias != nullptr) {
+    r.param = bias;
+    r.param_mode = ParamMode::by_column;
+  } else {
+    r.param_fill = kNoBias;
+  }
+}
+
+// Where the activated half and the other half of a GLU row start.
+int64_t gated_offset(const Glu& glu, int64_t d) { return glu.gated == GatedHalf::first ? 0 : d; }
+int64_t linear_offset(const Glu& glu, int64_t d) { return glu.gated == GatedHalf::first ? d : 0; }
+
+}  // namespace
+
+RowRequest activation_request(Direction direction, const Activation& act, DType dtype,
+                              const void* in, const void* grad, void* out, int64_t n) {
+  RowRequest r;
+  r.form = direction == Direction::forward ? RowForm::forward : RowForm::backward;
+  r.act = act;
+  r.dtype = dtype;
+  r.flat = true;
+  r.rows = 1;
+  r.cols = n;
+  r.in[0] = in;
+  if (direction != Direction::forward) r.in[1] = grad;
+  r.out[0] = out;
+  r.param_fill = kNoBias;
+  r.args.from_output = direction == Direction::backward_from_output;
+  return r;
+}
+
+RowRequest bias_activation_forward_request(const Activation& act, DType dtype, const void* x,
+                                           const void* bias, DType bias_dtype, void* y,
+                                           int64_t rows, int64_t cols, const Dropout& dropout,
+                                           uint8_t* mask) {
+  RowRequest r;
+  r.form = RowForm::forward;
+  r.act = act;
+  r.dtype = dtype;
+  r.rows = rows;
+  r.cols = cols;
+  r.in[0] = x;
+  r.in_stride[0] = cols;
+  r.out[0] = y;
+  r.out_stride[0] = cols;
+  set_bias(r, bias, bias_dtype);
+  r.mask = mask;
+  set_dropout(r, dropout, mask != nullptr);
+  return r;
+}
+
+RowRequest bias_activation_backward_request(const Activation& act, DType dtype, const void* x,
+                                            const void* bias, DType bias_dtype, const void* dy,
+                                            void* dx, void* dbias, int64_t rows, int64_t cols,
+                                            const Dropout& dropout, void* workspace) {
+  RowRequest r;
+  r.form = RowForm::backward;
+  r.act = act;
+  r.dtype = dtype;
+  r.rows = rows;
+  r.cols = cols;
+  r.in[0] = x;
+  r.in_stride[0] = cols;
+  r.in[1] = dy;
+  r.in_stride[1] = cols;
+  r.out[0] = dx;
+  r.out_stride[0] = cols;
+  set_bias(r, bias, bias_dtype);
+  set_dropout(r, dropout, false);
+  if (dbias != nullptr) {
+    r.reduce = ReduceMode::by_column;
+    r.reduce_out = dbias;
+    r.reduce_dtype = bias_dtype;
+    r.workspace = workspace;
+  }
+  return r;
+}
+
+RowRequest glu_forward_request(const Glu& glu, DType dtype, const void* x, void* y, int64_t rows,
+                               int64_t d) {
+  RowRequest r;
+  r.form = RowForm::forward;
+  r.act = glu.act;
+  r.dtype = dtype;
+  r.rows = rows;
+  r.cols = d;
+  r.in[0] = offset(x, gated_offset(glu, d), dtype);
+  r.in_stride[0] = 2 * d;
+  r.in[1] = offset(x, linear_offset(glu, d), dtype);
+  r.in_stride[1] = 2 * d;
+  r.out[0] = y;
+  r.out_stride[0] = d;
+  r.param_fill = kNoBias;
+  return r;
+}
+
+RowRequest glu_backward_request(const Glu& glu, DType dtype, const void* x, const void* dy,
+                                void* dx, int64_t rows, int64_t d) {
+  RowRequest r;
+  r.form = RowForm::gated_backward;
+  r.act = glu.act;
+  r.dtype = dtype;
+  r.rows = rows;
+  r.cols = d;
+  r.in[0] = offset(x, gated_offset(glu, d), dtype);
+  r.in_stride[0] = 2 * d;
+  r.in[1] = dy;
+  r.in_stride[1] = d;
+  r.in[2] = offset(x, linear_offset(glu, d), dtype);
+  r.in_stride[2] = 2 * d;
+  r.out[0] = offset(dx, gated_offset(glu, d), dtype);
+  r.out_stride[0] = 2 * d;
+  r.out[1] = offset(dx, linear_offset(glu, d), dtype);
+  r.out_stride[1] = 2 * d;
+  return r;
+}
+
+PreluLayout prelu_layout(int64_t outer, int64_t channels, int64_t inner) {
+  if (inner == 1) return {outer, channels, ParamMode::by_column, ReduceMode::by_column};
+  return {outer * channels, inner, ParamMode::by_row_channel, ReduceMode::by_row_channel};
+}
+
+namespace {
+
+RowRequest prelu_request(DType dtype, const void* x, const void* weight, DType weight_dtype,
+                         void* out, int64_t outer, int64_t channels, int64_t inner) {
+  const PreluLayout layout = prelu_layout(outer, channels, inner);
+  RowRequest r;
+  r.form = RowForm::slope_forward;
+  r.dtype = dtype;
+  r.rows = layout.rows;
+  r.cols = layout.cols;
+  r.in[0] = x;
+  r.in_stride[0] = layout.cols;
+  r.out[0] = out;
+  r.out_stride[0] = layout.cols;
+  r.param = weight;
+  r.param_dtype = weight_dtype;
+  r.param_mode = layout.param;
+  r.channels = channels;
+  r.args.slope = SlopeRule{0.0f, 0.0f, false};  // the weight itself, x > 0 linear
+  return r;
+}
+
+}  // namespace
+
+RowRequest prelu_forward_request(DType dtype, const void* x, const void* weight,
+                                 DType weight_dtype, void* y, int64_t outer, int64_t channels,
+                                 int64_t inner) {
+  return prelu_request(dtype, x, weight, weight_dtype, y, outer, channels, inner);
+}
+
+RowRequest prelu_backward_request(DType dtype, const void* x, const void* weight,
+                                  DType weight_dtype, const void* dy, void* dx, void* dweight,
+                                  int64_t outer, int64_t channels, int64_t inner,
+                                  void* workspace) {
+  RowRequest r = prelu_request(dtype, x, weight, weight_dtype, dx, outer, channels, inner);
+  r.form = RowForm::slope_backward;
+  r.in[1] = dy;
+  r.in_stride[1] = r.cols;
+  if (dweight != nullptr) {
+    r.reduce = prelu_layout(outer, channels, inner).reduce;
+    r.reduce_out = dweight;
+    r.reduce_dtype = weight_dtype;
+    r.workspace = workspace;
+  }
+  return r;
+}
+
+RowRequest rrelu_request(const Rrelu& rrelu, DType dtype, const void* x, const void* dy, void* out,
+                         int64_t n, bool backward) {
+  RowRequest r;
+  r.form = backward ? RowForm::slope_backward : RowForm::slope_forward;
+  r.dtype = dtype;
+  r.flat = true;
+  r.rows = 1;
+  r.cols = n;
+  r.in[0] = x;
+  r.in[1] = backward ? dy : nullptr;
+  r.out[0] = out;
+  if (rrelu.training) {
+    // slope = lower + (upper - lower) * u, from the element's word.
+    r.param_fill = rrelu.lower;
+    r.args.slope = SlopeRule{rrelu.upper - rrelu.lower, rrelu.upper, true};
+    r.random = true;
+    r.stream = {rrelu.seed, rrelu.offset};
+  } else {
+    r.param_fill = static_cast<float>((static_cast<double>(rrelu.lower) + rrelu.upper) / 2.0);
+    r.args.slope = SlopeRule{0.0f, 0.0f, true};
+  }
+  return r;
+}
+
+int64_t bias_backward_workspace(DType dtype, int64_t rows, int64_t cols) {
+  return reduction_workspace_bytes(rows, cols, static_cast<int>(elem(dtype)), ReduceMode::by_column,
+                                   1);
+}
+
+int64_t prelu_backward_workspace(DType dtype, int64_t outer, int64_t channels, int64_t inner) {
+  if (outer == 0 || channels == 0 || inner == 0) return 0;
+  const PreluLayout layout = prelu_layout(outer, channels, inner);
+  return reduction_workspace_bytes(layout.rows, layout.cols, static_cast<int>(elem(dtype)),
+                                   layout.reduce, channels);
+}
+
+// ---------------------------------------------------------------- plan and launch
+
+RowCall plan_rows(const RowRequest& r, int64_t device_blocks) {
+  RowCall c;
+  const int size = static_cast<int>(elem(r.dtype));
+  if (r.flat) {
+    std::uintptr_t addresses[kMaxInputs + kMaxOutputs];
+    int count = 0;
+    for (const void* p : r.in)
+      if (p != nullptr) addresses[count++] = reinterpret_cast<std::uintptr_t>(p);
+    for (const void* p : r.out)
+      if (p != nullptr) addresses[count++] = reinterpret_cast<std::uintptr_t>(p);
+    c.plan = make_flat_plan(r.cols, size, addresses, count);
+  } else {
+    StreamLayout streams[kMaxInputs + kMaxOutputs];
+    int count = 0;
+    for (int k = 0; k < kMaxInputs; ++k)
+      if (r.in[k] != nullptr)
+        streams[count++] = {reinterpret_cast<std::uintptr_t>(r.in[k]), r.in_stride[k] * size};
+    for (int k = 0; k < kMaxOutputs; ++k)
+      if (r.out[k] != nullptr)
+        streams[count++] = {reinterpret_cast<std::uintptr_t>(r.out[k]), r.out_stride[k] * size};
+    c.plan = make_row_plan(r.rows, r.cols, size, streams, count);
+  }
+  for (int k = 0; k < kMaxInputs; ++k) {
+    c.in[k] = r.in[k];
+    c.in_stride[k] = r.flat ? c.plan.cols : r.in_stride[k];
+  }
+  for (int k = 0; k < kMaxOutputs; ++k) {
+    c.out[k] = r.out[k];
+    c.out_stride[k] = r.flat ? c.plan.cols : r.out_stride[k];
+  }
+  c.param = r.param;
+  c.param_f32 = r.param_dtype == DType::f32;
+  c.param_mode = r.param_mode;
+  c.param_fill = r.param_fill;
+  c.channels = FastDivider(static_cast<uint64_t>(r.channels > 0 ? r.channels : 1));
+  c.mask = r.mask;
+  c.random = r.stream;
+  // Words are drawn for 0 < p < 1, whose threshold fits in 32 bits; p = 1 keeps none.
+  c.keep_threshold = static_cast<uint32_t>(r.dropout.threshold);
+  c.keep_none = r.dropout.threshold > 0xffffffffu;
+  const bool reduces = r.reduce != ReduceMode::none;
+  c.reduce = r.reduce;
+  const int64_t row_multiple = r.param_mode == ParamMode::by_row_channel ? r.channels : 1;
+  if (r.max_blocks > 0 && r.max_blocks < device_blocks) device_blocks = r.max_blocks;
+  if (reduces) {
+    c.geometry = reduction_geometry(c.plan.rows, c.plan.cols, c.plan.width, r.reduce, r.channels,
+                                    r.max_blocks > 0 ? r.max_blocks : kReductionBlocks);
+    const auto base = reinterpret_cast<std::uintptr_t>(r.workspace);
+    c.partials = reinterpret_cast<float*>((base + kWorkspaceAlignment - 1) / kWorkspaceAlignment *
+                                          kWorkspaceAlignment);
+  } else {
+    c.geometry = tile_geometry(c.plan.rows, c.plan.chunks, device_blocks, false, row_multiple);
+  }
+  return c;
+}
+
+ReduceLayout reduce_layout_of(const RowRequest& r, const RowCall& c) {
+  return reduce_layout(r.reduce, c.plan.cols, c.geometry, r.channels);
+}
+
+namespace {
+
+// The launcher of a request's form for data type T (the activation's index K).
+template <class T>
+RowLauncher launcher_for(const RowRequest& r, std::size_t k) {
+  switch (r.form) {
+    case RowForm::forward: return forward_launchers<T>(r.random)[k];
+    case RowForm::backward: return backward_launchers<T>(r.random)[k];
+    case RowForm::gated_backward: return gated_backward_launchers<T>()[k];
+    case RowForm::slope_forward: return slope_launcher<T>(false, r.random);
+    case RowForm::slope_backward: return slope_launcher<T>(true, r.random);
+  }
+  return nullptr;
+}
+
+bool activation_form(RowForm f) {
+  return f == RowForm::forward || f == RowForm::backward || f == RowForm::gated_backward;
+}
+
+}  // namespace
+
+Status run_rows(const RowRequest& r, cudaStream_t stream) {
+  DeviceLimits limits;
+  if (const cudaError_t err = current_device_limits(&limits); err != cudaSuccess)
+    return status_from_cuda(err, "querying the current device failed");
+  const int64_t resident = static_cast<int64_t>(limits.sm_count) * (limits.threads_per_sm / kBlockThreads);
+  const RowCall call = plan_rows(r, (resident > 0 ? resident : 1) * kWaves);
+  cudaError_t err = cudaSuccess;
+  visit_dtype(r.dtype, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    if (!activation_form(r.form)) {
+      err = launcher_for<T>(r, 0)(nullptr, r.args, call, stream);
+      return;
+    }
+    visit_kind(r.act.kind, [&](auto k) {
+      using P = ParamsOf<decltype(k)::value>;
+      const P params = params_from<P>(r.act);
+      err = launcher_for<T>(r, decltype(k)::value)(&params, r.args, call, stream);
+    });
+  });
+  if (err != cudaSuccess || r.reduce == ReduceMode::none)
+    return status_from_cuda(err, "launching the kernel failed");
+  const ReduceLayout layout = reduce_layout_of(r, call);
+  visit_dtype(r.reduce_dtype, [&](auto tag) {
+    using R = typename decltype(tag)::type;
+    err = launch_sum_partials(call.partials, layout, static_cast<R*>(r.reduce_out), stream);
+  });
+  return status_from_cuda(err, "launching the reduction failed");
+}
+
+}  // namespace cuact::detail
