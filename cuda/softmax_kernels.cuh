@@ -385,13 +385,18 @@ cudaError_t opt_in_shared_memory(SoftmaxKernel<T> kernel, int64_t bytes, int sme
 }
 
 // The largest cluster the device can run the kernel in (clusters of more
-// than 8 blocks allowed where the device has them), 0 without clusters.
+// than 8 blocks allowed where the device has them), 0 without clusters or
+// where the loaded image of the kernel is not sm_90 code (cluster_kernels_usable).
 template <class T>
 cudaError_t max_cluster_ranks(SoftmaxKernel<T> kernel, const SoftmaxDeviceFacts& dev, int* ranks) {
   *ranks = 0;
   if (dev.cluster_launch == 0) return cudaSuccess;
   const void* k = reinterpret_cast<const void*>(kernel);
-  cudaError_t err = cudaFuncSetAttribute(k, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
+  cudaFuncAttributes image;
+  cudaError_t err = cudaFuncGetAttributes(&image, k);
+  if (err != cudaSuccess) return err;
+  if (!cluster_kernels_usable(dev.cluster_launch, image.ptxVersion)) return cudaSuccess;
+  err = cudaFuncSetAttribute(k, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
   if (err != cudaSuccess) return err;
   cudaLaunchAttribute attribute;  // (the cluster shape is ignored by the query)
   const cudaLaunchConfig_t config =

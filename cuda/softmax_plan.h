@@ -345,13 +345,23 @@ inline int choose_cluster_size(int64_t rows, const int (&active_clusters)[kClust
 
 // ---------------------------------------------------------------- the choice (host)
 
+// Whether the cluster kernels can run: the device launches clusters
+// (cudaDevAttrClusterLaunch) and the kernel image loaded for it was compiled
+// from sm_90+ code (cudaFuncAttributes::ptxVersion, major*10 + minor). An
+// image from compute_80 code (a -DCMAKE_CUDA_ARCHITECTURES=80 build, or a
+// parent project's list, JIT-compiled on an H100) holds the cluster kernels as
+// empty bodies: launching one would succeed and write nothing.
+CUACT_HD constexpr bool cluster_kernels_usable(int device_cluster_launch, int kernel_ptx_version) {
+  return device_cluster_launch != 0 && kernel_ptx_version >= 90;
+}
+
 // The one dispatch decision from the row length: warp_per_row up to 1024
 // columns (the row fits in 32 registers per lane); block_per_row while the
 // row's cache fits in one block's shared memory (`cache_capacity`: the
 // device's opt-in maximum less kBlockStaticSmemSlack; then each row is read
 // once); cluster_per_row while a slice fits in each block of a cluster of at
-// most max_cluster_ranks blocks (0: the device has no clusters; still read
-// once); streaming beyond (reads the row twice, any length). A forced
+// most max_cluster_ranks blocks (0: no clusters, see cluster_kernels_usable;
+// still read once); streaming beyond (reads the row twice, any length). A forced
 // algorithm is kept when it can take the row; `refusal` says why not.
 struct SoftmaxChoice {
   SoftmaxAlgorithm algorithm = SoftmaxAlgorithm::streaming;
@@ -381,7 +391,8 @@ inline SoftmaxChoice choose_softmax_algorithm(SoftmaxAlgorithm requested, int64_
       c.algorithm = requested;
       if (!cluster_ok)
         c.refusal = max_cluster_ranks < kClusterSizes[0]
-                        ? "cluster_per_row: the device has no thread-block clusters (sm_90+)"
+                        ? "cluster_per_row: needs thread-block clusters (an sm_90+ device, and sm_90 "
+                          "code in the build)"
                         : "cluster_per_row: the row does not fit in a cluster's shared memory";
       return c;
     case SoftmaxAlgorithm::streaming: c.algorithm = requested; return c;

@@ -150,6 +150,32 @@ TEST(SoftmaxDispatch, ForcedAlgorithmsRunOrSayWhyNot) {
   }
 }
 
+// The cluster kernels run only where the device has clusters and the kernel
+// image loaded for it is sm_90 code: an sm_80-only build on an H100 (its
+// compute_80 code JIT-compiled, ptxVersion 80, empty cluster kernels) takes
+// the next algorithm, and a forced cluster_per_row is refused, never launched.
+TEST(SoftmaxDispatch, ClusterPathOnlyWhereTheLoadedImageHasSm90Code) {
+  EXPECT_TRUE(cluster_kernels_usable(1, 90));
+  EXPECT_TRUE(cluster_kernels_usable(1, 100));
+  EXPECT_FALSE(cluster_kernels_usable(1, 80));  // sm_80-only build on an H100
+  EXPECT_FALSE(cluster_kernels_usable(0, 90));  // A100
+  const int64_t cap = kH100Optin - kBlockStaticSmemSlack;
+  for (int ptx : {80, 86, 90}) {
+    const int ranks = cluster_kernels_usable(1, ptx) ? 16 : 0;  // as max_cluster_ranks gives
+    const SoftmaxChoice automatic =
+        choose_softmax_algorithm(SoftmaxAlgorithm::automatic, 151936, 4, cap, 4, ranks);
+    const SoftmaxChoice forced =
+        choose_softmax_algorithm(SoftmaxAlgorithm::cluster_per_row, 151936, 4, cap, 4, ranks);
+    if (ptx >= 90) {
+      EXPECT_EQ(automatic.algorithm, SoftmaxAlgorithm::cluster_per_row);
+      EXPECT_EQ(forced.refusal, nullptr);
+    } else {
+      EXPECT_EQ(automatic.algorithm, SoftmaxAlgorithm::streaming) << ptx;
+      EXPECT_NE(forced.refusal, nullptr) << ptx;
+    }
+  }
+}
+
 // Every column of a row lies in exactly one block's slice, each slice after
 // the first starts where the row's packs line up, and no slice is longer
 // than the capacity the launch gives each block, for every alignment.
