@@ -12,6 +12,7 @@
 
 #include "cuact/device/config.h"
 #include "cuact/device/convert.cuh"
+#include "cuact/device/float_math.cuh"
 
 namespace cuact::detail {
 
@@ -30,16 +31,6 @@ struct alignas(16) Vec {
   uint32_t w[4];
 };
 
-CUACT_HD float float_of_bits(uint32_t b) {
-#ifdef __CUDA_ARCH__
-  return __uint_as_float(b);
-#else
-  float f;
-  std::memcpy(&f, &b, sizeof(f));
-  return f;
-#endif
-}
-
 template <class Pair>
 CUACT_HD uint32_t bits_of_pair(const Pair& p) {
   static_assert(sizeof(Pair) == 4, "two 16-bit values");
@@ -52,10 +43,10 @@ CUACT_HD uint32_t bits_of_pair(const Pair& p) {
 template <class T, int N>
 CUACT_HD float element(const Vec<T, N>& v, int j) {
   if constexpr (sizeof(T) == 4) {
-    return float_of_bits(v.w[j]);
+    return device::bits_float(v.w[j]);
   } else if constexpr (std::is_same_v<T, __nv_bfloat16>) {
     const uint32_t word = v.w[j / 2];
-    return float_of_bits((j & 1) != 0 ? word & 0xffff0000u : word << 16);
+    return device::bits_float((j & 1) != 0 ? word & 0xffff0000u : word << 16);
   } else {
     __half_raw r;
     r.x = static_cast<unsigned short>(v.w[j / 2] >> (16 * (j & 1)));
