@@ -20,7 +20,11 @@ against (README.md, "Static throughput model"):
     * the vectorized side, when only one side's own blocks hold 128-bit
       global accesses (the other is the scalar or narrower fallback);
     * the longer side of a branch whose predicate depends only on kernel
-      parameters (uniform: one side runs, the worst is assumed);
+      parameters (uniform: one side runs, the worst is assumed), except
+      that the row of a call without an optional output (dropout's mask)
+      takes the side that stores nothing, when the other side's own blocks
+      only store (narrower than 128 bits) and load nothing: those stores
+      are that output's, which the call does not make;
     * both sides otherwise (a data-dependent branch such as a sign test: a
       divergent warp runs both).
 - Inner loops in the body count their body once per trip unless the caller
@@ -567,9 +571,17 @@ def _has(cfg: Cfg, blocks: Iterable[int], pred) -> bool:
     return any(pred(ins) for b in blocks for ins in cfg.blocks[b].instrs)
 
 
-def counted_path(cfg: Cfg, loop: Loop, inner_trips: Optional[Dict[int, float]] = None) -> PathCount:
+def _only_narrow_stores(cfg: Cfg, blocks: Iterable[int]) -> bool:
+    ins = [i for b in blocks for i in cfg.blocks[b].instrs if i.is_global_access()]
+    return bool(ins) and all(i.base == "STG" and ".128" not in i.op for i in ins)
+
+
+def counted_path(cfg: Cfg, loop: Loop, inner_trips: Optional[Dict[int, float]] = None,
+                 optional_output_absent: bool = False) -> PathCount:
     """The blocks of `loop` a steady-state trip runs, by the rules in the
-    module docstring, and their instruction counts per trip."""
+    module docstring, and their instruction counts per trip.
+    optional_output_absent: the row is a call without the kernel's optional
+    output (a uniform branch into only narrow stores is not taken)."""
     inner_trips = inner_trips or {}
     body = loop.body
     header = loop.header
@@ -632,6 +644,15 @@ def counted_path(cfg: Cfg, loop: Loop, inner_trips: Optional[Dict[int, float]] =
                 va, vb = _has(cfg, only_a, vec), _has(cfg, only_b, vec)
                 if va != vb and (_has(cfg, only_b if va else only_a, narrow) or True):
                     pick = "fall" if va else "taken"
+            if pick is None and optional_output_absent and is_uniform_value(instrs_all, idx, pred):
+                stores_a, stores_b = _only_narrow_stores(cfg, only_a), _only_narrow_stores(cfg, only_b)
+                none = lambda r: not _has(cfg, r, lambda i: i.is_global_access())
+                if stores_a and none(only_b):
+                    pick = "taken"
+                elif stores_b and none(only_a):
+                    pick = "fall"
+                if pick is not None:
+                    notes.append(f"uniform branch at {last.addr:#x}: the absent output's stores skipped")
             if pick is None and is_uniform_value(instrs_all, idx, pred):
                 size = lambda r: sum(len(cfg.blocks[x].instrs) for x in r)
                 pick = "fall" if size(only_a) >= size(only_b) else "taken"

@@ -248,7 +248,8 @@ def row_loop(cfg: sass.Cfg, loop: sass.Loop) -> bool:
 ROWS_PER_TRIP = 2
 
 
-def flat_loops(cfg: sass.Cfg, k: Kernel) -> List[Tuple[sass.Loop, sass.PathCount, float, int]]:
+def flat_loops(cfg: sass.Cfg, k: Kernel, optional_output_absent: bool = False
+               ) -> List[Tuple[sass.Loop, sass.PathCount, float, int]]:
     """The kernel's steady-state loops, each with its counted path, elements
     per trip and 128-bit loads per trip. A rolled row loop inside one runs
     ROWS_PER_TRIP trips; a rolled Philox loop inside one (a row's random
@@ -261,20 +262,21 @@ def flat_loops(cfg: sass.Cfg, k: Kernel) -> List[Tuple[sass.Loop, sass.PathCount
         for i in inner:
             if philox_loop(cfg, i) and i.header not in trips:
                 trips[i.header] = width / 4.0  # (nested trip counts multiply)
-        p = sass.counted_path(cfg, l, trips)
+        p = sass.counted_path(cfg, l, trips, optional_output_absent)
         p.notes = [n for n in p.notes if not any(f"{cfg.blocks[h].start:#x}" in n for h in trips)]
         elems = p.stg128 * width / k.out_streams
         out.append((l, p, elems, int(round(p.ldg128))))
     return out
 
 
-def analyze_flat(cfg: sass.Cfg, k: Kernel, in_streams: Optional[int] = None
+def analyze_flat(cfg: sass.Cfg, k: Kernel, in_streams: Optional[int] = None,
+                 optional_output_absent: bool = False
                  ) -> Tuple[Optional[sass.Loop], Optional[sass.PathCount], float]:
     """The steady-state loop of a form: among the kernel's loops, the one whose
     128-bit loads per trip match the form's input streams (two rows per
     trip; a kernel may hold one loop per optional stream), else the one that
     stores the most."""
-    loops = flat_loops(cfg, k)
+    loops = flat_loops(cfg, k, optional_output_absent)
     if not loops:
         return None, None, 0.0
     if in_streams is not None:
@@ -414,7 +416,9 @@ def analyze_kernel(k: Kernel, instrs: List[sass.Instr], res: Dict[str, int], max
 
     if k.family == "row":
         for fam, label, b, streams in k.forms:
-            loop, path, elems = analyze_flat(cfg, k, streams)
+            # Dropout's forward without the mask: its mask stores do not run.
+            no_mask = k.direction == "forward" and label == "act+dropout"
+            loop, path, elems = analyze_flat(cfg, k, streams, no_mask)
             if loop is None:
                 rows.append({"kernel": k.name, "family": fam, "op": k.op, "detail": k.detail,
                              "dtype": k.dtype, "direction": k.direction, "form": label,

@@ -11,7 +11,7 @@
 //   static constexpr int kInputs;   input streams in[0 .. kInputs - 1]
 //   static constexpr int kOutputs;  output streams (1 or 2)
 //   static constexpr int kOptionalInput;  the input a call may lack (-1: none)
-//   static constexpr bool kRandom;  it needs each element's random word (or
+//   static constexpr bool kRandom;  it needs each element's random draw (or
 //                                   dropout's decision from it)
 //   static constexpr bool kMask;    it may write dropout's mask byte
 //   static constexpr bool kReduces; its `term` is summed (dbias, dweight)
@@ -31,12 +31,12 @@ inline constexpr int kMaxInputs = 3;
 inline constexpr int kMaxOutputs = 2;
 
 // What a form sees of element (r, c): its input streams widened to fp32, the
-// parameter (bias, weight), its random word (element index origin + r * cols
-// + c) and whether dropout keeps it.
+// parameter (bias, weight), its random draw (philox.h; element index origin +
+// r * cols + c) and whether dropout keeps it.
 struct ElementIn {
   float in[kMaxInputs];
   float param;
-  uint32_t word;
+  uint32_t draw;  // 16 bits
   bool kept;
 };
 
@@ -131,10 +131,10 @@ struct GatedBackward {
 
 // ---------------------------------------------------------------- slope forms (PReLU, RReLU)
 
-// The slope of a negative element: base + span * u, u = (word >> 8) * 2^-24 in
+// The slope of a negative element: base + span * u, u = draw * 2^-16 in
 // fp32, clamped to `upper` (rrelu_slope); base is the parameter. PReLU: the
 // weight, span 0. RReLU training: base lower, span upper - lower, u from the
-// element's word. RReLU eval: base (lower + upper) / 2, span 0.
+// element's draw. RReLU eval: base (lower + upper) / 2, span 0.
 struct SlopeRule {
   float span = 0.0f;
   float upper = 0.0f;
@@ -142,7 +142,7 @@ struct SlopeRule {
 
   CUACT_HD bool linear_side(float x) const { return x > 0.0f || (inclusive && x == 0.0f); }
   CUACT_HD float slope(const ElementIn& e) const {
-    return span == 0.0f ? e.param : rrelu_slope(e.param, upper, e.word, span);
+    return span == 0.0f ? e.param : rrelu_slope(e.param, upper, e.draw, span);
   }
 };
 

@@ -1,22 +1,29 @@
 // The random generator of the fused forms: Philox4x32-10 (Salmon, Moraes, Dror,
 // Shaw, "Parallel random numbers: as easy as 1, 2, 3", SC'11), a counter-based
-// generator: a pure function of (key, counter), so any element's random word
+// generator: a pure function of (key, counter), so any element's random draw
 // is computed where it is needed, in any order, on any thread, host or device.
 //
 // The contract (the same on every GPU, launch geometry and run; the CPU
 // reference uses this definition too):
 //
-//   element e of the stream (seed, offset) has the 32-bit word
-//     philox4x32_10(counter = {lo(e/4), hi(e/4), lo(offset), hi(offset)},
-//                   key     = {lo(seed), hi(seed)}) [e % 4]
+//   block g of the stream (seed, offset) is
+//     philox4x32_10(counter = {lo(g), hi(g), lo(offset), hi(offset)},
+//                   key     = {lo(seed), hi(seed)}) = words {w0, w1, w2, w3};
+//   element e draws the 16-bit value
+//     draw(e) = bits [16 (e % 2), 16 (e % 2) + 16) of word (e / 2) % 4 of block e / 8,
+//   so one block serves eight consecutive elements;
 //
-//   dropout keeps element e iff word >= ceil(p * 2^32), so P(keep) = 1 - p;
-//   rrelu's slope of element e is lower + (upper - lower) * u, u = (word >> 8) * 2^-24,
+//   dropout keeps element e iff draw(e) >= ceil(p * 2^16), so P(keep) is 1 - p
+//   with p rounded up to a multiple of 2^-16 (the scale stays 1/(1 - p));
+//   rrelu's slope of element e is lower + (upper - lower) * u, u = draw(e) * 2^-16,
 //   computed in fp32 (one fma) and clamped to upper.
 //
-// Distinct (offset, e) pairs give distinct counters, so calls that differ in
-// offset draw independent words whatever their sizes. Plain C++ (no CUDA
-// intrinsics) so g++ compiles it for the CPU reference and tests.
+// Sixteen bits per element (FlashAttention draws eight) keep the generator's
+// cost at about 6 instructions per element, inside the budget of a bf16 kernel
+// at the memory limit. Distinct (offset, e) pairs give distinct (counter,
+// half) pairs, so calls that differ in offset draw independent values
+// whatever their sizes. Plain C++ (no CUDA intrinsics) so g++ compiles it for
+// the CPU reference and tests.
 #pragma once
 
 #include <cstdint>
@@ -36,6 +43,10 @@ struct Philox4 {
 CUACT_HD uint32_t philox_word_at(const Philox4& b, int k) {
   return k == 0 ? b.x : (k == 1 ? b.y : (k == 2 ? b.z : b.w));
 }
+
+// Draw k (0..7) of a block: half k % 2 of word k / 2.
+CUACT_HD uint32_t half_of(uint32_t word, int upper) { return upper != 0 ? word >> 16 : word & 0xffffu; }
+CUACT_HD uint32_t draw_at(const Philox4& b, int k) { return half_of(philox_word_at(b, k >> 1), k & 1); }
 
 // The 64-bit product a * b as (hi, lo): one IMAD.WIDE.U32 on the device.
 CUACT_HD void mul_hi_lo(uint32_t a, uint32_t b, uint32_t& hi, uint32_t& lo) {
@@ -71,7 +82,7 @@ CUACT_HD Philox4 philox4x32(Philox4 c, uint32_t k0, uint32_t k1) {
   return c;
 }
 
-// The words of one call: element e's word is block(e / 4)[e % 4]. The ten
+// The draws of one call: element e's is half e % 2 of block(e / 8)[(e / 2) % 4]. The ten
 // round keys, and the parts of the first round that depend on the offset and
 // the key alone, are computed once, when the stream is made (on the host for
 // a launch: in a kernel they are launch arguments).
@@ -106,9 +117,7 @@ struct RandomStream {
     for (int r = 1; r < 10; ++r) c = philox_round(c, keys[2 * r], keys[2 * r + 1]);
     return c;
   }
-  CUACT_HD uint32_t word(uint64_t e) const {
-    return philox_word_at(block(e >> 2), static_cast<int>(e & 3));
-  }
+  CUACT_HD uint32_t draw(uint64_t e) const { return draw_at(block(e >> 3), static_cast<int>(e & 7)); }
 
   // On the device: makes the keys opaque register values, so that a loop
   // drawing many blocks keeps them in registers (20 of them) instead of
@@ -122,65 +131,62 @@ struct RandomStream {
   }
 };
 
-// The words of elements e0 .. e0 + W - 1 (W a multiple of 4): W/4 Philox
-// blocks when e0 is a multiple of 4, one more otherwise, computed by one
-// (rolled) Philox body into a window that slides by a block at a time.
+// The draws of elements e0 .. e0 + W - 1 (W = 4 or 8), two per word: draw
+// e0 + j is half j % 2 of packed[j / 2]. Aligned (e0 a multiple of W: every
+// row of a call with cols % W == 0, a flat call at a 16-byte boundary): one
+// block, or half of one; otherwise two blocks, funnel-shifted into place.
 template <int W>
-CUACT_HD void random_words(const RandomStream& s, uint64_t e0, uint32_t (&words)[W]) {
-  static_assert(W % 4 == 0, "runs of whole Philox blocks");
-  const uint64_t g0 = e0 >> 2;
-  const int shift = static_cast<int>(e0 & 3);
-  const int blocks = W / 4 + (shift != 0);
-  uint32_t window[W + 4] = {};
-  CUACT_NO_UNROLL
-  for (int q = 0; q < blocks; ++q) {
-    const Philox4 b = s.block(g0 + q);
-    CUACT_UNROLL
-    for (int k = 0; k < W; ++k) window[k] = window[k + 4];
-    window[W] = b.x;
-    window[W + 1] = b.y;
-    window[W + 2] = b.z;
-    window[W + 3] = b.w;
-  }
-  // Aligned (the common case): the blocks fill window[4 ..]; otherwise
-  // window[0 ..], with word 0 at `shift`.
-  if (shift == 0) {
-    CUACT_UNROLL
-    for (int j = 0; j < W; ++j) words[j] = window[j + 4];
+CUACT_HD void chunk_draws(const RandomStream& s, uint64_t e0, uint32_t (&packed)[W / 2]) {
+  static_assert(W == 4 || W == 8, "a chunk is at most one block");
+  const uint64_t g = e0 >> 3;
+  const Philox4 a = s.block(g);
+  if ((e0 & (W - 1)) == 0) {
+    const bool upper = W == 4 && (e0 & 4) != 0;
+    packed[0] = upper ? a.z : a.x;
+    packed[1] = upper ? a.w : a.y;
+    if constexpr (W == 8) {
+      packed[2] = a.z;
+      packed[3] = a.w;
+    }
     return;
   }
+  const int shift = static_cast<int>(e0 & 7);  // the first draw's place in block g
+  const Philox4 b = shift + W > 8 ? s.block(g + 1) : a;
+  const int q = shift >> 1;
+  auto word = [&](int k) {  // word k (0..7) of blocks g, g + 1, without indexing
+    return k < 4 ? philox_word_at(a, k) : philox_word_at(b, k - 4);
+  };
   CUACT_UNROLL
-  for (int j = 0; j < W; ++j)
-    words[j] = shift == 1 ? window[j + 1] : shift == 2 ? window[j + 2] : window[j + 3];
+  for (int i = 0; i < W / 2; ++i) {
+    const uint64_t pair = (static_cast<uint64_t>(word(q + i + 1)) << 32) | word(q + i);
+    packed[i] = static_cast<uint32_t>(pair >> (16 * (shift & 1)));
+  }
 }
 
 // Dropout's decision and scale for a drop probability p in [0, 1].
 struct DropoutRule {
-  uint64_t threshold = 0;  // keep iff word >= threshold = ceil(p * 2^32); 2^32 drops all
+  uint32_t threshold = 0;  // keep iff draw >= threshold = ceil(p * 2^16); 2^16 drops all
   float scale = 1.0f;      // 1/(1 - p) rounded to fp32; 0 when p == 1
 
-  CUACT_HD bool keeps(uint32_t word) const { return word >= threshold; }
+  CUACT_HD bool keeps(uint32_t draw) const { return draw >= threshold; }
 };
 
 inline DropoutRule make_dropout_rule(float p) {
   DropoutRule rule;
-  const double t = static_cast<double>(p) * 4294967296.0;  // exact: p has 24 bits
-  uint64_t threshold = static_cast<uint64_t>(t);
-  if (static_cast<double>(threshold) < t) ++threshold;  // ceil
-  rule.threshold = threshold;
+  rule.threshold = static_cast<uint32_t>(std::ceil(static_cast<double>(p) * 65536.0));  // exact product
   rule.scale = p < 1.0f ? static_cast<float>(1.0 / (1.0 - static_cast<double>(p))) : 0.0f;
   return rule;
 }
 
-// rrelu's slope from an element's word (see the contract above); `span` is
+// rrelu's slope from an element's draw (see the contract above); `span` is
 // upper - lower, computed once in fp32.
-CUACT_HD float rrelu_slope(float lower, float upper, uint32_t word, float span) {
-  const float u = static_cast<float>(word >> 8) * 0x1p-24f;  // exact, in [0, 1)
+CUACT_HD float rrelu_slope(float lower, float upper, uint32_t draw, float span) {
+  const float u = static_cast<float>(draw) * 0x1p-16f;  // exact, in [0, 1)
   const float r = fmaf(span, u, lower);
   return r > upper ? upper : r;
 }
-CUACT_HD float rrelu_slope(float lower, float upper, uint32_t word) {
-  return rrelu_slope(lower, upper, word, upper - lower);
+CUACT_HD float rrelu_slope(float lower, float upper, uint32_t draw) {
+  return rrelu_slope(lower, upper, draw, upper - lower);
 }
 
 }  // namespace cuact::detail

@@ -41,11 +41,23 @@ struct RowCall {
   FastDivider channels;     // by_row_channel: param[row % channels]
   uint8_t* mask = nullptr;  // [rows, cols] bytes, 1 where dropout kept the element
   RandomStream random;
-  uint32_t keep_threshold = 0;  // dropout keeps word >= keep_threshold (0 < p < 1)
-  bool keep_none = false;       // p == 1: every element dropped
+  uint32_t keep_threshold = 0;  // dropout keeps draw >= keep_threshold (2^16 when p == 1: none)
   ReduceMode reduce = ReduceMode::none;
   float* partials = nullptr;
+  // From a thread's row to its next (row_lanes() rows on), per stream and in
+  // element indices: set with the geometry (set_row_gaps), so that the
+  // kernels' row loop reads them instead of recomputing 64-bit products.
+  int64_t in_gap[kMaxInputs] = {};
+  int64_t out_gap[kMaxOutputs] = {};
+  int64_t e_gap = 0;
 };
+
+CUACT_HD void set_row_gaps(RowCall& c) {
+  const int64_t lanes = c.geometry.row_lanes();
+  for (int k = 0; k < kMaxInputs; ++k) c.in_gap[k] = lanes * c.in_stride[k];
+  for (int k = 0; k < kMaxOutputs; ++k) c.out_gap[k] = lanes * c.out_stride[k];
+  c.e_gap = lanes * c.plan.cols;
+}
 
 // A thread's running sums: per column of its chunk (by_column) or one (by_row_channel).
 template <int W>
@@ -106,26 +118,6 @@ CUACT_HD void chunk_params(const RowCall& c, const ColumnSpan& span, int64_t fir
   }
 }
 
-// The words of elements e0 .. e0 + W - 1 of a chunk: W/4 Philox blocks,
-// unrolled, when e0 is a multiple of 4 (the common case: every row of a
-// call with cols % 4 == 0, a flat call at a 16-byte boundary); otherwise one
-// block more, through random_words.
-template <int W>
-CUACT_HD void chunk_words(const RandomStream& s, uint64_t e0, uint32_t (&words)[W]) {
-  if ((e0 & 3) != 0) {
-    random_words<W>(s, e0, words);
-    return;
-  }
-  CUACT_UNROLL
-  for (int q = 0; q < W / 4; ++q) {
-    const Philox4 b = s.block((e0 >> 2) + q);
-    words[4 * q] = b.x;
-    words[4 * q + 1] = b.y;
-    words[4 * q + 2] = b.z;
-    words[4 * q + 3] = b.w;
-  }
-}
-
 // The mask bytes of four elements from bits 0..3 of `bits` (byte j = bit j):
 // one multiply spreads the bits to bytes 0..3 (bit j lands at 8j + j), one
 // AND keeps them.
@@ -162,20 +154,19 @@ CUACT_HD bool present_in(const RowCall& c, int k) {
   return k != Form::kOptionalInput || c.in[k] != nullptr;
 }
 
-// Dropout's decision for a word: kept iff word >= threshold (0 < p < 1), none
-// when p == 1; forms without random words keep everything.
+// Dropout's decision for a draw: kept iff draw >= threshold (a threshold of
+// 2^16, p == 1, keeps none); forms without random draws keep everything.
 struct KeepRule {
   uint32_t threshold = 0;
-  bool none = false;
 };
-CUACT_HD KeepRule keep_rule(const RowCall& c) { return {c.keep_threshold, c.keep_none}; }
+CUACT_HD KeepRule keep_rule(const RowCall& c) { return {c.keep_threshold}; }
 
-// One element through the form: its inputs, parameter and word in, outputs out.
+// One element through the form: its inputs, parameter and draw in, outputs out.
 template <class Form>
 CUACT_HD ElementOut apply_form(const Form& form, KeepRule keep, const float (&in)[kMaxInputs],
-                               float param, uint32_t word) {
-  ElementIn e{{in[0], in[1], in[2]}, param, word, !keep.none};
-  if constexpr (Form::kRandom) e.kept = !keep.none && word >= keep.threshold;
+                               float param, uint32_t draw) {
+  ElementIn e{{in[0], in[1], in[2]}, param, draw, true};
+  if constexpr (Form::kRandom) e.kept = draw >= keep.threshold;
   return form(e);
 }
 
@@ -183,9 +174,9 @@ CUACT_HD ElementOut apply_form(const Form& form, KeepRule keep, const float (&in
 // vector path share one copy of the form's math.
 template <class Form>
 CUACT_HD_NOINLINE ElementOut apply_form_out_of_line(Form form, KeepRule keep, float in0, float in1,
-                                                   float in2, float param, uint32_t word) {
+                                                   float in2, float param, uint32_t draw) {
   const float in[kMaxInputs] = {in0, in1, in2};
-  return apply_form(form, keep, in, param, word);
+  return apply_form(form, keep, in, param, draw);
 }
 
 // The vector path: chunk at column `col` (whole, aligned in every stream)
@@ -203,23 +194,21 @@ CUACT_HD void vector_rows(const Form& form, const RowCall& c, int64_t col, const
   const int64_t rows = c.plan.rows, lanes = tr.lanes;
   const bool wide = c.plan.access == 16;
   const T* in[I];
-  int64_t in_gap[I];
   T* out[O];
-  int64_t out_gap[O];
   const int64_t first = c.plan.origin + col;
   CUACT_UNROLL
   for (int k = 0; k < I; ++k) {
     in[k] = present<Form, WithOptional>(k) ? static_cast<const T*>(c.in[k]) + first + tr.first_row * c.in_stride[k]
                                 : nullptr;
-    in_gap[k] = lanes * c.in_stride[k];
   }
   CUACT_UNROLL
   for (int k = 0; k < O; ++k) {
     out[k] = static_cast<T*>(c.out[k]) + first + tr.first_row * c.out_stride[k];
-    out_gap[k] = lanes * c.out_stride[k];
   }
   uint64_t e0 = static_cast<uint64_t>(first + tr.first_row * c.plan.cols);
-  const uint64_t e_gap = static_cast<uint64_t>(lanes * c.plan.cols);
+  const auto e_gap = static_cast<uint64_t>(c.e_gap);
+  const int64_t(&in_gap)[kMaxInputs] = c.in_gap;
+  const int64_t(&out_gap)[kMaxOutputs] = c.out_gap;
   RandomStream random = c.random;
   if constexpr (Form::kRandom) random.pin_keys();
   for (int64_t r = tr.first_row; r < rows; r += 2 * lanes) {
@@ -235,8 +224,8 @@ CUACT_HD void vector_rows(const Form& form, const RowCall& c, int64_t col, const
       }
     }
     auto row = [&](const Vec<T, W>(&v)[I], uint64_t e, T* const (&o)[O]) {
-      uint32_t words[W] = {};
-      if constexpr (Form::kRandom) chunk_words<W>(random, e, words);
+      uint32_t draws[W / 2] = {};
+      if constexpr (Form::kRandom) chunk_draws<W>(random, e, draws);
       float y[O][W];
       unsigned kept = 0;
       CUACT_UNROLL
@@ -245,7 +234,7 @@ CUACT_HD void vector_rows(const Form& form, const RowCall& c, int64_t col, const
         CUACT_UNROLL
         for (int k = 0; k < I; ++k)
           a[k] = present<Form, WithOptional>(k) ? element(v[k], j) : Form::fill(k);
-        const ElementOut res = apply_form(form, keep_rule(c), a, param[j], words[j]);
+        const ElementOut res = apply_form(form, keep_rule(c), a, param[j], half_of(draws[j / 2], j & 1));
         CUACT_UNROLL
         for (int k = 0; k < O; ++k) y[k][j] = res.out[k];
         kept |= static_cast<unsigned>(res.kept) << j;
@@ -311,10 +300,10 @@ CUACT_HD void chunk_rows(const Form& form, const RowCall& c, const ColumnSpan& s
     for (int j = 0; j < W; ++j) {
       if (j < span.count) {
         const uint64_t e = e0 + j;
-        uint32_t word = 0;
+        uint32_t draw = 0;
         if constexpr (Form::kRandom) {
-          if (j == 0 || (e & 3) == 0) block = c.random.block(e >> 2);
-          word = philox_word_at(block, static_cast<int>(e & 3));
+          if (j == 0 || (e & 7) == 0) block = c.random.block(e >> 3);
+          draw = draw_at(block, static_cast<int>(e & 7));
         }
         float a[kMaxInputs] = {};
         CUACT_UNROLL
@@ -323,7 +312,7 @@ CUACT_HD void chunk_rows(const Form& form, const RowCall& c, const ColumnSpan& s
                      ? device::to_float(static_cast<const T*>(c.in[k])[first + r * c.in_stride[k] + j])
                      : Form::fill(k);
         const ElementOut res =
-            apply_form_out_of_line(form, keep_rule(c), a[0], a[1], a[2], p[0], word);
+            apply_form_out_of_line(form, keep_rule(c), a[0], a[1], a[2], p[0], draw);
         CUACT_UNROLL
         for (int k = 0; k < O; ++k)
           static_cast<T*>(c.out[k])[first + r * c.out_stride[k] + j] = device::narrow<T>(res.out[k]);
@@ -384,13 +373,10 @@ CUACT_HD void run_extras(const Form& form, const RowCall& c, int64_t thread, int
     CUACT_UNROLL
     for (int k = 0; k < I; ++k)
       a[k] = present_in<Form>(c, k) ? device::to_float(static_cast<const T*>(c.in[k])[e]) : Form::fill(k);
-    uint32_t word = 0;
-    if constexpr (Form::kRandom) {
-      const uint64_t u = static_cast<uint64_t>(e);
-      word = c.random.word(u);
-    }
+    uint32_t draw = 0;
+    if constexpr (Form::kRandom) draw = c.random.draw(static_cast<uint64_t>(e));
     const ElementOut res =
-        apply_form_out_of_line(form, keep_rule(c), a[0], a[1], a[2], c.param_fill, word);
+        apply_form_out_of_line(form, keep_rule(c), a[0], a[1], a[2], c.param_fill, draw);
     CUACT_UNROLL
     for (int k = 0; k < O; ++k) static_cast<T*>(c.out[k])[e] = device::narrow<T>(res.out[k]);
     if constexpr (Form::kMask) {

@@ -26,9 +26,10 @@ namespace {
 double get(DType dtype, const void* p, int64_t i) { return detail::load_element(dtype, p, i); }
 void put(DType dtype, void* p, int64_t i, double v) { detail::store_element(dtype, p, i, v); }
 
-uint32_t word_of(uint64_t seed, uint64_t offset, uint64_t e) {
+// Element e's 16-bit draw (philox.h states the contract).
+uint32_t draw_of(uint64_t seed, uint64_t offset, uint64_t e) {
   const detail::RandomStream stream{seed, offset};
-  return stream.word(e);
+  return stream.draw(e);
 }
 
 // slope * x with the limit 0 for a zero slope at x = -inf (as leaky_relu).
@@ -39,10 +40,10 @@ double slope_times(double slope, double x) { return slope == 0 ? 0.0 : slope * x
 double bias_preactivation(double x, double bias) { return round_to(DType::f32, x + bias); }
 
 bool dropout_keeps(const Dropout& dropout, uint64_t e) {
-  const double threshold = std::ceil(static_cast<double>(dropout.p) * 4294967296.0);
+  // keep iff draw >= ceil(p * 2^16); p = 1 gives 2^16, above every draw.
+  const double threshold = std::ceil(static_cast<double>(dropout.p) * 65536.0);
   if (threshold == 0) return true;
-  if (threshold >= 4294967296.0) return false;
-  return static_cast<double>(word_of(dropout.seed, dropout.offset, e)) >= threshold;
+  return static_cast<double>(draw_of(dropout.seed, dropout.offset, e)) >= threshold;
 }
 
 double dropout_scale(float p) { return p < 1 ? round_to(DType::f32, 1.0 / (1.0 - p)) : 0.0; }
@@ -50,9 +51,8 @@ double dropout_scale(float p) { return p < 1 ? round_to(DType::f32, 1.0 / (1.0 -
 double rrelu_slope(const Rrelu& rrelu, uint64_t e) {
   if (!rrelu.training)
     return round_to(DType::f32, (static_cast<double>(rrelu.lower) + rrelu.upper) / 2);
-  // lower + (upper - lower) * u in fp32 (the generator's definition), u = 24 random bits.
-  const uint32_t word = word_of(rrelu.seed, rrelu.offset, e);
-  const float u = std::ldexp(static_cast<float>(word >> 8), -24);
+  // lower + (upper - lower) * u in fp32 (the generator's definition), u = 16 random bits.
+  const float u = std::ldexp(static_cast<float>(draw_of(rrelu.seed, rrelu.offset, e)), -16);
   const float span = rrelu.upper - rrelu.lower;
   const float r = span == 0.0f ? rrelu.lower : std::fmaf(span, u, rrelu.lower);
   return r > rrelu.upper ? rrelu.upper : r;

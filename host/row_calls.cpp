@@ -211,7 +211,7 @@ RowRequest rrelu_request(const Rrelu& rrelu, DType dtype, const void* x, const v
   r.in[1] = backward ? dy : nullptr;
   r.out[0] = out;
   if (rrelu.training) {
-    // slope = lower + (upper - lower) * u, from the element's word.
+    // slope = lower + (upper - lower) * u, from the element's draw.
     r.param_fill = rrelu.lower;
     r.args.slope = SlopeRule{rrelu.upper - rrelu.lower, rrelu.upper, true};
     r.random = true;
@@ -274,9 +274,7 @@ RowCall plan_rows(const RowRequest& r, int64_t device_blocks) {
   c.channels = FastDivider(static_cast<uint64_t>(r.channels > 0 ? r.channels : 1));
   c.mask = r.mask;
   c.random = r.stream;
-  // Words are drawn for 0 < p < 1, whose threshold fits in 32 bits; p = 1 keeps none.
-  c.keep_threshold = static_cast<uint32_t>(r.dropout.threshold);
-  c.keep_none = r.dropout.threshold > 0xffffffffu;
+  c.keep_threshold = r.dropout.threshold;
   const bool reduces = r.reduce != ReduceMode::none;
   c.reduce = r.reduce;
   const int64_t row_multiple = r.param_mode == ParamMode::by_row_channel ? r.channels : 1;
@@ -290,6 +288,7 @@ RowCall plan_rows(const RowRequest& r, int64_t device_blocks) {
   } else {
     c.geometry = tile_geometry(c.plan.rows, c.plan.chunks, device_blocks, false, row_multiple);
   }
+  set_row_gaps(c);
   return c;
 }
 

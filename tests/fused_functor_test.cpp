@@ -276,13 +276,14 @@ TEST(SlopeForms, RreluKinkAndSlopeSources) {
   using Slope = SlopeBackward<float, false>;
   EXPECT_EQ(Slope{rrelu}(zero).out[0], 2.0f);
   EXPECT_EQ(Slope{prelu}(zero).out[0], 0.5f);
-  // Training: base lower, span upper - lower, u from the word.
+  // Training: base lower, span upper - lower, u from the draw.
   const SlopeRule train{0.5f - 0.125f, 0.5f, true};
-  const ElementIn neg{{-4.0f, 1.0f, 0.0f}, 0.125f, 0x80000000u, true};
-  EXPECT_EQ(train.slope(neg), rrelu_slope(0.125f, 0.5f, 0x80000000u));
+  const ElementIn neg{{-4.0f, 1.0f, 0.0f}, 0.125f, 0x8000u, true};
+  EXPECT_EQ(train.slope(neg), rrelu_slope(0.125f, 0.5f, 0x8000u));
+  EXPECT_EQ(train.slope(neg), 0.125f + 0.375f * 0.5f);
   using Drawn = SlopeForward<float, true>;
   using Fixed = SlopeForward<float, false>;
-  EXPECT_EQ(Drawn{train}(neg).out[0], -4.0f * rrelu_slope(0.125f, 0.5f, 0x80000000u));
+  EXPECT_EQ(Drawn{train}(neg).out[0], -4.0f * rrelu_slope(0.125f, 0.5f, 0x8000u));
   EXPECT_TRUE(std::isnan(Drawn{train}(ElementIn{{NAN, 0, 0}, 0.125f, 7u, true}).out[0]));
   EXPECT_EQ(Fixed{SlopeRule{}}(ElementIn{{-INFINITY, 0, 0}, 0.0f, 0u, true}).out[0], 0.0f);
 }

@@ -1,5 +1,5 @@
 // The random generator of the fused forms (cuda/philox.h): Philox4x32 against
-// the published known-answer vectors, the element -> word mapping of the
+// the published known-answer vectors, the element -> draw mapping of the
 // contract, the run helpers the kernels use, and the statistics of dropout
 // masks and RReLU slopes. CPU only.
 #include <gtest/gtest.h>
@@ -67,9 +67,10 @@ TEST(Philox, MulHiLoIsTheFullProduct) {
   EXPECT_EQ(lo, static_cast<uint32_t>(p));
 }
 
-// The contract: element e of (seed, offset) is word e % 4 of the block with
-// counter {lo(e/4), hi(e/4), lo(offset), hi(offset)} and key {lo(seed), hi(seed)}.
-TEST(RandomStream, ElementWordFollowsTheContract) {
+// The contract: element e of (seed, offset) draws half e % 2 of word (e/2) % 4
+// of the block with counter {lo(e/8), hi(e/8), lo(offset), hi(offset)} and
+// key {lo(seed), hi(seed)}.
+TEST(RandomStream, ElementDrawFollowsTheContract) {
   const uint64_t seeds[] = {0, 42, 0x0123456789abcdefull};
   const uint64_t offsets[] = {0, 1, 0xfedcba9876543210ull};
   const uint64_t elements[] = {0, 1, 2, 3, 4, 5, 1000003, (uint64_t{1} << 34) + 7,
@@ -77,30 +78,36 @@ TEST(RandomStream, ElementWordFollowsTheContract) {
   for (uint64_t seed : seeds)
     for (uint64_t offset : offsets)
       for (uint64_t e : elements) {
-        const uint64_t g = e / 4;
+        const uint64_t g = e / 8;
         const Philox4 counter = {static_cast<uint32_t>(g), static_cast<uint32_t>(g >> 32),
                                  static_cast<uint32_t>(offset),
                                  static_cast<uint32_t>(offset >> 32)};
         const Philox4 b = philox4x32<10>(counter, static_cast<uint32_t>(seed),
                                          static_cast<uint32_t>(seed >> 32));
         const uint32_t words[4] = {b.x, b.y, b.z, b.w};
-        EXPECT_EQ((RandomStream{seed, offset}.word(e)), words[e % 4]) << "e=" << e;
+        const uint32_t word = words[(e / 2) % 4];
+        const uint32_t want = e % 2 == 0 ? word & 0xffffu : word >> 16;
+        EXPECT_EQ((RandomStream{seed, offset}.draw(e)), want) << "e=" << e;
       }
 }
 
 template <int W>
 void check_runs() {
   const RandomStream s{1234, 99};
-  for (uint64_t e0 = 0; e0 < 64; ++e0) {
-    uint32_t words[W];
-    random_words<W>(s, e0, words);
-    for (int j = 0; j < W; ++j) ASSERT_EQ(words[j], s.word(e0 + j)) << "e0=" << e0 << " j=" << j;
+  for (uint64_t e0 : {uint64_t{0}, uint64_t{1} << 35}) {
+    for (uint64_t start = e0; start < e0 + 64; ++start) {
+      uint32_t packed[W / 2];
+      chunk_draws<W>(s, start, packed);
+      for (int j = 0; j < W; ++j)
+        ASSERT_EQ(half_of(packed[j / 2], j & 1), s.draw(start + j)) << "start=" << start << " j=" << j;
+    }
   }
 }
 
-// The kernels draw a chunk's words in runs that need not start at a multiple
-// of 4: every start gives the contract's words.
-TEST(RandomStream, RunsOfWordsMatchElementWords) {
+// The kernels draw a chunk's values in runs that need not start at a multiple
+// of 8: every start gives the contract's draws (the aligned starts one block
+// or half of one, the others two).
+TEST(RandomStream, ChunkDrawsMatchElementDraws) {
   check_runs<4>();
   check_runs<8>();
 }
@@ -123,31 +130,34 @@ TEST(RandomStream, PrecomputedRoundKeysGiveTheReferenceBlocks) {
 TEST(RandomStream, DifferentOffsetsAndSeedsGiveDifferentStreams) {
   int same_offset = 0, same_seed = 0;
   for (uint64_t e = 0; e < 4096; ++e) {
-    same_offset += RandomStream{7, 0}.word(e) == RandomStream{7, 1}.word(e);
-    same_seed += RandomStream{7, 0}.word(e) == RandomStream{8, 0}.word(e);
+    same_offset += RandomStream{7, 0}.draw(e) == RandomStream{7, 1}.draw(e);
+    same_seed += RandomStream{7, 0}.draw(e) == RandomStream{8, 0}.draw(e);
   }
-  EXPECT_LE(same_offset, 1);
-  EXPECT_LE(same_seed, 1);
+  // Independent 16-bit draws agree with probability 2^-16: 4096 / 65536 expected.
+  EXPECT_LE(same_offset, 4);
+  EXPECT_LE(same_seed, 4);
 }
 
 // ---------------------------------------------------------------- dropout
 
-TEST(DropoutRule, ThresholdIsCeilOfPTimes2To32AndScaleIsFp32) {
+TEST(DropoutRule, ThresholdIsCeilOfPTimes2To16AndScaleIsFp32) {
   EXPECT_EQ(make_dropout_rule(0.0f).threshold, 0u);
   EXPECT_EQ(make_dropout_rule(0.0f).scale, 1.0f);
-  EXPECT_EQ(make_dropout_rule(1.0f).threshold, uint64_t{1} << 32);
+  EXPECT_EQ(make_dropout_rule(1.0f).threshold, 65536u);
   EXPECT_EQ(make_dropout_rule(1.0f).scale, 0.0f);
-  EXPECT_EQ(make_dropout_rule(0.5f).threshold, uint64_t{1} << 31);
+  EXPECT_EQ(make_dropout_rule(0.5f).threshold, 32768u);
   EXPECT_EQ(make_dropout_rule(0.5f).scale, 2.0f);
   EXPECT_EQ(make_dropout_rule(0.1f).scale, static_cast<float>(1.0 / (1.0 - 0.1f)));
-  // 0.1f * 2^32 = 429496736.0000000xxx: not an integer, rounded up.
-  EXPECT_EQ(make_dropout_rule(0.1f).threshold,
-            static_cast<uint64_t>(std::ceil(static_cast<double>(0.1f) * 4294967296.0)));
-  const float below_one = std::nextafter(1.0f, 0.0f);
-  EXPECT_LT(make_dropout_rule(below_one).threshold, uint64_t{1} << 32);  // fits the kernels' 32 bits
-  EXPECT_GT(make_dropout_rule(std::nextafter(0.0f, 1.0f)).threshold, 0u);
-  EXPECT_FALSE(make_dropout_rule(1.0f).keeps(0xffffffffu));
+  // 0.1f * 2^16 = 6553.6000977: not an integer, rounded up.
+  EXPECT_EQ(make_dropout_rule(0.1f).threshold, 6554u);
+  EXPECT_EQ(make_dropout_rule(std::nextafter(1.0f, 0.0f)).threshold, 65536u)
+      << "p within 2^-16 of 1 drops every element";
+  EXPECT_EQ(make_dropout_rule(std::nextafter(0.0f, 1.0f)).threshold, 1u)
+      << "any p > 0 drops the draw 0";
+  EXPECT_FALSE(make_dropout_rule(1.0f).keeps(0xffffu));
   EXPECT_TRUE(make_dropout_rule(0.0f).keeps(0u));
+  EXPECT_FALSE(make_dropout_rule(0.1f).keeps(6553u));
+  EXPECT_TRUE(make_dropout_rule(0.1f).keeps(6554u));
 }
 
 TEST(DropoutRule, ReferenceAgreesWithTheEngineDecision) {
@@ -156,7 +166,7 @@ TEST(DropoutRule, ReferenceAgreesWithTheEngineDecision) {
     const DropoutRule rule = make_dropout_rule(p);
     const RandomStream s{d.seed, d.offset};
     for (uint64_t e = 0; e < 2000; ++e)
-      ASSERT_EQ(reference::dropout_keeps(d, e), rule.keeps(s.word(e))) << "p=" << p << " e=" << e;
+      ASSERT_EQ(reference::dropout_keeps(d, e), rule.keeps(s.draw(e))) << "p=" << p << " e=" << e;
     EXPECT_EQ(reference::dropout_scale(p), static_cast<double>(rule.scale));
   }
 }
@@ -172,9 +182,10 @@ TEST(DropoutRule, KeptFractionWithinStatisticalBound) {
         const DropoutRule rule = make_dropout_rule(p);
         const RandomStream s{seed, offset};
         int64_t kept = 0;
-        for (int64_t e = 0; e < n; ++e) kept += rule.keeps(s.word(static_cast<uint64_t>(e)));
-        const double expected = n * (1.0 - p);
-        const double sigma = std::sqrt(n * p * (1.0 - p));
+        for (int64_t e = 0; e < n; ++e) kept += rule.keeps(s.draw(static_cast<uint64_t>(e)));
+        const double q = rule.threshold / 65536.0;  // p rounded up to a multiple of 2^-16
+        const double expected = n * (1.0 - q);
+        const double sigma = std::sqrt(n * q * (1.0 - q));
         EXPECT_LE(std::fabs(kept - expected), 6 * sigma)
             << "p=" << p << " seed=" << seed << " offset=" << offset << ": kept " << kept;
       }
@@ -186,9 +197,9 @@ TEST(DropoutRule, MasksAreDeterministicAndOffsetsIndependent) {
   int64_t agree = 0;
   for (int64_t e = 0; e < n; ++e) {
     const auto u = static_cast<uint64_t>(e);
-    const bool a = rule.keeps(RandomStream{9, 100}.word(u));
-    ASSERT_EQ(a, rule.keeps(RandomStream{9, 100}.word(u)));
-    agree += a == rule.keeps(RandomStream{9, 101}.word(u));
+    const bool a = rule.keeps(RandomStream{9, 100}.draw(u));
+    ASSERT_EQ(a, rule.keeps(RandomStream{9, 100}.draw(u)));
+    agree += a == rule.keeps(RandomStream{9, 101}.draw(u));
   }
   // Independent masks agree on half the elements: within 6 sigma of n/2.
   EXPECT_LE(std::fabs(agree - n / 2.0), 6 * std::sqrt(n * 0.25));
@@ -204,7 +215,7 @@ TEST(RreluSlope, InRangeWithTheUniformMeanAndMatchingTheReference) {
   int64_t below_mid = 0;
   for (int64_t e = 0; e < n; ++e) {
     const auto u = static_cast<uint64_t>(e);
-    const float slope = rrelu_slope(r.lower, r.upper, s.word(u));
+    const float slope = rrelu_slope(r.lower, r.upper, s.draw(u));
     ASSERT_GE(slope, r.lower);
     ASSERT_LE(slope, r.upper);
     ASSERT_EQ(static_cast<double>(slope), reference::rrelu_slope(r, u)) << "e=" << e;
@@ -224,9 +235,10 @@ TEST(RreluSlope, EvalIsTheMidpointInFp32AndExtremesClamp) {
   Rrelu r;
   EXPECT_EQ(reference::rrelu_slope(r, 5),
             static_cast<double>(static_cast<float>((1.0 / 8 + 1.0 / 3) / 2)));
-  EXPECT_EQ(rrelu_slope(0.25f, 0.25f, 0xffffffffu), 0.25f);
+  EXPECT_EQ(rrelu_slope(0.25f, 0.25f, 0xffffu), 0.25f);
   EXPECT_EQ(rrelu_slope(-1.0f, 2.0f, 0u), -1.0f);
-  EXPECT_LE(rrelu_slope(0.1f, 0.3f, 0xffffffffu), 0.3f);
+  EXPECT_EQ(rrelu_slope(0.0f, 1.0f, 0x8000u), 0.5f);
+  EXPECT_LE(rrelu_slope(0.1f, 0.3f, 0xffffu), 0.3f);
 }
 
 }  // namespace

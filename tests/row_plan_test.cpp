@@ -407,7 +407,7 @@ TEST(RowRequests, NeutralValuesAndFlagsOfEachCall) {
   EXPECT_EQ(plain.args.scale, 1.0f);
   const RowRequest dropped =
       bias_activation_forward_request(Activation::relu(), DType::f32, p, nullptr, DType::f32, p, 2, 3, Dropout{1.0f}, nullptr);
-  EXPECT_TRUE(plan_rows(dropped, 1).keep_none) << "p = 1 keeps nothing";
+  EXPECT_EQ(plan_rows(dropped, 1).keep_threshold, 65536u) << "p = 1 keeps nothing: above every draw";
   uint8_t mask[6];
   const RowRequest masked =
       bias_activation_forward_request(Activation::relu(), DType::f32, p, nullptr, DType::f32, p, 2, 3, {}, mask);

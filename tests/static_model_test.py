@@ -128,6 +128,21 @@ class Branches(unittest.TestCase):
         _, _, p = loop_path(self.body(middle))
         self.assertEqual(p.counts["fma"], 6)
 
+    def test_absent_optional_output_skips_its_stores(self):
+        # A uniform branch around two byte stores (a mask the call may not
+        # write): counted for a call with the mask, skipped for one without.
+        middle = ["LDC.64 R12, c[0x0][0x220]", "ISETP.NE.U32.AND P1, PT, R12, RZ, PT",
+                  f"@!P1 BRA {addr(2 + 3 + 3)}", "STG.E.U8 desc[UR4][R12.64], R5",
+                  "STG.E.U8 desc[UR4][R12.64+0x1], R6", "FMUL R7, R7, R7"]
+        lines = self.body(middle)
+        instrs = sass.parse_sass(function(lines))["kernel"]
+        cfg = sass.Cfg(instrs)
+        loop = sass.steady_state_loops(cfg)[0]
+        with_mask = sass.counted_path(cfg, loop)
+        without = sass.counted_path(cfg, loop, optional_output_absent=True)
+        self.assertEqual(with_mask.counts["issue"] - without.counts["issue"], 3)
+        self.assertEqual(without.counts["fma"], 0)
+
     def test_vectorized_side_of_an_alignment_choice(self):
         # Aligned: one 128-bit load; otherwise four scalar loads.
         lines = ["S2R R0, SR_TID.X", "LOP3.LUT R9, R2, 0xf, RZ, 0xc0, !PT",

@@ -37,9 +37,10 @@ namespace cuact {
 // ---------------------------------------------------------------- dropout
 
 // Inverted dropout with a counter-based generator (Philox4x32-10). Element e
-// of a call (its row-major index) is kept iff the 32-bit word
-//   philox4x32_10(counter {e/4 (64 bit), offset (64 bit)}, key seed)[e % 4]
-// is >= ceil(p * 2^32); kept values are scaled by 1/(1 - p) rounded to fp32,
+// of a call (its row-major index) draws the 16-bit value
+//   half e % 2 of philox4x32_10(counter {e/8 (64 bit), offset (64 bit)}, key seed)[(e/2) % 4]
+// and is kept iff it is >= ceil(p * 2^16) (so p acts rounded up to a multiple
+// of 2^-16); kept values are scaled by 1/(1 - p) rounded to fp32,
 // dropped ones are exactly 0 (whatever the input, NaN included). The same
 // (seed, offset, shape) gives the same mask on every GPU, launch and run, and
 // backward regenerates it. Use a new offset (or seed) for each call that needs
@@ -153,7 +154,7 @@ Status prelu_backward_workspace_size(DType dtype, int64_t outer, int64_t channel
 
 // y = x if x >= 0 else r * x. Training: r ~ U(lower, upper) per element, from
 // the generator of Dropout keyed by (seed, offset, element index): r = lower +
-// (upper - lower) * u, u = (word >> 8) * 2^-24, in fp32 (backward regenerates
+// (upper - lower) * u, u = draw * 2^-16 (the draw of Dropout), in fp32 (backward regenerates
 // it). Eval: r = (lower + upper) / 2 rounded to fp32. lower <= upper, finite.
 struct Rrelu {
   float lower = 1.0f / 8.0f;

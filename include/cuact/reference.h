@@ -46,7 +46,7 @@ Status softmax(Direction direction, const Softmax& op, DType dtype, const void* 
 // The fused forms (cuact/fused.h). Scalar pieces of their contract:
 // bias + activation's pre-activation x + bias, rounded to fp32;
 double bias_preactivation(double x, double bias);
-// dropout: whether element e is kept (word >= ceil(p * 2^32)) and the scale of
+// dropout: whether element e is kept (its 16-bit draw >= ceil(p * 2^16)) and the scale of
 // kept values, 1/(1 - p) rounded to fp32 (0 for p = 1);
 bool dropout_keeps(const Dropout& dropout, uint64_t e);
 double dropout_scale(float p);
