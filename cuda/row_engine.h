@@ -59,6 +59,13 @@ CUACT_HD void set_row_gaps(RowCall& c) {
   c.e_gap = lanes * c.plan.cols;
 }
 
+// Elements per chunk of a form (the plan's width for its calls: row_plan.h,
+// chunk_bytes_for).
+template <class Form>
+inline constexpr int kChunkWidth =
+    chunk_bytes_for(Form::kRandom, Form::kReduces, sizeof(typename Form::Data)) /
+    static_cast<int>(sizeof(typename Form::Data));
+
 // A thread's running sums: per column of its chunk (by_column) or one (by_row_channel).
 template <int W>
 struct Accumulator {
@@ -187,10 +194,10 @@ CUACT_HD_NOINLINE ElementOut apply_form_out_of_line(Form form, KeepRule keep, fl
 // two 8-byte ones.
 template <bool WithOptional, class Form>
 CUACT_HD void vector_rows(const Form& form, const RowCall& c, int64_t col, const ThreadRows& tr,
-                          const float (&param)[kVecWidth<typename Form::Data>],
-                          Accumulator<kVecWidth<typename Form::Data>>& acc) {
+                          const float (&param)[kChunkWidth<Form>],
+                          Accumulator<kChunkWidth<Form>>& acc) {
   using T = typename Form::Data;
-  constexpr int W = kVecWidth<T>, I = Form::kInputs, O = Form::kOutputs;
+  constexpr int W = kChunkWidth<Form>, I = Form::kInputs, O = Form::kOutputs;
   const int64_t rows = c.plan.rows, lanes = tr.lanes;
   const bool wide = c.plan.access == 16;
   const T* in[I];
@@ -285,10 +292,10 @@ CUACT_HD void rotate(float (&v)[W]) {
 // indexing); after W steps they are back in place.
 template <bool WithOptional, class Form>
 CUACT_HD void chunk_rows(const Form& form, const RowCall& c, const ColumnSpan& span,
-                         const ThreadRows& tr, const float (&param)[kVecWidth<typename Form::Data>],
-                         Accumulator<kVecWidth<typename Form::Data>>& acc) {
+                         const ThreadRows& tr, const float (&param)[kChunkWidth<Form>],
+                         Accumulator<kChunkWidth<Form>>& acc) {
   using T = typename Form::Data;
-  constexpr int W = kVecWidth<T>, I = Form::kInputs, O = Form::kOutputs;
+  constexpr int W = kChunkWidth<Form>, I = Form::kInputs, O = Form::kOutputs;
   const int64_t first = c.plan.origin + span.begin;
   for (int64_t r = tr.first_row; r < c.plan.rows; r += tr.lanes) {
     const uint64_t e0 = static_cast<uint64_t>(first + r * c.plan.cols);
@@ -333,9 +340,9 @@ CUACT_HD void chunk_rows(const Form& form, const RowCall& c, const ColumnSpan& s
 // without the form's optional input.
 template <bool WithOptional, class Form>
 CUACT_HD void run_tiles_with(const Form& form, const RowCall& c, int64_t block, int thread,
-                             Accumulator<kVecWidth<typename Form::Data>>& acc) {
+                             Accumulator<kChunkWidth<Form>>& acc) {
   using T = typename Form::Data;
-  constexpr int W = kVecWidth<T>;
+  constexpr int W = kChunkWidth<Form>;
   const ThreadRows tr = thread_rows(c.geometry, block, thread);
   for (int64_t chunk = tr.first_chunk; chunk < c.plan.chunks; chunk += tr.chunk_step) {
     const ColumnSpan span = c.plan.chunk_columns(chunk);
@@ -350,7 +357,7 @@ CUACT_HD void run_tiles_with(const Form& form, const RowCall& c, int64_t block, 
 
 template <class Form>
 CUACT_HD void run_tiles(const Form& form, const RowCall& c, int64_t block, int thread,
-                        Accumulator<kVecWidth<typename Form::Data>>& acc) {
+                        Accumulator<kChunkWidth<Form>>& acc) {
   if constexpr (Form::kOptionalInput >= 0) {
     if (c.in[Form::kOptionalInput] != nullptr) {
       run_tiles_with<true>(form, c, block, thread, acc);

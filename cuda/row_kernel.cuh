@@ -28,7 +28,7 @@ __device__ __noinline__ void write_block_partials(const float* sums, RowPlan pla
 // cover the memory latency, and ptxas never trades spills for occupancy.
 template <class Form>
 __global__ void __launch_bounds__(kBlockThreads, 2) rows_kernel(Form form, RowCall c) {
-  constexpr int W = kVecWidth<typename Form::Data>;
+  constexpr int W = kChunkWidth<Form>;
   Accumulator<W> acc;
   run_tiles(form, c, blockIdx.x, static_cast<int>(threadIdx.x), acc);
   if (c.plan.extras() > 0)
@@ -53,6 +53,7 @@ __global__ void __launch_bounds__(kBlockThreads, 2) rows_kernel(Form form, RowCa
 template <class Form>
 cudaError_t launch_rows(const Form& form, const RowCall& call, cudaStream_t stream) {
   if (!launchable(call.geometry)) return cudaErrorInvalidConfiguration;
+  if (call.plan.width != kChunkWidth<Form>) return cudaErrorInvalidValue;  // planned for another form
   void* args[] = {const_cast<Form*>(&form), const_cast<RowCall*>(&call)};
   return cudaLaunchKernel(reinterpret_cast<const void*>(&rows_kernel<Form>),
                           dim3(static_cast<unsigned>(call.geometry.blocks())), dim3(kBlockThreads),

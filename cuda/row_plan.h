@@ -11,7 +11,8 @@
 // the view and `extra_tail` after it, which go element by element.
 //
 // Each row splits into the same chunks of W columns (W = 16 bytes of the data
-// type): a head up to the first boundary of the access width in stream 0,
+// type, 32 for the fp32 forms of chunk_bytes_for): a head up to the first
+// boundary of the access width in stream 0,
 // then whole chunks, then the tail. When every stream's whole chunks sit on
 // that boundary in every row, they move as vectors: one 16-byte access each
 // (access 16), or two 8-byte ones where only 8-byte alignment holds (an odd
@@ -70,6 +71,15 @@ struct RowPlan {
   }
 };
 
+// Bytes per chunk: 16, one vector access per stream; 32 for fp32 forms that
+// draw random values and do not reduce (dropout and RReLU forward), so that
+// a chunk is eight elements, the draws of one Philox block (philox.h).
+// Reducing forms keep 16: their workspace layout depends on the chunk width
+// and is sized before the form is known (reduction_workspace_bytes).
+CUACT_HD constexpr int chunk_bytes_for(bool random, bool reduces, int elem_size) {
+  return random && !reduces && elem_size == 4 ? 32 : 16;
+}
+
 // The most chunks a row of `cols` columns can have, whatever the alignment.
 CUACT_HD int64_t max_row_chunks(int64_t cols, int width) {
   return cols <= 0 ? 0 : (cols - 1 + width - 1) / width + 1;
@@ -99,13 +109,14 @@ CUACT_HD int chunk_head(const StreamLayout* streams, int count, int elem_size, i
 }
 
 // The plan of a [rows, cols] view whose streams are given (every address
-// aligned to its element): access 16 where possible, else 8, else 0.
+// aligned to its element): access 16 where possible, else 8, else 0; chunks
+// of chunk_bytes (16 or 32).
 CUACT_HD RowPlan make_row_plan(int64_t rows, int64_t cols, int elem_size,
-                               const StreamLayout* streams, int count) {
+                               const StreamLayout* streams, int count, int chunk_bytes = 16) {
   RowPlan p;
   p.rows = rows;
   p.cols = cols;
-  p.width = 16 / elem_size;
+  p.width = chunk_bytes / elem_size;
   for (int access : {16, 8}) {
     const int h = chunk_head(streams, count, elem_size, cols, access);
     if (h >= 0) {
@@ -119,7 +130,7 @@ CUACT_HD RowPlan make_row_plan(int64_t rows, int64_t cols, int elem_size,
   return p;
 }
 
-// Chunks per row of a flat view: 32, one warp's worth of 16-byte accesses.
+// Chunks per row of a flat view: 32, one warp's worth of chunks.
 inline constexpr int64_t kFlatRowChunks = 32;
 
 // The plan of a flat call of n elements over streams at these addresses: a
@@ -128,9 +139,9 @@ inline constexpr int64_t kFlatRowChunks = 32;
 // element by element; all of it element by element when the streams share
 // no boundary.
 CUACT_HD RowPlan make_flat_plan(int64_t n, int elem_size, const std::uintptr_t* addresses,
-                                int count) {
+                                int count, int chunk_bytes = 16) {
   RowPlan p;
-  p.width = 16 / elem_size;
+  p.width = chunk_bytes / elem_size;
   for (int access : {16, 8}) {
     const std::uintptr_t a = static_cast<std::uintptr_t>(access);
     int64_t head = static_cast<int64_t>((a - addresses[0] % a) % a) / elem_size;

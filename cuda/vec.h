@@ -1,6 +1,6 @@
-// A small vector of N elements of T moved as one access (16 bytes, or 8
-// where a stream's alignment allows no more), and its conversion to and from
-// fp32. Host and device: on the host (CPU tests) loads and stores are
+// A small vector of N elements of T (16 or 32 bytes) moved as 16-byte
+// accesses (or 8-byte ones where a stream's alignment allows no more), and
+// its conversion to and from fp32. Host and device: on the host (CPU tests) loads and stores are
 // memcpy, which keeps strict aliasing intact.
 #pragma once
 
@@ -22,13 +22,17 @@ inline constexpr int kVecBytes = 16;
 template <class T>
 inline constexpr int kVecWidth = kVecBytes / static_cast<int>(sizeof(T));
 
-// N elements of T (16 bytes) held as four 32-bit words: what the row
-// engine moves between registers, so that fp16/bf16 pairs are never split
-// into 16-bit halves. element() and from_floats() convert.
+// N elements of T (16 or 32 bytes: one chunk of the row engine) held as
+// 32-bit words: what the row engine moves between registers, so that
+// fp16/bf16 pairs are never split into 16-bit halves. element() and
+// from_floats() convert.
 template <class T, int N = kVecWidth<T>>
 struct alignas(16) Vec {
-  static_assert(sizeof(T) * N == 16, "16-byte vectors");
-  uint32_t w[4];
+  static constexpr int kBytes = static_cast<int>(sizeof(T)) * N;
+  static constexpr int kWords = kBytes / 4;
+  static constexpr int kAccesses = kBytes / kVecBytes;  // 16-byte pieces
+  static_assert(kBytes == 16 || kBytes == 32, "one or two 16-byte accesses");
+  uint32_t w[kWords];
 };
 
 template <class Pair>
@@ -59,7 +63,7 @@ template <class T, int N>
 CUACT_HD Vec<T, N> from_floats(const float (&y)[N]) {
   Vec<T, N> v;
   CUACT_UNROLL
-  for (int q = 0; q < 4; ++q) {
+  for (int q = 0; q < Vec<T, N>::kWords; ++q) {
     if constexpr (sizeof(T) == 4) {
       uint32_t u;
       memcpy(&u, &y[q], sizeof(u));
@@ -73,21 +77,26 @@ CUACT_HD Vec<T, N> from_floats(const float (&y)[N]) {
   return v;
 }
 
-// Loads 16 bytes at p: one 128-bit access (wide: p is 16-byte aligned) or two
-// 64-bit ones (p is 8-byte aligned). `wide` is the same for a whole call.
+// Loads the vector at p: per 16 bytes one 128-bit access (wide: p is 16-byte
+// aligned) or two 64-bit ones (p is 8-byte aligned). `wide` is the same for
+// a whole call.
 template <class T, int N = kVecWidth<T>>
 CUACT_HD Vec<T, N> load_vec(const T* p, bool wide) {
-  static_assert(sizeof(Vec<T, N>) == kVecBytes, "16-byte vectors");
+  static_assert(sizeof(Vec<T, N>) == Vec<T, N>::kBytes, "no padding");
   Vec<T, N> v;
 #ifdef __CUDA_ARCH__
-  if (wide) {
-    const uint4 u = *reinterpret_cast<const uint4*>(p);
-    memcpy(&v, &u, sizeof(v));
-  } else {
-    const uint2 a = reinterpret_cast<const uint2*>(p)[0];
-    const uint2 b = reinterpret_cast<const uint2*>(p)[1];
-    memcpy(reinterpret_cast<char*>(&v), &a, 8);
-    memcpy(reinterpret_cast<char*>(&v) + 8, &b, 8);
+  CUACT_UNROLL
+  for (int q = 0; q < Vec<T, N>::kAccesses; ++q) {
+    char* to = reinterpret_cast<char*>(&v) + kVecBytes * q;
+    if (wide) {
+      const uint4 u = reinterpret_cast<const uint4*>(p)[q];
+      memcpy(to, &u, 16);
+    } else {
+      const uint2 a = reinterpret_cast<const uint2*>(p)[2 * q];
+      const uint2 b = reinterpret_cast<const uint2*>(p)[2 * q + 1];
+      memcpy(to, &a, 8);
+      memcpy(to + 8, &b, 8);
+    }
   }
 #else
   (void)wide;
@@ -96,22 +105,26 @@ CUACT_HD Vec<T, N> load_vec(const T* p, bool wide) {
   return v;
 }
 
-// Stores 16 bytes at p, as load_vec reads them. The 128-bit store goes through
+// Stores the vector at p, as load_vec reads it. The 128-bit store goes through
 // __stwb (st.global.wb.v4): an aggregate store may be split into scalar
 // stores where the compiler loses track of the alignment.
 template <class T, int N>
 CUACT_HD void store_vec(T* p, const Vec<T, N>& v, bool wide) {
 #ifdef __CUDA_ARCH__
-  if (wide) {
-    uint4 u;
-    memcpy(&u, &v, sizeof(u));
-    __stwb(reinterpret_cast<uint4*>(p), u);
-  } else {
-    uint2 a, b;
-    memcpy(&a, reinterpret_cast<const char*>(&v), 8);
-    memcpy(&b, reinterpret_cast<const char*>(&v) + 8, 8);
-    __stwb(reinterpret_cast<uint2*>(p), a);
-    __stwb(reinterpret_cast<uint2*>(p) + 1, b);
+  CUACT_UNROLL
+  for (int q = 0; q < Vec<T, N>::kAccesses; ++q) {
+    const char* from = reinterpret_cast<const char*>(&v) + kVecBytes * q;
+    if (wide) {
+      uint4 u;
+      memcpy(&u, from, 16);
+      __stwb(reinterpret_cast<uint4*>(p) + q, u);
+    } else {
+      uint2 a, b;
+      memcpy(&a, from, 8);
+      memcpy(&b, from + 8, 8);
+      __stwb(reinterpret_cast<uint2*>(p) + 2 * q, a);
+      __stwb(reinterpret_cast<uint2*>(p) + 2 * q + 1, b);
+    }
   }
 #else
   (void)wide;

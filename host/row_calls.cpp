@@ -237,9 +237,22 @@ int64_t prelu_backward_workspace(DType dtype, int64_t outer, int64_t channels, i
 
 // ---------------------------------------------------------------- plan and launch
 
+namespace {
+
+// The chunk width of the request's kernel (row_plan.h, chunk_bytes_for; the
+// launch checks that it matches the form's kChunkWidth): the backward forms
+// reduce (dbias, dweight) whether or not the call asks for the sums.
+int chunk_bytes_of(const RowRequest& r, int elem_size) {
+  const bool reduces = r.form == RowForm::backward || r.form == RowForm::slope_backward;
+  return chunk_bytes_for(r.random, reduces, elem_size);
+}
+
+}  // namespace
+
 RowCall plan_rows(const RowRequest& r, int64_t device_blocks) {
   RowCall c;
   const int size = static_cast<int>(elem(r.dtype));
+  const int chunk_bytes = chunk_bytes_of(r, size);
   if (r.flat) {
     std::uintptr_t addresses[kMaxInputs + kMaxOutputs];
     int count = 0;
@@ -247,7 +260,7 @@ RowCall plan_rows(const RowRequest& r, int64_t device_blocks) {
       if (p != nullptr) addresses[count++] = reinterpret_cast<std::uintptr_t>(p);
     for (const void* p : r.out)
       if (p != nullptr) addresses[count++] = reinterpret_cast<std::uintptr_t>(p);
-    c.plan = make_flat_plan(r.cols, size, addresses, count);
+    c.plan = make_flat_plan(r.cols, size, addresses, count, chunk_bytes);
   } else {
     StreamLayout streams[kMaxInputs + kMaxOutputs];
     int count = 0;
@@ -257,7 +270,7 @@ RowCall plan_rows(const RowRequest& r, int64_t device_blocks) {
     for (int k = 0; k < kMaxOutputs; ++k)
       if (r.out[k] != nullptr)
         streams[count++] = {reinterpret_cast<std::uintptr_t>(r.out[k]), r.out_stride[k] * size};
-    c.plan = make_row_plan(r.rows, r.cols, size, streams, count);
+    c.plan = make_row_plan(r.rows, r.cols, size, streams, count, chunk_bytes);
   }
   for (int k = 0; k < kMaxInputs; ++k) {
     c.in[k] = r.in[k];

@@ -4,6 +4,7 @@
 #include <cfloat>
 #include <cmath>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -26,7 +27,7 @@ namespace {
 
 using detail::Accumulator;
 using detail::kBlockThreads;
-using detail::kVecWidth;
+using detail::kChunkWidth;
 using detail::ReduceMode;
 using detail::RowCall;
 using detail::RowForm;
@@ -34,9 +35,10 @@ using detail::RowRequest;
 
 template <class Form>
 void emulate(const Form& form, const RowRequest& r, int64_t device_blocks) {
-  using T = typename Form::Data;
-  constexpr int W = kVecWidth<T>;
+  constexpr int W = kChunkWidth<Form>;
   const RowCall c = detail::plan_rows(r, device_blocks);
+  // The launch refuses a plan made for another chunk width (row_kernel.cuh); so does the emulator.
+  if (c.plan.width != W) throw std::logic_error("plan_rows chose a chunk width the form does not use");
   const int64_t blocks = c.geometry.blocks();
   std::vector<float> sums(static_cast<size_t>(kBlockThreads) * W);
   for (int64_t b = 0; b < blocks; ++b) {

@@ -395,6 +395,38 @@ TEST(RowRequests, PreluWeightIsTheElementsChannel) {
       }
 }
 
+// Each request is planned with the chunk width of the kernel that runs it
+// (the launch refuses any other): eight fp32 elements for the forms that
+// draw random values and do not reduce (one Philox block per chunk), one
+// 16-byte vector otherwise.
+TEST(RowRequests, ChunkWidthIsTheFormsOwn) {
+  const auto p = reinterpret_cast<void*>(kBase);
+  const Dropout drop{0.5f, 1, 2};
+  auto width = [](const RowRequest& r) { return plan_rows(r, 1).plan.width; };
+  using F32Forward = ActivationForward<device::Relu<float>, float, true>;
+  using F32Backward = ActivationBackward<device::Relu<float>, float, true>;
+  using HalfForward = ActivationForward<device::Relu<__half>, __half, true>;
+  using F32Plain = ActivationForward<device::Relu<float>, float, false>;
+  static_assert(kChunkWidth<F32Forward> == 8 && kChunkWidth<F32Backward> == 4);
+  static_assert(kChunkWidth<HalfForward> == 8 && kChunkWidth<F32Plain> == 4);
+  static_assert(kChunkWidth<SlopeForward<float, true>> == 8 && kChunkWidth<SlopeBackward<float, true>> == 4);
+  EXPECT_EQ(width(bias_activation_forward_request(Activation::relu(), DType::f32, p, nullptr, DType::f32, p,
+                                                  4, 64, drop, nullptr)),
+            kChunkWidth<F32Forward>);
+  EXPECT_EQ(width(bias_activation_backward_request(Activation::relu(), DType::f32, p, nullptr, DType::f32, p,
+                                                   p, nullptr, 4, 64, drop, nullptr)),
+            kChunkWidth<F32Backward>);
+  EXPECT_EQ(width(bias_activation_forward_request(Activation::relu(), DType::f16, p, nullptr, DType::f16, p,
+                                                  4, 64, drop, nullptr)),
+            kChunkWidth<HalfForward>);
+  EXPECT_EQ(width(activation_request(Direction::forward, Activation::relu(), DType::f32, p, nullptr, p, 1000)),
+            kChunkWidth<F32Plain>);
+  EXPECT_EQ(width(rrelu_request(Rrelu{0.1f, 0.3f, true, 5, 6}, DType::f32, p, nullptr, p, 1000, false)),
+            (kChunkWidth<SlopeForward<float, true>>));
+  EXPECT_EQ(width(rrelu_request(Rrelu{0.1f, 0.3f, true, 5, 6}, DType::f32, p, p, p, 1000, true)),
+            (kChunkWidth<SlopeBackward<float, true>>));
+}
+
 TEST(RowRequests, NeutralValuesAndFlagsOfEachCall) {
   const auto p = reinterpret_cast<void*>(kBase);
   const RowRequest plain =
