@@ -162,14 +162,16 @@ struct ForwardSource {
   }
 };
 
-// Backward: the row's y and dy, raw (the block cache keeps the dtype) or widened.
+// Backward: the row's y and dy, raw (the block cache keeps the dtype) or
+// widened; dy reads 0 where the forward hid the column (visible_dy).
 template <class T>
 struct BackwardSource {
   const T* y;
   const T* dy;
+  bool log;
 
   CUACT_HD BackwardSource(const SoftmaxArgs<T>& a, int64_t row)
-      : y(a.in + row * a.layout.cols), dy(a.grad + row * a.layout.cols) {}
+      : y(a.in + row * a.layout.cols), dy(a.grad + row * a.layout.cols), log(a.log) {}
 
   CUACT_HD void advance(int64_t first) {
     y += first;
@@ -177,7 +179,7 @@ struct BackwardSource {
   }
   CUACT_HD void one(int64_t col, float& yv, float& dyv) const {
     yv = to_float(y[col]);
-    dyv = to_float(dy[col]);
+    dyv = visible_dy(yv, to_float(dy[col]), log);
   }
 
   template <int N>
@@ -187,7 +189,7 @@ struct BackwardSource {
     CUACT_UNROLL
     for (int q = 0; q < N; ++q) {
       yv[q] = to_float(a.v[q]);
-      dyv[q] = to_float(b.v[q]);
+      dyv[q] = visible_dy(yv[q], to_float(b.v[q]), log);
     }
   }
 

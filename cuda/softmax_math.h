@@ -172,9 +172,17 @@ struct MaxSumOp {
 // ---------------------------------------------------------------- backward
 
 // What backward reduces over the row: softmax sum_j dy_j*y_j, log_softmax sum_j dy_j.
+// Backward reads dy as 0 at a column the forward hid: its z was -inf (the
+// causal mask, a -inf mask entry, an infinite input), so y there is -inf
+// (log_softmax) or 0 (softmax, softmin) whatever x is. Its dy then takes no
+// part in the row's sum and its dx comes out 0 (include/cuact/softmax.h).
+// One compare against a per-call value and a select, at load time.
+CUACT_HD float hidden_value(bool log) { return log ? -INFINITY : 0.0f; }
+CUACT_HD float visible_dy(float y, float dy, bool log) { return y == hidden_value(log) ? 0.0f : dy; }
+
 CUACT_HD float backward_term(float y, float dy, bool log) { return log ? dy : dy * y; }
 
-// dx from y, dy and the row's reduced sum; `scale` is s (-s for softmin).
+// dx from y, dy (visible_dy) and the row's reduced sum; `scale` is s (-s for softmin).
 //   softmax      dx = s * (y * (dy - sum dy*y))
 //   log_softmax  dx = s * (dy - exp(y) * sum dy)
 CUACT_HD float softmax_backward_output(float y, float dy, float reduced, float scale, bool log) {

@@ -157,17 +157,20 @@ CUACT_HD void block_forward_store(const RowSink<T>& sink, const PackPlan& plan, 
       });
 }
 
-// Backward phase 1: y and dy of the thread's items into the caches (in T);
-// returns the thread's part of the row's sum.
+// Backward phase 1: y and dy of the thread's items into the caches (in T;
+// dy as visible_dy reads it); returns the thread's part of the row's sum.
 template <class T>
 CUACT_HD float block_backward_load(const BackwardSource<T>& src, const PackPlan& plan, int thread,
                                    int threads, T* y_cache, T* dy_cache, bool log) {
   constexpr int W = full_pack_width(sizeof(T));
   CompensatedSum sum;
+  const T zero = narrow<T>(0.0f);
   auto keep = [&](int64_t s, T y, T dy) {
+    const float yv = to_float(y);
+    const bool hidden = yv == hidden_value(log);  // visible_dy, on the raw value
     y_cache[s] = y;
-    dy_cache[s] = dy;
-    sum.add(backward_term(to_float(y), to_float(dy), log));
+    dy_cache[s] = hidden ? zero : dy;
+    sum.add(backward_term(yv, hidden ? 0.0f : to_float(dy), log));
   };
   for_each_row_item(
       plan, thread, threads,

@@ -81,19 +81,20 @@ void softmax_forward_row(const Softmax& op, int64_t row, int64_t cols, const dou
     y[j] = log ? (z[j] - max) - log_total : std::exp(z[j] - max) / total;
 }
 
+// A column the forward hid (z = -inf: causal, a -inf mask entry, an infinite
+// input) has y = -inf (log_softmax) or 0 (softmax, softmin) whatever x is:
+// its dy reads as 0, so it takes no part in the row's sum and its dx is 0
+// (s * 0 * (0 - sum), or s * (0 - exp(-inf) * sum): 0 for a finite sum).
 void softmax_backward_row(const Softmax& op, int64_t cols, const double* y, const double* dy,
                           double* dx) {
   const double s = signed_scale(op);
+  const bool log = op.kind == SoftmaxKind::log_softmax;
+  auto g = [&](int64_t j) { return y[j] == (log ? -INFINITY : 0.0) ? 0.0 : dy[j]; };
   Sum sum;
-  if (op.kind == SoftmaxKind::log_softmax) {
-    for (int64_t j = 0; j < cols; ++j) sum.add(dy[j]);
-    const double total = sum.value();
-    for (int64_t j = 0; j < cols; ++j) dx[j] = s * (dy[j] - std::exp(y[j]) * total);
-  } else {
-    for (int64_t j = 0; j < cols; ++j) sum.add(dy[j] * y[j]);
-    const double dot = sum.value();
-    for (int64_t j = 0; j < cols; ++j) dx[j] = s * y[j] * (dy[j] - dot);
-  }
+  for (int64_t j = 0; j < cols; ++j) sum.add(log ? g(j) : g(j) * y[j]);
+  const double total = sum.value();
+  for (int64_t j = 0; j < cols; ++j)
+    dx[j] = log ? s * (g(j) - std::exp(y[j]) * total) : s * y[j] * (g(j) - total);
 }
 
 Status softmax(Direction direction, const Softmax& op, DType dtype, const void* in,

@@ -226,9 +226,13 @@ SoftmaxExpected expected_softmax(const SoftmaxOptions& o, Direction direction, D
       e.sums_to_one[r] = !log && finite_row;
     } else {
       reference::softmax_backward_row(op, cols, &in[base], &grad[base], value);
+      // Hidden columns (y = -inf for log_softmax, 0 otherwise) take no part
+      // in the sums and their dx is exactly 0.
+      auto hidden = [&](double y) { return log ? y == -INFINITY : y == 0.0; };
       double dot = 0, dy_sum = 0;
       for (int64_t j = 0; j < cols; ++j) {
         const double y = in[base + j], dy = grad[base + j];
+        if (hidden(y)) continue;
         if (!std::isinf(y)) dot += std::fabs(y * dy);
         dy_sum += std::fabs(dy);
       }
@@ -237,7 +241,7 @@ SoftmaxExpected expected_softmax(const SoftmaxOptions& o, Direction direction, D
         const double kappa = log ? std::fabs(s) * (std::fabs(dy) + std::exp(y) * dy_sum)
                                  : std::fabs(s * y) * (std::fabs(dy) + dot);
         bound[j] = rho(dtype) * std::fabs(value[j]) + r_u * kappa + floor_of(dtype);
-        if (!std::isfinite(bound[j])) bound[j] = 0;
+        if (!std::isfinite(bound[j]) || hidden(y)) bound[j] = 0;
       }
     }
   }

@@ -207,12 +207,34 @@ TEST(SoftmaxReference, FullyMaskedRowsGiveZerosOrMinusInfNeverNaN) {
     for (double v : forward(op, x, &mask)) EXPECT_EQ(v, expect) << softmax_kind_name(op.kind);
     // Causal: query 0 with offset -1 sees no column.
     for (double v : forward(op.with_causal(2, -1), x, nullptr, 0)) EXPECT_EQ(v, expect);
-    // Backward from such an output: 0 for softmax, s*dy for log_softmax.
+    // Backward from such an output: 0 for every kind (no column depends on x).
     const auto y = forward(op, all_inf);
     const auto dy = random_row(7, 1.0, 5);
-    const auto dx = backward(op, y, dy);
-    for (size_t j = 0; j < dx.size(); ++j)
-      EXPECT_EQ(dx[j], op.kind == SoftmaxKind::log_softmax ? op.scale * dy[j] : 0.0);
+    for (double v : backward(op, y, dy)) EXPECT_EQ(v, 0.0) << softmax_kind_name(op.kind);
+  }
+}
+
+// Backward at the columns the forward hid (causal here): dx = 0 there, and
+// their dy (even huge or infinite) changes nothing elsewhere.
+TEST(SoftmaxReference, BackwardIsZeroAtHiddenColumnsAndIgnoresTheirDy) {
+  const int64_t cols = 9;
+  const std::vector<double> x = random_row(cols, 2.0, 11);
+  for (const Softmax& kind : kKinds) {
+    const Softmax op = kind.with_causal(4, 0);  // row 2: query 2 sees columns 0..2
+    const auto y = forward(op, x, nullptr, 2);
+    std::vector<double> dy = random_row(cols, 1.0, 12), loud(dy);
+    for (int64_t j = 3; j < cols; ++j) loud[static_cast<size_t>(j)] = j % 2 ? 1e30 : kInf;
+    const auto dx = backward(op, y, dy), dx_loud = backward(op, y, loud);
+    for (int64_t j = 0; j < cols; ++j) {
+      SCOPED_TRACE(testing::Message() << softmax_kind_name(op.kind) << " col " << j);
+      if (j >= 3) EXPECT_EQ(dx[static_cast<size_t>(j)], 0.0);
+      EXPECT_EQ(dx_loud[static_cast<size_t>(j)], dx[static_cast<size_t>(j)]);
+    }
+    // The visible columns get the gradient of softmax over those columns alone.
+    const std::vector<double> x3(x.begin(), x.begin() + 3), dy3(dy.begin(), dy.begin() + 3);
+    const Softmax plain = kind;
+    const auto dx3 = backward(plain, forward(plain, x3), dy3);
+    for (int j = 0; j < 3; ++j) EXPECT_NEAR(dx[static_cast<size_t>(j)], dx3[static_cast<size_t>(j)], 1e-12);
   }
 }
 

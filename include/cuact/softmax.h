@@ -12,13 +12,18 @@
 //   log_softmax         dx_j = s * (dy_j - exp(y_j) * sum_k dy_k)
 //   softmin             dx_j = -s * y_j * (dy_j - sum_k dy_k*y_k)
 //                       (softmin is softmax of z = -s*x + m, so dz/dx = -s)
-// The sums run over the whole row; backward ignores the mask and causal
-// fields (masked entries are already 0, or -inf for log_softmax, in y).
+// A column the forward hid (its z was -inf: a causal column, a -inf mask
+// entry, an infinite input) has y = -inf (log_softmax) or 0 (softmax,
+// softmin) whatever x is: backward reads its dy as 0, so it takes no part in
+// the sums and its dx is 0 (NaN only when the row's sum is not finite).
+// Backward finds those columns from y and ignores the mask and causal
+// fields. (PyTorch's log_softmax backward gives dy_j there and sums every
+// dy_k; its softmax backward differs only where dy is not finite.)
 //
 // Edge cases:
 // - A row whose every z is -inf (every x is -inf, or +inf for softmin, or
 //   masked) gives zeros (softmax, softmin) or -inf (log_softmax), never NaN;
-//   its backward gives 0 (softmax, softmin) or s*dy (log_softmax).
+//   its backward gives 0 for every kind (finite dy).
 // - A NaN anywhere in a row's z (NaN input, or +inf + -inf from input and
 //   mask) makes that whole row NaN; so does a +inf z (inf - inf), as in
 //   PyTorch. Hidden (causal) columns are not read: a NaN there is ignored.
