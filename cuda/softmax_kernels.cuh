@@ -90,7 +90,7 @@ __global__ void __launch_bounds__(kWarpBlockThreads) softmax_forward_warp_kernel
     }
     const float shift = exp_shift(group_all_reduce<G>(lane_max(v), MaxNanOp{}));
     const float sum = group_all_reduce<G>(lane_exp_sum(v, shift, a.log), SumOp{});
-    lane_outputs(v, make_normalizer(shift, sum), a.log);
+    lane_outputs(v, make_normalizer(shift, sum, a.log), a.log);
     if (active) warp_lane_store<G, C, P>(RowSink<T>(a, row), lane, a.layout.cols, a.vectorized, v);
   });
 }
@@ -131,7 +131,7 @@ __global__ void __launch_bounds__(B) softmax_forward_block_kernel(SoftmaxArgs<T>
     const float shift = exp_shift(block_all_reduce<B>(temp, slot, local_max, MaxNanOp{}));
     const float local_sum = block_forward_exp_sum<T>(plan, threadIdx.x, B, cache, shift, a.log);
     const RowNormalizer n =
-        make_normalizer(shift, block_all_reduce<B>(temp, slot, local_sum, SumOp{}));
+        make_normalizer(shift, block_all_reduce<B>(temp, slot, local_sum, SumOp{}), a.log);
     block_forward_store(sink, plan, threadIdx.x, B, cache, n, a.log);
     __syncthreads();  // the next row's plan may give these slots to other threads
   }
@@ -224,7 +224,7 @@ __global__ void __launch_bounds__(kClusterBlockThreads)
     const float local_sum = block_forward_exp_sum<T>(plan, threadIdx.x, B, cache, shift, a.log);
     const float block_sum = block_all_reduce<B>(temp, slot, local_sum, SumOp{});
     const RowNormalizer n =
-        make_normalizer(shift, cluster_all_reduce(cluster_slots, turn, block_sum, SumOp{}));
+        make_normalizer(shift, cluster_all_reduce(cluster_slots, turn, block_sum, SumOp{}), a.log);
     block_forward_store(sink, plan, threadIdx.x, B, cache, n, a.log);
   });
 #endif
@@ -269,7 +269,7 @@ __global__ void __launch_bounds__(kStreamingBlockThreads)
     const PackPlan plan = row_pack_plan(src, sink, a.layout.cols);
     const MaxSum local = streaming_forward_stats(src, plan, threadIdx.x, B);
     const MaxSum total = block_all_reduce<B>(temp, slot, local, MaxSumOp{});
-    const RowNormalizer n = make_normalizer(exp_shift(total.max), total.sum);
+    const RowNormalizer n = make_normalizer(exp_shift(total.max), total.sum, a.log);
     streaming_forward_store(src, sink, plan, threadIdx.x, B, n, a.log);
   }
 }

@@ -36,8 +36,28 @@ struct SumOp {
   CUACT_HD float operator()(float a, float b) const { return a + b; }
 };
 
+// The sum of v[Lo .. Hi) by pairwise (tree) addition, unrolled at compile
+// time: Hi - Lo - 1 additions, and at most ceil(log2(Hi - Lo)) roundings on
+// the way to the result (relative to the sum of magnitudes), against Hi - Lo
+// - 1 for a running sum. NaN and inf propagate as in any sum.
+template <int Lo, int Hi, int N>
+CUACT_HD float tree_sum(const float (&v)[N]) {
+  static_assert(0 <= Lo && Lo < Hi && Hi <= N, "a non-empty range of v");
+  if constexpr (Hi - Lo == 1) {
+    return v[Lo];
+  } else {
+    constexpr int Mid = Lo + (Hi - Lo) / 2;
+    return tree_sum<Lo, Mid>(v) + tree_sum<Mid, Hi>(v);
+  }
+}
+template <int N>
+CUACT_HD float tree_sum(const float (&v)[N]) {
+  return tree_sum<0, N>(v);
+}
+
 // Neumaier's compensated sum: `sum + comp` carries the rounding errors of
-// the additions, so n additions cost ~2 roundings instead of ~n.
+// the additions, so n additions cost ~2 roundings instead of ~n. The row
+// loops add one pack's tree_sum at a time.
 struct CompensatedSum {
   float sum = 0.0f;
   float comp = 0.0f;
@@ -71,14 +91,17 @@ struct RowNormalizer {
   float log_sum = 0.0f;
 };
 
-// From the shift and sum = sum_j exp(z_j - shift). An empty row (sum 0)
+// From the shift and sum = sum_j exp(z_j - shift), for softmax (inv_sum) or
+// log_softmax (log_sum: the only logarithm of the row). An empty row (sum 0)
 // gives inv_sum = 0 and log_sum = 0: outputs 0 and -inf. A NaN sum gives NaN.
-CUACT_HD RowNormalizer make_normalizer(float shift, float sum) {
+CUACT_HD RowNormalizer make_normalizer(float shift, float sum, bool log) {
   RowNormalizer n;
   n.shift = shift;
   if (sum == 0.0f) return n;
-  n.inv_sum = reciprocal_at_least_1(sum)  /* a row sum is >= 1 */;
-  n.log_sum = logf(sum);
+  if (log)
+    n.log_sum = logf(sum);
+  else
+    n.inv_sum = reciprocal_at_least_1(sum) /* a row sum is >= 1 */;
   return n;
 }
 
@@ -103,14 +126,13 @@ CUACT_HD float lane_max(const float (&z)[C]) {
 // replaced by their exponentials (the outputs need them), log_softmax keeps z.
 template <int C>
 CUACT_HD float lane_exp_sum(float (&v)[C], float shift, bool log) {
-  CompensatedSum s;
+  float e[C];
   CUACT_UNROLL
   for (int i = 0; i < C; ++i) {
-    const float e = expf(v[i] - shift);
-    s.add(e);
-    if (!log) v[i] = e;
+    e[i] = expf(v[i] - shift);
+    if (!log) v[i] = e[i];
   }
-  return s.value();
+  return tree_sum(e);
 }
 
 template <int C>
@@ -147,8 +169,10 @@ struct OnlineSoftmax {
       sum.scale(expf(ref - m));                // 0 when ref was -inf
       ref = m;
     }
+    float e[N];
     CUACT_UNROLL
-    for (int q = 0; q < N; ++q) sum.add(expf(z[q] - ref));
+    for (int q = 0; q < N; ++q) e[q] = expf(z[q] - ref);
+    sum.add(tree_sum(e));
   }
   CUACT_HD MaxSum result() const { return {ref, sum.value()}; }
 };
@@ -191,10 +215,10 @@ CUACT_HD float softmax_backward_output(float y, float dy, float reduced, float s
 
 template <int C>
 CUACT_HD float lane_backward_sum(const float (&y)[C], const float (&dy)[C], bool log) {
-  CompensatedSum s;
+  float t[C];
   CUACT_UNROLL
-  for (int i = 0; i < C; ++i) s.add(backward_term(y[i], dy[i], log));
-  return s.value();
+  for (int i = 0; i < C; ++i) t[i] = backward_term(y[i], dy[i], log);
+  return tree_sum(t);
 }
 
 // dy is replaced by dx.

@@ -124,16 +124,18 @@ CUACT_HD float block_forward_exp_sum(const PackPlan& plan, int thread, int threa
   CompensatedSum sum;
   auto exponentiate = [&](int64_t s) {
     const float e = expf(cache[s] - shift);
-    sum.add(e);
     if (!log) cache[s] = e;
+    return e;
   };
   for_each_row_item(
       plan, thread, threads,
       [&](int64_t p) {
+        float e[W];
         CUACT_UNROLL
-        for (int q = 0; q < W; ++q) exponentiate(cache_slot_of_pack(plan, p, q));
+        for (int q = 0; q < W; ++q) e[q] = exponentiate(cache_slot_of_pack(plan, p, q));
+        sum.add(tree_sum(e));
       },
-      [&](int64_t col) { exponentiate(cache_slot_of_scalar(plan, col)); });
+      [&](int64_t col) { sum.add(exponentiate(cache_slot_of_scalar(plan, col))); });
   return sum.value();
 }
 
@@ -165,12 +167,12 @@ CUACT_HD float block_backward_load(const BackwardSource<T>& src, const PackPlan&
   constexpr int W = full_pack_width(sizeof(T));
   CompensatedSum sum;
   const T zero = narrow<T>(0.0f);
-  auto keep = [&](int64_t s, T y, T dy) {
+  auto keep = [&](int64_t s, T y, T dy) {  // the element's term of the sum
     const float yv = to_float(y);
     const bool hidden = yv == hidden_value(log);  // visible_dy, on the raw value
     y_cache[s] = y;
     dy_cache[s] = hidden ? zero : dy;
-    sum.add(backward_term(yv, hidden ? 0.0f : to_float(dy), log));
+    return backward_term(yv, hidden ? 0.0f : to_float(dy), log);
   };
   for_each_row_item(
       plan, thread, threads,
@@ -178,10 +180,12 @@ CUACT_HD float block_backward_load(const BackwardSource<T>& src, const PackPlan&
         const int64_t first = plan.pack_start(p);
         const SoftmaxPack<T, W> yp = load_softmax_pack<T, W>(src.y + first);
         const SoftmaxPack<T, W> gp = load_softmax_pack<T, W>(src.dy + first);
+        float t[W];
         CUACT_UNROLL
-        for (int q = 0; q < W; ++q) keep(cache_slot_of_pack(plan, p, q), yp.v[q], gp.v[q]);
+        for (int q = 0; q < W; ++q) t[q] = keep(cache_slot_of_pack(plan, p, q), yp.v[q], gp.v[q]);
+        sum.add(tree_sum(t));
       },
-      [&](int64_t col) { keep(cache_slot_of_scalar(plan, col), src.y[col], src.dy[col]); });
+      [&](int64_t col) { sum.add(keep(cache_slot_of_scalar(plan, col), src.y[col], src.dy[col])); });
   return sum.value();
 }
 
@@ -260,7 +264,8 @@ CUACT_HD float streaming_backward_sum(const BackwardSource<T>& src, const PackPl
         float y[W], g[W];
         src.template pack<W>(plan.pack_start(p), y, g);
         CUACT_UNROLL
-        for (int q = 0; q < W; ++q) sum.add(backward_term(y[q], g[q], log));
+        for (int q = 0; q < W; ++q) g[q] = backward_term(y[q], g[q], log);
+        sum.add(tree_sum(g));
       },
       [&](int64_t col) {
         float y, g;

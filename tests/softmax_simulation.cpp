@@ -58,7 +58,7 @@ void simulate_warp(const SoftmaxArgs<T>& a, bool backward) {
       }
       butterfly<G>(part, SumOp{});
       for (int l = 0; l < G; ++l) {
-        lane_outputs(v[l], make_normalizer(shift[l], part[l]), a.log);
+        lane_outputs(v[l], make_normalizer(shift[l], part[l], a.log), a.log);
         warp_lane_store<G, C, P>(RowSink<T>(a, row), l, cols, a.vectorized, v[l]);
       }
     } else {
@@ -98,7 +98,7 @@ void simulate_block(const SoftmaxArgs<T>& a, bool backward, int threads) {
       const float shift = exp_shift(block_reduce(part, MaxNanOp{}));
       for (int t = 0; t < threads; ++t)
         part[t] = block_forward_exp_sum<T>(plan, t, threads, cache.data(), shift, a.log);
-      const RowNormalizer n = make_normalizer(shift, block_reduce(part, SumOp{}));
+      const RowNormalizer n = make_normalizer(shift, block_reduce(part, SumOp{}), a.log);
       for (int t = 0; t < threads; ++t)
         block_forward_store(sink, plan, t, threads, cache.data(), n, a.log);
     } else {
@@ -166,7 +166,7 @@ void simulate_cluster(const SoftmaxArgs<T>& a, bool backward, int ranks) {
           part[t] = block_forward_exp_sum<T>(plans[r], t, B, cache[r].data(), shift, a.log);
         per_block[r] = block_reduce(part, SumOp{});
       }
-      const RowNormalizer n = make_normalizer(shift, fold(per_block, SumOp{}));
+      const RowNormalizer n = make_normalizer(shift, fold(per_block, SumOp{}), a.log);
       for (int r = 0; r < ranks; ++r)
         for (int t = 0; t < B; ++t)
           block_forward_store(sinks[r], plans[r], t, B, cache[r].data(), n, a.log);
@@ -201,7 +201,7 @@ void simulate_streaming(const SoftmaxArgs<T>& a, bool backward) {
       std::vector<MaxSum> part(B);
       for (int t = 0; t < B; ++t) part[t] = streaming_forward_stats(src, plan, t, B);
       const MaxSum total = block_reduce(part, MaxSumOp{});
-      const RowNormalizer n = make_normalizer(exp_shift(total.max), total.sum);
+      const RowNormalizer n = make_normalizer(exp_shift(total.max), total.sum, a.log);
       for (int t = 0; t < B; ++t) streaming_forward_store(src, sink, plan, t, B, n, a.log);
     } else {
       const BackwardSource<T> src(a, row);
