@@ -148,6 +148,25 @@ struct ForwardSource {
       z[q] = col + q < visible ? softmax_input(scale, to_float(xv.v[q]), m[q]) : -INFINITY;
   }
 
+  // warp_per_row (cols <= kWarpMaxCols, so 32-bit columns): the pack at
+  // `col`, or padding (-inf) when it lies past the row (in_row false). The
+  // loads are unconditional, so that a lane issues all of its packs before
+  // it uses any: a pack that is past the row, or wholly hidden, reads the
+  // row's first pack instead (always there: cols >= N) and is discarded.
+  template <int N>
+  CUACT_HD void warp_pack(int col, bool in_row, float (&z)[N]) const {
+    const int shown = in_row ? static_cast<int>(visible) - col : 0;  // visible <= cols
+    const int at = shown > 0 ? col : 0;
+    const SoftmaxPack<T, N> xv = load_softmax_pack<T, N>(x + at);
+    SoftmaxPack<T, N> mv{};
+    if (mask) mv = load_softmax_pack<T, N>(mask + at);
+    CUACT_UNROLL
+    for (int q = 0; q < N; ++q) {
+      const float m = mask ? to_float(mv.v[q]) : 0.0f;
+      z[q] = q < shown ? softmax_input(scale, to_float(xv.v[q]), m) : -INFINITY;
+    }
+  }
+
   // Makes column `first` of the row column 0 (a cluster block's slice).
   CUACT_HD void advance(int64_t first) {
     x += first;
@@ -196,6 +215,20 @@ struct BackwardSource {
   CUACT_HD void addresses(std::uintptr_t (&a)[3]) const {
     a[0] = reinterpret_cast<std::uintptr_t>(y);
     a[1] = reinterpret_cast<std::uintptr_t>(dy);
+  }
+
+  // warp_per_row: the pack at `col`, or padding (y = dy = 0) past the row;
+  // unconditional loads as ForwardSource::warp_pack.
+  template <int N>
+  CUACT_HD void warp_pack(int col, bool in_row, float (&yv)[N], float (&dyv)[N]) const {
+    const int at = in_row ? col : 0;
+    float a[N], b[N];
+    pack<N>(at, a, b);
+    CUACT_UNROLL
+    for (int q = 0; q < N; ++q) {
+      yv[q] = in_row ? a[q] : 0.0f;
+      dyv[q] = in_row ? b[q] : 0.0f;
+    }
   }
 };
 

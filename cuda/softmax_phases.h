@@ -38,40 +38,51 @@ CUACT_HD void for_each_lane_column(int lane, int64_t cols, bool vectorized, OnPa
 }
 
 // A lane loads its C slots; slots past the row are padding: -inf forward,
-// y = dy = 0 backward.
+// y = dy = 0 backward. Vectorized, every pack is loaded before any is used
+// (warp_pack: no bounds branch between the loads, all in flight at once).
 template <int G, int C, int P, class T>
 CUACT_HD void warp_lane_load(const ForwardSource<T>& src, int lane, int64_t cols, bool vectorized,
                              float (&v)[C]) {
+  constexpr WarpConfig cfg{G, C, P};
+  if (vectorized) {
+    CUACT_UNROLL
+    for (int k = 0; k < C / P; ++k) {
+      const int col = warp_slot_column(cfg, lane, k * P, true);
+      float z[P];
+      src.template warp_pack<P>(col, col < cols, z);
+      CUACT_UNROLL
+      for (int q = 0; q < P; ++q) v[k * P + q] = z[q];
+    }
+    return;
+  }
   CUACT_UNROLL
   for (int i = 0; i < C; ++i) v[i] = -INFINITY;
   for_each_lane_column<G, C, P>(
-      lane, cols, vectorized,
-      [&](int first, int col) {
-        float z[P];
-        src.template pack<P>(col, z);
-        CUACT_UNROLL
-        for (int q = 0; q < P; ++q) v[first + q] = z[q];
-      },
-      [&](int s, int col) { v[s] = src.one(col); });
+      lane, cols, false, [](int, int) {}, [&](int s, int col) { v[s] = src.one(col); });
 }
 
 template <int G, int C, int P, class T>
 CUACT_HD void warp_lane_load(const BackwardSource<T>& src, int lane, int64_t cols, bool vectorized,
                              float (&y)[C], float (&dy)[C]) {
+  constexpr WarpConfig cfg{G, C, P};
+  if (vectorized) {
+    CUACT_UNROLL
+    for (int k = 0; k < C / P; ++k) {
+      const int col = warp_slot_column(cfg, lane, k * P, true);
+      float yp[P], gp[P];
+      src.template warp_pack<P>(col, col < cols, yp, gp);
+      CUACT_UNROLL
+      for (int q = 0; q < P; ++q) {
+        y[k * P + q] = yp[q];
+        dy[k * P + q] = gp[q];
+      }
+    }
+    return;
+  }
   CUACT_UNROLL
   for (int i = 0; i < C; ++i) y[i] = dy[i] = 0.0f;
   for_each_lane_column<G, C, P>(
-      lane, cols, vectorized,
-      [&](int first, int col) {
-        float yp[P], gp[P];
-        src.template pack<P>(col, yp, gp);
-        CUACT_UNROLL
-        for (int q = 0; q < P; ++q) {
-          y[first + q] = yp[q];
-          dy[first + q] = gp[q];
-        }
-      },
-      [&](int s, int col) { src.one(col, y[s], dy[s]); });
+      lane, cols, false, [](int, int) {}, [&](int s, int col) { src.one(col, y[s], dy[s]); });
 }
 
 template <int G, int C, int P, class T>
