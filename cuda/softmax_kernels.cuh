@@ -19,6 +19,7 @@
 #include <cub/block/block_reduce.cuh>
 #include <utility>
 
+#include "device_limits.h"
 #include "softmax_launch.h"
 #include "softmax_phases.h"
 
@@ -342,30 +343,6 @@ inline cudaLaunchConfig_t cluster_config(int clusters, int ranks, int64_t smem_b
   return config;
 }
 
-// The current device's limits, queried per call (nothing cached: any device,
-// any thread).
-struct SoftmaxDeviceFacts {
-  int sm_count = 0;
-  int threads_per_sm = 0;
-  int smem_optin = 0;     // shared memory one block may opt in to
-  int cluster_launch = 0;  // 1: thread-block clusters (sm_90+)
-};
-
-inline cudaError_t query_softmax_device(SoftmaxDeviceFacts* f) {
-  int device = 0;
-  cudaError_t err = cudaGetDevice(&device);
-  if (err == cudaSuccess)
-    err = cudaDeviceGetAttribute(&f->sm_count, cudaDevAttrMultiProcessorCount, device);
-  if (err == cudaSuccess)
-    err =
-        cudaDeviceGetAttribute(&f->threads_per_sm, cudaDevAttrMaxThreadsPerMultiProcessor, device);
-  if (err == cudaSuccess)
-    err = cudaDeviceGetAttribute(&f->smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
-  if (err == cudaSuccess)
-    err = cudaDeviceGetAttribute(&f->cluster_launch, cudaDevAttrClusterLaunch, device);
-  return err;
-}
-
 // Opts the kernel in to the device's largest dynamic shared memory (always
 // that same value, so concurrent callers cannot lower it under each other's
 // launches) when `bytes` needs more than its current limit; *room: the
@@ -388,7 +365,7 @@ cudaError_t opt_in_shared_memory(SoftmaxKernel<T> kernel, int64_t bytes, int sme
 // than 8 blocks allowed where the device has them), 0 without clusters or
 // where the loaded image of the kernel is not sm_90 code (cluster_kernels_usable).
 template <class T>
-cudaError_t max_cluster_ranks(SoftmaxKernel<T> kernel, const SoftmaxDeviceFacts& dev, int* ranks) {
+cudaError_t max_cluster_ranks(SoftmaxKernel<T> kernel, const DeviceLimits& dev, int* ranks) {
   *ranks = 0;
   if (dev.cluster_launch == 0) return cudaSuccess;
   const void* k = reinterpret_cast<const void*>(kernel);
@@ -460,8 +437,8 @@ SoftmaxLaunchResult launch_softmax(const SoftmaxCall& call, cudaStream_t stream)
   constexpr int kElem = static_cast<int>(sizeof(T));
 
   SoftmaxLaunchResult r;
-  SoftmaxDeviceFacts dev;
-  if ((r.error = query_softmax_device(&dev)) != cudaSuccess) return r;
+  DeviceLimits dev;  // cached per device (device_limits.h)
+  if ((r.error = current_device_limits(&dev)) != cudaSuccess) return r;
   const int64_t per_col = block_cache_bytes_per_col(call.backward, kElem);
   const int64_t capacity = dev.smem_optin - kBlockStaticSmemSlack;
   // Clusters are asked about only for rows one block cannot cache.

@@ -38,7 +38,8 @@
 //   overlap, and any overlap of the output with the mask, is rejected.
 // - Work is enqueued on `stream`; nothing synchronizes or allocates, so calls
 //   can be captured into a CUDA graph. The current device's limits are queried
-//   per call; calls from many host threads at once are safe.
+//   once per device and cached (its kernels' attributes and occupancy are
+//   still asked per call); calls from many host threads at once are safe.
 // - fp16/bf16 are loaded to fp32, computed and accumulated in fp32 and
 //   rounded once on store. Accuracy: README.md ("Softmax accuracy").
 //
