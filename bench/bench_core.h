@@ -16,7 +16,7 @@ struct Options {
   std::vector<std::string> ops;         // empty: all
   std::vector<std::string> dtypes;      // "f32", "f16", "bf16"; empty: all
   std::vector<std::string> directions;  // "forward", "backward", ...; empty: all
-  std::vector<int64_t> sizes;           // elementwise n; empty: DESIGN.md's list
+  std::vector<int64_t> sizes;           // elementwise n; empty: docs/DESIGN.md's list
   int runs = 30;
   std::string json_path, csv_path, gallery_path;
   bool progress = true;
@@ -44,7 +44,7 @@ bool selected(const Options& options, const CaseKey& key);
 // Bytes an elementwise activation must move: read in (and dy), write out.
 int64_t activation_bytes(const std::string& direction, int64_t n, int elem_size);
 
-// DESIGN.md's elementwise sizes: 2^20, 2^24, 2^27, 2^28.
+// docs/DESIGN.md's elementwise sizes: 2^20, 2^24, 2^27, 2^28.
 std::vector<int64_t> default_sizes();
 
 struct Result {

@@ -394,7 +394,7 @@ void time_activations(const Options& o, GpuBench& bench, const std::vector<int64
   }
 }
 
-// The softmax family: DESIGN.md's column sweep at rows * cols = 2^27 and
+// The softmax family: docs/DESIGN.md's column sweep at rows * cols = 2^27 and
 // vocabulary-sized rows, automatic and every algorithm that accepts the row.
 void time_softmax(const Options& o, GpuBench& bench, int& failures) {
   std::vector<std::pair<int64_t, int64_t>> shapes;  // rows, cols

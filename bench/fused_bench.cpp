@@ -26,7 +26,7 @@ namespace {
 
 constexpr DType kDTypes[] = {DType::f32, DType::f16, DType::bf16};
 
-// Shapes (DESIGN.md's fused targets): [rows, cols] = 2^27 elements for the
+// Shapes (docs/DESIGN.md's fused targets): [rows, cols] = 2^27 elements for the
 // bias and dropout forms, an LLM feed-forward layer's gate for the GLU forms.
 constexpr int64_t kBiasRows = 16384, kBiasCols = 8192;
 constexpr int64_t kElementwiseN = int64_t{1} << 27;

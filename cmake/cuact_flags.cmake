@@ -1,7 +1,7 @@
 # Compiler flags shared by every cuact target.
 #
 # ptxas: a register spill or any local memory in a kernel is a build error
-# (DESIGN.md: "no spills"). Math stays IEEE (no fast-math): the accuracy
+# (docs/DESIGN.md: "no spills"). Math stays IEEE (no fast-math): the accuracy
 # contract depends on it.
 set(CUACT_PTXAS_FLAGS "-Xptxas=-warn-spills,-warn-lmem-usage,-Werror")
 

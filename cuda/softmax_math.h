@@ -3,7 +3,7 @@
 // with, and the outputs. __host__ __device__ and plain C++, so that CPU tests
 // run each algorithm's per-row math exactly as the kernels run it.
 //
-// fp32 throughout (SPEC.md: fp32 accumulation for every dtype):
+// fp32 throughout (docs/SPEC.md: fp32 accumulation for every dtype):
 // - z = fma(s, x, m): the scaled, masked input, one rounding.
 // - The row max propagates NaN (fmaxf would drop it), so a NaN row stays NaN.
 // - A row whose max is -inf is empty (fully masked): shift 0, sum 0, and the

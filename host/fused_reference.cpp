@@ -1,4 +1,4 @@
-// The CPU reference of the fused forms, in double, written from SPEC.md
+// The CPU reference of the fused forms, in double, written from docs/SPEC.md
 // ("Gated activations", "Fused forms", the prelu and rrelu rows) and the
 // contract of cuact/fused.h, not from the device code. The elementwise math
 // is reference::forward / backward; the random words come from Philox

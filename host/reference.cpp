@@ -1,5 +1,5 @@
-// The CPU reference: SPEC.md's formulas evaluated in double precision, written
-// from SPEC.md alone (not from the device functors), so that a test comparing
+// The CPU reference: docs/SPEC.md's formulas evaluated in double precision, written
+// from docs/SPEC.md alone (not from the device functors), so that a test comparing
 // the two can fail. See include/cuact/reference.h for the contract.
 //
 // Conventions shared by every function below:

@@ -1,5 +1,5 @@
-// The softmax family's CPU reference: SPEC.md's formulas in double
-// precision, written from SPEC.md alone (not from the device code), so that
+// The softmax family's CPU reference: docs/SPEC.md's formulas in double
+// precision, written from docs/SPEC.md alone (not from the device code), so that
 // a test comparing the two can fail. See include/cuact/reference.h.
 //
 // Forward, per row: z_j = s*x_j + m_j (softmin: -s*x_j + m_j), -inf where the

@@ -1,6 +1,6 @@
 // The host API without a GPU: argument checks return a status naming the
 // problem (never a crash), the device API and the CPU reference reject the
-// same calls, descriptors carry SPEC.md's defaults, and with no device a
+// same calls, descriptors carry docs/SPEC.md's defaults, and with no device a
 // valid call says so cleanly.
 #include <gtest/gtest.h>
 

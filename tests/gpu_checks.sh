@@ -43,7 +43,7 @@ step "whole suite, CUACT_REQUIRE_GPU=1" "$dir/ctest.log" \
 step "large, graph replay and multi-thread tests" "$dir/reliability.log" \
   build/tests/cuact_gpu_tests --gtest_filter='GpuLarge.*:GpuGraphs.*:GpuThreads.*'
 
-# The benchmark at DESIGN.md's largest elementwise size, every softmax and
+# The benchmark at docs/DESIGN.md's largest elementwise size, every softmax and
 # fused row (each kernel checked against the reference first).
 step "cuact-bench (n = 2^28, 10 runs)" "$dir/bench.log" \
   build/bench/cuact-bench --size 2^28 --runs 10 --no-progress --json "$dir/bench.json" \

@@ -180,7 +180,7 @@ TEST(SoftmaxKernelChoice, ForcedAlgorithmsRefuseRowsTheyCannotTake) {
                                           : SoftmaxAlgorithm::streaming);
 }
 
-// SPEC.md's special rows, through every algorithm, against the reference
+// docs/SPEC.md's special rows, through every algorithm, against the reference
 // exactly where the result is NaN, -inf, 0 or 1.
 TEST(SoftmaxKernelSpecialRows, NaNEmptyInfiniteAndOverflowProneRows) {
   CUACT_SKIP_WITHOUT_GPU();

@@ -237,7 +237,7 @@ TEST(ReferenceForward, KnownValues) {
 // ---------------------------------------------------------------- derivative values
 
 // f'(x) (dy = 1): smooth values from mpmath's numerical derivative at 60 digits;
-// the kink values are SPEC.md's choices.
+// the kink values are docs/SPEC.md's choices.
 const KnownValue kKnownDerivative[] = {
     {Activation::gelu(), -2, -0.085231801078196897},
     {Activation::gelu(), -0.5, 0.13250487534383716},

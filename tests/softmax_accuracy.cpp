@@ -197,7 +197,7 @@ SoftmaxExpected expected_softmax(const SoftmaxOptions& o, Direction direction, D
       if (o.mask_rows != 0)
         m = &mask[static_cast<size_t>((r / o.mask_row_repeat) % o.mask_rows_for(rows) * cols)];
       reference::softmax_forward_row(op, r, cols, &in[base], m, value);
-      // The magnitudes of the rule: z, M, A, L (test code, from SPEC.md).
+      // The magnitudes of the rule: z, M, A, L (test code, from docs/SPEC.md).
       int64_t shown = cols;
       if (op.causal)
         shown = std::clamp<int64_t>(r % op.causal_rows + op.causal_offset + 1, 0, cols);

@@ -227,7 +227,9 @@ TEST(SoftmaxReference, BackwardIsZeroAtHiddenColumnsAndIgnoresTheirDy) {
     const auto dx = backward(op, y, dy), dx_loud = backward(op, y, loud);
     for (int64_t j = 0; j < cols; ++j) {
       SCOPED_TRACE(testing::Message() << softmax_kind_name(op.kind) << " col " << j);
-      if (j >= 3) EXPECT_EQ(dx[static_cast<size_t>(j)], 0.0);
+      if (j >= 3) {
+        EXPECT_EQ(dx[static_cast<size_t>(j)], 0.0);
+      }
       EXPECT_EQ(dx_loud[static_cast<size_t>(j)], dx[static_cast<size_t>(j)]);
     }
     // The visible columns get the gradient of softmax over those columns alone.

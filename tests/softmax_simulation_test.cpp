@@ -102,7 +102,7 @@ INSTANTIATE_TEST_SUITE_P(AllAlgorithms, SimulatedKernel,
                                                           SoftmaxAlgorithm::streaming})),
                          [](const auto& info) { return softmax_case_name(info.param); });
 
-// Hand-made rows through every algorithm: the special values of SPEC.md.
+// Hand-made rows through every algorithm: the special values of docs/SPEC.md.
 TEST(SimulatedKernelSpecialRows, NaNEmptyAndOverflowProneRows) {
   const double inf = INFINITY, nan = NAN;
   const std::vector<std::vector<double>> rows = {

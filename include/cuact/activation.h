@@ -16,7 +16,7 @@
 // - It runs on the calling thread's current device; calls from many host
 //   threads at once are safe.
 // - fp16/bf16 data are computed in fp32 and rounded once on store. Accuracy:
-//   see README.md ("Accuracy contract") and SPEC.md.
+//   see README.md ("Accuracy contract") and docs/SPEC.md.
 //
 // Example:
 //   cuact::Activation act = cuact::Activation::leaky_relu(0.2f);
@@ -33,7 +33,7 @@
 
 namespace cuact {
 
-// Every elementwise activation, in SPEC.md's table order.
+// Every elementwise activation, in docs/SPEC.md's table order.
 enum class ActivationKind {
   identity, relu, relu6, hardtanh, leaky_relu, elu, selu, celu, gelu, gelu_tanh,
   quick_gelu, sigmoid, tanh, silu, mish, softplus, log_sigmoid, hardsigmoid,
@@ -44,7 +44,7 @@ inline constexpr int kNumActivationKinds = static_cast<int>(ActivationKind::thre
 const char* activation_name(ActivationKind kind);  // "leaky_relu", ...
 
 // An activation and its parameters. Build it with the named constructors,
-// which carry SPEC.md's defaults; fields a kind does not use are ignored.
+// which carry docs/SPEC.md's defaults; fields a kind does not use are ignored.
 struct Activation {
   ActivationKind kind = ActivationKind::identity;
   float alpha = 0.0f;      // leaky_relu slope a; elu and celu alpha

@@ -1,5 +1,5 @@
 // The CPU reference: every cuact operation in double precision, written from
-// SPEC.md independently of the device code. Tests and cuact-bench judge the
+// docs/SPEC.md independently of the device code. Tests and cuact-bench judge the
 // kernels against it; applications may use it to check their own results.
 //
 // Scalar forms compute in double. Buffer forms read host buffers of any

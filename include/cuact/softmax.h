@@ -1,7 +1,7 @@
 // Softmax, log_softmax and softmin over the last dimension of a dense
 // [rows, cols] tensor, forward and backward, on device buffers.
 //
-// Forward (SPEC.md "Softmax family"), for every row r independently, with
+// Forward (docs/SPEC.md "Softmax family"), for every row r independently, with
 // z_j = s*x_j + m_j (softmin: z_j = -s*x_j + m_j) and M = max_j z_j:
 //   softmax / softmin   y_j = exp(z_j - M) / sum_k exp(z_k - M)
 //   log_softmax         y_j = (z_j - M) - log(sum_k exp(z_k - M))   (computed directly)

@@ -12,6 +12,12 @@ function(run_step)
 endfunction()
 
 run_step(${CMAKE_COMMAND} --install "${CUACT_BUILD_DIR}" --prefix "${prefix}")
+# The documents the installed headers cite come with them.
+foreach(doc SPEC.md DESIGN.md README.md)
+  if(NOT EXISTS "${prefix}/share/doc/cuact/${doc}")
+    message(FATAL_ERROR "the install lacks share/doc/cuact/${doc}")
+  endif()
+endforeach()
 run_step(${CMAKE_COMMAND} -S "${CONSUMER_SOURCE_DIR}" -B "${WORK_DIR}/build"
          -G "${CMAKE_GENERATOR}" "-DCMAKE_PREFIX_PATH=${prefix}" -DCMAKE_BUILD_TYPE=Release)
 run_step(${CMAKE_COMMAND} --build "${WORK_DIR}/build")

@@ -3,7 +3,7 @@
 // overlapping), dtypes, directions, activation kinds and parameters (NaN,
 // +-inf, negative where nonsense), and the CPU reference on small host
 // buffers. It asserts that each call returns a known status (never aborts),
-// that what SPEC.md forbids is rejected, and that the reference writes only
+// that what docs/SPEC.md forbids is rejected, and that the reference writes only
 // inside its output (guard bytes around every buffer; ASan watches too). The
 // fused forms (cuact/fused.h) likewise, their reference checked byte by byte:
 // a call writes only inside its outputs (y / dx, mask, dbias [cols], dweight
@@ -224,7 +224,7 @@ bool share_bytes(const Span& a, const Span& b) {
   return pa < pb ? pb - pa < static_cast<uintptr_t>(a.bytes)
                  : pa - pb < static_cast<uintptr_t>(b.bytes);
 }
-// SPEC.md: an output is exactly an input of its shape (in place) or apart from it.
+// docs/SPEC.md: an output is exactly an input of its shape (in place) or apart from it.
 bool badly_overlaps(const Span& out, const Span& in, bool same_shape) {
   return share_bytes(out, in) && !(same_shape && out.p == in.p);
 }
@@ -265,7 +265,7 @@ struct FusedArgs {
   int workspace_pick = 0;  // 0: null, 1: on out, 2: one byte short, else enough
 };
 
-// What the call reads and writes, per SPEC.md and cuact/fused.h.
+// What the call reads and writes, per docs/SPEC.md and cuact/fused.h.
 struct FusedSpans {
   bool negative = false, overflow = false;
   int64_t elements = 0;  // of the main tensor (x)
@@ -308,7 +308,7 @@ FusedSpans fused_spans(const FusedArgs& a) {
 
 bool known_dtype(DType t) { return t == DType::f32 || t == DType::f16 || t == DType::bf16; }
 
-// What SPEC.md (and cuact/fused.h) forbids in this call; null when nothing.
+// What docs/SPEC.md (and cuact/fused.h) forbids in this call; null when nothing.
 const char* fused_forbidden(const FusedArgs& a, const FusedSpans& s) {
   if (!known_dtype(a.dtype)) return "unknown dtype accepted";
   if (s.negative) return "negative size accepted";
@@ -528,7 +528,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (entry >= 3) return fuzz_softmax(r, entry == 4, direction, dtype, in, grad, out);
   if (entry == 2) {
     const Status s = validate(act);
-    require(s.ok() == params_valid_per_spec(act), "validate disagrees with SPEC.md", s);
+    require(s.ok() == params_valid_per_spec(act), "validate disagrees with docs/SPEC.md", s);
     (void)has_backward_from_output(act);
     (void)activation_name(act.kind);
     return 0;
