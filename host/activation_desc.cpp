@@ -152,17 +152,4 @@ const char* status_code_name(StatusCode code) {
   return "unknown";
 }
 
-std::string Status::message() const {
-  std::string text = status_code_name(code_);
-  text += ": ";
-  text += detail_ ? detail_ : "";
-  if (cuda_error_ != cudaSuccess) {
-    text += ": ";
-    text += cudaGetErrorName(cuda_error_);
-    text += ": ";
-    text += cudaGetErrorString(cuda_error_);
-  }
-  return text;
-}
-
 }  // namespace cuact

@@ -4,7 +4,9 @@
 //   if (!s.ok()) std::fprintf(stderr, "cuact: %s\n", s.message().c_str());
 //
 // A Status is a small value (no allocation); message() builds the text only
-// when asked.
+// when asked, inline in the caller's code: no std::string crosses the library
+// boundary, so a consumer built with another C++ ABI (e.g.
+// -D_GLIBCXX_USE_CXX11_ABI=0, as some PyTorch builds are) links and runs.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -42,7 +44,18 @@ class Status {
   // The CUDA error behind no_device / cuda_error, cudaSuccess otherwise.
   constexpr cudaError_t cuda_error() const { return cuda_error_; }
   // "<code name>: <detail>[: <CUDA error name>: <CUDA error text>]".
-  std::string message() const;
+  std::string message() const {
+    std::string text = status_code_name(code_);
+    text += ": ";
+    text += detail_ ? detail_ : "";
+    if (cuda_error_ != cudaSuccess) {
+      text += ": ";
+      text += cudaGetErrorName(cuda_error_);
+      text += ": ";
+      text += cudaGetErrorString(cuda_error_);
+    }
+    return text;
+  }
 
  private:
   StatusCode code_ = StatusCode::success;
