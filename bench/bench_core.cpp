@@ -104,23 +104,25 @@ bool parse_options(int argc, const char* const* argv, Options& o, std::string& e
       o.mode = Mode::gallery;
     } else if (a == "--op") {
       if (!value(v)) return false;
-      o.ops = split_list(v);
+      for (const auto& op : split_list(v)) o.ops.push_back(op);  // repeated options add
     } else if (a == "--dtype") {
       if (!value(v)) return false;
-      o.dtypes = split_list(v);
-      for (const auto& d : o.dtypes)
+      for (const auto& d : split_list(v)) {
         if (d != "f32" && d != "f16" && d != "bf16") {
           error = "unknown dtype '" + d + "' (f32, f16, bf16)";
           return false;
         }
+        o.dtypes.push_back(d);
+      }
     } else if (a == "--direction") {
       if (!value(v)) return false;
-      o.directions = split_list(v);
-      for (const auto& d : o.directions)
+      for (const auto& d : split_list(v)) {
         if (d != "forward" && d != "backward" && d != "backward_from_output") {
-          error = "unknown direction '" + d + "'";
+          error = "unknown direction '" + d + "' (forward, backward, backward_from_output)";
           return false;
         }
+        o.directions.push_back(d);
+      }
     } else if (a == "--size") {
       if (!value(v)) return false;
       for (const auto& s : split_list(v)) {
@@ -150,6 +152,16 @@ bool parse_options(int argc, const char* const* argv, Options& o, std::string& e
     }
   }
   return true;
+}
+
+std::string check_op_names(const Options& o, const std::vector<std::string>& valid) {
+  for (const std::string& op : o.ops) {
+    if (std::find(valid.begin(), valid.end(), op) != valid.end()) continue;
+    std::string list;
+    for (const std::string& v : valid) list += (list.empty() ? "" : ", ") + v;
+    return "unknown operation '" + op + "' (names are case-sensitive: " + list + ")";
+  }
+  return {};
 }
 
 bool selected(const Options& o, const CaseKey& key) {
@@ -184,10 +196,12 @@ std::string format_table(const std::vector<Result>& results) {
     std::string peers;
     for (const auto& [name, ms] : r.peers)
       peers += name + " " + (ms > 0 ? fixed(ms / r.median_ms, 2) + "x" : std::string("n/a")) + "  ";
+    // (no copy fraction without a GPU run: "-", not 0)
+    const std::string of_copy = r.copy_fraction > 0 ? fixed(r.copy_fraction, 3) : "-";
     if (r.status == "ok")
-      std::snprintf(line, sizeof line, "%-12s %-5s %-20s %-22s %9.4f %9.1f %8.3f %s\n",
+      std::snprintf(line, sizeof line, "%-12s %-5s %-20s %-22s %9.4f %9.1f %8s %s\n",
                     r.key.op.c_str(), r.key.dtype.c_str(), r.key.direction.c_str(),
-                    r.key.shape.c_str(), r.median_ms, r.gbps, r.copy_fraction, peers.c_str());
+                    r.key.shape.c_str(), r.median_ms, r.gbps, of_copy.c_str(), peers.c_str());
     else
       std::snprintf(line, sizeof line, "%-12s %-5s %-20s %-22s %s: %s\n", r.key.op.c_str(),
                     r.key.dtype.c_str(), r.key.direction.c_str(), r.key.shape.c_str(),

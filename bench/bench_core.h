@@ -13,7 +13,7 @@ enum class Mode { time, accuracy, gallery, list };
 
 struct Options {
   Mode mode = Mode::time;
-  std::vector<std::string> ops;         // empty: all
+  std::vector<std::string> ops;         // empty: all (repeated options add)
   std::vector<std::string> dtypes;      // "f32", "f16", "bf16"; empty: all
   std::vector<std::string> directions;  // "forward", "backward", ...; empty: all
   std::vector<int64_t> sizes;           // elementwise n; empty: docs/DESIGN.md's list
@@ -40,6 +40,10 @@ struct CaseKey {
 };
 
 bool selected(const Options& options, const CaseKey& key);
+
+// An error naming the first --op that is not among `valid` (and listing
+// them), or empty when every name is known.
+std::string check_op_names(const Options& options, const std::vector<std::string>& valid);
 
 // Bytes an elementwise activation must move: read in (and dy), write out.
 int64_t activation_bytes(const std::string& direction, int64_t n, int elem_size);

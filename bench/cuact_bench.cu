@@ -132,7 +132,7 @@ int run_accuracy(const Options& o, bool gpu, const RunInfo& info) {
   int64_t outside = 0;
   for (const auto& r : rows) outside += r.outside;
   std::printf("%lld results outside the stated tolerance\n", static_cast<long long>(outside));
-  write_file(o.json_path, accuracy_to_json(info, rows));
+  if (!write_file(o.json_path, accuracy_to_json(info, rows))) return 1;
   return outside == 0 ? 0 : 1;
 }
 
@@ -172,9 +172,8 @@ int run_gallery(const Options& o, bool gpu) {
 
 // ---------------------------------------------------------------- CPU part
 
-int run_cpu_timing(const Options& o) {
-  const int64_t n = int64_t{1} << 18;
-  std::vector<Result> results;
+// The CPU reference's speed over n elements of every selected activation.
+void time_reference(const Options& o, int64_t n, std::vector<Result>& results) {
   std::vector<double> x(n), dy(n);
   for (int64_t i = 0; i < n; ++i) {
     x[i] = -8.0 + 16.0 * static_cast<double>(i) / n;
@@ -186,7 +185,7 @@ int run_cpu_timing(const Options& o) {
       std::vector<unsigned char> out(in.size());
       for (Direction d : kDirections) {
         CaseKey key{"cpu_reference", activation_name(act.kind), dtype_name(dtype),
-                    direction_name(d), "n=262144", n};
+                    direction_name(d), "n=" + std::to_string(n), n};
         if (!offers(act, d) || !selected(o, key)) continue;
         const auto t0 = std::chrono::steady_clock::now();
         const Status s = reference::activation(d, act, dtype, in.data(), grad.data(), out.data(), n);
@@ -202,11 +201,32 @@ int run_cpu_timing(const Options& o) {
         results.push_back(r);
       }
     }
-  std::printf("CPU reference (double precision, one core):\n%s", format_table(results).c_str());
+}
+
+// Without a GPU: the CPU reference's speed over --size (default 2^18: it is
+// slow), and every selected softmax and fused row, listed as needing a GPU.
+int run_cpu_timing(const Options& o) {
+  std::vector<Result> results;
+  for (const int64_t n : o.sizes.empty() ? std::vector<int64_t>{int64_t{1} << 18} : o.sizes)
+    time_reference(o, n, results);
+  std::vector<std::string> gpu_only = {"softmax"};
+  for (const std::string& f : fused_op_names()) gpu_only.push_back(f);
+  for (const std::string& op : gpu_only)
+    for (DType dtype : kDTypes)
+      for (const char* d : {"forward", "backward"}) {
+        Result r;
+        r.key = {op == "softmax" ? "softmax" : "fused", op, dtype_name(dtype), d, "", 0};
+        if (!selected(o, r.key)) continue;
+        r.status = "skipped";
+        r.note = "needs a GPU";
+        results.push_back(r);
+      }
+  std::printf("CPU reference (double precision, one core; GPU-only rows listed as skipped):\n%s",
+              format_table(results).c_str());
   RunInfo info{"cpu reference (no GPU)", 0, 1};
-  write_file(o.json_path, to_json(info, results));
-  write_file(o.csv_path, to_csv(results));
-  return 0;
+  const bool written = write_file(o.json_path, to_json(info, results)) &&
+                       write_file(o.csv_path, to_csv(results));
+  return written ? 0 : 1;
 }
 
 // ---------------------------------------------------------------- GPU timing
@@ -478,9 +498,9 @@ int run_gpu_timing(const Options& o, const RunInfo& info) {
   time_fused(o, bench, failures);
   if (o.progress) std::fprintf(stderr, "\n");
   std::printf("%s", format_table(bench.results()).c_str());
-  write_file(o.json_path, to_json(info, bench.results()));
-  write_file(o.csv_path, to_csv(bench.results()));
-  return failures == 0 ? 0 : 1;
+  const bool written = write_file(o.json_path, to_json(info, bench.results())) &&
+                       write_file(o.csv_path, to_csv(bench.results()));
+  return failures == 0 && written ? 0 : 1;
 }
 
 RunInfo describe_device(bool gpu, const std::string& why_not, int runs) {
@@ -519,6 +539,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (o.mode == Mode::list) return run_list();
+  std::vector<std::string> names = {"softmax"};
+  for (int k = 0; k < cuact::kNumActivationKinds; ++k)
+    names.push_back(cuact::activation_name(static_cast<cuact::ActivationKind>(k)));
+  for (const std::string& f : fused_op_names()) names.push_back(f);
+  if (const std::string bad = check_op_names(o, names); !bad.empty()) {
+    std::fprintf(stderr, "cuact-bench: %s\n", bad.c_str());
+    return 2;
+  }
 
   int count = 0;
   const cudaError_t err = cudaGetDeviceCount(&count);
@@ -531,7 +559,9 @@ int main(int argc, char** argv) {
     std::printf("cuact-bench: no CUDA device (%s): GPU timing skipped; running the CPU part "
                 "(host-functor accuracy, CPU reference speed).\n",
                 why_not.c_str());
-    const int accuracy = run_accuracy(o, false, info);
+    Options accuracy_only = o;  // the files take the timing results, written once
+    accuracy_only.json_path.clear();
+    const int accuracy = run_accuracy(accuracy_only, false, info);
     const int timing = run_cpu_timing(o);
     return accuracy != 0 ? accuracy : timing;
   }

@@ -443,6 +443,10 @@ int64_t fused_max_bytes() {
   return bytes;
 }
 
+std::vector<std::string> fused_op_names() {
+  return {"bias+gelu", "gelu+dropout", "swiglu", "geglu", "prelu", "rrelu"};
+}
+
 std::string fused_list() {
   return "  fused (forward, backward): bias+gelu [16384, 8192] (forward also as two calls: "
          "bias add, then gelu; backward with dbias), gelu+dropout p=0.1 n=2^27 (forward with "

@@ -101,5 +101,7 @@ void time_fused(const Options& o, GpuBench& bench, int& failures);
 int64_t fused_max_bytes();
 // The fused rows --list describes.
 std::string fused_list();
+// The fused forms' operation names, as --op takes them.
+std::vector<std::string> fused_op_names();
 
 }  // namespace cuact::bench

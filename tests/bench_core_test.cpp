@@ -54,6 +54,21 @@ TEST(BenchOptions, RejectsNonsenseWithAReason) {
   EXPECT_NE(usage().find("--accuracy"), std::string::npos);
 }
 
+TEST(BenchOptions, RepeatedOptionsAddAndUnknownOperationsAreNamed) {
+  const Options o = parse_ok({"--op", "gelu", "--op", "silu,mish", "--dtype", "f32", "--dtype", "bf16",
+                              "--direction", "forward", "--direction", "backward", "--size", "1K",
+                              "--size", "2^20"});
+  EXPECT_EQ(o.ops, (std::vector<std::string>{"gelu", "silu", "mish"}));
+  EXPECT_EQ(o.dtypes, (std::vector<std::string>{"f32", "bf16"}));
+  EXPECT_EQ(o.directions, (std::vector<std::string>{"forward", "backward"}));
+  EXPECT_EQ(o.sizes, (std::vector<int64_t>{1024, 1 << 20}));
+  const std::vector<std::string> valid = {"gelu", "silu", "mish", "softmax"};
+  EXPECT_EQ(check_op_names(o, valid), "");
+  const std::string error = check_op_names(parse_ok({"--op", "gelu,GELU"}), valid);
+  EXPECT_NE(error.find("unknown operation 'GELU'"), std::string::npos) << error;
+  EXPECT_NE(error.find("gelu, silu, mish, softmax"), std::string::npos) << error;
+}
+
 TEST(BenchOptions, CountsParse) {
   EXPECT_EQ(parse_count("2^0"), 1);
   EXPECT_EQ(parse_count("2^28"), int64_t{1} << 28);
