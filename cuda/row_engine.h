@@ -254,21 +254,34 @@ CUACT_HD void vector_rows(const Form& form, const RowCall& c, int64_t col, const
         if (c.mask != nullptr) store_mask<W>(c.mask + e, kept);
       }
     };
-    // The two rows through one copy of the math (a rolled loop: half the
-    // code, the same loads in flight); the second row moves into v0.
-    const int count = second ? 2 : 1;
-    uint64_t e = e0;
-    T* o[O];
-    CUACT_UNROLL
-    for (int k = 0; k < O; ++k) o[k] = out[k];
-    CUACT_NO_UNROLL
-    for (int h = 0; h < count; ++h) {
-      row(v0, e, o);
+    if constexpr (Form::kRandom) {
+      // Forms that draw random values (dropout and RReLU): the two rows
+      // unrolled, so that the generator's work of both rows schedules
+      // together and no row loop is paid per row.
+      row(v0, e0, out);
+      if (second) {
+        T* o1[O];
+        CUACT_UNROLL
+        for (int k = 0; k < O; ++k) o1[k] = out[k] + out_gap[k];
+        row(v1, e0 + e_gap, o1);
+      }
+    } else {
+      // The two rows through one copy of the math (a rolled loop: half the
+      // code, the same loads in flight); the second row moves into v0.
+      const int count = second ? 2 : 1;
+      uint64_t e = e0;
+      T* o[O];
       CUACT_UNROLL
-      for (int k = 0; k < I; ++k) v0[k] = v1[k];
-      CUACT_UNROLL
-      for (int k = 0; k < O; ++k) o[k] += out_gap[k];
-      e += e_gap;
+      for (int k = 0; k < O; ++k) o[k] = out[k];
+      CUACT_NO_UNROLL
+      for (int h = 0; h < count; ++h) {
+        row(v0, e, o);
+        CUACT_UNROLL
+        for (int k = 0; k < I; ++k) v0[k] = v1[k];
+        CUACT_UNROLL
+        for (int k = 0; k < O; ++k) o[k] += out_gap[k];
+        e += e_gap;
+      }
     }
     CUACT_UNROLL
     for (int k = 0; k < I; ++k)
