@@ -254,10 +254,11 @@ CUACT_HD void vector_rows(const Form& form, const RowCall& c, int64_t col, const
         if (c.mask != nullptr) store_mask<W>(c.mask + e, kept);
       }
     };
-    if constexpr (Form::kRandom) {
-      // Forms that draw random values (dropout and RReLU): the two rows
+    if constexpr (Form::kRandom && !Form::kReduces) {
+      // Forward forms that draw random values (dropout, RReLU): the two rows
       // unrolled, so that the generator's work of both rows schedules
-      // together and no row loop is paid per row.
+      // together and no row loop is paid per row (their backward forms are
+      // at the memory limit rolled, and stay so: build time).
       row(v0, e0, out);
       if (second) {
         T* o1[O];
