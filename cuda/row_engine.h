@@ -165,6 +165,7 @@ CUACT_HD bool present_in(const RowCall& c, int k) {
 // 2^16, p == 1, keeps none); forms without random draws keep everything.
 struct KeepRule {
   uint32_t threshold = 0;
+  CUACT_HD bool keeps(uint32_t draw) const { return draw >= threshold; }
 };
 CUACT_HD KeepRule keep_rule(const RowCall& c) { return {c.keep_threshold}; }
 
@@ -173,7 +174,7 @@ template <class Form>
 CUACT_HD ElementOut apply_form(const Form& form, KeepRule keep, const float (&in)[kMaxInputs],
                                float param, uint32_t draw) {
   ElementIn e{{in[0], in[1], in[2]}, param, draw, true};
-  if constexpr (Form::kRandom) e.kept = draw >= keep.threshold;
+  if constexpr (Form::kRandom) e.kept = keep.keeps(draw);
   return form(e);
 }
 
@@ -234,7 +235,6 @@ CUACT_HD void vector_rows(const Form& form, const RowCall& c, int64_t col, const
       uint32_t draws[W / 2] = {};
       if constexpr (Form::kRandom) chunk_draws<W>(random, e, draws);
       float y[O][W];
-      unsigned kept = 0;
       CUACT_UNROLL
       for (int j = 0; j < W; ++j) {
         float a[kMaxInputs] = {};
@@ -244,14 +244,21 @@ CUACT_HD void vector_rows(const Form& form, const RowCall& c, int64_t col, const
         const ElementOut res = apply_form(form, keep_rule(c), a, param[j], half_of(draws[j / 2], j & 1));
         CUACT_UNROLL
         for (int k = 0; k < O; ++k) y[k][j] = res.out[k];
-        kept |= static_cast<unsigned>(res.kept) << j;
         if constexpr (Form::kReduces) acc.add(c.reduce, j, res.term);
       }
       CUACT_UNROLL
       for (int k = 0; k < O; ++k)
         store_vec<T, W>(o[k], from_floats<T, W>(y[k]), wide);
       if constexpr (Form::kMask) {
-        if (c.mask != nullptr) store_mask<W>(c.mask + e, kept);
+        // The mask's bits from the draws (the forms' own decision, KeepRule),
+        // only where the call writes the mask.
+        if (c.mask != nullptr) {
+          unsigned kept = 0;
+          CUACT_UNROLL
+          for (int j = 0; j < W; ++j)
+            kept |= static_cast<unsigned>(keep_rule(c).keeps(half_of(draws[j / 2], j & 1))) << j;
+          store_mask<W>(c.mask + e, kept);
+        }
       }
     };
     if constexpr (Form::kRandom && !Form::kReduces) {
