@@ -163,6 +163,16 @@ CUACT_HD void chunk_draws(const RandomStream& s, uint64_t e0, uint32_t (&packed)
   }
 }
 
+// The generator state in device memory (cuact/fused.h, Dropout::device_state):
+// a forward call's first step, one thread, stream-ordered before its kernel:
+// used = state, then state's offset advances by one (distinct offsets never
+// share a counter, whatever the call's size).
+CUACT_HD void take_random_state(uint64_t* state, uint64_t* used) {
+  used[0] = state[0];
+  used[1] = state[1];
+  state[1] += 1;
+}
+
 // Dropout's decision and scale for a drop probability p in [0, 1].
 struct DropoutRule {
   uint32_t threshold = 0;  // keep iff draw >= threshold = ceil(p * 2^16); 2^16 drops all

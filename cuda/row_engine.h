@@ -41,6 +41,7 @@ struct RowCall {
   FastDivider channels;     // by_row_channel: param[row % channels]
   uint8_t* mask = nullptr;  // [rows, cols] bytes, 1 where dropout kept the element
   RandomStream random;
+  const uint64_t* random_from = nullptr;  // set: {seed, offset} read here when the kernel runs
   uint32_t keep_threshold = 0;  // dropout keeps draw >= keep_threshold (2^16 when p == 1: none)
   ReduceMode reduce = ReduceMode::none;
   float* partials = nullptr;
@@ -51,6 +52,12 @@ struct RowCall {
   int64_t out_gap[kMaxOutputs] = {};
   int64_t e_gap = 0;
 };
+
+// The call's random stream: the planned one, or one made from the pair in
+// device memory (a graph-safe call: read when the kernel runs).
+CUACT_HD RandomStream stream_of(const RowCall& c) {
+  return c.random_from != nullptr ? RandomStream(c.random_from[0], c.random_from[1]) : c.random;
+}
 
 CUACT_HD void set_row_gaps(RowCall& c) {
   const int64_t lanes = c.geometry.row_lanes();
@@ -217,8 +224,11 @@ CUACT_HD void vector_rows(const Form& form, const RowCall& c, int64_t col, const
   const auto e_gap = static_cast<uint64_t>(c.e_gap);
   const int64_t(&in_gap)[kMaxInputs] = c.in_gap;
   const int64_t(&out_gap)[kMaxOutputs] = c.out_gap;
-  RandomStream random = c.random;
-  if constexpr (Form::kRandom) random.pin_keys();
+  RandomStream random;
+  if constexpr (Form::kRandom) {
+    random = stream_of(c);
+    random.pin_keys();
+  }
   for (int64_t r = tr.first_row; r < rows; r += 2 * lanes) {
     // The second row of the trip, or the first again past the last row (its
     // results are not stored): both loads are unconditional.
@@ -318,6 +328,8 @@ CUACT_HD void chunk_rows(const Form& form, const RowCall& c, const ColumnSpan& s
   using T = typename Form::Data;
   constexpr int W = kChunkWidth<Form>, I = Form::kInputs, O = Form::kOutputs;
   const int64_t first = c.plan.origin + span.begin;
+  RandomStream random;
+  if constexpr (Form::kRandom) random = stream_of(c);
   for (int64_t r = tr.first_row; r < c.plan.rows; r += tr.lanes) {
     const uint64_t e0 = static_cast<uint64_t>(first + r * c.plan.cols);
     float p[W];
@@ -330,7 +342,7 @@ CUACT_HD void chunk_rows(const Form& form, const RowCall& c, const ColumnSpan& s
         const uint64_t e = e0 + j;
         uint32_t draw = 0;
         if constexpr (Form::kRandom) {
-          if (j == 0 || (e & 7) == 0) block = c.random.block(e >> 3);
+          if (j == 0 || (e & 7) == 0) block = random.block(e >> 3);
           draw = draw_at(block, static_cast<int>(e & 7));
         }
         float a[kMaxInputs] = {};
@@ -395,6 +407,10 @@ template <class Form>
 CUACT_HD void run_extras(const Form& form, const RowCall& c, int64_t thread, int64_t threads) {
   using T = typename Form::Data;
   constexpr int I = Form::kInputs, O = Form::kOutputs;
+  RandomStream random;
+  if constexpr (Form::kRandom) {
+    if (c.plan.extras() > thread) random = stream_of(c);
+  }
   for (int64_t i = thread; i < c.plan.extras(); i += threads) {
     const int64_t e = c.plan.extra_index(i);
     float a[kMaxInputs] = {};
@@ -402,7 +418,7 @@ CUACT_HD void run_extras(const Form& form, const RowCall& c, int64_t thread, int
     for (int k = 0; k < I; ++k)
       a[k] = present_in<Form>(c, k) ? device::to_float(static_cast<const T*>(c.in[k])[e]) : Form::fill(k);
     uint32_t draw = 0;
-    if constexpr (Form::kRandom) draw = c.random.draw(static_cast<uint64_t>(e));
+    if constexpr (Form::kRandom) draw = random.draw(static_cast<uint64_t>(e));
     const ElementOut res =
         apply_form_out_of_line(form, keep_rule(c), a[0], a[1], a[2], c.param_fill, draw);
     CUACT_UNROLL

@@ -62,6 +62,15 @@ constexpr int kData = 1, kParam = 2;
 Status check_dropout(const Dropout& dropout) {
   if (!(dropout.p >= 0.0f && dropout.p <= 1.0f))
     return {StatusCode::invalid_parameter, "dropout p must be in [0, 1]"};
+  if ((dropout.device_state == nullptr) != (dropout.device_used == nullptr))
+    return {StatusCode::null_pointer,
+            "dropout's device_state and device_used are set together (or neither)"};
+  for (const uint64_t* p : {dropout.device_state, dropout.device_used})
+    if (reinterpret_cast<std::uintptr_t>(p) % alignof(uint64_t) != 0)
+      return {StatusCode::misaligned_pointer, "dropout's device_state or device_used is not 8-byte aligned"};
+  if (dropout.device_state != nullptr &&
+      spans_overlap(dropout.device_state, 16, dropout.device_used, 16))
+    return {StatusCode::overlapping_buffers, "dropout's device_state and device_used overlap"};
   return {};
 }
 

@@ -35,6 +35,15 @@ uint32_t draw_of(uint64_t seed, uint64_t offset, uint64_t e) {
 // slope * x with the limit 0 for a zero slope at x = -inf (as leaky_relu).
 double slope_times(double slope, double x) { return slope == 0 ? 0.0 : slope * x; }
 
+// The reference draws from seed and offset by value; the device-memory state
+// (graph-safe calls) is the device calls' alone.
+Status check_host_dropout(const Dropout& dropout) {
+  if (dropout.device_state != nullptr || dropout.device_used != nullptr)
+    return {StatusCode::unsupported,
+            "the CPU reference takes dropout's seed and offset by value, not device_state"};
+  return {};
+}
+
 }  // namespace
 
 double bias_preactivation(double x, double bias) { return round_to(DType::f32, x + bias); }
@@ -67,6 +76,7 @@ Status bias_activation_forward(const Activation& act, DType dtype, const void* x
                                                        cols, dropout, mask);
       !s.ok())
     return s;
+  if (Status s = check_host_dropout(dropout); !s.ok()) return s;
   if (rows == 0 || cols == 0) return {};
   const double scale = dropout_scale(dropout.p);
   for (int64_t r = 0; r < rows; ++r)
@@ -88,6 +98,7 @@ Status bias_activation_backward(const Activation& act, DType dtype, const void* 
                                                         dbias, rows, cols, dropout);
       !s.ok())
     return s;
+  if (Status s = check_host_dropout(dropout); !s.ok()) return s;
   if (rows == 0 || cols == 0) {  // dbias of an empty batch is zeros
     if (dbias != nullptr)
       for (int64_t c = 0; c < cols; ++c) put(bias_dtype, dbias, c, 0.0);

@@ -3,6 +3,7 @@
 #include "activation_params.h"
 #include "cuda_status.h"
 #include "device_limits.h"
+#include "random_state.h"
 #include "dtype_list.h"
 
 namespace cuact::detail {
@@ -21,11 +22,20 @@ void* offset(void* p, int64_t elements, DType dtype) {
 // Dropout draws words for 0 < p <= 1 and whenever the mask is written (p = 0
 // then keeps every element: the mask is all ones, the values bit for bit the
 // plain activation's, y * 1).
-void set_dropout(RowRequest& r, const Dropout& dropout, bool mask) {
+// With the state in device memory (graph-safe), the forward takes the state
+// into device_used first and both directions draw from device_used.
+void set_dropout(RowRequest& r, const Dropout& dropout, bool mask, bool forward) {
   r.dropout = make_dropout_rule(dropout.p);
   r.random = dropout.p > 0.0f || mask;
   r.stream = {dropout.seed, dropout.offset};
   r.args.scale = r.dropout.scale;
+  if (dropout.device_used != nullptr) {
+    r.random_from = dropout.device_used;
+    if (forward) {
+      r.take_state = dropout.device_state;
+      r.take_used = dropout.device_used;
+    }
+  }
 }
 
 void set_bias(RowRequest& r, const void* bias, DType bias_dtype) {
@@ -77,7 +87,7 @@ RowRequest bias_activation_forward_request(const Activation& act, DType dtype, c
   r.out_stride[0] = cols;
   set_bias(r, bias, bias_dtype);
   r.mask = mask;
-  set_dropout(r, dropout, mask != nullptr);
+  set_dropout(r, dropout, mask != nullptr, true);
   return r;
 }
 
@@ -98,7 +108,7 @@ RowRequest bias_activation_backward_request(const Activation& act, DType dtype, 
   r.out[0] = dx;
   r.out_stride[0] = cols;
   set_bias(r, bias, bias_dtype);
-  set_dropout(r, dropout, false);
+  set_dropout(r, dropout, false, false);
   if (dbias != nullptr) {
     r.reduce = ReduceMode::by_column;
     r.reduce_out = dbias;
@@ -287,6 +297,7 @@ RowCall plan_rows(const RowRequest& r, int64_t device_blocks) {
   c.channels = FastDivider(static_cast<uint64_t>(r.channels > 0 ? r.channels : 1));
   c.mask = r.mask;
   c.random = r.stream;
+  c.random_from = r.random_from;
   c.keep_threshold = r.dropout.threshold;
   const bool reduces = r.reduce != ReduceMode::none;
   c.reduce = r.reduce;
@@ -337,6 +348,10 @@ Status run_rows(const RowRequest& r, cudaStream_t stream) {
   const int64_t resident = static_cast<int64_t>(limits.sm_count) * (limits.threads_per_sm / kBlockThreads);
   const RowCall call = plan_rows(r, (resident > 0 ? resident : 1) * kWaves);
   cudaError_t err = cudaSuccess;
+  if (r.take_state != nullptr) {
+    if ((err = launch_take_random_state(r.take_state, r.take_used, stream)) != cudaSuccess)
+      return status_from_cuda(err, "launching the random state's step failed");
+  }
   visit_dtype(r.dtype, [&](auto tag) {
     using T = typename decltype(tag)::type;
     if (!activation_form(r.form)) {

@@ -35,6 +35,9 @@ struct RowRequest {
   uint8_t* mask = nullptr;
   bool random = false;  // the form draws words: dropout, or rrelu training
   RandomStream stream;
+  const uint64_t* random_from = nullptr;  // graph-safe: the {seed, offset} the kernel reads
+  uint64_t* take_state = nullptr;         // forward: take_random_state(take_state, take_used) first
+  uint64_t* take_used = nullptr;
   DropoutRule dropout;
   FormArgs args;
   ReduceMode reduce = ReduceMode::none;

@@ -212,6 +212,70 @@ TEST(EmulatedDropout, IdenticalAcrossGeometriesAndLayouts) {
   }
 }
 
+// The state in memory (graph-safe calls): each forward takes {seed, offset}
+// into `used` and advances the offset by one, drawing exactly the mask of the
+// by-value call with that pair; backward draws from `used`.
+TEST(EmulatedDropout, MemoryStateAdvancesPerForwardAndBackwardRegenerates) {
+  const DType dtype = DType::bf16;
+  const int64_t rows = 7, cols = 301, n = rows * cols;
+  std::vector<double> x(n), dy(n);
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = fused_input(dtype, i, 5);
+    dy[i] = fused_input(dtype, i, 6);
+  }
+  HostBuffer xb(dtype, n), dyb(dtype, n), yb(dtype, n), dxb(dtype, n);
+  xb.write(0, x);
+  dyb.write(0, dy);
+  uint64_t state[2] = {42, 7}, used[2] = {0, 0};
+  const Dropout graph_safe{0.3f, 0, 0, state, used};
+  auto forward = [&](const Dropout& d) {
+    std::vector<uint8_t> mask(static_cast<size_t>(n));
+    emulate_fused(detail::bias_activation_forward_request(Activation::gelu(), dtype, xb.at(0), nullptr,
+                                                         dtype, yb.at(0), rows, cols, d, mask.data()),
+                  64);
+    return std::make_pair(mask, yb.read(0, n));
+  };
+  auto backward = [&](const Dropout& d) {
+    emulate_fused(detail::bias_activation_backward_request(Activation::gelu(), dtype, xb.at(0), nullptr,
+                                                          dtype, dyb.at(0), dxb.at(0), nullptr, rows,
+                                                          cols, d, nullptr),
+                  64);
+    return dxb.read(0, n);
+  };
+  const auto first = forward(graph_safe);
+  EXPECT_EQ(used[0], 42u);
+  EXPECT_EQ(used[1], 7u);
+  EXPECT_EQ(state[1], 8u) << "each forward advances the offset by one";
+  EXPECT_EQ(first.first, forward(Dropout{0.3f, 42, 7}).first);
+  const auto second = forward(graph_safe);
+  EXPECT_EQ(used[1], 8u);
+  EXPECT_EQ(state[1], 9u);
+  EXPECT_EQ(second.first, forward(Dropout{0.3f, 42, 8}).first);
+  EXPECT_NE(second.first, first.first) << "a new offset draws a new mask";
+  // Backward draws from `used` (the second forward's pair) and leaves the state alone.
+  const std::vector<double> dx = backward(graph_safe);
+  EXPECT_EQ(state[1], 9u);
+  EXPECT_EQ(dx, backward(Dropout{0.3f, 42, 8}));
+  EXPECT_NE(dx, backward(Dropout{0.3f, 42, 7}));
+}
+
+TEST(EmulatedDropout, MemoryStateIsCheckedAndTheReferenceWantsValues) {
+  alignas(8) uint64_t buf[5] = {};
+  const float x = 1.0f;
+  float y = 0.0f;
+  auto status = [&](const Dropout& d) {
+    return bias_activation_forward(Activation::relu(), DType::f32, &x, nullptr, &y, 1, 1, d).code();
+  };
+  EXPECT_EQ(status(Dropout{0.5f, 0, 0, buf, nullptr}), StatusCode::null_pointer);
+  EXPECT_EQ(status(Dropout{0.5f, 0, 0, nullptr, buf}), StatusCode::null_pointer);
+  EXPECT_EQ(status(Dropout{0.5f, 0, 0, buf, reinterpret_cast<uint64_t*>(reinterpret_cast<char*>(buf) + 4)}),
+            StatusCode::misaligned_pointer);
+  EXPECT_EQ(status(Dropout{0.5f, 0, 0, buf, buf + 1}), StatusCode::overlapping_buffers);
+  const Status ref = reference::bias_activation_forward(Activation::relu(), DType::f32, &x, nullptr, &y,
+                                                        1, 1, Dropout{0.5f, 0, 0, buf, buf + 2});
+  EXPECT_EQ(ref.code(), StatusCode::unsupported) << ref.message();
+}
+
 // p = 0 is the plain activation, bit for bit; p = 1 gives zeros and a zero mask.
 TEST(EmulatedDropout, PZeroIsThePlainActivationAndPOneIsZeros) {
   for (const Activation& act : engine_activations())

@@ -128,6 +128,8 @@ void emulate_typed(const RowRequest& r, int64_t device_blocks) {
 }  // namespace
 
 void emulate_fused(const detail::RowRequest& request, int64_t device_blocks) {
+  // A graph-safe call's first step (its one-thread kernel), on host memory here.
+  if (request.take_state != nullptr) detail::take_random_state(request.take_state, request.take_used);
   detail::visit_dtype(request.dtype, [&](auto tag) {
     emulate_typed<typename decltype(tag)::type>(request, device_blocks);
   });

@@ -409,6 +409,69 @@ TEST(GpuFusedGraph, CapturedCallsMatchDirectCalls) {
   cudaStreamDestroy(stream);
 }
 
+// Graph-safe dropout (Dropout::device_state): a forward + backward captured
+// once and replayed three times draws the masks of the by-value calls with
+// offsets o, o + 1, o + 2 (three different masks), and each replay's backward
+// regenerates its own forward's mask.
+TEST(GpuFusedGraph, ReplaysDrawFreshMasksFromTheDeviceState) {
+  CUACT_SKIP_WITHOUT_GPU();
+  const DType dtype = DType::bf16;
+  const int64_t rows = 64, cols = 1000, n = rows * cols;
+  std::vector<double> x(n), dy(n);
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = fused_moderate(dtype, i, 3);
+    dy[i] = fused_moderate(dtype, i, 4);
+  }
+  DeviceBuffer xb(n * 2), dyb(n * 2), yb(n * 2), dxb(n * 2), mb(n), y2(n * 2), dx2(n * 2), m2(n), st(32);
+  upload(dtype, xb.at(), x);
+  upload(dtype, dyb.at(), dy);
+  auto* state = reinterpret_cast<uint64_t*>(st.at());
+  uint64_t* used = state + 2;
+  const uint64_t start[2] = {1234, 50};
+  CUDA_OK(cudaMemcpy(state, start, sizeof start, cudaMemcpyHostToDevice));
+  cudaStream_t stream;
+  CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  const Dropout graph_safe{0.25f, 0, 0, state, used};
+  auto enqueue = [&](const Dropout& d, void* y, uint8_t* mask, void* dx) {
+    Status s = bias_activation_forward(Activation::gelu(), dtype, xb.at(), nullptr, y, rows, cols, d,
+                                       mask, stream);
+    if (s.ok())
+      s = bias_activation_backward(Activation::gelu(), dtype, xb.at(), nullptr, dyb.at(), dx, nullptr,
+                                   rows, cols, d, nullptr, 0, stream);
+    return s;
+  };
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  CUDA_OK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+  const Status captured = enqueue(graph_safe, yb.at(), mb.at(), dxb.at());
+  CUDA_OK(cudaStreamEndCapture(stream, &graph));
+  ASSERT_TRUE(captured.ok()) << captured.message();
+  CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
+  std::vector<std::vector<uint8_t>> masks;
+  for (uint64_t replay = 0; replay < 3; ++replay) {
+    CUDA_OK(cudaGraphLaunch(exec, stream));
+    // The same calls by value, with the pair this replay used.
+    ASSERT_TRUE(enqueue(Dropout{0.25f, 1234, 50 + replay}, y2.at(), m2.at(), dx2.at()).ok());
+    CUDA_OK(cudaStreamSynchronize(stream));
+    std::vector<uint8_t> mask(static_cast<size_t>(n)), expect(static_cast<size_t>(n));
+    CUDA_OK(cudaMemcpy(mask.data(), mb.at(), n, cudaMemcpyDeviceToHost));
+    CUDA_OK(cudaMemcpy(expect.data(), m2.at(), n, cudaMemcpyDeviceToHost));
+    EXPECT_EQ(mask, expect) << "replay " << replay;
+    EXPECT_EQ(download(dtype, yb.at(), n), download(dtype, y2.at(), n)) << "replay " << replay;
+    EXPECT_EQ(download(dtype, dxb.at(), n), download(dtype, dx2.at(), n)) << "replay " << replay;
+    for (const auto& earlier : masks) EXPECT_NE(mask, earlier) << "replay " << replay;
+    masks.push_back(mask);
+  }
+  uint64_t after[4] = {};
+  CUDA_OK(cudaMemcpy(after, state, sizeof after, cudaMemcpyDeviceToHost));
+  EXPECT_EQ(after[0], 1234u);
+  EXPECT_EQ(after[1], 53u) << "each replay's forward advanced the offset by one";
+  EXPECT_EQ(after[3], 52u) << "the last replay used offset 52";
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  cudaStreamDestroy(stream);
+}
+
 // One call over more than 2^31 elements (fp16: 4 GiB per buffer): the element
 // index, the Philox counter and the addresses are 64-bit.
 TEST(GpuFusedLarge, DropoutBeyond2To31Elements) {

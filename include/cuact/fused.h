@@ -45,10 +45,21 @@ namespace cuact {
 // (seed, offset, shape) gives the same mask on every GPU, launch and run, and
 // backward regenerates it. Use a new offset (or seed) for each call that needs
 // a fresh mask: different offsets never share a counter.
+//
+// For CUDA graphs (a captured call replays its arguments): set device_state
+// and device_used to two device buffers of two uint64 each. The forward call
+// then copies device_state's {seed, offset} to device_used when it runs (not
+// when it is enqueued), draws from that pair and advances device_state's
+// offset by one; the backward call draws from device_used. A graph captured
+// once and replayed N times draws N different masks, each reproducible from
+// the state before its replay, and each replay's backward regenerates that
+// replay's forward mask. seed and offset are then unused.
 struct Dropout {
   float p = 0.0f;        // drop probability in [0, 1]; 0: no dropout, 1: all zeros
   uint64_t seed = 0;
   uint64_t offset = 0;
+  uint64_t* device_state = nullptr;  // {seed, offset} on the device: forward reads and advances it
+  uint64_t* device_used = nullptr;   // {seed, offset} on the device: forward writes, backward reads
 };
 
 // ---------------------------------------------------------------- bias + activation (+ dropout)
