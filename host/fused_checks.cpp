@@ -59,25 +59,33 @@ constexpr int kData = 1, kParam = 2;
 
 }  // namespace
 
+namespace {
+
+// The graph-safe generator state of Dropout and Rrelu: both pairs or neither,
+// each 8-byte aligned, apart.
+Status check_device_random(const uint64_t* state, const uint64_t* used) {
+  if ((state == nullptr) != (used == nullptr))
+    return {StatusCode::null_pointer, "device_state and device_used are set together (or neither)"};
+  for (const uint64_t* p : {state, used})
+    if (reinterpret_cast<std::uintptr_t>(p) % alignof(uint64_t) != 0)
+      return {StatusCode::misaligned_pointer, "device_state or device_used is not 8-byte aligned"};
+  if (state != nullptr && spans_overlap(state, 16, used, 16))
+    return {StatusCode::overlapping_buffers, "device_state and device_used overlap"};
+  return {};
+}
+
+}  // namespace
+
 Status check_dropout(const Dropout& dropout) {
   if (!(dropout.p >= 0.0f && dropout.p <= 1.0f))
     return {StatusCode::invalid_parameter, "dropout p must be in [0, 1]"};
-  if ((dropout.device_state == nullptr) != (dropout.device_used == nullptr))
-    return {StatusCode::null_pointer,
-            "dropout's device_state and device_used are set together (or neither)"};
-  for (const uint64_t* p : {dropout.device_state, dropout.device_used})
-    if (reinterpret_cast<std::uintptr_t>(p) % alignof(uint64_t) != 0)
-      return {StatusCode::misaligned_pointer, "dropout's device_state or device_used is not 8-byte aligned"};
-  if (dropout.device_state != nullptr &&
-      spans_overlap(dropout.device_state, 16, dropout.device_used, 16))
-    return {StatusCode::overlapping_buffers, "dropout's device_state and device_used overlap"};
-  return {};
+  return check_device_random(dropout.device_state, dropout.device_used);
 }
 
 Status check_rrelu(const Rrelu& rrelu) {
   if (!std::isfinite(rrelu.lower) || !std::isfinite(rrelu.upper) || rrelu.lower > rrelu.upper)
     return {StatusCode::invalid_parameter, "rrelu needs finite lower <= upper"};
-  return {};
+  return check_device_random(rrelu.device_state, rrelu.device_used);
 }
 
 Status check_bias_activation_forward(const Activation& act, DType dtype, const void* x,

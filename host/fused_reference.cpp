@@ -37,11 +37,14 @@ double slope_times(double slope, double x) { return slope == 0 ? 0.0 : slope * x
 
 // The reference draws from seed and offset by value; the device-memory state
 // (graph-safe calls) is the device calls' alone.
-Status check_host_dropout(const Dropout& dropout) {
-  if (dropout.device_state != nullptr || dropout.device_used != nullptr)
+Status check_host_random(const uint64_t* state, const uint64_t* used) {
+  if (state != nullptr || used != nullptr)
     return {StatusCode::unsupported,
-            "the CPU reference takes dropout's seed and offset by value, not device_state"};
+            "the CPU reference takes seed and offset by value, not device_state"};
   return {};
+}
+Status check_host_dropout(const Dropout& dropout) {
+  return check_host_random(dropout.device_state, dropout.device_used);
 }
 
 }  // namespace
@@ -233,6 +236,7 @@ Status prelu_backward(DType dtype, const void* x, const void* weight, const void
 
 Status rrelu_forward(const Rrelu& rrelu, DType dtype, const void* x, void* y, int64_t n) {
   if (Status s = detail::check_rrelu_call(rrelu, dtype, x, nullptr, y, n, false); !s.ok()) return s;
+  if (Status s = check_host_random(rrelu.device_state, rrelu.device_used); !s.ok()) return s;
   for (int64_t e = 0; e < n; ++e) {
     const double xv = get(dtype, x, e);
     const double r = rrelu_slope(rrelu, static_cast<uint64_t>(e));
@@ -244,6 +248,7 @@ Status rrelu_forward(const Rrelu& rrelu, DType dtype, const void* x, void* y, in
 Status rrelu_backward(const Rrelu& rrelu, DType dtype, const void* x, const void* dy, void* dx,
                       int64_t n) {
   if (Status s = detail::check_rrelu_call(rrelu, dtype, x, dy, dx, n, true); !s.ok()) return s;
+  if (Status s = check_host_random(rrelu.device_state, rrelu.device_used); !s.ok()) return s;
   for (int64_t e = 0; e < n; ++e) {
     const double xv = get(dtype, x, e), g = get(dtype, dy, e);
     const double r = rrelu_slope(rrelu, static_cast<uint64_t>(e));

@@ -226,6 +226,13 @@ RowRequest rrelu_request(const Rrelu& rrelu, DType dtype, const void* x, const v
     r.args.slope = SlopeRule{rrelu.upper - rrelu.lower, rrelu.upper, true};
     r.random = true;
     r.stream = {rrelu.seed, rrelu.offset};
+    if (rrelu.device_used != nullptr) {  // graph-safe, as dropout's (set_dropout)
+      r.random_from = rrelu.device_used;
+      if (!backward) {
+        r.take_state = rrelu.device_state;
+        r.take_used = rrelu.device_used;
+      }
+    }
   } else {
     r.param_fill = static_cast<float>((static_cast<double>(rrelu.lower) + rrelu.upper) / 2.0);
     r.args.slope = SlopeRule{0.0f, 0.0f, true};

@@ -441,6 +441,42 @@ TEST(EmulatedRrelu, TrainingAndEvalExactWithRegeneratedSlopes) {
         }
 }
 
+// RReLU's graph-safe form: each training forward takes the state into `used`
+// and advances it, drawing the slopes of the by-value call with that pair;
+// backward regenerates them from `used`.
+TEST(EmulatedRrelu, MemoryStateAdvancesPerForwardAndBackwardRegenerates) {
+  const DType dtype = DType::f16;
+  const int64_t n = 1001;
+  std::vector<double> x(n), dy(n);
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = -1.0 - static_cast<double>(i % 97) / 8;  // negative: every slope is used
+    dy[i] = test_gradient(i);
+  }
+  HostBuffer xb(dtype, n), yb(dtype, n), dyb(dtype, n);
+  xb.write(0, x);
+  dyb.write(0, dy);
+  uint64_t state[2] = {99, 4}, used[2] = {};
+  Rrelu graph_safe{1.0f / 8.0f, 1.0f / 3.0f, true};
+  graph_safe.device_state = state;
+  graph_safe.device_used = used;
+  auto run = [&](const Rrelu& r, bool backward) {
+    emulate_fused(detail::rrelu_request(r, dtype, xb.at(0), backward ? dyb.at(0) : nullptr, yb.at(0), n,
+                                        backward),
+                  5);
+    return yb.read(0, n);
+  };
+  const std::vector<double> y1 = run(graph_safe, false), y2 = run(graph_safe, false);
+  EXPECT_EQ(state[1], 6u);
+  EXPECT_EQ(used[1], 5u);
+  EXPECT_EQ(y1, run(Rrelu{1.0f / 8.0f, 1.0f / 3.0f, true, 99, 4}, false));
+  EXPECT_EQ(y2, run(Rrelu{1.0f / 8.0f, 1.0f / 3.0f, true, 99, 5}, false));
+  EXPECT_NE(y1, y2);
+  EXPECT_EQ(run(graph_safe, true), run(Rrelu{1.0f / 8.0f, 1.0f / 3.0f, true, 99, 5}, true));
+  EXPECT_EQ(state[1], 6u) << "backward leaves the state alone";
+  EXPECT_EQ(reference::rrelu_forward(graph_safe, dtype, xb.at(0), yb.at(0), n).code(),
+            StatusCode::unsupported);
+}
+
 // ---------------------------------------------------------------- the reference's buffer forms
 
 // The buffer forms of the reference round the exact values once: they agree

@@ -53,7 +53,8 @@ namespace cuact {
 // offset by one; the backward call draws from device_used. A graph captured
 // once and replayed N times draws N different masks, each reproducible from
 // the state before its replay, and each replay's backward regenerates that
-// replay's forward mask. seed and offset are then unused.
+// replay's forward mask. seed and offset are then unused. (An empty call
+// returns before that step: it neither takes nor advances the state.)
 struct Dropout {
   float p = 0.0f;        // drop probability in [0, 1]; 0: no dropout, 1: all zeros
   uint64_t seed = 0;
@@ -167,12 +168,16 @@ Status prelu_backward_workspace_size(DType dtype, int64_t outer, int64_t channel
 // the generator of Dropout keyed by (seed, offset, element index): r = lower +
 // (upper - lower) * u, u = draw * 2^-16 (the draw of Dropout), in fp32 (backward regenerates
 // it). Eval: r = (lower + upper) / 2 rounded to fp32. lower <= upper, finite.
+// device_state / device_used: the graph-safe form, as Dropout's (the forward
+// takes and advances the state, the backward draws from device_used).
 struct Rrelu {
   float lower = 1.0f / 8.0f;
   float upper = 1.0f / 3.0f;
   bool training = false;
   uint64_t seed = 0;
   uint64_t offset = 0;
+  uint64_t* device_state = nullptr;
+  uint64_t* device_used = nullptr;
 };
 
 Status rrelu_forward(const Rrelu& rrelu, DType dtype, const void* x, void* y, int64_t n,
