@@ -74,7 +74,8 @@ struct SoftmaxArgs {
   SoftmaxLayout layout;
   float scale = 1.0f;       // s, or -s for softmin
   bool log = false;         // log_softmax
-  bool vectorized = false;  // warp_per_row: rows start on pack boundaries
+  bool vectorized = false;  // warp_per_row: rows start on pack boundaries; middle_dim: packs
+  MiddlePlan middle;        // middle_dim: the block's shape
 };
 
 // The kernels' arguments for a call (host). `vectorized` is set for
@@ -96,14 +97,20 @@ SoftmaxArgs<T> softmax_args(const SoftmaxCall& call) {
 // warp_per_row takes packs when every buffer's rows start on a pack boundary.
 template <class T>
 bool warp_args_vectorized(const SoftmaxArgs<T>& a, const WarpConfig& cfg, bool backward) {
+  const SoftmaxLayout& l = a.layout;
   std::uintptr_t addresses[3] = {reinterpret_cast<std::uintptr_t>(a.in),
                                  reinterpret_cast<std::uintptr_t>(a.out), 0};
+  int64_t strides[3] = {l.in_stride, l.out_stride, 0};
   int count = 2;
-  if (backward)
-    addresses[count++] = reinterpret_cast<std::uintptr_t>(a.grad);
-  else if (a.mask != nullptr)
-    addresses[count++] = reinterpret_cast<std::uintptr_t>(a.mask);
-  return warp_rows_vectorizable(cfg, a.layout.cols, static_cast<int>(sizeof(T)), addresses, count);
+  if (backward) {
+    addresses[count] = reinterpret_cast<std::uintptr_t>(a.grad);
+    strides[count++] = l.grad_stride;
+  } else if (a.mask != nullptr) {
+    addresses[count] = reinterpret_cast<std::uintptr_t>(a.mask);
+    strides[count++] = l.mask_stride;
+  }
+  return warp_rows_vectorizable(cfg, l.cols, static_cast<int>(sizeof(T)), addresses, strides,
+                                count);
 }
 
 // Forward: z = s*x + m for the visible columns, -inf (not read) for the rest.
@@ -116,8 +123,8 @@ struct ForwardSource {
 
   CUACT_HD ForwardSource(const SoftmaxArgs<T>& a, int64_t row) {
     const SoftmaxRowSpec spec = softmax_row_spec(a.layout, row);
-    x = a.in + row * a.layout.cols;
-    mask = spec.mask_row >= 0 ? a.mask + spec.mask_row * a.layout.cols : nullptr;
+    x = a.in + row * a.layout.in_stride;
+    mask = spec.mask_row >= 0 ? a.mask + spec.mask_row * a.layout.mask_stride : nullptr;
     visible = spec.visible;
     scale = a.scale;
   }
@@ -190,7 +197,7 @@ struct BackwardSource {
   bool log;
 
   CUACT_HD BackwardSource(const SoftmaxArgs<T>& a, int64_t row)
-      : y(a.in + row * a.layout.cols), dy(a.grad + row * a.layout.cols), log(a.log) {}
+      : y(a.in + row * a.layout.in_stride), dy(a.grad + row * a.layout.grad_stride), log(a.log) {}
 
   CUACT_HD void advance(int64_t first) {
     y += first;
@@ -237,7 +244,7 @@ template <class T>
 struct RowSink {
   T* out;
 
-  CUACT_HD RowSink(const SoftmaxArgs<T>& a, int64_t row) : out(a.out + row * a.layout.cols) {}
+  CUACT_HD RowSink(const SoftmaxArgs<T>& a, int64_t row) : out(a.out + row * a.layout.out_stride) {}
 
   CUACT_HD void advance(int64_t first) { out += first; }
   CUACT_HD void one(int64_t col, float v) const { out[col] = narrow<T>(v); }

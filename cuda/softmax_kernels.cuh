@@ -9,6 +9,7 @@
 //   block_per_row  softmax_{forward,backward}_block_kernel<T, threads>        4 + 4
 //   streaming      softmax_{forward,backward}_streaming_kernel<T>             1 + 1
 //   cluster_per_row softmax_{forward,backward}_cluster_kernel<T>              1 + 1 (sm_90+)
+//   middle_dim     softmax_{forward,backward}_middle_kernel<T>               1 + 1
 #pragma once
 
 #include <cuda_runtime.h>
@@ -21,6 +22,7 @@
 
 #include "device_limits.h"
 #include "softmax_launch.h"
+#include "softmax_middle.h"
 #include "softmax_phases.h"
 
 namespace cuact::detail {
@@ -77,8 +79,15 @@ __device__ __forceinline__ void for_each_warp_row(const SoftmaxArgs<T>& a, Body&
       });
 }
 
+// Resident blocks the forward warp kernels are compiled for: 8 (at most 64
+// registers a thread) up to 512 columns, 4 (128) at 1024. Left to itself,
+// ptxas keeps up to 168 registers at 1024 columns (384 threads an SM) and
+// may spill a predicate at 512.
+CUACT_HD constexpr int warp_min_blocks(int log2_span) { return log2_span < 10 ? 8 : 4; }
+
 template <class T, int LOG2_SPAN>
-__global__ void __launch_bounds__(kWarpBlockThreads) softmax_forward_warp_kernel(SoftmaxArgs<T> a) {
+__global__ void __launch_bounds__(kWarpBlockThreads, warp_min_blocks(LOG2_SPAN))
+    softmax_forward_warp_kernel(SoftmaxArgs<T> a) {
   constexpr WarpConfig kCfg = warp_config_for_span(LOG2_SPAN, sizeof(T));
   constexpr int G = kCfg.lanes, C = kCfg.cols_per_lane, P = kCfg.pack;
   for_each_warp_row<LOG2_SPAN>(a, [&](int64_t row, bool active, int lane) {
@@ -291,6 +300,98 @@ __global__ void __launch_bounds__(kStreamingBlockThreads)
   }
 }
 
+// ---------------------------------------------------------------- middle_dim
+
+// The Y partial values of each of a block's X columns (W per thread, slot
+// (ty * X + tx) * W + q) folded by a tree: at each half h, ty < h takes
+// op(own, ty + h's). Every thread then reads its column's total from ty = 0.
+// Begins and ends with a barrier, so the slots may be reused at once.
+template <int W, class V, class Op>
+__device__ __forceinline__ void middle_tree(V* slots, int x, int y, int tx, int ty, V (&v)[W],
+                                            Op op) {
+  CUACT_UNROLL
+  for (int q = 0; q < W; ++q) slots[(ty * x + tx) * W + q] = v[q];
+  __syncthreads();
+  for (int half = y / 2; half > 0; half /= 2) {
+    if (ty < half)
+      CUACT_UNROLL
+      for (int q = 0; q < W; ++q) {
+        V& mine = slots[(ty * x + tx) * W + q];
+        mine = op(mine, slots[((ty + half) * x + tx) * W + q]);
+      }
+    __syncthreads();
+  }
+  CUACT_UNROLL
+  for (int q = 0; q < W; ++q) v[q] = slots[tx * W + q];
+  __syncthreads();
+}
+
+// The tile loop of a middle_dim kernel: tile t is columns t*X .. t*X + X-1;
+// body(k, active, tx, ty) for every thread, past-the-end columns inactive
+// (they still reach the barriers).
+template <class T, class Body>
+__device__ __forceinline__ void for_each_middle_tile(const SoftmaxArgs<T>& a, Body&& body) {
+  const int x = a.middle.x;
+  const int tx = static_cast<int>(threadIdx.x) % x, ty = static_cast<int>(threadIdx.x) / x;
+  const int64_t columns = a.layout.rows * static_cast<int64_t>(a.layout.inner_groups.divisor);
+  for (int64_t tile = blockIdx.x; tile * x < columns; tile += gridDim.x) {
+    const int64_t k = tile * x + tx;
+    body(k, k < columns, tx, ty);
+  }
+}
+
+template <class T, int W>
+__device__ __forceinline__ void middle_forward(const SoftmaxArgs<T>& a, MaxSum* slots) {
+  const int y = a.middle.y;
+  for_each_middle_tile(a, [&](int64_t k, bool active, int tx, int ty) {
+    MaxSum s[W];
+    CUACT_UNROLL
+    for (int q = 0; q < W; ++q) s[q] = {-INFINITY, 0.0f};
+    if (active) middle_forward_stats<T, W>(a, k, ty, y, s);
+    if (y > 1) middle_tree<W>(slots, a.middle.x, y, tx, ty, s, MaxSumOp{});
+    if (active) middle_forward_store<T, W>(a, k, ty, y, s);
+  });
+}
+
+template <class T, int W>
+__device__ __forceinline__ void middle_backward(const SoftmaxArgs<T>& a, float* slots) {
+  const int y = a.middle.y;
+  for_each_middle_tile(a, [&](int64_t k, bool active, int tx, int ty) {
+    float s[W];
+    CUACT_UNROLL
+    for (int q = 0; q < W; ++q) s[q] = 0.0f;
+    if (active) middle_backward_sum<T, W>(a, k, ty, y, s);
+    if (y > 1) middle_tree<W>(slots, a.middle.x, y, tx, ty, s, SumOp{});
+    if (active) middle_backward_store<T, W>(a, k, ty, y, s);
+  });
+}
+
+// A thread takes a 16-byte pack of inner positions where every buffer
+// allows it (a.vectorized), one position otherwise. Compiled for 4
+// resident blocks (64 registers a thread; ptxas, left to itself, spills a
+// predicate in the fp32 forward).
+template <class T>
+__global__ void __launch_bounds__(kMiddleBlockThreads, 4)
+    softmax_forward_middle_kernel(SoftmaxArgs<T> a) {
+  constexpr int W = full_pack_width(sizeof(T));
+  __shared__ MaxSum slots[kMiddleBlockThreads * W];
+  if (a.vectorized)
+    middle_forward<T, W>(a, slots);
+  else
+    middle_forward<T, 1>(a, slots);
+}
+
+template <class T>
+__global__ void __launch_bounds__(kMiddleBlockThreads, 4)
+    softmax_backward_middle_kernel(SoftmaxArgs<T> a) {
+  constexpr int W = full_pack_width(sizeof(T));
+  __shared__ float slots[kMiddleBlockThreads * W];
+  if (a.vectorized)
+    middle_backward<T, W>(a, slots);
+  else
+    middle_backward<T, 1>(a, slots);
+}
+
 // ---------------------------------------------------------------- the dispatch
 
 template <class T>
@@ -449,11 +550,30 @@ SoftmaxLaunchResult launch_softmax(const SoftmaxCall& call, cudaStream_t stream)
       (call.requested == SoftmaxAlgorithm::automatic && cols > kWarpMaxCols &&
        !block_cache_fits(cols, per_col, capacity)))
     if ((r.error = max_cluster_ranks<T>(cluster_kernel, dev, &max_ranks)) != cudaSuccess) return r;
-  const SoftmaxChoice choice = choose_softmax_algorithm(call.requested, cols, per_col, capacity,
-                                                        full_pack_width(kElem), max_ranks);
+  const SoftmaxChoice choice = choose_softmax_for_shape(
+      call.requested, a.layout.inner, a.layout.has_mask || a.layout.causal, cols, per_col,
+      capacity, full_pack_width(kElem), max_ranks);
   r.algorithm = choice.algorithm;
   r.refusal = choice.refusal;
   if (r.refusal != nullptr) return r;
+
+  if (choice.algorithm == SoftmaxAlgorithm::middle_dim) {
+    a.vectorized = middle_args_vectorized(a, call.backward);
+    const int64_t width = a.vectorized ? full_pack_width(kElem) : 1;
+    const int64_t groups = a.layout.inner / width;  // per o
+    a.layout.inner_groups = FastDivider(static_cast<uint64_t>(groups));
+    const int64_t columns = rows * groups;
+    a.middle =
+        plan_middle_dim(columns, cols, static_cast<int64_t>(dev.sm_count) * dev.threads_per_sm);
+    if (call.dry_run) return r;
+    const int64_t tiles = (columns + a.middle.x - 1) / a.middle.x;
+    const int blocks = softmax_grid(tiles, dev.sm_count, dev.threads_per_sm / a.middle.threads(),
+                                    kMiddleWaves);
+    const SoftmaxKernel<T> kernel = call.backward ? &softmax_backward_middle_kernel<T>
+                                                  : &softmax_forward_middle_kernel<T>;
+    r.error = launch_softmax_kernel<T>(kernel, blocks, a.middle.threads(), 0, a, stream);
+    return r;
+  }
 
   if (choice.algorithm == SoftmaxAlgorithm::warp_per_row) {
     const int index = warp_config_index(cols);

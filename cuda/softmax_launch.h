@@ -10,7 +10,7 @@
 
 namespace cuact::detail {
 
-// One checked call (rows > 0, cols > 0, pointers valid for the direction).
+// One checked call (outer > 0, dim > 0, pointers valid for the direction).
 struct SoftmaxCall {
   bool backward = false;
   bool log = false;    // log_softmax
@@ -31,10 +31,10 @@ struct SoftmaxLaunchResult {
 };
 
 // The call the host API makes of checked arguments (host/softmax_api.cpp):
-// softmin's negated scale, the layout with its dividers, no mask or causal
-// mask for backward.
+// softmin's negated scale, the layout with its strides and dividers, no
+// mask or causal mask for backward.
 SoftmaxCall make_softmax_call(Direction direction, const Softmax& op, const void* in,
-                              const void* grad, void* out, int64_t rows, int64_t cols);
+                              const void* grad, void* out, const SoftmaxShape& shape);
 
 SoftmaxLaunchResult launch_softmax_f32(const SoftmaxCall& call, cudaStream_t stream);
 SoftmaxLaunchResult launch_softmax_f16(const SoftmaxCall& call, cudaStream_t stream);

@@ -77,25 +77,33 @@ CUACT_HD PackPlan make_pack_plan(int64_t n, int elem_size, const std::uintptr_t*
 // ---------------------------------------------------------------- rows, mask, causal
 
 // The run-time shape and options of one call, as the kernels see them.
-// Build it with make_softmax_layout (host).
+// Build it with make_softmax_layout (host). Element (o, c, j) of a buffer is
+// at o * stride + c * inner + j (cuact::SoftmaxShape): `rows` counts o,
+// `cols` counts c; the row kernels take inner == 1.
 struct SoftmaxLayout {
   int64_t rows = 0;
   int64_t cols = 0;
+  int64_t inner = 1;
+  // Elements from one row (o) to the next, per buffer, resolved (never 0).
+  int64_t in_stride = 0, grad_stride = 0, out_stride = 0, mask_stride = 0;
   bool has_mask = false;
   bool causal = false;
   int64_t causal_offset = 0;
   FastDivider mask_row_repeat;  // mask row = (row / repeat) % mask_rows
   FastDivider mask_rows;
   FastDivider causal_rows;  // query index = row % causal_rows
+  FastDivider inner_groups;  // middle_dim: a thread's groups of inner positions per o
 };
 
-// mask_rows == 0: no mask; causal_rows == 0: no causal mask.
+// mask_rows == 0: no mask; causal_rows == 0: no causal mask. Dense rows;
+// set the strides and inner after for other shapes.
 inline SoftmaxLayout make_softmax_layout(int64_t rows, int64_t cols, int64_t mask_rows,
                                          int64_t mask_row_repeat, int64_t causal_rows,
                                          int64_t causal_offset) {
   SoftmaxLayout l;
   l.rows = rows;
   l.cols = cols;
+  l.in_stride = l.grad_stride = l.out_stride = l.mask_stride = cols;
   l.has_mask = mask_rows > 0;
   if (l.has_mask) {
     l.mask_rows = FastDivider(static_cast<uint64_t>(mask_rows));
@@ -187,13 +195,15 @@ CUACT_HD constexpr int warp_config_index(int64_t cols) {
 }
 
 // Packs are used when every row starts on a pack boundary in every buffer:
-// P divides cols and each base address is aligned to P elements.
+// P divides cols and each buffer's row stride, and each base address is
+// aligned to P elements.
 CUACT_HD bool warp_rows_vectorizable(const WarpConfig& c, int64_t cols, int elem_size,
-                                     const std::uintptr_t* addresses, int count) {
+                                     const std::uintptr_t* addresses, const int64_t* strides,
+                                     int count) {
   if (c.pack <= 1 || cols % c.pack != 0) return false;
   const std::uintptr_t bytes = static_cast<std::uintptr_t>(c.pack) * elem_size;
   for (int i = 0; i < count; ++i)
-    if (addresses[i] % bytes != 0) return false;
+    if (addresses[i] % bytes != 0 || strides[i] % c.pack != 0) return false;
   return true;
 }
 
@@ -343,6 +353,32 @@ inline int choose_cluster_size(int64_t rows, const int (&active_clusters)[kClust
   return best;
 }
 
+// ---------------------------------------------------------------- middle_dim
+
+// (cuda/softmax_middle.h) A thread per column (o, a group of W neighbouring
+// inner positions); a block of X columns by Y threads along dim.
+inline constexpr int kMiddleBlockThreads = 256;
+inline constexpr int kMiddleWaves = 4;  // the tile loop: at most 4 waves of blocks
+
+// A block's shape: X columns by Y threads along dim (X * Y = 256, powers of two).
+struct MiddlePlan {
+  int x = 1;
+  int y = 1;
+  CUACT_HD constexpr int threads() const { return x * y; }
+};
+
+// Y: 1, doubled while the columns alone leave the device's resident threads
+// (`resident_threads`) unfilled, up to the block's 256 threads and no more
+// than dim; X: the rest of the block's 256 threads (a warp's lanes, at
+// Y <= 8, are 32 neighbouring columns: coalesced over inner).
+CUACT_HD constexpr MiddlePlan plan_middle_dim(int64_t columns, int64_t dim,
+                                              int64_t resident_threads) {
+  MiddlePlan p;
+  while (p.y < kMiddleBlockThreads && p.y < dim && columns * p.y < resident_threads) p.y *= 2;
+  p.x = kMiddleBlockThreads / p.y;
+  return p;
+}
+
 // ---------------------------------------------------------------- the choice (host)
 
 // Whether the cluster kernels can run: the device launches clusters
@@ -403,6 +439,26 @@ inline SoftmaxChoice choose_softmax_algorithm(SoftmaxAlgorithm requested, int64_
                                  : SoftmaxAlgorithm::streaming;
       return c;
   }
+}
+
+// The algorithm for a call's shape: middle_dim when inner > 1 (a row
+// algorithm forced there is refused) or when forced (it takes neither mask
+// nor causal); otherwise the rows' choice above.
+inline SoftmaxChoice choose_softmax_for_shape(SoftmaxAlgorithm requested, int64_t inner,
+                                              bool row_options, int64_t cols,
+                                              int64_t bytes_per_col, int64_t cache_capacity,
+                                              int pack_width, int max_cluster_ranks) {
+  SoftmaxChoice c;
+  if (requested == SoftmaxAlgorithm::middle_dim || inner > 1) {
+    c.algorithm = SoftmaxAlgorithm::middle_dim;
+    if (requested != SoftmaxAlgorithm::automatic && requested != SoftmaxAlgorithm::middle_dim)
+      c.refusal = "this algorithm takes rows (inner == 1); inner > 1 runs middle_dim";
+    else if (row_options)
+      c.refusal = "middle_dim takes neither a mask nor causal";
+    return c;
+  }
+  return choose_softmax_algorithm(requested, cols, bytes_per_col, cache_capacity, pack_width,
+                                  max_cluster_ranks);
 }
 
 // Blocks for a row loop: enough for every row group, capped at `waves` full

@@ -10,7 +10,7 @@ namespace cuact {
 namespace detail {
 
 SoftmaxCall make_softmax_call(Direction direction, const Softmax& op, const void* in,
-                              const void* grad, void* out, int64_t rows, int64_t cols) {
+                              const void* grad, void* out, const SoftmaxShape& shape) {
   SoftmaxCall c;
   c.backward = direction == Direction::backward;
   c.log = op.kind == SoftmaxKind::log_softmax;
@@ -21,8 +21,14 @@ SoftmaxCall make_softmax_call(Direction direction, const Softmax& op, const void
   const bool masked = !c.backward && op.mask != nullptr;
   c.mask = masked ? op.mask : nullptr;
   const bool causal = !c.backward && op.causal;  // backward ignores both masks
-  c.layout = make_softmax_layout(rows, cols, masked ? op.mask_rows : 0, op.mask_row_repeat,
-                                 causal ? op.causal_rows : 0, op.causal_offset);
+  c.layout = make_softmax_layout(shape.outer, shape.dim, masked ? op.mask_rows : 0,
+                                 op.mask_row_repeat, causal ? op.causal_rows : 0, op.causal_offset);
+  const SoftmaxShape r = resolved_strides(shape);
+  c.layout.inner = r.inner;
+  c.layout.in_stride = r.in_stride;
+  c.layout.grad_stride = r.grad_stride;
+  c.layout.out_stride = r.out_stride;
+  c.layout.mask_stride = resolved_mask_stride(op, shape.dim);
   c.requested = op.algorithm;
   return c;
 }
@@ -50,32 +56,43 @@ Status status_of(const detail::SoftmaxLaunchResult& r) {
 }  // namespace
 
 Status softmax(Direction direction, const Softmax& op, DType dtype, const void* in,
-               const void* grad, void* out, int64_t rows, int64_t cols, cudaStream_t stream) {
-  if (Status s = detail::check_softmax_call(direction, op, dtype, in, grad, out, rows, cols);
-      !s.ok())
+               const void* grad, void* out, const SoftmaxShape& shape, cudaStream_t stream) {
+  if (Status s = detail::check_softmax_call(direction, op, dtype, in, grad, out, shape); !s.ok())
     return s;
-  if (rows == 0) return {};
+  if (shape.outer == 0) return {};
   return status_of(
-      launch(dtype, detail::make_softmax_call(direction, op, in, grad, out, rows, cols), stream));
+      launch(dtype, detail::make_softmax_call(direction, op, in, grad, out, shape), stream));
 }
 
-Status softmax_selected_algorithm(Direction direction, const Softmax& op, DType dtype, int64_t cols,
-                                  SoftmaxAlgorithm* chosen) {
+Status softmax(Direction direction, const Softmax& op, DType dtype, const void* in,
+               const void* grad, void* out, int64_t rows, int64_t cols, cudaStream_t stream) {
+  return softmax(direction, op, dtype, in, grad, out, SoftmaxShape::rows(rows, cols), stream);
+}
+
+Status softmax_selected_algorithm(Direction direction, const Softmax& op, DType dtype,
+                                  const SoftmaxShape& shape, SoftmaxAlgorithm* chosen) {
   if (chosen == nullptr) return {StatusCode::null_pointer, "chosen is null"};
-  // The checks of a one-row call; the dry run reads no pointer.
+  // The checks of a one-row (one-o) call with dense strides; the dry run
+  // reads no pointer.
   alignas(16) static const char kDummy[16] = {};
   const Softmax unmasked = op.with_mask(nullptr);
+  const SoftmaxShape one = SoftmaxShape::middle(1, shape.dim, shape.inner);
   if (Status s = detail::check_softmax_call(direction, unmasked, dtype, kDummy, kDummy,
-                                            const_cast<char*>(kDummy), 1, cols);
+                                            const_cast<char*>(kDummy), one);
       !s.ok())
     return s;
   detail::SoftmaxCall call = detail::make_softmax_call(direction, unmasked, kDummy, kDummy,
-                                                       const_cast<char*>(kDummy), 1, cols);
+                                                       const_cast<char*>(kDummy), one);
   call.dry_run = true;
   const detail::SoftmaxLaunchResult r = launch(dtype, call, nullptr);
   if (Status s = status_of(r); !s.ok()) return s;
   *chosen = r.algorithm;
   return {};
+}
+
+Status softmax_selected_algorithm(Direction direction, const Softmax& op, DType dtype, int64_t cols,
+                                  SoftmaxAlgorithm* chosen) {
+  return softmax_selected_algorithm(direction, op, dtype, SoftmaxShape::rows(1, cols), chosen);
 }
 
 // The typed overloads: name the dtype, nothing else.
@@ -87,6 +104,14 @@ Status softmax_selected_algorithm(Direction direction, const Softmax& op, DType 
   Status softmax_backward(const Softmax& op, const T* y, const T* dy, T* dx, int64_t rows,        \
                           int64_t cols, cudaStream_t stream) {                                    \
     return softmax(Direction::backward, op, DTypeOf<T>::value, y, dy, dx, rows, cols, stream);    \
+  }                                                                                               \
+  Status softmax_forward(const Softmax& op, const T* x, T* y, const SoftmaxShape& shape,          \
+                         cudaStream_t stream) {                                                   \
+    return softmax(Direction::forward, op, DTypeOf<T>::value, x, nullptr, y, shape, stream);      \
+  }                                                                                               \
+  Status softmax_backward(const Softmax& op, const T* y, const T* dy, T* dx,                      \
+                          const SoftmaxShape& shape, cudaStream_t stream) {                       \
+    return softmax(Direction::backward, op, DTypeOf<T>::value, y, dy, dx, shape, stream);         \
   }
 CUACT_TYPED_SOFTMAX_ENTRY_POINTS(float)
 CUACT_TYPED_SOFTMAX_ENTRY_POINTS(__half)

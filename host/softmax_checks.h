@@ -12,12 +12,21 @@ namespace cuact::detail {
 inline constexpr int64_t kMaxCausalOffset = (int64_t{1} << 62) - 1;
 
 // Validates a softmax call: direction (forward or backward) and dtype known,
-// the options valid (validate(op)), rows and cols >= 0, cols > 0 when rows >
-// 0, rows*cols (and, forward with a mask, mask_rows*cols) elements fit in a
-// pointer difference; unless rows == 0: the pointers the direction needs are
-// non-null and element-aligned (the mask too), the output equals or avoids
-// each input, and the output avoids the mask entirely.
+// the options valid (validate(op)), outer, dim >= 0 and inner >= 1, dim > 0
+// when outer > 0, each stride 0 or >= dim*inner (the mask's 0 or >= cols),
+// mask and causal only with inner == 1, every buffer's extent (and, forward
+// with a mask, the mask's) fits in a pointer difference; unless outer == 0:
+// the pointers the direction needs are non-null and element-aligned (the
+// mask too), the output equals (address and stride) or avoids each input,
+// and the output avoids the mask entirely.
 Status check_softmax_call(Direction direction, const Softmax& op, DType dtype, const void* in,
-                          const void* grad, const void* out, int64_t rows, int64_t cols);
+                          const void* grad, const void* out, const SoftmaxShape& shape);
+
+// The strides of a checked shape with 0 replaced by the dense dim * inner.
+SoftmaxShape resolved_strides(const SoftmaxShape& shape);
+// The mask's row stride with 0 replaced by cols.
+inline int64_t resolved_mask_stride(const Softmax& op, int64_t cols) {
+  return op.mask_stride == 0 ? cols : op.mask_stride;
+}
 
 }  // namespace cuact::detail

@@ -97,32 +97,41 @@ void softmax_backward_row(const Softmax& op, int64_t cols, const double* y, cons
     dx[j] = log ? s * (g(j) - std::exp(y[j]) * total) : s * y[j] * (g(j) - total);
 }
 
+// Element (o, c, j) of a buffer with row stride `stride` (SoftmaxShape).
 Status softmax(Direction direction, const Softmax& op, DType dtype, const void* in,
-               const void* grad, void* out, int64_t rows, int64_t cols) {
-  if (Status s = detail::check_softmax_call(direction, op, dtype, in, grad, out, rows, cols);
-      !s.ok())
+               const void* grad, void* out, const SoftmaxShape& shape) {
+  if (Status s = detail::check_softmax_call(direction, op, dtype, in, grad, out, shape); !s.ok())
     return s;
+  const SoftmaxShape sh = detail::resolved_strides(shape);
   const bool forward = direction == Direction::forward;
+  const int64_t cols = sh.dim, inner = sh.inner;
   std::vector<double> a(static_cast<size_t>(cols)), b(static_cast<size_t>(cols)),
       m(static_cast<size_t>(cols)), r(static_cast<size_t>(cols));
-  for (int64_t row = 0; row < rows; ++row) {
-    // The whole row is read before any of it is written (in place is allowed).
-    const int64_t base = row * cols;
-    for (int64_t j = 0; j < cols; ++j) a[j] = load(dtype, in, base + j);
-    if (forward) {
-      const bool masked = op.mask != nullptr;
-      if (masked) {
-        const int64_t mask_base = (row / op.mask_row_repeat) % op.mask_rows * cols;
-        for (int64_t j = 0; j < cols; ++j) m[j] = load(dtype, op.mask, mask_base + j);
+  for (int64_t o = 0; o < sh.outer; ++o)
+    for (int64_t j = 0; j < inner; ++j) {
+      // The whole line is read before any of it is written (in place is allowed).
+      auto at = [&](int64_t stride, int64_t c) { return o * stride + c * inner + j; };
+      for (int64_t c = 0; c < cols; ++c) a[c] = load(dtype, in, at(sh.in_stride, c));
+      if (forward) {
+        const bool masked = op.mask != nullptr;  // rows only (inner == 1, checked)
+        if (masked) {
+          const int64_t mask_base =
+              (o / op.mask_row_repeat) % op.mask_rows * detail::resolved_mask_stride(op, cols);
+          for (int64_t c = 0; c < cols; ++c) m[c] = load(dtype, op.mask, mask_base + c);
+        }
+        softmax_forward_row(op, o, cols, a.data(), masked ? m.data() : nullptr, r.data());
+      } else {
+        for (int64_t c = 0; c < cols; ++c) b[c] = load(dtype, grad, at(sh.grad_stride, c));
+        softmax_backward_row(op, cols, a.data(), b.data(), r.data());
       }
-      softmax_forward_row(op, row, cols, a.data(), masked ? m.data() : nullptr, r.data());
-    } else {
-      for (int64_t j = 0; j < cols; ++j) b[j] = load(dtype, grad, base + j);
-      softmax_backward_row(op, cols, a.data(), b.data(), r.data());
+      for (int64_t c = 0; c < cols; ++c) store(dtype, out, at(sh.out_stride, c), r[c]);
     }
-    for (int64_t j = 0; j < cols; ++j) store(dtype, out, base + j, r[j]);
-  }
   return {};
+}
+
+Status softmax(Direction direction, const Softmax& op, DType dtype, const void* in,
+               const void* grad, void* out, int64_t rows, int64_t cols) {
+  return reference::softmax(direction, op, dtype, in, grad, out, SoftmaxShape::rows(rows, cols));
 }
 
 }  // namespace cuact::reference

@@ -9,11 +9,13 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <ostream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "accuracy.h"
@@ -21,6 +23,7 @@
 #include "device_buffer.h"
 #include "gpu_guard.h"
 #include "softmax_accuracy.h"
+#include "strided_buffer.h"
 
 namespace cuact::test {
 namespace {
@@ -142,6 +145,70 @@ INSTANTIATE_TEST_SUITE_P(AllAlgorithms, SoftmaxKernelVsReference,
                               SoftmaxAlgorithm::block_per_row, SoftmaxAlgorithm::cluster_per_row,
                               SoftmaxAlgorithm::streaming})),
                          [](const auto& info) { return softmax_case_name(info.param); });
+
+// Strided rows (padded x, y, dy, dx and mask, each its own stride) through
+// every row algorithm as the dispatch picks it, and the middle dimension of
+// [outer, dim, inner]: against the reference, every guard byte around and
+// between the strided extents intact.
+TEST(SoftmaxKernelLayouts, StridedRowsAndMiddleDimensionsMatchTheReference) {
+  CUACT_SKIP_WITHOUT_GPU();
+  struct Shape {
+    int64_t outer, dim, inner, in_pad, grad_pad, out_pad;
+    size_t misalign;
+  };
+  const Shape shapes[] = {
+      {64, 100, 1, 4, 8, 12, 0},  {33, 1024, 1, 8, 8, 8, 0},   {7, 3000, 1, 5, 3, 1, 1},
+      {3, 70000, 1, 8, 16, 24, 0}, {2, 300000, 1, 3, 3, 3, 0}, {16, 100, 64, 0, 0, 0, 0},
+      {4, 1000, 24, 8, 0, 0, 1},  {512, 7, 2, 0, 0, 0, 0},     {2, 5000, 8, 16, 16, 16, 0},
+      {1, 20000, 3, 0, 0, 0, 0},
+  };
+  cudaStream_t stream;
+  CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  for (const Shape& sh : shapes)
+    for (DType t : {DType::f32, DType::f16, DType::bf16})
+      for (Direction d : {Direction::forward, Direction::backward})
+        for (size_t o = 0; o < softmax_option_sets().size(); ++o) {
+          const SoftmaxOptions& options = softmax_option_sets()[o];
+          const bool row_options = options.mask_rows != 0 || options.causal_rows > 0;
+          if (sh.inner > 1 && row_options) continue;  // rows only
+          const int64_t lines = sh.outer * sh.inner, dense = sh.dim * sh.inner;
+          SCOPED_TRACE(testing::Message() << "[" << sh.outer << "," << sh.dim << "," << sh.inner
+                                          << "] " << dtype_name(t) << " " << direction_name(d)
+                                          << " " << options.name);
+          const SoftmaxProblem p = make_softmax_problem(options, d, t, lines, sh.dim, 11);
+          StridedBuffer in(t, sh.outer, sh.dim, sh.inner, dense + sh.in_pad, sh.misalign);
+          StridedBuffer grad(t, sh.outer, sh.dim, sh.inner, dense + sh.grad_pad, sh.misalign);
+          StridedBuffer out(t, sh.outer, sh.dim, sh.inner, dense + sh.out_pad, sh.misalign);
+          const int64_t mask_rows = std::max<int64_t>(options.mask_rows_for(lines), 1);
+          StridedBuffer mask(t, mask_rows, sh.dim, 1, sh.dim + 8, sh.misalign);
+          in.scatter(to_buffer(t, p.in));
+          if (d == Direction::backward) grad.scatter(to_buffer(t, p.grad));
+          if (!p.mask.empty()) mask.scatter(to_buffer(t, p.mask));
+          DeviceBuffer in_d(in.image_bytes), grad_d(grad.image_bytes), out_d(out.image_bytes),
+              mask_d(mask.image_bytes);
+          ASSERT_TRUE(in_d.ok() && grad_d.ok() && out_d.ok() && mask_d.ok());
+          for (auto [host, dev] : {std::pair<StridedBuffer*, DeviceBuffer*>{&in, &in_d},
+                                   {&grad, &grad_d}, {&out, &out_d}, {&mask, &mask_d}})
+            CUDA_OK(cudaMemcpy(dev->at(), host->image(), host->image_bytes, cudaMemcpyHostToDevice));
+          Softmax op =
+              options.descriptor(lines, sh.dim, p.mask.empty() ? nullptr : mask_d.at(mask.element_offset()));
+          op.mask_stride = sh.dim + 8;
+          const SoftmaxShape shape = SoftmaxShape::middle(sh.outer, sh.dim, sh.inner)
+                                         .with_strides(in.stride, out.stride, grad.stride);
+          const Status st = softmax(d, op, t, in_d.at(in.element_offset()),
+                                    grad_d.at(grad.element_offset()),
+                                    out_d.at(out.element_offset()), shape, stream);
+          ASSERT_TRUE(st.ok()) << st.message();
+          CUDA_OK(cudaStreamSynchronize(stream));
+          CUDA_OK(cudaMemcpy(out.image(), out_d.at(), out.image_bytes, cudaMemcpyDeviceToHost));
+          const SoftmaxCheck check =
+              check_softmax(t, p.expected, from_buffer(t, out.gather()), lines, sh.dim);
+          for (const std::string& f : check.first_failures) ADD_FAILURE() << f;
+          ASSERT_TRUE(check.ok()) << check.failures << " elements outside the rule";
+          ASSERT_EQ(out.touched_guards(), 0) << "bytes outside the shape were written";
+        }
+  CUDA_OK(cudaStreamDestroy(stream));
+}
 
 TEST(SoftmaxKernelChoice, ForcedAlgorithmsRefuseRowsTheyCannotTake) {
   CUACT_SKIP_WITHOUT_GPU();

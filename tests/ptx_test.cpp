@@ -85,7 +85,7 @@ bool warp_variant(const std::string& name, int* elem, int* log2_span) {
 TEST(GeneratedCode, SoftmaxKernelsUse128BitAccessAndNoLocalMemory) {
   const std::vector<std::string> files = ptx_files("softmax");
   ASSERT_EQ(files.size(), 3u) << "one PTX file per dtype expected";
-  int warp = 0, block = 0, streaming = 0, cluster = 0, vectorized = 0;
+  int warp = 0, block = 0, streaming = 0, cluster = 0, middle = 0, vectorized = 0;
   for (const std::string& file : files) {
     for (const auto& [name, body] : kernels_in(file)) {
       if (name.find("softmax_") == std::string::npos) continue;
@@ -99,6 +99,8 @@ TEST(GeneratedCode, SoftmaxKernelsUse128BitAccessAndNoLocalMemory) {
         ++block;
       } else if (name.find("_streaming_kernel") != std::string::npos) {
         ++streaming;
+      } else if (name.find("_middle_kernel") != std::string::npos) {
+        ++middle;
       } else if (name.find("_cluster_kernel") != std::string::npos) {
         ++cluster;
         // The blocks of a cluster meet at cluster barriers and read each
@@ -115,15 +117,17 @@ TEST(GeneratedCode, SoftmaxKernelsUse128BitAccessAndNoLocalMemory) {
       EXPECT_EQ(body.find(".local"), std::string::npos) << name << " uses local memory";
     }
   }
-  // Per dtype: 11 warp variants, 4 block sizes, 1 streaming and 1 cluster
-  // kernel; forward and backward.
+  // Per dtype: 11 warp variants, 4 block sizes, 1 streaming, 1 cluster and
+  // 1 middle_dim kernel; forward and backward.
   EXPECT_EQ(warp, 3 * 2 * cuact::detail::kWarpConfigs);
   EXPECT_EQ(block, 3 * 2 * cuact::detail::kBlockCandidates);
   EXPECT_EQ(streaming, 3 * 2);
   EXPECT_EQ(cluster, 3 * 2);
-  // 16-byte packs: every block, streaming and cluster kernel; warp variants
-  // from 4 (f32) or 8 (f16, bf16) registers per lane: 9 + 8 per direction.
-  EXPECT_EQ(vectorized, 2 * (3 * (cuact::detail::kBlockCandidates + 2) + 9 + 8 + 8));
+  EXPECT_EQ(middle, 3 * 2);
+  // 16-byte packs: every block, streaming, cluster and middle_dim kernel;
+  // warp variants from 4 (f32) or 8 (f16, bf16) registers per lane: 9 + 8
+  // per direction.
+  EXPECT_EQ(vectorized, 2 * (3 * (cuact::detail::kBlockCandidates + 3) + 9 + 8 + 8));
 }
 
 }  // namespace

@@ -109,6 +109,80 @@ TEST(SoftmaxArgumentChecks, DeviceApiAndReferenceRejectTheSameCalls) {
   }
 }
 
+// Strides and [outer, dim, inner]: the same statuses from both entry points.
+TEST(SoftmaxArgumentChecks, ShapesAndStridesDeviceApiAndReferenceAgree) {
+  const auto fwd = Direction::forward, bwd = Direction::backward;
+  const Softmax sm = Softmax::softmax();
+  const SoftmaxShape rows = SoftmaxShape::rows(4, 16);  // 64 elements of the 256
+  struct ShapeCall {
+    const char* what;
+    Direction direction;
+    Softmax op;
+    const void* in;
+    const void* grad;
+    void* out;
+    SoftmaxShape shape;
+    StatusCode expected;
+  };
+  const std::vector<ShapeCall> calls = {
+      {"negative in_stride", fwd, sm, g_in, nullptr, g_out, rows.with_strides(-1, 0),
+       StatusCode::invalid_size},
+      {"in_stride below cols", fwd, sm, g_in, nullptr, g_out, rows.with_strides(15, 0),
+       StatusCode::invalid_size},
+      {"out_stride below cols", fwd, sm, g_in, nullptr, g_out, rows.with_strides(0, 8),
+       StatusCode::invalid_size},
+      {"grad_stride below cols", bwd, sm, g_in, g_grad, g_out, rows.with_strides(0, 0, 3),
+       StatusCode::invalid_size},
+      {"stride below dim*inner", fwd, sm, g_in, nullptr, g_out,
+       SoftmaxShape::middle(2, 4, 8).with_strides(31, 0), StatusCode::invalid_size},
+      {"inner 0", fwd, sm, g_in, nullptr, g_out, SoftmaxShape::middle(2, 4, 0),
+       StatusCode::invalid_size},
+      {"mask stride below cols", fwd, sm.with_mask(g_mask, 1, 1, 9), g_in, nullptr, g_out, rows,
+       StatusCode::invalid_size},
+      {"negative mask stride", fwd, sm.with_mask(g_mask, 1, 1, -2), g_in, nullptr, g_out, rows,
+       StatusCode::invalid_parameter},
+      {"mask with inner > 1", fwd, sm.with_mask(g_mask), g_in, nullptr, g_out,
+       SoftmaxShape::middle(2, 4, 8), StatusCode::unsupported},
+      {"causal with inner > 1", fwd, sm.with_causal(4), g_in, nullptr, g_out,
+       SoftmaxShape::middle(2, 4, 8), StatusCode::unsupported},
+      {"in place with another stride", fwd, sm, g_in, nullptr, g_in, rows.with_strides(16, 32),
+       StatusCode::overlapping_buffers},
+      {"dx over dy with another stride", bwd, sm, g_in, g_grad, g_grad,
+       rows.with_strides(0, 20, 16), StatusCode::overlapping_buffers},
+      {"strided y runs into x", fwd, sm, g_in, nullptr, g_in + 16, rows.with_strides(32, 32),
+       StatusCode::overlapping_buffers},
+      {"the strided mask overlaps y", fwd, sm.with_mask(g_out + 40, 2, 1, 64), g_in, nullptr,
+       g_out, rows, StatusCode::overlapping_buffers},
+      {"stride overflow", fwd, sm, g_in, nullptr, g_out,
+       rows.with_strides(std::numeric_limits<int64_t>::max() / 2, 0), StatusCode::invalid_size},
+  };
+  for (const ShapeCall& c : calls) {
+    const Status device = softmax(c.direction, c.op, DType::f32, c.in, c.grad, c.out, c.shape);
+    const Status host =
+        reference::softmax(c.direction, c.op, DType::f32, c.in, c.grad, c.out, c.shape);
+    EXPECT_EQ(device.code(), c.expected) << c.what << ": " << device.message();
+    EXPECT_EQ(host.code(), c.expected) << c.what << ": " << host.message();
+  }
+  // Valid: padded rows, a padded mask, exact aliasing at one stride, a
+  // single row whose strides differ, the middle dimension, outer == 0.
+  const std::vector<ShapeCall> fine = {
+      {"padded rows", fwd, sm, g_in, nullptr, g_out, rows.with_strides(20, 24), StatusCode::success},
+      {"padded mask", fwd, sm.with_mask(g_mask, 4, 1, 20), g_in, nullptr, g_out, rows,
+       StatusCode::success},
+      {"in place, one stride", fwd, sm, g_in, nullptr, g_in, rows.with_strides(32, 32),
+       StatusCode::success},
+      {"one row, two strides", bwd, sm, g_in, g_grad, g_grad,
+       SoftmaxShape::rows(1, 16).with_strides(0, 40, 20), StatusCode::success},
+      {"middle", bwd, Softmax::log_softmax(), g_in, g_grad, g_out, SoftmaxShape::middle(3, 5, 7),
+       StatusCode::success},
+      {"outer 0, null", fwd, sm, nullptr, nullptr, nullptr, SoftmaxShape::middle(0, 5, 7),
+       StatusCode::success},
+  };
+  for (const ShapeCall& c : fine)
+    EXPECT_TRUE(reference::softmax(c.direction, c.op, DType::f32, c.in, c.grad, c.out, c.shape).ok())
+        << c.what;
+}
+
 TEST(SoftmaxArgumentChecks, ZeroRowsIsANoOpEvenWithNullPointers) {
   for (Direction d : {Direction::forward, Direction::backward})
     for (DType t : {DType::f32, DType::f16, DType::bf16})

@@ -150,6 +150,34 @@ TEST(SoftmaxDispatch, ForcedAlgorithmsRunOrSayWhyNot) {
   }
 }
 
+// inner > 1 always runs middle_dim (a forced row algorithm is refused);
+// middle_dim forced on rows runs unless the call has a mask or causal.
+TEST(SoftmaxDispatch, MiddleDimensionChoice) {
+  const int64_t cap = kH100Optin - kBlockStaticSmemSlack;
+  const SoftmaxAlgorithm rows_algorithms[] = {
+      SoftmaxAlgorithm::warp_per_row, SoftmaxAlgorithm::block_per_row,
+      SoftmaxAlgorithm::cluster_per_row, SoftmaxAlgorithm::streaming};
+  for (int64_t cols : {1, 100, 5000, 1 << 20}) {
+    auto choose = [&](SoftmaxAlgorithm a, int64_t inner, bool options) {
+      return choose_softmax_for_shape(a, inner, options, cols, 4, cap, 4, 16);
+    };
+    const SoftmaxChoice automatic = choose(SoftmaxAlgorithm::automatic, 8, false);
+    EXPECT_EQ(automatic.algorithm, SoftmaxAlgorithm::middle_dim);
+    EXPECT_EQ(automatic.refusal, nullptr);
+    for (SoftmaxAlgorithm a : rows_algorithms) {
+      EXPECT_NE(choose(a, 2, false).refusal, nullptr);
+      const SoftmaxChoice on_rows = choose(a, 1, false);
+      const SoftmaxChoice direct = choose_softmax_algorithm(a, cols, 4, cap, 4, 16);
+      EXPECT_EQ(on_rows.algorithm, direct.algorithm);
+      EXPECT_EQ(on_rows.refusal == nullptr, direct.refusal == nullptr);
+    }
+    EXPECT_EQ(choose(SoftmaxAlgorithm::automatic, 1, true).algorithm,
+              choose_softmax_algorithm(SoftmaxAlgorithm::automatic, cols, 4, cap, 4, 16).algorithm);
+    EXPECT_EQ(choose(SoftmaxAlgorithm::middle_dim, 1, false).refusal, nullptr);
+    EXPECT_NE(choose(SoftmaxAlgorithm::middle_dim, 1, true).refusal, nullptr);
+  }
+}
+
 // The cluster kernels run only where the device has clusters and the kernel
 // image loaded for it is sm_90 code: an sm_80-only build on an H100 (its
 // compute_80 code JIT-compiled, ptxVersion 80, empty cluster kernels) takes
@@ -312,13 +340,18 @@ TEST(SoftmaxWarpPlan, PacksOnlyWhereEveryRowStartsOnABoundary) {
   ASSERT_EQ(c.pack, 8);
   const std::uintptr_t aligned[3] = {kBase, kBase + 4096, kBase + 8192};
   const std::uintptr_t one_off[3] = {kBase, kBase + 4096 + 2, kBase + 8192};
-  EXPECT_TRUE(warp_rows_vectorizable(c, 1000, 2, aligned, 3));   // 2000-byte rows
-  EXPECT_FALSE(warp_rows_vectorizable(c, 1001, 2, aligned, 3));  // rows drift off the boundary
-  EXPECT_FALSE(warp_rows_vectorizable(c, 1000, 2, one_off, 3));  // one buffer misaligned
+  const int64_t dense[3] = {1000, 1000, 1000}, dense_odd[3] = {1001, 1001, 1001};
+  const int64_t padded[3] = {1000, 1024, 1000}, padded_odd[3] = {1000, 1028, 1000};
+  EXPECT_TRUE(warp_rows_vectorizable(c, 1000, 2, aligned, dense, 3));  // 2000-byte rows
+  EXPECT_FALSE(warp_rows_vectorizable(c, 1001, 2, aligned, dense_odd, 3));  // rows drift
+  EXPECT_FALSE(warp_rows_vectorizable(c, 1000, 2, one_off, dense, 3));  // one buffer misaligned
+  EXPECT_TRUE(warp_rows_vectorizable(c, 1000, 2, aligned, padded, 3));  // a stride of whole packs
+  EXPECT_FALSE(warp_rows_vectorizable(c, 1000, 2, aligned, padded_odd, 3));  // one that drifts
   const WarpConfig tiny = warp_config_for_span(warp_config_index(3), 4);  // C = P = 4
-  EXPECT_FALSE(warp_rows_vectorizable(tiny, 3, 4, aligned, 3));
+  const int64_t three[3] = {3, 3, 3}, one_col[3] = {1, 1, 1};
+  EXPECT_FALSE(warp_rows_vectorizable(tiny, 3, 4, aligned, three, 3));
   const WarpConfig one = warp_config_for_span(0, 4);  // a column per row: scalar
-  EXPECT_FALSE(warp_rows_vectorizable(one, 1, 4, aligned, 3));
+  EXPECT_FALSE(warp_rows_vectorizable(one, 1, 4, aligned, one_col, 3));
 }
 
 TEST(SoftmaxWarpPlan, RowGroupsVisitEveryRowOnce) {

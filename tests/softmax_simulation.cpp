@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include "softmax_middle.h"
 #include "softmax_phases.h"
 
 namespace cuact::test {
@@ -215,11 +216,72 @@ void simulate_streaming(const SoftmaxArgs<T>& a, bool backward) {
   }
 }
 
+// The middle_tree of the kernel: at each half h, ty < h takes op(own, ty + h's).
+template <class V, class Op>
+void middle_tree(std::vector<V>& v, Op op) {
+  const int y = static_cast<int>(v.size());
+  for (int half = y / 2; half > 0; half /= 2)
+    for (int ty = 0; ty < half; ++ty) v[ty] = op(v[ty], v[ty + half]);
+}
+
+// middle_dim: every thread of a column (Y of them) runs pass 1, the tree
+// folds their values per position q, every thread runs pass 2.
+template <class T, int W>
+void simulate_middle_width(const SoftmaxArgs<T>& a, bool backward) {
+  const int y = a.middle.y;
+  const int64_t columns = a.layout.rows * static_cast<int64_t>(a.layout.inner_groups.divisor);
+  for (int64_t k = 0; k < columns; ++k) {
+    if (!backward) {
+      std::vector<std::vector<MaxSum>> part(W, std::vector<MaxSum>(static_cast<size_t>(y)));
+      for (int ty = 0; ty < y; ++ty) {
+        MaxSum s[W];
+        middle_forward_stats<T, W>(a, k, ty, y, s);
+        for (int q = 0; q < W; ++q) part[q][ty] = s[q];
+      }
+      MaxSum total[W];
+      for (int q = 0; q < W; ++q) {
+        middle_tree(part[q], MaxSumOp{});
+        total[q] = part[q][0];
+      }
+      for (int ty = 0; ty < y; ++ty) middle_forward_store<T, W>(a, k, ty, y, total);
+    } else {
+      std::vector<std::vector<float>> part(W, std::vector<float>(static_cast<size_t>(y)));
+      for (int ty = 0; ty < y; ++ty) {
+        float s[W];
+        middle_backward_sum<T, W>(a, k, ty, y, s);
+        for (int q = 0; q < W; ++q) part[q][ty] = s[q];
+      }
+      float total[W];
+      for (int q = 0; q < W; ++q) {
+        middle_tree(part[q], SumOp{});
+        total[q] = part[q][0];
+      }
+      for (int ty = 0; ty < y; ++ty) middle_backward_store<T, W>(a, k, ty, y, total);
+    }
+  }
+}
+
+// The launch's set-up of a middle_dim call (vectorized, the groups, the plan).
+template <class T>
+void simulate_middle(SoftmaxArgs<T> a, bool backward, int middle_y) {
+  a.vectorized = middle_args_vectorized(a, backward);
+  const int64_t width = a.vectorized ? full_pack_width(sizeof(T)) : 1;
+  const int64_t groups = a.layout.inner / width;
+  a.layout.inner_groups = FastDivider(static_cast<uint64_t>(groups));
+  a.middle = plan_middle_dim(a.layout.rows * groups, a.layout.cols, int64_t{132} * 2048);
+  if (middle_y > 0) a.middle = {kMiddleBlockThreads / middle_y, middle_y};
+  if (a.vectorized)
+    simulate_middle_width<T, full_pack_width(sizeof(T))>(a, backward);
+  else
+    simulate_middle_width<T, 1>(a, backward);
+}
+
 template <class T>
 void simulate(SoftmaxAlgorithm algorithm, const SoftmaxCall& call, int block_threads,
-              int cluster_ranks) {
+              int cluster_ranks, int middle_y) {
   SoftmaxArgs<T> a = softmax_args<T>(call);
   switch (algorithm) {
+    case SoftmaxAlgorithm::middle_dim: simulate_middle<T>(a, call.backward, middle_y); break;
     case SoftmaxAlgorithm::warp_per_row: {
       const int index = warp_config_index(a.layout.cols);
       a.vectorized = warp_args_vectorized(a, warp_config_for_span(index, sizeof(T)), call.backward);
@@ -238,14 +300,26 @@ void simulate(SoftmaxAlgorithm algorithm, const SoftmaxCall& call, int block_thr
 }  // namespace
 
 void simulate_softmax(SoftmaxAlgorithm algorithm, Direction direction, const Softmax& op,
+                      DType dtype, const void* in, const void* grad, void* out,
+                      const SoftmaxShape& shape, int block_threads, int cluster_ranks,
+                      int middle_y) {
+  const SoftmaxCall call = make_softmax_call(direction, op, in, grad, out, shape);
+  switch (dtype) {
+    case DType::f16:
+      simulate<__half>(algorithm, call, block_threads, cluster_ranks, middle_y);
+      break;
+    case DType::bf16:
+      simulate<__nv_bfloat16>(algorithm, call, block_threads, cluster_ranks, middle_y);
+      break;
+    default: simulate<float>(algorithm, call, block_threads, cluster_ranks, middle_y); break;
+  }
+}
+
+void simulate_softmax(SoftmaxAlgorithm algorithm, Direction direction, const Softmax& op,
                       DType dtype, const void* in, const void* grad, void* out, int64_t rows,
                       int64_t cols, int block_threads, int cluster_ranks) {
-  const SoftmaxCall call = make_softmax_call(direction, op, in, grad, out, rows, cols);
-  switch (dtype) {
-    case DType::f16: simulate<__half>(algorithm, call, block_threads, cluster_ranks); break;
-    case DType::bf16: simulate<__nv_bfloat16>(algorithm, call, block_threads, cluster_ranks); break;
-    default: simulate<float>(algorithm, call, block_threads, cluster_ranks); break;
-  }
+  simulate_softmax(algorithm, direction, op, dtype, in, grad, out, SoftmaxShape::rows(rows, cols),
+                   block_threads, cluster_ranks);
 }
 
 }  // namespace cuact::test

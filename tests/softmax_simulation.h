@@ -16,7 +16,12 @@ namespace cuact::test {
 
 // Runs a forced `algorithm` (not automatic) over host buffers in dtype, the
 // arguments already checked. block_threads: the block_per_row block size;
-// cluster_ranks: the cluster_per_row cluster size.
+// cluster_ranks: the cluster_per_row cluster size; middle_y: middle_dim's
+// threads along dim (0: as the launch plans it for an H100).
+void simulate_softmax(SoftmaxAlgorithm algorithm, Direction direction, const Softmax& op,
+                      DType dtype, const void* in, const void* grad, void* out,
+                      const SoftmaxShape& shape, int block_threads = 256, int cluster_ranks = 4,
+                      int middle_y = 0);
 void simulate_softmax(SoftmaxAlgorithm algorithm, Direction direction, const Softmax& op,
                       DType dtype, const void* in, const void* grad, void* out, int64_t rows,
                       int64_t cols, int block_threads = 256, int cluster_ranks = 4);

@@ -42,6 +42,9 @@ void softmax_backward_row(const Softmax& op, int64_t cols, const double* y, cons
 // is a host buffer here).
 Status softmax(Direction direction, const Softmax& op, DType dtype, const void* in,
                const void* grad, void* out, int64_t rows, int64_t cols);
+// Any SoftmaxShape (strided rows, the middle dimension of [outer, dim, inner]).
+Status softmax(Direction direction, const Softmax& op, DType dtype, const void* in,
+               const void* grad, void* out, const SoftmaxShape& shape);
 
 // The fused forms (cuact/fused.h). Scalar pieces of their contract:
 // bias + activation's pre-activation x + bias, rounded to fp32;

@@ -1,5 +1,7 @@
-// Softmax, log_softmax and softmin over the last dimension of a dense
-// [rows, cols] tensor, forward and backward, on device buffers.
+// Softmax, log_softmax and softmin, forward and backward, on device
+// buffers: over the rows of a [rows, cols] matrix (each buffer with its own
+// row stride), or over the middle dimension of an [outer, dim, inner]
+// tensor (SoftmaxShape).
 //
 // Forward (docs/SPEC.md "Softmax family"), for every row r independently, with
 // z_j = s*x_j + m_j (softmin: z_j = -s*x_j + m_j) and M = max_j z_j:
@@ -29,13 +31,15 @@
 //   PyTorch. Hidden (causal) columns are not read: a NaN there is ignored.
 //
 // Contract shared with the activation entry points (cuact/activation.h):
-// - Buffers are device (or managed) memory of one dtype, dense and row-major;
-//   rows and cols are 64-bit counts (rows*cols may exceed 2^31). rows == 0 is
+// - Buffers are device (or managed) memory of one dtype, row-major; sizes
+//   are 64-bit counts (rows*cols may exceed 2^31). rows == 0 (outer == 0) is
 //   a no-op (any pointer may be null); cols == 0 with rows > 0 is rejected.
 //   Any cols from 1 up (tested to 2^24) works through the same call.
-// - Pointers need only element alignment; 16-byte aligned rows take 128-bit loads.
-// - The output may be the same buffer as an input (in place); partial
-//   overlap, and any overlap of the output with the mask, is rejected.
+// - Pointers need only element alignment; 16-byte aligned rows (and row
+//   strides that keep them aligned) take 128-bit loads.
+// - The output may be the same buffer as an input (in place: same address
+//   and same stride); any other overlap of the output's extent (its first
+//   to its last element) with an input's or the mask's is rejected.
 // - Work is enqueued on `stream`; nothing synchronizes or allocates, so calls
 //   can be captured into a CUDA graph. The current device's limits are queried
 //   once per device and cached (its kernels' attributes and occupancy are
@@ -77,6 +81,11 @@ enum class SoftmaxAlgorithm {
   // through distributed shared memory: rows too long for one block, still
   // read once (up to 16 blocks' shared memory).
   cluster_per_row,
+  // The middle dimension of [outer, dim, inner] (inner > 1 chooses it; it
+  // also takes rows, as inner == 1): a thread per 16 bytes of neighbouring
+  // inner positions, coalesced over inner, one or more threads along dim
+  // combined in shared memory; online max and sum, then a second pass writes.
+  middle_dim,
 };
 const char* softmax_algorithm_name(SoftmaxAlgorithm algorithm);
 
@@ -96,14 +105,17 @@ struct Softmax {
   //   [h, q, k] per head, shared by the batch       mask_rows = h*q
   //   [b, k] key padding, shared by heads and queries   mask_rows = b, mask_row_repeat = h*q
   // -inf entries hide a column. Forward only; must not overlap the output.
+  // Rows only (inner == 1). mask_stride: elements from one mask row to the
+  // next (0: cols, dense; otherwise >= cols).
   const void* mask = nullptr;
   int64_t mask_rows = 1;        // >= 1 when mask is set
   int64_t mask_row_repeat = 1;  // >= 1 when mask is set
+  int64_t mask_stride = 0;
 
   // Causal mask (optional): data row r is query i = r % causal_rows, and its
   // columns j > i + causal_offset are hidden. For scores [b*h, q, k]:
   // causal_rows = q; offset 0 aligns the diagonal top-left, k - q bottom-right.
-  // A row with i + causal_offset < 0 is fully masked.
+  // A row with i + causal_offset < 0 is fully masked. Rows only (inner == 1).
   bool causal = false;
   int64_t causal_rows = 0;    // >= 1 when causal
   int64_t causal_offset = 0;  // |offset| <= 2^62
@@ -115,11 +127,13 @@ struct Softmax {
   static Softmax log_softmax(float scale = 1.0f) { return make(SoftmaxKind::log_softmax, scale); }
   static Softmax softmin(float scale = 1.0f) { return make(SoftmaxKind::softmin, scale); }
 
-  Softmax with_mask(const void* mask_data, int64_t rows_in_mask = 1, int64_t row_repeat = 1) const {
+  Softmax with_mask(const void* mask_data, int64_t rows_in_mask = 1, int64_t row_repeat = 1,
+                    int64_t row_stride = 0) const {
     Softmax s = *this;
     s.mask = mask_data;
     s.mask_rows = rows_in_mask;
     s.mask_row_repeat = row_repeat;
+    s.mask_stride = row_stride;
     return s;
   }
   Softmax with_causal(int64_t query_rows, int64_t offset = 0) const {
@@ -146,8 +160,41 @@ struct Softmax {
 
 // Checks the options: success, or invalid_parameter naming the field
 // (unknown kind or algorithm, non-finite scale, mask_rows or mask_row_repeat
-// < 1 with a mask, causal_rows < 1 or |causal_offset| > 2^62 with causal).
+// < 1 or a negative mask_stride with a mask, causal_rows < 1 or
+// |causal_offset| > 2^62 with causal).
 Status validate(const Softmax& op);
+
+// Where a call's elements lie. The softmax runs along a dimension of
+// `dim` elements for every (o, j), o < outer, j < inner; element (o, c, j)
+// of a buffer is at  base[o * stride + c * inner + j].
+// - inner == 1: `outer` rows of `dim` columns (SoftmaxShape::rows), each
+//   buffer `stride` elements from one row to the next: a slice of a wider
+//   tensor, a padded score buffer.
+// - inner > 1: softmax over the middle dimension of [outer, dim, inner]
+//   (PyTorch's softmax(x, dim) on a dimension that is not the last, cuDNN's
+//   channel mode); mask and causal apply to rows only (unsupported here).
+// A stride of 0 means dense (dim * inner); otherwise it is >= dim * inner.
+// Backward takes y at in_stride, dy at grad_stride, writes dx at out_stride.
+struct SoftmaxShape {
+  int64_t outer = 0;  // rows when inner == 1
+  int64_t dim = 0;    // cols when inner == 1
+  int64_t inner = 1;
+  int64_t in_stride = 0;    // x (forward) or y (backward)
+  int64_t grad_stride = 0;  // dy (backward)
+  int64_t out_stride = 0;   // y (forward) or dx (backward)
+
+  static SoftmaxShape rows(int64_t rows, int64_t cols) { return {rows, cols, 1, 0, 0, 0}; }
+  static SoftmaxShape middle(int64_t outer, int64_t dim, int64_t inner) {
+    return {outer, dim, inner, 0, 0, 0};
+  }
+  SoftmaxShape with_strides(int64_t in, int64_t out, int64_t grad = 0) const {
+    SoftmaxShape s = *this;
+    s.in_stride = in;
+    s.out_stride = out;
+    s.grad_stride = grad;
+    return s;
+  }
+};
 
 // y = softmax-family(x) row by row.
 Status softmax_forward(const Softmax& op, const float* x, float* y, int64_t rows, int64_t cols,
@@ -166,16 +213,36 @@ Status softmax_backward(const Softmax& op, const __nv_bfloat16* y, const __nv_bf
                         __nv_bfloat16* dx, int64_t rows, int64_t cols,
                         cudaStream_t stream = nullptr);
 
+// Any SoftmaxShape: strided rows, or the middle dimension of [outer, dim, inner].
+Status softmax_forward(const Softmax& op, const float* x, float* y, const SoftmaxShape& shape,
+                       cudaStream_t stream = nullptr);
+Status softmax_forward(const Softmax& op, const __half* x, __half* y, const SoftmaxShape& shape,
+                       cudaStream_t stream = nullptr);
+Status softmax_forward(const Softmax& op, const __nv_bfloat16* x, __nv_bfloat16* y,
+                       const SoftmaxShape& shape, cudaStream_t stream = nullptr);
+Status softmax_backward(const Softmax& op, const float* y, const float* dy, float* dx,
+                        const SoftmaxShape& shape, cudaStream_t stream = nullptr);
+Status softmax_backward(const Softmax& op, const __half* y, const __half* dy, __half* dx,
+                        const SoftmaxShape& shape, cudaStream_t stream = nullptr);
+Status softmax_backward(const Softmax& op, const __nv_bfloat16* y, const __nv_bfloat16* dy,
+                        __nv_bfloat16* dx, const SoftmaxShape& shape,
+                        cudaStream_t stream = nullptr);
+
 // The same with the dtype chosen at run time. forward: in = x, grad unused
 // (may be null), out = y. backward: in = y, grad = dy, out = dx.
 // Direction::backward_from_output is unsupported (backward always takes y).
 Status softmax(Direction direction, const Softmax& op, DType dtype, const void* in,
                const void* grad, void* out, int64_t rows, int64_t cols,
                cudaStream_t stream = nullptr);
+Status softmax(Direction direction, const Softmax& op, DType dtype, const void* in,
+               const void* grad, void* out, const SoftmaxShape& shape,
+               cudaStream_t stream = nullptr);
 
 // The algorithm a call with these arguments would run on the current device
 // (op.algorithm when forced and possible). For benchmark labels and tests.
 Status softmax_selected_algorithm(Direction direction, const Softmax& op, DType dtype, int64_t cols,
                                   SoftmaxAlgorithm* chosen);
+Status softmax_selected_algorithm(Direction direction, const Softmax& op, DType dtype,
+                                  const SoftmaxShape& shape, SoftmaxAlgorithm* chosen);
 
 }  // namespace cuact
