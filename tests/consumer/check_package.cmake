@@ -13,7 +13,7 @@ endfunction()
 
 run_step(${CMAKE_COMMAND} --install "${CUACT_BUILD_DIR}" --prefix "${prefix}")
 # The documents the installed headers cite come with them.
-foreach(doc SPEC.md DESIGN.md README.md)
+foreach(doc SPEC.md DESIGN.md README.md CHANGELOG.md)
   if(NOT EXISTS "${prefix}/share/doc/cuact/${doc}")
     message(FATAL_ERROR "the install lacks share/doc/cuact/${doc}")
   endif()
