@@ -529,17 +529,35 @@ cudaError_t block_occupancy(const std::array<SoftmaxKernel<T>, kBlockCandidates>
 
 inline constexpr int kWarpWaves = 8;  // row loop: at most 8 waves of warp_per_row blocks
 
-// The one dispatch: the algorithm from the row length (choose_softmax_algorithm),
-// then that algorithm's variant and launch shape for the current device.
+// What a call launches: the kernel, its arguments and its shape (clusters
+// of `cluster_ranks` blocks when > 0), or why nothing can run.
 template <class T>
-SoftmaxLaunchResult launch_softmax(const SoftmaxCall& call, cudaStream_t stream) {
-  SoftmaxArgs<T> a = softmax_args<T>(call);
+struct SoftmaxLaunchPlan {
+  SoftmaxLaunchResult result;  // the algorithm; an error or a refusal: no launch
+  SoftmaxKernel<T> kernel = nullptr;
+  SoftmaxArgs<T> args;
+  int blocks = 0;
+  int threads = 0;
+  int64_t smem_bytes = 0;
+  int cluster_ranks = 0;
+};
+
+// The one dispatch's plan: the algorithm from the shape and row length
+// (choose_softmax_for_shape), then that algorithm's variant and launch shape
+// for the current device. Launches nothing (softmax_selected_algorithm asks
+// it alone); the block and cluster choices still ask the occupancy
+// calculator, and raise a kernel's dynamic shared memory limit where needed.
+template <class T>
+SoftmaxLaunchPlan<T> plan_softmax(const SoftmaxCall& call) {
+  SoftmaxLaunchPlan<T> p;
+  SoftmaxArgs<T>& a = p.args;
+  SoftmaxLaunchResult& r = p.result;
+  a = softmax_args<T>(call);
   const int64_t rows = a.layout.rows, cols = a.layout.cols;
   constexpr int kElem = static_cast<int>(sizeof(T));
 
-  SoftmaxLaunchResult r;
   DeviceLimits dev;  // cached per device (device_limits.h)
-  if ((r.error = current_device_limits(&dev)) != cudaSuccess) return r;
+  if ((r.error = current_device_limits(&dev)) != cudaSuccess) return p;
   const int64_t per_col = block_cache_bytes_per_col(call.backward, kElem);
   const int64_t capacity = dev.smem_optin - kBlockStaticSmemSlack;
   // Clusters are asked about only for rows one block cannot cache.
@@ -547,15 +565,15 @@ SoftmaxLaunchResult launch_softmax(const SoftmaxCall& call, cudaStream_t stream)
       call.backward ? &softmax_backward_cluster_kernel<T> : &softmax_forward_cluster_kernel<T>;
   int max_ranks = 0;
   if (call.requested == SoftmaxAlgorithm::cluster_per_row ||
-      (call.requested == SoftmaxAlgorithm::automatic && cols > kWarpMaxCols &&
-       !block_cache_fits(cols, per_col, capacity)))
-    if ((r.error = max_cluster_ranks<T>(cluster_kernel, dev, &max_ranks)) != cudaSuccess) return r;
+      (call.requested == SoftmaxAlgorithm::automatic && a.layout.inner == 1 &&
+       cols > kWarpMaxCols && !block_cache_fits(cols, per_col, capacity)))
+    if ((r.error = max_cluster_ranks<T>(cluster_kernel, dev, &max_ranks)) != cudaSuccess) return p;
   const SoftmaxChoice choice = choose_softmax_for_shape(
       call.requested, a.layout.inner, a.layout.has_mask || a.layout.causal, cols, per_col,
       capacity, full_pack_width(kElem), max_ranks);
   r.algorithm = choice.algorithm;
   r.refusal = choice.refusal;
-  if (r.refusal != nullptr) return r;
+  if (r.refusal != nullptr) return p;
 
   if (choice.algorithm == SoftmaxAlgorithm::middle_dim) {
     a.vectorized = middle_args_vectorized(a, call.backward);
@@ -565,28 +583,24 @@ SoftmaxLaunchResult launch_softmax(const SoftmaxCall& call, cudaStream_t stream)
     const int64_t columns = rows * groups;
     a.middle =
         plan_middle_dim(columns, cols, static_cast<int64_t>(dev.sm_count) * dev.threads_per_sm);
-    if (call.dry_run) return r;
     const int64_t tiles = (columns + a.middle.x - 1) / a.middle.x;
-    const int blocks = softmax_grid(tiles, dev.sm_count, dev.threads_per_sm / a.middle.threads(),
-                                    kMiddleWaves);
-    const SoftmaxKernel<T> kernel = call.backward ? &softmax_backward_middle_kernel<T>
-                                                  : &softmax_forward_middle_kernel<T>;
-    r.error = launch_softmax_kernel<T>(kernel, blocks, a.middle.threads(), 0, a, stream);
-    return r;
+    p.kernel =
+        call.backward ? &softmax_backward_middle_kernel<T> : &softmax_forward_middle_kernel<T>;
+    p.threads = a.middle.threads();
+    p.blocks = softmax_grid(tiles, dev.sm_count, dev.threads_per_sm / p.threads, kMiddleWaves);
+    return p;
   }
 
   if (choice.algorithm == SoftmaxAlgorithm::warp_per_row) {
     const int index = warp_config_index(cols);
     const WarpConfig cfg = warp_config_for_span(index, kElem);
     a.vectorized = warp_args_vectorized(a, cfg, call.backward);
-    if (call.dry_run) return r;
     const int64_t groups = (rows + cfg.rows_per_block() - 1) / cfg.rows_per_block();
-    const int blocks =
+    p.kernel = warp_kernels<T>(call.backward, std::make_integer_sequence<int, kWarpConfigs>{})[index];
+    p.threads = kWarpBlockThreads;
+    p.blocks =
         softmax_grid(groups, dev.sm_count, dev.threads_per_sm / kWarpBlockThreads, kWarpWaves);
-    const auto kernels =
-        warp_kernels<T>(call.backward, std::make_integer_sequence<int, kWarpConfigs>{});
-    r.error = launch_softmax_kernel<T>(kernels[index], blocks, kWarpBlockThreads, 0, a, stream);
-    return r;
+    return p;
   }
 
   if (choice.algorithm == SoftmaxAlgorithm::block_per_row) {
@@ -594,18 +608,18 @@ SoftmaxLaunchResult launch_softmax(const SoftmaxCall& call, cudaStream_t stream)
     const auto kernels = block_kernels<T>(call.backward);
     int active[kBlockCandidates];
     if ((r.error = block_occupancy<T>(kernels, bytes, dev.smem_optin, active)) != cudaSuccess)
-      return r;
+      return p;
     const int best = choose_block_threads(active);
     if (best >= 0) {
-      if (call.dry_run) return r;
-      const int blocks = softmax_grid(rows, dev.sm_count, active[best], 1);
-      r.error = launch_softmax_kernel<T>(kernels[best], blocks, kBlockThreadCandidates[best], bytes,
-                                         a, stream);
-      return r;
+      p.kernel = kernels[best];
+      p.threads = kBlockThreadCandidates[best];
+      p.blocks = softmax_grid(rows, dev.sm_count, active[best], 1);
+      p.smem_bytes = bytes;
+      return p;
     }
     if (call.requested == SoftmaxAlgorithm::block_per_row) {
       r.refusal = "block_per_row: no block size fits the row's cache on this device";
-      return r;
+      return p;
     }
     r.algorithm = SoftmaxAlgorithm::streaming;  // fits by size, yet no block is resident
   }
@@ -615,33 +629,48 @@ SoftmaxLaunchResult launch_softmax(const SoftmaxCall& call, cudaStream_t stream)
     int64_t cache_bytes[kClusterSizeCandidates];
     if ((r.error = cluster_occupancy<T>(cluster_kernel, cols, per_col, max_ranks, dev.smem_optin,
                                         active, cache_bytes)) != cudaSuccess)
-      return r;
+      return p;
     const int best = choose_cluster_size(rows, active);
     if (best >= 0) {
-      if (call.dry_run) return r;
-      const int clusters = static_cast<int>(rows < active[best] ? rows : active[best]);
-      cudaLaunchAttribute attribute;
-      const cudaLaunchConfig_t config =
-          cluster_config(clusters, kClusterSizes[best], cache_bytes[best], stream, attribute);
-      r.error = cudaLaunchKernelEx(&config, cluster_kernel, a);
-      return r;
+      p.kernel = cluster_kernel;
+      p.cluster_ranks = kClusterSizes[best];
+      p.blocks = static_cast<int>(rows < active[best] ? rows : active[best]);  // clusters
+      p.threads = kClusterBlockThreads;
+      p.smem_bytes = cache_bytes[best];
+      return p;
     }
     if (call.requested == SoftmaxAlgorithm::cluster_per_row) {
       r.refusal = "cluster_per_row: no cluster holding the row is resident on this device";
-      return r;
+      return p;
     }
     r.algorithm = SoftmaxAlgorithm::streaming;  // fits by size, yet no cluster is resident
   }
 
-  const SoftmaxKernel<T> kernel =
+  p.kernel =
       call.backward ? &softmax_backward_streaming_kernel<T> : &softmax_forward_streaming_kernel<T>;
   int active = 0;
   r.error = cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-      &active, reinterpret_cast<const void*>(kernel), kStreamingBlockThreads, 0);
-  if (r.error != cudaSuccess || call.dry_run) return r;
-  const int blocks = softmax_grid(rows, dev.sm_count, active, 1);
-  r.error = launch_softmax_kernel<T>(kernel, blocks, kStreamingBlockThreads, 0, a, stream);
-  return r;
+      &active, reinterpret_cast<const void*>(p.kernel), kStreamingBlockThreads, 0);
+  p.threads = kStreamingBlockThreads;
+  p.blocks = softmax_grid(rows, dev.sm_count, active, 1);
+  return p;
+}
+
+// Plans the call, then launches what the plan says.
+template <class T>
+SoftmaxLaunchResult launch_softmax(const SoftmaxCall& call, cudaStream_t stream) {
+  SoftmaxLaunchPlan<T> p = plan_softmax<T>(call);
+  if (p.result.error != cudaSuccess || p.result.refusal != nullptr) return p.result;
+  if (p.cluster_ranks > 0) {
+    cudaLaunchAttribute attribute;
+    const cudaLaunchConfig_t config =
+        cluster_config(p.blocks, p.cluster_ranks, p.smem_bytes, stream, attribute);
+    p.result.error = cudaLaunchKernelEx(&config, p.kernel, p.args);
+  } else {
+    p.result.error =
+        launch_softmax_kernel<T>(p.kernel, p.blocks, p.threads, p.smem_bytes, p.args, stream);
+  }
+  return p.result;
 }
 
 }  // namespace cuact::detail

@@ -21,7 +21,6 @@ struct SoftmaxCall {
   const void* mask = nullptr;  // forward only
   SoftmaxLayout layout;
   SoftmaxAlgorithm requested = SoftmaxAlgorithm::automatic;
-  bool dry_run = false;  // choose the algorithm, launch nothing
 };
 
 struct SoftmaxLaunchResult {
@@ -39,5 +38,10 @@ SoftmaxCall make_softmax_call(Direction direction, const Softmax& op, const void
 SoftmaxLaunchResult launch_softmax_f32(const SoftmaxCall& call, cudaStream_t stream);
 SoftmaxLaunchResult launch_softmax_f16(const SoftmaxCall& call, cudaStream_t stream);
 SoftmaxLaunchResult launch_softmax_bf16(const SoftmaxCall& call, cudaStream_t stream);
+
+// The algorithm the call would run (its plan alone; nothing is launched).
+SoftmaxLaunchResult plan_softmax_f32(const SoftmaxCall& call);
+SoftmaxLaunchResult plan_softmax_f16(const SoftmaxCall& call);
+SoftmaxLaunchResult plan_softmax_bf16(const SoftmaxCall& call);
 
 }  // namespace cuact::detail

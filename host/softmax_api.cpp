@@ -46,6 +46,14 @@ detail::SoftmaxLaunchResult launch(DType dtype, const detail::SoftmaxCall& call,
   }
 }
 
+detail::SoftmaxLaunchResult plan(DType dtype, const detail::SoftmaxCall& call) {
+  switch (dtype) {
+    case DType::f16: return detail::plan_softmax_f16(call);
+    case DType::bf16: return detail::plan_softmax_bf16(call);
+    default: return detail::plan_softmax_f32(call);
+  }
+}
+
 Status status_of(const detail::SoftmaxLaunchResult& r) {
   if (r.error != cudaSuccess)
     return detail::status_from_cuda(r.error, "launching the softmax kernel failed");
@@ -72,8 +80,8 @@ Status softmax(Direction direction, const Softmax& op, DType dtype, const void* 
 Status softmax_selected_algorithm(Direction direction, const Softmax& op, DType dtype,
                                   const SoftmaxShape& shape, SoftmaxAlgorithm* chosen) {
   if (chosen == nullptr) return {StatusCode::null_pointer, "chosen is null"};
-  // The checks of a one-row (one-o) call with dense strides; the dry run
-  // reads no pointer.
+  // The checks of a one-row (one-o) call with dense strides; the plan reads
+  // no pointer.
   alignas(16) static const char kDummy[16] = {};
   const Softmax unmasked = op.with_mask(nullptr);
   const SoftmaxShape one = SoftmaxShape::middle(1, shape.dim, shape.inner);
@@ -81,10 +89,9 @@ Status softmax_selected_algorithm(Direction direction, const Softmax& op, DType 
                                             const_cast<char*>(kDummy), one);
       !s.ok())
     return s;
-  detail::SoftmaxCall call = detail::make_softmax_call(direction, unmasked, kDummy, kDummy,
-                                                       const_cast<char*>(kDummy), one);
-  call.dry_run = true;
-  const detail::SoftmaxLaunchResult r = launch(dtype, call, nullptr);
+  const detail::SoftmaxCall call = detail::make_softmax_call(direction, unmasked, kDummy, kDummy,
+                                                             const_cast<char*>(kDummy), one);
+  const detail::SoftmaxLaunchResult r = plan(dtype, call);
   if (Status s = status_of(r); !s.ok()) return s;
   *chosen = r.algorithm;
   return {};
