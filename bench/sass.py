@@ -10,6 +10,10 @@ against (README.md, "Static throughput model"):
   128-bit global loads and 128-bit global stores (the innermost such loop).
 - Inside it, every instruction on the counted path is counted once per trip,
   predicated ones included (a predicated-off instruction still issues).
+- A BRA.DIV falls through: it is the compiler's convergence test before a
+  warp-synchronous instruction (SHFL), and the fallback it jumps to runs
+  only in a divergent warp (the kernels' shuffles run converged). The
+  fallback code is left out of the control flow, and so out of every loop.
 - At a conditional branch the counted path takes:
     * one side only, when the other is a slow path: it calls a subroutine
       (CALL, e.g. the IEEE-division slow path), or the branch predicate comes
@@ -329,7 +333,11 @@ class Cfg:
         for blk in self.blocks:
             last = blk.last
             nxt = blk.index + 1 if blk.index + 1 < len(self.blocks) else None
-            if last.base in ("BRA", "JMP"):
+            if last.op == "BRA.DIV":  # the converged warp falls through (module docstring)
+                if nxt is not None:
+                    blk.succs.append(nxt)
+                    blk.kinds.append("fall")
+            elif last.base in ("BRA", "JMP"):
                 t = last.branch_target()
                 tb = self.block_of_addr.get(t) if t is not None else None
                 if last.conditional and nxt is not None:
@@ -365,10 +373,21 @@ class Loop:
 
 
 def find_loops(cfg: Cfg) -> List[Loop]:
-    """Natural loops, one per header (back edges: to a block at or before the source)."""
+    """Natural loops, one per header (back edges: to a block at or before the
+    source), among the blocks reachable from the entry."""
     preds = cfg.preds()
+    reachable = {0}
+    stack = [0]
+    while stack:
+        for s in cfg.blocks[stack.pop()].succs:
+            if s not in reachable:
+                reachable.add(s)
+                stack.append(s)
+    preds = {n: [p for p in ps if p in reachable] for n, ps in preds.items()}
     by_header: Dict[int, Loop] = {}
     for b in cfg.blocks:
+        if b.index not in reachable:
+            continue
         for s in b.succs:
             if cfg.blocks[s].start <= b.start:
                 body = {s, b.index}

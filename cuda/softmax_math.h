@@ -22,12 +22,28 @@ namespace cuact::detail {
 
 using device::is_inf;
 using device::is_nan;
+using device::max_nan;  // NaN from either side (one FMNMX.NAN on the device)
 using device::reciprocal_at_least_1;
 
-// ---------------------------------------------------------------- operators
+// ---------------------------------------------------------------- the forward's exp and log
 
-// max that propagates NaN from either side.
-CUACT_HD float max_nan(float a, float b) { return (a > b || is_nan(a)) ? a : b; }
+inline constexpr float kLog2e = 1.4426950408889634f;
+inline constexpr float kLn2 = 0.6931471805599453f;
+
+// exp(d) for the forward's terms, d = z - shift <= 8 (d <= 0 but in the
+// online sums): the hardware 2^x of d*log2(e), two instructions after the
+// subtraction (ex2.approx.ftz). Its error, 2^-22 relative plus about
+// 1.4*|d|*2^-24 from d's and the product's roundings, lies inside the
+// accuracy rule's allowance (64 fp32 roundings of |z| + |M|); results below
+// 2^-126 flush to 0, inside its floor. -inf gives 0, NaN gives NaN; d <= 8
+// never overflows. (Backward's exp(y) keeps expf: its rule has no |y| term.)
+CUACT_HD float exp_approx(float d) { return device::exp2_ftz(d * kLog2e); }
+
+// log(sum) for a row's sum >= 1 (the max term is 1): the hardware log2
+// (lg2.approx.ftz, within 2^-22.6 absolute) times ln 2; inf and NaN pass.
+CUACT_HD float log_of_sum(float sum) { return device::log2_approx(sum) * kLn2; }
+
+// ---------------------------------------------------------------- operators
 
 struct MaxNanOp {
   CUACT_HD float operator()(float a, float b) const { return max_nan(a, b); }
@@ -99,7 +115,7 @@ CUACT_HD RowNormalizer make_normalizer(float shift, float sum, bool log) {
   n.shift = shift;
   if (sum == 0.0f) return n;
   if (log)
-    n.log_sum = logf(sum);
+    n.log_sum = log_of_sum(sum);
   else
     n.inv_sum = reciprocal_at_least_1(sum) /* a row sum is >= 1 */;
   return n;
@@ -129,7 +145,7 @@ CUACT_HD float lane_exp_sum(float (&v)[C], float shift, bool log) {
   float e[C];
   CUACT_UNROLL
   for (int i = 0; i < C; ++i) {
-    e[i] = expf(v[i] - shift);
+    e[i] = exp_approx(v[i] - shift);
     if (!log) v[i] = e[i];
   }
   return tree_sum(e);
@@ -166,12 +182,12 @@ struct OnlineSoftmax {
     for (int q = 0; q < N; ++q) m = max_nan(m, z[q]);
     if (m == -INFINITY) return;                // every value -inf: adds 0
     if (!(m <= ref + kOnlineRescaleMargin)) {  // first finite value, a big rise, or NaN
-      sum.scale(expf(ref - m));                // 0 when ref was -inf
+      sum.scale(exp_approx(ref - m));          // 0 when ref was -inf
       ref = m;
     }
     float e[N];
     CUACT_UNROLL
-    for (int q = 0; q < N; ++q) e[q] = expf(z[q] - ref);
+    for (int q = 0; q < N; ++q) e[q] = exp_approx(z[q] - ref);
     sum.add(tree_sum(e));
   }
   CUACT_HD MaxSum result() const { return {ref, sum.value()}; }
@@ -182,8 +198,8 @@ struct OnlineSoftmax {
 CUACT_HD MaxSum combine_max_sum(const MaxSum& a, const MaxSum& b) {
   const float m = max_nan(a.max, b.max);
   if (m == -INFINITY) return {m, 0.0f};
-  const float sa = a.max == m ? a.sum : a.sum * expf(a.max - m);
-  const float sb = b.max == m ? b.sum : b.sum * expf(b.max - m);
+  const float sa = a.max == m ? a.sum : a.sum * exp_approx(a.max - m);
+  const float sb = b.max == m ? b.sum : b.sum * exp_approx(b.max - m);
   return {m, sa + sb};
 }
 

@@ -134,7 +134,7 @@ CUACT_HD float block_forward_exp_sum(const PackPlan& plan, int thread, int threa
   constexpr int W = full_pack_width(sizeof(T));
   CompensatedSum sum;
   auto exponentiate = [&](int64_t s) {
-    const float e = expf(cache[s] - shift);
+    const float e = exp_approx(cache[s] - shift);
     if (!log) cache[s] = e;
     return e;
   };
@@ -250,7 +250,7 @@ CUACT_HD void streaming_forward_store(const ForwardSource<T>& src, const RowSink
                                       const PackPlan& plan, int thread, int threads,
                                       const RowNormalizer& n, bool log) {
   constexpr int W = full_pack_width(sizeof(T));
-  auto output = [&](float z) { return softmax_output(log ? z : expf(z - n.shift), n, log); };
+  auto output = [&](float z) { return softmax_output(log ? z : exp_approx(z - n.shift), n, log); };
   for_each_row_item(
       plan, thread, threads,
       [&](int64_t p) {

@@ -157,6 +157,26 @@ class Branches(unittest.TestCase):
         self.assertEqual(p.counts["fma"], 1)
 
 
+class ConvergedShuffles(unittest.TestCase):
+    def test_bra_div_counts_the_converged_side(self):
+        # The compiler's convergence test before a shuffle: BRA.DIV to a
+        # fallback (WARPSYNC.COLLECTIVE, SHFL, ENDCOLLECTIVE, then back), the
+        # fall-through is the plain SHFL. Counted: the converged side only,
+        # and the fallback's jump back makes no loop.
+        #  0 S2R  1 LDG  2 BRA.DIV->9  3 SHFL  4 FADD  5 ISETP  6 STG  7 @!P0 BRA->1  8 EXIT
+        #  9 WARPSYNC 10 SHFL 11 ENDCOLLECTIVE 12 MOV 13 BRA->4
+        lines = ["S2R R0, SR_TID.X", "LDG.E.128 R4, desc[UR4][R2.64]",
+                 f"BRA.DIV UR4, {addr(9)}", "SHFL.BFLY PT, R9, R4, 0x1, 0x1f", "FADD R4, R4, R9",
+                 "ISETP.GE.AND P0, PT, R2, R8, PT", "STG.E.128 desc[UR4][R10.64], R4",
+                 f"@!P0 BRA {addr(1)}", "EXIT",
+                 f"WARPSYNC.COLLECTIVE R12, {addr(11)}", "SHFL.BFLY P1, R9, R4, 0x1, 0x1f",
+                 "ENDCOLLECTIVE", "MOV R9, R9", f"BRA {addr(4)}"]
+        _, _, p = loop_path(lines)
+        # LDG, BRA.DIV, SHFL, FADD, ISETP, STG, BRA: 7 issued per trip.
+        self.assertEqual(p.counts["issue"], 7)
+        self.assertEqual(len(sass.find_loops(sass.Cfg(sass.parse_sass(function(lines))["kernel"]))), 1)
+
+
 class AlignmentFromLop3(unittest.TestCase):
     def test_a_predicate_set_by_lop3_is_an_alignment_test(self):
         # LOP3.LUT P1, RZ, x, 0x3, RZ, 0xc0: P1 = (x & 3) != 0, false when
