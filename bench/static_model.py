@@ -190,15 +190,20 @@ def classify(mangled: str, name: str) -> Kernel:
             k.forms = [("fused", "rrelu training", n * e, ins)] if random else \
                 [("fused", "prelu", n * e, ins), ("fused", "rrelu eval", n * e, ins)]
         return k
-    m = re.match(r"void cuact::detail::softmax_(forward|backward)_(warp|block|streaming|cluster)_kernel<"
+    m = re.match(r"void cuact::detail::softmax_(forward|backward)_(register|block|streaming|cluster)_kernel<"
                  r"([^,>]+)(?:, (\d+))?>\(", name)
     if m:
         k.family, k.dtype = "softmax", DTYPE_OF.get(m.group(3), m.group(3))
         k.direction = m.group(1)
-        k.op = {"warp": "warp_per_row", "block": "block_per_row", "streaming": "streaming",
+        k.op = {"register": "warp_per_row", "block": "block_per_row", "streaming": "streaming",
                 "cluster": "cluster_per_row"}[m.group(2)]
+        if m.group(2) == "register" and int(m.group(4)) > 10:
+            # Past 1024 columns a register kernel is block_per_row's variant
+            # that keeps the row in the block's registers.
+            k.op, k.detail = "block_per_row", "registers"
         k.in_streams = 1 if k.direction == "forward" else 2
-        k.softmax = {"algorithm": k.op, "param": int(m.group(4)) if m.group(4) else None}
+        k.softmax = {"algorithm": "registers" if m.group(2) == "register" else k.op,
+                     "param": int(m.group(4)) if m.group(4) else None}
         return k
     return k
 
@@ -344,7 +349,7 @@ def softmax_rows(k: Kernel, regs: int, static_smem: int, threads: int) -> List[d
     per_col = 4 if k.direction == "forward" else 2 * e
     out = []
     alg = k.softmax["algorithm"]
-    if alg == "warp_per_row":
+    if alg == "registers":  # warp_per_row and block_per_row's register variants: one row length, the span
         span = 1 << k.softmax["param"]
         if span >= 32:
             out.append({"cols": span, "per_thread": None, "ranks": 1, "smem": 0})
@@ -467,9 +472,10 @@ def analyze_kernel(k: Kernel, instrs: List[sass.Instr], res: Dict[str, int], max
 
 def softmax_dispatch(rows: List[dict]) -> List[dict]:
     """For each dtype, direction and row length, the row of the algorithm the
-    automatic dispatch picks: warp per row up to 1024 columns, then the block
-    size with the most resident threads whose cache fits, then the cluster,
-    then streaming."""
+    automatic dispatch picks for rows of whole packs: warp per row up to 1024
+    columns, block per row in registers up to 16384, then the shared-memory
+    block size with the most resident threads whose cache fits, then the
+    cluster, then streaming."""
     out = []
     by_key: Dict[Tuple[str, str, int], List[dict]] = {}
     for r in rows:
@@ -479,6 +485,9 @@ def softmax_dispatch(rows: List[dict]) -> List[dict]:
         pick = None
         if cols <= 1024:
             pick = next((c for c in cands if c["op"] == "warp_per_row"), None)
+        if pick is None:  # rows of whole packs up to 16384 columns: in registers
+            pick = next((c for c in cands if c["op"] == "block_per_row"
+                         and c.get("detail") == "registers"), None)
         if pick is None:
             blocks = [c for c in cands if c["op"] == "block_per_row" and c["resident_threads"] > 0]
             if blocks:
@@ -597,7 +606,8 @@ def table_row(r: dict) -> str:
     name = r["op"] if r["family"] == "elementwise" else f"{r['op']}<{r['detail']}>" if r.get("detail") else r["op"]
     if r["family"] == "softmax":
         name = f"{r['op']} cols={r['cols']}" + (f" B={r['block_threads']}" if r["op"] != "warp_per_row" else "") + \
-            (f" x{r['cluster_ranks']}" if r["op"] == "cluster_per_row" else "")
+            (f" x{r['cluster_ranks']}" if r["op"] == "cluster_per_row" else "") + \
+            (" registers" if r.get("detail") == "registers" else "")
     return (f"| {name} | {r['dtype']} | {r['direction']} | {r.get('form', '')} | {pipe_cell(r['per_element'])} "
             f"| {r['registers']} | {r['resident_threads']} | {r['loads_in_flight']}/{r['loads_per_trip']} "
             f"| {fmt(r['fraction_H100'])} | {fmt(r['fraction_H200'])} | {r['binding_H200']} "

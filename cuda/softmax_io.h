@@ -79,7 +79,7 @@ struct SoftmaxArgs {
 };
 
 // The kernels' arguments for a call (host). `vectorized` is set for
-// warp_per_row by warp_args_vectorized.
+// warp_per_row by register_args_vectorized.
 template <class T>
 SoftmaxArgs<T> softmax_args(const SoftmaxCall& call) {
   SoftmaxArgs<T> a;
@@ -96,7 +96,7 @@ SoftmaxArgs<T> softmax_args(const SoftmaxCall& call) {
 
 // warp_per_row takes packs when every buffer's rows start on a pack boundary.
 template <class T>
-bool warp_args_vectorized(const SoftmaxArgs<T>& a, const WarpConfig& cfg, bool backward) {
+bool register_args_vectorized(const SoftmaxArgs<T>& a, const RegisterConfig& cfg, bool backward) {
   const SoftmaxLayout& l = a.layout;
   std::uintptr_t addresses[3] = {reinterpret_cast<std::uintptr_t>(a.in),
                                  reinterpret_cast<std::uintptr_t>(a.out), 0};
@@ -109,7 +109,7 @@ bool warp_args_vectorized(const SoftmaxArgs<T>& a, const WarpConfig& cfg, bool b
     addresses[count] = reinterpret_cast<std::uintptr_t>(a.mask);
     strides[count++] = l.mask_stride;
   }
-  return warp_rows_vectorizable(cfg, l.cols, static_cast<int>(sizeof(T)), addresses, strides,
+  return register_rows_vectorizable(cfg, l.cols, static_cast<int>(sizeof(T)), addresses, strides,
                                 count);
 }
 
@@ -118,13 +118,16 @@ template <class T>
 struct ForwardSource {
   const T* x;
   const T* mask;  // this row's mask, or null
+  bool masked;    // the call has a mask (a kernel argument: a uniform test)
   int64_t visible;
   float scale;
 
-  CUACT_HD ForwardSource(const SoftmaxArgs<T>& a, int64_t row) {
-    const SoftmaxRowSpec spec = softmax_row_spec(a.layout, row);
+  CUACT_HD ForwardSource(const SoftmaxArgs<T>& a, int64_t row)
+      : ForwardSource(a, row, softmax_row_spec(a.layout, row)) {}
+  CUACT_HD ForwardSource(const SoftmaxArgs<T>& a, int64_t row, const SoftmaxRowSpec& spec) {
     x = a.in + row * a.layout.in_stride;
-    mask = spec.mask_row >= 0 ? a.mask + spec.mask_row * a.layout.mask_stride : nullptr;
+    masked = a.layout.has_mask;
+    mask = masked ? a.mask + spec.mask_row * a.layout.mask_stride : nullptr;
     visible = spec.visible;
     scale = a.scale;
   }
@@ -155,23 +158,38 @@ struct ForwardSource {
       z[q] = col + q < visible ? softmax_input(scale, to_float(xv.v[q]), m[q]) : -INFINITY;
   }
 
-  // warp_per_row (cols <= kWarpMaxCols, so 32-bit columns): the pack at
-  // `col`, or padding (-inf) when it lies past the row (in_row false). The
-  // loads are unconditional, so that a lane issues all of its packs before
-  // it uses any: a pack that is past the row, or wholly hidden, reads the
-  // row's first pack instead (always there: cols >= N) and is discarded.
+  // The register kernels (cols <= kRegisterMaxCols, so 32-bit columns)
+  // read a lane's packs in three steps, so that a lane issues every load
+  // before any math. lane_shown: how many columns of the pack at `col`
+  // take part (<= 0: none; in_row false: the pack is padding past the row,
+  // or the row is one past the last). lane_loads: unconditional loads, so
+  // that no bounds branch lies between them; a pack that shows nothing
+  // reads the row's first pack instead (always there: cols >= N, and the
+  // source of an inactive row is built on a real row). lane_inputs: z, or
+  // -inf where hidden (the mask's test is uniform, one per call; the
+  // visibility test one compare and select per element).
+  CUACT_HD int lane_shown(int col, bool in_row) const {
+    return in_row ? static_cast<int>(visible) - col : 0;  // visible <= cols
+  }
   template <int N>
-  CUACT_HD void warp_pack(int col, bool in_row, float (&z)[N]) const {
-    const int shown = in_row ? static_cast<int>(visible) - col : 0;  // visible <= cols
+  CUACT_HD void lane_loads(int col, int shown, SoftmaxPack<T, N>& xv,
+                           SoftmaxPack<T, N>& mv) const {
     const int at = shown > 0 ? col : 0;
-    const SoftmaxPack<T, N> xv = load_softmax_pack<T, N>(x + at);
-    SoftmaxPack<T, N> mv{};
-    if (mask) mv = load_softmax_pack<T, N>(mask + at);
-    CUACT_UNROLL
-    for (int q = 0; q < N; ++q) {
-      const float m = mask ? to_float(mv.v[q]) : 0.0f;
-      z[q] = q < shown ? softmax_input(scale, to_float(xv.v[q]), m) : -INFINITY;
+    xv = load_softmax_pack<T, N>(x + at);
+    if (masked) mv = load_softmax_pack<T, N>(mask + at);
+  }
+  template <int N>
+  CUACT_HD void lane_inputs(const SoftmaxPack<T, N>& xv, const SoftmaxPack<T, N>& mv, int shown,
+                            float (&z)[N]) const {
+    if (masked) {
+      CUACT_UNROLL
+      for (int q = 0; q < N; ++q) z[q] = softmax_input(scale, to_float(xv.v[q]), to_float(mv.v[q]));
+    } else {
+      CUACT_UNROLL
+      for (int q = 0; q < N; ++q) z[q] = scale * to_float(xv.v[q]);  // = s*x + 0 but for -0
     }
+    CUACT_UNROLL
+    for (int q = 0; q < N; ++q) z[q] = q < shown ? z[q] : -INFINITY;
   }
 
   // Makes column `first` of the row column 0 (a cluster block's slice).
@@ -225,9 +243,9 @@ struct BackwardSource {
   }
 
   // warp_per_row: the pack at `col`, or padding (y = dy = 0) past the row;
-  // unconditional loads as ForwardSource::warp_pack.
+  // unconditional loads as ForwardSource::lane_loads.
   template <int N>
-  CUACT_HD void warp_pack(int col, bool in_row, float (&yv)[N], float (&dyv)[N]) const {
+  CUACT_HD void lane_pack(int col, bool in_row, float (&yv)[N], float (&dyv)[N]) const {
     const int at = in_row ? col : 0;
     float a[N], b[N];
     pack<N>(at, a, b);

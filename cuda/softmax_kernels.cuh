@@ -5,8 +5,10 @@
 // templates are only what speed needs: the dtype, the warp variant (lanes
 // and registers per row), the block size.
 //
-//   warp_per_row   softmax_{forward,backward}_warp_kernel<T, log2 row span>   11 + 11
+//   warp_per_row   softmax_{forward,backward}_register_kernel<T, log2 span>  11 + 11
+//     block_per_row, rows of <= 16384 in registers: the same, spans 2^11..2^14  4 + 4
 //   block_per_row  softmax_{forward,backward}_block_kernel<T, threads>        4 + 4
+//     (rows cached in shared memory)
 //   streaming      softmax_{forward,backward}_streaming_kernel<T>             1 + 1
 //   cluster_per_row softmax_{forward,backward}_cluster_kernel<T>              1 + 1 (sm_90+)
 //   middle_dim     softmax_{forward,backward}_middle_kernel<T>               1 + 1
@@ -29,15 +31,40 @@ namespace cuact::detail {
 
 // ---------------------------------------------------------------- reductions
 
-// All-reduce over the G lanes of a row group (xor butterfly: every lane ends
-// with the same value). All 32 lanes of the warp must call it.
-template <int G, class Op>
-__device__ __forceinline__ float group_all_reduce(float v, Op op) {
-  CUACT_UNROLL
-  for (int offset = G / 2; offset > 0; offset /= 2)
-    v = op(v, __shfl_xor_sync(0xffffffffu, v, offset, G));
-  return v;
-}
+// All-reduce over the G lanes of a register kernel's row group; every lane
+// ends with the same value (an xor butterfly of a commutative op gives
+// every lane the same operands in the same order). G <= 32: the butterfly
+// within the warp (all 32 lanes of the warp call it). G > 32 (the group is
+// the block): each warp's butterfly, then every warp's butterfly over the
+// warps' values from shared memory, lane l taking warp l % kWarps's. Two
+// sets of slots alternate (turn): a set is written again only two
+// reductions later, after every thread has passed the barrier that follows
+// its reads of the set. One barrier a reduction.
+template <int G>
+struct GroupReduce {
+  static constexpr int kWarps = G > 32 ? G / 32 : 1;
+  float (*slots)[kWarps];  // __shared__ float[2][kWarps] (unused for G <= 32)
+  int turn = 0;
+
+  template <class Op>
+  __device__ __forceinline__ float all(float v, Op op) {
+    constexpr int kLanes = G < 32 ? G : 32;
+    CUACT_UNROLL
+    for (int offset = kLanes / 2; offset > 0; offset /= 2)
+      v = op(v, __shfl_xor_sync(0xffffffffu, v, offset, kLanes));
+    if constexpr (G > 32) {
+      float* s = slots[turn];
+      turn ^= 1;
+      if (threadIdx.x % 32 == 0) s[threadIdx.x / 32] = v;
+      __syncthreads();
+      v = s[threadIdx.x % kWarps];
+      CUACT_UNROLL
+      for (int offset = kWarps / 2; offset > 0; offset /= 2)
+        v = op(v, __shfl_xor_sync(0xffffffffu, v, offset, kWarps));
+    }
+    return v;
+  }
+};
 
 // All-reduce over the block with CUB, the result broadcast through `slot`.
 // Ends with a barrier, so temp and slot may be reused at once.
@@ -58,69 +85,89 @@ __device__ __forceinline__ V* softmax_row_cache() {
   return reinterpret_cast<V*>(cuact_softmax_row_cache);
 }
 
-// ---------------------------------------------------------------- warp_per_row
+// ---------------------------------------------------------------- rows in registers
+// (warp_per_row, and block_per_row up to kRegisterMaxCols)
 
-// The lanes of a warp work on 32/G rows at once (a row group of G lanes
-// each): body(row, active, lane) runs for each row a lane's group owns, rows
-// past the end included (inactive), so every lane reaches the shuffles.
+// A block's row groups (RegisterConfig) work on rows_per_block() rows at
+// once: body(row, active, lane, walk) runs for each row a lane's group
+// owns, rows past the end included (inactive), so every lane of a warp
+// (G <= 32) or of the block (G > 32) reaches the reductions. A lane's row
+// advances by gridDim.x * rows_per_block() a trip, the layout's row_step
+// (the launch sets it), along which `walk` follows the row's mask row and
+// causal index (or recomputes it, RegisterConfig::walks_row_spec).
 template <int LOG2_SPAN, class T, class Body>
-__device__ __forceinline__ void for_each_warp_row(const SoftmaxArgs<T>& a, Body&& body) {
-  constexpr int G = warp_config_for_span(LOG2_SPAN, sizeof(T)).lanes;
-  constexpr int kWarps = kWarpBlockThreads / 32;
-  const int lane = threadIdx.x % G;
-  const int group = (threadIdx.x % 32) / G;
-  for_each_row_group(
-      static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32,
-      static_cast<int64_t>(gridDim.x) * kWarps,
-      warp_config_for_span(LOG2_SPAN, sizeof(T)).rows_per_warp(), a.layout.rows,
-      [&](int64_t first_row) {
-        const int64_t row = first_row + group;
-        body(row, row < a.layout.rows, lane);
-      });
+__device__ __forceinline__ void for_each_register_row(const SoftmaxArgs<T>& a, Body&& body) {
+  constexpr RegisterConfig c = register_config_for_span(LOG2_SPAN, sizeof(T));
+  constexpr bool kWalk = c.walks_row_spec();
+  constexpr int kUnits = c.block_threads() / c.unit_threads();  // per block
+  const int lane = threadIdx.x % c.lanes;
+  const int group = (threadIdx.x % c.unit_threads()) / c.lanes;
+  const int64_t first_unit = static_cast<int64_t>(blockIdx.x) * kUnits + threadIdx.x / c.unit_threads();
+  RowSpecWalk walk(a.layout, first_unit * c.rows_per_unit() + group);
+  for_each_row_group(first_unit, static_cast<int64_t>(gridDim.x) * kUnits, c.rows_per_unit(),
+                     a.layout.rows, [&](int64_t first_row) {
+                       const int64_t row = first_row + group;
+                       if constexpr (!kWalk) walk = RowSpecWalk(a.layout, row);
+                       body(row, row < a.layout.rows, lane, walk);
+                       if constexpr (kWalk) walk.advance(a.layout);
+                     });
 }
 
-// Resident blocks the forward warp kernels are compiled for: 8 (at most 64
-// registers a thread) up to 512 columns, 4 (128) at 1024. Left to itself,
-// ptxas keeps up to 168 registers at 1024 columns (384 threads an SM) and
-// may spill a predicate at 512.
-CUACT_HD constexpr int warp_min_blocks(int log2_span) { return log2_span < 10 ? 8 : 4; }
+// Resident blocks the register kernels are compiled for: forward 8 (at
+// most 64 registers a thread) up to 512 columns, 4 (128) at 1024; past 1024
+// columns both directions 64 registers (16384 / span blocks of span / 16
+// threads). Left to itself, ptxas keeps up to 168 registers at 1024 columns
+// (384 threads an SM) and may spill a predicate at 512.
+CUACT_HD constexpr int register_min_blocks(int log2_span, bool backward) {
+  if (log2_span > 10) return kRegisterMaxCols >> log2_span;
+  if (backward) return 1;
+  return log2_span < 10 ? 8 : 4;
+}
+template <class T, int LOG2_SPAN>
+CUACT_HD constexpr int register_block_threads() {
+  return register_config_for_span(LOG2_SPAN, sizeof(T)).block_threads();
+}
 
 template <class T, int LOG2_SPAN>
-__global__ void __launch_bounds__(kWarpBlockThreads, warp_min_blocks(LOG2_SPAN))
-    softmax_forward_warp_kernel(SoftmaxArgs<T> a) {
-  constexpr WarpConfig kCfg = warp_config_for_span(LOG2_SPAN, sizeof(T));
+__global__ void __launch_bounds__(register_block_threads<T, LOG2_SPAN>(),
+                                  register_min_blocks(LOG2_SPAN, false))
+    softmax_forward_register_kernel(SoftmaxArgs<T> a) {
+  constexpr RegisterConfig kCfg = register_config_for_span(LOG2_SPAN, sizeof(T));
   constexpr int G = kCfg.lanes, C = kCfg.cols_per_lane, P = kCfg.pack;
-  for_each_warp_row<LOG2_SPAN>(a, [&](int64_t row, bool active, int lane) {
+  __shared__ float slots[2][GroupReduce<G>::kWarps];
+  GroupReduce<G> reduce{slots};
+  for_each_register_row<LOG2_SPAN>(a, [&](int64_t row, bool active, int lane,
+                                          const RowSpecWalk& walk) {
     float v[C];
-    if (active) {
-      warp_lane_load<G, C, P>(ForwardSource<T>(a, row), lane, a.layout.cols, a.vectorized, v);
-    } else {
-      CUACT_UNROLL
-      for (int i = 0; i < C; ++i) v[i] = -INFINITY;
-    }
-    const float shift = exp_shift(group_all_reduce<G>(lane_max(v), MaxNanOp{}));
-    const float sum = group_all_reduce<G>(lane_exp_sum(v, shift, a.log), SumOp{});
-    lane_outputs(v, make_normalizer(shift, sum, a.log), a.log);
-    if (active) warp_lane_store<G, C, P>(RowSink<T>(a, row), lane, a.layout.cols, a.vectorized, v);
+    const ForwardSource<T> src(a, active ? row : a.layout.rows - 1, walk.spec(a.layout));
+    lane_load<G, C, P>(src, lane, a.layout.cols, a.vectorized, v, active);
+    const float shift = exp_shift(reduce.all(lane_max(v), MaxNanOp{}));
+    const float sum = reduce.all(lane_exp_sum(v, shift, a.log), SumOp{});
+    lane_outputs(v, make_normalizer(shift, sum, a.log));
+    if (active) lane_store<G, C, P>(RowSink<T>(a, row), lane, a.layout.cols, a.vectorized, v);
   });
 }
 
 template <class T, int LOG2_SPAN>
-__global__ void __launch_bounds__(kWarpBlockThreads)
-    softmax_backward_warp_kernel(SoftmaxArgs<T> a) {
-  constexpr WarpConfig kCfg = warp_config_for_span(LOG2_SPAN, sizeof(T));
+__global__ void __launch_bounds__(register_block_threads<T, LOG2_SPAN>(),
+                                  register_min_blocks(LOG2_SPAN, true))
+    softmax_backward_register_kernel(SoftmaxArgs<T> a) {
+  constexpr RegisterConfig kCfg = register_config_for_span(LOG2_SPAN, sizeof(T));
   constexpr int G = kCfg.lanes, C = kCfg.cols_per_lane, P = kCfg.pack;
-  for_each_warp_row<LOG2_SPAN>(a, [&](int64_t row, bool active, int lane) {
+  __shared__ float slots[2][GroupReduce<G>::kWarps];
+  GroupReduce<G> reduce{slots};
+  for_each_register_row<LOG2_SPAN>(a, [&](int64_t row, bool active, int lane,
+                                          const RowSpecWalk&) {
     float y[C], g[C];
     if (active) {
-      warp_lane_load<G, C, P>(BackwardSource<T>(a, row), lane, a.layout.cols, a.vectorized, y, g);
+      lane_load<G, C, P>(BackwardSource<T>(a, row), lane, a.layout.cols, a.vectorized, y, g);
     } else {
       CUACT_UNROLL
       for (int i = 0; i < C; ++i) y[i] = g[i] = 0.0f;
     }
-    const float reduced = group_all_reduce<G>(lane_backward_sum(y, g, a.log), SumOp{});
+    const float reduced = reduce.all(lane_backward_sum(y, g, a.log), SumOp{});
     lane_backward_outputs(y, g, reduced, a.scale, a.log);
-    if (active) warp_lane_store<G, C, P>(RowSink<T>(a, row), lane, a.layout.cols, a.vectorized, g);
+    if (active) lane_store<G, C, P>(RowSink<T>(a, row), lane, a.layout.cols, a.vectorized, g);
   });
 }
 
@@ -142,7 +189,7 @@ __global__ void __launch_bounds__(B) softmax_forward_block_kernel(SoftmaxArgs<T>
     const float local_sum = block_forward_exp_sum<T>(plan, threadIdx.x, B, cache, shift, a.log);
     const RowNormalizer n =
         make_normalizer(shift, block_all_reduce<B>(temp, slot, local_sum, SumOp{}), a.log);
-    block_forward_store(sink, plan, threadIdx.x, B, cache, n, a.log);
+    block_forward_store(sink, plan, threadIdx.x, B, cache, n);
     __syncthreads();  // the next row's plan may give these slots to other threads
   }
 }
@@ -235,7 +282,7 @@ __global__ void __launch_bounds__(kClusterBlockThreads)
     const float block_sum = block_all_reduce<B>(temp, slot, local_sum, SumOp{});
     const RowNormalizer n =
         make_normalizer(shift, cluster_all_reduce(cluster_slots, turn, block_sum, SumOp{}), a.log);
-    block_forward_store(sink, plan, threadIdx.x, B, cache, n, a.log);
+    block_forward_store(sink, plan, threadIdx.x, B, cache, n);
   });
 #endif
 }
@@ -398,10 +445,10 @@ template <class T>
 using SoftmaxKernel = void (*)(SoftmaxArgs<T>);
 
 template <class T, int... L>
-std::array<SoftmaxKernel<T>, kWarpConfigs> warp_kernels(bool backward,
+std::array<SoftmaxKernel<T>, kRegisterConfigs> register_kernels(bool backward,
                                                         std::integer_sequence<int, L...>) {
-  if (backward) return {&softmax_backward_warp_kernel<T, L>...};
-  return {&softmax_forward_warp_kernel<T, L>...};
+  if (backward) return {&softmax_backward_register_kernel<T, L>...};
+  return {&softmax_forward_register_kernel<T, L>...};
 }
 
 template <class T>
@@ -566,7 +613,7 @@ SoftmaxLaunchPlan<T> plan_softmax(const SoftmaxCall& call) {
   int max_ranks = 0;
   if (call.requested == SoftmaxAlgorithm::cluster_per_row ||
       (call.requested == SoftmaxAlgorithm::automatic && a.layout.inner == 1 &&
-       cols > kWarpMaxCols && !block_cache_fits(cols, per_col, capacity)))
+       cols > kRegisterMaxCols && !block_cache_fits(cols, per_col, capacity)))
     if ((r.error = max_cluster_ranks<T>(cluster_kernel, dev, &max_ranks)) != cudaSuccess) return p;
   const SoftmaxChoice choice = choose_softmax_for_shape(
       call.requested, a.layout.inner, a.layout.has_mask || a.layout.causal, cols, per_col,
@@ -591,20 +638,32 @@ SoftmaxLaunchPlan<T> plan_softmax(const SoftmaxCall& call) {
     return p;
   }
 
-  if (choice.algorithm == SoftmaxAlgorithm::warp_per_row) {
-    const int index = warp_config_index(cols);
-    const WarpConfig cfg = warp_config_for_span(index, kElem);
-    a.vectorized = warp_args_vectorized(a, cfg, call.backward);
+  // The row in registers: warp_per_row, or block_per_row's block variants.
+  auto plan_registers = [&](int index) {
+    const RegisterConfig cfg = register_config_for_span(index, kElem);
+    a.vectorized = register_args_vectorized(a, cfg, call.backward);
     const int64_t groups = (rows + cfg.rows_per_block() - 1) / cfg.rows_per_block();
-    p.kernel = warp_kernels<T>(call.backward, std::make_integer_sequence<int, kWarpConfigs>{})[index];
-    p.threads = kWarpBlockThreads;
-    p.blocks =
-        softmax_grid(groups, dev.sm_count, dev.threads_per_sm / kWarpBlockThreads, kWarpWaves);
+    p.kernel =
+        register_kernels<T>(call.backward, std::make_integer_sequence<int, kRegisterConfigs>{})[index];
+    p.threads = cfg.block_threads();
+    p.blocks = softmax_grid(groups, dev.sm_count, dev.threads_per_sm / p.threads, kWarpWaves);
+    set_row_step(a.layout, static_cast<int64_t>(p.blocks) * cfg.rows_per_block());
+  };
+  if (choice.algorithm == SoftmaxAlgorithm::warp_per_row) {
+    plan_registers(register_config_index(cols));
     return p;
   }
 
   if (choice.algorithm == SoftmaxAlgorithm::block_per_row) {
     const int64_t bytes = cols * per_col;
+    const int index = block_register_index(cols);
+    if (index < kRegisterConfigs &&
+        block_row_in_registers(
+            cols, register_args_vectorized(a, register_config_for_span(index, kElem), call.backward),
+            block_cache_fits(cols, per_col, capacity))) {
+      plan_registers(index);
+      return p;
+    }
     const auto kernels = block_kernels<T>(call.backward);
     int active[kBlockCandidates];
     if ((r.error = block_occupancy<T>(kernels, bytes, dev.smem_optin, active)) != cudaSuccess)

@@ -99,32 +99,35 @@ CUACT_HD float exp_shift(float row_max) { return row_max == -INFINITY ? 0.0f : r
 
 // ---------------------------------------------------------------- forward outputs
 
-// What a row's outputs need: y = exp(z - shift) * inv_sum (softmax) or
-// (z - shift) - log_sum (log_softmax).
+// What a row's outputs need: y = exp(z - shift) * (1/sum) (softmax) or
+// z - (shift + log(sum)) (log_softmax), both one fma of the held value v (e
+// or z): y = v * mul + add. log_softmax rounds shift + log(sum) once more
+// than (z - shift) - log(sum) would, an error of half an ulp of |M| + log(sum),
+// inside the accuracy rule's allowance of fp32 roundings of |z| + |M|.
 struct RowNormalizer {
   float shift = 0.0f;
-  float inv_sum = 0.0f;
-  float log_sum = 0.0f;
+  float mul = 0.0f;
+  float add = 0.0f;
 };
 
-// From the shift and sum = sum_j exp(z_j - shift), for softmax (inv_sum) or
-// log_softmax (log_sum: the only logarithm of the row). An empty row (sum 0)
-// gives inv_sum = 0 and log_sum = 0: outputs 0 and -inf. A NaN sum gives NaN.
+// From the shift and sum = sum_j exp(z_j - shift), for softmax (mul =
+// 1/sum) or log_softmax (add = -(shift + log(sum)): the only logarithm of
+// the row). An empty row (sum 0) gives outputs 0 (softmax: mul 0) and -inf
+// (log_softmax: z is -inf, add -0). A NaN sum gives NaN.
 CUACT_HD RowNormalizer make_normalizer(float shift, float sum, bool log) {
   RowNormalizer n;
   n.shift = shift;
-  if (sum == 0.0f) return n;
-  if (log)
-    n.log_sum = log_of_sum(sum);
-  else
-    n.inv_sum = reciprocal_at_least_1(sum) /* a row sum is >= 1 */;
+  if (log) {
+    n.mul = 1.0f;
+    n.add = sum == 0.0f ? -0.0f : -(shift + log_of_sum(sum));
+  } else if (sum != 0.0f) {
+    n.mul = reciprocal_at_least_1(sum) /* a row sum is >= 1 */;
+  }
   return n;
 }
 
 // softmax: v holds e = exp(z - shift); log_softmax: v holds z.
-CUACT_HD float softmax_output(float v, const RowNormalizer& n, bool log) {
-  return log ? (v - n.shift) - n.log_sum : v * n.inv_sum;
-}
+CUACT_HD float softmax_output(float v, const RowNormalizer& n) { return fmaf(v, n.mul, n.add); }
 
 // ---------------------------------------------------------------- a lane's registers
 // (warp_per_row)
@@ -152,9 +155,9 @@ CUACT_HD float lane_exp_sum(float (&v)[C], float shift, bool log) {
 }
 
 template <int C>
-CUACT_HD void lane_outputs(float (&v)[C], const RowNormalizer& n, bool log) {
+CUACT_HD void lane_outputs(float (&v)[C], const RowNormalizer& n) {
   CUACT_UNROLL
-  for (int i = 0; i < C; ++i) v[i] = softmax_output(v[i], n, log);
+  for (int i = 0; i < C; ++i) v[i] = softmax_output(v[i], n);
 }
 
 // ---------------------------------------------------------------- streaming: online max and sum

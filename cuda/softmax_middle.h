@@ -107,7 +107,7 @@ CUACT_HD void middle_forward_store(const SoftmaxArgs<T>& a, int64_t k, int ty, i
     CUACT_UNROLL
     for (int q = 0; q < W; ++q) {
       const float z = softmax_input(a.scale, v[q], 0.0f);
-      v[q] = softmax_output(a.log ? z : exp_approx(z - n[q].shift), n[q], a.log);
+      v[q] = softmax_output(a.log ? z : exp_approx(z - n[q].shift), n[q]);
     }
     col.store(c, v);
   }

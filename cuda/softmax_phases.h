@@ -14,42 +14,52 @@ namespace cuact::detail {
 
 // ---------------------------------------------------------------- warp_per_row: a lane's slots
 
-// The columns lane `lane` of a G-lane row group owns (warp_slot_column), as
+// The columns lane `lane` of a G-lane row group owns (lane_slot_column), as
 // its loads and stores visit them: on_pack(first slot, column) for each pack
 // of P slots when vectorized, on_slot(slot, column) for each slot otherwise;
 // columns past the row are skipped.
 template <int G, int C, int P, class OnPack, class OnSlot>
 CUACT_HD void for_each_lane_column(int lane, int64_t cols, bool vectorized, OnPack&& on_pack,
                                    OnSlot&& on_slot) {
-  constexpr WarpConfig cfg{G, C, P};
+  constexpr RegisterConfig cfg{G, C, P};
   if (vectorized) {
     CUACT_UNROLL
     for (int k = 0; k < C / P; ++k) {
-      const int col = warp_slot_column(cfg, lane, k * P, true);
+      const int col = lane_slot_column(cfg, lane, k * P, true);
       if (col < cols) on_pack(k * P, col);
     }
   } else {
     CUACT_UNROLL
     for (int s = 0; s < C; ++s) {
-      const int col = warp_slot_column(cfg, lane, s, false);
+      const int col = lane_slot_column(cfg, lane, s, false);
       if (col < cols) on_slot(s, col);
     }
   }
 }
 
 // A lane loads its C slots; slots past the row are padding: -inf forward,
-// y = dy = 0 backward. Vectorized, every pack is loaded before any is used
-// (warp_pack: no bounds branch between the loads, all in flight at once).
+// y = dy = 0 backward (forward: every slot of an inactive row, one past the
+// last, whose source is built on a real row). Vectorized, every pack is loaded before any is used
+// (ForwardSource::lane_loads: no bounds branch between the loads, all in
+// flight at once).
 template <int G, int C, int P, class T>
-CUACT_HD void warp_lane_load(const ForwardSource<T>& src, int lane, int64_t cols, bool vectorized,
-                             float (&v)[C]) {
-  constexpr WarpConfig cfg{G, C, P};
+CUACT_HD void lane_load(const ForwardSource<T>& src, int lane, int64_t cols, bool vectorized,
+                        float (&v)[C], bool active = true) {
+  constexpr RegisterConfig cfg{G, C, P};
   if (vectorized) {
+    constexpr int K = C / P;
+    SoftmaxPack<T, P> xs[K], ms[K];  // ms: read only with a mask
+    int shown[K];
     CUACT_UNROLL
-    for (int k = 0; k < C / P; ++k) {
-      const int col = warp_slot_column(cfg, lane, k * P, true);
+    for (int k = 0; k < K; ++k) {
+      const int col = lane_slot_column(cfg, lane, k * P, true);
+      shown[k] = src.lane_shown(col, active && col < cols);
+      src.template lane_loads<P>(col, shown[k], xs[k], ms[k]);
+    }
+    CUACT_UNROLL
+    for (int k = 0; k < K; ++k) {
       float z[P];
-      src.template warp_pack<P>(col, col < cols, z);
+      src.template lane_inputs<P>(xs[k], ms[k], shown[k], z);
       CUACT_UNROLL
       for (int q = 0; q < P; ++q) v[k * P + q] = z[q];
     }
@@ -57,20 +67,21 @@ CUACT_HD void warp_lane_load(const ForwardSource<T>& src, int lane, int64_t cols
   }
   CUACT_UNROLL
   for (int i = 0; i < C; ++i) v[i] = -INFINITY;
+  if (!active) return;
   for_each_lane_column<G, C, P>(
       lane, cols, false, [](int, int) {}, [&](int s, int col) { v[s] = src.one(col); });
 }
 
 template <int G, int C, int P, class T>
-CUACT_HD void warp_lane_load(const BackwardSource<T>& src, int lane, int64_t cols, bool vectorized,
+CUACT_HD void lane_load(const BackwardSource<T>& src, int lane, int64_t cols, bool vectorized,
                              float (&y)[C], float (&dy)[C]) {
-  constexpr WarpConfig cfg{G, C, P};
+  constexpr RegisterConfig cfg{G, C, P};
   if (vectorized) {
     CUACT_UNROLL
     for (int k = 0; k < C / P; ++k) {
-      const int col = warp_slot_column(cfg, lane, k * P, true);
+      const int col = lane_slot_column(cfg, lane, k * P, true);
       float yp[P], gp[P];
-      src.template warp_pack<P>(col, col < cols, yp, gp);
+      src.template lane_pack<P>(col, col < cols, yp, gp);
       CUACT_UNROLL
       for (int q = 0; q < P; ++q) {
         y[k * P + q] = yp[q];
@@ -86,7 +97,7 @@ CUACT_HD void warp_lane_load(const BackwardSource<T>& src, int lane, int64_t col
 }
 
 template <int G, int C, int P, class T>
-CUACT_HD void warp_lane_store(const RowSink<T>& sink, int lane, int64_t cols, bool vectorized,
+CUACT_HD void lane_store(const RowSink<T>& sink, int lane, int64_t cols, bool vectorized,
                               const float (&v)[C]) {
   for_each_lane_column<G, C, P>(
       lane, cols, vectorized,
@@ -153,8 +164,7 @@ CUACT_HD float block_forward_exp_sum(const PackPlan& plan, int thread, int threa
 // Forward phase 3: the outputs from the cache.
 template <class T>
 CUACT_HD void block_forward_store(const RowSink<T>& sink, const PackPlan& plan, int thread,
-                                  int threads, const float* cache, const RowNormalizer& n,
-                                  bool log) {
+                                  int threads, const float* cache, const RowNormalizer& n) {
   constexpr int W = full_pack_width(sizeof(T));
   for_each_row_item(
       plan, thread, threads,
@@ -162,11 +172,11 @@ CUACT_HD void block_forward_store(const RowSink<T>& sink, const PackPlan& plan, 
         float y[W];
         CUACT_UNROLL
         for (int q = 0; q < W; ++q)
-          y[q] = softmax_output(cache[cache_slot_of_pack(plan, p, q)], n, log);
+          y[q] = softmax_output(cache[cache_slot_of_pack(plan, p, q)], n);
         sink.template pack<W>(plan.pack_start(p), y);
       },
       [&](int64_t col) {
-        sink.one(col, softmax_output(cache[cache_slot_of_scalar(plan, col)], n, log));
+        sink.one(col, softmax_output(cache[cache_slot_of_scalar(plan, col)], n));
       });
 }
 
@@ -250,7 +260,7 @@ CUACT_HD void streaming_forward_store(const ForwardSource<T>& src, const RowSink
                                       const PackPlan& plan, int thread, int threads,
                                       const RowNormalizer& n, bool log) {
   constexpr int W = full_pack_width(sizeof(T));
-  auto output = [&](float z) { return softmax_output(log ? z : exp_approx(z - n.shift), n, log); };
+  auto output = [&](float z) { return softmax_output(log ? z : exp_approx(z - n.shift), n); };
   for_each_row_item(
       plan, thread, threads,
       [&](int64_t p) {

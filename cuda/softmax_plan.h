@@ -76,6 +76,11 @@ CUACT_HD PackPlan make_pack_plan(int64_t n, int elem_size, const std::uintptr_t*
 
 // ---------------------------------------------------------------- rows, mask, causal
 
+// A row loop's step in RowSpecWalk's terms (its parts of the step).
+struct RowStep {
+  uint64_t repeat_rem = 0, mask_row = 0, query = 0;
+};
+
 // The run-time shape and options of one call, as the kernels see them.
 // Build it with make_softmax_layout (host). Element (o, c, j) of a buffer is
 // at o * stride + c * inner + j (cuact::SoftmaxShape): `rows` counts o,
@@ -93,6 +98,7 @@ struct SoftmaxLayout {
   FastDivider mask_rows;
   FastDivider causal_rows;  // query index = row % causal_rows
   FastDivider inner_groups;  // middle_dim: a thread's groups of inner positions per o
+  RowStep row_step;  // the register kernels' row step (set_row_step)
 };
 
 // mask_rows == 0: no mask; causal_rows == 0: no causal mask. Dense rows;
@@ -122,19 +128,64 @@ struct SoftmaxRowSpec {
   int64_t visible = 0;    // columns [0, visible) are read; the rest are -inf
 };
 
-CUACT_HD SoftmaxRowSpec softmax_row_spec(const SoftmaxLayout& l, int64_t row) {
-  SoftmaxRowSpec s;
-  const uint64_t r = static_cast<uint64_t>(row);
-  if (l.has_mask)
-    s.mask_row = static_cast<int64_t>(l.mask_rows.remainder(l.mask_row_repeat.quotient(r)));
-  s.visible = l.cols;
-  if (l.causal) {
-    // Column j is hidden when j > i + offset, so i + offset + 1 columns show
-    // (no overflow: |offset| <= 2^62 and i < rows < 2^62, checked by the API).
-    const int64_t shown = static_cast<int64_t>(l.causal_rows.remainder(r)) + l.causal_offset + 1;
-    s.visible = shown < 0 ? 0 : (shown < l.cols ? shown : l.cols);
+// A row's place in the mask and causal patterns, kept by additions along a
+// row loop: a lane's row advances by the same step every trip
+// (SoftmaxLayout::row_step, set with the grid), so the divisions run once,
+// before the loop, and a trip adds and compares.
+struct RowSpecWalk {
+  uint64_t repeat_rem = 0;  // row % mask_row_repeat
+  uint64_t mask_row = 0;    // (row / mask_row_repeat) % mask_rows
+  uint64_t query = 0;       // row % causal_rows
+
+  CUACT_HD RowSpecWalk(const SoftmaxLayout& l, int64_t row) {
+    const uint64_t r = static_cast<uint64_t>(row);
+    if (l.has_mask) {
+      repeat_rem = l.mask_row_repeat.remainder(r);
+      mask_row = l.mask_rows.remainder(l.mask_row_repeat.quotient(r));
+    }
+    if (l.causal) query = l.causal_rows.remainder(r);
   }
-  return s;
+
+  // The row `l.row_step` rows on. Each sum stays below twice its divisor
+  // (every part is a remainder), so one subtraction wraps it.
+  CUACT_HD void advance(const SoftmaxLayout& l) {
+    if (l.has_mask) {
+      repeat_rem += l.row_step.repeat_rem;
+      const bool carry = repeat_rem >= l.mask_row_repeat.divisor;
+      if (carry) repeat_rem -= l.mask_row_repeat.divisor;
+      mask_row += l.row_step.mask_row + (carry ? 1 : 0);
+      if (mask_row >= l.mask_rows.divisor) mask_row -= l.mask_rows.divisor;
+    }
+    if (l.causal) {
+      query += l.row_step.query;
+      if (query >= l.causal_rows.divisor) query -= l.causal_rows.divisor;
+    }
+  }
+
+  CUACT_HD SoftmaxRowSpec spec(const SoftmaxLayout& l) const {
+    SoftmaxRowSpec s;
+    if (l.has_mask) s.mask_row = static_cast<int64_t>(mask_row);
+    s.visible = l.cols;
+    if (l.causal) {
+      // Column j is hidden when j > i + offset, so i + offset + 1 columns show
+      // (no overflow: |offset| <= 2^62 and i < rows < 2^62, checked by the API).
+      const int64_t shown = static_cast<int64_t>(query) + l.causal_offset + 1;
+      s.visible = shown < 0 ? 0 : (shown < l.cols ? shown : l.cols);
+    }
+    return s;
+  }
+};
+
+CUACT_HD SoftmaxRowSpec softmax_row_spec(const SoftmaxLayout& l, int64_t row) {
+  return RowSpecWalk(l, row).spec(l);
+}
+
+// Sets the row loop's step (host): the walk's parts of `step` rows.
+inline void set_row_step(SoftmaxLayout& l, int64_t step) {
+  const RowSpecWalk w(l, step);
+  l.row_step.repeat_rem = w.repeat_rem;
+  l.row_step.mask_row = w.mask_row;
+  l.row_step.query = w.query;
 }
 
 // Grid-stride walk over row groups: group `first`, first + stride, ... while
@@ -146,58 +197,81 @@ CUACT_HD void for_each_row_group(int64_t first, int64_t stride, int64_t rows_per
   for (int64_t g = first; g * rows_per_group < rows; g += stride) f(g * rows_per_group);
 }
 
-// ---------------------------------------------------------------- warp_per_row
+// ---------------------------------------------------------------- rows in registers
+// (warp_per_row; block_per_row up to kRegisterMaxCols)
 
-inline constexpr int kWarpMaxCols = 1024;      // 32 lanes x 32 registers
-inline constexpr int kWarpBlockThreads = 128;  // 4 warps per block
-inline constexpr int kWarpConfigs = 11;        // row lengths 2^0 .. 2^10
+inline constexpr int kWarpMaxCols = 1024;        // 32 lanes x 32 registers
+inline constexpr int kRegisterMaxCols = 16384;   // 1024 threads x 16 registers
+inline constexpr int kWarpBlockThreads = 128;    // 4 warps per block (rows of <= 1024)
+inline constexpr int kRegisterConfigs = 15;      // row lengths 2^0 .. 2^14
+inline constexpr int kRegisterBlockValues = 16;  // a thread's columns past 1024
 
 // Elements of T in one 16-byte pack.
 CUACT_HD constexpr int full_pack_width(int elem_size) { return kPackBytes / elem_size; }
 
-// One warp_per_row kernel variant: G lanes per row, C columns per lane, P
-// columns per pack (P = min(C, 16 bytes)).
-struct WarpConfig {
-  int lanes = 1;          // G, a power of two <= 32
+// One register kernel variant: a row group of G threads ("lanes") per row, C
+// columns per lane in registers, P columns per pack (P = min(C, 16 bytes)).
+// G <= 32: the group is part of a warp (shuffles), blocks of 128 threads
+// hold 128/G rows; G > 32: the group is the whole block, one row a block.
+struct RegisterConfig {
+  int lanes = 1;          // G, a power of two <= 1024
   int cols_per_lane = 1;  // C, a power of two <= 32
   int pack = 1;           // P
   CUACT_HD constexpr int span() const { return lanes * cols_per_lane; }
-  CUACT_HD constexpr int rows_per_warp() const { return 32 / lanes; }
-  CUACT_HD constexpr int rows_per_block() const { return kWarpBlockThreads / lanes; }
+  CUACT_HD constexpr int block_threads() const {
+    return lanes > kWarpBlockThreads ? lanes : kWarpBlockThreads;
+  }
+  CUACT_HD constexpr int rows_per_block() const { return block_threads() / lanes; }
+  // The row loop's unit, whose threads agree on the loop condition (they
+  // meet in the reductions): a warp of 32/G rows, or the block of one.
+  CUACT_HD constexpr int unit_threads() const { return lanes > 32 ? lanes : 32; }
+  CUACT_HD constexpr int rows_per_unit() const { return unit_threads() / lanes; }
+  // Whether the row loop follows the mask row and causal index by additions
+  // (RowSpecWalk::advance) or divides each trip: variants of 16 or more
+  // columns a lane divide (the walk's three 64-bit values would spill them
+  // at their 64-register budget; their row cost is spread over more columns).
+  CUACT_HD constexpr bool walks_row_spec() const { return cols_per_lane <= 8; }
 };
 
-// The variant for rows of length 2^log2_span (0..10). Short rows keep whole
-// 16-byte packs per lane and use fewer lanes (several rows per warp); long
-// rows use all 32 lanes and more registers per lane.
-CUACT_HD constexpr WarpConfig warp_config_for_span(int log2_span, int elem_size) {
+// The variant for rows of length 2^log2_span (0..14). Short rows keep whole
+// 16-byte packs per lane and use fewer lanes (several rows per warp); rows
+// up to 1024 use all 32 lanes and more registers per lane; longer rows a
+// block of span/16 threads with 16 columns each.
+CUACT_HD constexpr RegisterConfig register_config_for_span(int log2_span, int elem_size) {
   const int span = 1 << log2_span;
   const int w = full_pack_width(elem_size);
-  WarpConfig c;
+  RegisterConfig c;
   if (span <= w) {
     c.lanes = 1;
     c.cols_per_lane = span;
   } else if (span <= 32 * w) {
     c.lanes = span / w;
     c.cols_per_lane = w;
-  } else {
+  } else if (span <= kWarpMaxCols) {
     c.lanes = 32;
     c.cols_per_lane = span / 32;
+  } else {
+    c.lanes = span / kRegisterBlockValues;
+    c.cols_per_lane = kRegisterBlockValues;
   }
   c.pack = c.cols_per_lane < w ? c.cols_per_lane : w;
   return c;
 }
 
 // ceil(log2(cols)) for 1 <= cols: the variant index of a row length.
-CUACT_HD constexpr int warp_config_index(int64_t cols) {
+CUACT_HD constexpr int register_config_index(int64_t cols) {
   int l = 0;
   while ((int64_t{1} << l) < cols) ++l;
   return l;
 }
 
+// The first variant with a block per row (span 2048, 128 threads).
+inline constexpr int kRegisterBlockIndex = 11;
+
 // Packs are used when every row starts on a pack boundary in every buffer:
 // P divides cols and each buffer's row stride, and each base address is
 // aligned to P elements.
-CUACT_HD bool warp_rows_vectorizable(const WarpConfig& c, int64_t cols, int elem_size,
+CUACT_HD bool register_rows_vectorizable(const RegisterConfig& c, int64_t cols, int elem_size,
                                      const std::uintptr_t* addresses, const int64_t* strides,
                                      int count) {
   if (c.pack <= 1 || cols % c.pack != 0) return false;
@@ -210,7 +284,7 @@ CUACT_HD bool warp_rows_vectorizable(const WarpConfig& c, int64_t cols, int elem
 // Column of register slot `slot` (0..C-1) of lane `lane` (0..G-1). Vectorized:
 // slot = k*P + q is column (k*G + lane)*P + q (lane-consecutive packs).
 // Scalar: slot s is column s*G + lane (lane-consecutive elements).
-CUACT_HD constexpr int warp_slot_column(const WarpConfig& c, int lane, int slot, bool vectorized) {
+CUACT_HD constexpr int lane_slot_column(const RegisterConfig& c, int lane, int slot, bool vectorized) {
   return vectorized ? ((slot / c.pack) * c.lanes + lane) * c.pack + slot % c.pack
                     : slot * c.lanes + lane;
 }
@@ -280,6 +354,23 @@ inline int choose_block_threads(const int (&active_blocks)[kBlockCandidates]) {
     }
   }
   return best;
+}
+
+// How block_per_row runs a row: in registers (the block variant of the
+// register kernels: every load in flight before the row's math, no cache
+// traffic) when the row is at most kRegisterMaxCols long and its rows start
+// on pack boundaries, or when the shared-memory cache does not fit (then
+// element by element); otherwise from the shared-memory cache, whose pack
+// plan keeps 16-byte accesses at any alignment.
+CUACT_HD constexpr bool block_row_in_registers(int64_t cols, bool vectorizable, bool cache_fits) {
+  return cols <= kRegisterMaxCols && (vectorizable || !cache_fits);
+}
+
+// The register variant block_per_row takes for a row: a block per row
+// (rows shorter than 2048 take the 2048 one).
+CUACT_HD constexpr int block_register_index(int64_t cols) {
+  const int i = register_config_index(cols);
+  return i < kRegisterBlockIndex ? kRegisterBlockIndex : i;
 }
 
 // ---------------------------------------------------------------- cluster_per_row
@@ -392,10 +483,10 @@ CUACT_HD constexpr bool cluster_kernels_usable(int device_cluster_launch, int ke
 }
 
 // The one dispatch decision from the row length: warp_per_row up to 1024
-// columns (the row fits in 32 registers per lane); block_per_row while the
-// row's cache fits in one block's shared memory (`cache_capacity`: the
-// device's opt-in maximum less kBlockStaticSmemSlack; then each row is read
-// once); cluster_per_row while a slice fits in each block of a cluster of at
+// columns (the row fits in 32 registers per lane); block_per_row up to
+// kRegisterMaxCols (the row in the block's registers) and while the row's
+// cache fits in one block's shared memory (`cache_capacity`: the device's
+// opt-in maximum less kBlockStaticSmemSlack; then each row is read once); cluster_per_row while a slice fits in each block of a cluster of at
 // most max_cluster_ranks blocks (0: no clusters, see cluster_kernels_usable;
 // still read once); streaming beyond (reads the row twice, any length). A forced
 // algorithm is kept when it can take the row; `refusal` says why not.
@@ -408,7 +499,8 @@ inline SoftmaxChoice choose_softmax_algorithm(SoftmaxAlgorithm requested, int64_
                                               int64_t bytes_per_col, int64_t cache_capacity,
                                               int pack_width, int max_cluster_ranks) {
   const bool warp_ok = cols <= kWarpMaxCols;
-  const bool block_ok = block_cache_fits(cols, bytes_per_col, cache_capacity);
+  const bool block_ok =
+      cols <= kRegisterMaxCols || block_cache_fits(cols, bytes_per_col, cache_capacity);
   const bool cluster_ok =
       smallest_cluster_for(cols, bytes_per_col, cache_capacity, pack_width, max_cluster_ranks) > 0;
   SoftmaxChoice c;

@@ -61,14 +61,14 @@ bool has_vector_access(const std::string& body, const char* op) {
 }
 
 // Softmax: the block_per_row and streaming kernels always move 16-byte
-// packs; a warp_per_row variant does where its pack (min(registers per
+// packs; a register kernel variant does where its pack (min(registers per
 // lane, 16 bytes)) is 16 bytes. Kernel names carry the dtype and the
-// variant: softmax_forward_warp_kernel<__half, 10> is
-// "softmax_forward_warp_kernelI6__halfLi10E...".
-// The dtype size and variant of a warp_per_row kernel from its mangled
-// name; false for other kernels.
-bool warp_variant(const std::string& name, int* elem, int* log2_span) {
-  const std::string marker = "warp_kernelI";
+// variant: softmax_forward_register_kernel<__half, 10> is
+// "softmax_forward_register_kernelI6__halfLi10E...".
+// The dtype size and variant of a register kernel from its mangled name;
+// false for other kernels.
+bool register_variant(const std::string& name, int* elem, int* log2_span) {
+  const std::string marker = "register_kernelI";
   size_t p = name.find(marker);
   if (p == std::string::npos) return false;
   p += marker.size();
@@ -85,15 +85,15 @@ bool warp_variant(const std::string& name, int* elem, int* log2_span) {
 TEST(GeneratedCode, SoftmaxKernelsUse128BitAccessAndNoLocalMemory) {
   const std::vector<std::string> files = ptx_files("softmax");
   ASSERT_EQ(files.size(), 3u) << "one PTX file per dtype expected";
-  int warp = 0, block = 0, streaming = 0, cluster = 0, middle = 0, vectorized = 0;
+  int registers = 0, block = 0, streaming = 0, cluster = 0, middle = 0, vectorized = 0;
   for (const std::string& file : files) {
     for (const auto& [name, body] : kernels_in(file)) {
       if (name.find("softmax_") == std::string::npos) continue;
       bool wide = true;
       int elem = 0, log2_span = 0;
-      if (warp_variant(name, &elem, &log2_span)) {
-        ++warp;
-        const auto cfg = cuact::detail::warp_config_for_span(log2_span, elem);
+      if (register_variant(name, &elem, &log2_span)) {
+        ++registers;
+        const auto cfg = cuact::detail::register_config_for_span(log2_span, elem);
         wide = cfg.pack * elem == 16;
       } else if (name.find("_block_kernel") != std::string::npos) {
         ++block;
@@ -117,17 +117,17 @@ TEST(GeneratedCode, SoftmaxKernelsUse128BitAccessAndNoLocalMemory) {
       EXPECT_EQ(body.find(".local"), std::string::npos) << name << " uses local memory";
     }
   }
-  // Per dtype: 11 warp variants, 4 block sizes, 1 streaming, 1 cluster and
+  // Per dtype: 15 register variants, 4 block sizes, 1 streaming, 1 cluster and
   // 1 middle_dim kernel; forward and backward.
-  EXPECT_EQ(warp, 3 * 2 * cuact::detail::kWarpConfigs);
+  EXPECT_EQ(registers, 3 * 2 * cuact::detail::kRegisterConfigs);
   EXPECT_EQ(block, 3 * 2 * cuact::detail::kBlockCandidates);
   EXPECT_EQ(streaming, 3 * 2);
   EXPECT_EQ(cluster, 3 * 2);
   EXPECT_EQ(middle, 3 * 2);
   // 16-byte packs: every block, streaming, cluster and middle_dim kernel;
-  // warp variants from 4 (f32) or 8 (f16, bf16) registers per lane: 9 + 8
-  // per direction.
-  EXPECT_EQ(vectorized, 2 * (3 * (cuact::detail::kBlockCandidates + 3) + 9 + 8 + 8));
+  // register variants from 4 (f32) or 8 (f16, bf16) registers per lane:
+  // 13 + 12 + 12 per direction.
+  EXPECT_EQ(vectorized, 2 * (3 * (cuact::detail::kBlockCandidates + 3) + 13 + 12 + 12));
 }
 
 }  // namespace

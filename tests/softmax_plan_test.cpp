@@ -139,7 +139,7 @@ TEST(SoftmaxDispatch, ForcedAlgorithmsRunOrSayWhyNot) {
     EXPECT_EQ(w.algorithm, SoftmaxAlgorithm::warp_per_row);
     EXPECT_EQ(w.refusal == nullptr, cols <= kWarpMaxCols) << cols;
     const SoftmaxChoice b = forced(SoftmaxAlgorithm::block_per_row);
-    EXPECT_EQ(b.refusal == nullptr, cols * 4 <= cap) << cols;
+    EXPECT_EQ(b.refusal == nullptr, cols <= kRegisterMaxCols || cols * 4 <= cap) << cols;
     const SoftmaxChoice c = forced(SoftmaxAlgorithm::cluster_per_row);
     EXPECT_EQ(c.algorithm, SoftmaxAlgorithm::cluster_per_row);
     EXPECT_EQ(c.refusal == nullptr, cluster_slice_capacity(cols, 2, 4) * 4 <= cap) << cols;
@@ -275,25 +275,31 @@ TEST(SoftmaxDispatch, GridCoversRowsOrCapsAtWaves) {
 
 // ---------------------------------------------------------------- warp_per_row
 
-TEST(SoftmaxWarpPlan, VariantsCoverEveryLengthWithinTheRegisterBudget) {
+TEST(SoftmaxRegisterPlan, VariantsCoverEveryLengthWithinTheRegisterBudget) {
   for (int elem : {2, 4})
-    for (int index = 0; index < kWarpConfigs; ++index) {
-      const WarpConfig c = warp_config_for_span(index, elem);
+    for (int index = 0; index < kRegisterConfigs; ++index) {
+      const RegisterConfig c = register_config_for_span(index, elem);
       SCOPED_TRACE(testing::Message() << "elem=" << elem << " index=" << index);
       EXPECT_EQ(c.span(), 1 << index);
-      EXPECT_TRUE(c.lanes >= 1 && c.lanes <= 32 && (c.lanes & (c.lanes - 1)) == 0);
-      EXPECT_LE(c.cols_per_lane, 32);  // registers per lane
+      EXPECT_TRUE(c.lanes >= 1 && c.lanes <= 1024 && (c.lanes & (c.lanes - 1)) == 0);
+      EXPECT_EQ(c.lanes <= 32, index <= 10);  // warp groups up to 1024 columns
+      EXPECT_LE(c.cols_per_lane, index <= 10 ? 32 : kRegisterBlockValues);  // registers per lane
       EXPECT_EQ(c.pack, std::min(c.cols_per_lane, full_pack_width(elem)));
       EXPECT_EQ(c.cols_per_lane % c.pack, 0);
-      EXPECT_EQ(c.rows_per_warp() * c.lanes, 32);
+      // A unit (a warp, or the block of a block-wide group) holds whole rows,
+      // and the block whole units.
+      EXPECT_EQ(c.rows_per_unit() * c.lanes, c.unit_threads());
+      EXPECT_EQ(c.block_threads() % c.unit_threads(), 0);
+      EXPECT_EQ(c.rows_per_block() * c.lanes, c.block_threads());
+      EXPECT_LE(c.block_threads(), 1024);
       // Short rows keep whole 16-byte packs per lane; only the longest use all 32 lanes.
       if (c.span() >= full_pack_width(elem)) {
         EXPECT_EQ(c.pack, full_pack_width(elem));
       }
     }
-  for (int64_t cols = 1; cols <= kWarpMaxCols; ++cols) {
-    const int index = warp_config_index(cols);
-    ASSERT_LT(index, kWarpConfigs);
+  for (int64_t cols = 1; cols <= kRegisterMaxCols; ++cols) {
+    const int index = register_config_index(cols);
+    ASSERT_LT(index, kRegisterConfigs);
     ASSERT_GE(int64_t{1} << index, cols);
     ASSERT_TRUE(index == 0 || (int64_t{1} << (index - 1)) < cols) << cols;
   }
@@ -302,11 +308,11 @@ TEST(SoftmaxWarpPlan, VariantsCoverEveryLengthWithinTheRegisterBudget) {
 // Every column of the row in exactly one (lane, slot); the other slots are
 // padding past the row; packs start on a pack boundary.
 void walk_warp(int elem, int64_t cols, bool vectorized) {
-  const WarpConfig c = warp_config_for_span(warp_config_index(cols), elem);
+  const RegisterConfig c = register_config_for_span(register_config_index(cols), elem);
   std::vector<int> hits(static_cast<size_t>(c.span()), 0);
   for (int lane = 0; lane < c.lanes; ++lane)
     for (int slot = 0; slot < c.cols_per_lane; ++slot) {
-      const int col = warp_slot_column(c, lane, slot, vectorized);
+      const int col = lane_slot_column(c, lane, slot, vectorized);
       ASSERT_GE(col, 0);
       ASSERT_LT(col, c.span());
       ++hits[col];
@@ -320,41 +326,41 @@ void walk_warp(int elem, int64_t cols, bool vectorized) {
   // Coalescing: lane-neighbours read neighbouring columns (or packs).
   if (c.lanes > 1) {
     const int step = vectorized ? c.pack : 1;
-    EXPECT_EQ(warp_slot_column(c, 1, 0, vectorized) - warp_slot_column(c, 0, 0, vectorized), step);
+    EXPECT_EQ(lane_slot_column(c, 1, 0, vectorized) - lane_slot_column(c, 0, 0, vectorized), step);
   }
 }
 
-TEST(SoftmaxWarpPlan, EverySlotMapsToOneColumnForEveryLength) {
+TEST(SoftmaxRegisterPlan, EverySlotMapsToOneColumnForEveryLength) {
   for (int elem : {2, 4})
     for (int64_t cols : softmax_test_cols()) {
-      if (cols > kWarpMaxCols) continue;
-      const WarpConfig c = warp_config_for_span(warp_config_index(cols), elem);
+      if (cols > kRegisterMaxCols) continue;
+      const RegisterConfig c = register_config_for_span(register_config_index(cols), elem);
       SCOPED_TRACE(testing::Message() << "elem=" << elem << " cols=" << cols);
       walk_warp(elem, cols, false);
       if (cols % c.pack == 0) walk_warp(elem, cols, true);
     }
 }
 
-TEST(SoftmaxWarpPlan, PacksOnlyWhereEveryRowStartsOnABoundary) {
-  const WarpConfig c = warp_config_for_span(warp_config_index(1000), 2);  // f16, P = 8
+TEST(SoftmaxRegisterPlan, PacksOnlyWhereEveryRowStartsOnABoundary) {
+  const RegisterConfig c = register_config_for_span(register_config_index(1000), 2);  // f16, P = 8
   ASSERT_EQ(c.pack, 8);
   const std::uintptr_t aligned[3] = {kBase, kBase + 4096, kBase + 8192};
   const std::uintptr_t one_off[3] = {kBase, kBase + 4096 + 2, kBase + 8192};
   const int64_t dense[3] = {1000, 1000, 1000}, dense_odd[3] = {1001, 1001, 1001};
   const int64_t padded[3] = {1000, 1024, 1000}, padded_odd[3] = {1000, 1028, 1000};
-  EXPECT_TRUE(warp_rows_vectorizable(c, 1000, 2, aligned, dense, 3));  // 2000-byte rows
-  EXPECT_FALSE(warp_rows_vectorizable(c, 1001, 2, aligned, dense_odd, 3));  // rows drift
-  EXPECT_FALSE(warp_rows_vectorizable(c, 1000, 2, one_off, dense, 3));  // one buffer misaligned
-  EXPECT_TRUE(warp_rows_vectorizable(c, 1000, 2, aligned, padded, 3));  // a stride of whole packs
-  EXPECT_FALSE(warp_rows_vectorizable(c, 1000, 2, aligned, padded_odd, 3));  // one that drifts
-  const WarpConfig tiny = warp_config_for_span(warp_config_index(3), 4);  // C = P = 4
+  EXPECT_TRUE(register_rows_vectorizable(c, 1000, 2, aligned, dense, 3));  // 2000-byte rows
+  EXPECT_FALSE(register_rows_vectorizable(c, 1001, 2, aligned, dense_odd, 3));  // rows drift
+  EXPECT_FALSE(register_rows_vectorizable(c, 1000, 2, one_off, dense, 3));  // one buffer misaligned
+  EXPECT_TRUE(register_rows_vectorizable(c, 1000, 2, aligned, padded, 3));  // a stride of whole packs
+  EXPECT_FALSE(register_rows_vectorizable(c, 1000, 2, aligned, padded_odd, 3));  // one that drifts
+  const RegisterConfig tiny = register_config_for_span(register_config_index(3), 4);  // C = P = 4
   const int64_t three[3] = {3, 3, 3}, one_col[3] = {1, 1, 1};
-  EXPECT_FALSE(warp_rows_vectorizable(tiny, 3, 4, aligned, three, 3));
-  const WarpConfig one = warp_config_for_span(0, 4);  // a column per row: scalar
-  EXPECT_FALSE(warp_rows_vectorizable(one, 1, 4, aligned, one_col, 3));
+  EXPECT_FALSE(register_rows_vectorizable(tiny, 3, 4, aligned, three, 3));
+  const RegisterConfig one = register_config_for_span(0, 4);  // a column per row: scalar
+  EXPECT_FALSE(register_rows_vectorizable(one, 1, 4, aligned, one_col, 3));
 }
 
-TEST(SoftmaxWarpPlan, RowGroupsVisitEveryRowOnce) {
+TEST(SoftmaxRegisterPlan, RowGroupsVisitEveryRowOnce) {
   for (int64_t rows : {1, 3, 64, 4099})
     for (int per_group : {1, 2, 8, 32})
       for (int64_t warps : {1, 7, 1000}) {
@@ -368,6 +374,71 @@ TEST(SoftmaxWarpPlan, RowGroupsVisitEveryRowOnce) {
           ASSERT_EQ(hits[r], 1) << "rows " << rows << " per group " << per_group << " warps "
                                 << warps << " row " << r;
       }
+}
+
+// The row loop's mask row and causal index by additions (RowSpecWalk
+// advanced by the layout's row step) equal the divisions of
+// softmax_row_spec at every row a lane visits: every step from 1 past the
+// row count, mask repeats and mask row counts with and without carries,
+// causal patterns with offsets; and near 2^62, where a sum of two
+// remainders must not overflow.
+TEST(SoftmaxRowWalk, AdditionsFollowTheDivisionsForEveryStep) {
+  int64_t compared = 0;
+  for (int64_t repeat : {1, 3, 7})
+    for (int64_t mask_rows : {0, 1, 2, 5})
+      for (int64_t causal_rows : {0, 1, 4, 9})
+        for (int64_t offset : {-3, 0, 5})
+          for (int64_t step : {1, 2, 3, 7, 64, 199, 200, 1000}) {
+            const int64_t rows = 200, cols = 12;
+            SoftmaxLayout l = make_softmax_layout(rows, cols, mask_rows, repeat, causal_rows, offset);
+            set_row_step(l, step);
+            for (int64_t first = 0; first < std::min(step, rows); ++first) {
+              RowSpecWalk w(l, first);
+              for (int64_t row = first; row < rows; row += step) {
+                const SoftmaxRowSpec got = w.spec(l), want = softmax_row_spec(l, row);
+                ASSERT_EQ(got.mask_row, want.mask_row) << row << " step " << step;
+                ASSERT_EQ(got.visible, want.visible) << row << " step " << step;
+                w.advance(l);
+                ++compared;
+              }
+            }
+          }
+  EXPECT_GT(compared, 100000);
+  const int64_t big = int64_t{1} << 61;
+  SoftmaxLayout l = make_softmax_layout(int64_t{1} << 62, 8, (int64_t{1} << 40) + 1,
+                                        (int64_t{1} << 21) + 3, big + 12345, -7);
+  const int64_t step = (int64_t{1} << 58) + 999;
+  set_row_step(l, step);
+  RowSpecWalk w(l, 77);
+  for (int64_t row = 77; row < (int64_t{1} << 62); row += step) {
+    const SoftmaxRowSpec got = w.spec(l), want = softmax_row_spec(l, row);
+    ASSERT_EQ(got.mask_row, want.mask_row) << row;
+    ASSERT_EQ(got.visible, want.visible) << row;
+    w.advance(l);
+  }
+}
+
+// block_per_row keeps a row in registers where the row is at most 16384
+// long and vectorizable (or the cache cannot hold it), in the variant of
+// its length (2048 for shorter rows); otherwise the shared-memory cache.
+TEST(SoftmaxDispatch, BlockRowsInRegistersOrTheCache) {
+  EXPECT_TRUE(block_row_in_registers(2048, true, true));
+  EXPECT_TRUE(block_row_in_registers(kRegisterMaxCols, true, true));
+  EXPECT_FALSE(block_row_in_registers(kRegisterMaxCols + 8, true, true));
+  EXPECT_FALSE(block_row_in_registers(3000, false, true));  // misaligned: the cache's packs
+  EXPECT_TRUE(block_row_in_registers(3000, false, false));  // unless the cache cannot hold it
+  EXPECT_FALSE(block_row_in_registers(kRegisterMaxCols + 8, false, false));
+  EXPECT_EQ(block_register_index(1), kRegisterBlockIndex);
+  EXPECT_EQ(block_register_index(1025), kRegisterBlockIndex);
+  EXPECT_EQ(block_register_index(2049), 12);
+  EXPECT_EQ(block_register_index(kRegisterMaxCols), kRegisterConfigs - 1);
+  for (int elem : {2, 4}) {
+    const RegisterConfig c = register_config_for_span(kRegisterBlockIndex, elem);
+    EXPECT_EQ(c.lanes, 128);
+    EXPECT_EQ(c.block_threads(), 128);
+    EXPECT_EQ(c.rows_per_block(), 1);
+    EXPECT_EQ(register_config_for_span(kRegisterConfigs - 1, elem).block_threads(), 1024);
+  }
 }
 
 // ---------------------------------------------------------------- block_per_row and streaming

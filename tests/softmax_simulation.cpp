@@ -3,6 +3,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <array>
 #include <utility>
 #include <vector>
 
@@ -17,13 +18,29 @@ namespace {
 
 using namespace cuact::detail;
 
-// The kernel's group_all_reduce: lane l takes op(own, lane l ^ offset's).
+// An xor butterfly over v[0 .. n): lane l takes op(own, lane l ^ offset's).
+template <class V, class Op>
+void butterfly(V* v, int n, Op op) {
+  std::vector<V> next(static_cast<size_t>(n));
+  for (int offset = n / 2; offset > 0; offset /= 2) {
+    for (int l = 0; l < n; ++l) next[l] = op(v[l], v[l ^ offset]);
+    for (int l = 0; l < n; ++l) v[l] = next[l];
+  }
+}
+
+// The kernels' GroupReduce::all: the butterfly within each warp (or the
+// group, G < 32); for G > 32 then the butterfly over the warps' values,
+// lane l taking warp l % warps's.
 template <int G, class V, class Op>
-void butterfly(V (&v)[G], Op op) {
-  for (int offset = G / 2; offset > 0; offset /= 2) {
-    V next[G];
-    for (int l = 0; l < G; ++l) next[l] = op(v[l], v[l ^ offset]);
-    for (int l = 0; l < G; ++l) v[l] = next[l];
+void group_reduce(std::vector<V>& v, Op op) {
+  constexpr int kLanes = G < 32 ? G : 32;
+  for (int w = 0; w < G; w += kLanes) butterfly(&v[w], kLanes, op);
+  if (G > 32) {
+    constexpr int kWarps = G / 32;
+    std::vector<V> warps(kWarps);
+    for (int w = 0; w < kWarps; ++w) warps[w] = v[32 * w];
+    butterfly(warps.data(), kWarps, op);
+    for (int l = 0; l < G; ++l) v[l] = warps[l % kWarps];
   }
 }
 
@@ -41,47 +58,73 @@ V block_reduce(std::vector<V> v, Op op) {
 }
 
 template <class T, int L>
-void simulate_warp(const SoftmaxArgs<T>& a, bool backward) {
-  constexpr WarpConfig cfg = warp_config_for_span(L, sizeof(T));
+void simulate_registers(const SoftmaxArgs<T>& a, bool backward) {
+  constexpr RegisterConfig cfg = register_config_for_span(L, sizeof(T));
   constexpr int G = cfg.lanes, C = cfg.cols_per_lane, P = cfg.pack;
+  using Lane = std::array<float, C>;
   const int64_t cols = a.layout.cols;
+  std::vector<Lane> v(G), g(G);
+  std::vector<float> part(G), shift(G);
+  auto regs = [](Lane& l) -> float (&)[C] { return *reinterpret_cast<float(*)[C]>(l.data()); };
+  // The kernel's row loop for a grid of 3 blocks: a lane's row advances by
+  // the step, its mask row and causal index along the walk.
+  const int64_t step = int64_t{3} * cfg.rows_per_block();
+  SoftmaxArgs<T> walked = a;
+  set_row_step(walked.layout, step);
+  std::vector<RowSpecWalk> walks;
+  for (int64_t first = 0; first < step; ++first) walks.emplace_back(walked.layout, first);
   for (int64_t row = 0; row < a.layout.rows; ++row) {
+    RowSpecWalk& walk = walks[static_cast<size_t>(row % step)];
+    if (!cfg.walks_row_spec()) walk = RowSpecWalk(walked.layout, row);
+    const SoftmaxRowSpec spec = walk.spec(walked.layout);
+    if (cfg.walks_row_spec()) walk.advance(walked.layout);
     if (!backward) {
-      float v[G][C], part[G], shift[G];
       for (int l = 0; l < G; ++l) {
-        warp_lane_load<G, C, P>(ForwardSource<T>(a, row), l, cols, a.vectorized, v[l]);
-        part[l] = lane_max(v[l]);
+        lane_load<G, C, P>(ForwardSource<T>(walked, row, spec), l, cols, a.vectorized,
+                           regs(v[l]));
+        part[l] = lane_max(regs(v[l]));
       }
-      butterfly<G>(part, MaxNanOp{});
+      group_reduce<G>(part, MaxNanOp{});
       for (int l = 0; l < G; ++l) {
         shift[l] = exp_shift(part[l]);
-        part[l] = lane_exp_sum(v[l], shift[l], a.log);
+        part[l] = lane_exp_sum(regs(v[l]), shift[l], a.log);
       }
-      butterfly<G>(part, SumOp{});
+      group_reduce<G>(part, SumOp{});
       for (int l = 0; l < G; ++l) {
-        lane_outputs(v[l], make_normalizer(shift[l], part[l], a.log), a.log);
-        warp_lane_store<G, C, P>(RowSink<T>(a, row), l, cols, a.vectorized, v[l]);
+        lane_outputs(regs(v[l]), make_normalizer(shift[l], part[l], a.log));
+        lane_store<G, C, P>(RowSink<T>(a, row), l, cols, a.vectorized, regs(v[l]));
       }
     } else {
-      float y[G][C], g[G][C], part[G];
       for (int l = 0; l < G; ++l) {
-        warp_lane_load<G, C, P>(BackwardSource<T>(a, row), l, cols, a.vectorized, y[l], g[l]);
-        part[l] = lane_backward_sum(y[l], g[l], a.log);
+        lane_load<G, C, P>(BackwardSource<T>(a, row), l, cols, a.vectorized, regs(v[l]),
+                           regs(g[l]));
+        part[l] = lane_backward_sum(regs(v[l]), regs(g[l]), a.log);
       }
-      butterfly<G>(part, SumOp{});
+      group_reduce<G>(part, SumOp{});
       for (int l = 0; l < G; ++l) {
-        lane_backward_outputs(y[l], g[l], part[l], a.scale, a.log);
-        warp_lane_store<G, C, P>(RowSink<T>(a, row), l, cols, a.vectorized, g[l]);
+        lane_backward_outputs(regs(v[l]), regs(g[l]), part[l], a.scale, a.log);
+        lane_store<G, C, P>(RowSink<T>(a, row), l, cols, a.vectorized, regs(g[l]));
       }
     }
   }
 }
 
 template <class T, int... L>
-void simulate_warp_variant(int index, const SoftmaxArgs<T>& a, bool backward,
+void simulate_register_variant(int index, const SoftmaxArgs<T>& a, bool backward,
                            std::integer_sequence<int, L...>) {
-  ((index == L ? simulate_warp<T, L>(a, backward) : void()), ...);
+  ((index == L ? simulate_registers<T, L>(a, backward) : void()), ...);
 }
+
+// The register kernel `index` as the launch sets it up (vectorized or not).
+template <class T>
+void simulate_register_kernel(int index, SoftmaxArgs<T> a, bool backward) {
+  a.vectorized = register_args_vectorized(a, register_config_for_span(index, sizeof(T)), backward);
+  simulate_register_variant<T>(index, a, backward,
+                               std::make_integer_sequence<int, kRegisterConfigs>{});
+}
+
+// An H100's block cache capacity (its opt-in shared memory less the slack).
+constexpr int64_t kSimulatedCacheCapacity = 232448 - kBlockStaticSmemSlack;
 
 template <class T>
 void simulate_block(const SoftmaxArgs<T>& a, bool backward, int threads) {
@@ -101,7 +144,7 @@ void simulate_block(const SoftmaxArgs<T>& a, bool backward, int threads) {
         part[t] = block_forward_exp_sum<T>(plan, t, threads, cache.data(), shift, a.log);
       const RowNormalizer n = make_normalizer(shift, block_reduce(part, SumOp{}), a.log);
       for (int t = 0; t < threads; ++t)
-        block_forward_store(sink, plan, t, threads, cache.data(), n, a.log);
+        block_forward_store(sink, plan, t, threads, cache.data(), n);
     } else {
       const BackwardSource<T> src(a, row);
       const PackPlan plan = row_pack_plan(src, sink, cols);
@@ -170,7 +213,7 @@ void simulate_cluster(const SoftmaxArgs<T>& a, bool backward, int ranks) {
       const RowNormalizer n = make_normalizer(shift, fold(per_block, SumOp{}), a.log);
       for (int r = 0; r < ranks; ++r)
         for (int t = 0; t < B; ++t)
-          block_forward_store(sinks[r], plans[r], t, B, cache[r].data(), n, a.log);
+          block_forward_store(sinks[r], plans[r], t, B, cache[r].data(), n);
     } else {
       for (int r = 0; r < ranks; ++r) {
         T* y_cache = yd_cache[r].data();
@@ -282,14 +325,23 @@ void simulate(SoftmaxAlgorithm algorithm, const SoftmaxCall& call, int block_thr
   SoftmaxArgs<T> a = softmax_args<T>(call);
   switch (algorithm) {
     case SoftmaxAlgorithm::middle_dim: simulate_middle<T>(a, call.backward, middle_y); break;
-    case SoftmaxAlgorithm::warp_per_row: {
-      const int index = warp_config_index(a.layout.cols);
-      a.vectorized = warp_args_vectorized(a, warp_config_for_span(index, sizeof(T)), call.backward);
-      simulate_warp_variant<T>(index, a, call.backward,
-                               std::make_integer_sequence<int, kWarpConfigs>{});
+    case SoftmaxAlgorithm::warp_per_row:
+      simulate_register_kernel<T>(register_config_index(a.layout.cols), a, call.backward);
+      break;
+    case SoftmaxAlgorithm::block_per_row: {
+      // As the launch plans it: the row in registers, or the shared-memory cache.
+      const int index = block_register_index(a.layout.cols);
+      const int64_t per_col = block_cache_bytes_per_col(call.backward, sizeof(T));
+      if (index < kRegisterConfigs &&
+          block_row_in_registers(
+              a.layout.cols,
+              register_args_vectorized(a, register_config_for_span(index, sizeof(T)), call.backward),
+              block_cache_fits(a.layout.cols, per_col, kSimulatedCacheCapacity)))
+        simulate_register_kernel<T>(index, a, call.backward);
+      else
+        simulate_block<T>(a, call.backward, block_threads);
       break;
     }
-    case SoftmaxAlgorithm::block_per_row: simulate_block<T>(a, call.backward, block_threads); break;
     case SoftmaxAlgorithm::cluster_per_row:
       simulate_cluster<T>(a, call.backward, cluster_ranks);
       break;

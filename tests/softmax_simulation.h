@@ -1,6 +1,6 @@
 // The softmax kernels run on the host, for CPU tests of each algorithm's
 // per-row code. The simulation builds the call as the host API does
-// (make_softmax_call, softmax_args, warp_args_vectorized) and runs the
+// (make_softmax_call, softmax_args, register_args_vectorized) and runs the
 // kernels' own plans, loads, stores and per-lane / per-thread phases
 // (cuda/softmax_phases.h) for every lane or thread of a row; only the
 // reductions are host loops: the warp butterfly in the kernel's exact order,

@@ -74,7 +74,9 @@ const char* softmax_kind_name(SoftmaxKind kind);  // "softmax", "log_softmax", "
 enum class SoftmaxAlgorithm {
   automatic,
   warp_per_row,   // a warp, or a group of 1-16 lanes, per row; the row in registers (cols <= 1024)
-  block_per_row,  // a block per row; the row cached in shared memory (as far as it fits)
+  // A block per row: the row in the block's registers (cols <= 16384, rows on
+  // 16-byte boundaries), otherwise cached in shared memory (as far as it fits).
+  block_per_row,
   streaming,  // a block per row; online max and sum in one pass, a second pass writes (any cols)
   // A thread-block cluster (sm_90+) of 2-16 blocks per row, each caching a
   // slice of the row in its shared memory, the partial max and sum combined
