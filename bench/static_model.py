@@ -190,20 +190,22 @@ def classify(mangled: str, name: str) -> Kernel:
             k.forms = [("fused", "rrelu training", n * e, ins)] if random else \
                 [("fused", "prelu", n * e, ins), ("fused", "rrelu eval", n * e, ins)]
         return k
-    m = re.match(r"void cuact::detail::softmax_(forward|backward)_(register|block|streaming|cluster)_kernel<"
-                 r"([^,>]+)(?:, (\d+))?>\(", name)
+    m = re.match(r"void cuact::detail::softmax_(forward|backward)_"
+                 r"(register_cluster|register|block|streaming|cluster)_kernel<([^,>]+)(?:, (\d+))?>\(", name)
     if m:
         k.family, k.dtype = "softmax", DTYPE_OF.get(m.group(3), m.group(3))
         k.direction = m.group(1)
         k.op = {"register": "warp_per_row", "block": "block_per_row", "streaming": "streaming",
-                "cluster": "cluster_per_row"}[m.group(2)]
+                "cluster": "cluster_per_row", "register_cluster": "cluster_per_row"}[m.group(2)]
         if m.group(2) == "register" and int(m.group(4)) > 10:
             # Past 1024 columns a register kernel is block_per_row's variant
             # that keeps the row in the block's registers.
             k.op, k.detail = "block_per_row", "registers"
+        if m.group(2) == "register_cluster":
+            k.detail = "registers"
         k.in_streams = 1 if k.direction == "forward" else 2
-        k.softmax = {"algorithm": "registers" if m.group(2) == "register" else k.op,
-                     "param": int(m.group(4)) if m.group(4) else None}
+        alg = {"register": "registers", "register_cluster": "register_cluster"}.get(m.group(2), k.op)
+        k.softmax = {"algorithm": alg, "param": int(m.group(4)) if m.group(4) else None}
         return k
     return k
 
@@ -354,6 +356,10 @@ def softmax_rows(k: Kernel, regs: int, static_smem: int, threads: int) -> List[d
         if span >= 32:
             out.append({"cols": span, "per_thread": None, "ranks": 1, "smem": 0})
         return out
+    if alg == "register_cluster":  # R blocks of 1024 threads x 16 columns: 16384 * R columns
+        for ranks in (2, 4, 8):
+            out.append({"cols": 16384 * ranks, "per_thread": None, "ranks": ranks, "smem": 0})
+        return out
     for cols in SOFTMAX_WIDTHS:
         if cols <= 1024:
             continue
@@ -473,9 +479,10 @@ def analyze_kernel(k: Kernel, instrs: List[sass.Instr], res: Dict[str, int], max
 def softmax_dispatch(rows: List[dict]) -> List[dict]:
     """For each dtype, direction and row length, the row of the algorithm the
     automatic dispatch picks for rows of whole packs: warp per row up to 1024
-    columns, block per row in registers up to 16384, then the shared-memory
-    block size with the most resident threads whose cache fits, then the
-    cluster, then streaming."""
+    columns, block per row in registers up to 16384, a cluster in registers
+    up to 16384 per block, then the shared-memory block size with the most
+    resident threads whose cache fits, then the cached cluster, then
+    streaming."""
     out = []
     by_key: Dict[Tuple[str, str, int], List[dict]] = {}
     for r in rows:
@@ -485,8 +492,11 @@ def softmax_dispatch(rows: List[dict]) -> List[dict]:
         pick = None
         if cols <= 1024:
             pick = next((c for c in cands if c["op"] == "warp_per_row"), None)
-        if pick is None:  # rows of whole packs up to 16384 columns: in registers
+        if pick is None:  # rows of whole packs: in a block's registers, then a cluster's
             pick = next((c for c in cands if c["op"] == "block_per_row"
+                         and c.get("detail") == "registers"), None)
+        if pick is None:
+            pick = next((c for c in cands if c["op"] == "cluster_per_row"
                          and c.get("detail") == "registers"), None)
         if pick is None:
             blocks = [c for c in cands if c["op"] == "block_per_row" and c["resident_threads"] > 0]

@@ -158,7 +158,7 @@ struct ForwardSource {
       z[q] = col + q < visible ? softmax_input(scale, to_float(xv.v[q]), m[q]) : -INFINITY;
   }
 
-  // The register kernels (cols <= kRegisterMaxCols, so 32-bit columns)
+  // The register kernels (cols <= 16 * kRegisterMaxCols, so 32-bit columns)
   // read a lane's packs in three steps, so that a lane issues every load
   // before any math. lane_shown: how many columns of the pack at `col`
   // take part (<= 0: none; in_row false: the pack is padding past the row,
@@ -242,8 +242,10 @@ struct BackwardSource {
     a[1] = reinterpret_cast<std::uintptr_t>(dy);
   }
 
-  // warp_per_row: the pack at `col`, or padding (y = dy = 0) past the row;
-  // unconditional loads as ForwardSource::lane_loads.
+  // The register kernels: the pack at `col`, or padding (y = dy = 0) past
+  // the row; unconditional loads as ForwardSource::lane_loads. (Loading
+  // every pack before converting any lets ptxas serialize more of them
+  // where y and dy fill a lane's registers.)
   template <int N>
   CUACT_HD void lane_pack(int col, bool in_row, float (&yv)[N], float (&dyv)[N]) const {
     const int at = in_row ? col : 0;

@@ -11,6 +11,8 @@
 //     (rows cached in shared memory)
 //   streaming      softmax_{forward,backward}_streaming_kernel<T>             1 + 1
 //   cluster_per_row softmax_{forward,backward}_cluster_kernel<T>              1 + 1 (sm_90+)
+//     rows of <= 16384 * R on pack boundaries in registers:
+//                  softmax_{forward,backward}_register_cluster_kernel<T>     1 + 1 (sm_90+)
 //   middle_dim     softmax_{forward,backward}_middle_kernel<T>               1 + 1
 #pragma once
 
@@ -101,8 +103,12 @@ __device__ __forceinline__ void for_each_register_row(const SoftmaxArgs<T>& a, B
   constexpr bool kWalk = c.walks_row_spec();
   constexpr int kUnits = c.block_threads() / c.unit_threads();  // per block
   const int lane = threadIdx.x % c.lanes;
-  const int group = (threadIdx.x % c.unit_threads()) / c.lanes;
-  const int64_t first_unit = static_cast<int64_t>(blockIdx.x) * kUnits + threadIdx.x / c.unit_threads();
+  // A block-wide group (G > 32): one unit a block, so the row (and the walk)
+  // is the same for the whole block.
+  const int group = c.lanes > 32 ? 0 : (threadIdx.x % c.unit_threads()) / c.lanes;
+  const int64_t first_unit = c.lanes > 32 ? static_cast<int64_t>(blockIdx.x)
+                                          : static_cast<int64_t>(blockIdx.x) * kUnits +
+                                                threadIdx.x / c.unit_threads();
   RowSpecWalk walk(a.layout, first_unit * c.rows_per_unit() + group);
   for_each_row_group(first_unit, static_cast<int64_t>(gridDim.x) * kUnits, c.rows_per_unit(),
                      a.layout.rows, [&](int64_t first_row) {
@@ -128,23 +134,70 @@ CUACT_HD constexpr int register_block_threads() {
   return register_config_for_span(LOG2_SPAN, sizeof(T)).block_threads();
 }
 
+// One row of a register kernel, as lane `lane` of `lanes` does it, on the
+// row's columns from `first` on (a register cluster's block: its slice);
+// reduce(v, op) all-reduces over the row's lanes (a warp's group, the
+// block, or a cluster's blocks). Forward: load, max, sum of exponentials,
+// outputs, store. An inactive row (one past the last, or a slice past the
+// row's end) loads padding (from a real row's first columns) and stores
+// nothing; its lanes still take part in the reductions.
+template <int C, int P, class T, class Reduce>
+__device__ __forceinline__ void register_forward_row(const SoftmaxArgs<T>& a, int64_t row,
+                                                     bool active, int lanes, int lane,
+                                                     const SoftmaxRowSpec& spec, Reduce&& reduce,
+                                                     int64_t first = 0) {
+  float v[C];
+  ForwardSource<T> src(a, active ? row : a.layout.rows - 1, spec);
+  if (active) src.advance(first);
+  const int64_t cols = a.layout.cols - (active ? first : 0);
+  lane_load<C, P>(src, lanes, lane, cols, a.vectorized, v, active);
+  const float shift = exp_shift(reduce(lane_max(v), MaxNanOp{}));
+  const float sum = reduce(lane_exp_sum(v, shift, a.log), SumOp{});
+  lane_outputs(v, make_normalizer(shift, sum, a.log));
+  if (active) {
+    RowSink<T> sink(a, row);
+    sink.advance(first);
+    lane_store<C, P>(sink, lanes, lane, cols, a.vectorized, v);
+  }
+}
+
+// Backward: load y and dy, the row's sum, dx, store.
+template <int C, int P, class T, class Reduce>
+__device__ __forceinline__ void register_backward_row(const SoftmaxArgs<T>& a, int64_t row,
+                                                      bool active, int lanes, int lane,
+                                                      Reduce&& reduce, int64_t first = 0) {
+  float y[C], g[C];
+  const int64_t cols = a.layout.cols - first;
+  if (active) {
+    BackwardSource<T> src(a, row);
+    src.advance(first);
+    lane_load<C, P>(src, lanes, lane, cols, a.vectorized, y, g);
+  } else {
+    CUACT_UNROLL
+    for (int i = 0; i < C; ++i) y[i] = g[i] = 0.0f;
+  }
+  const float reduced = reduce(lane_backward_sum(y, g, a.log), SumOp{});
+  lane_backward_outputs(y, g, reduced, a.scale, a.log);
+  if (active) {
+    RowSink<T> sink(a, row);
+    sink.advance(first);
+    lane_store<C, P>(sink, lanes, lane, cols, a.vectorized, g);
+  }
+}
+
 template <class T, int LOG2_SPAN>
 __global__ void __launch_bounds__(register_block_threads<T, LOG2_SPAN>(),
                                   register_min_blocks(LOG2_SPAN, false))
     softmax_forward_register_kernel(SoftmaxArgs<T> a) {
   constexpr RegisterConfig kCfg = register_config_for_span(LOG2_SPAN, sizeof(T));
-  constexpr int G = kCfg.lanes, C = kCfg.cols_per_lane, P = kCfg.pack;
+  constexpr int G = kCfg.lanes;
   __shared__ float slots[2][GroupReduce<G>::kWarps];
-  GroupReduce<G> reduce{slots};
+  GroupReduce<G> group{slots};
+  auto reduce = [&](float v, auto op) { return group.all(v, op); };
   for_each_register_row<LOG2_SPAN>(a, [&](int64_t row, bool active, int lane,
                                           const RowSpecWalk& walk) {
-    float v[C];
-    const ForwardSource<T> src(a, active ? row : a.layout.rows - 1, walk.spec(a.layout));
-    lane_load<G, C, P>(src, lane, a.layout.cols, a.vectorized, v, active);
-    const float shift = exp_shift(reduce.all(lane_max(v), MaxNanOp{}));
-    const float sum = reduce.all(lane_exp_sum(v, shift, a.log), SumOp{});
-    lane_outputs(v, make_normalizer(shift, sum, a.log));
-    if (active) lane_store<G, C, P>(RowSink<T>(a, row), lane, a.layout.cols, a.vectorized, v);
+    register_forward_row<kCfg.cols_per_lane, kCfg.pack>(a, row, active, G, lane,
+                                                        walk.spec(a.layout), reduce);
   });
 }
 
@@ -153,21 +206,13 @@ __global__ void __launch_bounds__(register_block_threads<T, LOG2_SPAN>(),
                                   register_min_blocks(LOG2_SPAN, true))
     softmax_backward_register_kernel(SoftmaxArgs<T> a) {
   constexpr RegisterConfig kCfg = register_config_for_span(LOG2_SPAN, sizeof(T));
-  constexpr int G = kCfg.lanes, C = kCfg.cols_per_lane, P = kCfg.pack;
+  constexpr int G = kCfg.lanes;
   __shared__ float slots[2][GroupReduce<G>::kWarps];
-  GroupReduce<G> reduce{slots};
+  GroupReduce<G> group{slots};
+  auto reduce = [&](float v, auto op) { return group.all(v, op); };
   for_each_register_row<LOG2_SPAN>(a, [&](int64_t row, bool active, int lane,
                                           const RowSpecWalk&) {
-    float y[C], g[C];
-    if (active) {
-      lane_load<G, C, P>(BackwardSource<T>(a, row), lane, a.layout.cols, a.vectorized, y, g);
-    } else {
-      CUACT_UNROLL
-      for (int i = 0; i < C; ++i) y[i] = g[i] = 0.0f;
-    }
-    const float reduced = reduce.all(lane_backward_sum(y, g, a.log), SumOp{});
-    lane_backward_outputs(y, g, reduced, a.scale, a.log);
-    if (active) lane_store<G, C, P>(RowSink<T>(a, row), lane, a.layout.cols, a.vectorized, g);
+    register_backward_row<kCfg.cols_per_lane, kCfg.pack>(a, row, active, G, lane, reduce);
   });
 }
 
@@ -222,37 +267,44 @@ __global__ void __launch_bounds__(B) softmax_backward_block_kernel(SoftmaxArgs<T
 
 #ifdef CUACT_HAVE_CLUSTERS
 // All-reduce of one value per block over the cluster: thread 0 of each block
-// publishes its block's value in slots[turn], the cluster waits, and every
-// thread folds the blocks' values in rank order (so every block gets the
-// same result). The two slots alternate (turn flips): a slot is written
-// again only two reductions later, when every block has passed the barrier
-// that follows the reads of its previous value.
-template <class V, class Op>
-__device__ __forceinline__ V cluster_all_reduce(V (&slots)[2], int& turn, V block_value, Op op) {
+// publishes its block's value in slots[turn], the cluster waits, then in
+// every warp lane l reads rank l % R's value (distributed shared memory)
+// and the warp folds them by an xor butterfly over R lanes (R a power of
+// two <= 16), so every thread of every block gets the same result. The two
+// slots alternate (turn flips): a slot is written again only two
+// reductions later, when every block has passed the barrier that follows
+// the reads of its previous value.
+template <class Op>
+__device__ __forceinline__ float cluster_all_reduce(float (&slots)[2], int& turn,
+                                                    float block_value, Op op) {
   namespace cg = cooperative_groups;
   const cg::cluster_group cluster = cg::this_cluster();
-  V* slot = &slots[turn];
+  float* slot = &slots[turn];
   turn ^= 1;
   if (threadIdx.x == 0) *slot = block_value;
   cluster.sync();
-  V v = *cluster.map_shared_rank(slot, 0);
-  for (unsigned r = 1; r < cluster.num_blocks(); ++r) v = op(v, *cluster.map_shared_rank(slot, r));
+  const int ranks = static_cast<int>(cluster.num_blocks());
+  float v = *cluster.map_shared_rank(slot, threadIdx.x % ranks);
+  for (int offset = ranks / 2; offset > 0; offset /= 2)
+    v = op(v, __shfl_xor_sync(0xffffffffu, v, offset, ranks));
   return v;
 }
 #endif
 
 #ifdef CUACT_HAVE_CLUSTERS
 // The row loop of a cluster kernel: each cluster takes rows cluster,
-// cluster + clusters, ...; body(row, rank, ranks) runs one row in block
-// `rank` of the cluster. Ends with the cluster barrier that keeps every
+// cluster + clusters, ...; body(row, rank, ranks, spec) runs one row in
+// block `rank` of the cluster (spec: the row's, along a RowSpecWalk). Ends with the cluster barrier that keeps every
 // block alive while another may still read its slots.
 template <class T, class Body>
 __device__ __forceinline__ void for_each_cluster_row(const SoftmaxArgs<T>& a, Body&& body) {
   const cooperative_groups::cluster_group cluster = cooperative_groups::this_cluster();
   const int rank = static_cast<int>(cluster.block_rank());
   const int ranks = static_cast<int>(cluster.num_blocks());
+  RowSpecWalk walk(a.layout, blockIdx.x / ranks);  // step: the clusters (row_step)
   for (int64_t row = blockIdx.x / ranks; row < a.layout.rows; row += gridDim.x / ranks) {
-    body(row, rank, ranks);
+    body(row, rank, ranks, walk.spec(a.layout));
+    walk.advance(a.layout);
     __syncthreads();  // the next row's plan may give the cache's slots to other threads
   }
   cluster.sync();
@@ -271,8 +323,8 @@ __global__ void __launch_bounds__(kClusterBlockThreads)
   __shared__ float cluster_slots[2];
   float* cache = softmax_row_cache<float>();
   int turn = 0;
-  for_each_cluster_row(a, [&](int64_t row, int rank, int ranks) {
-    ForwardSource<T> src(a, row);
+  for_each_cluster_row(a, [&](int64_t row, int rank, int ranks, const SoftmaxRowSpec& spec) {
+    ForwardSource<T> src(a, row, spec);
     RowSink<T> sink(a, row);
     const PackPlan plan = cluster_slice_plan(src, sink, a.layout.cols, rank, ranks);
     const float local_max = block_forward_load(src, plan, threadIdx.x, B, cache);
@@ -297,7 +349,7 @@ __global__ void __launch_bounds__(kClusterBlockThreads)
   __shared__ float cluster_slots[2];
   T* y_cache = softmax_row_cache<T>();
   int turn = 0;
-  for_each_cluster_row(a, [&](int64_t row, int rank, int ranks) {
+  for_each_cluster_row(a, [&](int64_t row, int rank, int ranks, const SoftmaxRowSpec&) {
     BackwardSource<T> src(a, row);
     RowSink<T> sink(a, row);
     const PackPlan plan = cluster_slice_plan(src, sink, a.layout.cols, rank, ranks);
@@ -307,6 +359,51 @@ __global__ void __launch_bounds__(kClusterBlockThreads)
     const float reduced = cluster_all_reduce(cluster_slots, turn, block_sum, SumOp{});
     block_backward_store(sink, plan, threadIdx.x, B, y_cache, dy_cache, reduced, a.scale, a.log);
   });
+#endif
+}
+
+// The row in registers over a cluster: R blocks of register_cluster_threads
+// (rows of up to 16384 * R columns on pack boundaries); block r
+// runs the register kernels' row code on columns [16384 r, 16384 (r + 1))
+// (a multiple of the pack: the slice stays on pack boundaries), the
+// block's all-reduce, then the cluster's (cluster_all_reduce). Compiled for
+// one block an SM (forward: up to 128 registers a thread).
+#ifdef CUACT_HAVE_CLUSTERS
+template <bool Backward, class T>
+__device__ __forceinline__ void register_cluster_rows(const SoftmaxArgs<T>& a) {
+  constexpr int B = register_cluster_threads(Backward), C = register_cluster_values(Backward);
+  constexpr int P = full_pack_width(sizeof(T));
+  __shared__ float slots[2][GroupReduce<B>::kWarps];
+  __shared__ float cluster_slots[2];
+  GroupReduce<B> block{slots};
+  int turn = 0;
+  auto reduce = [&](float v, auto op) {
+    return cluster_all_reduce(cluster_slots, turn, block.all(v, op), op);
+  };
+  for_each_cluster_row(a, [&](int64_t row, int rank, int, const SoftmaxRowSpec& spec) {
+    const int64_t first = int64_t{rank} * kRegisterMaxCols;
+    const bool active = first < a.layout.cols;
+    if constexpr (Backward)
+      register_backward_row<C, P>(a, row, active, B, threadIdx.x, reduce, first);
+    else
+      register_forward_row<C, P>(a, row, active, B, threadIdx.x, spec, reduce, first);
+  });
+}
+#endif
+
+template <class T>
+__global__ void __launch_bounds__(register_cluster_threads(false), 1)
+    softmax_forward_register_cluster_kernel(SoftmaxArgs<T> a) {
+#ifdef CUACT_HAVE_CLUSTERS
+  register_cluster_rows<false>(a);
+#endif
+}
+
+template <class T>
+__global__ void __launch_bounds__(register_cluster_threads(true), 1)
+    softmax_backward_register_cluster_kernel(SoftmaxArgs<T> a) {
+#ifdef CUACT_HAVE_CLUSTERS
+  register_cluster_rows<true>(a);
 #endif
 }
 
@@ -473,13 +570,13 @@ cudaError_t launch_softmax_kernel(SoftmaxKernel<T> kernel, int blocks, int threa
                           params, static_cast<size_t>(smem_bytes), stream);
 }
 
-// The launch configuration of `clusters` clusters of `ranks` blocks;
-// `attribute` holds its cluster shape (and must outlive it).
-inline cudaLaunchConfig_t cluster_config(int clusters, int ranks, int64_t smem_bytes,
+// The launch configuration of `clusters` clusters of `ranks` blocks of
+// `threads`; `attribute` holds its cluster shape (and must outlive it).
+inline cudaLaunchConfig_t cluster_config(int clusters, int ranks, int threads, int64_t smem_bytes,
                                          cudaStream_t stream, cudaLaunchAttribute& attribute) {
   cudaLaunchConfig_t config = {};
   config.gridDim = dim3(static_cast<unsigned>(clusters) * static_cast<unsigned>(ranks));
-  config.blockDim = dim3(kClusterBlockThreads);
+  config.blockDim = dim3(static_cast<unsigned>(threads));
   config.dynamicSmemBytes = static_cast<size_t>(smem_bytes);
   config.stream = stream;
   attribute.id = cudaLaunchAttributeClusterDimension;
@@ -513,7 +610,8 @@ cudaError_t opt_in_shared_memory(SoftmaxKernel<T> kernel, int64_t bytes, int sme
 // than 8 blocks allowed where the device has them), 0 without clusters or
 // where the loaded image of the kernel is not sm_90 code (cluster_kernels_usable).
 template <class T>
-cudaError_t max_cluster_ranks(SoftmaxKernel<T> kernel, const DeviceLimits& dev, int* ranks) {
+cudaError_t max_cluster_ranks(SoftmaxKernel<T> kernel, int threads, const DeviceLimits& dev,
+                              int* ranks) {
   *ranks = 0;
   if (dev.cluster_launch == 0) return cudaSuccess;
   const void* k = reinterpret_cast<const void*>(kernel);
@@ -525,7 +623,7 @@ cudaError_t max_cluster_ranks(SoftmaxKernel<T> kernel, const DeviceLimits& dev, 
   if (err != cudaSuccess) return err;
   cudaLaunchAttribute attribute;  // (the cluster shape is ignored by the query)
   const cudaLaunchConfig_t config =
-      cluster_config(1, kClusterSizes[kClusterSizeCandidates - 1], 0, nullptr, attribute);
+      cluster_config(1, kClusterSizes[kClusterSizeCandidates - 1], threads, 0, nullptr, attribute);
   return cudaOccupancyMaxPotentialClusterSize(ranks, k, &config);
 }
 
@@ -548,7 +646,7 @@ cudaError_t cluster_occupancy(SoftmaxKernel<T> kernel, int64_t cols, int64_t byt
     if (cache_bytes[i] > room) continue;
     cudaLaunchAttribute attribute;
     const cudaLaunchConfig_t config =
-        cluster_config(1, kClusterSizes[i], cache_bytes[i], nullptr, attribute);
+        cluster_config(1, kClusterSizes[i], kClusterBlockThreads, cache_bytes[i], nullptr, attribute);
     err = cudaOccupancyMaxActiveClusters(&active[i], reinterpret_cast<const void*>(kernel), &config);
     if (err != cudaSuccess) return err;
   }
@@ -607,17 +705,34 @@ SoftmaxLaunchPlan<T> plan_softmax(const SoftmaxCall& call) {
   if ((r.error = current_device_limits(&dev)) != cudaSuccess) return p;
   const int64_t per_col = block_cache_bytes_per_col(call.backward, kElem);
   const int64_t capacity = dev.smem_optin - kBlockStaticSmemSlack;
-  // Clusters are asked about only for rows one block cannot cache.
+  // Clusters are asked about only for rows longer than a block's registers
+  // hold: the register cluster for rows on pack boundaries, the cached one
+  // for rows one block cannot cache.
   const SoftmaxKernel<T> cluster_kernel =
       call.backward ? &softmax_backward_cluster_kernel<T> : &softmax_forward_cluster_kernel<T>;
-  int max_ranks = 0;
-  if (call.requested == SoftmaxAlgorithm::cluster_per_row ||
-      (call.requested == SoftmaxAlgorithm::automatic && a.layout.inner == 1 &&
-       cols > kRegisterMaxCols && !block_cache_fits(cols, per_col, capacity)))
-    if ((r.error = max_cluster_ranks<T>(cluster_kernel, dev, &max_ranks)) != cudaSuccess) return p;
+  const SoftmaxKernel<T> register_cluster_kernel = call.backward
+                                                       ? &softmax_backward_register_cluster_kernel<T>
+                                                       : &softmax_forward_register_cluster_kernel<T>;
+  const int cluster_threads = register_cluster_threads(call.backward);
+  const RegisterConfig cluster_cfg{cluster_threads, register_cluster_values(call.backward),
+                                   full_pack_width(kElem)};
+  const bool long_rows =
+      call.requested == SoftmaxAlgorithm::cluster_per_row ||
+      (call.requested == SoftmaxAlgorithm::automatic && a.layout.inner == 1 && cols > kRegisterMaxCols);
+  int max_ranks = 0, max_register_ranks = 0;
+  if (long_rows && register_args_vectorized(a, cluster_cfg, call.backward))
+    if ((r.error = max_cluster_ranks<T>(register_cluster_kernel, cluster_threads, dev,
+                                       &max_register_ranks)) !=
+        cudaSuccess)
+      return p;
+  if (long_rows && (call.requested == SoftmaxAlgorithm::cluster_per_row ||
+                    !block_cache_fits(cols, per_col, capacity)))
+    if ((r.error = max_cluster_ranks<T>(cluster_kernel, kClusterBlockThreads, dev, &max_ranks)) !=
+        cudaSuccess)
+      return p;
   const SoftmaxChoice choice = choose_softmax_for_shape(
       call.requested, a.layout.inner, a.layout.has_mask || a.layout.causal, cols, per_col,
-      capacity, full_pack_width(kElem), max_ranks);
+      capacity, full_pack_width(kElem), max_ranks, max_register_ranks);
   r.algorithm = choice.algorithm;
   r.refusal = choice.refusal;
   if (r.refusal != nullptr) return p;
@@ -684,6 +799,26 @@ SoftmaxLaunchPlan<T> plan_softmax(const SoftmaxCall& call) {
   }
 
   if (choice.algorithm == SoftmaxAlgorithm::cluster_per_row) {
+    const int ranks = cluster_register_ranks(cols, max_register_ranks);
+    if (ranks > 0) {  // the row in the cluster's registers
+      int active = 0;
+      cudaLaunchAttribute attribute;
+      const cudaLaunchConfig_t config =
+          cluster_config(1, ranks, cluster_threads, 0, nullptr, attribute);
+      if ((r.error = cudaOccupancyMaxActiveClusters(
+               &active, reinterpret_cast<const void*>(register_cluster_kernel), &config)) !=
+          cudaSuccess)
+        return p;
+      if (active > 0) {
+        a.vectorized = true;
+        p.kernel = register_cluster_kernel;
+        p.cluster_ranks = ranks;
+        p.blocks = static_cast<int>(rows < active ? rows : active);  // clusters
+        p.threads = cluster_threads;
+        set_row_step(a.layout, p.blocks);
+        return p;
+      }
+    }
     int active[kClusterSizeCandidates];
     int64_t cache_bytes[kClusterSizeCandidates];
     if ((r.error = cluster_occupancy<T>(cluster_kernel, cols, per_col, max_ranks, dev.smem_optin,
@@ -696,6 +831,7 @@ SoftmaxLaunchPlan<T> plan_softmax(const SoftmaxCall& call) {
       p.blocks = static_cast<int>(rows < active[best] ? rows : active[best]);  // clusters
       p.threads = kClusterBlockThreads;
       p.smem_bytes = cache_bytes[best];
+      set_row_step(a.layout, p.blocks);
       return p;
     }
     if (call.requested == SoftmaxAlgorithm::cluster_per_row) {
@@ -723,7 +859,7 @@ SoftmaxLaunchResult launch_softmax(const SoftmaxCall& call, cudaStream_t stream)
   if (p.cluster_ranks > 0) {
     cudaLaunchAttribute attribute;
     const cudaLaunchConfig_t config =
-        cluster_config(p.blocks, p.cluster_ranks, p.smem_bytes, stream, attribute);
+        cluster_config(p.blocks, p.cluster_ranks, p.threads, p.smem_bytes, stream, attribute);
     p.result.error = cudaLaunchKernelEx(&config, p.kernel, p.args);
   } else {
     p.result.error =

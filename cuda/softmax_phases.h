@@ -12,16 +12,16 @@
 
 namespace cuact::detail {
 
-// ---------------------------------------------------------------- warp_per_row: a lane's slots
+// ---------------------------------------------------------------- rows in registers: a lane's slots
 
-// The columns lane `lane` of a G-lane row group owns (lane_slot_column), as
+// The columns lane `lane` of a `lanes`-lane row group owns (lane_slot_column), as
 // its loads and stores visit them: on_pack(first slot, column) for each pack
 // of P slots when vectorized, on_slot(slot, column) for each slot otherwise;
 // columns past the row are skipped.
-template <int G, int C, int P, class OnPack, class OnSlot>
-CUACT_HD void for_each_lane_column(int lane, int64_t cols, bool vectorized, OnPack&& on_pack,
-                                   OnSlot&& on_slot) {
-  constexpr RegisterConfig cfg{G, C, P};
+template <int C, int P, class OnPack, class OnSlot>
+CUACT_HD void for_each_lane_column(int lanes, int lane, int64_t cols, bool vectorized,
+                                   OnPack&& on_pack, OnSlot&& on_slot) {
+  const RegisterConfig cfg{lanes, C, P};
   if (vectorized) {
     CUACT_UNROLL
     for (int k = 0; k < C / P; ++k) {
@@ -42,10 +42,10 @@ CUACT_HD void for_each_lane_column(int lane, int64_t cols, bool vectorized, OnPa
 // last, whose source is built on a real row). Vectorized, every pack is loaded before any is used
 // (ForwardSource::lane_loads: no bounds branch between the loads, all in
 // flight at once).
-template <int G, int C, int P, class T>
-CUACT_HD void lane_load(const ForwardSource<T>& src, int lane, int64_t cols, bool vectorized,
+template <int C, int P, class T>
+CUACT_HD void lane_load(const ForwardSource<T>& src, int lanes, int lane, int64_t cols, bool vectorized,
                         float (&v)[C], bool active = true) {
-  constexpr RegisterConfig cfg{G, C, P};
+  const RegisterConfig cfg{lanes, C, P};
   if (vectorized) {
     constexpr int K = C / P;
     SoftmaxPack<T, P> xs[K], ms[K];  // ms: read only with a mask
@@ -68,14 +68,14 @@ CUACT_HD void lane_load(const ForwardSource<T>& src, int lane, int64_t cols, boo
   CUACT_UNROLL
   for (int i = 0; i < C; ++i) v[i] = -INFINITY;
   if (!active) return;
-  for_each_lane_column<G, C, P>(
-      lane, cols, false, [](int, int) {}, [&](int s, int col) { v[s] = src.one(col); });
+  for_each_lane_column<C, P>(
+      lanes, lane, cols, false, [](int, int) {}, [&](int s, int col) { v[s] = src.one(col); });
 }
 
-template <int G, int C, int P, class T>
-CUACT_HD void lane_load(const BackwardSource<T>& src, int lane, int64_t cols, bool vectorized,
-                             float (&y)[C], float (&dy)[C]) {
-  constexpr RegisterConfig cfg{G, C, P};
+template <int C, int P, class T>
+CUACT_HD void lane_load(const BackwardSource<T>& src, int lanes, int lane, int64_t cols,
+                        bool vectorized, float (&y)[C], float (&dy)[C]) {
+  const RegisterConfig cfg{lanes, C, P};
   if (vectorized) {
     CUACT_UNROLL
     for (int k = 0; k < C / P; ++k) {
@@ -92,15 +92,15 @@ CUACT_HD void lane_load(const BackwardSource<T>& src, int lane, int64_t cols, bo
   }
   CUACT_UNROLL
   for (int i = 0; i < C; ++i) y[i] = dy[i] = 0.0f;
-  for_each_lane_column<G, C, P>(
-      lane, cols, false, [](int, int) {}, [&](int s, int col) { src.one(col, y[s], dy[s]); });
+  for_each_lane_column<C, P>(
+      lanes, lane, cols, false, [](int, int) {}, [&](int s, int col) { src.one(col, y[s], dy[s]); });
 }
 
-template <int G, int C, int P, class T>
-CUACT_HD void lane_store(const RowSink<T>& sink, int lane, int64_t cols, bool vectorized,
+template <int C, int P, class T>
+CUACT_HD void lane_store(const RowSink<T>& sink, int lanes, int lane, int64_t cols, bool vectorized,
                               const float (&v)[C]) {
-  for_each_lane_column<G, C, P>(
-      lane, cols, vectorized,
+  for_each_lane_column<C, P>(
+      lanes, lane, cols, vectorized,
       [&](int first, int col) {
         float out[P];
         CUACT_UNROLL

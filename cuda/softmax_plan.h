@@ -230,7 +230,7 @@ struct RegisterConfig {
   // (RowSpecWalk::advance) or divides each trip: variants of 16 or more
   // columns a lane divide (the walk's three 64-bit values would spill them
   // at their 64-register budget; their row cost is spread over more columns).
-  CUACT_HD constexpr bool walks_row_spec() const { return cols_per_lane <= 8; }
+  CUACT_HD constexpr bool walks_row_spec() const { return cols_per_lane <= 8 || lanes > 32; }
 };
 
 // The variant for rows of length 2^log2_span (0..14). Short rows keep whole
@@ -427,6 +427,24 @@ inline int smallest_cluster_for(int64_t cols, int64_t bytes_per_col, int64_t cac
   return 0;
 }
 
+// The register cluster's blocks (softmax_*_register_cluster_kernel), a
+// slice of kRegisterMaxCols columns each: forward 512 threads of 32
+// columns (twice a block variant's columns a thread: the cluster's two
+// reductions a row cost more), backward 1024 of 16 (y and dy of 32 columns
+// would fill a thread's registers and serialize its loads).
+CUACT_HD constexpr int register_cluster_threads(bool backward) { return backward ? 1024 : 512; }
+CUACT_HD constexpr int register_cluster_values(bool backward) {
+  return kRegisterMaxCols / register_cluster_threads(backward);
+}
+
+// The register cluster for rows of `cols` on pack boundaries: the smallest
+// cluster size (at most max_ranks) whose slices hold the row, or 0.
+inline int cluster_register_ranks(int64_t cols, int max_ranks) {
+  for (int ranks : kClusterSizes)
+    if (ranks <= max_ranks && cols <= int64_t{kRegisterMaxCols} * ranks) return ranks;
+  return 0;
+}
+
 // Among candidate cluster sizes (0 resident clusters: does not fit), the one
 // with the most blocks working at once on `rows` rows (a row's blocks, up
 // to what is resident), the smaller on a tie. -1 when none fits.
@@ -484,12 +502,16 @@ CUACT_HD constexpr bool cluster_kernels_usable(int device_cluster_launch, int ke
 
 // The one dispatch decision from the row length: warp_per_row up to 1024
 // columns (the row fits in 32 registers per lane); block_per_row up to
-// kRegisterMaxCols (the row in the block's registers) and while the row's
-// cache fits in one block's shared memory (`cache_capacity`: the device's
-// opt-in maximum less kBlockStaticSmemSlack; then each row is read once); cluster_per_row while a slice fits in each block of a cluster of at
-// most max_cluster_ranks blocks (0: no clusters, see cluster_kernels_usable;
-// still read once); streaming beyond (reads the row twice, any length). A forced
-// algorithm is kept when it can take the row; `refusal` says why not.
+// kRegisterMaxCols (the row in the block's registers); cluster_per_row in
+// registers for rows on pack boundaries up to kRegisterMaxCols times the
+// largest register cluster (max_register_ranks: 0 for other rows, or
+// without clusters); block_per_row while the row's cache fits in one
+// block's shared memory (`cache_capacity`: the device's opt-in maximum less
+// kBlockStaticSmemSlack; then each row is read once); cluster_per_row while
+// a slice fits in each block of a cluster of at most max_cluster_ranks
+// blocks (0: no clusters, see cluster_kernels_usable; still read once);
+// streaming beyond (reads the row twice, any length). A forced algorithm is
+// kept when it can take the row; `refusal` says why not.
 struct SoftmaxChoice {
   SoftmaxAlgorithm algorithm = SoftmaxAlgorithm::streaming;
   const char* refusal = nullptr;  // static text; set when a forced algorithm cannot run
@@ -497,11 +519,15 @@ struct SoftmaxChoice {
 
 inline SoftmaxChoice choose_softmax_algorithm(SoftmaxAlgorithm requested, int64_t cols,
                                               int64_t bytes_per_col, int64_t cache_capacity,
-                                              int pack_width, int max_cluster_ranks) {
+                                              int pack_width, int max_cluster_ranks,
+                                              int max_register_ranks = 0) {
   const bool warp_ok = cols <= kWarpMaxCols;
-  const bool block_ok =
-      cols <= kRegisterMaxCols || block_cache_fits(cols, bytes_per_col, cache_capacity);
+  const bool block_registers = cols <= kRegisterMaxCols;
+  const bool block_cache = block_cache_fits(cols, bytes_per_col, cache_capacity);
+  const bool block_ok = block_registers || block_cache;
+  const bool cluster_registers = cluster_register_ranks(cols, max_register_ranks) > 0;
   const bool cluster_ok =
+      cluster_registers ||
       smallest_cluster_for(cols, bytes_per_col, cache_capacity, pack_width, max_cluster_ranks) > 0;
   SoftmaxChoice c;
   switch (requested) {
@@ -525,10 +551,12 @@ inline SoftmaxChoice choose_softmax_algorithm(SoftmaxAlgorithm requested, int64_
       return c;
     case SoftmaxAlgorithm::streaming: c.algorithm = requested; return c;
     default:
-      c.algorithm = warp_ok      ? SoftmaxAlgorithm::warp_per_row
-                    : block_ok   ? SoftmaxAlgorithm::block_per_row
-                    : cluster_ok ? SoftmaxAlgorithm::cluster_per_row
-                                 : SoftmaxAlgorithm::streaming;
+      c.algorithm = warp_ok             ? SoftmaxAlgorithm::warp_per_row
+                    : block_registers   ? SoftmaxAlgorithm::block_per_row
+                    : cluster_registers ? SoftmaxAlgorithm::cluster_per_row
+                    : block_cache       ? SoftmaxAlgorithm::block_per_row
+                    : cluster_ok        ? SoftmaxAlgorithm::cluster_per_row
+                                        : SoftmaxAlgorithm::streaming;
       return c;
   }
 }
@@ -539,7 +567,8 @@ inline SoftmaxChoice choose_softmax_algorithm(SoftmaxAlgorithm requested, int64_
 inline SoftmaxChoice choose_softmax_for_shape(SoftmaxAlgorithm requested, int64_t inner,
                                               bool row_options, int64_t cols,
                                               int64_t bytes_per_col, int64_t cache_capacity,
-                                              int pack_width, int max_cluster_ranks) {
+                                              int pack_width, int max_cluster_ranks,
+                                              int max_register_ranks = 0) {
   SoftmaxChoice c;
   if (requested == SoftmaxAlgorithm::middle_dim || inner > 1) {
     c.algorithm = SoftmaxAlgorithm::middle_dim;
@@ -550,7 +579,7 @@ inline SoftmaxChoice choose_softmax_for_shape(SoftmaxAlgorithm requested, int64_
     return c;
   }
   return choose_softmax_algorithm(requested, cols, bytes_per_col, cache_capacity, pack_width,
-                                  max_cluster_ranks);
+                                  max_cluster_ranks, max_register_ranks);
 }
 
 // Blocks for a row loop: enough for every row group, capped at `waves` full

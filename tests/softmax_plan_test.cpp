@@ -421,7 +421,9 @@ TEST(SoftmaxRowWalk, AdditionsFollowTheDivisionsForEveryStep) {
 // block_per_row keeps a row in registers where the row is at most 16384
 // long and vectorizable (or the cache cannot hold it), in the variant of
 // its length (2048 for shorter rows); otherwise the shared-memory cache.
-TEST(SoftmaxDispatch, BlockRowsInRegistersOrTheCache) {
+// Longer rows on pack boundaries go to the register cluster that holds
+// them, before the shared-memory block.
+TEST(SoftmaxDispatch, RowsInRegistersOrTheCache) {
   EXPECT_TRUE(block_row_in_registers(2048, true, true));
   EXPECT_TRUE(block_row_in_registers(kRegisterMaxCols, true, true));
   EXPECT_FALSE(block_row_in_registers(kRegisterMaxCols + 8, true, true));
@@ -432,6 +434,32 @@ TEST(SoftmaxDispatch, BlockRowsInRegistersOrTheCache) {
   EXPECT_EQ(block_register_index(1025), kRegisterBlockIndex);
   EXPECT_EQ(block_register_index(2049), 12);
   EXPECT_EQ(block_register_index(kRegisterMaxCols), kRegisterConfigs - 1);
+  // Longer rows on pack boundaries: a cluster's registers, slices of 16384.
+  EXPECT_EQ(cluster_register_ranks(16385, 16), 2);
+  EXPECT_EQ(cluster_register_ranks(32768, 16), 2);
+  EXPECT_EQ(cluster_register_ranks(32769, 16), 4);
+  EXPECT_EQ(cluster_register_ranks(262144, 16), 16);
+  EXPECT_EQ(cluster_register_ranks(262145, 16), 0);
+  EXPECT_EQ(cluster_register_ranks(262144, 8), 0);  // portable clusters only
+  EXPECT_EQ(cluster_register_ranks(40000, 0), 0);   // no clusters, or misaligned rows
+  const int64_t cap = kH100Optin - kBlockStaticSmemSlack;
+  auto automatic = [&](int64_t cols, int register_ranks) {
+    return choose_softmax_algorithm(SoftmaxAlgorithm::automatic, cols, 4, cap, 4, 16,
+                                    register_ranks)
+        .algorithm;
+  };
+  EXPECT_EQ(automatic(16384, 16), SoftmaxAlgorithm::block_per_row);
+  EXPECT_EQ(automatic(20000, 16), SoftmaxAlgorithm::cluster_per_row);  // registers
+  EXPECT_EQ(automatic(20000, 0), SoftmaxAlgorithm::block_per_row);     // the cache
+  EXPECT_EQ(automatic(262144, 16), SoftmaxAlgorithm::cluster_per_row);
+  EXPECT_EQ(automatic(300000, 16), SoftmaxAlgorithm::cluster_per_row);  // cached slices
+  EXPECT_EQ(choose_softmax_algorithm(SoftmaxAlgorithm::cluster_per_row, 100, 4, cap, 4, 0, 16)
+                .refusal,
+            nullptr);
+  // The register cluster's blocks hold 16384 columns in either direction.
+  for (bool backward : {false, true})
+    EXPECT_EQ(register_cluster_threads(backward) * register_cluster_values(backward),
+              kRegisterMaxCols);
   for (int elem : {2, 4}) {
     const RegisterConfig c = register_config_for_span(kRegisterBlockIndex, elem);
     EXPECT_EQ(c.lanes, 128);

@@ -3,6 +3,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <array>
 #include <utility>
 #include <vector>
@@ -57,56 +58,120 @@ V block_reduce(std::vector<V> v, Op op) {
   return total;
 }
 
-template <class T, int L>
-void simulate_registers(const SoftmaxArgs<T>& a, bool backward) {
-  constexpr RegisterConfig cfg = register_config_for_span(L, sizeof(T));
-  constexpr int G = cfg.lanes, C = cfg.cols_per_lane, P = cfg.pack;
+// Where a simulated lane works: lane `lane` of a `lanes`-lane group on the
+// row's columns from `first` on.
+struct LaneSlice {
+  int lanes = 1;
+  int lane = 0;
+  int64_t first = 0;
+};
+
+// A register kernel's rows, lane by lane (the kernels' register_*_row):
+// `total` lanes, slice(l) where lane l works, `step` the row loop's step
+// for the walk, reduce(values, op) the row's all-reduce in the kernel's
+// order, `walks` RegisterConfig::walks_row_spec.
+template <class T, int C, int P, class Slice, class Reduce>
+void simulate_rows_in_registers(const SoftmaxArgs<T>& a, bool backward, int total, bool walks,
+                                int64_t step, Slice&& slice, Reduce&& reduce) {
   using Lane = std::array<float, C>;
-  const int64_t cols = a.layout.cols;
-  std::vector<Lane> v(G), g(G);
-  std::vector<float> part(G), shift(G);
+  std::vector<Lane> v(total), g(total);
+  std::vector<float> part(total), shift(total);
   auto regs = [](Lane& l) -> float (&)[C] { return *reinterpret_cast<float(*)[C]>(l.data()); };
-  // The kernel's row loop for a grid of 3 blocks: a lane's row advances by
-  // the step, its mask row and causal index along the walk.
-  const int64_t step = int64_t{3} * cfg.rows_per_block();
+  // The kernel's row loop: a lane's row advances by the step, its mask row
+  // and causal index along the walk.
   SoftmaxArgs<T> walked = a;
   set_row_step(walked.layout, step);
-  std::vector<RowSpecWalk> walks;
-  for (int64_t first = 0; first < step; ++first) walks.emplace_back(walked.layout, first);
+  std::vector<RowSpecWalk> walk_of;
+  for (int64_t first = 0; first < step; ++first) walk_of.emplace_back(walked.layout, first);
   for (int64_t row = 0; row < a.layout.rows; ++row) {
-    RowSpecWalk& walk = walks[static_cast<size_t>(row % step)];
-    if (!cfg.walks_row_spec()) walk = RowSpecWalk(walked.layout, row);
+    RowSpecWalk& walk = walk_of[static_cast<size_t>(row % step)];
+    if (!walks) walk = RowSpecWalk(walked.layout, row);
     const SoftmaxRowSpec spec = walk.spec(walked.layout);
-    if (cfg.walks_row_spec()) walk.advance(walked.layout);
+    if (walks) walk.advance(walked.layout);
+    // A lane's source and sink, advanced to its slice; a slice past the
+    // row's end is inactive (padding from the row's first columns).
+    auto sink = [&](const LaneSlice& s) {
+      RowSink<T> k(a, row);
+      k.advance(s.first);
+      return k;
+    };
     if (!backward) {
-      for (int l = 0; l < G; ++l) {
-        lane_load<G, C, P>(ForwardSource<T>(walked, row, spec), l, cols, a.vectorized,
-                           regs(v[l]));
+      for (int l = 0; l < total; ++l) {
+        const LaneSlice s = slice(l);
+        const bool active = s.first < a.layout.cols;
+        ForwardSource<T> src(walked, row, spec);
+        if (active) src.advance(s.first);
+        lane_load<C, P>(src, s.lanes, s.lane, a.layout.cols - (active ? s.first : 0),
+                        a.vectorized, regs(v[l]), active);
         part[l] = lane_max(regs(v[l]));
       }
-      group_reduce<G>(part, MaxNanOp{});
-      for (int l = 0; l < G; ++l) {
+      reduce(part, MaxNanOp{});
+      for (int l = 0; l < total; ++l) {
         shift[l] = exp_shift(part[l]);
         part[l] = lane_exp_sum(regs(v[l]), shift[l], a.log);
       }
-      group_reduce<G>(part, SumOp{});
-      for (int l = 0; l < G; ++l) {
+      reduce(part, SumOp{});
+      for (int l = 0; l < total; ++l) {
         lane_outputs(regs(v[l]), make_normalizer(shift[l], part[l], a.log));
-        lane_store<G, C, P>(RowSink<T>(a, row), l, cols, a.vectorized, regs(v[l]));
+        const LaneSlice s = slice(l);
+        if (s.first < a.layout.cols)
+          lane_store<C, P>(sink(s), s.lanes, s.lane, a.layout.cols - s.first, a.vectorized,
+                           regs(v[l]));
       }
     } else {
-      for (int l = 0; l < G; ++l) {
-        lane_load<G, C, P>(BackwardSource<T>(a, row), l, cols, a.vectorized, regs(v[l]),
-                           regs(g[l]));
+      for (int l = 0; l < total; ++l) {
+        const LaneSlice s = slice(l);
+        for (int i = 0; i < C; ++i) v[l][i] = g[l][i] = 0.0f;
+        if (s.first < a.layout.cols) {
+          BackwardSource<T> src(a, row);
+          src.advance(s.first);
+          lane_load<C, P>(src, s.lanes, s.lane, a.layout.cols - s.first, a.vectorized,
+                          regs(v[l]), regs(g[l]));
+        }
         part[l] = lane_backward_sum(regs(v[l]), regs(g[l]), a.log);
       }
-      group_reduce<G>(part, SumOp{});
-      for (int l = 0; l < G; ++l) {
+      reduce(part, SumOp{});
+      for (int l = 0; l < total; ++l) {
         lane_backward_outputs(regs(v[l]), regs(g[l]), part[l], a.scale, a.log);
-        lane_store<G, C, P>(RowSink<T>(a, row), l, cols, a.vectorized, regs(g[l]));
+        const LaneSlice s = slice(l);
+        if (s.first < a.layout.cols)
+          lane_store<C, P>(sink(s), s.lanes, s.lane, a.layout.cols - s.first, a.vectorized,
+                           regs(g[l]));
       }
     }
   }
+}
+
+// A register kernel variant; the row loop as for a grid of 3 blocks.
+template <class T, int L>
+void simulate_registers(const SoftmaxArgs<T>& a, bool backward) {
+  constexpr RegisterConfig cfg = register_config_for_span(L, sizeof(T));
+  simulate_rows_in_registers<T, cfg.cols_per_lane, cfg.pack>(
+      a, backward, cfg.lanes, cfg.walks_row_spec(), int64_t{3} * cfg.rows_per_block(),
+      [](int l) { return LaneSlice{cfg.lanes, l, 0}; },
+      [](std::vector<float>& v, auto op) { group_reduce<cfg.lanes>(v, op); });
+}
+
+// The register cluster of `ranks` blocks: block r's lanes on its slice of
+// kRegisterMaxCols columns; each block's all-reduce, then the butterfly
+// over the blocks' values (cluster_all_reduce).
+template <class T, bool Backward>
+void simulate_register_cluster(SoftmaxArgs<T> a, int ranks) {
+  constexpr int B = register_cluster_threads(Backward), W = full_pack_width(sizeof(T));
+  a.vectorized = true;
+  simulate_rows_in_registers<T, register_cluster_values(Backward), W>(
+      a, Backward, B * ranks, true, 3,  // a grid of 3 clusters
+      [](int l) { return LaneSlice{B, l % B, int64_t{l / B} * kRegisterMaxCols}; },
+      [&](std::vector<float>& v, auto op) {
+        std::vector<float> block(B), per_block(static_cast<size_t>(ranks));
+        for (int r = 0; r < ranks; ++r) {
+          std::copy(v.begin() + r * B, v.begin() + (r + 1) * B, block.begin());
+          group_reduce<B>(block, op);
+          per_block[r] = block[0];
+        }
+        butterfly(per_block.data(), ranks, op);
+        std::fill(v.begin(), v.end(), per_block[0]);
+      });
 }
 
 template <class T, int... L>
@@ -123,8 +188,10 @@ void simulate_register_kernel(int index, SoftmaxArgs<T> a, bool backward) {
                                std::make_integer_sequence<int, kRegisterConfigs>{});
 }
 
-// An H100's block cache capacity (its opt-in shared memory less the slack).
+// An H100's block cache capacity (its opt-in shared memory less the slack)
+// and largest cluster.
 constexpr int64_t kSimulatedCacheCapacity = 232448 - kBlockStaticSmemSlack;
+constexpr int kSimulatedMaxClusterRanks = 16;
 
 template <class T>
 void simulate_block(const SoftmaxArgs<T>& a, bool backward, int threads) {
@@ -160,8 +227,8 @@ void simulate_block(const SoftmaxArgs<T>& a, bool backward, int threads) {
 }
 
 // cluster_per_row: every block of the cluster runs block_per_row's phases on
-// its slice; the blocks' reduced values fold in rank order, as the kernel's
-// cluster_all_reduce does.
+// its slice; the blocks' reduced values fold by the butterfly over ranks of
+// the kernel's cluster_all_reduce.
 template <class T>
 void simulate_cluster(const SoftmaxArgs<T>& a, bool backward, int ranks) {
   constexpr int B = kClusterBlockThreads;
@@ -173,10 +240,9 @@ void simulate_cluster(const SoftmaxArgs<T>& a, bool backward, int ranks) {
   std::vector<std::vector<T>> yd_cache(static_cast<size_t>(ranks),
                                        std::vector<T>(static_cast<size_t>(2 * capacity)));
   std::vector<float> part(B);
-  auto fold = [&](const std::vector<float>& per_block, auto op) {
-    float v = per_block[0];
-    for (int r = 1; r < ranks; ++r) v = op(v, per_block[r]);
-    return v;
+  auto fold = [&](std::vector<float> per_block, auto op) {
+    butterfly(per_block.data(), ranks, op);
+    return per_block[0];
   };
   for (int64_t row = 0; row < a.layout.rows; ++row) {
     std::vector<PackPlan> plans;
@@ -342,9 +408,22 @@ void simulate(SoftmaxAlgorithm algorithm, const SoftmaxCall& call, int block_thr
         simulate_block<T>(a, call.backward, block_threads);
       break;
     }
-    case SoftmaxAlgorithm::cluster_per_row:
-      simulate_cluster<T>(a, call.backward, cluster_ranks);
+    case SoftmaxAlgorithm::cluster_per_row: {
+      // As the launch plans it on an H100: rows on pack boundaries in the
+      // register cluster that holds them, the others cached in slices.
+      const RegisterConfig cluster_cfg{register_cluster_threads(call.backward),
+                                       register_cluster_values(call.backward),
+                                       full_pack_width(sizeof(T))};
+      const int ranks = register_args_vectorized(a, cluster_cfg, call.backward)
+                            ? cluster_register_ranks(a.layout.cols, kSimulatedMaxClusterRanks)
+                            : 0;
+      if (ranks > 0)
+        call.backward ? simulate_register_cluster<T, true>(a, ranks)
+                      : simulate_register_cluster<T, false>(a, ranks);
+      else
+        simulate_cluster<T>(a, call.backward, cluster_ranks);
       break;
+    }
     default: simulate_streaming<T>(a, call.backward); break;
   }
 }

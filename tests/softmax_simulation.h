@@ -5,7 +5,7 @@
 // (cuda/softmax_phases.h) for every lane or thread of a row; only the
 // reductions are host loops: the warp butterfly in the kernel's exact order,
 // CUB's block reduction in its documented order (warp trees, then the warp
-// aggregates in turn), a cluster's block values folded in rank order.
+// aggregates in turn), a cluster's block values by the butterfly over ranks.
 #pragma once
 
 #include <cstdint>

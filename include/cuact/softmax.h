@@ -78,8 +78,9 @@ enum class SoftmaxAlgorithm {
   // 16-byte boundaries), otherwise cached in shared memory (as far as it fits).
   block_per_row,
   streaming,  // a block per row; online max and sum in one pass, a second pass writes (any cols)
-  // A thread-block cluster (sm_90+) of 2-16 blocks per row, each caching a
-  // slice of the row in its shared memory, the partial max and sum combined
+  // A thread-block cluster (sm_90+) of 2-16 blocks per row, each holding a
+  // slice of the row in its registers (rows on 16-byte boundaries, 16384
+  // columns a block) or its shared memory, the partial max and sum combined
   // through distributed shared memory: rows too long for one block, still
   // read once (up to 16 blocks' shared memory).
   cluster_per_row,
