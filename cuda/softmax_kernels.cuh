@@ -588,43 +588,26 @@ inline cudaLaunchConfig_t cluster_config(int clusters, int ranks, int threads, i
   return config;
 }
 
-// Opts the kernel in to the device's largest dynamic shared memory (always
-// that same value, so concurrent callers cannot lower it under each other's
-// launches) when `bytes` needs more than its current limit; *room: the
-// dynamic shared memory one block can have (0 when the kernel cannot be
-// queried).
 template <class T>
-cudaError_t opt_in_shared_memory(SoftmaxKernel<T> kernel, int64_t bytes, int smem_optin,
-                                 int64_t* room) {
-  const void* k = reinterpret_cast<const void*>(kernel);
-  cudaFuncAttributes attr;
-  cudaError_t err = cudaFuncGetAttributes(&attr, k);
-  if (err != cudaSuccess) return err;
-  *room = static_cast<int64_t>(smem_optin) - static_cast<int64_t>(attr.sharedSizeBytes);
-  if (bytes > *room || bytes <= attr.maxDynamicSharedSizeBytes) return cudaSuccess;
-  return cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                              static_cast<int>(*room));
+const void* kernel_address(SoftmaxKernel<T> kernel) {
+  return reinterpret_cast<const void*>(kernel);
 }
 
 // The largest cluster the device can run the kernel in (clusters of more
 // than 8 blocks allowed where the device has them), 0 without clusters or
-// where the loaded image of the kernel is not sm_90 code (cluster_kernels_usable).
+// where the loaded image of the kernel is not sm_90 code
+// (cluster_kernels_usable); from the kernel's cached facts.
 template <class T>
 cudaError_t max_cluster_ranks(SoftmaxKernel<T> kernel, int threads, const DeviceLimits& dev,
                               int* ranks) {
   *ranks = 0;
   if (dev.cluster_launch == 0) return cudaSuccess;
-  const void* k = reinterpret_cast<const void*>(kernel);
-  cudaFuncAttributes image;
-  cudaError_t err = cudaFuncGetAttributes(&image, k);
-  if (err != cudaSuccess) return err;
-  if (!cluster_kernels_usable(dev.cluster_launch, image.ptxVersion)) return cudaSuccess;
-  err = cudaFuncSetAttribute(k, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
-  if (err != cudaSuccess) return err;
-  cudaLaunchAttribute attribute;  // (the cluster shape is ignored by the query)
-  const cudaLaunchConfig_t config =
-      cluster_config(1, kClusterSizes[kClusterSizeCandidates - 1], threads, 0, nullptr, attribute);
-  return cudaOccupancyMaxPotentialClusterSize(ranks, k, &config);
+  KernelFacts f;
+  if (const cudaError_t err = kernel_facts(kernel_address(kernel), dev, threads, &f);
+      err != cudaSuccess)
+    return err;
+  if (cluster_kernels_usable(dev.cluster_launch, f.ptx_version)) *ranks = f.max_cluster_ranks;
+  return cudaSuccess;
 }
 
 // Clusters of each size in kClusterSizes resident at once with a slice
@@ -632,42 +615,40 @@ cudaError_t max_cluster_ranks(SoftmaxKernel<T> kernel, int threads, const Device
 // max_ranks); cache_bytes: each size's cache.
 template <class T>
 cudaError_t cluster_occupancy(SoftmaxKernel<T> kernel, int64_t cols, int64_t bytes_per_col,
-                              int max_ranks, int smem_optin,
+                              int max_ranks, const DeviceLimits& dev,
                               int (&active)[kClusterSizeCandidates],
                               int64_t (&cache_bytes)[kClusterSizeCandidates]) {
   constexpr int kWidth = full_pack_width(sizeof(T));
+  KernelFacts f;
+  if (const cudaError_t err = kernel_facts(kernel_address(kernel), dev, kClusterBlockThreads, &f);
+      err != cudaSuccess)
+    return err;
   for (int i = 0; i < kClusterSizeCandidates; ++i) {
     active[i] = 0;
     cache_bytes[i] = cluster_slice_capacity(cols, kClusterSizes[i], kWidth) * bytes_per_col;
-    if (kClusterSizes[i] > max_ranks) continue;
-    int64_t room = 0;
-    cudaError_t err = opt_in_shared_memory<T>(kernel, cache_bytes[i], smem_optin, &room);
-    if (err != cudaSuccess) return err;
-    if (cache_bytes[i] > room) continue;
-    cudaLaunchAttribute attribute;
-    const cudaLaunchConfig_t config =
-        cluster_config(1, kClusterSizes[i], kClusterBlockThreads, cache_bytes[i], nullptr, attribute);
-    err = cudaOccupancyMaxActiveClusters(&active[i], reinterpret_cast<const void*>(kernel), &config);
-    if (err != cudaSuccess) return err;
+    if (kClusterSizes[i] > max_ranks || cache_bytes[i] > f.dynamic_smem_room) continue;
+    if (const cudaError_t err = active_clusters(kernel_address(kernel), dev, kClusterSizes[i],
+                                                kClusterBlockThreads, cache_bytes[i], &active[i]);
+        err != cudaSuccess)
+      return err;
   }
   return cudaSuccess;
 }
 
 // Resident blocks per SM of each block_per_row size with `bytes` of row
-// cache (0 where it does not fit).
+// cache (0 where it does not fit), from the kernels' cached facts.
 template <class T>
 cudaError_t block_occupancy(const std::array<SoftmaxKernel<T>, kBlockCandidates>& kernels,
-                            int64_t bytes, int smem_optin, int (&active)[kBlockCandidates]) {
+                            int64_t bytes, const DeviceLimits& dev,
+                            int (&active)[kBlockCandidates]) {
   for (int i = 0; i < kBlockCandidates; ++i) {
     active[i] = 0;
-    int64_t room = 0;
-    cudaError_t err = opt_in_shared_memory<T>(kernels[i], bytes, smem_optin, &room);
-    if (err != cudaSuccess) return err;
-    if (bytes > room) continue;
-    err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-        &active[i], reinterpret_cast<const void*>(kernels[i]), kBlockThreadCandidates[i],
-        static_cast<size_t>(bytes));
-    if (err != cudaSuccess) return err;
+    KernelFacts f;
+    if (const cudaError_t err = kernel_facts(kernel_address(kernels[i]), dev, 0, &f);
+        err != cudaSuccess)
+      return err;
+    if (bytes > f.dynamic_smem_room) continue;
+    active[i] = resident_blocks(dev, kBlockThreadCandidates[i], f.registers, f.static_smem + bytes);
   }
   return cudaSuccess;
 }
@@ -690,8 +671,9 @@ struct SoftmaxLaunchPlan {
 // The one dispatch's plan: the algorithm from the shape and row length
 // (choose_softmax_for_shape), then that algorithm's variant and launch shape
 // for the current device. Launches nothing (softmax_selected_algorithm asks
-// it alone); the block and cluster choices still ask the occupancy
-// calculator, and raise a kernel's dynamic shared memory limit where needed.
+// it alone). The device's limits and each kernel's facts are queried once
+// and cached (device_limits.h); block occupancy comes from them
+// (resident_blocks), cluster occupancy from the driver once per shape.
 template <class T>
 SoftmaxLaunchPlan<T> plan_softmax(const SoftmaxCall& call) {
   SoftmaxLaunchPlan<T> p;
@@ -781,7 +763,7 @@ SoftmaxLaunchPlan<T> plan_softmax(const SoftmaxCall& call) {
     }
     const auto kernels = block_kernels<T>(call.backward);
     int active[kBlockCandidates];
-    if ((r.error = block_occupancy<T>(kernels, bytes, dev.smem_optin, active)) != cudaSuccess)
+    if ((r.error = block_occupancy<T>(kernels, bytes, dev, active)) != cudaSuccess)
       return p;
     const int best = choose_block_threads(active);
     if (best >= 0) {
@@ -802,12 +784,8 @@ SoftmaxLaunchPlan<T> plan_softmax(const SoftmaxCall& call) {
     const int ranks = cluster_register_ranks(cols, max_register_ranks);
     if (ranks > 0) {  // the row in the cluster's registers
       int active = 0;
-      cudaLaunchAttribute attribute;
-      const cudaLaunchConfig_t config =
-          cluster_config(1, ranks, cluster_threads, 0, nullptr, attribute);
-      if ((r.error = cudaOccupancyMaxActiveClusters(
-               &active, reinterpret_cast<const void*>(register_cluster_kernel), &config)) !=
-          cudaSuccess)
+      if ((r.error = active_clusters(kernel_address(register_cluster_kernel), dev, ranks,
+                                     cluster_threads, 0, &active)) != cudaSuccess)
         return p;
       if (active > 0) {
         a.vectorized = true;
@@ -821,8 +799,8 @@ SoftmaxLaunchPlan<T> plan_softmax(const SoftmaxCall& call) {
     }
     int active[kClusterSizeCandidates];
     int64_t cache_bytes[kClusterSizeCandidates];
-    if ((r.error = cluster_occupancy<T>(cluster_kernel, cols, per_col, max_ranks, dev.smem_optin,
-                                        active, cache_bytes)) != cudaSuccess)
+    if ((r.error = cluster_occupancy<T>(cluster_kernel, cols, per_col, max_ranks, dev, active,
+                                        cache_bytes)) != cudaSuccess)
       return p;
     const int best = choose_cluster_size(rows, active);
     if (best >= 0) {
@@ -843,11 +821,11 @@ SoftmaxLaunchPlan<T> plan_softmax(const SoftmaxCall& call) {
 
   p.kernel =
       call.backward ? &softmax_backward_streaming_kernel<T> : &softmax_forward_streaming_kernel<T>;
-  int active = 0;
-  r.error = cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-      &active, reinterpret_cast<const void*>(p.kernel), kStreamingBlockThreads, 0);
+  KernelFacts f;
+  if ((r.error = kernel_facts(kernel_address(p.kernel), dev, 0, &f)) != cudaSuccess) return p;
   p.threads = kStreamingBlockThreads;
-  p.blocks = softmax_grid(rows, dev.sm_count, active, 1);
+  p.blocks = softmax_grid(rows, dev.sm_count,
+                          resident_blocks(dev, p.threads, f.registers, f.static_smem), 1);
   return p;
 }
 

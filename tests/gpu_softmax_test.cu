@@ -21,6 +21,7 @@
 #include "accuracy.h"
 #include "cuact/cuact.h"
 #include "device_buffer.h"
+#include "device_limits.h"
 #include "gpu_guard.h"
 #include "softmax_accuracy.h"
 #include "strided_buffer.h"
@@ -226,7 +227,8 @@ TEST(SoftmaxKernelChoice, ForcedAlgorithmsRefuseRowsTheyCannotTake) {
   const Status s = softmax_forward(warp, reinterpret_cast<const float*>(buf.at()),
                                    reinterpret_cast<float*>(buf.at()), 1, 2048);
   EXPECT_EQ(s.code(), StatusCode::unsupported) << s.message();
-  // Automatic: the registers up to 1024 columns, shared memory while it fits, then streaming.
+  // Automatic: a warp's registers up to 1024 columns, a block's up to 16384,
+  // then clusters, shared memory while it fits, then streaming.
   ASSERT_TRUE(
       softmax_selected_algorithm(Direction::forward, Softmax::softmax(), DType::f16, 1024, &chosen)
           .ok());
@@ -239,12 +241,50 @@ TEST(SoftmaxKernelChoice, ForcedAlgorithmsRefuseRowsTheyCannotTake) {
                                          int64_t{1} << 20, &chosen)
                   .ok());
   EXPECT_EQ(chosen, SoftmaxAlgorithm::streaming);
+  // Past a block's registers, rows on pack boundaries: a cluster's registers
+  // where the device has clusters, else the block's shared memory.
+  ASSERT_TRUE(softmax_selected_algorithm(Direction::forward, Softmax::softmax(), DType::bf16,
+                                         20000, &chosen)
+                  .ok());
+  EXPECT_EQ(chosen, device_has_clusters() ? SoftmaxAlgorithm::cluster_per_row
+                                          : SoftmaxAlgorithm::block_per_row);
   // A vocabulary-sized row: a cluster of blocks where the device has them.
   ASSERT_TRUE(softmax_selected_algorithm(Direction::forward, Softmax::softmax(), DType::f32,
                                          151936, &chosen)
                   .ok());
   EXPECT_EQ(chosen, device_has_clusters() ? SoftmaxAlgorithm::cluster_per_row
                                           : SoftmaxAlgorithm::streaming);
+}
+
+// The launch plan's occupancy rules (resident_blocks, on the cached device
+// limits) against the driver's calculator, for a probe kernel over block
+// sizes and dynamic shared memory up to the opt-in limit.
+__global__ void occupancy_probe_kernel(float* out) {
+  extern __shared__ float probe_shared[];
+  probe_shared[threadIdx.x] = static_cast<float>(threadIdx.x);
+  __syncthreads();
+  out[threadIdx.x] = probe_shared[(threadIdx.x + 1) % blockDim.x];
+}
+
+TEST(SoftmaxOccupancy, ResidentBlocksMatchTheDriver) {
+  CUACT_SKIP_WITHOUT_GPU();
+  cuact::detail::DeviceLimits d;
+  ASSERT_EQ(cuact::detail::current_device_limits(&d), cudaSuccess);
+  cudaFuncAttributes attr;
+  CUDA_OK(cudaFuncGetAttributes(&attr, occupancy_probe_kernel));
+  const int room = d.smem_optin - static_cast<int>(attr.sharedSizeBytes);
+  CUDA_OK(cudaFuncSetAttribute(occupancy_probe_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               room));
+  for (int threads : {128, 256, 512, 1024})
+    for (int bytes : {0, 4096, 49152, 100000, 150000, room}) {
+      int driver = 0;
+      CUDA_OK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&driver, occupancy_probe_kernel,
+                                                            threads, static_cast<size_t>(bytes)));
+      EXPECT_EQ(cuact::detail::resident_blocks(d, threads, attr.numRegs,
+                                               static_cast<int64_t>(attr.sharedSizeBytes) + bytes),
+                driver)
+          << threads << " threads, " << bytes << " bytes";
+    }
 }
 
 // docs/SPEC.md's special rows, through every algorithm, against the reference

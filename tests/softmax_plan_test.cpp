@@ -11,6 +11,7 @@
 #include <random>
 #include <vector>
 
+#include "device_limits.h"
 #include "softmax_accuracy.h"
 #include "softmax_io.h"
 #include "softmax_plan.h"
@@ -76,15 +77,15 @@ TEST(SoftmaxRowSpec, MaskRowAndCausalVisibleColumns) {
 
 // ---------------------------------------------------------------- the dispatch decision
 
-struct DeviceLimits {
+struct DeviceCase {
   const char* name;
   int64_t optin;
   int max_cluster_ranks;  // 0: no thread-block clusters
 };
-const DeviceLimits kDevices[] = {{"H100", kH100Optin, 16}, {"A100", kA100Optin, 0}};
+const DeviceCase kDevices[] = {{"H100", kH100Optin, 16}, {"A100", kA100Optin, 0}};
 
 TEST(SoftmaxDispatch, AutomaticChoiceForEveryRowLength) {
-  for (const DeviceLimits& d : kDevices)
+  for (const DeviceCase& d : kDevices)
     for (bool backward : {false, true})
       for (int elem : {2, 4})
         for (int64_t cols : softmax_test_cols()) {
@@ -467,6 +468,29 @@ TEST(SoftmaxDispatch, RowsInRegistersOrTheCache) {
     EXPECT_EQ(c.rows_per_block(), 1);
     EXPECT_EQ(register_config_for_span(kRegisterConfigs - 1, elem).block_threads(), 1024);
   }
+}
+
+// The occupancy rules the launch plan applies to cached kernel facts
+// (resident_blocks), on an H100's limits, worked by hand: registers by the
+// warp in units of 256, the runtime's 1 KB a block, the thread and block
+// limits. (The GPU suite compares them with the driver's calculator.)
+TEST(SoftmaxOccupancy, ResidentBlocksByTheOccupancyRules) {
+  DeviceLimits h100;
+  h100.threads_per_sm = 2048;
+  h100.regs_per_sm = 65536;
+  h100.smem_per_sm = 233472;
+  h100.blocks_per_sm = 32;
+  h100.reserved_smem_per_block = 1024;
+  EXPECT_EQ(resident_blocks(h100, 256, 32, 0), 8);      // threads: 2048 / 256
+  EXPECT_EQ(resident_blocks(h100, 1024, 64, 0), 1);     // registers: 65536 / (1024 * 64)
+  EXPECT_EQ(resident_blocks(h100, 128, 64, 0), 8);
+  EXPECT_EQ(resident_blocks(h100, 128, 33, 0), 12);     // 33 -> 40 a thread (1280 a warp): 51 warps
+  EXPECT_EQ(resident_blocks(h100, 128, 255, 0), 2);     // 8192 a warp: 8 warps
+  EXPECT_EQ(resident_blocks(h100, 32, 16, 0), 32);      // the block limit
+  EXPECT_EQ(resident_blocks(h100, 256, 32, 100 * 1024), 2);  // 233472 / (102400 + 1024)
+  EXPECT_EQ(resident_blocks(h100, 256, 32, 232448), 1);
+  EXPECT_EQ(resident_blocks(h100, 256, 32, 233472), 0);      // past the SM with the reserve
+  EXPECT_EQ(resident_blocks(h100, 4096, 16, 0), 0);          // more threads than an SM holds
 }
 
 // ---------------------------------------------------------------- block_per_row and streaming
