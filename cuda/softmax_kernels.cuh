@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <cooperative_groups.h>
 #include <cub/block/block_reduce.cuh>
+#include <type_traits>
 #include <utility>
 
 #include "device_limits.h"
@@ -185,75 +186,93 @@ __device__ __forceinline__ void register_backward_row(const SoftmaxArgs<T>& a, i
   }
 }
 
-template <class T, int LOG2_SPAN>
-__global__ void __launch_bounds__(register_block_threads<T, LOG2_SPAN>(),
-                                  register_min_blocks(LOG2_SPAN, false))
-    softmax_forward_register_kernel(SoftmaxArgs<T> a) {
+// A register kernel's rows, either direction.
+template <bool Backward, int LOG2_SPAN, class T>
+__device__ __forceinline__ void register_rows(const SoftmaxArgs<T>& a) {
   constexpr RegisterConfig kCfg = register_config_for_span(LOG2_SPAN, sizeof(T));
-  constexpr int G = kCfg.lanes;
+  constexpr int G = kCfg.lanes, C = kCfg.cols_per_lane, P = kCfg.pack;
   __shared__ float slots[2][GroupReduce<G>::kWarps];
   GroupReduce<G> group{slots};
   auto reduce = [&](float v, auto op) { return group.all(v, op); };
   for_each_register_row<LOG2_SPAN>(a, [&](int64_t row, bool active, int lane,
                                           const RowSpecWalk& walk) {
-    register_forward_row<kCfg.cols_per_lane, kCfg.pack>(a, row, active, G, lane,
-                                                        walk.spec(a.layout), reduce);
+    if constexpr (Backward)
+      register_backward_row<C, P>(a, row, active, G, lane, reduce);
+    else
+      register_forward_row<C, P>(a, row, active, G, lane, walk.spec(a.layout), reduce);
   });
+}
+
+template <class T, int LOG2_SPAN>
+__global__ void __launch_bounds__(register_block_threads<T, LOG2_SPAN>(),
+                                  register_min_blocks(LOG2_SPAN, false))
+    softmax_forward_register_kernel(SoftmaxArgs<T> a) {
+  register_rows<false, LOG2_SPAN>(a);
 }
 
 template <class T, int LOG2_SPAN>
 __global__ void __launch_bounds__(register_block_threads<T, LOG2_SPAN>(),
                                   register_min_blocks(LOG2_SPAN, true))
     softmax_backward_register_kernel(SoftmaxArgs<T> a) {
-  constexpr RegisterConfig kCfg = register_config_for_span(LOG2_SPAN, sizeof(T));
-  constexpr int G = kCfg.lanes;
-  __shared__ float slots[2][GroupReduce<G>::kWarps];
-  GroupReduce<G> group{slots};
-  auto reduce = [&](float v, auto op) { return group.all(v, op); };
-  for_each_register_row<LOG2_SPAN>(a, [&](int64_t row, bool active, int lane,
-                                          const RowSpecWalk&) {
-    register_backward_row<kCfg.cols_per_lane, kCfg.pack>(a, row, active, G, lane, reduce);
-  });
+  register_rows<true, LOG2_SPAN>(a);
 }
 
-// ---------------------------------------------------------------- block_per_row
+// ---------------------------------------------------------------- block_per_row, cached
 
-// Reads each row once into the shared-memory cache (fp32 z forward; y and dy
-// in the data's dtype backward), then computes from the cache.
-template <class T, int B>
-__global__ void __launch_bounds__(B) softmax_forward_block_kernel(SoftmaxArgs<T> a) {
+// One row through the shared-memory cache (fp32 z forward; y and dy in the
+// data's dtype backward), as thread threadIdx.x of B does it on the row's
+// pack plan (a whole row, or a cluster block's slice); reduce(v, op)
+// all-reduces over the row's threads (the block, or a cluster's blocks).
+template <int B, class T, class Reduce>
+__device__ __forceinline__ void cached_forward_row(const ForwardSource<T>& src,
+                                                   const RowSink<T>& sink, const PackPlan& plan,
+                                                   float* cache, bool log, Reduce&& reduce) {
+  const float shift =
+      exp_shift(reduce(block_forward_load(src, plan, threadIdx.x, B, cache), MaxNanOp{}));
+  const float sum = reduce(block_forward_exp_sum<T>(plan, threadIdx.x, B, cache, shift, log), SumOp{});
+  block_forward_store(sink, plan, threadIdx.x, B, cache, make_normalizer(shift, sum, log));
+}
+
+template <int B, class T, class Reduce>
+__device__ __forceinline__ void cached_backward_row(const BackwardSource<T>& src,
+                                                    const RowSink<T>& sink, const PackPlan& plan,
+                                                    T* y_cache, T* dy_cache, float scale, bool log,
+                                                    Reduce&& reduce) {
+  const float reduced =
+      reduce(block_backward_load(src, plan, threadIdx.x, B, y_cache, dy_cache, log), SumOp{});
+  block_backward_store(sink, plan, threadIdx.x, B, y_cache, dy_cache, reduced, scale, log);
+}
+
+// Reads each row once into the cache, then computes from it.
+template <bool Backward, int B, class T>
+__device__ __forceinline__ void cached_rows(const SoftmaxArgs<T>& a) {
   __shared__ typename cub::BlockReduce<float, B>::TempStorage temp;
   __shared__ float slot;
-  float* cache = softmax_row_cache<float>();
+  auto reduce = [&](float v, auto op) { return block_all_reduce<B>(temp, slot, v, op); };
   for (int64_t row = blockIdx.x; row < a.layout.rows; row += gridDim.x) {
-    const ForwardSource<T> src(a, row);
     const RowSink<T> sink(a, row);
-    const PackPlan plan = row_pack_plan(src, sink, a.layout.cols);
-    const float local_max = block_forward_load(src, plan, threadIdx.x, B, cache);
-    const float shift = exp_shift(block_all_reduce<B>(temp, slot, local_max, MaxNanOp{}));
-    const float local_sum = block_forward_exp_sum<T>(plan, threadIdx.x, B, cache, shift, a.log);
-    const RowNormalizer n =
-        make_normalizer(shift, block_all_reduce<B>(temp, slot, local_sum, SumOp{}), a.log);
-    block_forward_store(sink, plan, threadIdx.x, B, cache, n);
+    if constexpr (Backward) {
+      const BackwardSource<T> src(a, row);
+      T* y_cache = softmax_row_cache<T>();
+      cached_backward_row<B>(src, sink, row_pack_plan(src, sink, a.layout.cols), y_cache,
+                             y_cache + a.layout.cols, a.scale, a.log, reduce);
+    } else {
+      const ForwardSource<T> src(a, row);
+      cached_forward_row<B>(src, sink, row_pack_plan(src, sink, a.layout.cols),
+                            softmax_row_cache<float>(), a.log, reduce);
+    }
     __syncthreads();  // the next row's plan may give these slots to other threads
   }
+}
+
+template <class T, int B>
+__global__ void __launch_bounds__(B) softmax_forward_block_kernel(SoftmaxArgs<T> a) {
+  cached_rows<false, B>(a);
 }
 
 template <class T, int B>
 __global__ void __launch_bounds__(B) softmax_backward_block_kernel(SoftmaxArgs<T> a) {
-  __shared__ typename cub::BlockReduce<float, B>::TempStorage temp;
-  __shared__ float slot;
-  T* y_cache = softmax_row_cache<T>();
-  T* dy_cache = y_cache + a.layout.cols;
-  for (int64_t row = blockIdx.x; row < a.layout.rows; row += gridDim.x) {
-    const BackwardSource<T> src(a, row);
-    const RowSink<T> sink(a, row);
-    const PackPlan plan = row_pack_plan(src, sink, a.layout.cols);
-    const float local = block_backward_load(src, plan, threadIdx.x, B, y_cache, dy_cache, a.log);
-    const float reduced = block_all_reduce<B>(temp, slot, local, SumOp{});
-    block_backward_store(sink, plan, threadIdx.x, B, y_cache, dy_cache, reduced, a.scale, a.log);
-    __syncthreads();  // the next row's plan may give these slots to other threads
-  }
+  cached_rows<true, B>(a);
 }
 
 // ---------------------------------------------------------------- cluster_per_row
@@ -311,31 +330,41 @@ __device__ __forceinline__ void for_each_cluster_row(const SoftmaxArgs<T>& a, Bo
 }
 #endif
 
+#ifdef CUACT_HAVE_CLUSTERS
 // Block `rank` caches its slice of the row (cluster_slice_plan) as
 // block_per_row caches a row; the row's max and sum combine over the cluster.
-template <class T>
-__global__ void __launch_bounds__(kClusterBlockThreads)
-    softmax_forward_cluster_kernel(SoftmaxArgs<T> a) {
-#ifdef CUACT_HAVE_CLUSTERS
+template <bool Backward, class T>
+__device__ __forceinline__ void cached_cluster_rows(const SoftmaxArgs<T>& a) {
   constexpr int B = kClusterBlockThreads;
   __shared__ typename cub::BlockReduce<float, B>::TempStorage temp;
   __shared__ float slot;
   __shared__ float cluster_slots[2];
-  float* cache = softmax_row_cache<float>();
   int turn = 0;
+  auto reduce = [&](float v, auto op) {
+    return cluster_all_reduce(cluster_slots, turn, block_all_reduce<B>(temp, slot, v, op), op);
+  };
   for_each_cluster_row(a, [&](int64_t row, int rank, int ranks, const SoftmaxRowSpec& spec) {
-    ForwardSource<T> src(a, row, spec);
     RowSink<T> sink(a, row);
-    const PackPlan plan = cluster_slice_plan(src, sink, a.layout.cols, rank, ranks);
-    const float local_max = block_forward_load(src, plan, threadIdx.x, B, cache);
-    const float block_max = block_all_reduce<B>(temp, slot, local_max, MaxNanOp{});
-    const float shift = exp_shift(cluster_all_reduce(cluster_slots, turn, block_max, MaxNanOp{}));
-    const float local_sum = block_forward_exp_sum<T>(plan, threadIdx.x, B, cache, shift, a.log);
-    const float block_sum = block_all_reduce<B>(temp, slot, local_sum, SumOp{});
-    const RowNormalizer n =
-        make_normalizer(shift, cluster_all_reduce(cluster_slots, turn, block_sum, SumOp{}), a.log);
-    block_forward_store(sink, plan, threadIdx.x, B, cache, n);
+    if constexpr (Backward) {
+      BackwardSource<T> src(a, row);
+      const PackPlan plan = cluster_slice_plan(src, sink, a.layout.cols, rank, ranks);
+      T* y_cache = softmax_row_cache<T>();
+      cached_backward_row<B>(src, sink, plan, y_cache, y_cache + plan.n /* the slice's dy */,
+                             a.scale, a.log, reduce);
+    } else {
+      ForwardSource<T> src(a, row, spec);
+      const PackPlan plan = cluster_slice_plan(src, sink, a.layout.cols, rank, ranks);
+      cached_forward_row<B>(src, sink, plan, softmax_row_cache<float>(), a.log, reduce);
+    }
   });
+}
+#endif
+
+template <class T>
+__global__ void __launch_bounds__(kClusterBlockThreads)
+    softmax_forward_cluster_kernel(SoftmaxArgs<T> a) {
+#ifdef CUACT_HAVE_CLUSTERS
+  cached_cluster_rows<false>(a);
 #endif
 }
 
@@ -343,22 +372,7 @@ template <class T>
 __global__ void __launch_bounds__(kClusterBlockThreads)
     softmax_backward_cluster_kernel(SoftmaxArgs<T> a) {
 #ifdef CUACT_HAVE_CLUSTERS
-  constexpr int B = kClusterBlockThreads;
-  __shared__ typename cub::BlockReduce<float, B>::TempStorage temp;
-  __shared__ float slot;
-  __shared__ float cluster_slots[2];
-  T* y_cache = softmax_row_cache<T>();
-  int turn = 0;
-  for_each_cluster_row(a, [&](int64_t row, int rank, int ranks, const SoftmaxRowSpec&) {
-    BackwardSource<T> src(a, row);
-    RowSink<T> sink(a, row);
-    const PackPlan plan = cluster_slice_plan(src, sink, a.layout.cols, rank, ranks);
-    T* dy_cache = y_cache + plan.n;  // the slice's y, then its dy
-    const float local = block_backward_load(src, plan, threadIdx.x, B, y_cache, dy_cache, a.log);
-    const float block_sum = block_all_reduce<B>(temp, slot, local, SumOp{});
-    const float reduced = cluster_all_reduce(cluster_slots, turn, block_sum, SumOp{});
-    block_backward_store(sink, plan, threadIdx.x, B, y_cache, dy_cache, reduced, a.scale, a.log);
-  });
+  cached_cluster_rows<true>(a);
 #endif
 }
 
@@ -484,56 +498,61 @@ __device__ __forceinline__ void for_each_middle_tile(const SoftmaxArgs<T>& a, Bo
   }
 }
 
-template <class T, int W>
-__device__ __forceinline__ void middle_forward(const SoftmaxArgs<T>& a, MaxSum* slots) {
-  const int y = a.middle.y;
-  for_each_middle_tile(a, [&](int64_t k, bool active, int tx, int ty) {
-    MaxSum s[W];
-    CUACT_UNROLL
-    for (int q = 0; q < W; ++q) s[q] = {-INFINITY, 0.0f};
-    if (active) middle_forward_stats<T, W>(a, k, ty, y, s);
-    if (y > 1) middle_tree<W>(slots, a.middle.x, y, tx, ty, s, MaxSumOp{});
-    if (active) middle_forward_store<T, W>(a, k, ty, y, s);
-  });
-}
+// What a middle_dim thread folds with the others along dim: the forward's
+// online (max, sum) pairs, the backward's sums.
+template <bool Backward>
+using MiddleStat = std::conditional_t<Backward, float, MaxSum>;
 
-template <class T, int W>
-__device__ __forceinline__ void middle_backward(const SoftmaxArgs<T>& a, float* slots) {
+// A middle_dim kernel's columns, either direction: pass 1 (the thread's
+// part of each position's statistic), the fold over the Y threads, pass 2.
+template <bool Backward, class T, int W>
+__device__ __forceinline__ void middle_columns(const SoftmaxArgs<T>& a, MiddleStat<Backward>* slots) {
   const int y = a.middle.y;
   for_each_middle_tile(a, [&](int64_t k, bool active, int tx, int ty) {
-    float s[W];
+    MiddleStat<Backward> s[W];
     CUACT_UNROLL
-    for (int q = 0; q < W; ++q) s[q] = 0.0f;
-    if (active) middle_backward_sum<T, W>(a, k, ty, y, s);
-    if (y > 1) middle_tree<W>(slots, a.middle.x, y, tx, ty, s, SumOp{});
-    if (active) middle_backward_store<T, W>(a, k, ty, y, s);
+    for (int q = 0; q < W; ++q) {
+      if constexpr (Backward)
+        s[q] = 0.0f;
+      else
+        s[q] = {-INFINITY, 0.0f};
+    }
+    if constexpr (Backward) {
+      if (active) middle_backward_sum<T, W>(a, k, ty, y, s);
+      if (y > 1) middle_tree<W>(slots, a.middle.x, y, tx, ty, s, SumOp{});
+      if (active) middle_backward_store<T, W>(a, k, ty, y, s);
+    } else {
+      if (active) middle_forward_stats<T, W>(a, k, ty, y, s);
+      if (y > 1) middle_tree<W>(slots, a.middle.x, y, tx, ty, s, MaxSumOp{});
+      if (active) middle_forward_store<T, W>(a, k, ty, y, s);
+    }
   });
 }
 
 // A thread takes a 16-byte pack of inner positions where every buffer
-// allows it (a.vectorized), one position otherwise. Compiled for 4
-// resident blocks (64 registers a thread; ptxas, left to itself, spills a
-// predicate in the fp32 forward).
+// allows it (a.vectorized), one position otherwise.
+template <bool Backward, class T>
+__device__ __forceinline__ void middle_rows(const SoftmaxArgs<T>& a) {
+  constexpr int W = full_pack_width(sizeof(T));
+  __shared__ MiddleStat<Backward> slots[kMiddleBlockThreads * W];
+  if (a.vectorized)
+    middle_columns<Backward, T, W>(a, slots);
+  else
+    middle_columns<Backward, T, 1>(a, slots);
+}
+
+// Compiled for 4 resident blocks (64 registers a thread; ptxas, left to
+// itself, spills a predicate in the fp32 forward).
 template <class T>
 __global__ void __launch_bounds__(kMiddleBlockThreads, 4)
     softmax_forward_middle_kernel(SoftmaxArgs<T> a) {
-  constexpr int W = full_pack_width(sizeof(T));
-  __shared__ MaxSum slots[kMiddleBlockThreads * W];
-  if (a.vectorized)
-    middle_forward<T, W>(a, slots);
-  else
-    middle_forward<T, 1>(a, slots);
+  middle_rows<false>(a);
 }
 
 template <class T>
 __global__ void __launch_bounds__(kMiddleBlockThreads, 4)
     softmax_backward_middle_kernel(SoftmaxArgs<T> a) {
-  constexpr int W = full_pack_width(sizeof(T));
-  __shared__ float slots[kMiddleBlockThreads * W];
-  if (a.vectorized)
-    middle_backward<T, W>(a, slots);
-  else
-    middle_backward<T, 1>(a, slots);
+  middle_rows<true>(a);
 }
 
 // ---------------------------------------------------------------- the dispatch
