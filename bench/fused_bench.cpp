@@ -206,15 +206,15 @@ class FusedRows {
       upload(t, bias, bv);
       upload(t, b.b(), dy);
       const Status s = bias_activation_backward(gelu, t, b.a(), bias, b.b(), b.c(), dbias,
-                                                kCheckRows, cols, {}, ws, check_ws_bytes);
+                                                kCheckRows, cols, {}, {ws, check_ws_bytes});
       return verdict(s, s.ok() ? test::judge_bias_backward(gelu, t, t, kCheckRows, cols, x, bv, dy, {},
                                                            download(t, b.c(), m),
                                                            download(t, dbias, cols))
                                : 0);
     };
     bwd.launch = [=, &b] {
-      return bias_activation_backward(gelu, t, b.a(), bias, b.b(), b.c(), dbias, rows, cols, {}, ws,
-                                      ws_bytes);
+      return bias_activation_backward(gelu, t, b.a(), bias, b.b(), b.c(), dbias, rows, cols, {},
+                                      {ws, ws_bytes});
     };
     add(cases, bwd);
   }
@@ -345,7 +345,7 @@ class FusedRows {
       char* dx = b.c(m * es);
       Status s = prelu_forward(t, b.a(), weight, b.c(), 1, ch, inner);
       if (s.ok())
-        s = prelu_backward(t, b.a(), weight, b.b(), dx, dweight, 1, ch, inner, ws, check_ws_bytes);
+        s = prelu_backward(t, b.a(), weight, b.b(), dx, dweight, 1, ch, inner, {ws, check_ws_bytes});
       return verdict(s, s.ok() ? test::judge_prelu(t, t, 1, ch, inner, x, w, dy, download(t, b.c(), m),
                                                    download(t, dx, m), download(t, dweight, ch))
                                : 0);
@@ -363,7 +363,7 @@ class FusedRows {
     bwd.inputs = 2;
     bwd.check = check;
     bwd.launch = [=, &b] {
-      return prelu_backward(t, b.a(), weight, b.b(), b.c(), dweight, outer, ch, inner, ws, ws_bytes);
+      return prelu_backward(t, b.a(), weight, b.b(), b.c(), dweight, outer, ch, inner, {ws, ws_bytes});
     };
     add(cases, bwd);
   }

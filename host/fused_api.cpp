@@ -49,7 +49,7 @@ Status bias_activation_forward(const Activation& act, DType dtype, const void* x
 Status bias_activation_backward(const Activation& act, DType dtype, const void* x, const void* bias,
                                 DType bias_dtype, const void* dy, void* dx, void* dbias,
                                 int64_t rows, int64_t cols, const Dropout& dropout,
-                                void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+                                Workspace workspace, cudaStream_t stream) {
   if (Status s = detail::check_bias_activation_backward(act, dtype, x, bias, bias_dtype, dy, dx,
                                                         dbias, rows, cols, dropout);
       !s.ok())
@@ -66,7 +66,7 @@ Status bias_activation_backward(const Activation& act, DType dtype, const void* 
         {buffer::dy, dy, bytes, elem},      {buffer::dx, dx, bytes, elem, true},
         {buffer::dbias, dbias, bias_bytes, 1, true},
     };
-    if (Status s = detail::check_workspace(workspace, workspace_bytes,
+    if (Status s = detail::check_workspace(workspace.data, workspace.bytes,
                                            detail::bias_backward_workspace(dtype, rows, cols),
                                            others, 5);
         !s.ok())
@@ -74,16 +74,16 @@ Status bias_activation_backward(const Activation& act, DType dtype, const void* 
   }
   return detail::run_rows(
       detail::bias_activation_backward_request(act, dtype, x, bias, bias_dtype, dy, dx, dbias,
-                                               rows, cols, dropout, workspace),
+                                               rows, cols, dropout, workspace.data),
       stream);
 }
 
 Status bias_activation_backward(const Activation& act, DType dtype, const void* x, const void* bias,
                                 const void* dy, void* dx, void* dbias, int64_t rows, int64_t cols,
-                                const Dropout& dropout, void* workspace, size_t workspace_bytes,
+                                const Dropout& dropout, Workspace workspace,
                                 cudaStream_t stream) {
   return bias_activation_backward(act, dtype, x, bias, dtype, dy, dx, dbias, rows, cols, dropout,
-                                  workspace, workspace_bytes, stream);
+                                  workspace, stream);
 }
 
 Status bias_activation_backward_workspace_size(DType dtype, int64_t rows, int64_t cols,
@@ -115,7 +115,7 @@ Status activation_dropout_backward(const Activation& act, DType dtype, const voi
                                    cudaStream_t stream) {
   if (n < 0) return {StatusCode::invalid_size, "n is negative"};
   return bias_activation_backward(act, dtype, x, nullptr, dy, dx, nullptr, n == 0 ? 0 : 1, n,
-                                  dropout, nullptr, 0, stream);
+                                  dropout, Workspace{}, stream);
 }
 
 // ---------------------------------------------------------------- GLU
@@ -156,8 +156,7 @@ Status prelu_forward(DType dtype, const void* x, const void* weight, void* y, in
 
 Status prelu_backward(DType dtype, const void* x, const void* weight, DType weight_dtype,
                       const void* dy, void* dx, void* dweight, int64_t outer, int64_t channels,
-                      int64_t inner, void* workspace, size_t workspace_bytes,
-                      cudaStream_t stream) {
+                      int64_t inner, Workspace workspace, cudaStream_t stream) {
   if (Status s = detail::check_prelu_backward(dtype, x, weight, weight_dtype, dy, dx, dweight,
                                               outer, channels, inner);
       !s.ok())
@@ -176,22 +175,22 @@ Status prelu_backward(DType dtype, const void* x, const void* weight, DType weig
         {buffer::dweight, dweight, weight_bytes, 1, true},
     };
     if (Status s = detail::check_workspace(
-            workspace, workspace_bytes,
+            workspace.data, workspace.bytes,
             detail::prelu_backward_workspace(dtype, outer, channels, inner), others, 5);
         !s.ok())
       return s;
   }
   return detail::run_rows(detail::prelu_backward_request(dtype, x, weight, weight_dtype, dy, dx,
                                                          dweight, outer, channels, inner,
-                                                         workspace),
+                                                         workspace.data),
                           stream);
 }
 
 Status prelu_backward(DType dtype, const void* x, const void* weight, const void* dy, void* dx,
                       void* dweight, int64_t outer, int64_t channels, int64_t inner,
-                      void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+                      Workspace workspace, cudaStream_t stream) {
   return prelu_backward(dtype, x, weight, dtype, dy, dx, dweight, outer, channels, inner,
-                        workspace, workspace_bytes, stream);
+                        workspace, stream);
 }
 
 Status prelu_backward_workspace_size(DType dtype, int64_t outer, int64_t channels, int64_t inner,

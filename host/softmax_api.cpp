@@ -83,7 +83,7 @@ Status softmax_selected_algorithm(Direction direction, const Softmax& op, DType 
   // The checks of a one-row (one-o) call with dense strides; the plan reads
   // no pointer.
   alignas(16) static const char kDummy[16] = {};
-  const Softmax unmasked = op.with_mask(nullptr);
+  const Softmax unmasked = op.without_mask();
   const SoftmaxShape one = SoftmaxShape::middle(1, shape.dim, shape.inner);
   if (Status s = detail::check_softmax_call(direction, unmasked, dtype, kDummy, kDummy,
                                             const_cast<char*>(kDummy), one);

@@ -135,6 +135,8 @@ Status check_softmax_call(Direction direction, const Softmax& op, DType dtype, c
       !s.ok())
     return s;
   const bool masked = forward && op.mask != nullptr;
+  if (masked && op.mask_dtype != dtype)
+    return bad("the mask's dtype (mask_dtype) is not the data's");
   if (masked && op.mask_stride != 0 && op.mask_stride < shape.dim)
     return {StatusCode::invalid_size, "mask_stride is below cols (mask rows would overlap)"};
   if (shape.outer == 0) return {};

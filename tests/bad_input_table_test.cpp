@@ -229,7 +229,7 @@ std::optional<Status> bias_activation_call(const BadInput& b, bool host) {
   if (!bias_activation_backward_workspace_size(b.dtype, b.n, b.width, &needed).ok()) needed = 0;
   const auto [workspace, workspace_bytes] = workspace_of(b, needed);
   return bias_activation_backward(b.act, b.dtype, b.in, b.param, b.grad, b.out, b.reduce, b.n,
-                                  b.width, b.dropout, workspace, workspace_bytes);
+                                  b.width, b.dropout, {workspace, workspace_bytes});
 }
 
 std::optional<Status> activation_dropout_call(const BadInput& b) {
@@ -275,7 +275,7 @@ std::optional<Status> prelu_call(const BadInput& b, bool host) {
   if (!prelu_backward_workspace_size(b.dtype, b.n, b.width, 1, &needed).ok()) needed = 0;
   const auto [workspace, workspace_bytes] = workspace_of(b, needed);
   return prelu_backward(b.dtype, b.in, b.param, b.grad, b.out, b.reduce, b.n, b.width, 1,
-                        workspace, workspace_bytes);
+                        {workspace, workspace_bytes});
 }
 
 // RReLU's counterpart of a bad activation parameter is a NaN lower bound; an

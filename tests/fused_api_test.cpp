@@ -72,7 +72,7 @@ std::vector<BadCall> bad_calls() {
     calls.push_back({"bias backward: " + what, code,
                      [=] {
                        return bias_activation_backward(gelu, f32, x, bias, dy, dx, dbias, rows,
-                                                       cols, d, g_d, sizeof(g_d));
+                                                       cols, d, {g_d, sizeof(g_d)});
                      },
                      [=] {
                        return reference::bias_activation_backward(gelu, f32, x, bias, dy, dx, dbias,
@@ -89,13 +89,13 @@ std::vector<BadCall> bad_calls() {
   bias_bwd("p > 1", StatusCode::invalid_parameter, g_a, nullptr, g_c, g_b, nullptr, 2, 8, Dropout{2.0f});
   // The workspace (device API only).
   calls.push_back({"bias backward: null workspace", StatusCode::null_pointer,
-                   [] { return bias_activation_backward(Activation::gelu(), DType::f32, g_a, g_c, g_b, g_b, g_d, 2, 8, {}, nullptr, 0); },
+                   [] { return bias_activation_backward(Activation::gelu(), DType::f32, g_a, g_c, g_b, g_b, g_d, 2, 8, {}, {nullptr, 0}); },
                    nullptr});
   calls.push_back({"bias backward: small workspace", StatusCode::invalid_size,
-                   [] { return bias_activation_backward(Activation::gelu(), DType::f32, g_a, g_c, g_b, g_b, g_d, 2, 8, {}, g_mask, 4); },
+                   [] { return bias_activation_backward(Activation::gelu(), DType::f32, g_a, g_c, g_b, g_b, g_d, 2, 8, {}, {g_mask, 4}); },
                    nullptr});
   calls.push_back({"bias backward: workspace overlaps x", StatusCode::overlapping_buffers,
-                   [] { return bias_activation_backward(Activation::gelu(), DType::f32, g_a, g_c, g_b, g_b, g_d, 2, 8, {}, g_a, sizeof(g_a)); },
+                   [] { return bias_activation_backward(Activation::gelu(), DType::f32, g_a, g_c, g_b, g_b, g_d, 2, 8, {}, {g_a, sizeof(g_a)}); },
                    nullptr});
   // GLU
   auto glu_call = [&](std::string what, StatusCode code, Glu glu, const void* x, const void* dy,
@@ -131,7 +131,7 @@ std::vector<BadCall> bad_calls() {
                    [] { return prelu_forward(DType::f32, g_a, g_c, g_b, 2, -3, 4); },
                    [] { return reference::prelu_forward(DType::f32, g_a, g_c, g_b, 2, -3, 4); }});
   calls.push_back({"prelu backward: dweight overlaps dx", StatusCode::overlapping_buffers,
-                   [] { return prelu_backward(DType::f32, g_a, g_c, g_d, g_b, g_b + 2, 2, 3, 4, g_mask, sizeof(g_mask)); },
+                   [] { return prelu_backward(DType::f32, g_a, g_c, g_d, g_b, g_b + 2, 2, 3, 4, {g_mask, sizeof(g_mask)}); },
                    [] { return reference::prelu_backward(DType::f32, g_a, g_c, g_d, g_b, g_b + 2, 2, 3, 4); }});
   calls.push_back({"prelu backward: null dy", StatusCode::null_pointer,
                    [] { return prelu_backward(DType::f32, g_a, g_c, nullptr, g_b, nullptr, 2, 3, 4); },
@@ -264,12 +264,12 @@ TEST(FusedNoDevice, ValidCallsReturnNoDeviceWithoutCrashing) {
     GTEST_SKIP() << "a GPU is present here, so the no-device path cannot be exercised";
   const std::vector<std::function<Status()>> calls = {
       [] { return bias_activation_forward(Activation::gelu(), DType::f32, g_a, g_c, g_b, 4, 8, Dropout{0.5f}, g_mask); },
-      [] { return bias_activation_backward(Activation::silu(), DType::f16, g_a, g_c, g_b, g_b, g_d, 4, 8, Dropout{0.5f}, g_mask, sizeof(g_mask)); },
+      [] { return bias_activation_backward(Activation::silu(), DType::f16, g_a, g_c, g_b, g_b, g_d, 4, 8, Dropout{0.5f}, {g_mask, sizeof(g_mask)}); },
       [] { return bias_activation_backward(Activation::silu(), DType::f16, nullptr, nullptr, nullptr, nullptr, g_d, 0, 8); },
       [] { return glu_forward(Glu::geglu(), DType::bf16, g_a, g_b, 4, 8); },
       [] { return glu_backward(Glu::glu(), DType::f32, g_a, g_c, g_b, 4, 8); },
       [] { return prelu_forward(DType::f32, g_a, g_c, g_b, 2, 3, 4); },
-      [] { return prelu_backward(DType::f32, g_a, g_c, g_d, g_b, g_c + 100, 2, 3, 4, g_mask, sizeof(g_mask)); },
+      [] { return prelu_backward(DType::f32, g_a, g_c, g_d, g_b, g_c + 100, 2, 3, 4, {g_mask, sizeof(g_mask)}); },
       [] { return rrelu_forward(Rrelu{0.1f, 0.3f, true}, DType::f32, g_a, g_b, 8); },
       [] { return rrelu_backward(Rrelu{}, DType::f32, g_a, g_c, g_b, 8); },
   };

@@ -97,7 +97,7 @@ void run_bias_on_gpu(const Activation& act, DType dtype, Shape shape, const Fuse
   ASSERT_TRUE(ws.ok());
   void* dxp = l.in_place ? xp : yb.at(l.out_offset * elem);
   s = bias_activation_backward(act, dtype, xp, bp, dyp, dxp, bias ? dbb.at() : nullptr, rows, cols,
-                               dropout, ws.at(), ws_bytes, stream);
+                               dropout, {ws.at(), ws_bytes}, stream);
   ASSERT_TRUE(s.ok()) << s.message();
   CUDA_OK(cudaStreamSynchronize(stream));
   const std::vector<double> dx = download(dtype, dxp, n);
@@ -209,7 +209,7 @@ TEST_P(GpuFusedPrelu, BothLayoutsWithWeightGradient) {
       ASSERT_TRUE(prelu_backward_workspace_size(dtype, s.outer, s.channels, s.inner, &ws_bytes).ok());
       DeviceBuffer ws(ws_bytes);
       st = prelu_backward(dtype, xp, wp, dyb.at(l.in_offset * elem), yp, dwb.at(), s.outer,
-                          s.channels, s.inner, ws.at(), ws_bytes);
+                          s.channels, s.inner, {ws.at(), ws_bytes});
       ASSERT_TRUE(st.ok()) << st.message();
       EXPECT_EQ(judge_prelu(dtype, dtype, s.outer, s.channels, s.inner, x, w, dy, y, download(dtype, yp, n),
                             download(dtype, dwb.at(), s.channels)),
@@ -386,7 +386,7 @@ TEST(GpuFusedGraph, CapturedCallsMatchDirectCalls) {
   const Dropout d{0.2f, 9, 9};
   auto enqueue = [&](void* dx, void* db, void* y) {
     Status s = bias_activation_backward(Activation::gelu_tanh(), dtype, xb.at(), bb.at(), dyb.at(),
-                                        dx, db, rows, cols, d, ws.at(), ws_bytes, stream);
+                                        dx, db, rows, cols, d, {ws.at(), ws_bytes}, stream);
     if (s.ok()) s = glu_forward(Glu::swiglu(), dtype, xb.at(), y, rows, cols / 2, stream);
     return s;
   };
@@ -437,7 +437,7 @@ TEST(GpuFusedGraph, ReplaysDrawFreshMasksFromTheDeviceState) {
                                        mask, stream);
     if (s.ok())
       s = bias_activation_backward(Activation::gelu(), dtype, xb.at(), nullptr, dyb.at(), dx, nullptr,
-                                   rows, cols, d, nullptr, 0, stream);
+                                   rows, cols, d, {}, stream);
     return s;
   };
   cudaGraph_t graph;

@@ -76,7 +76,7 @@ void run_problem(const SoftmaxProblem& p, SoftmaxAlgorithm algorithm, Layout lay
   if (!mask.empty())
     CUDA_OK(cudaMemcpyAsync(mask_p, mask.data(), mask.size(), cudaMemcpyHostToDevice, stream));
   if (layout != Layout::in_place) CUDA_OK(cudaMemsetAsync(out_p, 0xff, bytes, stream));
-  const Softmax op = p.options.descriptor(p.rows, p.cols, mask.empty() ? nullptr : mask_p)
+  const Softmax op = p.options.descriptor(p.rows, p.cols, mask.empty() ? nullptr : mask_p, p.dtype)
                          .with_algorithm(algorithm);
   const Status s = softmax(p.direction, op, p.dtype, in_p, grad_p, out_p, p.rows, p.cols, stream);
   ASSERT_TRUE(s.ok()) << s.message();
@@ -192,7 +192,8 @@ TEST(SoftmaxKernelLayouts, StridedRowsAndMiddleDimensionsMatchTheReference) {
                                    {&grad, &grad_d}, {&out, &out_d}, {&mask, &mask_d}})
             CUDA_OK(cudaMemcpy(dev->at(), host->image(), host->image_bytes, cudaMemcpyHostToDevice));
           Softmax op =
-              options.descriptor(lines, sh.dim, p.mask.empty() ? nullptr : mask_d.at(mask.element_offset()));
+              options.descriptor(lines, sh.dim,
+                                 p.mask.empty() ? nullptr : mask_d.at(mask.element_offset()), t);
           op.mask_stride = sh.dim + 8;
           const SoftmaxShape shape = SoftmaxShape::middle(sh.outer, sh.dim, sh.inner)
                                          .with_strides(in.stride, out.stride, grad.stride);
@@ -481,7 +482,7 @@ TEST(SoftmaxKernelThreads, ConcurrentCallsFromManyThreads) {
       std::vector<unsigned char> out(in.size());
       for (int repeat = 0; repeat < 20 && errors[t].empty(); ++repeat) {
         cudaMemcpyAsync(x.at(), in.data(), in.size(), cudaMemcpyHostToDevice, stream);
-        const Status s = softmax(Direction::forward, p.options.descriptor(rows, cols, nullptr),
+        const Status s = softmax(Direction::forward, p.options.descriptor(rows, cols, nullptr, DType::bf16),
                                  DType::bf16, x.at(), nullptr, y.at(), rows, cols, stream);
         cudaMemcpyAsync(out.data(), y.at(), out.size(), cudaMemcpyDeviceToHost, stream);
         if (!s.ok() || cudaStreamSynchronize(stream) != cudaSuccess) {

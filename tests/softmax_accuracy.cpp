@@ -95,11 +95,12 @@ const std::vector<int64_t>& softmax_test_cols() {
   return cols;
 }
 
-Softmax SoftmaxOptions::descriptor(int64_t rows, int64_t cols, const void* mask) const {
+Softmax SoftmaxOptions::descriptor(int64_t rows, int64_t cols, const void* mask,
+                                   DType dtype) const {
   Softmax op;
   op.kind = kind;
   op.scale = scale;
-  if (mask_rows != 0) op = op.with_mask(mask, mask_rows_for(rows), mask_row_repeat);
+  if (mask_rows != 0) op = op.with_mask(mask, dtype, mask_rows_for(rows), mask_row_repeat);
   if (causal_rows > 0)
     op = op.with_causal(causal_rows, causal_offset + (offset_from_cols ? cols - causal_rows : 0));
   return op;
@@ -179,7 +180,7 @@ void fill_mask_row(DType dtype, int64_t k, int64_t mask_rows, int64_t cols, std:
 SoftmaxExpected expected_softmax(const SoftmaxOptions& o, Direction direction, DType dtype,
                                  int64_t rows, int64_t cols, const std::vector<double>& in,
                                  const std::vector<double>& grad, const std::vector<double>& mask) {
-  const Softmax op = o.descriptor(rows, cols, nullptr);
+  const Softmax op = o.descriptor(rows, cols, nullptr, dtype);
   const bool log = o.kind == SoftmaxKind::log_softmax;
   const double s = signed_scale(o);
   SoftmaxExpected e;

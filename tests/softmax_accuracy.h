@@ -81,8 +81,8 @@ struct SoftmaxOptions {
   bool offset_from_cols = false;  // causal_offset += cols - causal_rows (bottom-right diagonal)
 
   int64_t mask_rows_for(int64_t rows) const { return mask_rows < 0 ? rows : mask_rows; }
-  // The descriptor for a [rows, cols] call with the mask at `mask`.
-  Softmax descriptor(int64_t rows, int64_t cols, const void* mask) const;
+  // The descriptor for a [rows, cols] call of `dtype` with the mask at `mask`.
+  Softmax descriptor(int64_t rows, int64_t cols, const void* mask, DType dtype) const;
 };
 // Every kind, with and without scale, [cols] / [rows, cols] / periodic /
 // key-padding masks, causal masks aligned top-left and bottom-right (some

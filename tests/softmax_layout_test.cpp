@@ -98,7 +98,7 @@ void run_layout(const LayoutRun& r, const LayoutCase& l) {
   StridedBuffer mask(r.dtype, std::max<int64_t>(mask_rows, 1), l.dim, 1, l.dim + l.mask_pad,
                      l.misalign);
   if (!p.mask.empty()) mask.scatter(to_buffer(r.dtype, p.mask));
-  Softmax op = options.descriptor(lines, l.dim, p.mask.empty() ? nullptr : mask.data());
+  Softmax op = options.descriptor(lines, l.dim, p.mask.empty() ? nullptr : mask.data(), r.dtype);
   op.mask_stride = l.dim + l.mask_pad;
   const SoftmaxShape shape =
       SoftmaxShape::middle(l.outer, l.dim, l.inner).with_strides(in_stride, out_stride, grad_stride);

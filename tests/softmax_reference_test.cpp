@@ -300,7 +300,7 @@ TEST(SoftmaxReference, BufferFormRoundsOnceAndAppliesTheMaskLayout) {
     for (double& v : m) v = ref::round_to(dtype, v);
     const auto xb = test::to_buffer(dtype, x), mb = test::to_buffer(dtype, m);
     std::vector<unsigned char> yb(xb.size());
-    const Softmax op = Softmax::log_softmax(0.5f).with_mask(mb.data(), 2, 3);
+    const Softmax op = Softmax::log_softmax(0.5f).with_mask(mb.data(), dtype, 2, 3);
     ASSERT_TRUE(
         ref::softmax(Direction::forward, op, dtype, xb.data(), nullptr, yb.data(), rows, cols)
             .ok());

@@ -74,7 +74,7 @@ TEST_P(SimulatedKernel, MatchesTheReferenceOverTheColumnGrid) {
       std::memcpy(in_p, in.data(), bytes);
       if (!grad.empty()) std::memcpy(grad_p, grad.data(), bytes);
       if (!mask.empty()) std::memcpy(mask_p, mask.data(), mask.size());
-      const Softmax op = options.descriptor(rows, cols, mask.empty() ? nullptr : mask_p);
+      const Softmax op = options.descriptor(rows, cols, mask.empty() ? nullptr : mask_p, c.dtype);
       // Short rows leave some of a cluster's slices empty; long ones use 16 blocks.
       simulate_softmax(c.algorithm, c.direction, op, c.dtype, in_p, grad_p, out_p, rows, cols,
                        cols <= 4097 ? 128 : 1024, cols <= 4097 ? 4 : 16);

@@ -13,8 +13,9 @@
 //
 // Reductions (dbias, dweight) need scratch space: ask the *_workspace_size
 // function for the bytes (a function of dtype and shape alone), pass a device
-// buffer of at least that size. It may be reused once the call's work on the
-// stream is done. The sums are fp32, in an order fixed by the shape, so they
+// buffer of at least that size as a Workspace {data, bytes} (a struct, so a
+// stream can never land in its place). It may be reused once the call's
+// work on the stream is done. The sums are fp32, in an order fixed by the shape, so they
 // are the same on every run and every GPU.
 //
 // Example (a SwiGLU feed-forward layer's gate, then its gradient):
@@ -33,6 +34,12 @@
 #include "cuact/status.h"
 
 namespace cuact {
+
+// Device scratch space for a reduction: `bytes` at `data` (empty: none).
+struct Workspace {
+  void* data = nullptr;
+  size_t bytes = 0;
+};
 
 // ---------------------------------------------------------------- dropout
 
@@ -76,13 +83,13 @@ Status bias_activation_forward(const Activation& act, DType dtype, const void* x
 // dx[r, c] = dy[r, c] * m/(1 - p) * act'(x[r, c] + bias[c]) (the mask m regenerated
 // from `dropout`, which must equal the forward's), and, if dbias is not null,
 // dbias[c] = sum over r of dx[r, c], accumulated in fp32 before dx is rounded,
-// in the same pass. dbias needs `workspace` (workspace_bytes from
-// bias_activation_backward_workspace_size); without dbias both may be null/0.
+// in the same pass. dbias needs `workspace` (its bytes from
+// bias_activation_backward_workspace_size); without dbias it may be empty.
 // dx may be x or dy.
 Status bias_activation_backward(const Activation& act, DType dtype, const void* x, const void* bias,
                                 const void* dy, void* dx, void* dbias, int64_t rows, int64_t cols,
-                                const Dropout& dropout = {}, void* workspace = nullptr,
-                                size_t workspace_bytes = 0, cudaStream_t stream = nullptr);
+                                const Dropout& dropout = {}, Workspace workspace = {},
+                                cudaStream_t stream = nullptr);
 
 // The same with bias and dbias in bias_dtype: the data's dtype or f32.
 Status bias_activation_forward(const Activation& act, DType dtype, const void* x, const void* bias,
@@ -92,8 +99,7 @@ Status bias_activation_forward(const Activation& act, DType dtype, const void* x
 Status bias_activation_backward(const Activation& act, DType dtype, const void* x, const void* bias,
                                 DType bias_dtype, const void* dy, void* dx, void* dbias,
                                 int64_t rows, int64_t cols, const Dropout& dropout = {},
-                                void* workspace = nullptr, size_t workspace_bytes = 0,
-                                cudaStream_t stream = nullptr);
+                                Workspace workspace = {}, cudaStream_t stream = nullptr);
 
 // The workspace bias_activation_backward needs for dbias, in bytes.
 Status bias_activation_backward_workspace_size(DType dtype, int64_t rows, int64_t cols,
@@ -148,16 +154,14 @@ Status prelu_forward(DType dtype, const void* x, const void* weight, void* y, in
 // prelu_backward_workspace_size). dx may be x or dy.
 Status prelu_backward(DType dtype, const void* x, const void* weight, const void* dy, void* dx,
                       void* dweight, int64_t outer, int64_t channels, int64_t inner,
-                      void* workspace = nullptr, size_t workspace_bytes = 0,
-                      cudaStream_t stream = nullptr);
+                      Workspace workspace = {}, cudaStream_t stream = nullptr);
 
 // The same with weight and dweight in weight_dtype: the data's dtype or f32.
 Status prelu_forward(DType dtype, const void* x, const void* weight, DType weight_dtype, void* y,
                      int64_t outer, int64_t channels, int64_t inner, cudaStream_t stream = nullptr);
 Status prelu_backward(DType dtype, const void* x, const void* weight, DType weight_dtype,
                       const void* dy, void* dx, void* dweight, int64_t outer, int64_t channels,
-                      int64_t inner, void* workspace = nullptr, size_t workspace_bytes = 0,
-                      cudaStream_t stream = nullptr);
+                      int64_t inner, Workspace workspace = {}, cudaStream_t stream = nullptr);
 
 Status prelu_backward_workspace_size(DType dtype, int64_t outer, int64_t channels, int64_t inner,
                                      size_t* workspace_bytes);
@@ -212,10 +216,10 @@ template <class T>
 Status bias_activation_backward(const Activation& act, const T* x,
                                 const detail::NonDeduced<T>* bias, const T* dy, T* dx,
                                 detail::NonDeduced<T>* dbias, int64_t rows, int64_t cols,
-                                const Dropout& dropout = {}, void* workspace = nullptr,
-                                size_t workspace_bytes = 0, cudaStream_t stream = nullptr) {
+                                const Dropout& dropout = {}, Workspace workspace = {},
+                                cudaStream_t stream = nullptr) {
   return bias_activation_backward(act, DTypeOf<T>::value, x, bias, dy, dx, dbias, rows, cols,
-                                  dropout, workspace, workspace_bytes, stream);
+                                  dropout, workspace, stream);
 }
 template <class T>
 Status glu_forward(const Glu& glu, const T* x, T* y, int64_t rows, int64_t d,
@@ -235,10 +239,9 @@ Status prelu_forward(const T* x, const T* weight, T* y, int64_t outer, int64_t c
 template <class T>
 Status prelu_backward(const T* x, const T* weight, const T* dy, T* dx,
                       detail::NonDeduced<T>* dweight, int64_t outer, int64_t channels,
-                      int64_t inner, void* workspace = nullptr,
-                      size_t workspace_bytes = 0, cudaStream_t stream = nullptr) {
+                      int64_t inner, Workspace workspace = {}, cudaStream_t stream = nullptr) {
   return prelu_backward(DTypeOf<T>::value, x, weight, dy, dx, dweight, outer, channels, inner,
-                        workspace, workspace_bytes, stream);
+                        workspace, stream);
 }
 template <class T>
 Status rrelu_forward(const Rrelu& rrelu, const T* x, T* y, int64_t n,

@@ -101,7 +101,12 @@ struct Softmax {
   float scale = 1.0f;
 
   // Additive mask m (optional): a dense [mask_rows, cols] device buffer of the
-  // data's dtype. Data row r adds mask row (r / mask_row_repeat) % mask_rows:
+  // data's dtype (mask_dtype records it; a call whose data is of another
+  // dtype is refused, invalid_parameter). Set it with with_mask: a typed
+  // pointer (float, __half, __nv_bfloat16) gives the dtype, an untyped one
+  // takes it explicitly, and a pointer of any other type (a bool or byte
+  // keep-mask) does not compile. Data row r adds mask row
+  // (r / mask_row_repeat) % mask_rows:
   //   [cols] for every row                         mask_rows = 1
   //   [rows, cols], one per row                    mask_rows = rows
   //   [q, k] shared by the batch*heads of [b*h, q, k]   mask_rows = q
@@ -111,6 +116,7 @@ struct Softmax {
   // Rows only (inner == 1). mask_stride: elements from one mask row to the
   // next (0: cols, dense; otherwise >= cols).
   const void* mask = nullptr;
+  DType mask_dtype = DType::f32;
   int64_t mask_rows = 1;        // >= 1 when mask is set
   int64_t mask_row_repeat = 1;  // >= 1 when mask is set
   int64_t mask_stride = 0;
@@ -130,15 +136,23 @@ struct Softmax {
   static Softmax log_softmax(float scale = 1.0f) { return make(SoftmaxKind::log_softmax, scale); }
   static Softmax softmin(float scale = 1.0f) { return make(SoftmaxKind::softmin, scale); }
 
-  Softmax with_mask(const void* mask_data, int64_t rows_in_mask = 1, int64_t row_repeat = 1,
+  template <class T, class = decltype(DTypeOf<T>::value)>
+  Softmax with_mask(const T* mask_data, int64_t rows_in_mask = 1, int64_t row_repeat = 1,
                     int64_t row_stride = 0) const {
+    return with_mask(static_cast<const void*>(mask_data), DTypeOf<T>::value, rows_in_mask,
+                     row_repeat, row_stride);
+  }
+  Softmax with_mask(const void* mask_data, DType dtype, int64_t rows_in_mask = 1,
+                    int64_t row_repeat = 1, int64_t row_stride = 0) const {
     Softmax s = *this;
     s.mask = mask_data;
+    s.mask_dtype = dtype;
     s.mask_rows = rows_in_mask;
     s.mask_row_repeat = row_repeat;
     s.mask_stride = row_stride;
     return s;
   }
+  Softmax without_mask() const { return with_mask(nullptr, mask_dtype); }
   Softmax with_causal(int64_t query_rows, int64_t offset = 0) const {
     Softmax s = *this;
     s.causal = true;

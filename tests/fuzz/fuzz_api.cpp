@@ -351,8 +351,8 @@ Status call_fused(const FusedArgs& a, bool on_device, void* workspace, size_t wo
     case FusedForm::bias_activation:
       if (on_device)
         return bwd ? bias_activation_backward(a.act, a.dtype, a.x, a.param, a.dy, a.out, a.reduce,
-                                              a.rows, a.cols, a.dropout, workspace,
-                                              workspace_bytes)
+                                              a.rows, a.cols, a.dropout,
+                                              {workspace, workspace_bytes})
                    : bias_activation_forward(a.act, a.dtype, a.x, a.param, a.out, a.rows, a.cols,
                                              a.dropout, a.mask);
       return bwd ? reference::bias_activation_backward(a.act, a.dtype, a.x, a.param, a.dy, a.out,
@@ -372,7 +372,7 @@ Status call_fused(const FusedArgs& a, bool on_device, void* workspace, size_t wo
     case FusedForm::prelu:
       if (on_device)
         return bwd ? prelu_backward(a.dtype, a.x, a.param, a.dy, a.out, a.reduce, a.rows, a.cols,
-                                    a.inner, workspace, workspace_bytes)
+                                    a.inner, {workspace, workspace_bytes})
                    : prelu_forward(a.dtype, a.x, a.param, a.out, a.rows, a.cols, a.inner);
       return bwd ? reference::prelu_backward(a.dtype, a.x, a.param, a.dy, a.out, a.reduce, a.rows,
                                              a.cols, a.inner)

@@ -1,0 +1,24 @@
+// Calls through the public headers that must compile: the typed and
+// dtype-tagged forms of the calls whose misuses misuse_*.cpp show.
+#include <cuda_bf16.h>
+
+#include <cuact/cuact.h>
+
+void good_calls(const __nv_bfloat16* x, const __nv_bfloat16* bias, const __nv_bfloat16* dy,
+                __nv_bfloat16* dx, __nv_bfloat16* dbias, void* ws, size_t ws_bytes,
+                cudaStream_t stream) {
+  const cuact::Dropout drop{0.1f, 1, 2};
+  cuact::bias_activation_backward(cuact::Activation::gelu(), x, bias, dy, dx, dbias, 4, 8, drop,
+                                  {ws, ws_bytes}, stream);
+  cuact::bias_activation_backward(cuact::Activation::gelu(), x, bias, dy, dx, nullptr, 4, 8, drop,
+                                  {}, stream);
+  cuact::prelu_backward(x, bias, dy, dx, dbias, 2, 8, 3, {ws, ws_bytes}, stream);
+  cuact::prelu_backward(x, bias, dy, dx, nullptr, 2, 8, 3, {}, stream);
+}
+
+// The softmax mask: typed, or untyped with its dtype; cleared by without_mask.
+cuact::Softmax good_masks(const __nv_bfloat16* typed, const void* untyped) {
+  const cuact::Softmax a = cuact::Softmax::softmax().with_mask(typed, 4);
+  const cuact::Softmax b = a.with_mask(untyped, cuact::DType::bf16, 4, 1, 64);
+  return b.without_mask();
+}

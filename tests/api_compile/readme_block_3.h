@@ -1,0 +1,14 @@
+// The names README.md's fused example uses (bf16 data, a uint8 keep-mask).
+#include <cuda_bf16.h>
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include <cuact/cuact.h>
+
+extern __nv_bfloat16 *d_h, *d_y, *d_dy, *d_dh, *d_x, *d_b, *d_dx, *d_db;
+extern uint8_t* d_mask;
+extern void* d_ws;
+extern int64_t tokens, ffn, rows, cols;
+extern uint64_t seed, step;
+extern cudaStream_t stream;
