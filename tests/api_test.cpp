@@ -165,6 +165,28 @@ TEST(Descriptors, NamedConstructorsCarrySpecDefaults) {
   }
 }
 
+// A field a kind does not use reads NaN, not a plausible value; a used one
+// left unset (a descriptor built field by field) fails validate by name.
+TEST(Descriptors, UnusedFieldsAreNaNAndUnsetUsedOnesAreRefused) {
+  EXPECT_TRUE(std::isnan(Activation::selu().lambda));
+  EXPECT_TRUE(std::isnan(Activation::selu().alpha));
+  EXPECT_TRUE(std::isnan(Activation::gelu().beta));
+  EXPECT_TRUE(std::isnan(Activation::leaky_relu().lambda));
+  EXPECT_TRUE(std::isnan(Activation::hardtanh().alpha));
+  for (ActivationKind kind : {ActivationKind::elu, ActivationKind::celu, ActivationKind::leaky_relu,
+                              ActivationKind::hardtanh, ActivationKind::softplus,
+                              ActivationKind::hardshrink, ActivationKind::softshrink,
+                              ActivationKind::threshold, ActivationKind::silu}) {
+    Activation a;
+    a.kind = kind;
+    const Status s = validate(a);
+    EXPECT_EQ(s.code(), StatusCode::invalid_parameter) << activation_name(kind);
+    float x = 1.0f, y = 0.0f;
+    EXPECT_EQ(reference::activation_forward(a, &x, &y, 1).code(), StatusCode::invalid_parameter)
+        << activation_name(kind);
+  }
+}
+
 TEST(Descriptors, BackwardFromOutputWhereSpecGivesIt) {
   int offered = 0;
   for (int k = 0; k < kNumActivationKinds; ++k)

@@ -44,16 +44,21 @@ inline constexpr int kNumActivationKinds = static_cast<int>(ActivationKind::thre
 const char* activation_name(ActivationKind kind);  // "leaky_relu", ...
 
 // An activation and its parameters. Build it with the named constructors,
-// which carry docs/SPEC.md's defaults; fields a kind does not use are ignored.
+// which carry docs/SPEC.md's defaults and set every field the kind uses. A
+// field the kind does not use holds NaN ("not a parameter of this kind"),
+// so it cannot be read as one (Activation::selu().lambda is NaN, not a
+// plausible 0.5), and a descriptor built field by field that leaves a used
+// one unset fails validate() by name (a kind = elu without alpha).
 struct Activation {
+  static constexpr float kUnset = __builtin_nanf("");
   ActivationKind kind = ActivationKind::identity;
-  float alpha = 0.0f;      // leaky_relu slope a; elu and celu alpha
-  float beta = 1.0f;       // silu and softplus beta
-  float lambda = 0.5f;     // hardshrink and softshrink lambda
-  float lower = -1.0f;     // hardtanh lower bound
-  float upper = 1.0f;      // hardtanh upper bound
-  float cutoff = 20.0f;    // softplus: linear where beta*x > cutoff; threshold: t
-  float value = 0.0f;      // threshold: the replacement value v
+  float alpha = kUnset;   // leaky_relu slope a; elu and celu alpha
+  float beta = kUnset;    // silu and softplus beta
+  float lambda = kUnset;  // hardshrink and softshrink lambda
+  float lower = kUnset;   // hardtanh lower bound
+  float upper = kUnset;   // hardtanh upper bound
+  float cutoff = kUnset;  // softplus: linear where beta*x > cutoff; threshold: t
+  float value = kUnset;   // threshold: the replacement value v
 
   static Activation identity() { return make(ActivationKind::identity); }
   static Activation relu() { return make(ActivationKind::relu); }

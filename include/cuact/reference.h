@@ -87,4 +87,91 @@ Status rrelu_forward(const Rrelu& rrelu, DType dtype, const void* x, void* y, in
 Status rrelu_backward(const Rrelu& rrelu, DType dtype, const void* x, const void* dy, void* dx,
                       int64_t n);
 
+// ---------------------------------------------------------------- typed forms
+// The device API's typed calls on host buffers, argument for argument
+// (the dtype from the pointer type; no stream, no workspace). They call the
+// untyped forms by their full names: the arguments' types would find the
+// device API's too.
+
+template <class T>
+Status activation_forward(const Activation& act, const T* x, T* y, int64_t n) {
+  return cuact::reference::activation(Direction::forward, act, DTypeOf<T>::value, x, nullptr, y, n);
+}
+template <class T>
+Status activation_backward(const Activation& act, const T* x, const T* dy, T* dx, int64_t n) {
+  return cuact::reference::activation(Direction::backward, act, DTypeOf<T>::value, x, dy, dx, n);
+}
+template <class T>
+Status activation_backward_from_output(const Activation& act, const T* y, const T* dy, T* dx,
+                                       int64_t n) {
+  return cuact::reference::activation(Direction::backward_from_output, act, DTypeOf<T>::value, y,
+                                      dy, dx, n);
+}
+
+template <class T>
+Status softmax_forward(const Softmax& op, const T* x, T* y, int64_t rows, int64_t cols) {
+  return cuact::reference::softmax(Direction::forward, op, DTypeOf<T>::value, x, nullptr, y, rows,
+                                   cols);
+}
+template <class T>
+Status softmax_backward(const Softmax& op, const T* y, const T* dy, T* dx, int64_t rows,
+                        int64_t cols) {
+  return cuact::reference::softmax(Direction::backward, op, DTypeOf<T>::value, y, dy, dx, rows,
+                                   cols);
+}
+template <class T>
+Status softmax_forward(const Softmax& op, const T* x, T* y, const SoftmaxShape& shape) {
+  return cuact::reference::softmax(Direction::forward, op, DTypeOf<T>::value, x, nullptr, y, shape);
+}
+template <class T>
+Status softmax_backward(const Softmax& op, const T* y, const T* dy, T* dx,
+                        const SoftmaxShape& shape) {
+  return cuact::reference::softmax(Direction::backward, op, DTypeOf<T>::value, y, dy, dx, shape);
+}
+
+template <class T>
+Status bias_activation_forward(const Activation& act, const T* x,
+                               const cuact::detail::NonDeduced<T>* bias, T* y, int64_t rows,
+                               int64_t cols, const Dropout& dropout = {}, uint8_t* mask = nullptr) {
+  return cuact::reference::bias_activation_forward(act, DTypeOf<T>::value, x, bias, y, rows, cols,
+                                                   dropout, mask);
+}
+template <class T>
+Status bias_activation_backward(const Activation& act, const T* x,
+                                const cuact::detail::NonDeduced<T>* bias, const T* dy, T* dx,
+                                cuact::detail::NonDeduced<T>* dbias, int64_t rows, int64_t cols,
+                                const Dropout& dropout = {}) {
+  return cuact::reference::bias_activation_backward(act, DTypeOf<T>::value, x, bias, dy, dx, dbias,
+                                                    rows, cols,
+                                  dropout);
+}
+template <class T>
+Status glu_forward(const Glu& glu, const T* x, T* y, int64_t rows, int64_t d) {
+  return cuact::reference::glu_forward(glu, DTypeOf<T>::value, x, y, rows, d);
+}
+template <class T>
+Status glu_backward(const Glu& glu, const T* x, const T* dy, T* dx, int64_t rows, int64_t d) {
+  return cuact::reference::glu_backward(glu, DTypeOf<T>::value, x, dy, dx, rows, d);
+}
+template <class T>
+Status prelu_forward(const T* x, const T* weight, T* y, int64_t outer, int64_t channels,
+                     int64_t inner) {
+  return cuact::reference::prelu_forward(DTypeOf<T>::value, x, weight, y, outer, channels, inner);
+}
+template <class T>
+Status prelu_backward(const T* x, const T* weight, const T* dy, T* dx,
+                      cuact::detail::NonDeduced<T>* dweight, int64_t outer, int64_t channels,
+                      int64_t inner) {
+  return cuact::reference::prelu_backward(DTypeOf<T>::value, x, weight, dy, dx, dweight, outer,
+                                          channels, inner);
+}
+template <class T>
+Status rrelu_forward(const Rrelu& rrelu, const T* x, T* y, int64_t n) {
+  return cuact::reference::rrelu_forward(rrelu, DTypeOf<T>::value, x, y, n);
+}
+template <class T>
+Status rrelu_backward(const Rrelu& rrelu, const T* x, const T* dy, T* dx, int64_t n) {
+  return cuact::reference::rrelu_backward(rrelu, DTypeOf<T>::value, x, dy, dx, n);
+}
+
 }  // namespace cuact::reference
