@@ -221,6 +221,29 @@ Status bias_activation_backward(const Activation& act, const T* x,
   return bias_activation_backward(act, DTypeOf<T>::value, x, bias, dy, dx, dbias, rows, cols,
                                   dropout, workspace, stream);
 }
+// The workspace queries for typed calls: ..._workspace_size<T>(shape..., &bytes).
+template <class T>
+Status bias_activation_backward_workspace_size(int64_t rows, int64_t cols,
+                                               size_t* workspace_bytes) {
+  return bias_activation_backward_workspace_size(DTypeOf<T>::value, rows, cols, workspace_bytes);
+}
+template <class T>
+Status prelu_backward_workspace_size(int64_t outer, int64_t channels, int64_t inner,
+                                     size_t* workspace_bytes) {
+  return prelu_backward_workspace_size(DTypeOf<T>::value, outer, channels, inner, workspace_bytes);
+}
+template <class T>
+Status activation_dropout_forward(const Activation& act, const T* x, T* y, int64_t n,
+                                  const Dropout& dropout, uint8_t* mask = nullptr,
+                                  cudaStream_t stream = nullptr) {
+  return activation_dropout_forward(act, DTypeOf<T>::value, x, y, n, dropout, mask, stream);
+}
+template <class T>
+Status activation_dropout_backward(const Activation& act, const T* x, const T* dy, T* dx,
+                                   int64_t n, const Dropout& dropout,
+                                   cudaStream_t stream = nullptr) {
+  return activation_dropout_backward(act, DTypeOf<T>::value, x, dy, dx, n, dropout, stream);
+}
 template <class T>
 Status glu_forward(const Glu& glu, const T* x, T* y, int64_t rows, int64_t d,
                    cudaStream_t stream = nullptr) {

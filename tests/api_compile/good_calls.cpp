@@ -44,3 +44,14 @@ void good_reference_calls(const __nv_bfloat16* x, const __nv_bfloat16* dy, __nv_
   cuact::reference::rrelu_forward(cuact::Rrelu{}, x, y, n);
   cuact::reference::rrelu_backward(cuact::Rrelu{}, x, dy, dx, n);
 }
+
+// Typed forms of every fused entry point, workspace queries included.
+void good_typed_fused(const __half* x, const __half* dy, __half* y, __half* dx, uint8_t* mask,
+                      int64_t n, cudaStream_t stream) {
+  const cuact::Dropout drop{0.1f, 1, 2};
+  size_t bytes = 0;
+  cuact::bias_activation_backward_workspace_size<__half>(4, n / 4, &bytes);
+  cuact::prelu_backward_workspace_size<__half>(1, 4, n / 4, &bytes);
+  cuact::activation_dropout_forward(cuact::Activation::gelu(), x, y, n, drop, mask, stream);
+  cuact::activation_dropout_backward(cuact::Activation::gelu(), x, dy, dx, n, drop, stream);
+}
