@@ -2,8 +2,8 @@
 // the row loop; the math is softmax_math.h, the loads and stores with the
 // scale and masks are softmax_io.h, the index plans softmax_plan.h. Kind
 // (softmax / log_softmax), scale, mask and causal are run-time arguments;
-// templates are only what speed needs: the dtype, the warp variant (lanes
-// and registers per row), the block size.
+// templates are only what speed needs: the dtype, the register variant
+// (lanes and registers per row), the cached kernel's block size.
 //
 //   warp_per_row   softmax_{forward,backward}_register_kernel<T, log2 span>  11 + 11
 //     block_per_row, rows of <= 16384 in registers: the same, spans 2^11..2^14  4 + 4

@@ -3,21 +3,25 @@
 // columns a lane or thread owns, where the shared-memory cache keeps them,
 // and which algorithm and launch shape a row length gets.
 //
-// Four algorithms (SoftmaxAlgorithm), one plan each:
-// - warp_per_row: G lanes (1..32, a power of two) per row, C columns per lane
-//   in registers (G*C = the row length rounded up to a power of two). With
-//   packs (P columns per 16-byte-or-narrower load) lane g owns packs
-//   g, g+G, g+2G...; without, lane g owns columns g, g+G, g+2G...: both are
-//   coalesced across the lanes.
-// - block_per_row, streaming: one block per row; the row's PackPlan
+// The algorithms (SoftmaxAlgorithm) and their plans:
+// - the row in registers (warp_per_row; block_per_row up to 16384 columns;
+//   cluster_per_row's register kernel): a group of G lanes per row (1..32
+//   within a warp, or a whole block), C columns per lane (G*C = the row
+//   length rounded up to a power of two). With packs (P columns per
+//   16-byte-or-narrower load) lane g owns packs g, g+G, g+2G...; without,
+//   lane g owns columns g, g+G, g+2G...: both are coalesced across the
+//   lanes. A register cluster's block r does this on its slice of 16384
+//   columns.
+// - block_per_row cached, streaming: one block per row; the row's PackPlan
 //   (pack_plan.h: scalar head, 16-byte packs, scalar tail) is shared out to
-//   the block's threads as in the elementwise engine. block_per_row caches
-//   the row in shared memory, packs transposed (slot q*packs + p) so that
-//   neighbouring threads hit neighbouring banks.
-// - cluster_per_row: a thread-block cluster of R blocks per row; block r
-//   takes the slice cluster_row_slice(row plan, r, R) and runs
-//   block_per_row's code on it as on a row of its own (its buffers advanced
-//   to the slice's first column).
+//   the block's threads as in the elementwise engine. The cached kernel
+//   keeps the row in shared memory, packs transposed (slot q*packs + p) so
+//   that neighbouring threads hit neighbouring banks.
+// - cluster_per_row cached: a thread-block cluster of R blocks per row;
+//   block r takes the slice cluster_row_slice(row plan, r, R) and runs the
+//   cached block code on it as on a row of its own (its buffers advanced to
+//   the slice's first column).
+// - middle_dim: see softmax_middle.h and MiddlePlan below.
 #pragma once
 
 #include <cstdint>
