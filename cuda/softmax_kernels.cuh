@@ -34,6 +34,11 @@ namespace cuact::detail {
 
 // ---------------------------------------------------------------- reductions
 
+// What a middle_dim thread folds with the others along dim: the forward's
+// online (max, sum) pairs, the backward's sums.
+template <bool Backward>
+using RowStat = std::conditional_t<Backward, float, MaxSum>;
+
 // All-reduce over the G lanes of a register kernel's row group; every lane
 // ends with the same value (an xor butterfly of a commutative op gives
 // every lane the same operands in the same order). G <= 32: the butterfly
@@ -222,14 +227,19 @@ __global__ void __launch_bounds__(register_block_threads<T, LOG2_SPAN>(),
 // One row through the shared-memory cache (fp32 z forward; y and dy in the
 // data's dtype backward), as thread threadIdx.x of B does it on the row's
 // pack plan (a whole row, or a cluster block's slice); reduce(v, op)
-// all-reduces over the row's threads (the block, or a cluster's blocks).
+// all-reduces over the row's threads (GroupReduce over the block, then the
+// cluster's blocks). The forward keeps three passes (z and the max, the
+// exponentials and their sum, the outputs): folding the first two into an
+// online (max, sum) computes every exponential twice, which costs more than
+// the pass it saves.
 template <int B, class T, class Reduce>
 __device__ __forceinline__ void cached_forward_row(const ForwardSource<T>& src,
                                                    const RowSink<T>& sink, const PackPlan& plan,
                                                    float* cache, bool log, Reduce&& reduce) {
   const float shift =
       exp_shift(reduce(block_forward_load(src, plan, threadIdx.x, B, cache), MaxNanOp{}));
-  const float sum = reduce(block_forward_exp_sum<T>(plan, threadIdx.x, B, cache, shift, log), SumOp{});
+  const float sum =
+      reduce(block_forward_exp_sum<T>(plan, threadIdx.x, B, cache, shift, log), SumOp{});
   block_forward_store(sink, plan, threadIdx.x, B, cache, make_normalizer(shift, sum, log));
 }
 
@@ -246,9 +256,9 @@ __device__ __forceinline__ void cached_backward_row(const BackwardSource<T>& src
 // Reads each row once into the cache, then computes from it.
 template <bool Backward, int B, class T>
 __device__ __forceinline__ void cached_rows(const SoftmaxArgs<T>& a) {
-  __shared__ typename cub::BlockReduce<float, B>::TempStorage temp;
-  __shared__ float slot;
-  auto reduce = [&](float v, auto op) { return block_all_reduce<B>(temp, slot, v, op); };
+  __shared__ float slots[2][GroupReduce<B>::kWarps];
+  GroupReduce<B> block{slots};
+  auto reduce = [&](float v, auto op) { return block.all(v, op); };
   for (int64_t row = blockIdx.x; row < a.layout.rows; row += gridDim.x) {
     const RowSink<T> sink(a, row);
     if constexpr (Backward) {
@@ -336,12 +346,12 @@ __device__ __forceinline__ void for_each_cluster_row(const SoftmaxArgs<T>& a, Bo
 template <bool Backward, class T>
 __device__ __forceinline__ void cached_cluster_rows(const SoftmaxArgs<T>& a) {
   constexpr int B = kClusterBlockThreads;
-  __shared__ typename cub::BlockReduce<float, B>::TempStorage temp;
-  __shared__ float slot;
+  __shared__ float slots[2][GroupReduce<B>::kWarps];
   __shared__ float cluster_slots[2];
+  GroupReduce<B> block{slots};
   int turn = 0;
   auto reduce = [&](float v, auto op) {
-    return cluster_all_reduce(cluster_slots, turn, block_all_reduce<B>(temp, slot, v, op), op);
+    return cluster_all_reduce(cluster_slots, turn, block.all(v, op), op);
   };
   for_each_cluster_row(a, [&](int64_t row, int rank, int ranks, const SoftmaxRowSpec& spec) {
     RowSink<T> sink(a, row);
@@ -498,18 +508,13 @@ __device__ __forceinline__ void for_each_middle_tile(const SoftmaxArgs<T>& a, Bo
   }
 }
 
-// What a middle_dim thread folds with the others along dim: the forward's
-// online (max, sum) pairs, the backward's sums.
-template <bool Backward>
-using MiddleStat = std::conditional_t<Backward, float, MaxSum>;
-
 // A middle_dim kernel's columns, either direction: pass 1 (the thread's
 // part of each position's statistic), the fold over the Y threads, pass 2.
 template <bool Backward, class T, int W>
-__device__ __forceinline__ void middle_columns(const SoftmaxArgs<T>& a, MiddleStat<Backward>* slots) {
+__device__ __forceinline__ void middle_columns(const SoftmaxArgs<T>& a, RowStat<Backward>* slots) {
   const int y = a.middle.y;
   for_each_middle_tile(a, [&](int64_t k, bool active, int tx, int ty) {
-    MiddleStat<Backward> s[W];
+    RowStat<Backward> s[W];
     CUACT_UNROLL
     for (int q = 0; q < W; ++q) {
       if constexpr (Backward)
@@ -534,7 +539,7 @@ __device__ __forceinline__ void middle_columns(const SoftmaxArgs<T>& a, MiddleSt
 template <bool Backward, class T>
 __device__ __forceinline__ void middle_rows(const SoftmaxArgs<T>& a) {
   constexpr int W = full_pack_width(sizeof(T));
-  __shared__ MiddleStat<Backward> slots[kMiddleBlockThreads * W];
+  __shared__ RowStat<Backward> slots[kMiddleBlockThreads * W];
   if (a.vectorized)
     middle_columns<Backward, T, W>(a, slots);
   else

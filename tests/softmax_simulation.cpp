@@ -29,24 +29,29 @@ void butterfly(V* v, int n, Op op) {
   }
 }
 
-// The kernels' GroupReduce::all: the butterfly within each warp (or the
-// group, G < 32); for G > 32 then the butterfly over the warps' values,
-// lane l taking warp l % warps's.
-template <int G, class V, class Op>
-void group_reduce(std::vector<V>& v, Op op) {
-  constexpr int kLanes = G < 32 ? G : 32;
-  for (int w = 0; w < G; w += kLanes) butterfly(&v[w], kLanes, op);
-  if (G > 32) {
-    constexpr int kWarps = G / 32;
-    std::vector<V> warps(kWarps);
-    for (int w = 0; w < kWarps; ++w) warps[w] = v[32 * w];
-    butterfly(warps.data(), kWarps, op);
-    for (int l = 0; l < G; ++l) v[l] = warps[l % kWarps];
+// The kernels' GroupReduce::all over g lanes: the butterfly within each warp
+// (or the group, g < 32); for g > 32 then the butterfly over the warps'
+// values, lane l taking warp l % warps's.
+template <class V, class Op>
+void group_reduce(std::vector<V>& v, int g, Op op) {
+  const int lanes = g < 32 ? g : 32;
+  for (int w = 0; w < g; w += lanes) butterfly(&v[w], lanes, op);
+  if (g > 32) {
+    const int warps = g / 32;
+    std::vector<V> per_warp(static_cast<size_t>(warps));
+    for (int w = 0; w < warps; ++w) per_warp[w] = v[32 * w];
+    butterfly(per_warp.data(), warps, op);
+    for (int l = 0; l < g; ++l) v[l] = per_warp[l % warps];
   }
 }
+template <int G, class V, class Op>
+void group_reduce(std::vector<V>& v, Op op) {
+  group_reduce(v, G, op);
+}
 
-// cub::BlockReduce (warp reductions): each warp's tree by shfl_down with
-// offsets 1, 2, 4, 8, 16, then the warp aggregates in order.
+// cub::BlockReduce (warp reductions; the streaming kernels): each warp's
+// tree by shfl_down with offsets 1, 2, 4, 8, 16, then the warp aggregates
+// in order.
 template <class V, class Op>
 V block_reduce(std::vector<V> v, Op op) {
   const int threads = static_cast<int>(v.size());
@@ -206,10 +211,12 @@ void simulate_block(const SoftmaxArgs<T>& a, bool backward, int threads) {
       const PackPlan plan = row_pack_plan(src, sink, cols);
       for (int t = 0; t < threads; ++t)
         part[t] = block_forward_load(src, plan, t, threads, cache.data());
-      const float shift = exp_shift(block_reduce(part, MaxNanOp{}));
+      group_reduce(part, threads, MaxNanOp{});
+      const float shift = exp_shift(part[0]);
       for (int t = 0; t < threads; ++t)
         part[t] = block_forward_exp_sum<T>(plan, t, threads, cache.data(), shift, a.log);
-      const RowNormalizer n = make_normalizer(shift, block_reduce(part, SumOp{}), a.log);
+      group_reduce(part, threads, SumOp{});
+      const RowNormalizer n = make_normalizer(shift, part[0], a.log);
       for (int t = 0; t < threads; ++t)
         block_forward_store(sink, plan, t, threads, cache.data(), n);
     } else {
@@ -218,7 +225,8 @@ void simulate_block(const SoftmaxArgs<T>& a, bool backward, int threads) {
       for (int t = 0; t < threads; ++t)
         part[t] =
             block_backward_load(src, plan, t, threads, y_cache.data(), dy_cache.data(), a.log);
-      const float reduced = block_reduce(part, SumOp{});
+      group_reduce(part, threads, SumOp{});
+      const float reduced = part[0];
       for (int t = 0; t < threads; ++t)
         block_backward_store(sink, plan, t, threads, y_cache.data(), dy_cache.data(), reduced,
                              a.scale, a.log);
@@ -268,13 +276,15 @@ void simulate_cluster(const SoftmaxArgs<T>& a, bool backward, int ranks) {
       for (int r = 0; r < ranks; ++r) {
         for (int t = 0; t < B; ++t)
           part[t] = block_forward_load(fsrc[r], plans[r], t, B, cache[r].data());
-        per_block[r] = block_reduce(part, MaxNanOp{});
+        group_reduce(part, B, MaxNanOp{});
+        per_block[r] = part[0];
       }
       const float shift = exp_shift(fold(per_block, MaxNanOp{}));
       for (int r = 0; r < ranks; ++r) {
         for (int t = 0; t < B; ++t)
           part[t] = block_forward_exp_sum<T>(plans[r], t, B, cache[r].data(), shift, a.log);
-        per_block[r] = block_reduce(part, SumOp{});
+        group_reduce(part, B, SumOp{});
+        per_block[r] = part[0];
       }
       const RowNormalizer n = make_normalizer(shift, fold(per_block, SumOp{}), a.log);
       for (int r = 0; r < ranks; ++r)
@@ -286,7 +296,8 @@ void simulate_cluster(const SoftmaxArgs<T>& a, bool backward, int ranks) {
         for (int t = 0; t < B; ++t)
           part[t] = block_backward_load(bsrc[r], plans[r], t, B, y_cache, y_cache + plans[r].n,
                                         a.log);
-        per_block[r] = block_reduce(part, SumOp{});
+        group_reduce(part, B, SumOp{});
+        per_block[r] = part[0];
       }
       const float reduced = fold(per_block, SumOp{});
       for (int r = 0; r < ranks; ++r) {
