@@ -190,6 +190,13 @@ def classify(mangled: str, name: str) -> Kernel:
             k.forms = [("fused", "rrelu training", n * e, ins)] if random else \
                 [("fused", "prelu", n * e, ins), ("fused", "rrelu eval", n * e, ins)]
         return k
+    m = re.match(r"void cuact::detail::softmax_(forward|backward)_middle_kernel<([^,>]+)>\(", name)
+    if m:
+        k.family, k.dtype = "softmax", DTYPE_OF.get(m.group(2), m.group(2))
+        k.direction, k.op = m.group(1), "middle_dim"
+        k.in_streams = 1 if k.direction == "forward" else 2
+        k.softmax = {"algorithm": "middle_dim", "param": None}
+        return k
     m = re.match(r"void cuact::detail::softmax_(forward|backward)_"
                  r"(register_cluster|register|block|streaming|cluster)_kernel<([^,>]+)(?:, (\d+))?>\(", name)
     if m:
@@ -344,6 +351,36 @@ def first_load_loop_in_flight(cfg: sass.Cfg, loop: sass.Loop, path: sass.PathCou
     return sass.loads_in_flight(cfg, path.blocks)
 
 
+def middle_passes(cfg: sass.Cfg) -> Tuple[Optional[sass.Loop], Optional[sass.PathCount],
+                                          Tuple[int, int]]:
+    """middle_dim: its two passes over dim, each an innermost loop of 16-byte
+    loads (pass 1 loads only, pass 2 loads and stores), one trip each per
+    pack of `width` positions; their counted paths summed into one per-trip
+    count (the tile's fold along dim is spread over the dim/Y trips and left
+    out: a long-dim prediction), and the loads in flight of the pass that
+    keeps fewer of its loads in flight. (None, None, (0, 0)) when either
+    pass is missing."""
+    def innermost_vector_loops():
+        loops = sass.find_loops(cfg)
+        has_ldg = lambda l: any(i.is_global_128("LDG") for b in l.body for i in cfg.blocks[b].instrs)
+        return [l for l in loops if has_ldg(l) and not any(x.body < l.body and has_ldg(x) for x in loops)]
+    found = innermost_vector_loops()
+    stores = lambda l: any(i.is_global_128("STG") for b in l.body for i in cfg.blocks[b].instrs)
+    first = [l for l in found if not stores(l)]
+    second = [l for l in found if stores(l)]
+    if not first or not second:
+        return None, None, (0, 0)
+    a, b = sass.counted_path(cfg, first[0]), sass.counted_path(cfg, second[0])
+    in_flight = min((sass.loads_in_flight(cfg, p.blocks) for p in (a, b)),
+                    key=lambda f: f[0] / f[1] if f[1] else 1.0)
+    total = dataclasses.replace(b)
+    total.counts = {p: a.counts.get(p, 0.0) + b.counts.get(p, 0.0) for p in set(a.counts) | set(b.counts)}
+    total.fp64_ops = a.fp64_ops + b.fp64_ops
+    total.notes = a.notes + b.notes
+    total.blocks = a.blocks | b.blocks
+    return second[0], total, in_flight
+
+
 def softmax_rows(k: Kernel, regs: int, static_smem: int, threads: int) -> List[dict]:
     """The row lengths at which a softmax kernel is evaluated and how a thread
     shares each: [{cols, per_thread, ranks, smem}]."""
@@ -351,6 +388,8 @@ def softmax_rows(k: Kernel, regs: int, static_smem: int, threads: int) -> List[d
     per_col = 4 if k.direction == "forward" else 2 * e
     out = []
     alg = k.softmax["algorithm"]
+    if alg == "middle_dim":  # one long-dim row (cols 0: any dim)
+        return [{"cols": 0, "per_thread": None, "ranks": 1, "smem": 0}]
     if alg == "registers":  # warp_per_row and block_per_row's register variants: one row length, the span
         span = 1 << k.softmax["param"]
         if span >= 32:
@@ -445,6 +484,20 @@ def analyze_kernel(k: Kernel, instrs: List[sass.Instr], res: Dict[str, int], max
         bytes_per_elem = 2 * e if k.direction == "forward" else 3 * e
         threads = max_threads or 128
         for spec in softmax_rows(k, regs, shared, threads):
+            if k.op == "middle_dim":
+                loop, path, in_flight = middle_passes(cfg)
+                if loop is None:
+                    rows.append({"kernel": k.name, "family": k.family, "op": k.op, "dtype": k.dtype,
+                                 "direction": k.direction, "cols": 0,
+                                 "flags": base_flags + ["no vectorized loop"], "registers": regs,
+                                 "stack": stack, "local": local})
+                    continue
+                # Both passes read the input again: the streaming kernels' traffic.
+                cap = (2.0 / 3.0) if k.direction == "forward" else 0.6
+                finish(path, loop, pack_width(k.dtype), in_flight, "",
+                       bytes_per_elem, {"cols": 0, "cluster_ranks": 1}, cap,
+                       resident_threads(GPUS[0], regs, threads, shared))
+                continue
             if spec["per_thread"] is None:
                 loop, path, elems = analyze_flat(cfg, k)
                 if loop is None:
@@ -614,7 +667,9 @@ def table_row(r: dict) -> str:
         return (f"| {r.get('op')} {r.get('detail', '')} | {r['dtype']} | {r['direction']} | {r.get('form', '')} "
                 f"| | {r.get('registers')} | | | | | | {', '.join(r.get('flags', []))} |\n")
     name = r["op"] if r["family"] == "elementwise" else f"{r['op']}<{r['detail']}>" if r.get("detail") else r["op"]
-    if r["family"] == "softmax":
+    if r["family"] == "softmax" and r["op"] == "middle_dim":
+        name = f"middle_dim any dim B={r['block_threads']} (both passes)"
+    elif r["family"] == "softmax":
         name = f"{r['op']} cols={r['cols']}" + (f" B={r['block_threads']}" if r["op"] != "warp_per_row" else "") + \
             (f" x{r['cluster_ranks']}" if r["op"] == "cluster_per_row" else "") + \
             (" registers" if r.get("detail") == "registers" else "")
