@@ -243,6 +243,36 @@ class LoadsInFlight(unittest.TestCase):
         self.assertEqual(sass.loads_in_flight(cfg, p.blocks), (1, 2))
 
 
+class MiddlePasses(unittest.TestCase):
+    def test_both_passes_over_dim_are_summed(self):
+        # A tile loop around pass 1 (a 16-byte load, 2 FFMA, its compare and
+        # branch: 5 instructions a trip) and pass 2 (a load, an FMUL, a store,
+        # its compare and branch: 5): 10 issue slots a trip of one pack, 2 FFMA
+        # + 1 FMUL on the FMA pipe, 2 compares on the ALU pipe.
+        lines = ["S2R R0, SR_TID.X", "IADD3 R1, R1, 0x1, RZ",
+                 "LDG.E.128 R4, desc[UR4][R2.64]", "FFMA R5, R4, R4, R5", "FFMA R6, R5, R5, R6",
+                 "ISETP.GE.AND P0, PT, R2, R8, PT", f"@!P0 BRA {addr(2)}",
+                 "LDG.E.128 R4, desc[UR4][R2.64]", "FMUL R4, R4, R6",
+                 "STG.E.128 desc[UR4][R10.64], R4", "ISETP.GE.AND P1, PT, R10, R8, PT",
+                 f"@!P1 BRA {addr(7)}",
+                 "ISETP.GE.AND P2, PT, R1, R9, PT", f"@!P2 BRA {addr(1)}", "EXIT"]
+        cfg = sass.Cfg(sass.parse_sass(function(lines))["kernel"])
+        loop, path, in_flight = static_model.middle_passes(cfg)
+        self.assertIsNotNone(loop)
+        self.assertEqual(cfg.blocks[loop.header].start, 16 * 7)  # pass 2: the loop that stores
+        self.assertEqual(path.counts["issue"], 10)
+        self.assertEqual(path.counts["fma"], 3)
+        self.assertEqual(path.counts["alu"], 2)
+        self.assertEqual(in_flight, (1, 1))
+
+    def test_a_single_pass_is_not_a_middle_kernel(self):
+        lines = ["S2R R0, SR_TID.X", "LDG.E.128 R4, desc[UR4][R2.64]", "FMUL R4, R4, R4",
+                 "ISETP.GE.AND P0, PT, R2, R8, PT", "STG.E.128 desc[UR4][R10.64], R4",
+                 f"@!P0 BRA {addr(1)}", "EXIT"]
+        cfg = sass.Cfg(sass.parse_sass(function(lines))["kernel"])
+        self.assertEqual(static_model.middle_passes(cfg)[0], None)
+
+
 class Parsing(unittest.TestCase):
     def test_res_usage_and_max_threads(self):
         res = sass.parse_res_usage(" Function _Z1kv:\n  REG:40 STACK:0 SHARED:16 LOCAL:0 CONSTANT[0]:560\n")
