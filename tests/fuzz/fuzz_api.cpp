@@ -142,7 +142,11 @@ int fuzz_softmax(Reader& r, bool on_device, Direction direction, DType dtype, co
   Softmax op;
   op.kind = static_cast<SoftmaxKind>(r.u8() % 4);
   op.scale = r.param();
-  if (r.u8() & 1) op = op.with_mask(r.u8() & 1 ? body(1) : nullptr, r.count(), r.count());
+  if (r.u8() & 1) {
+    // The mask's dtype: mostly the call's, sometimes another or an unknown one.
+    const DType mask_dtype = r.u8() & 1 ? dtype : static_cast<DType>(r.u8() % 4);
+    op = op.with_mask(r.u8() & 1 ? body(1) : nullptr, mask_dtype, r.count(), r.count());
+  }
   if (r.u8() & 1) op = op.with_causal(r.count(), r.count());
   op.algorithm = static_cast<SoftmaxAlgorithm>(r.u8() % 6);  // 5: unknown
   const int64_t rows = r.count(), cols = r.count();
