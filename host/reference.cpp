@@ -135,7 +135,9 @@ double sixth(double hi, double lo) {
   const double q0 = hi / 6;
   const double q = q0 + (std::fma(-6, q0, hi) + lo) / 6;  // within an ulp of the quotient
   const double r = std::fma(-6, q, hi) + lo;              // 6 * (quotient - q): its sign is exact
-  if (r == 0 || !std::isfinite(q)) return q;
+  // (q == 0: a quotient below the smallest double, from float64 data only; the
+  // bit step below would wrap it to NaN.)
+  if (r == 0 || !std::isfinite(q) || q == 0) return q;
   uint64_t bits;
   std::memcpy(&bits, &q, sizeof bits);
   if ((r < 0) != (q < 0)) bits -= 1;  // the quotient lies toward zero from q

@@ -780,6 +780,19 @@ TEST(ReferencePiecewise, DivisionBySixRoundsOnce) {
   }
 }
 
+// Quotients below the smallest double (from float64 inputs near 0, as the
+// Python package's float64 path passes them) stay numbers: +-0 or the
+// smallest denormal, never NaN.
+TEST(ReferencePiecewise, QuotientsBelowTheSmallestDoubleAreNotNaN) {
+  const double tiny = std::numeric_limits<double>::denorm_min();
+  for (double x : {tiny, -tiny, 2 * tiny, -3 * tiny}) {
+    const double y = ref::forward(Activation::hardswish(), x);
+    EXPECT_FALSE(std::isnan(y)) << "hardswish at " << x;
+    EXPECT_LE(std::fabs(y - x / 2), tiny) << "hardswish at " << x;
+    EXPECT_FALSE(std::isnan(ref::backward(Activation::hardswish(), -1.5, tiny)));
+  }
+}
+
 // Hand-built cases where rounding the quotient and then the product (or
 // dropping the x^2/6 term) lands one ulp off.
 TEST(ReferencePiecewise, HandBuiltCases) {
