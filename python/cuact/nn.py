@@ -1,0 +1,157 @@
+"""torch.nn modules over cuact.functional, with torch.nn's names and arguments."""
+import torch
+
+from . import functional as F
+
+
+class _Elementwise(torch.nn.Module):
+    """An activation module: forward(x) = F.activation(x, kind, **params)."""
+    kind = "identity"
+    keywords = ()
+
+    def __init__(self, *args, inplace=False, **kwargs):
+        super().__init__()
+        names = self.keywords + ("inplace",)
+        if len(args) > len(names):
+            raise TypeError(f"{type(self).__name__} takes at most {len(names)} arguments")
+        kwargs.update(zip(names, args))
+        self.inplace = kwargs.pop("inplace", inplace)
+        F.activation_params(self.kind, **kwargs)  # fails here on a bad keyword
+        self.params = kwargs
+
+    def forward(self, input):
+        return F.activation(input, self.kind, self.inplace, **self.params)
+
+    def extra_repr(self):
+        return ", ".join(f"{k}={v}" for k, v in self.params.items())
+
+
+def _module(name, kind, *keywords):
+    return type(name, (_Elementwise,), {"kind": kind, "keywords": keywords,
+                                         "__doc__": f"cuact's {kind} (torch.nn.{name}'s arguments)."})
+
+
+ReLU = _module("ReLU", "relu")
+ReLU6 = _module("ReLU6", "relu6")
+Hardtanh = _module("Hardtanh", "hardtanh", "min_val", "max_val")
+LeakyReLU = _module("LeakyReLU", "leaky_relu", "negative_slope")
+ELU = _module("ELU", "elu", "alpha")
+SELU = _module("SELU", "selu")
+CELU = _module("CELU", "celu", "alpha")
+Sigmoid = _module("Sigmoid", "sigmoid")
+Tanh = _module("Tanh", "tanh")
+SiLU = _module("SiLU", "silu")
+Mish = _module("Mish", "mish")
+Softplus = _module("Softplus", "softplus", "beta", "threshold")
+LogSigmoid = _module("LogSigmoid", "log_sigmoid")
+Hardsigmoid = _module("Hardsigmoid", "hardsigmoid")
+Hardswish = _module("Hardswish", "hardswish")
+Softsign = _module("Softsign", "softsign")
+Tanhshrink = _module("Tanhshrink", "tanhshrink")
+Hardshrink = _module("Hardshrink", "hardshrink", "lambd")
+Softshrink = _module("Softshrink", "softshrink", "lambd")
+Threshold = _module("Threshold", "threshold", "threshold", "value")
+QuickGELU = _module("QuickGELU", "quick_gelu")
+
+
+class GELU(torch.nn.Module):
+    def __init__(self, approximate="none"):
+        super().__init__()
+        self.approximate = approximate
+
+    def forward(self, input):
+        return F.gelu(input, self.approximate)
+
+
+class PReLU(torch.nn.Module):
+    """Learnable per-channel (or single) negative slope, initialised to `init`."""
+
+    def __init__(self, num_parameters=1, init=0.25, device=None, dtype=None):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.full((num_parameters,), float(init), device=device,
+                                                    dtype=dtype))
+
+    def forward(self, input):
+        return F.prelu(input, self.weight)
+
+
+class RReLU(torch.nn.Module):
+    def __init__(self, lower=1.0 / 8, upper=1.0 / 3, inplace=False):
+        super().__init__()
+        self.lower, self.upper, self.inplace = lower, upper, inplace
+
+    def forward(self, input):
+        return F.rrelu(input, self.lower, self.upper, self.training, self.inplace)
+
+
+class Dropout(torch.nn.Module):
+    def __init__(self, p=0.5, inplace=False):
+        super().__init__()
+        self.p, self.inplace = p, inplace
+
+    def forward(self, input):
+        return F.dropout(input, self.p, self.training, self.inplace)
+
+
+class BiasActivation(torch.nn.Module):
+    """dropout(activation(x + bias), p) with a learnable bias of `features`."""
+
+    def __init__(self, features, activation="gelu", p=0.0, device=None, dtype=None, **params):
+        super().__init__()
+        self.bias = torch.nn.Parameter(torch.zeros(features, device=device, dtype=dtype))
+        self.activation, self.p, self.params = activation, p, params
+        F.activation_params(activation, **params)
+
+    def forward(self, input):
+        return F.bias_activation(input, self.bias, self.activation, self.p, self.training,
+                                 **self.params)
+
+
+class _Gated(torch.nn.Module):
+    activation, gate = "sigmoid", "second"
+
+    def __init__(self, dim=-1, **params):
+        super().__init__()
+        self.dim, self.params = dim, params
+
+    def forward(self, input):
+        return F.gated(input, self.activation, self.dim, self.gate, **self.params)
+
+
+class GLU(_Gated):
+    activation, gate = "sigmoid", "second"
+
+
+class SwiGLU(_Gated):
+    activation, gate = "silu", "first"
+
+
+class GeGLU(_Gated):
+    activation, gate = "gelu", "first"
+
+
+class ReGLU(_Gated):
+    activation, gate = "relu", "first"
+
+
+class _SoftmaxModule(torch.nn.Module):
+    function = staticmethod(F.softmax)
+
+    def __init__(self, dim=None, *, scale=1.0):
+        super().__init__()
+        self.dim, self.scale = dim, scale
+
+    def forward(self, input, mask=None, causal=False):
+        return self.function(input, self.dim, scale=self.scale, mask=mask, causal=causal)
+
+
+class Softmax(_SoftmaxModule):
+    function = staticmethod(F.softmax)
+
+
+class LogSoftmax(_SoftmaxModule):
+    function = staticmethod(F.log_softmax)
+
+
+class Softmin(_SoftmaxModule):
+    function = staticmethod(F.softmin)
