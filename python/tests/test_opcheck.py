@@ -1,0 +1,106 @@
+"""torch.library.opcheck on every operator and dtype (schema, fake kernel,
+autograd registration, AOT dispatch)."""
+import pytest
+import torch
+
+import cuact  # noqa: F401
+import cuact.functional as CF
+
+ops = torch.ops.cuact
+DTYPES = [torch.float32, torch.bfloat16, torch.float16, torch.float64]
+
+
+def _x(dtype, *shape, grad=True):
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(*shape, generator=g, dtype=torch.float64).to(dtype).requires_grad_(grad)
+
+
+def _pair():
+    return torch.tensor([12345, 678], dtype=torch.int64)
+
+
+def samples(dtype):
+    """(operator, args) for every operator of the package."""
+    gelu = CF.activation_params("gelu")
+    elu = CF.activation_params("elu", alpha=0.5)
+    sig = CF.activation_params("sigmoid")
+    silu = CF.activation_params("silu")
+    x = _x(dtype, 4, 6)
+    y = x.detach().sigmoid()
+    dy = _x(dtype, 4, 6, grad=False)
+    bias = _x(dtype, 6)
+    w = _x(dtype, 6).detach().abs().requires_grad_()
+    return [
+        (ops.activation, (x, *gelu)),
+        (ops.activation, (x, *elu)),
+        (ops.activation, (x, *sig)),
+        (ops.activation_backward, (x.detach(), dy, *gelu)),
+        (ops.activation_backward_from_output, (y, dy, *sig)),
+        (ops.bias_activation, (x, bias, *gelu, 0.0, None)),
+        (ops.bias_activation, (x, bias, *silu, 0.25, _pair())),
+        (ops.bias_activation, (x, None, *gelu, 0.5, _pair())),
+        (ops.bias_activation_backward, (x.detach(), bias.detach(), dy, *gelu, 0.25, _pair())),
+        (ops.glu, (x, *silu, True)),
+        (ops.glu, (x, *sig, False)),
+        (ops.glu_backward, (x.detach(), dy[:, :3].contiguous(), *sig, False)),
+        (ops.prelu, (_x(dtype, 2, 6, 3), w)),
+        (ops.prelu_backward, (_x(dtype, 2, 6, 3, grad=False), w.detach(),
+                              _x(dtype, 2, 6, 3, grad=False))),
+        (ops.rrelu, (x, 0.125, 1 / 3, True, _pair())),
+        (ops.rrelu, (x, 0.125, 1 / 3, False, None)),
+        (ops.rrelu_backward, (x.detach(), dy, 0.125, 1 / 3, True, _pair())),
+        (ops.softmax, (x, -1, "softmax", 0.5, None, 1, 1, 0, 0)),
+        (ops.softmax, (x, 0, "log_softmax", 1.0, None, 1, 1, 0, 0)),
+        (ops.softmax, (x, -1, "softmin", 1.0, None, 1, 1, 4, 1)),
+        (ops.softmax, (x, -1, "softmax", 1.0, _x(dtype, 2, 6, grad=False), 2, 2, 0, 0)),
+        (ops.softmax_backward, (y, dy, -1, "softmax", 1.0)),
+    ]
+
+
+def _name(op):
+    return str(op).split(".")[-1]
+
+
+CASES = [(dt, i) for dt in DTYPES for i in range(len(samples(torch.float32)))]
+
+
+@pytest.mark.parametrize("dtype,index", CASES,
+                         ids=[f"{dt}-{_name(samples(torch.float32)[i][0])}-{i}" for dt, i in CASES])
+def test_opcheck(dtype, index):
+    op, args = samples(dtype)[index]
+    torch.library.opcheck(op, args)
+
+
+def test_float64_cuda_is_a_clear_error():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    with pytest.raises(TypeError, match="float64 runs on the CPU only"):
+        CF.gelu(torch.ones(3, dtype=torch.float64, device="cuda"))
+
+
+def test_bad_arguments_raise_with_cuact_messages():
+    with pytest.raises(ValueError, match="invalid_parameter"):
+        CF.softplus(torch.ones(3), beta=-1.0)
+    with pytest.raises(ValueError, match="invalid_parameter"):
+        CF.hardtanh(torch.ones(3), 2.0, 1.0)
+    with pytest.raises(ValueError, match="unknown activation"):
+        CF.activation(torch.ones(3), "nope")
+    with pytest.raises(TypeError, match="unsupported dtype"):
+        CF.relu(torch.ones(3, dtype=torch.int32))
+    with pytest.raises(ValueError, match="even"):
+        CF.glu(torch.ones(3))
+    with pytest.raises(ValueError, match="weight"):
+        CF.prelu(torch.ones(2, 3), torch.ones(2))
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        CF.activation_dropout(torch.ones(3), "relu", p=1.5)
+
+
+def test_inplace_and_modules():
+    x = torch.linspace(-3, 3, 7)
+    y = x.clone()
+    assert CF.relu(y, inplace=True) is y and torch.equal(y, torch.relu(x))
+    assert torch.equal(CF.leaky_relu(x, 0.2), torch.nn.functional.leaky_relu(x, 0.2))
+    assert torch.equal(cuact.nn.LeakyReLU(0.2)(x), torch.nn.LeakyReLU(0.2)(x))
+    assert torch.equal(cuact.nn.Hardtanh(-2.0, 2.0)(x), torch.nn.Hardtanh(-2.0, 2.0)(x))
+    torch.testing.assert_close(cuact.nn.GELU("tanh")(x), torch.nn.GELU("tanh")(x))
+    torch.testing.assert_close(cuact.nn.Softmax(dim=0)(x), torch.softmax(x, 0))
