@@ -54,6 +54,23 @@ step "cuact-bench (n = 2^28, 10 runs)" "$dir/bench.log" \
   $build/bench/cuact-bench --size 2^28 --runs 10 --no-progress --json "$dir/bench.json" \
   --csv "$dir/bench.csv"
 
+# The Python package's CUDA half and the PyTorch peers, where this machine has
+# torch (python3 or build/python-venv; nothing is downloaded here).
+py=$(command -v python3)
+[ -x build/python-venv/bin/python ] && py=$PWD/build/python-venv/bin/python
+if "$py" -c "import torch" 2>/dev/null; then
+  cmake --install $build --prefix $build/install >/dev/null
+  step "python package build" "$dir/python_build.log" \
+    env CMAKE_PREFIX_PATH="$PWD/$build/install" "$py" -m pip install --no-build-isolation \
+    -C build-dir="$PWD/$build/python-build" ./python
+  step "python suite (CUDA half), CUACT_REQUIRE_GPU=1" "$dir/python_tests.log" \
+    bash -c "cd python/tests && '$py' -m pytest -q -p no:cacheprovider test_cuda.py"
+  step "PyTorch peers (eager, torch.compile)" "$dir/torch_peers.log" \
+    "$py" bench/torch_peers.py --size 2^26 --json "$dir/torch_peers.json" --csv "$dir/torch_peers.csv"
+else
+  echo "SKIP  python package and PyTorch peers: no torch on this machine" >>"$summary"
+fi
+
 sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 export CUACT_TEST_SMALL=1
 for tool in memcheck racecheck initcheck synccheck; do
