@@ -13,6 +13,19 @@ from parity import agree
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
 
 
+def within_contract(dev, ref, dtype, backward):
+    """README's accuracy contract for the kernels (dy = 1): 1 ulp for fp16/bf16;
+    for fp32 the largest stated bound (11 ulp), errors below FLT_MIN, and
+    backward's absolute allowance 4 * 2^-24 near a zero of f'."""
+    if dtype != torch.float32:
+        return agree(dev, ref, dtype, ulps=1)
+    err = (dev - ref).abs()
+    small = err < torch.finfo(torch.float32).tiny
+    if backward:
+        small |= err <= 4 * 2.0 ** -24
+    return agree(dev, ref, dtype, ulps=11) | (small & dev.isfinite() & ref.isfinite())
+
+
 def _both(fn, x, dy):
     x = x.detach().clone().requires_grad_(True)
     y = fn(x)
@@ -27,8 +40,8 @@ def test_elementwise_kernels_match_the_reference(cuda, case, dtype):
     dy = torch.ones(case.ours(x).numel(), dtype=dtype)
     ref = _both(case.ours, x, dy)
     dev = _both(case.ours, x.to(cuda), dy.to(cuda))
-    for r, d in zip(ref, dev):
-        bad = ~agree(d, r, dtype)
+    for k, (r, d) in enumerate(zip(ref, dev)):
+        bad = ~within_contract(d, r, dtype, backward=k == 1)
         assert not bad.any(), (x[bad.nonzero()[:5].flatten()], r[bad][:5], d[bad][:5])
 
 
@@ -57,7 +70,7 @@ def test_fused_kernels_match_the_reference(cuda):
         dev = ops.bias_activation(x.to(cuda), b.to(cuda), kind, params, 0.3, pair.to(cuda))[0]
         assert agree(dev.double().cpu(), ref.double(), dtype).all()  # the same mask, bit for bit
         torch.testing.assert_close(CF.swiglu(x.to(cuda)).cpu(), CF.swiglu(x))
-        w = torch.rand(37, generator=g).to(dtype)
+        w = torch.rand(96, generator=g).to(dtype)  # one weight per channel (dimension 1)
         torch.testing.assert_close(CF.prelu(x.to(cuda), w.to(cuda)).cpu(), CF.prelu(x, w))
 
 
