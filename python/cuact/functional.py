@@ -83,26 +83,37 @@ def _elementwise(kind, doc, *keywords):
     return f
 
 
-relu = _elementwise("relu", "max(x, 0).")
-relu6 = _elementwise("relu6", "min(max(x, 0), 6).")
-hardtanh = _elementwise("hardtanh", "clamp(x, min_val, max_val).", "min_val", "max_val")
-leaky_relu = _elementwise("leaky_relu", "x if x > 0 else negative_slope * x.", "negative_slope")
-elu = _elementwise("elu", "x if x > 0 else alpha * expm1(x).", "alpha")
-selu = _elementwise("selu", "scale * elu(x, alpha) with SELU's fixed constants.")
-celu = _elementwise("celu", "max(0, x) + min(0, alpha * expm1(x / alpha)).", "alpha")
-quick_gelu = _elementwise("quick_gelu", "x * sigmoid(1.702 x).")
-sigmoid = _elementwise("sigmoid", "1 / (1 + exp(-x)).")
-tanh = _elementwise("tanh", "tanh(x).")
-mish = _elementwise("mish", "x * tanh(softplus(x)).")
-softplus = _elementwise("softplus", "log1p(exp(beta x)) / beta; x where beta x > threshold.",
-                        "beta", "threshold")
-logsigmoid = _elementwise("log_sigmoid", "log(sigmoid(x)), stable.")
-hardsigmoid = _elementwise("hardsigmoid", "relu6(x + 3) / 6.")
-hardswish = _elementwise("hardswish", "x * relu6(x + 3) / 6.")
-softsign = _elementwise("softsign", "x / (1 + |x|).")
-tanhshrink = _elementwise("tanhshrink", "x - tanh(x).")
-hardshrink = _elementwise("hardshrink", "x if |x| > lambd else 0.", "lambd")
-softshrink = _elementwise("softshrink", "x -+ lambd outside [-lambd, lambd], else 0.", "lambd")
+# The activations with torch.nn.functional's form f(input, <keywords>, inplace=False):
+# functional name -> (cuact kind, F's keywords in positional order, torch.nn module, doc).
+# cuact.nn builds its modules from the same table.
+ELEMENTWISE_FORMS = {
+    "relu": ("relu", (), "ReLU", "max(x, 0)."),
+    "relu6": ("relu6", (), "ReLU6", "min(max(x, 0), 6)."),
+    "hardtanh": ("hardtanh", ("min_val", "max_val"), "Hardtanh", "clamp(x, min_val, max_val)."),
+    "leaky_relu": ("leaky_relu", ("negative_slope",), "LeakyReLU",
+                   "x if x > 0 else negative_slope * x."),
+    "elu": ("elu", ("alpha",), "ELU", "x if x > 0 else alpha * expm1(x)."),
+    "selu": ("selu", (), "SELU", "scale * elu(x, alpha) with SELU's fixed constants."),
+    "celu": ("celu", ("alpha",), "CELU", "max(0, x) + min(0, alpha * expm1(x / alpha))."),
+    "quick_gelu": ("quick_gelu", (), "QuickGELU", "x * sigmoid(1.702 x)."),
+    "sigmoid": ("sigmoid", (), "Sigmoid", "1 / (1 + exp(-x))."),
+    "tanh": ("tanh", (), "Tanh", "tanh(x)."),
+    "silu": ("silu", (), "SiLU", "x * sigmoid(beta x); beta (keyword only, 1 = PyTorch's silu)."),
+    "mish": ("mish", (), "Mish", "x * tanh(softplus(x))."),
+    "softplus": ("softplus", ("beta", "threshold"), "Softplus",
+                 "log1p(exp(beta x)) / beta; x where beta x > threshold."),
+    "logsigmoid": ("log_sigmoid", (), "LogSigmoid", "log(sigmoid(x)), stable."),
+    "hardsigmoid": ("hardsigmoid", (), "Hardsigmoid", "relu6(x + 3) / 6."),
+    "hardswish": ("hardswish", (), "Hardswish", "x * relu6(x + 3) / 6."),
+    "softsign": ("softsign", (), "Softsign", "x / (1 + |x|)."),
+    "tanhshrink": ("tanhshrink", (), "Tanhshrink", "x - tanh(x)."),
+    "hardshrink": ("hardshrink", ("lambd",), "Hardshrink", "x if |x| > lambd else 0."),
+    "softshrink": ("softshrink", ("lambd",), "Softshrink",
+                   "x -+ lambd outside [-lambd, lambd], else 0."),
+    "threshold": ("threshold", ("threshold", "value"), "Threshold", "x if x > threshold else value."),
+}
+for _name, (_kind, _keywords, _, _doc) in ELEMENTWISE_FORMS.items():
+    globals()[_name] = _elementwise(_kind, _doc, *_keywords)
 
 
 def gelu(input, approximate="none"):
@@ -112,11 +123,7 @@ def gelu(input, approximate="none"):
     return activation(input, "gelu", approximate=approximate)
 
 
-def silu(input, inplace=False, *, beta=1.0):
-    """x * sigmoid(beta x) (swish; beta = 1 is PyTorch's silu)."""
-    return activation(input, "silu", inplace, beta=beta)
-
-
+# PyTorch's threshold has no defaults: its parameters are required here too.
 def threshold(input, threshold, value, inplace=False):
     """x if x > threshold else value."""
     return activation(input, "threshold", inplace, threshold=threshold, value=value)
@@ -290,7 +297,7 @@ def softmin(input, dim=None, _stacklevel=3, dtype=None, *, scale=1.0, mask=None,
 
 
 __all__ = [
-    "activation", "activation_params", "ACTIVATIONS",
+    "activation", "activation_params", "ACTIVATIONS", "ELEMENTWISE_FORMS",
     "relu", "relu6", "hardtanh", "leaky_relu", "elu", "selu", "celu", "gelu", "quick_gelu",
     "sigmoid", "tanh", "silu", "mish", "softplus", "logsigmoid", "hardsigmoid", "hardswish",
     "softsign", "tanhshrink", "hardshrink", "softshrink", "threshold",

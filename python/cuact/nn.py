@@ -26,32 +26,11 @@ class _Elementwise(torch.nn.Module):
         return ", ".join(f"{k}={v}" for k, v in self.params.items())
 
 
-def _module(name, kind, *keywords):
-    return type(name, (_Elementwise,), {"kind": kind, "keywords": keywords,
-                                         "__doc__": f"cuact's {kind} (torch.nn.{name}'s arguments)."})
-
-
-ReLU = _module("ReLU", "relu")
-ReLU6 = _module("ReLU6", "relu6")
-Hardtanh = _module("Hardtanh", "hardtanh", "min_val", "max_val")
-LeakyReLU = _module("LeakyReLU", "leaky_relu", "negative_slope")
-ELU = _module("ELU", "elu", "alpha")
-SELU = _module("SELU", "selu")
-CELU = _module("CELU", "celu", "alpha")
-Sigmoid = _module("Sigmoid", "sigmoid")
-Tanh = _module("Tanh", "tanh")
-SiLU = _module("SiLU", "silu")
-Mish = _module("Mish", "mish")
-Softplus = _module("Softplus", "softplus", "beta", "threshold")
-LogSigmoid = _module("LogSigmoid", "log_sigmoid")
-Hardsigmoid = _module("Hardsigmoid", "hardsigmoid")
-Hardswish = _module("Hardswish", "hardswish")
-Softsign = _module("Softsign", "softsign")
-Tanhshrink = _module("Tanhshrink", "tanhshrink")
-Hardshrink = _module("Hardshrink", "hardshrink", "lambd")
-Softshrink = _module("Softshrink", "softshrink", "lambd")
-Threshold = _module("Threshold", "threshold", "threshold", "value")
-QuickGELU = _module("QuickGELU", "quick_gelu")
+# ReLU, LeakyReLU, Softplus, ...: one module per row of F.ELEMENTWISE_FORMS.
+for _kind, _keywords, _module, _ in F.ELEMENTWISE_FORMS.values():
+    globals()[_module] = type(_module, (_Elementwise,), {
+        "kind": _kind, "keywords": _keywords,
+        "__doc__": f"cuact's {_kind} (torch.nn.{_module}'s arguments)."})
 
 
 class GELU(torch.nn.Module):
