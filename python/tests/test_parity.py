@@ -131,12 +131,18 @@ SOFTMAX_KINDS = [("softmax", CF.softmax, F.softmax), ("log_softmax", CF.log_soft
                  ("softmin", CF.softmin, F.softmin)]
 
 
-def _softmax_class(kind, direction, row_x, row_ours, row_theirs, hidden):
-    """The class of a disagreeing softmax row (row tensors in float64)."""
-    if hidden.all() and not row_ours.isnan().any():
-        return "masked_row"
+def _softmax_class(kind, direction, row_ours, hidden, y, dy, dtype, scale):
+    """The class of a disagreeing softmax row (float64 rows), where cuact's row
+    is what the contract says: a fully hidden row gives zeros (log_softmax's
+    forward: -inf); log_softmax's gradient with hidden columns is
+    dy - exp(y) * (sum of the visible dy), 0 at the hidden ones."""
+    if hidden.all():
+        want = -math.inf if (kind == "log_softmax" and direction == "forward") else 0.0
+        return "masked_row" if bool((row_ours == want).all()) else None
     if kind == "log_softmax" and direction == "gradient" and hidden.any():
-        return "hidden_column_gradient"
+        want = torch.where(hidden, 0.0, dy - y.exp() * dy.where(~hidden, 0.0).sum())
+        ok = agree(row_ours, want, dtype, scale)
+        return "hidden_column_gradient" if bool(ok.all()) else None
     return None
 
 
@@ -197,7 +203,8 @@ def softmax_differences(name, dtype):
             bad_rows = bad.any(dim=1).nonzero().flatten().tolist()
             for r in bad_rows:
                 hidden = (sign * tx[r]) == -math.inf
-                cls = _softmax_class(name, direction, tx[r], o[r], t[r], hidden)
+                cls = _softmax_class(name, direction, o[r], hidden, y[r], g[r], dtype,
+                                     None if scale is None else scale[r])
                 mism = bad[r]
                 if cls is None and tr is not None:
                     # PyTorch's own rounding: cuact within tolerance of the float64 result
