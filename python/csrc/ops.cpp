@@ -406,9 +406,7 @@ Tensor glu_backward_op(const Tensor& x, const Tensor& dy, c10::string_view kind,
                        at::ArrayRef<double> params, bool gate_first) {
   const char* op = "glu_backward";
   check_input(x, op);
-  TORCH_CHECK(dy.device() == x.device() && dy.scalar_type() == x.scalar_type() &&
-                  dy.is_contiguous(),
-              "cuact.", op, ": dy must be a contiguous tensor of the input's device and dtype");
+  check_same(x, dy, "dy", op);
   const cuact::Glu glu = glu_of(kind, params, gate_first, op);
   int64_t rows = 0, d = 0;
   glu_shape(x, rows, d, op);
