@@ -5,7 +5,8 @@ Two values agree when both are NaN, or equal, or within the dtype's tolerance:
 TOLERANCE_ULPS[dtype] units in the last place of the larger. A disagreement
 is explained by one of CLASSES (the contract's choices, or PyTorch's own
 rounding error, judged against PyTorch's float64 result); anything else is a
-defect in the contract or the code.
+defect in the contract or the code. `table` writes the classified ones as
+docs/PYTORCH_PARITY.md's table.
 """
 import collections
 import math
@@ -36,6 +37,14 @@ CLASSES = {
                               "PyTorch passes dy there and sums it",
 }
 
+# Classes whose rows depend on the host: PyTorch's CPU kernels round (and, in
+# their vectorized paths, treat NaN) differently per instruction set
+# (ATEN_CPU_CAPABILITY), so where PyTorch's value is farther from the exact one
+# or swallows a NaN differs between machines. Their table rows say where they
+# may arise; the other classes are cuact's choices against PyTorch's formulas
+# and arise in exactly their rows on every host.
+HOST_DEPENDENT = {"pytorch_rounding", "backward_from_output", "nan_propagates"}
+
 
 def ulp(v, dtype):
     """The spacing of dtype at |v| (float64 tensor in, float64 out)."""
@@ -62,37 +71,62 @@ def agree(a, b, dtype, scale=None, ulps=None):
 
 
 class Differences:
-    """Disagreements found, grouped by (operation, dtype, direction, class)."""
+    """Disagreements found: the classified ones as (operation, dtype, direction,
+    class) keys, the unexplained ones with an example (input, PyTorch, cuact)."""
 
     def __init__(self):
-        self.groups = collections.OrderedDict()
+        self.found = set()
         self.unexplained = []
 
     def add(self, op, dtype, direction, cls, x, theirs, ours):
         key = (op, DTYPE_NAMES[dtype], direction, cls)
         if cls is None:
             self.unexplained.append((key, x, theirs, ours))
-            return
-        count, example = self.groups.get(key, (0, (x, theirs, ours)))
-        self.groups[key] = (count + 1, example)
-
-    def table(self):
-        lines = ["| operation | dtype | direction | class | count | input | PyTorch | cuact |",
-                 "|---|---|---|---|---|---|---|---|"]
-        for (op, dt, direction, cls), (count, (x, theirs, ours)) in sorted(self.groups.items()):
-            lines.append(f"| {op} | {dt} | {direction} | {cls} | {count} | {_fmt(x)} | "
-                         f"{_fmt(theirs)} | {_fmt(ours)} |")
-        return "\n".join(lines)
+        else:
+            self.found.add(key)
 
 
-def _fmt(v):
-    if isinstance(v, str):
-        return v
-    if math.isnan(v):
-        return "nan"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return f"{v:.9g}"
+# The table of differences: one row per (operation, class), the dtypes where
+# it arises in each direction. Nothing in it depends on the host: no counts,
+# no example values (PyTorch's CPU kernels round them differently per
+# instruction set).
+TABLE_HEAD = ["| operation | class | forward | gradient | arises |",
+              "|---|---|---|---|---|"]
+ARISES = {False: "always", True: "may (PyTorch's CPU kernels)"}
+DTYPE_ORDER = list(DTYPE_NAMES.values())
+
+
+def table(keys):
+    """The markdown table of a set of (operation, dtype, direction, class) keys."""
+    rows = collections.defaultdict(lambda: {"forward": set(), "gradient": set()})
+    for op, dt, direction, cls in keys:
+        rows[op, cls][direction].add(dt)
+    lines = list(TABLE_HEAD)
+    for (op, cls), where in sorted(rows.items()):
+        cells = [", ".join(d for d in DTYPE_ORDER if d in where[k]) or "-"
+                 for k in ("forward", "gradient")]
+        lines.append(f"| {op} | {cls} | {cells[0]} | {cells[1]} | "
+                     f"{ARISES[cls in HOST_DEPENDENT]} |")
+    return "\n".join(lines)
+
+
+def parse_table(text):
+    """The keys a table (as `table` writes it) lists."""
+    keys = set()
+    for line in text.splitlines():
+        if line in TABLE_HEAD or not line.startswith("|"):
+            continue
+        op, cls, fwd, grad = [c.strip() for c in line.strip("|").split("|")][:4]
+        for direction, cell in (("forward", fwd), ("gradient", grad)):
+            keys.update((op, dt, direction, cls) for dt in cell.split(", ") if dt != "-")
+    return keys
+
+
+def merge(listed, found):
+    """What the table must list: exactly the contract classes' rows found (a
+    contract row that stops arising is stale), and for the host-dependent
+    classes whatever another host has listed as well as what arises here."""
+    return found | {k for k in listed if k[3] in HOST_DEPENDENT}
 
 
 def _close(a, b, dtype):
