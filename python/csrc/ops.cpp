@@ -27,37 +27,33 @@ using at::Tensor;
 
 // ------------------------------------------------------------ errors, dtypes, streams
 
-// A failed Status as a Python exception: ValueError for bad arguments,
-// NotImplementedError for unsupported requests, RuntimeError otherwise.
+// A failed Status as a Python exception of the type PyTorch raises for the
+// same mistake: NotImplementedError for unsupported requests, RuntimeError
+// otherwise (bad parameters and sizes too, as PyTorch's own checks).
 void raise_if_failed(const cuact::Status& s, const char* op) {
   if (s.ok()) return;
-  switch (s.code()) {
-    case cuact::StatusCode::invalid_parameter:
-    case cuact::StatusCode::invalid_size:
-      TORCH_CHECK_VALUE(false, "cuact.", op, ": ", s.message());
-    case cuact::StatusCode::unsupported:
-      TORCH_CHECK_NOT_IMPLEMENTED(false, "cuact.", op, ": ", s.message());
-    default:
-      TORCH_CHECK(false, "cuact.", op, ": ", s.message());
-  }
+  TORCH_CHECK_NOT_IMPLEMENTED(s.code() != cuact::StatusCode::unsupported, "cuact.", op, ": ",
+                              s.message());
+  TORCH_CHECK(false, "cuact.", op, ": ", s.message());
 }
 
 bool is_f64(const Tensor& t) { return t.scalar_type() == at::kDouble; }
 
 // The cuact dtype of a tensor: float32, float16, bfloat16 (and float64 on the
-// CPU, which the callers route to the scalar reference before asking).
+// CPU, which the callers route to the scalar reference before asking). Any
+// other is NotImplementedError, as PyTorch's kernels say of a dtype they lack.
 cuact::DType dtype_of(const Tensor& t, const char* op) {
   switch (t.scalar_type()) {
     case at::kFloat: return cuact::DType::f32;
     case at::kHalf: return cuact::DType::f16;
     case at::kBFloat16: return cuact::DType::bf16;
     case at::kDouble:
-      TORCH_CHECK_TYPE(false, "cuact.", op,
-                       ": float64 runs on the CPU only (through the reference); CUDA kernels "
-                       "take float32, float16 and bfloat16");
+      TORCH_CHECK_NOT_IMPLEMENTED(false, "cuact.", op,
+                                  ": float64 runs on the CPU only (through the reference); "
+                                  "CUDA kernels take float32, float16 and bfloat16");
     default:
-      TORCH_CHECK_TYPE(false, "cuact.", op, ": unsupported dtype ", t.scalar_type(),
-                       " (float32, float16, bfloat16; float64 on the CPU)");
+      TORCH_CHECK_NOT_IMPLEMENTED(false, "cuact.", op, ": unsupported dtype ", t.scalar_type(),
+                                  " (float32, float16, bfloat16; float64 on the CPU)");
   }
 }
 
@@ -95,8 +91,8 @@ cuact::Activation activation_of(std::string_view kind, at::ArrayRef<double> para
       found = true;
     }
   }
-  TORCH_CHECK_VALUE(found, "cuact.", op, ": unknown activation '", std::string(kind), "'");
-  TORCH_CHECK_VALUE(params.size() == 7, "cuact.", op, ": 7 activation parameters expected, got ",
+  TORCH_CHECK(found, "cuact.", op, ": unknown activation '", std::string(kind), "'");
+  TORCH_CHECK(params.size() == 7, "cuact.", op, ": 7 activation parameters expected, got ",
                     params.size());
   float* fields[] = {&act.alpha, &act.beta, &act.lambda, &act.lower,
                      &act.upper, &act.cutoff, &act.value};
@@ -219,7 +215,7 @@ RandomState backward_random(const c10::optional<Tensor>& used, const Tensor& x, 
 }
 
 cuact::Dropout dropout_of(double p, const RandomState& r, const char* op) {
-  TORCH_CHECK_VALUE(p >= 0.0 && p <= 1.0, "cuact.", op, ": dropout p must be in [0, 1], got ", p);
+  TORCH_CHECK(p >= 0.0 && p <= 1.0, "cuact.", op, ": dropout p must be in [0, 1], got ", p);
   return {static_cast<float>(p), r.seed, r.offset, r.device_state, r.device_used};
 }
 
@@ -269,7 +265,7 @@ std::tuple<Tensor, Tensor> bias_activation_op(const Tensor& x, const c10::option
   Tensor used;
   const RandomState r = forward_random(seed_offset, x, used, op);
   const cuact::Dropout d = dropout_of(p, r, op);
-  TORCH_CHECK_VALUE(p == 0.0 || seed_offset, "cuact.", op, ": dropout needs seed_offset");
+  TORCH_CHECK(p == 0.0 || seed_offset, "cuact.", op, ": dropout needs seed_offset");
   Tensor y = at::empty_like(x);
   const void* b = bias ? bias->data_ptr() : nullptr;
   if (x.is_cuda()) {
@@ -308,7 +304,7 @@ std::tuple<Tensor, Tensor> bias_activation_backward_op(const Tensor& x, const c1
   const cuact::Activation act = activation_of(kind, params, op);
   int64_t rows = 0, cols = 0;
   bias_shape(x, bias, rows, cols, op);
-  TORCH_CHECK_VALUE(p == 0.0 || used, "cuact.", op, ": dropout needs the forward's `used` pair");
+  TORCH_CHECK(p == 0.0 || used, "cuact.", op, ": dropout needs the forward's `used` pair");
   const RandomState r = backward_random(used, x, op);
   const cuact::Dropout d = dropout_of(p, r, op);
   Tensor dx = at::empty_like(x);
@@ -363,7 +359,7 @@ cuact::Glu glu_of(c10::string_view kind, at::ArrayRef<double> params, bool gate_
 }
 
 void glu_shape(const Tensor& x, int64_t& rows, int64_t& d, const char* op) {
-  TORCH_CHECK_VALUE(x.dim() >= 1 && x.size(-1) % 2 == 0, "cuact.", op,
+  TORCH_CHECK(x.dim() >= 1 && x.size(-1) % 2 == 0, "cuact.", op,
                     ": the last dimension must be even, got ", x.dim() ? x.size(-1) : 0);
   d = x.size(-1) / 2;
   rows = x.size(-1) == 0 ? 0 : x.numel() / x.size(-1);
@@ -410,7 +406,7 @@ Tensor glu_backward_op(const Tensor& x, const Tensor& dy, c10::string_view kind,
   const cuact::Glu glu = glu_of(kind, params, gate_first, op);
   int64_t rows = 0, d = 0;
   glu_shape(x, rows, d, op);
-  TORCH_CHECK_VALUE(dy.numel() == rows * d, "cuact.", op, ": dy has ", dy.numel(),
+  TORCH_CHECK(dy.numel() == rows * d, "cuact.", op, ": dy has ", dy.numel(),
                     " elements, the output ", rows * d);
   Tensor dx = at::empty_like(x);
   if (x.is_cuda()) {
@@ -446,7 +442,7 @@ Tensor glu_backward_op(const Tensor& x, const Tensor& dy, c10::string_view kind,
 void prelu_shape(const Tensor& x, const Tensor& w, int64_t& outer, int64_t& channels,
                  int64_t& inner, const char* op) {
   const int64_t c = x.dim() >= 2 ? x.size(1) : 1;
-  TORCH_CHECK_VALUE(w.numel() == 1 || w.numel() == c, "cuact.", op, ": weight has ", w.numel(),
+  TORCH_CHECK(w.numel() == 1 || w.numel() == c, "cuact.", op, ": weight has ", w.numel(),
                     " elements; it takes 1 or the input's channels (", c, ")");
   if (w.numel() == 1) {
     outer = 1;
@@ -545,7 +541,7 @@ std::tuple<Tensor, Tensor> rrelu_op(const Tensor& x, double lower, double upper,
                              const c10::optional<Tensor>& seed_offset) {
   const char* op = "rrelu";
   check_input(x, op);
-  TORCH_CHECK_VALUE(!training || seed_offset, "cuact.", op, ": training needs seed_offset");
+  TORCH_CHECK(!training || seed_offset, "cuact.", op, ": training needs seed_offset");
   Tensor used;
   const RandomState r = forward_random(training ? seed_offset : c10::nullopt, x, used, op);
   const cuact::Rrelu rr = rrelu_of(lower, upper, training, r);
@@ -575,7 +571,7 @@ Tensor rrelu_backward_op(const Tensor& x, const Tensor& dy, double lower, double
   const char* op = "rrelu_backward";
   check_input(x, op);
   check_same(x, dy, "dy", op);
-  TORCH_CHECK_VALUE(!training || used, "cuact.", op, ": training needs the forward's `used` pair");
+  TORCH_CHECK(!training || used, "cuact.", op, ": training needs the forward's `used` pair");
   const RandomState r = backward_random(training ? used : c10::nullopt, x, op);
   const cuact::Rrelu rr = rrelu_of(lower, upper, training, r);
   Tensor dx = at::empty_like(x);
@@ -608,14 +604,14 @@ cuact::SoftmaxKind softmax_kind_of(c10::string_view kind, const char* op) {
                  cuact::SoftmaxKind::softmin}) {
     if (kind == cuact::softmax_kind_name(k)) return k;
   }
-  TORCH_CHECK_VALUE(false, "cuact.", op, ": unknown softmax kind '", std::string(kind), "'");
+  TORCH_CHECK(false, "cuact.", op, ": unknown softmax kind '", std::string(kind), "'");
   return cuact::SoftmaxKind::softmax;  // not reached
 }
 
 // The call's SoftmaxShape: dim of a dense tensor ([outer, dim, inner]), or the
 // rows of a 2-D tensor whose last dimension is dense (a row stride as given).
 cuact::SoftmaxShape softmax_shape(const Tensor& t, int64_t dim, const char* op) {
-  TORCH_CHECK_VALUE(t.dim() >= 1, "cuact.", op, ": the input must have a dimension");
+  TORCH_CHECK(t.dim() >= 1, "cuact.", op, ": the input must have a dimension");
   dim = c10::maybe_wrap_dim(dim, t.dim());
   cuact::SoftmaxShape s;
   s.dim = t.size(dim);
@@ -641,9 +637,10 @@ Tensor softmax_op(const Tensor& x, int64_t dim, c10::string_view kind, double sc
   sm.scale = static_cast<float>(scale);
   cuact::SoftmaxShape shape = softmax_shape(x, dim, op);
   Tensor y = at::empty(x.sizes(), x.options());  // dense, whatever x's row stride
+  if (x.numel() == 0) return y;                  // no row to compute, as PyTorch
   if (mask) {
     check_same(x, *mask, "mask", op);
-    TORCH_CHECK_VALUE(mask_rows >= 1 && mask->numel() == mask_rows * shape.dim, "cuact.", op,
+    TORCH_CHECK(mask_rows >= 1 && mask->numel() == mask_rows * shape.dim, "cuact.", op,
                       ": the mask holds ", mask->numel(), " elements, not mask_rows (", mask_rows,
                       ") rows of ", shape.dim);
     sm = sm.with_mask(mask->data_ptr(), is_f64(x) ? cuact::DType::f32 : dtype_of(x, op),
@@ -689,13 +686,14 @@ Tensor softmax_backward_op(const Tensor& y, const Tensor& dy, int64_t dim, c10::
   const char* op = "softmax_backward";
   check_input(y, op);
   check_same(y, dy, "dy", op);
-  TORCH_CHECK_VALUE(dy.sizes() == y.sizes(), "cuact.", op, ": dy's shape ", dy.sizes(),
+  TORCH_CHECK(dy.sizes() == y.sizes(), "cuact.", op, ": dy's shape ", dy.sizes(),
                     " is not the output's ", y.sizes());
   cuact::Softmax sm;
   sm.kind = softmax_kind_of(kind, op);
   sm.scale = static_cast<float>(scale);
   const cuact::SoftmaxShape shape = softmax_shape(y, dim, op);
   Tensor dx = at::empty_like(y);
+  if (y.numel() == 0) return dx;
   if (y.is_cuda()) {
     c10::DeviceGuard guard(y.device());
     raise_if_failed(cuact::softmax(cuact::Direction::backward, sm, dtype_of(y, op), y.data_ptr(),

@@ -16,7 +16,7 @@ import torch
 
 torch.ops.load_library(os.path.join(os.path.dirname(__file__), "_C.so"))
 
-from . import _ops  # noqa: E402  (fake kernels and autograd)
+from . import _ops, _autograd  # noqa: E402,F401  (fake kernels, vmap rules; derivatives)
 from . import functional, nn  # noqa: E402
 from .functional import *  # noqa: E402,F401,F403
 

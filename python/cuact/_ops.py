@@ -1,12 +1,8 @@
-"""Fake (meta) kernels and autograd for the operators of cuact/_C.so.
+"""Fake (meta) kernels and vmap rules for the operators of cuact/_C.so.
 
-The schemas and the CPU/CUDA kernels are in csrc/ops.cpp. Every forward
-operator's gradient calls cuact's backward operator; the elementwise
-activation saves its output y instead of x for sigmoid, tanh, relu and
-identity (cuact's backward from the output; see saves_output), and softmax
-always saves y.
-The random operators (dropout through bias_activation, rrelu) return the
-{seed, offset} pair they drew from, which their backward reads.
+The schemas and the CPU/CUDA kernels are in csrc/ops.cpp, the derivatives in
+_autograd.py. The random operators (dropout through bias_activation, rrelu)
+return the {seed, offset} pair they drew from, which their backward reads.
 """
 import torch
 
@@ -79,6 +75,9 @@ def _(x, dy, lower, upper, training, used):
 
 @torch.library.register_fake(lib + "softmax")
 def _(x, dim, kind, scale, mask, mask_rows, mask_row_repeat, causal_rows, causal_offset):
+    if mask is not None:
+        torch._check(mask.device == x.device,
+                     lambda: f"cuact.softmax: the mask is on {mask.device}, the input on {x.device}")
     return x.new_empty(x.shape)  # dense, whatever the input's row stride
 
 
@@ -87,111 +86,95 @@ def _(y, dy, dim, kind, scale):
     return torch.empty_like(y)
 
 
-# ------------------------------------------------------------------ autograd
+# ------------------------------------------------------------------ vmap rules
+# A batched call runs as one call over the batch where the operator's layout
+# allows (elementwise operators; the row operators with the batch as more
+# rows), else as one call per batch entry.
 
-def saves_output(kind, params):
-    """Whether the activation's gradient takes its output y (cuact's backward
-    from the output) rather than x: sigmoid and tanh, as PyTorch's, and relu
-    and identity, whose gradient y gives exactly. elu, selu and celu also have
-    a backward from the output, but y + alpha cancels for x << 0 (elu(-12)'s
-    gradient would lose most of its digits in fp32 and be 0 in bf16), so they
-    save x, as PyTorch does out of place."""
-    return kind in ("identity", "relu", "sigmoid", "tanh")
-
-
-def _activation_setup(ctx, inputs, output):
-    x, kind, params = inputs
-    ctx.kind, ctx.params = kind, params
-    ctx.from_output = saves_output(kind, params)
-    ctx.save_for_backward(output if ctx.from_output else x)
-
-
-def _activation_grad(ctx, dy):
-    (saved,) = ctx.saved_tensors
-    dy = dy.contiguous()
-    if ctx.from_output:
-        dx = ops.activation_backward_from_output(saved, dy, ctx.kind, ctx.params)
-    else:
-        dx = ops.activation_backward(saved, dy, ctx.kind, ctx.params)
-    return dx, None, None
+def _batch_first(info, in_dims, args, tensors):
+    """args with the batch moved to the front of the tensors at `tensors`
+    (unbatched ones expanded over it), each contiguous."""
+    args = list(args)
+    for i in tensors:
+        if args[i] is None:
+            continue
+        d = in_dims[i]
+        t = args[i].movedim(d, 0) if d is not None else args[i].expand(info.batch_size,
+                                                                         *args[i].shape)
+        args[i] = t.contiguous()
+    return args
 
 
-torch.library.register_autograd(lib + "activation", _activation_grad,
-                                setup_context=_activation_setup)
+def _loop(op):
+    def rule(info, in_dims, *args):
+        outs = [op(*[a.select(d, b) if isinstance(a, torch.Tensor) and d is not None else a
+                     for a, d in zip(args, in_dims)])
+                for b in range(info.batch_size)]
+        if isinstance(outs[0], tuple):
+            return tuple(torch.stack(o) for o in zip(*outs)), (0,) * len(outs[0])
+        return torch.stack(outs), 0
+    return rule
 
 
-def _bias_activation_setup(ctx, inputs, output):
-    x, bias, kind, params, p, _ = inputs
-    ctx.kind, ctx.params, ctx.p = kind, params, p
-    ctx.has_bias = bias is not None
-    ctx.save_for_backward(x, bias, output[1])
+def _elementwise(op, tensors, loop_if=lambda in_dims, args: False):
+    """Rule for an operator whose result at an element depends on that element
+    (and on unbatched parameters): one call over the batch."""
+    def rule(info, in_dims, *args):
+        if loop_if(in_dims, args):
+            return _loop(op)(info, in_dims, *args)
+        out = op(*_batch_first(info, in_dims, args, tensors))
+        return out, ((0,) * len(out) if isinstance(out, tuple) else 0)
+    return rule
 
 
-def _bias_activation_grad(ctx, dy, _):
-    x, bias, used = ctx.saved_tensors
-    dx, dbias = ops.bias_activation_backward(x, bias, dy.contiguous(), ctx.kind, ctx.params,
-                                             ctx.p, used)
-    return dx, (dbias if ctx.has_bias else None), None, None, None, None
+def _shift_dim(args, i):
+    args[i] = args[i] + 1 if args[i] >= 0 else args[i]
+    return args
 
 
-torch.library.register_autograd(lib + "bias_activation", _bias_activation_grad,
-                                setup_context=_bias_activation_setup)
+def _rows(op, tensors, dim_arg, loop_if):
+    """Rule for an operator along `dim` (softmax family): the batch is one more
+    leading dimension."""
+    def rule(info, in_dims, *args):
+        if loop_if(in_dims, args):
+            return _loop(op)(info, in_dims, *args)
+        return op(*_shift_dim(_batch_first(info, in_dims, args, tensors), dim_arg)), 0
+    return rule
 
 
-def _glu_setup(ctx, inputs, output):
-    x, kind, params, gate_first = inputs
-    ctx.args = (kind, params, gate_first)
-    ctx.save_for_backward(x)
+def _batched(*positions):
+    return lambda in_dims, args: any(in_dims[i] is not None for i in positions)
 
 
-def _glu_grad(ctx, dy):
-    (x,) = ctx.saved_tensors
-    return ops.glu_backward(x, dy.contiguous(), *ctx.args), None, None, None
+def _random(in_dims, args):  # a drawn pair: one call per batch entry (randomness="same" too)
+    return args[-1] is not None
 
 
-torch.library.register_autograd(lib + "glu", _glu_grad, setup_context=_glu_setup)
+def _prelu_rule(info, in_dims, x, weight):
+    if in_dims[1] is not None or weight.numel() != 1 and x.dim() - (in_dims[0] is not None) < 2:
+        return _loop(ops.prelu)(info, in_dims, x, weight)
+    (xb,) = _batch_first(info, in_dims, [x], [0])
+    if weight.numel() == 1:
+        return ops.prelu(xb, weight), 0
+    flat = xb.reshape(-1, *xb.shape[2:])  # [batch * N, C, ...]: channels stay dimension 1
+    return ops.prelu(flat, weight).reshape(xb.shape), 0
 
 
-def _prelu_setup(ctx, inputs, output):
-    ctx.save_for_backward(*inputs)
-
-
-def _prelu_grad(ctx, dy):
-    x, weight = ctx.saved_tensors
-    dx, dweight = ops.prelu_backward(x, weight, dy.contiguous())
-    return dx, dweight
-
-
-torch.library.register_autograd(lib + "prelu", _prelu_grad, setup_context=_prelu_setup)
-
-
-def _rrelu_setup(ctx, inputs, output):
-    x, lower, upper, training, _ = inputs
-    ctx.args = (lower, upper, training)
-    ctx.save_for_backward(x, output[1])
-
-
-def _rrelu_grad(ctx, dy, _):
-    x, used = ctx.saved_tensors
-    lower, upper, training = ctx.args
-    dx = ops.rrelu_backward(x, dy.contiguous(), lower, upper, training,
-                            used if training else None)
-    return dx, None, None, None, None
-
-
-torch.library.register_autograd(lib + "rrelu", _rrelu_grad, setup_context=_rrelu_setup)
-
-
-def _softmax_setup(ctx, inputs, output):
-    ctx.dim, ctx.kind, ctx.scale = inputs[1], inputs[2], inputs[3]
-    ctx.save_for_backward(output)
-
-
-def _softmax_grad(ctx, dy):
-    (y,) = ctx.saved_tensors
-    dx = ops.softmax_backward(y, dy.contiguous(), ctx.dim, ctx.kind, ctx.scale)
-    return (dx,) + (None,) * 8  # the mask is not differentiated
-
-
-torch.library.register_autograd(lib + "softmax", _softmax_grad, setup_context=_softmax_setup)
-
+for _name, _rule in {
+    "activation": _elementwise(ops.activation, [0]),
+    "activation_backward": _elementwise(ops.activation_backward, [0, 1]),
+    "activation_backward_from_output": _elementwise(ops.activation_backward_from_output, [0, 1]),
+    "bias_activation": _elementwise(ops.bias_activation, [0],
+                                    lambda d, a: _batched(1)(d, a) or _random(d, a)),
+    "bias_activation_backward": _elementwise(ops.bias_activation_backward, [0, 2],
+                                             lambda d, a: a[1] is not None or a[-1] is not None),
+    "glu": _elementwise(ops.glu, [0]),
+    "glu_backward": _elementwise(ops.glu_backward, [0, 1]),
+    "prelu": _prelu_rule,
+    "prelu_backward": _loop(ops.prelu_backward),
+    "rrelu": _elementwise(ops.rrelu, [0], _random),
+    "rrelu_backward": _elementwise(ops.rrelu_backward, [0, 1], _random),
+    "softmax": _rows(ops.softmax, [0], 1, _batched(4)),
+    "softmax_backward": _rows(ops.softmax_backward, [0, 1], 2, lambda d, a: False),
+}.items():
+    torch.library.register_vmap(lib + _name, _rule)

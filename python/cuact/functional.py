@@ -2,15 +2,26 @@
 
 Every function takes CUDA tensors (float32, float16, bfloat16: cuact's kernels
 on the current stream) or CPU tensors (also float64: cuact's double-precision
-reference, exact and slow). Non-contiguous inputs are made contiguous first
-(softmax also takes 2-D rows with a row stride as they are). `inplace=True`
-computes out of place and copies the result into the input.
+reference, exact and slow), and follows torch.nn.functional's argument rules
+and exception types. Elementwise functions keep a dense input's memory layout
+(channels_last too); the others return contiguous results (softmax reads 2-D
+rows with a row stride in place). `inplace=True` writes the result into the
+input and returns it; its gradient is the out-of-place one (see _in_place).
+Integer inputs: relu, relu6, hardtanh and threshold compute them with
+PyTorch's integer kernels (exact); sigmoid, tanh, softsign and tanhshrink
+take them as the default float dtype, as PyTorch does; the rest raise
+NotImplementedError, as PyTorch's do.
 """
 import math
+import operator
+import warnings
 
 import torch
+import torch.autograd.forward_ad as _fwad
+import torch.nn.functional as _torch_F
 
-ops = torch.ops.cuact
+from ._autograd import call, saves_output
+
 _NAN = math.nan
 
 # The activations: cuact's kind name -> {keyword: (cuact field, default)}.
@@ -56,14 +67,125 @@ def activation_params(activation, **params):
     return kind, [values[f] for f in _FIELDS]
 
 
-def _in_place(input, out, inplace):
-    return input.copy_(out) if inplace else out
+# ------------------------------------------------------------------ argument rules
 
+def _check_tensor(input, fname):
+    if not isinstance(input, torch.Tensor):
+        raise TypeError(f"{fname}(): argument 'input' (position 1) must be Tensor, "
+                        f"not {type(input).__name__}")
+
+
+def _wrap_dim(dim, ndim, fname):
+    """dim in [0, ndim) as torch wraps it: a bool or non-integer dim is a
+    TypeError, one out of range an IndexError."""
+    if isinstance(dim, bool) or not isinstance(dim, (int, torch.SymInt)):
+        try:
+            if isinstance(dim, bool):
+                raise TypeError
+            dim = operator.index(dim)
+        except TypeError:
+            raise TypeError(f"{fname}(): argument 'dim' must be int, not "
+                            f"{type(dim).__name__}") from None
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], "
+                         f"but got {dim})")
+    return dim % n
+
+
+# Integer inputs, as PyTorch treats them (see the module's doc).
+_INTEGER_KERNELS = {"relu": _torch_F.relu, "relu6": _torch_F.relu6,
+                    "hardtanh": _torch_F.hardtanh, "threshold": _torch_F.threshold}
+_PROMOTES_INTEGERS = {"sigmoid": True, "tanh": True, "softsign": False, "tanhshrink": False}
+
+
+def _not_implemented(name, dtype):
+    return NotImplementedError(f"cuact: \"{name}\" not implemented for '{dtype}' (float32, "
+                               f"float16, bfloat16; float64 on the CPU)")
+
+
+def _tracked(t):
+    """Whether a derivative may be taken through t (autograd, forward mode, or
+    a torch.func transform)."""
+    if torch._C._functorch.is_functorch_wrapped_tensor(t):
+        return True
+    if torch.is_grad_enabled() and t.requires_grad:
+        return True
+    return _fwad._current_level >= 0 and _fwad.unpack_dual(t).tangent is not None
+
+
+# ------------------------------------------------------------------ memory layout
+
+def _memory_order(x):
+    """(x viewed in its memory order, which is contiguous, and the permutation
+    back) for a dense, non-overlapping x; (x.contiguous(), None) otherwise."""
+    if x.is_contiguous():
+        return x, None
+    order = sorted(range(x.dim()), key=lambda d: (-x.stride(d), -x.shape[d]))
+    view = x.permute(order)
+    if not view.is_contiguous():
+        return x.contiguous(), None
+    return view, sorted(range(x.dim()), key=order.__getitem__)
+
+
+def _elementwise_call(input, fn):
+    """fn (an elementwise operation on a contiguous tensor) on input, the result
+    in input's layout."""
+    view, back = _memory_order(input)
+    out = fn(view)
+    return out if back is None else out.permute(back)
+
+
+def _in_place(input, inplace, saves_input, fn):
+    """fn(input) (elementwise), or with inplace=True written into input and
+    input returned. An in-place call whose gradient needs x (saves_input)
+    computes from a copy of x when a derivative is taken through it, as
+    PyTorch does for its in-place ops that need self: the gradient is the
+    out-of-place one, exactly; the others save their output y."""
+    if not inplace:
+        return _elementwise_call(input, fn)
+    src = input.clone() if saves_input and _tracked(input) else input
+    return input.copy_(_elementwise_call(src, fn))
+
+
+# ------------------------------------------------------------------ activations
 
 def activation(input, activation, inplace=False, **params):
     """y = activation(input): any of ACTIVATIONS by name, with its parameters."""
+    _check_tensor(input, activation)
     kind, p = activation_params(activation, **params)
-    return _in_place(input, ops.activation(input.contiguous(), kind, p), inplace)
+    if not input.is_floating_point():
+        if kind in _INTEGER_KERNELS and input.dtype != torch.bool and not input.is_complex():
+            return _INTEGER_KERNELS[kind](input, **params, **({"inplace": inplace}))
+        takes_bool = _PROMOTES_INTEGERS.get(kind)
+        if takes_bool is not None and not input.is_complex() and (
+                takes_bool or input.dtype != torch.bool):
+            if inplace:
+                raise RuntimeError(f"result type Float can't be cast to the desired output type "
+                                   f"{input.dtype}")
+            input = input.to(torch.get_default_dtype())
+        else:
+            raise _not_implemented(kind, input.dtype)
+    if kind == "hardshrink" and p[2] < 0:  # no |x| <= lambd: the identity, as PyTorch's
+        kind, p = activation_params("identity")
+    if kind == "softplus" and p[1] <= 0:
+        return _in_place(input, inplace, True, lambda x: _softplus_nonpositive_beta(x, p))
+    return _in_place(input, inplace, not saves_output(kind),
+                     lambda x: call("activation", x, kind, p))
+
+
+def _softplus_nonpositive_beta(x, p):
+    """PyTorch's softplus for beta <= 0: x where beta x > threshold, else
+    log1p(exp(beta x)) / beta. beta < 0 is the mirror of softplus(-beta) at -x
+    (exact: negation rounds nothing); beta = 0 divides log 2 by 0 (inf; the
+    gradient PyTorch gives there, 1/2)."""
+    beta, threshold = p[1], p[5]
+    if beta < 0:
+        mirrored = list(p)
+        mirrored[1] = -beta
+        return -call("activation", -x, "softplus", mirrored)
+    inf = (x * 0 + math.inf) + 0.5 * (x - x.detach())
+    return torch.where(x * beta > threshold, x, inf)
 
 
 def _elementwise(kind, doc, *keywords):
@@ -119,7 +241,7 @@ for _name, (_kind, _keywords, _, _doc) in ELEMENTWISE_FORMS.items():
 def gelu(input, approximate="none"):
     """x * Phi(x); approximate='tanh' is the tanh approximation (PyTorch's)."""
     if approximate not in ("none", "tanh"):
-        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+        raise RuntimeError("approximate argument must be either none or tanh.")
     return activation(input, "gelu", approximate=approximate)
 
 
@@ -127,6 +249,13 @@ def gelu(input, approximate="none"):
 def threshold(input, threshold, value, inplace=False):
     """x if x > threshold else value."""
     return activation(input, "threshold", inplace, threshold=threshold, value=value)
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    """clamp(x, min_val, max_val)."""
+    if min_val > max_val:
+        raise ValueError("min_val cannot be greater than max_val")
+    return activation(input, "hardtanh", inplace, min_val=min_val, max_val=max_val)
 
 
 # ------------------------------------------------------------------ random state
@@ -140,18 +269,34 @@ def _seed_offset(device, generator=None):
 
 # ------------------------------------------------------------------ fused forms
 
+def _check_p(p):
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+
+
+def _floating(input, fname):
+    _check_tensor(input, fname)
+    if not input.is_floating_point():
+        raise _not_implemented(fname, input.dtype)
+
+
 def bias_activation(input, bias=None, activation="gelu", p=0.0, training=True, generator=None,
                     **params):
     """dropout(activation(input + bias), p) in one pass; bias [input.shape[-1]]
     (the input's dtype, or float32 with 16-bit input) or None. Dropout applies
     when training and p > 0; its mask comes from PyTorch's generator."""
+    _floating(input, "bias_activation")
     kind, a = activation_params(activation, **params)
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
-    p = float(p) if training else 0.0
+    _check_p(p)
+    return _bias_activation(input, bias, kind, a, float(p) if training else 0.0, generator)
+
+
+def _bias_activation(input, bias, kind, a, p, generator):
     seed_offset = _seed_offset(input.device, generator) if p > 0 else None
-    y, _ = ops.bias_activation(input.contiguous(), bias, kind, a, p, seed_offset)
-    return y
+    if bias is not None:
+        return call("bias_activation", input.contiguous(), bias, kind, a, p, seed_offset)[0]
+    return _elementwise_call(
+        input, lambda x: call("bias_activation", x, None, kind, a, p, seed_offset)[0])
 
 
 def activation_dropout(input, activation="relu", p=0.5, training=True, generator=None, **params):
@@ -160,21 +305,41 @@ def activation_dropout(input, activation="relu", p=0.5, training=True, generator
 
 
 def dropout(input, p=0.5, training=True, inplace=False):
-    """Inverted dropout (kept values scaled by 1/(1-p)), torch.nn.functional's form."""
-    return _in_place(input, activation_dropout(input, "identity", p, training), inplace)
+    """Inverted dropout (kept values scaled by 1/(1-p)), torch.nn.functional's
+    form; without training or with p = 0 it returns the input itself, as
+    PyTorch does."""
+    _check_p(p)
+    _floating(input, "dropout")
+    if not training or p == 0:
+        return input
+    kind, a = activation_params("identity")
+    fn = lambda x: _bias_activation(x, None, kind, a, float(p), None)  # noqa: E731
+    return _in_place(input, inplace, True, fn)
 
 
 def prelu(input, weight):
     """x if x > 0 else weight[c] * x, channels on dimension 1 (weight of 1 or C)."""
-    return ops.prelu(input.contiguous(), weight.contiguous())
+    _floating(input, "prelu")
+    if weight.dim() > 1:
+        raise RuntimeError(f"prelu: Expected `weight` to be a scalar or 1D tensor, but got: "
+                           f"ndim = {weight.dim()}")
+    channels = input.shape[1] if input.dim() >= 2 else 1
+    if weight.numel() not in (1, channels):
+        raise RuntimeError(f"Mismatch of parameter numbers and input channel size. Found "
+                           f"parameter numbers = {weight.numel()} and channel size = {channels}.")
+    return call("prelu", input.contiguous(), weight.contiguous())
 
 
 def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False, generator=None):
     """x if x >= 0 else r * x; r ~ U(lower, upper) per element when training,
     (lower + upper) / 2 otherwise."""
+    _floating(input, "rrelu")
+    if lower > upper:
+        raise RuntimeError("Lower bound should be less than or equal to the upper bound")
     seed_offset = _seed_offset(input.device, generator) if training else None
-    y, _ = ops.rrelu(input.contiguous(), float(lower), float(upper), bool(training), seed_offset)
-    return _in_place(input, y, inplace)
+    fn = lambda x: call("rrelu", x, float(lower), float(upper), bool(training),  # noqa: E731
+                        seed_offset)[0]
+    return _in_place(input, inplace, True, fn)
 
 
 # ------------------------------------------------------------------ GLU family
@@ -182,15 +347,19 @@ def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False, ge
 def gated(input, activation="sigmoid", dim=-1, gate="first", **params):
     """Splits `input` in halves a | b along `dim`: activation(a) * b
     (gate='first', the SwiGLU order) or a * activation(b) (gate='second', glu)."""
+    _floating(input, "glu")
     if gate not in ("first", "second"):
         raise ValueError(f"gate must be 'first' or 'second', got {gate!r}")
     kind, a = activation_params(activation, **params)
     if input.dim() == 0:
         raise RuntimeError("glu does not support scalars because halving size must be even")
-    dim = dim % input.dim()
+    dim = _wrap_dim(dim, input.dim(), "glu")
+    if input.shape[dim] % 2:
+        raise RuntimeError(f"Halving dimension must be even, but dimension {dim} is size "
+                           f"{input.shape[dim]}")
     last = dim == input.dim() - 1
     x = input if last else input.movedim(dim, -1)
-    y = ops.glu(x.contiguous(), kind, a, gate == "first")
+    y = call("glu", x.contiguous(), kind, a, gate == "first")
     return y if last else y.movedim(-1, dim)
 
 
@@ -216,22 +385,31 @@ def reglu(input, dim=-1):
 
 # ------------------------------------------------------------------ softmax family
 
-def _softmax_dim(ndim):
-    # torch.nn.functional's implicit choice when dim is None.
+def _softmax_dim(ndim, name):
+    """torch.nn.functional's implicit choice (and warning) when dim is None."""
+    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call "
+                  "to include dim=X as an argument.", stacklevel=4)
     return 0 if ndim in (0, 1, 3) else 1
 
 
 def _mask_layout(mask, x):
     """(dense [mask_rows, cols] additive mask of x's dtype, mask_rows, mask_row_repeat)
     for a mask that broadcasts to x. A bool mask keeps True (as
-    scaled_dot_product_attention's) and hides False."""
+    scaled_dot_product_attention's) and hides False. The mask's gradient, when
+    it requires one, reaches it through these views (summed over its
+    broadcast dimensions)."""
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"the mask must be a Tensor, not {type(mask).__name__}")
+    if mask.device != x.device:
+        raise RuntimeError("Expected all tensors to be on the same device, but found at least "
+                           f"two devices, {x.device} and {mask.device}!")
     cols = x.shape[-1]
     if mask.dtype == torch.bool:
         mask = torch.zeros(mask.shape, dtype=x.dtype, device=x.device).masked_fill_(~mask, -math.inf)
     mask = mask.to(x.dtype)
     if mask.dim() > x.dim():
-        raise ValueError(f"the mask's shape {tuple(mask.shape)} does not broadcast to the "
-                         f"input's {tuple(x.shape)}")
+        raise RuntimeError(f"the mask's shape {tuple(mask.shape)} does not broadcast to the "
+                           f"input's {tuple(x.shape)}")
     if mask.dim() == 0 or mask.shape[-1] != cols:
         mask = mask.expand(*mask.shape[:-1], cols) if mask.dim() else mask.expand(cols)
     lead = list(x.shape[:-1])
@@ -250,14 +428,17 @@ def _mask_layout(mask, x):
 
 
 def _softmax(input, dim, dtype, kind, scale, mask, causal, causal_offset):
+    _check_tensor(input, kind)
     if dtype is not None:
         input = input.to(dtype)
+    if not input.is_floating_point():
+        raise _not_implemented(kind, input.dtype)
     if dim is None:
-        dim = _softmax_dim(input.dim())
+        dim = _softmax_dim(input.dim(), kind)
+    dim = _wrap_dim(dim, input.dim(), kind)
     if input.dim() == 0:
-        input = input.reshape(1)
-        return _softmax(input, 0, None, kind, scale, mask, causal, causal_offset).reshape(())
-    dim = dim % input.dim()
+        return _softmax(input.reshape(1), 0, None, kind, scale, mask, causal,
+                        causal_offset).reshape(())
     mask_rows, repeat, causal_rows = 1, 1, 0
     if mask is not None or causal:
         if dim != input.dim() - 1:
@@ -271,8 +452,8 @@ def _softmax(input, dim, dtype, kind, scale, mask, causal, causal_offset):
     x = input
     if not (x.dim() == 2 and dim == 1 and x.stride(1) == 1 and x.stride(0) >= x.shape[1]):
         x = x.contiguous()
-    return ops.softmax(x, dim, kind, float(scale), mask, mask_rows, repeat, causal_rows,
-                       int(causal_offset))
+    return call("softmax", x, dim, kind, float(scale), mask, mask_rows, repeat, causal_rows,
+                int(causal_offset))
 
 
 def softmax(input, dim=None, _stacklevel=3, dtype=None, *, scale=1.0, mask=None, causal=False,

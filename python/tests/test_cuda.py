@@ -109,5 +109,26 @@ def test_cuda_graph_replays_draw_fresh_masks(cuda):
 
 
 def test_float64_is_refused_with_a_clear_error(cuda):
-    with pytest.raises(TypeError, match="float64 runs on the CPU only"):
+    with pytest.raises(NotImplementedError, match="float64 runs on the CPU only"):
         CF.gelu(torch.ones(4, dtype=torch.float64, device=cuda))
+
+
+@pytest.mark.parametrize("name", ["gelu", "silu", "elu", "tanh", "mish", "softplus"])
+def test_higher_order_and_forward_mode_on_cuda(cuda, name):
+    """Second derivatives, jvp and in-place gradients through the CUDA kernels
+    (float32) agree with the CPU path's (float64) to fp32's precision."""
+    fn = getattr(CF, name)
+    x64 = torch.linspace(-4, 4, 257, dtype=torch.float64)
+
+    def derivatives(x):
+        x = x.clone().requires_grad_()
+        (g,) = torch.autograd.grad(fn(x).sum(), x, create_graph=True)
+        (gg,) = torch.autograd.grad(g.sum(), x)
+        _, tangent = torch.func.jvp(fn, (x.detach(),), (torch.ones_like(x),))
+        xi = x.detach().clone().requires_grad_()
+        y = fn(xi) if name == "gelu" else fn(xi * 1, inplace=True)  # gelu has no inplace
+        y.sum().backward()
+        return [t.double().cpu() for t in (g, gg, tangent, xi.grad)]
+
+    for dev, ref in zip(derivatives(x64.float().to(cuda)), derivatives(x64)):
+        torch.testing.assert_close(dev, ref, atol=1e-5, rtol=1e-4)

@@ -1,0 +1,705 @@
+"""Derivatives of cuact's operators: reverse mode to any order, forward mode
+(jvp) and the torch.func transforms.
+
+Every operator, forward and backward alike, has one rule here: `setup` saves
+what its derivatives need; `backward` and `jvp` compute them with cuact's own
+backward operators and, for second derivatives, the formulas of docs/SPEC.md
+("Second derivatives") in torch operations. Rules call operators through
+`call`, so a derivative is itself differentiable.
+
+Two routes share the rules:
+  * torch.library.register_autograd on each operator (torch.ops.cuact.*):
+    reverse mode, the route torch.compile traces;
+  * a torch.autograd.Function per operator (FUNCTIONS): adds forward mode and
+    the torch.func transforms (grad, vjp, jvp, jacrev, jacfwd, hessian, vmap),
+    which PyTorch does not offer for registered operators. cuact.functional
+    takes it in eager mode; under torch.compile it takes the operator (dynamo
+    does not trace a Function that defines jvp).
+"""
+import math
+
+import torch
+
+ops = torch.ops.cuact
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def call(name, *args):
+    """Operator `name` of torch.ops.cuact, differentiable by the route that fits."""
+    if torch.compiler.is_compiling():
+        return getattr(ops, name)(*args)
+    return FUNCTIONS[name].apply(*(Params(a) if isinstance(a, list) else a for a in args))
+
+
+class Params(tuple):
+    """An activation's parameter list as one argument: the torch.func
+    transforms pass it through whole (a list would be taken apart as a pytree)."""
+
+
+# ------------------------------------------------------------------ helpers
+
+def _wide(t):
+    """t in the precision its derivatives are computed in (fp32 for 16-bit data)."""
+    return t.float() if t.dtype in _HALF else t
+
+
+def _zero_if_none(t, like):
+    return torch.zeros_like(like) if t is None else t
+
+
+def _save(ctx, *tensors):
+    """Saves for backward and for jvp (forward mode reads save_for_forward's)."""
+    ctx.save_for_backward(*tensors)
+    if hasattr(ctx, "save_for_forward"):
+        ctx.save_for_forward(*tensors)
+
+
+def _f32(v):
+    """A parameter as cuact holds it (cuact::Activation's fields are fp32)."""
+    return float(torch.tensor(float(v), dtype=torch.float32))
+
+
+def saves_output(kind):
+    """Whether the activation's gradient is taken from its output y (cuact's
+    backward from the output): sigmoid and tanh, as PyTorch's, and relu and
+    identity, whose gradient y gives exactly. elu, selu and celu also have a
+    backward from the output, but y + alpha cancels for x << 0 (elu'(-12)
+    would lose most digits in fp32 and be 0 in bf16), so they save x."""
+    return kind in ("identity", "relu", "sigmoid", "tanh")
+
+
+# ------------------------------------------------------------------ second derivatives
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_LAMBDA = 1.0507009873554804934193349852946
+_QUICK_GELU_BETA = 1.702
+_PIECEWISE_LINEAR = {"identity", "relu", "relu6", "hardtanh", "leaky_relu", "hardshrink",
+                     "softshrink", "threshold", "hardsigmoid"}
+
+
+def second_derivative(kind, params, x):
+    """f''(x) of activation `kind` (docs/SPEC.md, "Second derivatives"), in
+    x's precision (fp32 for 16-bit x); 0 on the linear pieces, NaN for NaN x."""
+    alpha, beta, _, _, _, cutoff, _ = (_f32(p) for p in params)
+    t = _wide(x)
+    zero = torch.zeros_like(t)
+    if kind in _PIECEWISE_LINEAR:
+        d2 = zero
+    elif kind == "hardswish":
+        d2 = torch.where(t.abs() < 3, 1.0 / 3.0, zero)
+    elif kind in ("elu", "selu"):
+        a, lam = (alpha, 1.0) if kind == "elu" else (_SELU_ALPHA, _SELU_LAMBDA)
+        d2 = torch.where(t > 0, zero, lam * a * torch.exp(t.clamp(max=0)))
+    elif kind == "celu":
+        d2 = torch.where(t > 0, zero, torch.exp((t / alpha).clamp(max=0)) / alpha)
+    elif kind == "gelu":
+        d2 = torch.exp(-0.5 * t * t) / math.sqrt(2 * math.pi) * (2 - t * t)
+    elif kind == "gelu_tanh":
+        k, c = math.sqrt(2 / math.pi), 0.044715
+        th = torch.tanh(k * (t + c * t ** 3))
+        du, d2u = k * (1 + 3 * c * t * t), 6 * k * c * t
+        d2 = (1 - th * th) * (du + 0.5 * t * (d2u - 2 * th * du * du))
+    elif kind in ("silu", "quick_gelu"):
+        b = beta if kind == "silu" else _QUICK_GELU_BETA
+        s = torch.sigmoid(b * t)
+        d2 = b * s * (1 - s) * (2 + b * t * (1 - 2 * s))
+    elif kind == "sigmoid":
+        s = torch.sigmoid(t)
+        d2 = s * (1 - s) * (1 - 2 * s)
+    elif kind in ("tanh", "tanhshrink"):
+        th = torch.tanh(t)
+        d2 = (-2 if kind == "tanh" else 2) * th * (1 - th * th)
+    elif kind == "mish":
+        s = torch.sigmoid(t)
+        tsp = torch.tanh(torch.nn.functional.softplus(t))
+        d2 = (1 - tsp * tsp) * s * (2 + t * (1 - s - 2 * tsp * s))
+    elif kind == "softplus":
+        s = torch.sigmoid(beta * t)
+        d2 = torch.where(beta * t > cutoff, zero, beta * s * (1 - s))
+    elif kind == "log_sigmoid":
+        s = torch.sigmoid(t)
+        d2 = -s * (1 - s)
+    elif kind == "softsign":
+        d2 = -2 * torch.sign(t) / (1 + t.abs()) ** 3
+    else:
+        raise NotImplementedError(f"cuact: no second derivative for {kind!r}")
+    return torch.where(t.isnan(), t, d2)
+
+
+def output_slope_derivative(kind, params, y):
+    """d/dy of h(y) = f'(f^-1(y)), the factor cuact's backward from the output
+    multiplies dy by (its kinds only)."""
+    t = _wide(y)
+    zero = torch.zeros_like(t)
+    if kind in ("identity", "relu"):
+        return zero
+    if kind == "sigmoid":
+        return 1 - 2 * t
+    if kind == "tanh":
+        return -2 * t
+    if kind in ("elu", "selu"):
+        return torch.where(t > 0, zero, torch.ones_like(t))
+    if kind == "celu":
+        return torch.where(t > 0, zero, torch.full_like(t, 1 / _f32(params[0])))
+    raise NotImplementedError(f"cuact: {kind} has no backward from the output")
+
+
+def _times(*factors, like):
+    """The product of the factors (None: 0) in like's precision, cast to like's dtype."""
+    if any(f is None for f in factors):
+        return None
+    out = _wide(factors[0])
+    for f in factors[1:]:
+        out = out * _wide(f)
+    return out.to(like.dtype)
+
+
+def _add(*terms):
+    terms = [t for t in terms if t is not None]
+    if not terms:
+        return None
+    out = terms[0]
+    for t in terms[1:]:
+        out = out + t
+    return out
+
+
+# ------------------------------------------------------------------ rules
+
+class Rule:
+    """setup(ctx, inputs, output); backward(ctx, *grads) -> input grads;
+    jvp(ctx, *tangents) -> output tangents. `random`: the operator's second
+    output is its {seed, offset} pair (not differentiable)."""
+
+    def __init__(self, setup, backward, jvp, random=False):
+        self.setup, self.backward, self.jvp, self.random = setup, backward, jvp, random
+
+
+RULES = {}
+
+
+def _rule(name, random=False):
+    def register(cls):
+        RULES[name] = Rule(cls.setup, cls.backward, cls.jvp, random)
+        return cls
+    return register
+
+
+@_rule("activation")
+class _Activation:
+    @staticmethod
+    def setup(ctx, inputs, output):
+        x, ctx.kind, ctx.params = inputs
+        ctx.from_output = saves_output(ctx.kind)
+        _save(ctx, output if ctx.from_output else x)
+
+    @staticmethod
+    def backward(ctx, dy):
+        (saved,) = ctx.saved_tensors
+        name = "activation_backward_from_output" if ctx.from_output else "activation_backward"
+        return call(name, saved, dy.contiguous(), ctx.kind, ctx.params), None, None
+
+    @staticmethod
+    def jvp(ctx, tx, *_):
+        return _Activation.backward(ctx, tx)[0]
+
+
+@_rule("activation_backward")
+class _ActivationBackward:
+    @staticmethod
+    def setup(ctx, inputs, output):
+        x, dy, ctx.kind, ctx.params = inputs
+        _save(ctx, x, dy)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, dy = ctx.saved_tensors
+        gx = gdy = None
+        if ctx.needs_input_grad[0]:
+            gx = _times(g, dy, second_derivative(ctx.kind, ctx.params, x), like=x)
+        if ctx.needs_input_grad[1]:
+            gdy = call("activation_backward", x, g.contiguous(), ctx.kind, ctx.params)
+        return gx, gdy, None, None
+
+    @staticmethod
+    def jvp(ctx, tx, tdy, *_):
+        x, dy = ctx.saved_tensors
+        d2 = second_derivative(ctx.kind, ctx.params, x)
+        return _add(_times(tx, dy, d2, like=x),
+                    None if tdy is None else call("activation_backward", x, tdy.contiguous(),
+                                                  ctx.kind, ctx.params))
+
+
+@_rule("activation_backward_from_output")
+class _ActivationBackwardFromOutput:
+    @staticmethod
+    def setup(ctx, inputs, output):
+        y, dy, ctx.kind, ctx.params = inputs
+        _save(ctx, y, dy)
+
+    @staticmethod
+    def backward(ctx, g):
+        y, dy = ctx.saved_tensors
+        gy = gdy = None
+        if ctx.needs_input_grad[0]:
+            gy = _times(g, dy, output_slope_derivative(ctx.kind, ctx.params, y), like=y)
+        if ctx.needs_input_grad[1]:
+            gdy = call("activation_backward_from_output", y, g.contiguous(), ctx.kind,
+                       ctx.params)
+        return gy, gdy, None, None
+
+    @staticmethod
+    def jvp(ctx, ty, tdy, *_):
+        y, dy = ctx.saved_tensors
+        h1 = output_slope_derivative(ctx.kind, ctx.params, y)
+        return _add(_times(ty, dy, h1, like=y),
+                    None if tdy is None else call("activation_backward_from_output", y,
+                                                  tdy.contiguous(), ctx.kind, ctx.params))
+
+
+# bias + activation (+ dropout): z = x + bias (bias over the last dimension),
+# y = m * f(z) with m the dropout's kept-and-scaled factor (0 or 1/(1-p)).
+
+def _rows_sum(t, bias):
+    """t summed over every dimension but the last (bias's gradient)."""
+    return t.reshape(-1, t.shape[-1]).sum(0).to(bias.dtype) if t.dim() else t.reshape(1)
+
+
+def _dropout_factor(x, ctx):
+    """m of the forward's draw (None without dropout), in x's precision."""
+    if ctx.p == 0.0:
+        return None
+    ident = [math.nan] * 7
+    with torch.no_grad():
+        m, _ = ops.bias_activation_backward(torch.zeros_like(x), None, torch.ones_like(x),
+                                            "identity", ident, ctx.p, ctx.used)
+    return m
+
+
+def _z(x, bias):
+    return _wide(x) if bias is None else _wide(x) + _wide(bias)
+
+
+def _bias_setup(ctx, inputs, n_saved):
+    ctx.kind, ctx.params, ctx.p = inputs[n_saved], inputs[n_saved + 1], inputs[n_saved + 2]
+    ctx.has_bias = inputs[1] is not None
+
+
+@_rule("bias_activation", random=True)
+class _BiasActivation:
+    @staticmethod
+    def setup(ctx, inputs, output):
+        x, bias = inputs[0], inputs[1]
+        _bias_setup(ctx, inputs, 2)
+        ctx.used = output[1]
+        _save(ctx, x, bias, output[1])
+
+    @staticmethod
+    def backward(ctx, dy, _):
+        x, bias, used = ctx.saved_tensors
+        dx, dbias = call("bias_activation_backward", x, bias, dy.contiguous(), ctx.kind,
+                         ctx.params, ctx.p, used)
+        return dx, (dbias if ctx.has_bias else None), None, None, None, None
+
+    @staticmethod
+    def jvp(ctx, tx, tbias, *_):
+        x, bias, used = ctx.saved_tensors
+        tz = _add(tx, tbias)
+        if tz is None:
+            return None, None
+        tz = tz.expand(x.shape).contiguous().to(x.dtype)
+        dx, _ = call("bias_activation_backward", x, bias, tz, ctx.kind, ctx.params, ctx.p, used)
+        return dx, None
+
+
+@_rule("bias_activation_backward")
+class _BiasActivationBackward:
+    @staticmethod
+    def setup(ctx, inputs, output):
+        x, bias, dy = inputs[0], inputs[1], inputs[2]
+        _bias_setup(ctx, inputs, 3)
+        ctx.used = inputs[6]
+        _save(ctx, x, bias, dy, inputs[6])
+
+    @staticmethod
+    def backward(ctx, gdx, gdbias):
+        x, bias, dy, used = ctx.saved_tensors
+        ctx.used = used
+        g = _add(gdx, None if gdbias is None or not ctx.has_bias else gdbias.expand(x.shape))
+        if g is None:
+            return (None,) * 7
+        gx = gbias = gdy = None
+        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
+            m = _dropout_factor(x, ctx)
+            d2 = second_derivative(ctx.kind, ctx.params, _z(x, bias))
+            gx = _times(g, dy, d2, *(() if m is None else (m,)), like=x)
+            if ctx.has_bias and ctx.needs_input_grad[1]:
+                gbias = _rows_sum(gx, bias)
+        if ctx.needs_input_grad[2]:
+            gdy, _ = call("bias_activation_backward", x, bias, g.contiguous(), ctx.kind,
+                          ctx.params, ctx.p, used)
+        return gx, gbias, gdy, None, None, None, None
+
+    @staticmethod
+    def jvp(ctx, tx, tbias, tdy, *_):
+        x, bias, dy, used = ctx.saved_tensors
+        ctx.used = used
+        tz = _add(tx, tbias)
+        t = None
+        if tz is not None:
+            m = _dropout_factor(x, ctx)
+            d2 = second_derivative(ctx.kind, ctx.params, _z(x, bias))
+            t = _times(tz.expand(x.shape), dy, d2, *(() if m is None else (m,)), like=x)
+        if tdy is not None:
+            t = _add(t, call("bias_activation_backward", x, bias, tdy.contiguous(), ctx.kind,
+                             ctx.params, ctx.p, used)[0])
+        if t is None:
+            return None, None
+        return t, (_rows_sum(t, bias) if ctx.has_bias else t.new_empty(0))
+
+
+# GLU: x = [first | second] halves of the last dimension; the gate g is one
+# half, the other o; y = f(g) * o.
+
+def _halves(t, gate_first):
+    a, b = t.chunk(2, dim=-1)
+    return (a, b) if gate_first else (b, a)
+
+
+def _join(g, o, gate_first):
+    return torch.cat((g, o) if gate_first else (o, g), dim=-1)
+
+
+def _glu_pieces(ctx, x):
+    g, o = _halves(x, ctx.gate_first)
+    g = g.contiguous()
+    f = call("activation", g, ctx.kind, ctx.params)
+    f1 = call("activation_backward", g, torch.ones_like(g), ctx.kind, ctx.params)
+    return g, o, f, f1
+
+
+@_rule("glu")
+class _Glu:
+    @staticmethod
+    def setup(ctx, inputs, output):
+        x, ctx.kind, ctx.params, ctx.gate_first = inputs
+        _save(ctx, x)
+
+    @staticmethod
+    def backward(ctx, dy):
+        (x,) = ctx.saved_tensors
+        return call("glu_backward", x, dy.contiguous(), ctx.kind, ctx.params,
+                    ctx.gate_first), None, None, None
+
+    @staticmethod
+    def jvp(ctx, tx, *_):
+        (x,) = ctx.saved_tensors
+        g, o, f, f1 = _glu_pieces(ctx, x)
+        tg, to = _halves(tx, ctx.gate_first)
+        return _add(_times(f1, o, tg, like=x), _times(f, to, like=x))
+
+
+@_rule("glu_backward")
+class _GluBackward:
+    @staticmethod
+    def setup(ctx, inputs, output):
+        x, dy, ctx.kind, ctx.params, ctx.gate_first = inputs
+        _save(ctx, x, dy)
+
+    @staticmethod
+    def backward(ctx, gdx):
+        x, dy = ctx.saved_tensors
+        g, o, f, f1 = _glu_pieces(ctx, x)
+        d2 = second_derivative(ctx.kind, ctx.params, g)
+        Gg, Go = _halves(gdx, ctx.gate_first)
+        gx = _join(_add(_times(Gg, d2, o, dy, like=x), _times(Go, f1, dy, like=x)),
+                   _times(Gg, f1, dy, like=x), ctx.gate_first)
+        gdy = _add(_times(Gg, f1, o, like=x), _times(Go, f, like=x))
+        return gx, gdy, None, None, None
+
+    @staticmethod
+    def jvp(ctx, tx, tdy, *_):
+        x, dy = ctx.saved_tensors
+        g, o, f, f1 = _glu_pieces(ctx, x)
+        d2 = second_derivative(ctx.kind, ctx.params, g)
+        tx = _zero_if_none(tx, x)
+        tdy = _zero_if_none(tdy, dy)
+        tg, to = _halves(tx, ctx.gate_first)
+        t_g = _add(_times(d2, o, dy, tg, like=x), _times(f1, dy, to, like=x),
+                   _times(f1, o, tdy, like=x))
+        t_o = _add(_times(f1, dy, tg, like=x), _times(f, tdy, like=x))
+        return _join(t_g, t_o, ctx.gate_first)
+
+
+# PReLU: y = x if x > 0 else w[c] x, channels on dimension 1.
+
+def _per_channel(w, x):
+    """w shaped to broadcast over x's channels (dimension 1; one weight: all)."""
+    if w.numel() == 1 or x.dim() < 2:
+        return w.reshape(())
+    return w.reshape((-1,) + (1,) * (x.dim() - 2))
+
+
+def _to_weight(t, w):
+    """t summed to w's shape (over everything but the channels)."""
+    if w.numel() == 1:
+        return t.sum().reshape(w.shape)
+    return t.sum([d for d in range(t.dim()) if d != 1]).reshape(w.shape)
+
+
+@_rule("prelu")
+class _Prelu:
+    @staticmethod
+    def setup(ctx, inputs, output):
+        _save(ctx, *inputs)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, w = ctx.saved_tensors
+        return call("prelu_backward", x, w, dy.contiguous())
+
+    @staticmethod
+    def jvp(ctx, tx, tw):
+        x, w = ctx.saved_tensors
+        wc = _per_channel(w, x)
+        neg = x <= 0
+        t = None
+        if tx is not None:
+            t = torch.where(neg, wc * tx, tx)
+        if tw is not None:
+            t = _add(t, torch.where(neg, x * _per_channel(tw, x), 0.0).to(x.dtype))
+        return t
+
+
+@_rule("prelu_backward")
+class _PreluBackward:
+    @staticmethod
+    def setup(ctx, inputs, output):
+        _save(ctx, *inputs)
+
+    @staticmethod
+    def backward(ctx, gdx, gdw):
+        x, w, dy = ctx.saved_tensors
+        neg = (x <= 0).to(x.dtype)
+        wc = _per_channel(w, x)
+        gx = gw = gdy = None
+        if gdw is not None:
+            gdwc = _per_channel(gdw, x)
+            gx = gdwc * dy * neg
+            gdy = gdwc * x * neg
+        if gdx is not None:
+            gw = _to_weight(gdx * dy * neg, w)
+            gdy = _add(gdy, torch.where(x > 0, gdx, wc * gdx))
+        return gx, gw, gdy
+
+    @staticmethod
+    def jvp(ctx, tx, tw, tdy):
+        x, w, dy = ctx.saved_tensors
+        neg = (x <= 0).to(x.dtype)
+        wc = _per_channel(w, x)
+        tdx = tdw_terms = None
+        if tdy is not None:
+            tdx = torch.where(x > 0, tdy, wc * tdy)
+            tdw_terms = tdy * x * neg
+        if tw is not None:
+            tdx = _add(tdx, _per_channel(tw, x) * dy * neg)
+        if tx is not None:
+            tdw_terms = _add(tdw_terms, dy * tx * neg)
+        tdx = _zero_if_none(tdx, x)
+        tdw = torch.zeros_like(w) if tdw_terms is None else _to_weight(tdw_terms, w)
+        return tdx, tdw
+
+
+# RReLU: y = x if x >= 0 else r x (r drawn per element when training).
+
+def _rrelu_slope_times(ctx, x, used, t):
+    return call("rrelu_backward", x, t.contiguous(), ctx.lower, ctx.upper, ctx.training,
+                used if ctx.training else None)
+
+
+@_rule("rrelu", random=True)
+class _Rrelu:
+    @staticmethod
+    def setup(ctx, inputs, output):
+        x, ctx.lower, ctx.upper, ctx.training, _ = inputs
+        _save(ctx, x, output[1])
+
+    @staticmethod
+    def backward(ctx, dy, _):
+        x, used = ctx.saved_tensors
+        return _rrelu_slope_times(ctx, x, used, dy), None, None, None, None
+
+    @staticmethod
+    def jvp(ctx, tx, *_):
+        x, used = ctx.saved_tensors
+        return _rrelu_slope_times(ctx, x, used, tx), None
+
+
+@_rule("rrelu_backward")
+class _RreluBackward:
+    @staticmethod
+    def setup(ctx, inputs, output):
+        x, _, ctx.lower, ctx.upper, ctx.training, used = inputs
+        _save(ctx, x, used)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, used = ctx.saved_tensors  # dx is linear in dy and piecewise constant in x
+        return None, _rrelu_slope_times(ctx, x, used, g), None, None, None, None
+
+    @staticmethod
+    def jvp(ctx, tx, tdy, *_):
+        x, used = ctx.saved_tensors
+        return None if tdy is None else _rrelu_slope_times(ctx, x, used, tdy)
+
+
+# Softmax family along dim: z = c x + m (c = scale, softmin: -scale; m the
+# additive mask on the last dimension); y = softmax(z) or log_softmax(z).
+
+def _softmax_parts(y, kind):
+    """(p, hidden): the probabilities and the hidden columns (y = -inf for
+    log_softmax; for softmax a hidden column has p = 0, which the formulas
+    treat alike)."""
+    if kind == "log_softmax":
+        hidden = y == -math.inf
+        return torch.exp(_wide(y)), hidden
+    return _wide(y), None
+
+
+def _softmax_z_tangent_to_y(y, tz, dim, kind):
+    """The tangent of y for a tangent tz of z."""
+    p, hidden = _softmax_parts(y, kind)
+    tz = _wide(tz)
+    if kind == "log_softmax":
+        t = tz - (p * tz.where(~hidden, 0.0)).sum(dim, keepdim=True)
+        return t.where(~hidden, 0.0).to(y.dtype)
+    return (p * (tz - (p * tz).sum(dim, keepdim=True))).to(y.dtype)
+
+
+def _mask_rows_sum(t, ctx):
+    """t ([rows..., cols], the mask's dimension last) summed onto the dense mask
+    [mask_rows, cols]: data row r reads mask row (r // repeat) % mask_rows."""
+    cols = t.shape[-1]
+    return t.reshape(-1, ctx.mask_rows, ctx.mask_row_repeat, cols).sum((0, 2))
+
+
+def _mask_rows_expand(m, ctx, like):
+    """The dense mask's rows [mask_rows, cols] laid over the data rows of `like`."""
+    cols = like.shape[-1]
+    pre = like.numel() // (ctx.mask_rows * ctx.mask_row_repeat * cols) if like.numel() else 0
+    full = m.reshape(1, ctx.mask_rows, 1, cols).expand(pre, ctx.mask_rows, ctx.mask_row_repeat,
+                                                          cols)
+    return full.reshape(like.shape)
+
+
+@_rule("softmax")
+class _Softmax:
+    @staticmethod
+    def setup(ctx, inputs, output):
+        x, ctx.dim, ctx.kind, ctx.scale, mask, ctx.mask_rows, ctx.mask_row_repeat = inputs[:7]
+        _save(ctx, output)
+
+    @staticmethod
+    def backward(ctx, dy):
+        (y,) = ctx.saved_tensors
+        dy = dy.contiguous()
+        dx = call("softmax_backward", y, dy, ctx.dim, ctx.kind, ctx.scale) \
+            if ctx.needs_input_grad[0] else None
+        dmask = None
+        if ctx.needs_input_grad[4]:
+            # d/dm is the Jacobian of y in z (scale 1, the sign of softmax)
+            kind = "softmax" if ctx.kind == "softmin" else ctx.kind
+            dz = call("softmax_backward", y, dy, ctx.dim, kind, 1.0)
+            dmask = _mask_rows_sum(dz, ctx)
+        return (dx, None, None, None, dmask) + (None,) * 4
+
+    @staticmethod
+    def jvp(ctx, tx, _dim, _kind, _scale, tmask, *_):
+        (y,) = ctx.saved_tensors
+        c = -ctx.scale if ctx.kind == "softmin" else ctx.scale
+        tz = None if tx is None else _wide(tx) * c
+        if tmask is not None:
+            tm = _mask_rows_expand(_wide(tmask), ctx, y)
+            tz = tm if tz is None else tz + tm
+        if tz is None:
+            return torch.zeros_like(y)
+        return _softmax_z_tangent_to_y(y, tz.reshape(y.shape), ctx.dim, ctx.kind)
+
+
+@_rule("softmax_backward")
+class _SoftmaxBackward:
+    """dx = c y (dy - sum(y dy)) (softmax, softmin: c = -scale), or
+    c (dy - p sum(dy)) with p = exp(y) and dy read as 0 at hidden columns
+    (log_softmax); see softmax_backward_row in the reference."""
+
+    @staticmethod
+    def setup(ctx, inputs, output):
+        y, dy, ctx.dim, ctx.kind, ctx.scale = inputs
+        _save(ctx, y, dy)
+
+    @staticmethod
+    def _c(ctx):
+        return -ctx.scale if ctx.kind == "softmin" else ctx.scale
+
+    @staticmethod
+    def backward(ctx, g):
+        y, dy = ctx.saved_tensors
+        c, d = _SoftmaxBackward._c(ctx), ctx.dim
+        p, hidden = _softmax_parts(y, ctx.kind)
+        g_, dy_ = _wide(g), _wide(dy)
+        if ctx.kind == "log_softmax":
+            gm, dym = g_.where(~hidden, 0.0), dy_.where(~hidden, 0.0)
+            gy = -c * gm * p * dym.sum(d, keepdim=True)
+            gdy = (c * (gm - (gm * p).sum(d, keepdim=True))).where(~hidden, 0.0)
+        else:
+            s = (dy_ * p).sum(d, keepdim=True)
+            gy = c * (g_ * (dy_ - s) - dy_ * (g_ * p).sum(d, keepdim=True))
+            gdy = c * p * (g_ - (g_ * p).sum(d, keepdim=True))
+        return gy.to(y.dtype), gdy.to(y.dtype), None, None, None
+
+    @staticmethod
+    def jvp(ctx, ty, tdy, *_):
+        y, dy = ctx.saved_tensors
+        c, d = _SoftmaxBackward._c(ctx), ctx.dim
+        p, hidden = _softmax_parts(y, ctx.kind)
+        ty_ = _wide(_zero_if_none(ty, y))
+        tdy_ = _wide(_zero_if_none(tdy, dy))
+        dy_ = _wide(dy)
+        if ctx.kind == "log_softmax":
+            tdm, dym = tdy_.where(~hidden, 0.0), dy_.where(~hidden, 0.0)
+            tp = (p * ty_).where(~hidden, 0.0)
+            t = c * (tdm - p * tdm.sum(d, keepdim=True) - tp * dym.sum(d, keepdim=True))
+            t = t.where(~hidden, 0.0)
+        else:
+            s = (dy_ * p).sum(d, keepdim=True)
+            t = c * (ty_ * (dy_ - s) + p * (tdy_ - (tdy_ * p).sum(d, keepdim=True)
+                                          - (dy_ * ty_).sum(d, keepdim=True)))
+        return t.to(y.dtype)
+
+
+# ------------------------------------------------------------------ the two routes
+
+def _setup_for(rule):
+    def setup(ctx, inputs, output):
+        if rule.random:
+            ctx.mark_non_differentiable(output[1])
+        rule.setup(ctx, inputs, output)
+    return setup
+
+
+def _function(name, rule):
+    op = getattr(ops, name)
+    return type(f"cuact_{name}", (torch.autograd.Function,), {
+        "forward": staticmethod(lambda *args: op(*args)),
+        "setup_context": staticmethod(_setup_for(rule)),
+        "backward": staticmethod(rule.backward),
+        "jvp": staticmethod(rule.jvp),
+        "generate_vmap_rule": True,
+    })
+
+
+FUNCTIONS = {name: _function(name, rule) for name, rule in RULES.items()}
+
+for _name, _rule_ in RULES.items():
+    torch.library.register_autograd("cuact::" + _name, _rule_.backward,
+                                    setup_context=_setup_for(_rule_))
