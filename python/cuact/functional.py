@@ -106,8 +106,9 @@ def _not_implemented(name, dtype):
 
 def _tracked(t):
     """Whether a derivative may be taken through t (autograd, forward mode, or
-    a torch.func transform)."""
-    if torch._C._functorch.is_functorch_wrapped_tensor(t):
+    a torch.func transform). Under torch.compile: yes (a copy the compiler
+    does not need, it removes)."""
+    if torch.compiler.is_compiling() or torch._C._functorch.is_functorch_wrapped_tensor(t):
         return True
     if torch.is_grad_enabled() and t.requires_grad:
         return True
