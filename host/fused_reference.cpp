@@ -88,7 +88,8 @@ Status bias_activation_forward(const Activation& act, DType dtype, const void* x
       const double xv = get(dtype, x, e);
       const double z = bias != nullptr ? bias_preactivation(xv, get(bias_dtype, bias, c)) : xv;
       const bool kept = dropout_keeps(dropout, static_cast<uint64_t>(e));
-      put(dtype, y, e, kept ? forward(act, z) * scale : 0.0);
+      // Without dropout the activation alone, rounded once to the dtype.
+      put(dtype, y, e, !kept ? 0.0 : scale == 1 ? forward(act, z, dtype) : forward(act, z) * scale);
       if (mask != nullptr) mask[e] = kept ? 1 : 0;
     }
   return {};
@@ -115,10 +116,11 @@ Status bias_activation_backward(const Activation& act, DType dtype, const void* 
       const double xv = get(dtype, x, e);
       const double g = get(dtype, dy, e);
       const double z = bias != nullptr ? bias_preactivation(xv, get(bias_dtype, bias, c)) : xv;
-      const double dz =
-          dropout_keeps(dropout, static_cast<uint64_t>(e)) ? backward(act, z, g * scale) : 0.0;
+      // g * scale is exact in double (two floats' product); dx rounds once.
+      const bool kept = dropout_keeps(dropout, static_cast<uint64_t>(e));
+      const double dz = kept ? backward(act, z, g * scale) : 0.0;
       sums[c] += dz;
-      put(dtype, dx, e, dz);
+      put(dtype, dx, e, kept ? backward(act, z, g * scale, dtype) : 0.0);
     }
   if (dbias != nullptr)
     for (int64_t c = 0; c < cols; ++c) put(bias_dtype, dbias, c, sums[c]);
@@ -164,7 +166,7 @@ Status glu_backward(const Glu& glu, DType dtype, const void* x, const void* dy, 
       const int64_t ia = r * 2 * d + gated + c, ib = r * 2 * d + other + c;
       const double a = get(dtype, x, ia), b = get(dtype, x, ib);
       const double g = get(dtype, dy, r * d + c);
-      const double da = backward(glu.act, a, g * b);
+      const double da = backward(glu.act, a, g * b, dtype);  // g * b exact; rounded once
       const double db = g * forward(glu.act, a);
       put(dtype, dx, ia, da);
       put(dtype, dx, ib, db);

@@ -126,35 +126,59 @@ double tanhshrink(double x) {
   return numerator / std::cosh(x);
 }
 
+// How the piecewise ops' division by 6 rounds its double quotient: to nearest
+// for a double result (the scalar forms), to odd for a result that will be
+// rounded once more, to a dtype of at most 51 bits (the buffer forms, and
+// the scalar forms given a dtype): its one rounding to the dtype is then the
+// correct rounding of the exact quotient.
+enum class Quotient { nearest, odd };
+
 // (hi + lo) / 6 for an exact dividend hi + lo (|lo| <= ulp(hi) / 2), rounded
-// to odd in double: its one rounding to a dtype (<= 51 bits) is then the
-// correct rounding of the exact quotient. The piecewise ops' only division
-// goes through here, so no dtype result is rounded twice (e.g. dy * ((2x +
-// 3) / 6) rounds at the quotient and again at the product).
-double sixth(double hi, double lo) {
+// as `rounding` says. The piecewise ops' only division goes through here, so
+// no dtype result is rounded twice (e.g. dy * ((2x + 3) / 6) rounds at the
+// quotient and again at the product). An infinite or NaN dividend gives hi / 6
+// (inf, NaN); a zero one keeps its sign.
+double sixth(double hi, double lo, Quotient rounding) {
+  if (!std::isfinite(hi) || (hi == 0 && lo == 0)) return hi / 6;
   const double q0 = hi / 6;
   const double q = q0 + (std::fma(-6, q0, hi) + lo) / 6;  // within an ulp of the quotient
-  const double r = std::fma(-6, q, hi) + lo;              // 6 * (quotient - q): its sign is exact
-  // (q == 0: a quotient below the smallest double, from float64 data only; the
-  // bit step below would wrap it to NaN.)
-  if (r == 0 || !std::isfinite(q) || q == 0) return q;
-  uint64_t bits;
-  std::memcpy(&bits, &q, sizeof bits);
-  if ((r < 0) != (q < 0)) bits -= 1;  // the quotient lies toward zero from q
-  bits |= 1;
-  double odd;
-  std::memcpy(&odd, &bits, sizeof odd);
-  return odd;
+  const double e = std::fma(-6, q, hi);  // hi - 6q, exact (a small multiple of ulp(q))
+  // The quotient lies at (e + lo) / 6 from q: its side of q is the sign of
+  // e + lo, exact as a comparison. (q == 0: a quotient below the smallest
+  // double, from float64 data only; the bit steps below would wrap it.)
+  if (e == -lo || !std::isfinite(q) || q == 0) return q;
+  const bool above = e > -lo;
+  if (rounding == Quotient::odd) {
+    uint64_t bits;
+    std::memcpy(&bits, &q, sizeof bits);
+    if (above != (q > 0)) bits -= 1;  // the quotient lies toward zero from q
+    bits |= 1;
+    double odd;
+    std::memcpy(&odd, &bits, sizeof odd);
+    return odd;
+  }
+  // To nearest: step to the neighbour n on the quotient's side when the
+  // quotient is past the midpoint, |e + lo| > 3 |n - q| (e - 3(n - q) is exact:
+  // both are small multiples of half an ulp of q); ties to the even one.
+  const double n = std::nextafter(q, above ? kInf : -kInf);
+  const double past = e - 3 * (n - q);  // (e + lo) - 3(n - q) = past + lo
+  if (past == -lo) {
+    uint64_t bits;
+    std::memcpy(&bits, &q, sizeof bits);
+    return (bits & 1) != 0 ? n : q;
+  }
+  return (above ? past > -lo : past < -lo) ? n : q;
 }
 
-// a (b + c) / 6 rounded to odd as above, with b + c and the product carried
-// exactly (for floats a, b, c; within an ulp for other doubles).
-double product_over_6(double a, double b, double c) {
+// a (b + c) / 6 rounded as above, with b + c and the product carried exactly
+// (for floats a, b, c; within an ulp for other doubles).
+double product_over_6(double a, double b, double c, Quotient rounding) {
   const double s = b + c;
   const double bb = s - b;
   const double s_lo = (b - (s - bb)) + (c - bb);  // b + c = s + s_lo (TwoSum)
   const double p = a * s;
-  return sixth(p, std::fma(a, s, -p) + a * s_lo);
+  if (!std::isfinite(p) || p == 0) return sixth(p, 0, rounding);
+  return sixth(p, std::fma(a, s, -p) + a * s_lo, rounding);
 }
 
 // Rounds v to the binary format with `precision` significand bits, smallest
@@ -199,29 +223,7 @@ void store(double r, __nv_bfloat16* out) {
   *out = __float2bfloat16_rn(static_cast<float>(round_to(DType::bf16, r)));
 }
 
-template <class T>
-void activation_on(Direction direction, const Activation& act, const void* in, const void* grad,
-                   void* out, int64_t n) {
-  const T* x = static_cast<const T*>(in);
-  const T* dy = static_cast<const T*>(grad);
-  T* result = static_cast<T*>(out);
-  for (int64_t i = 0; i < n; ++i) {
-    // Both inputs of element i are read before it is written (in place is allowed).
-    const double a = load(x[i]);
-    const double g = direction == Direction::forward ? 0.0 : load(dy[i]);
-    double r = kNaN;
-    switch (direction) {
-      case Direction::forward: r = forward(act, a); break;
-      case Direction::backward: r = backward(act, a, g); break;
-      case Direction::backward_from_output: r = backward_from_output(act, a, g); break;
-    }
-    store(r, &result[i]);
-  }
-}
-
-}  // namespace
-
-double forward(const Activation& act, double x) {
+double forward_rounded(const Activation& act, double x, Quotient rounding) {
   if (std::isnan(x)) return x;
   const auto [alpha, beta, lambda, lower, upper, cutoff, value] = params_of(act);
   switch (act.kind) {
@@ -246,8 +248,11 @@ double forward(const Activation& act, double x) {
       return bx > cutoff ? x : log1p_exp(bx) / beta;
     }
     case K::log_sigmoid: return (x < 0 ? x : 0.0) - std::log1p(std::exp(-std::fabs(x)));
-    case K::hardsigmoid: return x <= -3 ? 0.0 : (x >= 3 ? 1.0 : product_over_6(1, x, 3));
-    case K::hardswish: return x <= -3 ? 0.0 : (x >= 3 ? x : product_over_6(x, x, 3));
+    case K::hardsigmoid:
+      return x <= -3 ? 0.0 : (x >= 3 ? 1.0 : product_over_6(1, x, 3, rounding));
+    // Every zero result is +0 (SPEC), -0 and x <= -3 included.
+    case K::hardswish:
+      return x <= -3 || x == 0 ? 0.0 : (x >= 3 ? x : product_over_6(x, x, 3, rounding));
     case K::softsign: return std::isinf(x) ? std::copysign(1.0, x) : x / (1 + std::fabs(x));
     case K::tanhshrink: return tanhshrink(x);
     case K::hardshrink: return std::fabs(x) > lambda ? x : 0.0;
@@ -257,7 +262,7 @@ double forward(const Activation& act, double x) {
   return kNaN;
 }
 
-double backward(const Activation& act, double x, double dy) {
+double backward_rounded(const Activation& act, double x, double dy, Quotient rounding) {
   if (std::isnan(x)) return x;
   const auto [alpha, beta, lambda, lower, upper, cutoff, value] = params_of(act);
   switch (act.kind) {
@@ -286,8 +291,9 @@ double backward(const Activation& act, double x, double dy) {
       return bx > cutoff ? dy : dy * sigmoid(bx);
     }
     case K::log_sigmoid: return dy * sigmoid(-x);
-    case K::hardsigmoid: return x > -3 && x < 3 ? sixth(dy, 0) : 0.0;
-    case K::hardswish: return x < -3 ? 0.0 : (x > 3 ? dy : product_over_6(dy, 2 * x, 3));
+    case K::hardsigmoid: return x > -3 && x < 3 ? sixth(dy, 0, rounding) : 0.0;
+    case K::hardswish:
+      return x < -3 ? 0.0 : (x > 3 ? dy : product_over_6(dy, 2 * x, 3, rounding));
     case K::softsign: {
       const double d = 1 + std::fabs(x);
       return dy / (d * d);
@@ -301,6 +307,41 @@ double backward(const Activation& act, double x, double dy) {
     case K::threshold: return x > cutoff ? dy : 0.0;
   }
   return kNaN;
+}
+
+template <class T>
+void activation_on(Direction direction, const Activation& act, const void* in, const void* grad,
+                   void* out, int64_t n) {
+  const T* x = static_cast<const T*>(in);
+  const T* dy = static_cast<const T*>(grad);
+  T* result = static_cast<T*>(out);
+  for (int64_t i = 0; i < n; ++i) {
+    // Both inputs of element i are read before it is written (in place is allowed).
+    const double a = load(x[i]);
+    const double g = direction == Direction::forward ? 0.0 : load(dy[i]);
+    double r = kNaN;
+    switch (direction) {
+      case Direction::forward: r = forward_rounded(act, a, Quotient::odd); break;
+      case Direction::backward: r = backward_rounded(act, a, g, Quotient::odd); break;
+      case Direction::backward_from_output: r = backward_from_output(act, a, g); break;
+    }
+    store(r, &result[i]);
+  }
+}
+
+}  // namespace
+
+double forward(const Activation& act, double x) {
+  return forward_rounded(act, x, Quotient::nearest);
+}
+double backward(const Activation& act, double x, double dy) {
+  return backward_rounded(act, x, dy, Quotient::nearest);
+}
+double forward(const Activation& act, double x, DType rounded_to) {
+  return round_to(rounded_to, forward_rounded(act, x, Quotient::odd));
+}
+double backward(const Activation& act, double x, double dy, DType rounded_to) {
+  return round_to(rounded_to, backward_rounded(act, x, dy, Quotient::odd));
 }
 
 double backward_from_output(const Activation& act, double y, double dy) {

@@ -245,14 +245,18 @@ std::string describe(const Activation& act) {
 
 double direction_input(const Activation& act, DType dtype, Direction direction, double x) {
   return direction == Direction::backward_from_output
-             ? reference::round_to(dtype, reference::forward(act, x))
+             ? reference::forward(act, x, dtype)
              : x;
 }
 
-double exact_result(const Activation& act, Direction direction, double in, double dy) {
+double exact_result(const Activation& act, DType dtype, Direction direction, double in,
+                    double dy) {
+  const bool rounded = is_piecewise_linear(act.kind);
   switch (direction) {
-    case Direction::forward: return reference::forward(act, in);
-    case Direction::backward: return reference::backward(act, in, dy);
+    case Direction::forward:
+      return rounded ? reference::forward(act, in, dtype) : reference::forward(act, in);
+    case Direction::backward:
+      return rounded ? reference::backward(act, in, dy, dtype) : reference::backward(act, in, dy);
     default: return reference::backward_from_output(act, in, dy);
   }
 }
@@ -298,7 +302,11 @@ namespace {
 void record(SweepReport& r, DType dtype, const Tolerance& tol, double in, double dy, double got,
             double exact, bool near_root) {
   const Verdict v = judge(dtype, got, exact, dy, tol, near_root);
-  if (std::isfinite(exact) && std::fabs(exact) >= FLT_MIN && std::isfinite(got))
+  // Relative error only where exact is a normal number of dtype: below that the
+  // dtype's spacing is absolute, and a correctly rounded result (0 ulp) can be
+  // 100% off relatively (fp16 rounds 0.01 * 2^-24 to 0).
+  const double min_normal = dtype == DType::f16 ? 0x1p-14 : FLT_MIN;
+  if (std::isfinite(exact) && std::fabs(exact) >= min_normal && std::isfinite(got))
     r.max_rel_err = std::max(r.max_rel_err, std::fabs(got - exact) / std::fabs(exact));
   switch (v.rule) {
     case Verdict::within_ulps:
@@ -342,7 +350,7 @@ SweepReport sweep(const Activation& act, DType dtype, Direction direction,
   const bool roots = direction != Direction::forward && tol.root_allowance > 0;
   for (size_t i = 0; i < n; ++i) {
     const bool near_root = roots && near_derivative_zero(act, grid[i]);
-    record(r, dtype, tol, in[i], dy[i], got[i], exact_result(act, direction, in[i], dy[i]),
+    record(r, dtype, tol, in[i], dy[i], got[i], exact_result(act, dtype, direction, in[i], dy[i]),
            near_root);
   }
   return r;
@@ -370,11 +378,11 @@ SweepReport sweep_dense_gradients(const Activation& act, DType dtype, Direction 
     const std::vector<double> got = evaluate(in, dy);
     for (size_t i = 0; i < count; ++i) {
       const double x = in[i * per_input];
-      const double slope = exact_result(act, direction, x, 1.0);
+      const double slope = exact_result(act, dtype, direction, x, 1.0);
       const bool near_root = roots && near_derivative_zero(act, grid[first + i]);
       for (size_t k = 0; k < per_input; ++k) {
         const double g = gradients[k];
-        const double exact = per_pair ? exact_result(act, direction, x, g) : slope * g;
+        const double exact = per_pair ? exact_result(act, dtype, direction, x, g) : slope * g;
         record(r, dtype, tol, x, g, got[i * per_input + k], exact, near_root);
       }
     }

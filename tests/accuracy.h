@@ -75,8 +75,12 @@ std::string describe(const Activation& act);  // "leaky_relu(alpha=0.2)"
 // What a direction reads for grid point x: x itself, or for
 // backward_from_output the saved output y = f(x) rounded to dtype.
 double direction_input(const Activation& act, DType dtype, Direction direction, double x);
-// The exact (double reference) result of a direction for its input and dy.
-double exact_result(const Activation& act, Direction direction, double in, double dy);
+// The exact (double reference) result of a direction for its input and dy,
+// as judge() takes it for a result of dtype: the piecewise-linear ops' exact
+// result already rounded once to dtype (their error allowance is 0 ulp, and
+// rounding the nearest double again could miss a tie broken below double's
+// precision), the others' as the double.
+double exact_result(const Activation& act, DType dtype, Direction direction, double in, double dy);
 
 // Computes a direction for every (in, dy) and returns the results as values
 // of dtype (the kernels on a GPU, or the functors on the host).
@@ -96,7 +100,7 @@ struct SweepReport {
   int64_t subnormal_floor = 0;  // results accepted by the fp32 subnormal floor
   int64_t root_allowance = 0;   // results accepted near a zero of f'
   int64_t outside = 0;          // results outside the tolerance
-  double max_rel_err = 0;       // over results whose exact value is >= FLT_MIN
+  double max_rel_err = 0;       // over results whose exact value is a normal number of dtype
   std::vector<std::string> first_failures;  // up to 5, readable
 };
 SweepReport sweep(const Activation& act, DType dtype, Direction direction,

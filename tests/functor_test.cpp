@@ -73,3 +73,23 @@ INSTANTIATE_TEST_SUITE_P(AllActivations, HalfResultsOfFp32Inputs,
 
 }  // namespace
 }  // namespace cuact::test
+
+namespace cuact::test {
+namespace {
+
+// hardswish's zero results are +0 (SPEC), in every dtype, as the
+// reference's (reference_test: HardswishZerosArePositive).
+TEST(FunctorSigns, HardswishZerosArePositive) {
+  const std::vector<double> in = {-0.0, -3.0, -5.0, -static_cast<double>(INFINITY), 0.0};
+  for (DType dtype : {DType::f32, DType::f16, DType::bf16}) {
+    const std::vector<double> y = evaluate_functors_on_host(
+        Activation::hardswish(), dtype, Direction::forward, in, std::vector<double>(in.size(), 1.0));
+    for (size_t i = 0; i < in.size(); ++i) {
+      EXPECT_EQ(y[i], 0.0) << dtype_name(dtype) << " x " << in[i];
+      EXPECT_FALSE(std::signbit(y[i])) << dtype_name(dtype) << " x " << in[i];
+    }
+  }
+}
+
+}  // namespace
+}  // namespace cuact::test

@@ -53,7 +53,7 @@ HostCase make_host_case(const ActivationCase& c, int64_t n) {
     h.near_root[i] = roots && near_derivative_zero(c.act, x);
     h.in[i] = direction_input(c.act, c.dtype, c.direction, x);
     h.grad[i] = test_gradient(i);
-    h.exact[i] = exact_result(c.act, c.direction, h.in[i], h.grad[i]);
+    h.exact[i] = exact_result(c.act, c.dtype, c.direction, h.in[i], h.grad[i]);
   }
   return h;
 }

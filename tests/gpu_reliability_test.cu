@@ -55,7 +55,7 @@ TEST(GpuLarge, ForwardAndBackwardPast2To31Elements) {
   for (Direction d : {Direction::forward, Direction::backward}) {
     ASSERT_TRUE(activation(d, act, DType::bf16, x.p, dy.p, out.p, n).ok());
     CUDA_OK(cudaDeviceSynchronize());
-    const double exact = exact_result(act, d, x0, dy0);
+    const double exact = exact_result(act, DType::bf16, d, x0, dy0);
     for (int64_t i : probes)
       EXPECT_TRUE(judge(DType::bf16, bf16_at(out.bytes(), i), exact, dy0,
                         tolerance_for(act.kind, DType::bf16, d))

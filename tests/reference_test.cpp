@@ -729,9 +729,7 @@ TEST(ReferenceRoundTo, MatchesHardwareAndCudaConversions) {
 
 // n / (6 * 2^k) rounded to nearest-even in dtype, by integer arithmetic alone
 // (an oracle independent of the reference's double-double quotient).
-double exact_sixth(DType dtype, __int128 n, int k) {
-  const int precision = dtype == DType::f16 ? 11 : dtype == DType::bf16 ? 8 : 24;
-  const int min_exponent = dtype == DType::f16 ? -14 : -126;
+double exact_sixth(int precision, int min_exponent, __int128 n, int k) {
   if (n == 0) return 0.0;
   const bool negative = n < 0;
   const __int128 a = negative ? -n : n;
@@ -750,6 +748,10 @@ double exact_sixth(DType dtype, __int128 n, int k) {
   const double v = std::ldexp(static_cast<double>(q), ulp_exponent);
   return negative ? -v : v;
 }
+double exact_sixth(DType dtype, __int128 n, int k) {
+  return exact_sixth(dtype == DType::f16 ? 11 : dtype == DType::bf16 ? 8 : 24,
+                     dtype == DType::f16 ? -14 : -126, n, k);
+}
 
 // The piecewise ops' division by 6 rounds once, at the dtype: against the
 // integer oracle for every fp16 input (hardswish's backward: times a set of
@@ -765,18 +767,83 @@ TEST(ReferencePiecewise, DivisionBySixRoundsOnce) {
     if (!(std::fabs(x) < 3)) continue;
     const __int128 X = static_cast<__int128>(std::ldexp(x, 24));
     const __int128 three = __int128{3} << 24;
-    EXPECT_EQ(ref::round_to(DType::f16, ref::forward(Activation::hardsigmoid(), x)),
+    EXPECT_EQ(ref::forward(Activation::hardsigmoid(), x, DType::f16),
               exact_sixth(DType::f16, X + three, 24)) << "hardsigmoid at " << x;
-    EXPECT_EQ(ref::round_to(DType::f16, ref::forward(Activation::hardswish(), x)),
+    EXPECT_EQ(ref::forward(Activation::hardswish(), x, DType::f16),
               exact_sixth(DType::f16, X * (X + three), 48)) << "hardswish at " << x;
     for (double dy : grads) {
       const __int128 D = static_cast<__int128>(std::ldexp(dy, 24));
-      ASSERT_EQ(ref::round_to(DType::f16, ref::backward(Activation::hardswish(), x, dy)),
+      ASSERT_EQ(ref::backward(Activation::hardswish(), x, dy, DType::f16),
                 exact_sixth(DType::f16, D * (2 * X + three), 48))
           << "hardswish' at " << x << " dy " << dy;
-      ASSERT_EQ(ref::round_to(DType::f16, ref::backward(Activation::hardsigmoid(), x, dy)),
+      ASSERT_EQ(ref::backward(Activation::hardsigmoid(), x, dy, DType::f16),
                 exact_sixth(DType::f16, D, 24)) << "hardsigmoid' at " << x << " dy " << dy;
     }
+  }
+}
+
+// A double result (the scalar forms, float64 data) is the correctly rounded
+// double, checked against the integer oracle at double's precision for
+// random x in +-[2^-8, 3) (and dy of 24 bits in +-[2^-4, 2^4)); tiny x gives
+// the nearest double too (hardsigmoid(1e-40) is 0.5, not its odd neighbour).
+TEST(ReferencePiecewise, DoubleResultsAreCorrectlyRounded) {
+  std::mt19937_64 rng(23);
+  auto scaled = [](double v, int k) { return static_cast<__int128>(std::ldexp(v, k)); };
+  for (int i = 0; i < 200000; ++i) {
+    const double x = std::copysign(std::ldexp(std::uniform_real_distribution<double>(0.5, 1)(rng),
+                                              static_cast<int>(rng() % 8) - 7),
+                                   rng() % 2 ? 1.0 : -1.0) * (rng() % 4 == 0 ? 2.9 : 1.0);
+    const double dy = std::ldexp(std::round(std::ldexp(
+                          std::uniform_real_distribution<double>(-1, 1)(rng), 24)), -24 +
+                          static_cast<int>(rng() % 8) - 3);
+    const int k = 62, kd = 31;  // x = X 2^-k, dy = D 2^-kd exactly
+    const __int128 X = scaled(x, k), D = scaled(dy, kd), three = __int128{3} << k;
+    ASSERT_EQ(ref::forward(Activation::hardsigmoid(), x), exact_sixth(53, -1022, X + three, k))
+        << "hardsigmoid at " << x;
+    ASSERT_EQ(ref::backward(Activation::hardsigmoid(), x, dy), exact_sixth(53, -1022, D, kd))
+        << "hardsigmoid' at " << x << " dy " << dy;
+    // x (x + 3) as (X/4)(X/4 + 3 2^(k-2)) 2^-2(k-2), below 2^127 (X/4 exact for x >= 2^-8)
+    const __int128 Xq = X >> 2, three_q = three >> 2;
+    if ((Xq << 2) == X) {
+      ASSERT_EQ(ref::forward(Activation::hardswish(), x),
+                exact_sixth(53, -1022, Xq * (Xq + three_q), 2 * (k - 2)))
+          << "hardswish at " << x;
+    }
+    ASSERT_EQ(ref::backward(Activation::hardswish(), x, dy),
+              exact_sixth(53, -1022, D * (2 * X + three), kd + k))
+        << "hardswish' at " << x << " dy " << dy;
+  }
+  EXPECT_EQ(ref::forward(Activation::hardsigmoid(), 1e-40), 0.5);
+  EXPECT_EQ(ref::forward(Activation::hardsigmoid(), -1e-40), 0.5);
+  EXPECT_EQ(ref::backward(Activation::hardsigmoid(), 1.0, 3.0), 0.5);
+}
+
+// An infinite gradient inside the slope's range gives an infinite dx (SPEC:
+// no NaN from non-NaN inputs), in the scalar and buffer forms.
+TEST(ReferencePiecewise, InfiniteGradientsGiveInfinities) {
+  for (double dy : {static_cast<double>(INFINITY), -static_cast<double>(INFINITY)}) {
+    EXPECT_EQ(ref::backward(Activation::hardsigmoid(), 0.0, dy), dy);
+    EXPECT_EQ(ref::backward(Activation::hardswish(), 0.5, dy), dy);
+    EXPECT_EQ(ref::backward(Activation::hardswish(), -2.0, dy), -dy);
+    EXPECT_EQ(ref::backward(Activation::hardsigmoid(), 0.0, dy, DType::f16), dy);
+  }
+  const __half x = __float2half_rn(0.5f), dy = __float2half_rn(INFINITY);
+  __half dx;
+  ASSERT_TRUE(ref::activation(Direction::backward, Activation::hardsigmoid(), DType::f16, &x, &dy,
+                              &dx, 1).ok());
+  EXPECT_EQ(__half2float(dx), INFINITY);
+  ASSERT_TRUE(ref::activation(Direction::backward, Activation::hardswish(), DType::f16, &x, &dy,
+                              &dx, 1).ok());
+  EXPECT_EQ(__half2float(dx), INFINITY);
+}
+
+// hardswish's zero results are +0 (SPEC), as the functors' (functor_test:
+// FunctorSigns).
+TEST(ReferencePiecewise, HardswishZerosArePositive) {
+  for (double x : {-0.0, 0.0, -3.0, -5.0, -static_cast<double>(INFINITY)}) {
+    for (double y : {ref::forward(Activation::hardswish(), x),
+                     ref::forward(Activation::hardswish(), x, DType::bf16)})
+      EXPECT_TRUE(y == 0 && !std::signbit(y)) << x;
   }
 }
 
@@ -800,18 +867,18 @@ TEST(ReferencePiecewise, HandBuiltCases) {
   // dy (2x + 3) / 6 at x = -0.625, dy = -1.6142578125 (2x + 3 = 1.75) is
   // -0.4708251953125, halfway between fp16's -0.470703125 (even, the answer)
   // and -0.470947265625, where dy * ((2x + 3) / 6) rounded in double lands.
-  EXPECT_EQ(ref::round_to(DType::f16, ref::backward(Activation::hardswish(), -0.625, -1.6142578125)),
+  EXPECT_EQ(ref::backward(Activation::hardswish(), -0.625, -1.6142578125, DType::f16),
             -0.470703125);
   // x/2 + x^2/6: x/2 is a tie in bf16 (and in fp32 at 2^-149); x^2/6 > 0 breaks it upward.
-  EXPECT_EQ(ref::round_to(DType::bf16, ref::forward(Activation::hardswish(), p2_133)), p2_133);
-  EXPECT_EQ(ref::round_to(DType::bf16, ref::forward(Activation::hardswish(), -p2_133)), 0.0);
-  EXPECT_EQ(ref::round_to(DType::f32, ref::forward(Activation::hardswish(), p2_149)), p2_149);
-  EXPECT_EQ(ref::round_to(DType::f32, ref::forward(Activation::hardswish(), 3 * p2_149)),
+  EXPECT_EQ(ref::forward(Activation::hardswish(), p2_133, DType::bf16), p2_133);
+  EXPECT_EQ(ref::forward(Activation::hardswish(), -p2_133, DType::bf16), 0.0);
+  EXPECT_EQ(ref::forward(Activation::hardswish(), p2_149, DType::f32), p2_149);
+  EXPECT_EQ(ref::forward(Activation::hardswish(), 3 * p2_149, DType::f32),
             2 * p2_149);
   // dy / 6 halfway between two fp32 subnormals goes to the even one.
-  EXPECT_EQ(ref::round_to(DType::f32, ref::backward(Activation::hardsigmoid(), 0, 9 * p2_149)),
+  EXPECT_EQ(ref::backward(Activation::hardsigmoid(), 0, 9 * p2_149, DType::f32),
             2 * p2_149);
-  EXPECT_EQ(ref::round_to(DType::f32, ref::backward(Activation::hardsigmoid(), 0, 21 * p2_149)),
+  EXPECT_EQ(ref::backward(Activation::hardsigmoid(), 0, 21 * p2_149, DType::f32),
             4 * p2_149);
 }
 

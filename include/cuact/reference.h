@@ -16,9 +16,16 @@
 
 namespace cuact::reference {
 
+// The exact result, correctly rounded to double.
 double forward(const Activation& act, double x);
 // dy * f'(x), from the saved input.
 double backward(const Activation& act, double x, double dy);
+// The same rounded once to `rounded_to`: the correctly rounded dtype value of
+// the exact result (rounding the double above again could miss it by one
+// ulp where the double lies on a tie; for hardsigmoid and hardswish, whose
+// division by 6 is carried to odd for this).
+double forward(const Activation& act, double x, DType rounded_to);
+double backward(const Activation& act, double x, double dy, DType rounded_to);
 // dy * f'(x) expressed through y = f(x); only where has_backward_from_output(act).
 double backward_from_output(const Activation& act, double y, double dy);
 

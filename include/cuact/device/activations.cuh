@@ -269,8 +269,8 @@ struct Hardswish {
       const FloatPair n = two_prod(xc, s);
       const float big = sixth_of_sum(n.hi, fma_to_odd(xc, s_lo, n.lo));
       // Tiny x, whose error terms underflow: x/2 + x^2/6 rounds as x/2 with
-      // its ties broken upward.
-      v = fabsf(x) < 0x1p-60f ? mul_rounded<Round::up>(x, 0.5f) : big;
+      // its ties broken upward (+ 0: -0 gives +0, as every zero result).
+      v = fabsf(x) < 0x1p-60f ? fma_rounded<Round::up>(x, 0.5f, 0.0f) : big;
     }
     return x < 3.0f ? v : x;
   }
