@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <sstream>
 
 namespace cuact::bench {
@@ -36,6 +37,58 @@ std::string fixed(double v, int digits) {
   return buf;
 }
 
+// A measurement as JSON (null when not measured) or CSV (an empty cell).
+std::string json_number(bool measured, double v, int digits) {
+  return measured ? fixed(v, digits) : "null";
+}
+std::string csv_number(bool measured, double v, int digits) {
+  return measured ? fixed(v, digits) : "";
+}
+
+std::string ratio(const Prediction& p) { return fixed(p.h100, 2) + " / " + fixed(p.h200, 2); }
+
+// One dtype's accuracy in the overview: the worst/bound ulp of the direction
+// closest to its bound, "OUT" when a result is outside it, "-" if not checked.
+std::string accuracy_cell(const std::vector<AccuracyRow>& rows, const std::string& op,
+                          const std::string& dtype) {
+  const AccuracyRow* tightest = nullptr;
+  for (const AccuracyRow& r : rows) {
+    if (r.op != op || r.dtype != dtype) continue;
+    if (r.outside) return "OUT";
+    if (!tightest || r.bound_ulps - r.max_ulps < tightest->bound_ulps - tightest->max_ulps)
+      tightest = &r;
+  }
+  return tightest ? std::to_string(tightest->max_ulps) + "/" + std::to_string(tightest->bound_ulps)
+                  : "-";
+}
+
+// The value of "key": in one line of the static model's JSON (its keys are
+// unique per line, and a string value cannot hold an unescaped quote).
+std::string json_field(const std::string& line, const std::string& key) {
+  const std::string tag = "\"" + key + "\": ";
+  const size_t at = line.find(tag);
+  if (at == std::string::npos) return "";
+  const size_t begin = at + tag.size();
+  if (line[begin] != '"') return line.substr(begin, line.find_first_of(",}", begin) - begin);
+  std::string value;
+  for (size_t k = begin + 1; k < line.size() && line[k] != '"'; ++k)
+    value += line[k] == '\\' ? line[++k] : line[k];
+  return value;
+}
+
+// The bench operation a fused kernel of the model is timed as ("" if none):
+// the functor the kernel is built around and its form (static_model.py).
+std::string fused_bench_op(const std::string& functor, const std::string& form) {
+  static const char* const table[][3] = {
+      {"gelu", "bias+act", "bias+gelu"},     {"gelu", "act+dropout", "gelu+dropout"},
+      {"gelu", "act+dropout+mask", "gelu+dropout"}, {"silu", "glu", "swiglu"},
+      {"gelu", "glu", "geglu"},              {"slope", "prelu", "prelu"},
+      {"slope", "rrelu training", "rrelu"}};
+  for (const auto& row : table)
+    if (functor == row[0] && form == row[1]) return row[2];
+  return "";
+}
+
 }  // namespace
 
 std::string usage() {
@@ -45,8 +98,9 @@ std::string usage() {
          "  p10/p90 of --runs runs) next to a 16-byte copy kernel moving the same bytes\n"
          "  (the achievable bandwidth) and the peers built in (cub::DeviceTransform with\n"
          "  the same functor; cuDNN where found at build time). A kernel that fails the\n"
-         "  check is reported WRONG and not timed. Without a GPU it says so, reports the\n"
-         "  host functors' accuracy and the CPU reference's speed, and exits 0.\n"
+         "  check is reported WRONG and not timed. Without a GPU it says so and shows what\n"
+         "  is known: the activations' accuracy (the device functors run on the host) and\n"
+         "  the static model's predicted fraction of copy (sm_90 code, H100/H200).\n"
          "\n"
          "  --list                 list the operations, dtypes, directions and sizes\n"
          "  --op a,b,...           only these operations (names as --list shows)\n"
@@ -58,7 +112,10 @@ std::string usage() {
          "  --gallery FILE.csv     write each activation's f and f' sampled by cuact\n"
          "  --json FILE            also write the results as JSON\n"
          "  --csv FILE             also write the results as CSV\n"
-         "  --no-progress          no progress line on stderr\n"
+         "  --static-model FILE    the static model's table (default: the source tree's\n"
+         "                         bench/results/static/static_model.json)\n"
+         "  --verbose              also the per-row tables (accuracy, static model)\n"
+         "  --no-progress          no progress line on stderr (none unless it is a terminal)\n"
          "  --help                 this text\n";
 }
 
@@ -83,7 +140,7 @@ bool parse_options(int argc, const char* const* argv, Options& o, std::string& e
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&](std::string& out) {
-      if (i + 1 >= argc) {
+      if (i + 1 >= argc || std::string(argv[i + 1]).rfind("--", 0) == 0) {
         error = a + " needs a value";
         return false;
       }
@@ -144,6 +201,10 @@ bool parse_options(int argc, const char* const* argv, Options& o, std::string& e
       if (!value(o.json_path)) return false;
     } else if (a == "--csv") {
       if (!value(o.csv_path)) return false;
+    } else if (a == "--static-model") {
+      if (!value(o.static_model_path)) return false;
+    } else if (a == "--verbose") {
+      o.verbose = true;
     } else if (a == "--no-progress") {
       o.progress = false;
     } else {
@@ -196,8 +257,7 @@ std::string format_table(const std::vector<Result>& results) {
     std::string peers;
     for (const auto& [name, ms] : r.peers)
       peers += name + " " + (ms > 0 ? fixed(ms / r.median_ms, 2) + "x" : std::string("n/a")) + "  ";
-    // (no copy fraction without a GPU run: "-", not 0)
-    const std::string of_copy = r.copy_fraction > 0 ? fixed(r.copy_fraction, 3) : "-";
+    const std::string of_copy = r.copy_fraction ? fixed(*r.copy_fraction, 3) : "-";
     if (r.status == "ok")
       std::snprintf(line, sizeof line, "%-12s %-5s %-20s %-22s %9.4f %9.1f %8s %s\n",
                     r.key.op.c_str(), r.key.dtype.c_str(), r.key.direction.c_str(),
@@ -218,15 +278,22 @@ std::string to_json(const RunInfo& info, const std::vector<Result>& results) {
       << ",\n  \"results\": [";
   for (size_t i = 0; i < results.size(); ++i) {
     const Result& r = results[i];
+    const bool timed = r.status == "ok";
     out << (i ? "," : "") << "\n    {\"family\": \"" << r.key.family << "\", \"op\": \""
         << r.key.op << "\", \"dtype\": \"" << r.key.dtype << "\", \"direction\": \""
         << r.key.direction << "\", \"shape\": \"" << json_escape(r.key.shape)
         << "\", \"elements\": " << r.key.elements << ", \"bytes\": " << r.bytes
         << ", \"status\": \"" << r.status << "\", \"note\": \"" << json_escape(r.note)
-        << "\", \"median_ms\": " << fixed(r.median_ms, 6) << ", \"p10_ms\": "
-        << fixed(r.p10_ms, 6) << ", \"p90_ms\": " << fixed(r.p90_ms, 6)
-        << ", \"gbps\": " << fixed(r.gbps, 2) << ", \"copy_fraction\": "
-        << fixed(r.copy_fraction, 4) << ", \"peers\": {";
+        << "\", \"median_ms\": " << json_number(timed, r.median_ms, 6)
+        << ", \"p10_ms\": " << json_number(timed, r.p10_ms, 6)
+        << ", \"p90_ms\": " << json_number(timed, r.p90_ms, 6)
+        << ", \"gbps\": " << json_number(timed, r.gbps, 2) << ", \"copy_fraction\": "
+        << json_number(r.copy_fraction.has_value(), r.copy_fraction.value_or(0), 4)
+        << ", \"predicted_copy_fraction\": "
+        << (r.predicted ? "{\"H100\": " + fixed(r.predicted->h100, 2) +
+                              ", \"H200\": " + fixed(r.predicted->h200, 2) + "}"
+                        : std::string("null"))
+        << ", \"peers\": {";
     for (size_t p = 0; p < r.peers.size(); ++p)
       out << (p ? ", " : "") << "\"" << r.peers[p].first << "\": " << fixed(r.peers[p].second, 6);
     out << "}}";
@@ -240,13 +307,15 @@ std::string to_csv(const std::vector<Result>& results) {
   out << "family,op,dtype,direction,shape,elements,bytes,status,median_ms,p10_ms,p90_ms,gbps,"
          "copy_fraction,peers\n";
   for (const Result& r : results) {
+    const bool timed = r.status == "ok";
     std::string peers;
     for (const auto& [name, ms] : r.peers) peers += (peers.empty() ? "" : ";") + name + "=" + fixed(ms, 6);
     out << r.key.family << "," << r.key.op << "," << r.key.dtype << "," << r.key.direction
         << ",\"" << r.key.shape << "\"," << r.key.elements << "," << r.bytes << "," << r.status
-        << "," << fixed(r.median_ms, 6) << "," << fixed(r.p10_ms, 6) << ","
-        << fixed(r.p90_ms, 6) << "," << fixed(r.gbps, 2) << "," << fixed(r.copy_fraction, 4)
-        << ",\"" << peers << "\"\n";
+        << "," << csv_number(timed, r.median_ms, 6) << "," << csv_number(timed, r.p10_ms, 6)
+        << "," << csv_number(timed, r.p90_ms, 6) << "," << csv_number(timed, r.gbps, 2) << ","
+        << csv_number(r.copy_fraction.has_value(), r.copy_fraction.value_or(0), 4) << ",\""
+        << peers << "\"\n";
   }
   return out.str();
 }
@@ -304,6 +373,104 @@ std::string accuracy_to_json(const RunInfo& info, const std::vector<AccuracyRow>
         << ", \"outside\": " << r.outside << "}";
   }
   out << "\n  ]\n}\n";
+  return out.str();
+}
+
+bool read_static_model(const std::string& path, std::vector<StaticRow>& rows, std::string& error) {
+  std::ifstream in(path);
+  if (!in) {
+    error = "cannot read " + path;
+    return false;
+  }
+  rows.clear();
+  for (std::string line; std::getline(in, line);) {
+    const std::string family = json_field(line, "family"), op = json_field(line, "op");
+    const std::string form = json_field(line, "form");
+    StaticRow r;
+    if (family == "elementwise") {
+      r.key = {"activation", op, "", form == "from output" ? "backward_from_output" : "", op, 0};
+    } else if (family == "fused") {
+      r.key = {"fused", fused_bench_op(op, form), "", "", op + " " + form, 0};
+    } else if (family == "softmax" && json_field(line, "dispatch") == "true") {
+      r.key = {"softmax", "softmax", "", "", op + " cols=" + json_field(line, "cols"), 0};
+    } else {
+      continue;  // kernels the bench does not time as a row of their own
+    }
+    if (r.key.op.empty()) continue;
+    r.key.dtype = json_field(line, "dtype");
+    if (r.key.direction.empty()) r.key.direction = json_field(line, "direction");
+    r.predicted = {std::atof(json_field(line, "fraction_H100").c_str()),
+                   std::atof(json_field(line, "fraction_H200").c_str())};
+    r.binding = json_field(line, "binding_H200");
+    rows.push_back(r);
+  }
+  if (rows.empty()) error = path + " holds no rows of the static model";
+  return !rows.empty();
+}
+
+std::optional<Prediction> lowest_prediction(const std::vector<StaticRow>& rows,
+                                            const CaseKey& key) {
+  std::optional<Prediction> low;
+  auto matches = [](const std::string& want, const std::string& have) {
+    return want.empty() || want == have;
+  };
+  for (const StaticRow& r : rows) {
+    if (!matches(key.op, r.key.op) || !matches(key.dtype, r.key.dtype) ||
+        !matches(key.direction, r.key.direction))
+      continue;
+    if (!low) low = r.predicted;
+    low->h100 = std::min(low->h100, r.predicted.h100);
+    low->h200 = std::min(low->h200, r.predicted.h200);
+  }
+  return low;
+}
+
+std::string format_static_table(const std::vector<StaticRow>& rows) {
+  std::ostringstream out;
+  out << "| op | dtype | direction | kernel | H100 | H200 | binding (H200) |\n"
+         "|---|---|---|---|---|---|---|\n";
+  for (const StaticRow& r : rows)
+    out << "| " << r.key.op << " | " << r.key.dtype << " | " << r.key.direction << " | "
+        << r.key.shape << " | " << fixed(r.predicted.h100, 2) << " | "
+        << fixed(r.predicted.h200, 2) << " | " << r.binding << " |\n";
+  return out.str();
+}
+
+std::string format_overview(const std::vector<std::string>& ops,
+                            const std::vector<AccuracyRow>& accuracy,
+                            const std::vector<StaticRow>& predicted) {
+  std::ostringstream out;
+  char line[256];
+  const char* const format = "%-13s %-6s %-6s %-6s %-9s %s\n";
+  std::snprintf(line, sizeof line, format, "op", "f32", "f16", "bf16", "accuracy",
+                "predicted of copy, H100 / H200");
+  out << line;
+  std::string not_run;
+  int64_t results = 0, outside = 0;
+  for (const std::string& op : ops) {
+    int64_t op_results = 0, op_outside = 0;
+    for (const AccuracyRow& r : accuracy)
+      if (r.op == op) {
+        op_results += r.inputs;
+        op_outside += r.outside;
+      }
+    results += op_results;
+    outside += op_outside;
+    if (op_results == 0) not_run += (not_run.empty() ? "" : ", ") + op;
+    const std::optional<Prediction> p = lowest_prediction(predicted, {"", op, "", "", "", 0});
+    const char* verdict = op_results == 0 ? "-" : op_outside ? "FAIL" : "pass";
+    std::snprintf(line, sizeof line, format, op.c_str(), accuracy_cell(accuracy, op, "f32").c_str(),
+                  accuracy_cell(accuracy, op, "f16").c_str(),
+                  accuracy_cell(accuracy, op, "bf16").c_str(), verdict,
+                  p ? ratio(*p).c_str() : "-");
+    out << line;
+  }
+  if (!not_run.empty()) out << "\nnot run without a GPU: " << not_run << "\n";
+  if (results > 0)
+    out << "\naccuracy: " << outside << " of " << results
+        << " results outside the contract (README \"Accuracy contract\"); each dtype shows\n"
+           "  the worst/bound ulp of its direction closest to the bound (OUT: outside it), from\n"
+           "  the device functors run on the host against the double-precision reference\n";
   return out.str();
 }
 

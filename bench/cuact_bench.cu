@@ -5,9 +5,10 @@
 // flushed before each, reported next to a 16-byte copy kernel moving the same
 // bytes in the same run, and next to the peers (cub::DeviceTransform with the
 // same functor, cuDNN's legacy activation API where found at build time).
+// Without a GPU nothing is timed; it shows what is known (run_without_gpu).
 #include <cuda_runtime.h>
+#include <unistd.h>
 
-#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <functional>
@@ -45,12 +46,72 @@ bool offers(const Activation& act, Direction d) {
   return d != Direction::backward_from_output || has_backward_from_output(act);
 }
 
-bool write_file(const std::string& path, const std::string& text) {
-  if (path.empty()) return true;
-  std::ofstream out(path);
-  out << text;
-  if (!out) std::fprintf(stderr, "cuact-bench: cannot write %s\n", path.c_str());
-  return static_cast<bool>(out);
+// The files --json, --csv and --gallery name, opened (truncated) before any
+// work so that an unwritable path fails at once, not after a long run. Only
+// those the mode writes: --accuracy writes no CSV, --gallery only its own file.
+class Outputs {
+ public:
+  bool open(const Options& o) {
+    const bool gallery = o.mode == Mode::gallery, timing = o.mode == Mode::time;
+    return open(json_, gallery ? "" : o.json_path) && open(csv_, timing ? o.csv_path : "") &&
+           open(gallery_, gallery ? o.gallery_path : "");
+  }
+  bool json(const std::string& text) { return write(json_, text); }
+  bool csv(const std::string& text) { return write(csv_, text); }
+  bool gallery(const std::string& text) { return write(gallery_, text); }
+
+ private:
+  struct File {
+    std::string path;
+    std::ofstream out;
+  };
+  static bool open(File& f, const std::string& path) {
+    f.path = path;
+    if (!path.empty()) f.out.open(path);
+    return path.empty() || report(f);
+  }
+  static bool write(File& f, const std::string& text) {
+    if (f.path.empty()) return true;
+    f.out << text << std::flush;
+    return report(f);
+  }
+  static bool report(File& f) {
+    if (!f.out) std::fprintf(stderr, "cuact-bench: cannot write %s\n", f.path.c_str());
+    return static_cast<bool>(f.out);
+  }
+  File json_, csv_, gallery_;
+};
+
+CaseKey activation_key(const test::ActivationCase& c) {
+  return {"activation", activation_name(c.act.kind), dtype_name(c.dtype),
+          direction_name(c.direction), "", 0};
+}
+
+// The selected activations, dtypes and the directions each offers.
+std::vector<test::ActivationCase> selected_activations(const Options& o) {
+  std::vector<test::ActivationCase> cases;
+  for (const Activation& act : default_activations())
+    for (DType t : kDTypes)
+      for (Direction d : kDirections)
+        if (offers(act, d) && selected(o, activation_key({act, t, d})))
+          cases.push_back({act, t, d});
+  return cases;
+}
+
+// Every selected case at the operation level (no size): the activations,
+// then softmax and the fused forms, forward and backward.
+std::vector<CaseKey> selected_cases(const Options& o) {
+  std::vector<CaseKey> cases;
+  for (const test::ActivationCase& c : selected_activations(o)) cases.push_back(activation_key(c));
+  std::vector<std::string> row_ops = {"softmax"};
+  for (const std::string& f : fused_op_names()) row_ops.push_back(f);
+  for (const std::string& op : row_ops)
+    for (DType t : kDTypes)
+      for (const char* d : {"forward", "backward"}) {
+        CaseKey key{op == "softmax" ? "softmax" : "fused", op, dtype_name(t), d, "", 0};
+        if (selected(o, key)) cases.push_back(key);
+      }
+  return cases;
 }
 
 // ---------------------------------------------------------------- list
@@ -99,48 +160,55 @@ struct DeviceEvaluator {
   }
 };
 
-int run_accuracy(const Options& o, bool gpu, const RunInfo& info) {
+// Every selected activation, dtype and direction judged over the accuracy
+// grid: the kernels on a GPU, else the device functors run on the host.
+std::vector<AccuracyRow> check_accuracy(const Options& o, bool gpu) {
   std::vector<AccuracyRow> rows;
-  std::vector<test::ActivationCase> todo;
-  for (const Activation& act : default_activations())
-    for (DType dtype : kDTypes)
-      for (Direction d : kDirections) {
-        CaseKey key{"activation", activation_name(act.kind), dtype_name(dtype), direction_name(d),
-                    "", 0};
-        if (offers(act, d) && selected(o, key)) todo.push_back({act, dtype, d});
-      }
+  const std::vector<test::ActivationCase> todo = selected_activations(o);
   for (size_t i = 0; i < todo.size(); ++i) {
     const Activation act = todo[i].act;
     const DType dtype = todo[i].dtype;
     const Direction d = todo[i].direction;
-    progress(o, i, todo.size(), std::string(activation_name(act.kind)) + " " + dtype_name(dtype));
+    const CaseKey key = activation_key(todo[i]);
+    progress(o, i, todo.size(), key.op + " " + key.dtype);
     const test::Evaluator evaluate =
         gpu ? test::Evaluator(DeviceEvaluator{act, dtype, d})
             : test::Evaluator([&](const std::vector<double>& in, const std::vector<double>& dy) {
                 return test::evaluate_functors_on_host(act, dtype, d, in, dy);
               });
     const test::SweepReport r = test::sweep(act, dtype, d, test::test_inputs(dtype), evaluate);
-    rows.push_back({activation_name(act.kind), dtype_name(dtype), direction_name(d),
+    rows.push_back({key.op, key.dtype, key.direction,
                     gpu ? "gpu kernels" : "host functors (no GPU)", r.inputs, r.worst_ulps,
                     r.max_rel_err, r.outside, test::tolerance_for(act.kind, dtype, d).ulps});
   }
   progress(o, todo.size(), todo.size(), "done");
-  std::printf("accuracy against the double-precision reference (%s)\n%s\n"
-              "summary: worst/bound ulp (see README's accuracy contract)\n%s",
-              info.device.c_str(), format_accuracy_markdown(rows).c_str(),
-              format_accuracy_summary(rows).c_str());
-  int64_t outside = 0;
-  for (const auto& r : rows) outside += r.outside;
-  std::printf("%lld results outside the stated tolerance\n", static_cast<long long>(outside));
-  if (!write_file(o.json_path, accuracy_to_json(info, rows))) return 1;
-  return outside == 0 ? 0 : 1;
+  return rows;
+}
+
+int64_t count_outside(const std::vector<AccuracyRow>& rows) {
+  int64_t n = 0;
+  for (const AccuracyRow& r : rows) n += r.outside;
+  return n;
+}
+
+// --accuracy: README's summary table (the per-row table with --verbose).
+int run_accuracy(const Options& o, bool gpu, const RunInfo& info, Outputs& files) {
+  const std::vector<AccuracyRow> rows = check_accuracy(o, gpu);
+  std::printf("accuracy against the double-precision reference (%s%s)\n", info.device.c_str(),
+              gpu ? "" : ": the device functors run on the host");
+  if (o.verbose) std::printf("%s\n", format_accuracy_markdown(rows).c_str());
+  std::printf("summary: worst/bound ulp (see README's accuracy contract)\n%s"
+              "%lld results outside the stated tolerance\n",
+              format_accuracy_summary(rows).c_str(), static_cast<long long>(count_outside(rows)));
+  if (!files.json(accuracy_to_json(info, rows))) return 1;
+  return count_outside(rows) == 0 ? 0 : 1;
 }
 
 // ---------------------------------------------------------------- gallery
 
 // f and f' of every activation on [-6, 6], computed by cuact's kernels (fp32)
 // on a GPU, else by the reference.
-int run_gallery(const Options& o, bool gpu) {
+int run_gallery(const Options& o, bool gpu, Outputs& files) {
   const int points = 601;
   std::vector<double> x(points), ones(points, 1.0);
   for (int i = 0; i < points; ++i) x[i] = -6.0 + 12.0 * i / (points - 1);
@@ -167,66 +235,61 @@ int run_gallery(const Options& o, bool gpu) {
   }
   std::printf("gallery: %d points of f and f' for %d activations -> %s\n", points,
               kNumActivationKinds, o.gallery_path.c_str());
-  return write_file(o.gallery_path, csv) ? 0 : 1;
+  return files.gallery(csv) ? 0 : 1;
 }
 
-// ---------------------------------------------------------------- CPU part
+// ---------------------------------------------------------------- without a GPU
 
-// The CPU reference's speed over n elements of every selected activation.
-void time_reference(const Options& o, int64_t n, std::vector<Result>& results) {
-  std::vector<double> x(n), dy(n);
-  for (int64_t i = 0; i < n; ++i) {
-    x[i] = -8.0 + 16.0 * static_cast<double>(i) / n;
-    dy[i] = test::test_gradient(i);
+// The static model's table: --static-model, else the source tree's (the
+// path is compiled in: CUACT_BENCH_STATIC_MODEL).
+std::string static_model_path(const Options& o) {
+  return o.static_model_path.empty() ? CUACT_BENCH_STATIC_MODEL : o.static_model_path;
+}
+
+// What is known without a GPU, per selected operation: the accuracy of the
+// device functors run on the host and the static model's predicted fraction
+// of copy. Nothing is timed: CPU timings say nothing about the kernels, and
+// the softmax and fused kernels' host emulators are test code (GoogleTest),
+// so those rows are listed once as not run. The files get one row per
+// operation, dtype and direction, status "not_run", with the prediction.
+int run_without_gpu(const Options& o, const RunInfo& info, Outputs& files) {
+  const std::vector<AccuracyRow> accuracy = check_accuracy(o, false);
+  const std::vector<CaseKey> cases = selected_cases(o);
+  std::vector<StaticRow> model, predicted;
+  std::string note;  // where the predictions come from, or why there are none
+  const std::string path = static_model_path(o);
+  if (read_static_model(path, model, note)) {
+    for (const CaseKey& key : cases)  // in the bench's order
+      for (const StaticRow& r : model)
+        if (r.key.op == key.op && r.key.dtype == key.dtype && r.key.direction == key.direction)
+          predicted.push_back(r);
+    note = "predicted: the static model of libcuact's sm_90 machine code (H100 SXM / H200),\n"
+           "  not a measurement; the lowest over each op's dtypes, directions and kernels\n"
+           "  (" + path + ")";
+  } else {
+    note = "predicted: not shown (" + note + "; --static-model FILE)";
   }
-  for (const Activation& act : default_activations())
-    for (DType dtype : kDTypes) {
-      const auto in = test::to_buffer(dtype, x), grad = test::to_buffer(dtype, dy);
-      std::vector<unsigned char> out(in.size());
-      for (Direction d : kDirections) {
-        CaseKey key{"cpu_reference", activation_name(act.kind), dtype_name(dtype),
-                    direction_name(d), "n=" + std::to_string(n), n};
-        if (!offers(act, d) || !selected(o, key)) continue;
-        const auto t0 = std::chrono::steady_clock::now();
-        const Status s = reference::activation(d, act, dtype, in.data(), grad.data(), out.data(), n);
-        const double ms =
-            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-        Result r;
-        r.key = key;
-        r.status = s.ok() ? "ok" : "error";
-        r.note = s.ok() ? "" : s.message();
-        r.bytes = activation_bytes(key.direction, n, static_cast<int>(dtype_size(dtype)));
-        r.median_ms = r.p10_ms = r.p90_ms = ms;
-        r.gbps = r.bytes / ms / 1e6;
-        results.push_back(r);
-      }
-    }
-}
-
-// Without a GPU: the CPU reference's speed over --size (default 2^18: it is
-// slow), and every selected softmax and fused row, listed as needing a GPU.
-int run_cpu_timing(const Options& o) {
+  std::vector<std::string> ops;
+  for (const CaseKey& key : cases)
+    if (std::find(ops.begin(), ops.end(), key.op) == ops.end()) ops.push_back(key.op);
+  std::printf("%s%s\n", format_overview(ops, accuracy, predicted).c_str(), note.c_str());
+  if (!o.verbose) std::printf("every row: --verbose\n");
+  if (o.verbose && !accuracy.empty())
+    std::printf("\naccuracy, every row:\n%s", format_accuracy_markdown(accuracy).c_str());
+  if (o.verbose && !predicted.empty())
+    std::printf("\npredicted fraction of copy, every kernel:\n%s",
+                format_static_table(predicted).c_str());
   std::vector<Result> results;
-  for (const int64_t n : o.sizes.empty() ? std::vector<int64_t>{int64_t{1} << 18} : o.sizes)
-    time_reference(o, n, results);
-  std::vector<std::string> gpu_only = {"softmax"};
-  for (const std::string& f : fused_op_names()) gpu_only.push_back(f);
-  for (const std::string& op : gpu_only)
-    for (DType dtype : kDTypes)
-      for (const char* d : {"forward", "backward"}) {
-        Result r;
-        r.key = {op == "softmax" ? "softmax" : "fused", op, dtype_name(dtype), d, "", 0};
-        if (!selected(o, r.key)) continue;
-        r.status = "skipped";
-        r.note = "needs a GPU";
-        results.push_back(r);
-      }
-  std::printf("CPU reference (double precision, one core; GPU-only rows listed as skipped):\n%s",
-              format_table(results).c_str());
-  RunInfo info{"cpu reference (no GPU)", 0, 1};
-  const bool written = write_file(o.json_path, to_json(info, results)) &&
-                       write_file(o.csv_path, to_csv(results));
-  return written ? 0 : 1;
+  for (const CaseKey& key : cases) {
+    Result r;
+    r.key = key;
+    r.status = "not_run";
+    r.note = "not timed without a GPU";
+    r.predicted = lowest_prediction(predicted, key);
+    results.push_back(r);
+  }
+  const bool written = files.json(to_json(info, results)) && files.csv(to_csv(results));
+  return count_outside(accuracy) == 0 && written ? 0 : 1;
 }
 
 // ---------------------------------------------------------------- GPU timing
@@ -372,13 +435,7 @@ void time_activations(const Options& o, GpuBench& bench, const std::vector<int64
 #ifdef CUACT_BENCH_HAVE_CUDNN
   static CudnnPeer cudnn;
 #endif
-  std::vector<test::ActivationCase> ops;
-  for (const Activation& act : default_activations())
-    for (DType t : kDTypes)
-      for (Direction d : kDirections) {
-        CaseKey key{"activation", activation_name(act.kind), dtype_name(t), direction_name(d), "", 0};
-        if (offers(act, d) && selected(o, key)) ops.push_back({act, t, d});
-      }
+  const std::vector<test::ActivationCase> ops = selected_activations(o);
   const size_t total = ops.size() * sizes.size() * 3;
   size_t done = 0;
   for (const test::ActivationCase& op : ops) {
@@ -487,7 +544,7 @@ void time_softmax(const Options& o, GpuBench& bench, int& failures) {
     }
 }
 
-int run_gpu_timing(const Options& o, const RunInfo& info) {
+int run_gpu_timing(const Options& o, const RunInfo& info, Outputs& files) {
   const std::vector<int64_t> sizes = o.sizes.empty() ? default_sizes() : o.sizes;
   int64_t max_n = int64_t{1} << 27;  // softmax sweep
   for (int64_t n : sizes) max_n = std::max(max_n, n);
@@ -498,18 +555,32 @@ int run_gpu_timing(const Options& o, const RunInfo& info) {
   time_fused(o, bench, failures);
   if (o.progress) std::fprintf(stderr, "\n");
   std::printf("%s", format_table(bench.results()).c_str());
-  const bool written = write_file(o.json_path, to_json(info, bench.results())) &&
-                       write_file(o.csv_path, to_csv(bench.results()));
+  const bool written = files.json(to_json(info, bench.results())) &&
+                       files.csv(to_csv(bench.results()));
   return failures == 0 && written ? 0 : 1;
 }
 
-RunInfo describe_device(bool gpu, const std::string& why_not, int runs) {
+// Why no GPU can be used, in words a user can act on. Without a driver the
+// runtime reports cudaErrorInsufficientDriver ("CUDA driver version is
+// insufficient"), which reads as a version problem: the driver version it
+// reports then is 0, and that is said as no GPU/driver found.
+std::string why_no_gpu(cudaError_t err) {
+  int driver = 0, runtime = 0;
+  cudaDriverGetVersion(&driver);
+  cudaRuntimeGetVersion(&runtime);
+  auto version = [](int v) { return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10); };
+  if (err == cudaSuccess || err == cudaErrorNoDevice ||
+      (err == cudaErrorInsufficientDriver && driver == 0))
+    return "no GPU/driver found";
+  if (err == cudaErrorInsufficientDriver)
+    return "the CUDA driver (CUDA " + version(driver) + ") is older than this build's runtime (CUDA " +
+           version(runtime) + ")";
+  return std::string("no usable GPU: ") + cudaGetErrorString(err);
+}
+
+RunInfo describe_device(int runs) {
   RunInfo info;
   info.runs = runs;
-  if (!gpu) {
-    info.device = "no GPU: " + why_not;
-    return info;
-  }
   int dev = 0, clock_khz = 0, bus_bits = 0;
   cudaDeviceProp prop{};
   cudaGetDevice(&dev);
@@ -535,37 +606,36 @@ int main(int argc, char** argv) {
       std::printf("%s", usage().c_str());
       return 0;
     }
-    std::fprintf(stderr, "cuact-bench: %s\n", error.c_str());
+    std::fprintf(stderr, "cuact-bench: %s\n%s", error.c_str(), usage().c_str());
     return 2;
   }
   if (o.mode == Mode::list) return run_list();
-  std::vector<std::string> names = {"softmax"};
+  std::vector<std::string> names;
   for (int k = 0; k < cuact::kNumActivationKinds; ++k)
     names.push_back(cuact::activation_name(static_cast<cuact::ActivationKind>(k)));
+  names.push_back("softmax");
   for (const std::string& f : fused_op_names()) names.push_back(f);
   if (const std::string bad = check_op_names(o, names); !bad.empty()) {
     std::fprintf(stderr, "cuact-bench: %s\n", bad.c_str());
     return 2;
   }
+  Outputs files;
+  if (!files.open(o)) return 2;
+  // The progress line rewrites itself with \r: only on a terminal, never into a log.
+  o.progress = o.progress && isatty(fileno(stderr));
 
   int count = 0;
   const cudaError_t err = cudaGetDeviceCount(&count);
   const bool gpu = err == cudaSuccess && count > 0;
-  const std::string why_not = err != cudaSuccess ? cudaGetErrorString(err) : "no device found";
-  const RunInfo info = describe_device(gpu, why_not, o.runs);
-  if (o.mode == Mode::gallery) return run_gallery(o, gpu);
-  if (o.mode == Mode::accuracy) return run_accuracy(o, gpu, info);
+  const RunInfo info = gpu ? describe_device(o.runs) : RunInfo{why_no_gpu(err), 0, 0};
+  if (o.mode == Mode::gallery) return run_gallery(o, gpu, files);
+  if (o.mode == Mode::accuracy) return run_accuracy(o, gpu, info, files);
   if (!gpu) {
-    std::printf("cuact-bench: no CUDA device (%s): GPU timing skipped; running the CPU part "
-                "(host-functor accuracy, CPU reference speed).\n",
-                why_not.c_str());
-    Options accuracy_only = o;  // the files take the timing results, written once
-    accuracy_only.json_path.clear();
-    const int accuracy = run_accuracy(accuracy_only, false, info);
-    const int timing = run_cpu_timing(o);
-    return accuracy != 0 ? accuracy : timing;
+    std::printf("cuact-bench: %s: nothing is timed. What is known without one, per operation:\n\n",
+                info.device.c_str());
+    return run_without_gpu(o, info, files);
   }
   std::printf("GPU: %s, peak %.0f GB/s, median of %d runs\n", info.device.c_str(), info.peak_gbps,
               o.runs);
-  return run_gpu_timing(o, info);
+  return run_gpu_timing(o, info, files);
 }

@@ -141,7 +141,7 @@ void GpuBench::time_case(const CaseKey& key, int64_t bytes, int inputs,
   r.p90_ms = s.p90;
   r.gbps = bytes / s.median / 1e6;
   const double copy = copy_gbps(key.dtype, key.elements, bytes / (inputs + 1), inputs);
-  r.copy_fraction = copy > 0 ? r.gbps / copy : 0;
+  if (copy > 0) r.copy_fraction = r.gbps / copy;  // (not measured if the copy failed)
   for (const auto& peer : peers) {
     Spread p{};
     if (timer_.time(peer.second, p)) r.peers.emplace_back(peer.first, p.median);

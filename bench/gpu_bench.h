@@ -30,7 +30,8 @@ namespace cuact::bench {
     }                                                                               \
   } while (0)
 
-// One progress line on stderr (unless --no-progress).
+// One progress line on stderr, rewritten in place with \r (unless --no-progress;
+// main turns it off when stderr is not a terminal).
 void progress(const Options& o, size_t done, size_t total, const std::string& what);
 
 // Median and spread of single launches, each after an L2 flush.

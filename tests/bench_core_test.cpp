@@ -1,8 +1,10 @@
 // cuact-bench's host-side core: option parsing and filtering, the byte
-// model, and the JSON/CSV/table writers.
+// model, the JSON/CSV/table writers, and reading the static model's table.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <fstream>
 
 #include "bench_core.h"
 
@@ -49,6 +51,10 @@ TEST(BenchOptions, RejectsNonsenseWithAReason) {
   EXPECT_NE(parse_error({"--runs", "-3"}).find("positive"), std::string::npos);
   EXPECT_NE(parse_error({"--frobnicate"}).find("unknown argument"), std::string::npos);
   EXPECT_NE(parse_error({"--op"}).find("needs a value"), std::string::npos);
+  // An option never takes the next option as its value.
+  EXPECT_EQ(parse_error({"--op", "--dtype", "f32"}), "--op needs a value");
+  EXPECT_EQ(parse_error({"--json", "--verbose"}), "--json needs a value");
+  EXPECT_TRUE(parse_ok({"--verbose", "--static-model", "m.json"}).verbose);
   EXPECT_NE(parse_error({"--direction", "sideways"}).find("sideways"), std::string::npos);
   EXPECT_EQ(parse_error({"--help"}), "help");
   EXPECT_NE(usage().find("--accuracy"), std::string::npos);
@@ -134,6 +140,23 @@ TEST(BenchWriters, JsonHasTheSchema) {
     EXPECT_NE(json.find(field), std::string::npos) << field << "\n" << json;
 }
 
+// A row not timed (no GPU, or a kernel that failed its check) has no
+// timings and no copy fraction: null and empty cells, never a 0.
+TEST(BenchWriters, UnmeasuredValuesAreNullNotZero) {
+  Result r = sample_result();
+  r.status = "not_run";
+  r.copy_fraction.reset();
+  r.predicted = Prediction{1.0, 0.94};
+  const std::string json = to_json({"no GPU/driver found", 0, 0}, {r});
+  for (const char* field : {"\"median_ms\": null", "\"gbps\": null", "\"copy_fraction\": null",
+                            "\"predicted_copy_fraction\": {\"H100\": 1.00, \"H200\": 0.94}"})
+    EXPECT_NE(json.find(field), std::string::npos) << field << "\n" << json;
+  EXPECT_NE(to_json({"x", 0, 0}, {sample_result()}).find("\"predicted_copy_fraction\": null"),
+            std::string::npos);
+  EXPECT_NE(to_csv({r}).find(",not_run,,,,,,"), std::string::npos) << to_csv({r});
+  EXPECT_NE(format_table({r}).find("not_run: "), std::string::npos);
+}
+
 TEST(BenchWriters, CsvHasAHeaderAndOneLinePerResult) {
   const std::string csv = to_csv({sample_result(), sample_result()});
   EXPECT_EQ(csv.rfind("family,op,dtype,direction,shape,elements,bytes,status,", 0), 0u);
@@ -165,6 +188,89 @@ TEST(BenchWriters, AccuracyMarkdownTable) {
   bf16.bound_ulps = 1;
   const std::string summary = format_accuracy_summary({row, bf16});
   EXPECT_NE(summary.find("| gelu | 3/7 | | | | | | | 1/1 | |"), std::string::npos) << summary;
+}
+
+// static_model.py's rows (one per line), keyed as the bench names its rows.
+TEST(BenchStaticModel, ReadsRowsTheBenchTimes) {
+  const std::string path = testing::TempDir() + "bench_static_model.json";
+  std::ofstream(path)
+      << "{\n \"rows\": [\n"
+         "  {\"binding_H200\": \"memory\", \"detail\": \"\", \"direction\": \"backward\", "
+         "\"dtype\": \"f16\", \"family\": \"elementwise\", \"form\": \"from output\", "
+         "\"fraction_H100\": 1.0, \"fraction_H200\": 0.97, \"notes\": [\"a \\\"quoted\\\" note\"], "
+         "\"op\": \"sigmoid\"},\n"
+         "  {\"binding_H200\": \"issue\", \"direction\": \"forward\", \"dtype\": \"bf16\", "
+         "\"family\": \"fused\", \"form\": \"act+dropout+mask\", \"fraction_H100\": 1.0, "
+         "\"fraction_H200\": 0.91, \"op\": \"gelu\"},\n"
+         "  {\"direction\": \"forward\", \"dtype\": \"bf16\", \"family\": \"fused\", "
+         "\"form\": \"bias+act\", \"fraction_H100\": 1.0, \"fraction_H200\": 0.5, \"op\": \"celu\"},\n"
+         "  {\"cols\": 256, \"direction\": \"forward\", \"dtype\": \"bf16\", \"family\": \"softmax\", "
+         "\"form\": \"\", \"fraction_H100\": 0.9, \"fraction_H200\": 0.8, \"op\": \"warp_per_row\"}\n"
+         " ],\n \"softmax_dispatch\": [\n"
+         "  {\"binding_H200\": \"issue\", \"cols\": 256, \"direction\": \"forward\", \"dispatch\": true, "
+         "\"dtype\": \"bf16\", \"family\": \"softmax\", \"form\": \"\", \"fraction_H100\": 1.0, "
+         "\"fraction_H200\": 0.96, \"op\": \"warp_per_row\"}\n ]\n}\n";
+  std::vector<StaticRow> rows;
+  std::string error;
+  ASSERT_TRUE(read_static_model(path, rows, error)) << error;
+  std::remove(path.c_str());
+  // celu's fused kernel is not a bench row; softmax rows count where the dispatch picks them.
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0].key.family, "activation");
+  EXPECT_EQ(rows[0].key.op, "sigmoid");
+  EXPECT_EQ(rows[0].key.direction, "backward_from_output");
+  EXPECT_EQ(rows[0].predicted.h200, 0.97);
+  EXPECT_EQ(rows[1].key.op, "gelu+dropout");
+  EXPECT_EQ(rows[1].key.shape, "gelu act+dropout+mask");
+  EXPECT_EQ(rows[1].binding, "issue");
+  EXPECT_EQ(rows[2].key.op, "softmax");
+  EXPECT_EQ(rows[2].key.shape, "warp_per_row cols=256");
+  const auto low = lowest_prediction(rows, {"", "softmax", "bf16", "", "", 0});
+  ASSERT_TRUE(low.has_value());
+  EXPECT_EQ(low->h200, 0.96);
+  EXPECT_FALSE(lowest_prediction(rows, {"", "softmax", "f32", "", "", 0}).has_value());
+  EXPECT_FALSE(read_static_model(path, rows, error));
+  EXPECT_NE(error.find("cannot read"), std::string::npos);
+}
+
+// The committed table covers every operation the bench times, in every
+// dtype and direction it times.
+TEST(BenchStaticModel, CommittedTableCoversTheBenchRows) {
+  std::vector<StaticRow> rows;
+  std::string error;
+  ASSERT_TRUE(read_static_model(CUACT_SOURCE_DIR "/bench/results/static/static_model.json", rows,
+                                error))
+      << error;
+  for (const char* op : {"gelu", "softmax", "bias+gelu", "gelu+dropout", "swiglu", "geglu", "prelu",
+                         "rrelu"})
+    for (const char* dtype : {"f32", "f16", "bf16"})
+      for (const char* direction : {"forward", "backward"}) {
+        const auto p = lowest_prediction(rows, {"", op, dtype, direction, "", 0});
+        ASSERT_TRUE(p.has_value()) << op << " " << dtype << " " << direction;
+        EXPECT_GT(p->h100, 0);
+        EXPECT_LE(p->h200, 1);
+      }
+  EXPECT_TRUE(lowest_prediction(rows, {"", "sigmoid", "f16", "backward_from_output", "", 0}));
+}
+
+// Without a GPU: one line per operation, each dtype's tightest direction.
+TEST(BenchOverview, OneLinePerOperation) {
+  const std::vector<AccuracyRow> accuracy = {
+      {"gelu", "f32", "forward", "host", 10, 3, 1e-7, 0, 7},
+      {"gelu", "f32", "backward", "host", 10, 6, 1e-7, 0, 7},
+      {"gelu", "f16", "forward", "host", 10, 1, 1e-4, 0, 1},
+      {"mish", "bf16", "forward", "host", 10, 2, 1e-2, 4, 1}};
+  StaticRow softmax;
+  softmax.key = {"softmax", "softmax", "f32", "forward", "", 0};
+  softmax.predicted = {1.0, 0.96};
+  const std::string text = format_overview({"gelu", "mish", "softmax"}, accuracy, {softmax});
+  EXPECT_NE(text.find("gelu          6/7    1/1    -      pass      -\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("mish          -      -      OUT    FAIL      -\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("softmax       -      -      -      -         1.00 / 0.96\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("not run without a GPU: softmax\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("accuracy: 4 of 40 results outside"), std::string::npos) << text;
 }
 
 }  // namespace
