@@ -1,6 +1,6 @@
 // The reliability table: every public entry point x every kind of bad input,
 // each call made in a child process so that a crash is counted, not fatal.
-// The generated table must match the one in README.md's reliability section
+// The generated table must match the one in docs/RELIABILITY.md
 // (between the bad-input-table markers); on a mismatch the test prints the
 // table to paste there.
 #include <gtest/gtest.h>
@@ -391,7 +391,7 @@ int call_in_child(const std::function<std::optional<Status>()>& call) {
 }
 
 std::string readme_table() {
-  std::ifstream in(std::string(CUACT_SOURCE_DIR) + "/README.md");
+  std::ifstream in(std::string(CUACT_SOURCE_DIR) + "/docs/RELIABILITY.md");
   std::stringstream text;
   text << in.rdbuf();
   const std::string s = text.str();
@@ -453,7 +453,7 @@ TEST(Reliability, EveryBadInputGivesANamedStatusAndNothingCrashes) {
         << " bad inputs accepted.\n";
   EXPECT_EQ(crashes, 0);
   EXPECT_EQ(readme_table(), table.str())
-      << "README.md's reliability table is out of date; paste this between its markers:\n"
+      << "docs/RELIABILITY.md's bad-input table is out of date; paste this between its markers:\n"
       << table.str();
 }
 

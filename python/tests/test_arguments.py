@@ -84,7 +84,7 @@ def test_same_rule_as_torch(name):
             expected = TypeError
         assert isinstance(our_error, expected), (their_error, our_error)
         return
-    if "complex" in name:  # cuact's contract: real data only (README); a clear refusal
+    if "complex" in name:  # cuact's contract: real data only (docs/PYTHON.md); a clear refusal
         assert isinstance(our_error, NotImplementedError), our_error
         return
     assert our_error is None, f"torch computes; cuact raises {our_error!r}"

@@ -1,8 +1,9 @@
 # Compiles the public API's usage as a user would (syntax only, the host
 # compiler against the installed headers' directory and the CUDA Toolkit's):
-# - every ```cpp block of README.md, verbatim, inside a function after the
-#   declarations of the names it uses (readme_block_N.h, one per block: a
-#   block without one fails the test);
+# - every ```cpp block of README.md and then of docs/API.md (found next to
+#   README), verbatim, inside a function after the declarations of the names
+#   it uses (readme_block_N.h, N counting the blocks of both files in that
+#   order, one per block: a block without one fails the test);
 # - calls that must compile (good_calls.cpp) and misuses that must not
 #   (misuse_*.cpp: each must fail, with the diagnostic its first line names,
 #   "// expect: <text>", so that an unrelated error cannot pass it).
@@ -22,45 +23,55 @@ endfunction()
 
 set(failures 0)
 
-# README blocks.
-file(STRINGS ${README} lines)
+# README blocks, then those of the C++ API page it links.
+get_filename_component(root "${README}" DIRECTORY)
+set(documents "${README}" "${root}/docs/API.md")
 set(block 0)
-set(inside FALSE)
-foreach(line IN LISTS lines)
-  if(NOT inside AND line MATCHES "^```cpp")
-    math(EXPR block "${block} + 1")
-    set(inside TRUE)
-    set(includes "")
-    set(body "")
-  elseif(inside AND line MATCHES "^```")
-    set(inside FALSE)
-    set(decl ${DIR}/readme_block_${block}.h)
-    if(NOT EXISTS ${decl})
-      message(SEND_ERROR "README block ${block}: no ${decl} declares its names")
-      math(EXPR failures "${failures} + 1")
-      continue()
+foreach(document IN LISTS documents)
+  file(RELATIVE_PATH name "${root}" "${document}")
+  if(NOT EXISTS "${document}")
+    message(SEND_ERROR "${name} not found")
+    math(EXPR failures "${failures} + 1")
+    continue()
+  endif()
+  file(STRINGS ${document} lines)
+  set(inside FALSE)
+  foreach(line IN LISTS lines)
+    if(NOT inside AND line MATCHES "^```cpp")
+      math(EXPR block "${block} + 1")
+      set(inside TRUE)
+      set(includes "")
+      set(body "")
+    elseif(inside AND line MATCHES "^```")
+      set(inside FALSE)
+      set(decl ${DIR}/readme_block_${block}.h)
+      if(NOT EXISTS ${decl})
+        message(SEND_ERROR "${name}, block ${block}: no ${decl} declares its names")
+        math(EXPR failures "${failures} + 1")
+        continue()
+      endif()
+      set(tu ${WORK_DIR}/readme_block_${block}.cpp)
+      file(WRITE ${tu} "${includes}#include \"${decl}\"\nvoid readme_block_${block}() {\n${body}}\n")
+      compile(${tu} r o)
+      if(NOT r EQUAL 0)
+        message(SEND_ERROR "${name}, block ${block} does not compile as printed:\n${o}")
+        math(EXPR failures "${failures} + 1")
+      else()
+        message(STATUS "${name}, block ${block}: compiles")
+      endif()
+    elseif(inside)
+      if(line MATCHES "^#include")
+        string(APPEND includes "${line}\n")
+      else()
+        string(APPEND body "${line}\n")
+      endif()
     endif()
-    set(tu ${WORK_DIR}/readme_block_${block}.cpp)
-    file(WRITE ${tu} "${includes}#include \"${decl}\"\nvoid readme_block_${block}() {\n${body}}\n")
-    compile(${tu} r o)
-    if(NOT r EQUAL 0)
-      message(SEND_ERROR "README block ${block} does not compile as printed:\n${o}")
-      math(EXPR failures "${failures} + 1")
-    else()
-      message(STATUS "README block ${block}: compiles")
-    endif()
-  elseif(inside)
-    if(line MATCHES "^#include")
-      string(APPEND includes "${line}\n")
-    else()
-      string(APPEND body "${line}\n")
-    endif()
+  endforeach()
+  if(block EQUAL 0)  # the README's own example at least
+    message(SEND_ERROR "no ```cpp block found in ${name}")
+    math(EXPR failures "${failures} + 1")
   endif()
 endforeach()
-if(block EQUAL 0)
-  message(SEND_ERROR "no ```cpp block found in ${README}")
-  math(EXPR failures "${failures} + 1")
-endif()
 
 # Calls that must compile.
 compile(${DIR}/good_calls.cpp r o)

@@ -1,4 +1,4 @@
-// The names README.md's softmax example uses: attention scores
+// The names docs/API.md's softmax example uses: attention scores
 // [batch, heads, q, k] in fp16 and an additive mask [q, k].
 #include <cuda_fp16.h>
 #include <cuda_runtime_api.h>

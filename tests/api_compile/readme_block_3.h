@@ -1,4 +1,4 @@
-// The names README.md's fused example uses (bf16 data, a uint8 keep-mask).
+// The names docs/API.md's fused example uses (bf16 data, a uint8 keep-mask).
 #include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
 

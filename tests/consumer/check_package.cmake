@@ -12,8 +12,8 @@ function(run_step)
 endfunction()
 
 run_step(${CMAKE_COMMAND} --install "${CUACT_BUILD_DIR}" --prefix "${prefix}")
-# The documents the installed headers cite come with them.
-foreach(doc SPEC.md DESIGN.md README.md CHANGELOG.md)
+# The documents the installed headers cite come with them, and the license.
+foreach(doc SPEC.md DESIGN.md API.md ACCURACY.md README.md CHANGELOG.md LICENSE)
   if(NOT EXISTS "${prefix}/share/doc/cuact/${doc}")
     message(FATAL_ERROR "the install lacks share/doc/cuact/${doc}")
   endif()
