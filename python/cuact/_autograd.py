@@ -204,57 +204,39 @@ class _Activation:
         return _Activation.backward(ctx, tx)[0]
 
 
-@_rule("activation_backward")
-class _ActivationBackward:
-    @staticmethod
-    def setup(ctx, inputs, output):
-        x, dy, ctx.kind, ctx.params = inputs
-        _save(ctx, x, dy)
+def _slope_times_rule(name, slope_derivative):
+    """The rule of an operator dx = h(in) * dy (activation_backward: h = f'
+    at x; from the output: h at y): in `in` its derivative is h'(in) * dy,
+    in dy the operator itself."""
+    class Slope:
+        @staticmethod
+        def setup(ctx, inputs, output):
+            i, dy, ctx.kind, ctx.params = inputs
+            _save(ctx, i, dy)
 
-    @staticmethod
-    def backward(ctx, g):
-        x, dy = ctx.saved_tensors
-        gx = gdy = None
-        if ctx.needs_input_grad[0]:
-            gx = _times(g, dy, second_derivative(ctx.kind, ctx.params, x), like=x)
-        if ctx.needs_input_grad[1]:
-            gdy = call("activation_backward", x, g.contiguous(), ctx.kind, ctx.params)
-        return gx, gdy, None, None
+        @staticmethod
+        def backward(ctx, g):
+            i, dy = ctx.saved_tensors
+            gi = gdy = None
+            if ctx.needs_input_grad[0]:
+                gi = _times(g, dy, slope_derivative(ctx.kind, ctx.params, i), like=i)
+            if ctx.needs_input_grad[1]:
+                gdy = call(name, i, g.contiguous(), ctx.kind, ctx.params)
+            return gi, gdy, None, None
 
-    @staticmethod
-    def jvp(ctx, tx, tdy, *_):
-        x, dy = ctx.saved_tensors
-        d2 = second_derivative(ctx.kind, ctx.params, x)
-        return _add(_times(tx, dy, d2, like=x),
-                    None if tdy is None else call("activation_backward", x, tdy.contiguous(),
-                                                  ctx.kind, ctx.params))
+        @staticmethod
+        def jvp(ctx, ti, tdy, *_):
+            i, dy = ctx.saved_tensors
+            return _add(None if ti is None else _times(
+                            ti, dy, slope_derivative(ctx.kind, ctx.params, i), like=i),
+                        None if tdy is None else call(name, i, tdy.contiguous(), ctx.kind,
+                                                      ctx.params))
+
+    _rule(name)(Slope)
 
 
-@_rule("activation_backward_from_output")
-class _ActivationBackwardFromOutput:
-    @staticmethod
-    def setup(ctx, inputs, output):
-        y, dy, ctx.kind, ctx.params = inputs
-        _save(ctx, y, dy)
-
-    @staticmethod
-    def backward(ctx, g):
-        y, dy = ctx.saved_tensors
-        gy = gdy = None
-        if ctx.needs_input_grad[0]:
-            gy = _times(g, dy, output_slope_derivative(ctx.kind, ctx.params, y), like=y)
-        if ctx.needs_input_grad[1]:
-            gdy = call("activation_backward_from_output", y, g.contiguous(), ctx.kind,
-                       ctx.params)
-        return gy, gdy, None, None
-
-    @staticmethod
-    def jvp(ctx, ty, tdy, *_):
-        y, dy = ctx.saved_tensors
-        h1 = output_slope_derivative(ctx.kind, ctx.params, y)
-        return _add(_times(ty, dy, h1, like=y),
-                    None if tdy is None else call("activation_backward_from_output", y,
-                                                  tdy.contiguous(), ctx.kind, ctx.params))
+_slope_times_rule("activation_backward", second_derivative)
+_slope_times_rule("activation_backward_from_output", output_slope_derivative)
 
 
 # bias + activation (+ dropout): z = x + bias (bias over the last dimension),
