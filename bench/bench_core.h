@@ -92,13 +92,13 @@ struct AccuracyRow {
   std::string op, dtype, direction;
   std::string where;  // "gpu kernels" or "host functors (no GPU)"
   int64_t inputs = 0;
-  int64_t max_ulps = 0;      // among results judged by ulps (see README's rule)
+  int64_t max_ulps = 0;      // among results judged by ulps (see docs/ACCURACY.md's rule)
   double max_rel_err = 0;    // relative to |exact|, where exact is a normal number of dtype
   int64_t outside = 0;       // results outside the stated tolerance
   int bound_ulps = 0;        // the stated bound
 };
 std::string format_accuracy_markdown(const std::vector<AccuracyRow>& rows);
-// One line per op: "worst/bound" ulp for each dtype and direction (README's table).
+// One line per op: "worst/bound" ulp for each dtype and direction (docs/ACCURACY.md's table).
 std::string format_accuracy_summary(const std::vector<AccuracyRow>& rows);
 std::string accuracy_to_json(const RunInfo& info, const std::vector<AccuracyRow>& rows);
 

@@ -191,7 +191,7 @@ int64_t count_outside(const std::vector<AccuracyRow>& rows) {
   return n;
 }
 
-// --accuracy: README's summary table (the per-row table with --verbose).
+// --accuracy: docs/ACCURACY.md's summary table (the per-row table with --verbose).
 int run_accuracy(const Options& o, bool gpu, const RunInfo& info, Outputs& files) {
   const std::vector<AccuracyRow> rows = check_accuracy(o, gpu);
   std::printf("accuracy against the double-precision reference (%s%s)\n", info.device.c_str(),

@@ -13,7 +13,7 @@
 //   lanes. A register cluster's block r does this on its slice of 16384
 //   columns.
 // - block_per_row cached, streaming: one block per row; the row's PackPlan
-//   (pack_plan.h: scalar head, 16-byte packs, scalar tail) is shared out to
+//   (below: scalar head, 16-byte packs, scalar tail) is shared out to
 //   the block's threads as in the elementwise engine. The cached kernel
 //   keeps the row in shared memory, packs transposed (slot q*packs + p) so
 //   that neighbouring threads hit neighbouring banks.

@@ -1,5 +1,5 @@
 // The softmax kernels on a GPU against the double reference, by the rule of
-// tests/softmax_accuracy.h: every algorithm (forced, and automatic) x dtype x
+// bench/accuracy/softmax_accuracy.h: every algorithm (forced, and automatic) x dtype x
 // direction x option set over the column grid and rows {1, 3, 64, 4099}
 // (rows x cols capped at 2^21 per shape), aligned, misaligned and in place;
 // hand-made special rows; a 2^24 + 1 column row; more than 2^31 elements

@@ -1,7 +1,7 @@
 // Each softmax algorithm's per-row code, run on the host exactly as the
 // kernels run it (tests/softmax_simulation.h: the kernels' plans, loads,
 // stores and per-thread phases; host loops for the reductions), against the
-// double reference by the accuracy rule (tests/softmax_accuracy.h): every
+// double reference by the accuracy rule (bench/accuracy/softmax_accuracy.h): every
 // algorithm x dtype x direction x option set over the column grid, aligned,
 // misaligned and in place, NaN and fully masked rows included.
 #include <gtest/gtest.h>

@@ -41,11 +41,12 @@
 //   and same stride); any other overlap of the output's extent (its first
 //   to its last element) with an input's or the mask's is rejected.
 // - Work is enqueued on `stream`; nothing synchronizes or allocates, so calls
-//   can be captured into a CUDA graph. The current device's limits are queried
-//   once per device and cached (its kernels' attributes and occupancy are
-//   still asked per call); calls from many host threads at once are safe.
+//   can be captured into a CUDA graph. The current device's limits and each
+//   kernel's attributes are queried once per device and cached (a cluster
+//   shape's occupancy once per shape); calls from many host threads at once
+//   are safe.
 // - fp16/bf16 are loaded to fp32, computed and accumulated in fp32 and
-//   rounded once on store. Accuracy: README.md ("Softmax accuracy").
+//   rounded once on store. Accuracy: docs/ACCURACY.md ("Softmax accuracy").
 //
 // Example (attention scores [batch*heads, q, k], a [q, k] mask shared by
 // every batch and head, scaled by 1/sqrt(d), causal aligned bottom-right):

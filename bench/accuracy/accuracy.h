@@ -1,5 +1,5 @@
 // The accuracy contract as code: one tolerance rule per dtype, the per-op
-// bounds of README.md's accuracy table, and the input grids every activation
+// bounds of docs/ACCURACY.md's table, and the input grids every activation
 // test sweeps. Shared by the CPU tests (functors run on the host) and the GPU
 // tests (kernels), so both are judged by the same rule.
 #pragma once

@@ -29,7 +29,7 @@ struct KindBound {
   double root_allowance;  // 0 where f' has no zero that rounding can straddle
 };
 
-// fp32 bounds per kind (README's accuracy table): the worst error the CPU
+// fp32 bounds per kind (docs/ACCURACY.md's table): the worst error the CPU
 // run of the functors shows over the test grid, plus 2 ulp (4 where erfcf is
 // used) for the GPU's libm, whose expf/tanhf/erfcf are within 2-4 ulp where
 // glibc's are within 1. Piecewise-linear kinds are exact.

@@ -3,7 +3,7 @@
 // simulated on the host) and the GPU tests (the kernels), so both are judged
 // by the same rule.
 //
-// The rule (README "Softmax accuracy"): every output satisfies
+// The rule (docs/ACCURACY.md, "Softmax accuracy"): every output satisfies
 //
 //   |got_j - exact_j| <= rho * |exact_j| + R * 2^-24 * kappa_j + floor
 //
