@@ -15,6 +15,10 @@ against (README.md, "Static throughput model"):
   only in a divergent warp (the kernels' shuffles run converged). The
   fallback code is left out of the control flow, and so out of every loop.
 - At a conditional branch the counted path takes:
+    * the side the row's call runs, when the predicate tests a kernel
+      parameter's byte against zero and the caller gives that byte's value
+      (e.g. the backward call from the saved output y sets the form's
+      from_output; every other call clears it);
     * one side only, when the other is a slow path: it calls a subroutine
       (CALL, e.g. the IEEE-division slow path), or the branch predicate comes
       from a special-value test (a compare against +-INF, a NaN test, FCHK),
@@ -174,6 +178,28 @@ def parse_res_usage(text: str) -> Dict[str, Dict[str, int]]:
         if name and "REG:" in line:
             out[name] = {k: int(v) for k, v in re.findall(r"([A-Z_\[\]0-9]+):(\d+)", line)}
             name = None
+    return out
+
+
+# sm_90 kernels read their parameters from constant bank 0 at this address
+# (the offsets of cuobjdump -elf's EIATTR_KPARAM_INFO are relative to it).
+PARAM_BASE = 0x210
+
+
+def parse_params(elf_text: str) -> Dict[str, Dict[int, Tuple[int, int]]]:
+    """cuobjdump -elf output -> {mangled name: {ordinal: (offset, size)}} of
+    each kernel parameter (offsets from PARAM_BASE)."""
+    out: Dict[str, Dict[int, Tuple[int, int]]] = {}
+    section = None
+    for line in elf_text.splitlines():
+        m = re.search(r"\.nv\.info\.(\S+)", line)
+        if m:
+            section = m.group(1)
+            continue
+        v = re.search(r"Ordinal\s*:\s*0x([0-9a-fA-F]+)\s+Offset\s*:\s*0x([0-9a-fA-F]+)\s+"
+                      r"Size\s*:\s*0x([0-9a-fA-F]+)", line)
+        if section and v:
+            out.setdefault(section, {})[int(v.group(1), 16)] = (int(v.group(2), 16), int(v.group(3), 16))
     return out
 
 
@@ -540,6 +566,35 @@ def alignment_sense(instrs: Sequence[Instr], index: int, pred: str) -> Optional[
     return cmp == "EQ"
 
 
+_CBANK_RE = re.compile(r"c\[0x0\]\[(0x[0-9a-fA-F]+)\]")
+
+
+def param_byte_sense(instrs: Sequence[Instr], index: int, pred: str,
+                     fixed: Dict[int, int]) -> Optional[bool]:
+    """For a predicate set by a test of a kernel-parameter byte against zero
+    (ISETP/UISETP .EQ/.NE of the byte's U8 constant load), its value when the
+    byte holds fixed[its constant-bank address]; None for any other
+    predicate or a byte not in fixed."""
+    j = _definition_before(instrs, index, pred)
+    if j is None:
+        return None
+    d = instrs[j]
+    ops = d.operands()
+    if d.base not in ("ISETP", "UISETP") or len(ops) != 5 or ops[0] != pred or ops[-1] not in ("PT", "UPT"):
+        return None
+    cmp = d.op.split(".")[1]
+    zero = ("RZ", "URZ", "0x0")
+    reg = ops[3] if ops[2] in zero else ops[2] if ops[3] in zero else None
+    if cmp not in ("EQ", "NE") or ".AND" not in d.op or reg is None:
+        return None
+    k = _definition_before(instrs, j, reg)
+    load = instrs[k] if k is not None else None
+    m = _CBANK_RE.fullmatch(load.operands()[-1]) if load and load.op in ("LDC.U8", "ULDC.U8") else None
+    if m is None or int(m.group(1), 16) not in fixed:
+        return None
+    return (fixed[int(m.group(1), 16)] != 0) == (cmp == "NE")
+
+
 # ---------------------------------------------------------------- the counted path
 
 
@@ -596,11 +651,14 @@ def _only_narrow_stores(cfg: Cfg, blocks: Iterable[int]) -> bool:
 
 
 def counted_path(cfg: Cfg, loop: Loop, inner_trips: Optional[Dict[int, float]] = None,
-                 optional_output_absent: bool = False) -> PathCount:
+                 optional_output_absent: bool = False,
+                 fixed: Optional[Dict[int, int]] = None) -> PathCount:
     """The blocks of `loop` a steady-state trip runs, by the rules in the
     module docstring, and their instruction counts per trip.
     optional_output_absent: the row is a call without the kernel's optional
-    output (a uniform branch into only narrow stores is not taken)."""
+    output (a uniform branch into only narrow stores is not taken).
+    fixed: kernel-parameter bytes the row's call fixes (constant-bank
+    address -> value); a branch on one takes the side the call runs."""
     inner_trips = inner_trips or {}
     body = loop.body
     header = loop.header
@@ -645,10 +703,15 @@ def counted_path(cfg: Cfg, loop: Loop, inner_trips: Optional[Dict[int, float]] =
             pred = last.pred.lstrip("!")
             idx = index_of[last.addr]
             pick: Optional[str] = None
+            # 0. a parameter the call fixes: the side the call runs
+            value = param_byte_sense(instrs_all, idx, pred, fixed) if fixed else None
+            if value is not None:
+                pick = "taken" if value != neg else "fall"
+                notes.append(f"branch at {last.addr:#x} on a parameter the call fixes: its side counted")
             # 1. slow paths: a side that runs straight into a subroutine call
             calls_a = _straight_into_call(cfg, fall, rb)
             calls_b = _straight_into_call(cfg, taken, ra)
-            if calls_a != calls_b:
+            if pick is None and calls_a != calls_b:
                 pick = "taken" if calls_a else "fall"
             if pick is None:
                 sense = special_value_sense(instrs_all, idx, pred)

@@ -12,7 +12,10 @@ contract):
     ISETP, IADD3, LOP3, SHF, MOV, PRMT, F2FP, I2FP, ...); XU 0.5 (MUFU.*,
     conversions through FP64, I2F/F2I, FRND); FP64 2.
   * Instructions per element: the counted path of the kernel's steady-state
-    loop (sass.py states the rules) divided by the elements a trip handles.
+    loop (sass.py states the rules) divided by the elements a trip handles;
+    for the row-wise softmax kernels, the row loop's path with each inner
+    loop (both passes of the streaming kernels) run the trips a thread's
+    share of the row needs, divided by that share.
   * Bytes per element: what the operation must move (forward: read x, write
     y; backward: read x or y and dy, write dx; fused forms: only their DRAM
     streams).
@@ -151,6 +154,19 @@ class Kernel:
 FROM_OUTPUT = {"identity", "relu", "elu", "selu", "celu", "sigmoid", "tanh"}
 
 
+def from_output_byte(k: Kernel, params: Dict[int, Tuple[int, int]]) -> Optional[int]:
+    """The constant-bank address of the from_output flag of an
+    ActivationBackward kernel whose activation has the trait (its loop
+    branches on the flag: y path or x path), else None. The form is the
+    kernel's first parameter and the flag its last member, a bool padded to
+    the form's 4-byte alignment (cuda/forms.h): the first byte of the
+    parameter's last 4-byte word."""
+    if k.op not in FROM_OUTPUT or "ActivationBackward<" not in k.name or 0 not in params:
+        return None
+    offset, size = params[0]
+    return sass.PARAM_BASE + offset + size - 4
+
+
 def classify(mangled: str, name: str) -> Kernel:
     k = Kernel(mangled, name, "auxiliary", "?", "?", "?")
     m = re.match(r"void cuact::detail::rows_kernel<cuact::detail::(\w+)<(.*)> >\(", name)
@@ -262,10 +278,12 @@ def row_loop(cfg: sass.Cfg, loop: sass.Loop) -> bool:
 ROWS_PER_TRIP = 2
 
 
-def flat_loops(cfg: sass.Cfg, k: Kernel, optional_output_absent: bool = False
+def flat_loops(cfg: sass.Cfg, k: Kernel, optional_output_absent: bool = False,
+               fixed: Optional[Dict[int, int]] = None
                ) -> List[Tuple[sass.Loop, sass.PathCount, float, int]]:
-    """The kernel's steady-state loops, each with its counted path, elements
-    per trip and 128-bit loads per trip. A rolled row loop inside one runs
+    """The kernel's steady-state loops, each with its counted path (fixed:
+    the parameter bytes the call fixes, sass.counted_path), elements per
+    trip and 128-bit loads per trip. A rolled row loop inside one runs
     ROWS_PER_TRIP trips; a rolled Philox loop inside one (a row's random
     words, four per trip) runs pack width / 4 trips per row."""
     out = []
@@ -276,7 +294,7 @@ def flat_loops(cfg: sass.Cfg, k: Kernel, optional_output_absent: bool = False
         for i in inner:
             if philox_loop(cfg, i) and i.header not in trips:
                 trips[i.header] = width / 4.0  # (nested trip counts multiply)
-        p = sass.counted_path(cfg, l, trips, optional_output_absent)
+        p = sass.counted_path(cfg, l, trips, optional_output_absent, fixed)
         p.notes = [n for n in p.notes if not any(f"{cfg.blocks[h].start:#x}" in n for h in trips)]
         elems = p.stg128 * width / k.out_streams
         out.append((l, p, elems, int(round(p.ldg128))))
@@ -284,13 +302,13 @@ def flat_loops(cfg: sass.Cfg, k: Kernel, optional_output_absent: bool = False
 
 
 def analyze_flat(cfg: sass.Cfg, k: Kernel, in_streams: Optional[int] = None,
-                 optional_output_absent: bool = False
+                 optional_output_absent: bool = False, fixed: Optional[Dict[int, int]] = None
                  ) -> Tuple[Optional[sass.Loop], Optional[sass.PathCount], float]:
     """The steady-state loop of a form: among the kernel's loops, the one whose
     128-bit loads per trip match the form's input streams (two rows per
     trip; a kernel may hold one loop per optional stream), else the one that
     stores the most."""
-    loops = flat_loops(cfg, k, optional_output_absent)
+    loops = flat_loops(cfg, k, optional_output_absent, fixed)
     if not loops:
         return None, None, 0.0
     if in_streams is not None:
@@ -317,11 +335,14 @@ def analyze_rows(cfg: sass.Cfg, k: Kernel, per_thread: float) -> Tuple[Optional[
     """Row kernels: the row loop's counted path with each inner loop run as
     many trips as a thread's share of the row (per_thread elements) needs;
     inner loops that handle fewer than a pack per trip (the scalar head and
-    tail of a row) run none. Returns (row loop, its path, elements per trip)."""
+    tail of a row) run none. The row loop is the outermost loop around the
+    steady-state loop: in the streaming kernels that loop is the second
+    pass over the row, one of the row loop's inner loops like the first.
+    Returns (row loop, its path, elements per trip)."""
     loops = sass.steady_state_loops(cfg)
     if not loops:
         return None, None, 0.0
-    loop = loops[0]
+    loop = max((l for l in sass.find_loops(cfg) if loops[0].body <= l.body), key=lambda l: len(l.body))
     width = pack_width(k.dtype)
     trips = {}
     previous_shared_pack = False
@@ -341,13 +362,15 @@ def analyze_rows(cfg: sass.Cfg, k: Kernel, per_thread: float) -> Tuple[Optional[
     return loop, path, per_thread
 
 
-def first_load_loop_in_flight(cfg: sass.Cfg, loop: sass.Loop, path: sass.PathCount) -> Tuple[int, int]:
+def row_loads_in_flight(cfg: sass.Cfg, loop: sass.Loop, path: sass.PathCount) -> Tuple[int, int]:
+    """Loads in flight of a row kernel: those of the inner loop, among the
+    ones that run and load, that keeps the smallest share of its loads in
+    flight (the streaming kernels load in both passes); the row loop's own
+    when no inner loop loads."""
     inner = [l for l in sass.inner_loops(cfg, loop) if path.multipliers.get(l.header, 0) > 0]
-    for l in inner:
-        blocks = l.body & path.blocks
-        f = sass.loads_in_flight(cfg, blocks)
-        if f[1] > 0:
-            return f
+    found = [f for f in (sass.loads_in_flight(cfg, l.body & path.blocks) for l in inner) if f[1] > 0]
+    if found:
+        return min(found, key=lambda f: f[0] / f[1])
     return sass.loads_in_flight(cfg, path.blocks)
 
 
@@ -423,8 +446,10 @@ def softmax_rows(k: Kernel, regs: int, static_smem: int, threads: int) -> List[d
 SOFTMAX_WIDTHS = [32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072]
 
 
-def analyze_kernel(k: Kernel, instrs: List[sass.Instr], res: Dict[str, int], max_threads: int) -> List[dict]:
-    """One row per call form (elementwise, fused) or row length (softmax)."""
+def analyze_kernel(k: Kernel, instrs: List[sass.Instr], res: Dict[str, int], max_threads: int,
+                   params: Optional[Dict[int, Tuple[int, int]]] = None) -> List[dict]:
+    """One row per call form (elementwise, fused) or row length (softmax).
+    params: the kernel's parameters, {ordinal: (offset, size)}."""
     cfg = sass.Cfg(instrs)
     regs, stack, local = res.get("REG", 0), res.get("STACK", 0), res.get("LOCAL", 0)
     shared = res.get("SHARED", 0)
@@ -465,10 +490,13 @@ def analyze_kernel(k: Kernel, instrs: List[sass.Instr], res: Dict[str, int], max
         rows.append(row)
 
     if k.family == "row":
+        flag = from_output_byte(k, params or {})
         for fam, label, b, streams in k.forms:
             # Dropout's forward without the mask: its mask stores do not run.
             no_mask = k.direction == "forward" and label == "act+dropout"
-            loop, path, elems = analyze_flat(cfg, k, streams, no_mask)
+            # Only the call from the output sets from_output: the y path.
+            fixed = {flag: int(label == "from output")} if flag is not None else {}
+            loop, path, elems = analyze_flat(cfg, k, streams, no_mask, fixed)
             if loop is None:
                 rows.append({"kernel": k.name, "family": fam, "op": k.op, "detail": k.detail,
                              "dtype": k.dtype, "direction": k.direction, "form": label,
@@ -515,7 +543,7 @@ def analyze_kernel(k: Kernel, instrs: List[sass.Instr], res: Dict[str, int], max
                                  "flags": base_flags + ["no vectorized loop"], "registers": regs,
                                  "stack": stack, "local": local})
                     continue
-                fl = first_load_loop_in_flight(cfg, loop, path)
+                fl = row_loads_in_flight(cfg, loop, path)
             cap = 1.0
             if k.op == "streaming":  # reads the row twice
                 cap = (2.0 / 3.0) if k.direction == "forward" else 0.6
@@ -575,18 +603,20 @@ def run(cmd: List[str]) -> str:
 
 
 def disassemble(library: str, tools: str) -> Tuple[Dict[str, List[sass.Instr]], Dict[str, Dict[str, int]],
-                                                    Dict[str, int], bool]:
+                                                    Dict[str, int], Dict[str, Dict[int, Tuple[int, int]]],
+                                                    bool]:
     cuobjdump = os.path.join(tools, "cuobjdump") if tools else shutil.which("cuobjdump")
     if not cuobjdump or not os.path.exists(cuobjdump):
         raise SystemExit("static_model: cuobjdump not found (pass --tools DIR)")
     listing = run([cuobjdump, "-lelf", library])
     has_sm90 = "sm_90" in listing
     if not has_sm90:
-        return {}, {}, {}, False
+        return {}, {}, {}, {}, False
     text = run([cuobjdump, "-arch", "sm_90", "-sass", library])
     res = run([cuobjdump, "-arch", "sm_90", "-res-usage", library])
     elf = run([cuobjdump, "-arch", "sm_90", "-elf", library])
-    return sass.parse_sass(text), sass.parse_res_usage(res), sass.parse_max_threads(elf), True
+    return (sass.parse_sass(text), sass.parse_res_usage(res), sass.parse_max_threads(elf),
+            sass.parse_params(elf), True)
 
 
 def demangle(names: List[str]) -> Dict[str, str]:
@@ -777,7 +807,7 @@ def replace_between(text: str, begin: str, end: str, body: str) -> str:
 
 
 def analyze_library(library: str, tools: str) -> Tuple[List[dict], List[dict], int]:
-    funcs, res, threads, has = disassemble(library, tools)
+    funcs, res, threads, params, has = disassemble(library, tools)
     if not has:
         return [], [], 0
     names = sorted(funcs)
@@ -789,7 +819,8 @@ def analyze_library(library: str, tools: str) -> Tuple[List[dict], List[dict], i
         kernels += 1
         if k.family == "auxiliary":
             continue
-        rows += analyze_kernel(k, funcs[mangled], res.get(mangled, {}), threads.get(mangled, 0))
+        rows += analyze_kernel(k, funcs[mangled], res.get(mangled, {}), threads.get(mangled, 0),
+                               params.get(mangled, {}))
     return rows, softmax_dispatch(rows), kernels
 
 

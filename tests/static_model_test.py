@@ -273,6 +273,104 @@ class MiddlePasses(unittest.TestCase):
         self.assertEqual(static_model.middle_passes(cfg)[0], None)
 
 
+class StreamingPasses(unittest.TestCase):
+    # A row loop around the streaming kernels' two passes over the row:
+    #  0 S2R (entry)   1 IADD3 (row loop)
+    #  2 LDG 3 FFMA 4 FMNMX 5 ISETP 6 @!P0 BRA->2          pass 1: 5 a trip of one pack
+    #  7 SHFL 8 FADD                                        the row's reduction
+    #  9 LDG 10 FMUL 11 STG 12 ISETP 13 @!P1 BRA->9         pass 2: 5 a trip of one pack
+    # 14 ISETP 15 @!P2 BRA->1 (row loop)  16 EXIT
+    # The row loop's own work is 5 instructions a row (IADD3, SHFL, FADD,
+    # ISETP, BRA). Pass 2 is the innermost loop of 16-byte loads and stores,
+    # but not the row loop: both passes run a trip per pack of the thread's
+    # share of the row.
+    LINES = ["S2R R0, SR_TID.X", "IADD3 R1, R1, 0x1, RZ",
+             "LDG.E.128 R4, desc[UR4][R2.64]", "FFMA R5, R4, R4, R5", "FMNMX R6, R5, R6, !PT",
+             "ISETP.GE.AND P0, PT, R2, R8, PT", f"@!P0 BRA {addr(2)}",
+             "SHFL.BFLY PT, R9, R5, 0x1, 0x1f", "FADD R5, R5, R9",
+             "LDG.E.128 R4, desc[UR4][R2.64]", "FMUL R4, R4, R6", "STG.E.128 desc[UR4][R10.64], R4",
+             "ISETP.GE.AND P1, PT, R10, R8, PT", f"@!P1 BRA {addr(9)}",
+             "ISETP.GE.AND P2, PT, R1, R9, PT", f"@!P2 BRA {addr(1)}", "EXIT"]
+
+    def kernel(self):
+        return static_model.Kernel("k", "k", "softmax", "f32", "streaming", "forward",
+                                   softmax={"algorithm": "streaming", "param": None})
+
+    def test_both_passes_run_a_trip_per_pack(self):
+        # 16 fp32 elements a thread: 4 packs, 4 trips of each pass. Issued:
+        # 5 + 4 * 5 + 4 * 5 = 45 a row, 45 / 16 = 2.8125 an element; FMA pipe
+        # FADD + 4 FFMA + 4 FMUL = 9; ALU IADD3 + ISETP + 4 * (FMNMX + ISETP)
+        # + 4 ISETP = 14.
+        cfg = sass.Cfg(sass.parse_sass(function(self.LINES))["kernel"])
+        loop, path, elems = static_model.analyze_rows(cfg, self.kernel(), 16.0)
+        self.assertEqual(cfg.blocks[loop.header].start, 16 * 1)  # the row loop, not pass 2
+        self.assertEqual(elems, 16.0)
+        self.assertEqual(path.counts["issue"], 45)
+        self.assertEqual(path.counts["fma"], 9)
+        self.assertEqual(path.counts["alu"], 14)
+
+    def test_the_rows_of_the_table(self):
+        # 512 threads: at 2048 columns 4 elements a thread, one trip of each
+        # pass: (5 + 5 + 5) / 4 = 3.75 an element; at 131072, 256 a thread,
+        # 64 trips each: (5 + 128 * 5) / 256 = 2.51953. Forward reads x twice:
+        # capped at 2/3 of copy.
+        instrs = sass.parse_sass(function(self.LINES))["kernel"]
+        rows = {r["cols"]: r for r in static_model.analyze_kernel(self.kernel(), instrs, {"REG": 32}, 512)}
+        self.assertEqual(rows[2048]["per_element"]["issue"], 3.75)
+        self.assertEqual(rows[131072]["per_element"]["issue"], 2.52)
+        self.assertAlmostEqual(rows[131072]["fraction_H200"], 0.6667, places=4)
+
+
+class FromOutput(unittest.TestCase):
+    # An activation's backward kernel: a loop of two 16-byte loads (x or y,
+    # and dy) and one store, branching on the form's from_output byte (a
+    # kernel parameter at c[0x0][0x218]):
+    #  0 S2R  1 ULDC.U8 (entry)
+    #  2 LDG 3 LDG 4 ISETP 5 @!P1 BRA->9                common: x path when clear
+    #  6 FMUL 7 FMUL 8 BRA->13                          the y path: 3
+    #  9 MUFU 10 FFMA 11 MUFU 12 FADD                   the x path: 4 (the longer)
+    # 13 ISETP 14 STG 15 @!P0 BRA->2  16 EXIT           common
+    # Common 7 a trip of one pack (4 fp32 elements): the y path issues 10
+    # (2.5 an element), the x path 11 (2.75).
+    LINES = ["S2R R0, SR_TID.X", "ULDC.U8 UR5, c[0x0][0x218]",
+             "LDG.E.128 R4, desc[UR4][R2.64]", "LDG.E.128 R12, desc[UR4][R16.64]",
+             "ISETP.NE.AND P1, PT, RZ, UR5, PT", f"@!P1 BRA {addr(9)}",
+             "FMUL R5, R5, R12", "FMUL R6, R6, R12", f"BRA {addr(13)}",
+             "MUFU.EX2 R5, R5", "FFMA R6, R5, R6, R12", "MUFU.EX2 R7, R7", "FADD R6, R6, R7",
+             "ISETP.GE.AND P0, PT, R2, R8, PT", "STG.E.128 desc[UR4][R10.64], R4",
+             f"@!P0 BRA {addr(2)}", "EXIT"]
+    NAME = ("void cuact::detail::rows_kernel<cuact::detail::ActivationBackward<cuact::device::Relu<float>, "
+            "float, false> >(cuact::detail::ActivationBackward<cuact::device::Relu<float>, float, false>, "
+            "cuact::detail::RowCall)")
+
+    def test_the_call_fixes_the_branch(self):
+        cfg, loop, longer = loop_path(self.LINES)
+        y = sass.counted_path(cfg, loop, fixed={0x218: 1})
+        x = sass.counted_path(cfg, loop, fixed={0x218: 0})
+        self.assertEqual((longer.counts["issue"], y.counts["issue"], x.counts["issue"]), (11, 10, 11))
+        self.assertEqual((y.counts["fma"], y.counts["xu"]), (2, 0))
+        self.assertEqual((x.counts["fma"], x.counts["xu"]), (2, 2))
+        # A byte the call does not fix leaves the longer side.
+        self.assertEqual(sass.counted_path(cfg, loop, fixed={0x21c: 1}).counts["issue"], 11)
+
+    def test_the_flag_is_the_forms_last_word(self):
+        # The form, the first parameter: Relu (1 byte), scale, from_output
+        # and padding: 12 bytes, the flag at 0x210 + 8. Celu's two floats
+        # make it 16: the flag at 0x210 + 12.
+        k = static_model.classify("k", self.NAME)
+        self.assertEqual(static_model.from_output_byte(k, {0: (0, 12), 1: (16, 408)}), 0x218)
+        self.assertEqual(static_model.from_output_byte(k, {0: (0, 16), 1: (16, 408)}), 0x21c)
+        gelu = static_model.classify("k", self.NAME.replace("Relu", "Gelu"))
+        self.assertIsNone(static_model.from_output_byte(gelu, {0: (0, 12)}))
+
+    def test_each_form_counts_its_path(self):
+        k = static_model.classify("k", self.NAME)
+        instrs = sass.parse_sass(function(self.LINES))["kernel"]
+        rows = static_model.analyze_kernel(k, instrs, {"REG": 40}, 256, {0: (0, 12), 1: (16, 408)})
+        issue = {r["form"]: r["per_element"]["issue"] for r in rows}
+        self.assertEqual(issue, {"": 2.75, "from output": 2.5, "bias+act": 2.75})
+
+
 class Parsing(unittest.TestCase):
     def test_res_usage_and_max_threads(self):
         res = sass.parse_res_usage(" Function _Z1kv:\n  REG:40 STACK:0 SHARED:16 LOCAL:0 CONSTANT[0]:560\n")
@@ -281,6 +379,11 @@ class Parsing(unittest.TestCase):
         elf = (".nv.info._Z1kv\n\tAttribute:\tEIATTR_MAX_THREADS\n\tFormat:\tEIFMT_SVAL\n"
                "\tValue:\t0x100 0x1 0x1 \n")
         self.assertEqual(sass.parse_max_threads(elf)["_Z1kv"], 256)
+        params = (".nv.info._Z1kv\n\tAttribute:\tEIATTR_KPARAM_INFO\n\tFormat:\tEIFMT_SVAL\n"
+                  "\tValue:\tIndex : 0x0\tOrdinal : 0x1\tOffset  : 0x10\tSize    : 0x198\n"
+                  "\tAttribute:\tEIATTR_KPARAM_INFO\n\tFormat:\tEIFMT_SVAL\n"
+                  "\tValue:\tIndex : 0x0\tOrdinal : 0x0\tOffset  : 0x0\tSize    : 0xc\n")
+        self.assertEqual(sass.parse_params(params)["_Z1kv"], {0: (0, 12), 1: (16, 408)})
 
     def test_pipes(self):
         for op, pipe in (("FFMA.SAT", "fma"), ("HFMA2.MMA", "fma"), ("IMAD.WIDE.U32", "imad"),
