@@ -196,8 +196,10 @@ double round_to_format(double v, int precision, int min_exponent, double max_fin
   const double fraction = scaled - floor;  // exact
   double units = floor;
   if (fraction > 0.5 || (fraction == 0.5 && std::fmod(floor, 2) != 0)) units += 1;
-  // A carry into the next binade stays exact; anything above the largest finite
-  // value is at least its halfway point to the next power of two, so inf.
+  // A carry into the next binade stays exact. A result above the largest finite
+  // value is IEEE's overflow (the rounding with an unbounded exponent exceeds
+  // it), so inf; for formats whose largest value does not end its binade
+  // (e4m3's 448) that is still exactly v > largest + half its ulp.
   const double rounded = std::ldexp(units, ulp_exponent);
   return std::copysign(rounded > max_finite ? kInf : rounded, v);
 }
@@ -368,6 +370,65 @@ double round_to(DType dtype, double v) {
     const detail::DTypeFormat& f = detail::kFormat<typename decltype(tag)::type>;
     return round_to_format(v, f.digits, f.min_exponent, f.max);
   });
+}
+
+namespace {
+
+// An fp8 format from its definition (cuact/fp8.h). With m mantissa bits, the
+// non-negative finite codes count the values in order: code c has exponent
+// field f = c >> m and value (c - (max(f, 1) - 1) 2^m) 2^(max(f, 1) - bias - m)
+// (subnormals, f = 0, share field 1's scale). Past max_code: e5m2's inf, then
+// NaNs; e4m3's NaN.
+struct Fp8Format {
+  int mantissa_bits;
+  int bias;
+  int max_code;  // the largest finite value's code
+  bool has_inf;
+};
+Fp8Format fp8_format(Fp8 format) {
+  return format == Fp8::e4m3 ? Fp8Format{3, 7, 0x7E, false} : Fp8Format{2, 15, 0x7B, true};
+}
+
+double fp8_magnitude(const Fp8Format& f, int code) {
+  const int field = std::max(code >> f.mantissa_bits, 1);
+  return std::ldexp(code - ((field - 1) << f.mantissa_bits), field - f.bias - f.mantissa_bits);
+}
+
+// The inverse of fp8_magnitude: the code of a finite non-negative value of the format.
+int fp8_code(const Fp8Format& f, double magnitude) {
+  const int e = magnitude == 0 ? 1 - f.bias : std::max(std::ilogb(magnitude), 1 - f.bias);
+  const int field = e + f.bias;  // >= 1
+  return ((field - 1) << f.mantissa_bits) +
+         static_cast<int>(std::ldexp(magnitude, f.mantissa_bits - e));
+}
+
+}  // namespace
+
+double round_to_fp8(Fp8 format, double v, bool saturate) {
+  const Fp8Format f = fp8_format(format);
+  const double max = fp8_magnitude(f, f.max_code);
+  const double r = round_to_format(v, f.mantissa_bits + 1, 1 - f.bias, max);
+  if (!std::isinf(r)) return r;  // NaN included
+  if (saturate) return std::copysign(max, r);
+  return f.has_inf ? r : kNaN;
+}
+
+uint8_t fp8_bits(Fp8 format, double v, bool saturate) {
+  const Fp8Format f = fp8_format(format);
+  const double r = round_to_fp8(format, v, saturate);
+  if (std::isnan(r)) return 0x7F;
+  const int sign = std::signbit(r) ? 0x80 : 0;
+  const int magnitude = std::isinf(r) ? f.max_code + 1 : fp8_code(f, std::fabs(r));
+  return static_cast<uint8_t>(sign | magnitude);
+}
+
+double fp8_value(Fp8 format, uint8_t bits) {
+  const Fp8Format f = fp8_format(format);
+  const int code = bits & 0x7F;
+  const double magnitude = code <= f.max_code                  ? fp8_magnitude(f, code)
+                           : f.has_inf && code == f.max_code + 1 ? kInf
+                                                                 : kNaN;
+  return (bits & 0x80) != 0 ? -magnitude : magnitude;
 }
 
 Status activation(Direction direction, const Activation& act, DType dtype, const void* in,

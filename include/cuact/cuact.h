@@ -4,6 +4,7 @@
 
 #include "cuact/activation.h"
 #include "cuact/dtype.h"
+#include "cuact/fp8.h"
 #include "cuact/fused.h"
 #include "cuact/reference.h"
 #include "cuact/softmax.h"

@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "cuact/activation.h"
+#include "cuact/fp8.h"
 #include "cuact/fused.h"
 #include "cuact/softmax.h"
 
@@ -35,6 +36,22 @@ Status activation(Direction direction, const Activation& act, DType dtype, const
 
 // The value of dtype nearest to v (ties to even; overflow gives +-inf, NaN stays NaN).
 double round_to(DType dtype, double v);
+
+// fp8 (cuact/fp8.h; docs/SPEC.md, "fp8 formats"), written from the formats'
+// definitions, not from CUDA's conversions.
+// The value of `format` nearest v, ties to even; NaN stays NaN, -0 stays -0.
+// Overflow is rounding past the largest finite value: |v| > 464 for e4m3
+// (448 + half its ulp of 32; the tie at 464 goes to 448, the even neighbour)
+// and |v| >= 61440 for e5m2 (57344 + half its ulp of 8192; the tie goes to
+// the even 2^16). Overflow and +-inf give +-the largest finite value (448,
+// 57344) when `saturate`, otherwise +-inf for e5m2 and NaN for e4m3, which
+// has no infinity.
+double round_to_fp8(Fp8 format, double v, bool saturate = true);
+// The code of round_to_fp8(format, v, saturate): for a value of the format,
+// its own code. Every NaN gives 0x7F, the NaN CUDA's conversions write.
+uint8_t fp8_bits(Fp8 format, double v, bool saturate = true);
+// The value of a code (exact in double); NaN for the NaN codes.
+double fp8_value(Fp8 format, uint8_t bits);
 
 // The softmax family (cuact/softmax.h) on one row, in double, not rounded.
 // Forward: x[cols] and the row's mask values (null: no mask; op.mask itself
