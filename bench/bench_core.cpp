@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <fstream>
 #include <sstream>
 
@@ -62,6 +63,22 @@ std::string accuracy_cell(const std::vector<AccuracyRow>& rows, const std::strin
                   : "-";
 }
 
+// One dtype's host check of the kernels' code in the overview: "OUT" when a
+// result is outside the rule (or the run stopped), else the worst error over
+// the bound where the judge reports it, else "ok"; "-" if not checked.
+std::string host_check_cell(const std::vector<HostCheckRow>& rows, const std::string& op,
+                            const std::string& dtype) {
+  bool checked = false;
+  std::optional<double> worst;
+  for (const HostCheckRow& r : rows) {
+    if (r.key.op != op || r.key.dtype != dtype) continue;
+    if (!r.ok()) return "OUT";
+    checked = true;
+    if (r.worst) worst = std::max(worst.value_or(0.0), *r.worst);
+  }
+  return !checked ? "-" : worst ? fixed(*worst, 2) : "ok";
+}
+
 // The value of "key": in one line of the static model's JSON (its keys are
 // unique per line, and a string value cannot hold an unescaped quote).
 std::string json_field(const std::string& line, const std::string& key) {
@@ -99,8 +116,10 @@ std::string usage() {
          "  (the achievable bandwidth) and the peers built in (cub::DeviceTransform with\n"
          "  the same functor; cuDNN where found at build time). A kernel that fails the\n"
          "  check is reported WRONG and not timed. Without a GPU it says so and shows what\n"
-         "  is known: the activations' accuracy (the device functors run on the host) and\n"
-         "  the static model's predicted fraction of copy (sm_90 code, H100/H200).\n"
+         "  is known: the activations' accuracy (the device functors run on the host), the\n"
+         "  softmax and fused rows checked by running the kernels' own code on the host at\n"
+         "  small shapes, and the static model's predicted fraction of copy (sm_90 code,\n"
+         "  H100/H200).\n"
          "\n"
          "  --list                 list the operations, dtypes, directions and sizes\n"
          "  --op a,b,...           only these operations (names as --list shows)\n"
@@ -114,7 +133,7 @@ std::string usage() {
          "  --csv FILE             also write the results as CSV\n"
          "  --static-model FILE    the static model's table (default: the source tree's\n"
          "                         bench/results/static/static_model.json)\n"
-         "  --verbose              also the per-row tables (accuracy, static model)\n"
+         "  --verbose              also the per-row tables (accuracy, host checks, static model)\n"
          "  --no-progress          no progress line on stderr (none unless it is a terminal)\n"
          "  --help                 this text\n";
 }
@@ -287,7 +306,9 @@ std::string to_json(const RunInfo& info, const std::vector<Result>& results) {
         << "\", \"median_ms\": " << json_number(timed, r.median_ms, 6)
         << ", \"p10_ms\": " << json_number(timed, r.p10_ms, 6)
         << ", \"p90_ms\": " << json_number(timed, r.p90_ms, 6)
-        << ", \"gbps\": " << json_number(timed, r.gbps, 2) << ", \"copy_fraction\": "
+        << ", \"gbps\": " << json_number(timed, r.gbps, 2) << ", \"accuracy\": "
+        << (r.accuracy.empty() ? std::string("null") : "\"" + r.accuracy + "\"")
+        << ", \"copy_fraction\": "
         << json_number(r.copy_fraction.has_value(), r.copy_fraction.value_or(0), 4)
         << ", \"predicted_copy_fraction\": "
         << (r.predicted ? "{\"H100\": " + fixed(r.predicted->h100, 2) +
@@ -305,7 +326,7 @@ std::string to_json(const RunInfo& info, const std::vector<Result>& results) {
 std::string to_csv(const std::vector<Result>& results) {
   std::ostringstream out;
   out << "family,op,dtype,direction,shape,elements,bytes,status,median_ms,p10_ms,p90_ms,gbps,"
-         "copy_fraction,peers\n";
+         "copy_fraction,peers,accuracy\n";
   for (const Result& r : results) {
     const bool timed = r.status == "ok";
     std::string peers;
@@ -315,7 +336,7 @@ std::string to_csv(const std::vector<Result>& results) {
         << "," << csv_number(timed, r.median_ms, 6) << "," << csv_number(timed, r.p10_ms, 6)
         << "," << csv_number(timed, r.p90_ms, 6) << "," << csv_number(timed, r.gbps, 2) << ","
         << csv_number(r.copy_fraction.has_value(), r.copy_fraction.value_or(0), 4) << ",\""
-        << peers << "\"\n";
+        << peers << "\"," << r.accuracy << "\n";
   }
   return out.str();
 }
@@ -436,41 +457,96 @@ std::string format_static_table(const std::vector<StaticRow>& rows) {
   return out.str();
 }
 
+HostCheckRow run_on_host(const HostCheck& check) {
+  HostCheckRow row;
+  row.key = check.key;
+  try {
+    check.run(row);
+  } catch (const std::exception& e) {
+    row.error = e.what();
+    std::fprintf(stderr, "cuact-bench: %s %s %s: the host run stopped: %s\n", row.key.op.c_str(),
+                 row.key.dtype.c_str(), row.key.direction.c_str(), e.what());
+  }
+  return row;
+}
+
+std::string format_host_checks(const std::vector<HostCheckRow>& rows) {
+  std::ostringstream out;
+  out << "| op | dtype | direction | shapes run | results | outside | worst error / bound |\n"
+         "|---|---|---|---|---|---|---|\n";
+  for (const HostCheckRow& r : rows)
+    out << "| " << r.key.op << " | " << r.key.dtype << " | " << r.key.direction << " | "
+        << r.key.shape << " | " << r.results << " | "
+        << (r.error.empty() ? std::to_string(r.outside) : "stopped: " + r.error) << " | "
+        << (r.worst ? fixed(*r.worst, 3) : "-") << " |\n";
+  return out.str();
+}
+
 std::string format_overview(const std::vector<std::string>& ops,
                             const std::vector<AccuracyRow>& accuracy,
+                            const std::vector<HostCheckRow>& host_checks,
                             const std::vector<StaticRow>& predicted) {
   std::ostringstream out;
   char line[256];
-  const char* const format = "%-13s %-6s %-6s %-6s %-9s %s\n";
-  std::snprintf(line, sizeof line, format, "op", "f32", "f16", "bf16", "accuracy",
+  const char* const format = "%-13s %-6s %-6s %-6s %-9s %-12s %s\n";
+  std::snprintf(line, sizeof line, format, "op", "f32", "f16", "bf16", "accuracy", "run on host",
                 "predicted of copy, H100 / H200");
   out << line;
   std::string not_run;
-  int64_t results = 0, outside = 0;
+  int64_t functor_results = 0, functor_outside = 0;
+  int64_t kernel_results = 0, kernel_outside = 0, stopped = 0;
+  bool kernels_shown = false;
   for (const std::string& op : ops) {
     int64_t op_results = 0, op_outside = 0;
+    bool op_functors = false, op_kernels = false, op_stopped = false;
     for (const AccuracyRow& r : accuracy)
       if (r.op == op) {
+        op_functors = true;
         op_results += r.inputs;
         op_outside += r.outside;
       }
-    results += op_results;
-    outside += op_outside;
-    if (op_results == 0) not_run += (not_run.empty() ? "" : ", ") + op;
+    functor_results += op_results;
+    functor_outside += op_outside;
+    for (const HostCheckRow& r : host_checks)
+      if (r.key.op == op) {
+        op_kernels = true;
+        op_stopped = op_stopped || !r.error.empty();
+        op_outside += r.outside;
+        kernel_results += r.results;
+        kernel_outside += r.outside;
+        stopped += r.error.empty() ? 0 : 1;
+      }
+    kernels_shown = kernels_shown || op_kernels;
+    auto cell = [&](const char* dtype) {
+      return op_functors ? accuracy_cell(accuracy, op, dtype)
+                         : host_check_cell(host_checks, op, dtype);
+    };
+    const bool checked = op_functors || op_kernels;
+    const char* verdict = !checked ? "-" : op_outside || op_stopped ? "FAIL" : "pass";
+    if (!checked) not_run += (not_run.empty() ? "" : ", ") + op;
     const std::optional<Prediction> p = lowest_prediction(predicted, {"", op, "", "", "", 0});
-    const char* verdict = op_results == 0 ? "-" : op_outside ? "FAIL" : "pass";
-    std::snprintf(line, sizeof line, format, op.c_str(), accuracy_cell(accuracy, op, "f32").c_str(),
-                  accuracy_cell(accuracy, op, "f16").c_str(),
-                  accuracy_cell(accuracy, op, "bf16").c_str(), verdict,
+    std::snprintf(line, sizeof line, format, op.c_str(), cell("f32").c_str(), cell("f16").c_str(),
+                  cell("bf16").c_str(), verdict,
+                  op_functors ? "functors" : op_kernels ? "kernel code" : "-",
                   p ? ratio(*p).c_str() : "-");
     out << line;
   }
   if (!not_run.empty()) out << "\nnot run without a GPU: " << not_run << "\n";
-  if (results > 0)
-    out << "\naccuracy: " << outside << " of " << results
-        << " results outside the contract (README \"Accuracy contract\"); each dtype shows\n"
-           "  the worst/bound ulp of its direction closest to the bound (OUT: outside it), from\n"
-           "  the device functors run on the host against the double-precision reference\n";
+  if (functor_results > 0 || kernels_shown)
+    out << "\naccuracy against the double-precision reference (docs/ACCURACY.md); "
+           "nothing is timed:\n";
+  if (functor_results > 0)
+    out << "  functors: the device functors run on the host over the accuracy grid; each dtype\n"
+           "    shows the worst/bound ulp of its direction closest to the bound "
+           "(OUT: outside it);\n    "
+        << functor_outside << " of " << functor_results << " results outside the contract\n";
+  if (kernels_shown)
+    out << "  kernel code: the kernels' own code run on the host (CPU emulators, not a GPU) at\n"
+           "    small shapes of each row (--verbose lists them); each dtype shows softmax's worst\n"
+           "    error as a fraction of its bound, a fused form's ok (OUT: outside the rule);\n    "
+        << kernel_outside << " of " << kernel_results << " results outside the rule"
+        << (stopped ? "; runs stopped: " + std::to_string(stopped) + " (stderr says why)" : "")
+        << "\n";
   return out.str();
 }
 

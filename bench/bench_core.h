@@ -1,10 +1,12 @@
 // cuact-bench's host-side core, kept apart from CUDA so it can be tested on
 // any machine: command-line options and filtering, the byte model (what each
 // operation must read and write), the result writers (table, JSON, CSV), and
-// the static model's committed predictions (shown where no GPU measures).
+// the static model's committed predictions and the checks run on the host
+// (shown where no GPU measures).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -64,8 +66,9 @@ struct Prediction {
 
 struct Result {
   CaseKey key;
-  std::string status;  // "ok", "wrong", "error", "not_run"
-  std::string note;    // why, for anything but ok
+  std::string status;    // "ok", "wrong", "error", "not_run", "host_checked" (HostCheckRow)
+  std::string note;      // why, for anything but ok
+  std::string accuracy;  // host_checked rows: "pass" or "FAIL"; else empty (null, an empty cell)
   int64_t bytes = 0;
   // Timings exist for "ok" rows only. What was not measured (the timings of
   // other rows, a copy fraction not measured) is written as null (JSON), an
@@ -119,12 +122,40 @@ bool read_static_model(const std::string& path, std::vector<StaticRow>& rows, st
 std::optional<Prediction> lowest_prediction(const std::vector<StaticRow>& rows, const CaseKey& key);
 std::string format_static_table(const std::vector<StaticRow>& rows);
 
-// What is known without a GPU, one line per operation in `ops`: accuracy
-// (each dtype's worst/bound ulp in its tightest direction; pass or FAIL) and
-// the lowest predicted fraction of copy among `predicted`. Operations without
-// accuracy rows are named once as not run.
+// A softmax or fused row checked without a GPU: the kernels' own code (the
+// CPU emulators of bench/accuracy/) run on host buffers at small shapes of
+// the row, judged against the double-precision reference by the row's
+// accuracy rule. A check of the kernels' code, not a GPU run; nothing is timed.
+struct HostCheckRow {
+  CaseKey key;                  // op, dtype, direction; shape: the shapes run, in words
+  int64_t results = 0;          // values judged
+  int64_t outside = 0;          // values outside the rule
+  std::optional<double> worst;  // worst |error| / bound, where the judge reports it (softmax)
+  std::string error;            // why the run stopped (the emulator threw), else empty
+  bool ok() const { return outside == 0 && error.empty(); }
+};
+// One row's check: `run` runs the kernels' code at the row's shapes and adds
+// what it judged to the row it is given.
+struct HostCheck {
+  CaseKey key;
+  std::function<void(HostCheckRow&)> run;
+};
+// Runs one check. An exception from it (an emulator that meets a plan
+// breaking the launch's rules, or a functor it does not emulate) is the
+// row's error: a FAIL, not the end of the run.
+HostCheckRow run_on_host(const HostCheck& check);
+// --verbose: every row, as a markdown table.
+std::string format_host_checks(const std::vector<HostCheckRow>& rows);
+
+// What is known without a GPU, one line per operation in `ops`: the accuracy
+// of what ran on the host (an activation's functors over the accuracy grid:
+// each dtype's worst/bound ulp in its tightest direction; a softmax or fused
+// row's kernel code, `host_checks`: softmax's worst error over its bound, a
+// fused row's ok; pass or FAIL) and the lowest predicted fraction of copy
+// among `predicted`. Operations checked by neither are named once as not run.
 std::string format_overview(const std::vector<std::string>& ops,
                             const std::vector<AccuracyRow>& accuracy,
+                            const std::vector<HostCheckRow>& host_checks,
                             const std::vector<StaticRow>& predicted);
 
 // Median and 10th/90th percentiles of samples (sorted in place).

@@ -23,6 +23,7 @@
 #include "cuact/device/activations.cuh"
 #include "gpu_bench.h"
 #include "softmax_accuracy.h"
+#include "softmax_simulation.h"
 
 #ifdef CUACT_BENCH_HAVE_CUDNN
 #include <cudnn.h>
@@ -112,6 +113,18 @@ std::vector<CaseKey> selected_cases(const Options& o) {
         if (selected(o, key)) cases.push_back(key);
       }
   return cases;
+}
+
+// The softmax rows' shapes [rows, cols]: docs/DESIGN.md's column sweep at
+// rows * cols = 2^27 and vocabulary-sized rows.
+std::vector<std::pair<int64_t, int64_t>> softmax_shapes() {
+  std::vector<std::pair<int64_t, int64_t>> shapes;
+  for (int64_t cols : {32, 64, 128, 256, 512, 1000, 1024, 1025, 2048, 2049, 4096, 8192, 16384,
+                       32768, 65536, 131072, 262144})
+    shapes.emplace_back((int64_t{1} << 27) / cols, cols);
+  for (int64_t rows : {1, 8, 64})
+    for (int64_t cols : {128256, 151936}) shapes.emplace_back(rows, cols);
+  return shapes;
 }
 
 // ---------------------------------------------------------------- list
@@ -246,14 +259,82 @@ std::string static_model_path(const Options& o) {
   return o.static_model_path.empty() ? CUACT_BENCH_STATIC_MODEL : o.static_model_path;
 }
 
-// What is known without a GPU, per selected operation: the accuracy of the
-// device functors run on the host and the static model's predicted fraction
-// of copy. Nothing is timed: CPU timings say nothing about the kernels, and
-// the softmax and fused kernels' host emulators are test code (GoogleTest),
-// so those rows are listed once as not run. The files get one row per
-// operation, dtype and direction, status "not_run", with the prediction.
+// The kernels' own per-row code (softmax_simulation.h) run on the host over
+// `rows` rows of each width, each with the algorithm an H100's dispatch picks,
+// judged by the softmax rule on the problem the GPU check uses; the
+// algorithms run are added to the row's shapes.
+void check_softmax_on_host(DType t, Direction d, int64_t rows, const std::vector<int64_t>& widths,
+                           HostCheckRow& row) {
+  std::vector<SoftmaxAlgorithm> ran;
+  for (int64_t cols : widths) {
+    const test::SoftmaxProblem p =
+        test::make_softmax_problem(test::softmax_option_sets().front(), d, t, rows, cols, 2026);
+    // (operator new's storage is 16-byte aligned, as cudaMalloc's: rows on
+    // pack boundaries, as in the GPU check.)
+    const auto in = test::to_buffer(t, p.in), grad = test::to_buffer(t, p.grad);
+    std::vector<unsigned char> out(in.size());
+    const SoftmaxAlgorithm a = test::simulate_softmax(SoftmaxAlgorithm::automatic, d,
+                                                      Softmax::softmax(), t, in.data(),
+                                                      grad.data(), out.data(), rows, cols);
+    if (std::find(ran.begin(), ran.end(), a) == ran.end()) ran.push_back(a);
+    const test::SoftmaxCheck c =
+        test::check_softmax(t, p.expected, test::from_buffer(t, out), rows, cols);
+    for (const std::string& f : c.first_failures) std::fprintf(stderr, "softmax check: %s\n", f.c_str());
+    row.results += c.elements;
+    row.outside += c.failures + c.row_sum_failures;
+    row.worst = std::max(row.worst.value_or(0.0), c.worst_ratio);
+  }
+  for (SoftmaxAlgorithm a : ran) row.key.shape += std::string(" ") + softmax_algorithm_name(a);
+}
+
+// Without a GPU, each selected softmax dtype and direction checked on the
+// host: 4 rows of every width the bench times.
+std::vector<HostCheck> softmax_host_checks(const Options& o) {
+  constexpr int64_t rows = 4;
+  std::vector<int64_t> widths;
+  for (const auto& shape : softmax_shapes())
+    if (std::find(widths.begin(), widths.end(), shape.second) == widths.end())
+      widths.push_back(shape.second);
+  const auto [lo, hi] = std::minmax_element(widths.begin(), widths.end());
+  const std::string shapes = std::to_string(rows) + " rows x " + std::to_string(widths.size()) +
+                             " widths " + std::to_string(*lo) + ".." + std::to_string(*hi) +
+                             ", as an H100 dispatches:";
+  std::vector<HostCheck> checks;
+  for (DType t : kDTypes)
+    for (Direction d : {Direction::forward, Direction::backward}) {
+      const CaseKey key{"softmax", "softmax", dtype_name(t), direction_name(d), shapes, 0};
+      if (!selected(o, key)) continue;
+      checks.push_back(
+          {key, [=](HostCheckRow& row) { check_softmax_on_host(t, d, rows, widths, row); }});
+    }
+  return checks;
+}
+
+// Every selected softmax and fused row checked on the host, one by one.
+std::vector<HostCheckRow> check_on_host(const Options& o) {
+  std::vector<HostCheck> checks = softmax_host_checks(o);
+  for (HostCheck& c : fused_host_checks(o)) checks.push_back(std::move(c));
+  std::vector<HostCheckRow> rows;
+  for (size_t i = 0; i < checks.size(); ++i) {
+    const CaseKey& k = checks[i].key;
+    progress(o, i, checks.size(), k.op + " " + k.dtype + " " + k.direction + " on the host");
+    rows.push_back(run_on_host(checks[i]));
+  }
+  progress(o, checks.size(), checks.size(), "done");
+  return rows;
+}
+
+// What is known without a GPU, per selected operation: the accuracy of what
+// can run on the host (an activation's device functors over the accuracy
+// grid; a softmax or fused row's kernel code at small shapes: check_on_host)
+// and the static model's predicted fraction of copy. Nothing is timed: CPU
+// timings say nothing about the kernels. The files get one row per
+// operation, dtype and direction with the prediction: status "host_checked"
+// with the verdict (accuracy) for the rows checked on the host, "not_run"
+// for the others.
 int run_without_gpu(const Options& o, const RunInfo& info, Outputs& files) {
   const std::vector<AccuracyRow> accuracy = check_accuracy(o, false);
+  const std::vector<HostCheckRow> host_checks = check_on_host(o);
   const std::vector<CaseKey> cases = selected_cases(o);
   std::vector<StaticRow> model, predicted;
   std::string note;  // where the predictions come from, or why there are none
@@ -272,10 +353,14 @@ int run_without_gpu(const Options& o, const RunInfo& info, Outputs& files) {
   std::vector<std::string> ops;
   for (const CaseKey& key : cases)
     if (std::find(ops.begin(), ops.end(), key.op) == ops.end()) ops.push_back(key.op);
-  std::printf("%s%s\n", format_overview(ops, accuracy, predicted).c_str(), note.c_str());
+  std::printf("%s%s\n", format_overview(ops, accuracy, host_checks, predicted).c_str(),
+              note.c_str());
   if (!o.verbose) std::printf("every row: --verbose\n");
   if (o.verbose && !accuracy.empty())
     std::printf("\naccuracy, every row:\n%s", format_accuracy_markdown(accuracy).c_str());
+  if (o.verbose && !host_checks.empty())
+    std::printf("\nkernel code run on the host, every row:\n%s",
+                format_host_checks(host_checks).c_str());
   if (o.verbose && !predicted.empty())
     std::printf("\npredicted fraction of copy, every kernel:\n%s",
                 format_static_table(predicted).c_str());
@@ -286,10 +371,22 @@ int run_without_gpu(const Options& o, const RunInfo& info, Outputs& files) {
     r.status = "not_run";
     r.note = "not timed without a GPU";
     r.predicted = lowest_prediction(predicted, key);
+    for (const HostCheckRow& h : host_checks)
+      if (h.key.op == key.op && h.key.dtype == key.dtype && h.key.direction == key.direction) {
+        r.status = "host_checked";
+        r.accuracy = h.ok() ? "pass" : "FAIL";
+        char worst[64] = "";
+        if (h.worst)
+          std::snprintf(worst, sizeof worst, "; worst error %.3f of the bound", *h.worst);
+        r.note = "not timed; the kernels' code run on the host at " + h.key.shape + worst +
+                 (h.error.empty() ? "" : "; stopped: " + h.error);
+      }
     results.push_back(r);
   }
+  const bool host_ok = std::all_of(host_checks.begin(), host_checks.end(),
+                                   [](const HostCheckRow& h) { return h.ok(); });
   const bool written = files.json(to_json(info, results)) && files.csv(to_csv(results));
-  return count_outside(accuracy) == 0 && written ? 0 : 1;
+  return count_outside(accuracy) == 0 && host_ok && written ? 0 : 1;
 }
 
 // ---------------------------------------------------------------- GPU timing
@@ -471,15 +568,10 @@ void time_activations(const Options& o, GpuBench& bench, const std::vector<int64
   }
 }
 
-// The softmax family: docs/DESIGN.md's column sweep at rows * cols = 2^27 and
-// vocabulary-sized rows, automatic and every algorithm that accepts the row.
+// The softmax family: every shape of softmax_shapes(), automatic and every
+// algorithm that accepts the row.
 void time_softmax(const Options& o, GpuBench& bench, int& failures) {
-  std::vector<std::pair<int64_t, int64_t>> shapes;  // rows, cols
-  for (int64_t cols : {32, 64, 128, 256, 512, 1000, 1024, 1025, 2048, 2049, 4096, 8192, 16384,
-                       32768, 65536, 131072, 262144})
-    shapes.emplace_back((int64_t{1} << 27) / cols, cols);
-  for (int64_t rows : {1, 8, 64})
-    for (int64_t cols : {128256, 151936}) shapes.emplace_back(rows, cols);
+  const std::vector<std::pair<int64_t, int64_t>> shapes = softmax_shapes();
   const SoftmaxAlgorithm algorithms[] = {SoftmaxAlgorithm::automatic, SoftmaxAlgorithm::warp_per_row,
                                          SoftmaxAlgorithm::block_per_row,
                                          SoftmaxAlgorithm::cluster_per_row,

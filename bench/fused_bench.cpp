@@ -2,7 +2,9 @@
 // first run on a slice of its timed shape (the same columns, fewer rows:
 // the fused kernels' plan depends on the row width, not the row count) and
 // judged against the double reference with the rules of fused_accuracy.h;
-// one that fails is reported WRONG and not timed.
+// one that fails is reported WRONG and not timed. Without a GPU the same
+// checks run the kernels' own code on the host (fused_emulation.h) at small
+// shapes of each row (fused_host_checks).
 //
 // Bytes are what the operation must move (parameters and their gradients
 // included); the copy kernel it is compared with moves the same bytes with
@@ -18,6 +20,7 @@
 
 #include "cuact/cuact.h"
 #include "fused_accuracy.h"
+#include "fused_emulation.h"
 #include "gpu_bench.h"
 
 namespace cuact::bench {
@@ -33,7 +36,9 @@ constexpr int64_t kElementwiseN = int64_t{1} << 27;
 constexpr int64_t kGluRows[] = {4096, 8192};
 constexpr int64_t kGluWidths[] = {11008, 14336};
 constexpr int64_t kPreluOuter = 32, kPreluChannels = 256, kPreluInner = 16384;
-constexpr float kDropoutP = 0.1f;
+// The rows' random draws: dropout p = 0.1, RReLU in training mode.
+constexpr Dropout kDropout{0.1f, 2026, 7};
+constexpr Rrelu kRrelu{1.0f / 8.0f, 1.0f / 3.0f, true, 11, 3};
 
 // A device buffer for the parameters, their gradients or the workspace of
 // every row, allocated once (pointers into it are captured by the rows).
@@ -98,6 +103,21 @@ std::vector<double> operands(int64_t n, int64_t phase) {
   for (int64_t i = 0; i < n; ++i) v[i] = test::fused_operand(i + phase);
   return v;
 }
+
+// A GLU check's x [rows, 2d]: the gated half from the dense grid, the linear
+// half moderate.
+std::vector<double> glu_input(const Glu& glu, DType t, int64_t rows, int64_t d) {
+  std::vector<double> x(static_cast<size_t>(rows * 2 * d));
+  const int64_t gated = glu.gated == GatedHalf::first ? 0 : d, other = d - gated;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < d; ++c) {
+      x[r * 2 * d + gated + c] = test::fused_input(t, r * d + c, 6);
+      x[r * 2 * d + other + c] = test::fused_operand(r * d + c + 1);
+    }
+  return x;
+}
+
+Glu glu_named(const std::string& name) { return name == "swiglu" ? Glu::swiglu() : Glu::geglu(); }
 
 // "" when the call succeeded and nothing failed the judge, else why not.
 std::string verdict(const Status& s, int64_t failures) {
@@ -224,7 +244,7 @@ class FusedRows {
   void add_dropout(DType t, std::vector<FusedCase>& cases) {
     const int64_t n = kElementwiseN, es = dtype_size(t), check_n = int64_t{1} << 16;
     const Activation gelu = Activation::gelu();
-    const Dropout dropout{kDropoutP, 2026, 7};
+    const Dropout dropout = kDropout;
     GpuBench& b = bench_;
     for (const bool with_mask : {false, true}) {
       FusedCase fwd;
@@ -271,21 +291,11 @@ class FusedRows {
 
   // SwiGLU / GeGLU: x [rows, 2d] -> y [rows, d]; backward dx [rows, 2d].
   void add_glu(DType t, const char* name, int64_t rows, int64_t d, std::vector<FusedCase>& cases) {
-    const Glu glu = std::string(name) == "swiglu" ? Glu::swiglu() : Glu::geglu();
+    const Glu glu = glu_named(name);
     const int64_t es = dtype_size(t);
     const std::string shape = std::to_string(rows) + "x" + std::to_string(d);
     GpuBench& b = bench_;
-    // The check's x: the gated half from the dense grid, the linear half moderate.
-    auto check_input = [=] {
-      std::vector<double> x(static_cast<size_t>(kCheckRows * 2 * d));
-      const int64_t gated = glu.gated == GatedHalf::first ? 0 : d, other = d - gated;
-      for (int64_t r = 0; r < kCheckRows; ++r)
-        for (int64_t c = 0; c < d; ++c) {
-          x[r * 2 * d + gated + c] = test::fused_input(t, r * d + c, 6);
-          x[r * 2 * d + other + c] = test::fused_operand(r * d + c + 1);
-        }
-      return x;
-    };
+    auto check_input = [=] { return glu_input(glu, t, kCheckRows, d); };
 
     FusedCase fwd;
     fwd.key = key(name, t, "forward", shape, rows * d);
@@ -371,10 +381,7 @@ class FusedRows {
   // RReLU in training mode (a slope per element from the generator) over 2^27 elements.
   void add_rrelu(DType t, std::vector<FusedCase>& cases) {
     const int64_t n = kElementwiseN, es = dtype_size(t), check_n = int64_t{1} << 20;
-    Rrelu rrelu;
-    rrelu.training = true;
-    rrelu.seed = 11;
-    rrelu.offset = 3;
+    const Rrelu rrelu = kRrelu;
     GpuBench& b = bench_;
     auto check = [=, &b] {
       const auto x = grid(t, check_n, 8), dy = operands(check_n, 4);
@@ -430,6 +437,35 @@ class FusedRows {
   Scratch params_, grads_, workspace_;  // bias / weight, dbias / dweight, reduction workspace
 };
 
+// ---------------------------------------------------------------- without a GPU
+
+// The host checks' shapes: 8 rows of each row's own width (its columns decide
+// the plan), 2^16 elements of the flat rows; each dtype runs in well under a
+// second on one core.
+constexpr int64_t kHostRows = 8, kHostN = int64_t{1} << 16;
+constexpr int64_t kHostPreluOuter = 2, kHostPreluChannels = 4;  // 8 rows of kPreluInner
+
+// A call's buffers in host memory, where the emulator reads and writes them
+// as the kernels would device memory.
+std::vector<unsigned char> host(DType t, const std::vector<double>& v) {
+  return test::to_buffer(t, v);
+}
+std::vector<unsigned char> room(DType t, int64_t n) {
+  return std::vector<unsigned char>(static_cast<size_t>(n) * dtype_size(t));
+}
+std::vector<double> values(DType t, const std::vector<unsigned char>& b) {
+  return test::from_buffer(t, b);
+}
+// The kernels' own code on the host, as an H100 would launch it.
+void emulate(const detail::RowRequest& r) { test::emulate_fused(r, test::kH100DeviceBlocks); }
+void judged(HostCheckRow& row, int64_t results, int64_t outside) {
+  row.results += results;
+  row.outside += outside;
+}
+std::string dims(int64_t rows, int64_t cols) {
+  return std::to_string(rows) + "x" + std::to_string(cols);
+}
+
 }  // namespace
 
 void time_fused(const Options& o, GpuBench& bench, int& failures) {
@@ -452,6 +488,122 @@ std::string fused_list() {
          "bias add, then gelu; backward with dbias), gelu+dropout p=0.1 n=2^27 (forward with "
          "and without the mask), swiglu and geglu d 11008, 14336 at 4096, 8192 rows, prelu "
          "[32, 256, 16384] (backward with dweight), rrelu training n=2^27";
+}
+
+std::vector<HostCheck> fused_host_checks(const Options& o) {
+  const Activation gelu = Activation::gelu();
+  const int64_t rows = kHostRows, n = kHostN;
+  std::vector<HostCheck> checks;
+  auto add = [&](const char* op, DType t, const char* direction, const std::string& shapes,
+                 std::function<void(HostCheckRow&)> run) {
+    const CaseKey key{"fused", op, dtype_name(t), direction, shapes, 0};
+    if (selected(o, key)) checks.push_back({key, std::move(run)});
+  };
+  for (DType t : kDTypes) {
+    const int64_t cols = kBiasCols, m = rows * cols;
+    add("bias+gelu", t, "forward", dims(rows, cols), [=](HostCheckRow& row) {
+      const auto x = grid(t, m, 1), bias = operands(cols, 0);
+      const auto xb = host(t, x), bb = host(t, bias);
+      auto yb = room(t, m);
+      emulate(detail::bias_activation_forward_request(gelu, t, xb.data(), bb.data(), t, yb.data(),
+                                                      rows, cols, {}, nullptr));
+      judged(row, m,
+             test::judge_bias_forward(gelu, t, rows, cols, x, bias, {}, values(t, yb), nullptr));
+    });
+    add("bias+gelu", t, "backward", dims(rows, cols) + " dbias", [=](HostCheckRow& row) {
+      const auto x = smooth(t, m, 1), bias = operands(cols, 0), dy = smooth(t, m, 2);
+      const auto xb = host(t, x), bb = host(t, bias), dyb = host(t, dy);
+      auto dxb = room(t, m), dbb = room(t, cols);
+      std::vector<unsigned char> ws(
+          static_cast<size_t>(detail::bias_backward_workspace(t, rows, cols)));
+      emulate(detail::bias_activation_backward_request(gelu, t, xb.data(), bb.data(), t, dyb.data(),
+                                                       dxb.data(), dbb.data(), rows, cols, {},
+                                                       ws.data()));
+      judged(row, m + cols,
+             test::judge_bias_backward(gelu, t, t, rows, cols, x, bias, dy, {}, values(t, dxb),
+                                       values(t, dbb)));
+    });
+    add("gelu+dropout", t, "forward", "n=" + std::to_string(n) + ", and with the mask",
+        [=](HostCheckRow& row) {
+          const auto x = grid(t, n, 4);
+          const auto xb = host(t, x);
+          for (const bool with_mask : {false, true}) {
+            auto yb = room(t, n);
+            std::vector<uint8_t> mask(static_cast<size_t>(with_mask ? n : 0));
+            emulate(detail::bias_activation_forward_request(gelu, t, xb.data(), nullptr, t,
+                                                            yb.data(), 1, n, kDropout,
+                                                            with_mask ? mask.data() : nullptr));
+            judged(row, n,
+                   test::judge_bias_forward(gelu, t, 1, n, x, {}, kDropout, values(t, yb),
+                                            with_mask ? &mask : nullptr));
+          }
+        });
+    add("gelu+dropout", t, "backward", "n=" + std::to_string(n), [=](HostCheckRow& row) {
+      const auto x = grid(t, n, 5), dy = operands(n, 1);
+      const auto xb = host(t, x), dyb = host(t, dy);
+      auto dxb = room(t, n);
+      emulate(detail::bias_activation_backward_request(gelu, t, xb.data(), nullptr, t, dyb.data(),
+                                                       dxb.data(), nullptr, 1, n, kDropout,
+                                                       nullptr));
+      judged(row, n,
+             test::judge_bias_backward(gelu, t, t, 1, n, x, {}, dy, kDropout, values(t, dxb), {}));
+    });
+    for (const char* name : {"swiglu", "geglu"}) {
+      const Glu glu = glu_named(name);
+      const std::string shapes = dims(rows, kGluWidths[0]) + ", " + dims(rows, kGluWidths[1]);
+      add(name, t, "forward", shapes, [=](HostCheckRow& row) {
+        for (const int64_t d : kGluWidths) {
+          const auto x = glu_input(glu, t, rows, d);
+          const auto xb = host(t, x);
+          auto yb = room(t, rows * d);
+          emulate(detail::glu_forward_request(glu, t, xb.data(), yb.data(), rows, d));
+          judged(row, rows * d, test::judge_glu_forward(glu, t, rows, d, x, values(t, yb)));
+        }
+      });
+      add(name, t, "backward", shapes, [=](HostCheckRow& row) {
+        for (const int64_t d : kGluWidths) {
+          const auto x = glu_input(glu, t, rows, d), dy = operands(rows * d, 2);
+          const auto xb = host(t, x), dyb = host(t, dy);
+          auto dxb = room(t, rows * 2 * d);
+          emulate(detail::glu_backward_request(glu, t, xb.data(), dyb.data(), dxb.data(), rows, d));
+          judged(row, rows * 2 * d,
+                 test::judge_glu_backward(glu, t, rows, d, x, dy, values(t, dxb)));
+        }
+      });
+    }
+    // PReLU and RReLU: forward and backward judged together (as on the GPU),
+    // for either direction's row.
+    const int64_t outer = kHostPreluOuter, ch = kHostPreluChannels, inner = kPreluInner;
+    const int64_t pn = outer * ch * inner;
+    auto prelu = [=](HostCheckRow& row) {
+      const test::PreluInputs in = test::prelu_inputs(t, pn, ch);
+      const auto xb = host(t, in.x), wb = host(t, in.weight), dyb = host(t, in.dy);
+      auto yb = room(t, pn), dxb = room(t, pn), dwb = room(t, ch);
+      std::vector<unsigned char> ws(
+          static_cast<size_t>(detail::prelu_backward_workspace(t, outer, ch, inner)));
+      emulate(
+          detail::prelu_forward_request(t, xb.data(), wb.data(), t, yb.data(), outer, ch, inner));
+      emulate(detail::prelu_backward_request(t, xb.data(), wb.data(), t, dyb.data(), dxb.data(),
+                                             dwb.data(), outer, ch, inner, ws.data()));
+      judged(row, 2 * pn + ch,
+             test::judge_prelu(t, t, outer, ch, inner, in.x, in.weight, in.dy, values(t, yb),
+                               values(t, dxb), values(t, dwb)));
+    };
+    const std::string prelu_shape = std::to_string(outer) + "x" + dims(ch, inner);
+    add("prelu", t, "forward", prelu_shape, prelu);
+    add("prelu", t, "backward", prelu_shape + " dweight", prelu);
+    auto rrelu = [=](HostCheckRow& row) {
+      const auto x = grid(t, n, 8), dy = operands(n, 4);
+      const auto xb = host(t, x), dyb = host(t, dy);
+      auto yb = room(t, n), dxb = room(t, n);
+      emulate(detail::rrelu_request(kRrelu, t, xb.data(), nullptr, yb.data(), n, false));
+      emulate(detail::rrelu_request(kRrelu, t, xb.data(), dyb.data(), dxb.data(), n, true));
+      judged(row, 2 * n, test::judge_rrelu(kRrelu, t, x, dy, values(t, yb), values(t, dxb)));
+    };
+    add("rrelu", t, "forward", "n=" + std::to_string(n) + " training", rrelu);
+    add("rrelu", t, "backward", "n=" + std::to_string(n) + " training", rrelu);
+  }
+  return checks;
 }
 
 }  // namespace cuact::bench

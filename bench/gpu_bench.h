@@ -1,7 +1,8 @@
 // cuact-bench's GPU timing machinery, shared by its sections (elementwise
 // activations and softmax in cuact_bench.cu, the fused forms in
 // fused_bench.cpp): device buffers, CUDA-event timing with the L2 flushed
-// before each launch, and the 16-byte copy kernel every row is compared with.
+// before each launch, and the 16-byte copy kernel every row is compared with;
+// and the sections' entry points (with and without a GPU).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -104,5 +105,8 @@ int64_t fused_max_bytes();
 std::string fused_list();
 // The fused forms' operation names, as --op takes them.
 std::vector<std::string> fused_op_names();
+// Without a GPU: each selected fused row's check on the host (the kernels'
+// own code, fused_emulation.h, at small shapes of the row; no GPU needed).
+std::vector<HostCheck> fused_host_checks(const Options& o);
 
 }  // namespace cuact::bench

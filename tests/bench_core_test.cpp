@@ -1,10 +1,12 @@
 // cuact-bench's host-side core: option parsing and filtering, the byte
-// model, the JSON/CSV/table writers, and reading the static model's table.
+// model, the JSON/CSV/table writers, reading the static model's table, and
+// the overview without a GPU (the rows checked on the host included).
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <stdexcept>
 
 #include "bench_core.h"
 
@@ -149,6 +151,7 @@ TEST(BenchWriters, UnmeasuredValuesAreNullNotZero) {
   r.predicted = Prediction{1.0, 0.94};
   const std::string json = to_json({"no GPU/driver found", 0, 0}, {r});
   for (const char* field : {"\"median_ms\": null", "\"gbps\": null", "\"copy_fraction\": null",
+                            "\"accuracy\": null",
                             "\"predicted_copy_fraction\": {\"H100\": 1.00, \"H200\": 0.94}"})
     EXPECT_NE(json.find(field), std::string::npos) << field << "\n" << json;
   EXPECT_NE(to_json({"x", 0, 0}, {sample_result()}).find("\"predicted_copy_fraction\": null"),
@@ -263,14 +266,78 @@ TEST(BenchOverview, OneLinePerOperation) {
   StaticRow softmax;
   softmax.key = {"softmax", "softmax", "f32", "forward", "", 0};
   softmax.predicted = {1.0, 0.96};
-  const std::string text = format_overview({"gelu", "mish", "softmax"}, accuracy, {softmax});
-  EXPECT_NE(text.find("gelu          6/7    1/1    -      pass      -\n"), std::string::npos) << text;
-  EXPECT_NE(text.find("mish          -      -      OUT    FAIL      -\n"), std::string::npos) << text;
-  EXPECT_NE(text.find("softmax       -      -      -      -         1.00 / 0.96\n"),
+  const std::string text = format_overview({"gelu", "mish", "softmax"}, accuracy, {}, {softmax});
+  EXPECT_NE(text.find("gelu          6/7    1/1    -      pass      functors     -\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("mish          -      -      OUT    FAIL      functors     -\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("softmax       -      -      -      -         -            1.00 / 0.96\n"),
             std::string::npos)
       << text;
   EXPECT_NE(text.find("not run without a GPU: softmax\n"), std::string::npos) << text;
-  EXPECT_NE(text.find("accuracy: 4 of 40 results outside"), std::string::npos) << text;
+  EXPECT_NE(text.find("4 of 40 results outside the contract"), std::string::npos) << text;
+  EXPECT_EQ(text.find("kernel code"), std::string::npos) << text;
+}
+
+// Softmax and fused rows checked on the host (the kernels' code): their
+// verdict and, where the judge reports one, the worst error over the bound;
+// a run that throws is a FAIL with its reason, not the end of the run.
+TEST(BenchOverview, RowsCheckedOnTheHost) {
+  auto row = [](const char* op, const char* dtype, const char* direction, int64_t outside,
+                std::optional<double> worst) {
+    HostCheck check{{"fused", op, dtype, direction, "8x64", 0}, [=](HostCheckRow& r) {
+                      r.results += 100;
+                      r.outside += outside;
+                      r.worst = worst;
+                    }};
+    return run_on_host(check);
+  };
+  const std::vector<HostCheckRow> rows = {
+      row("softmax", "f32", "forward", 0, 0.25),
+      row("softmax", "f32", "backward", 0, 0.5),
+      row("softmax", "bf16", "forward", 0, 0.25),
+      row("swiglu", "f32", "forward", 0, {}),
+      row("swiglu", "f16", "backward", 3, {}),
+      run_on_host({{"fused", "prelu", "f32", "forward", "2x4x16", 0},
+                   [](HostCheckRow&) { throw std::logic_error("a plan past the cache"); }})};
+  EXPECT_TRUE(rows[3].ok());
+  EXPECT_FALSE(rows[4].ok());
+  EXPECT_EQ(rows[5].error, "a plan past the cache");
+  EXPECT_FALSE(rows[5].ok());
+  const std::string text = format_overview({"softmax", "swiglu", "prelu"}, {}, rows, {});
+  EXPECT_NE(text.find("softmax       0.50   -      0.25   pass      kernel code  -\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("swiglu        ok     OUT    -      FAIL      kernel code  -\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("prelu         OUT    -      -      FAIL      kernel code  -\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("not a GPU"), std::string::npos) << text;
+  EXPECT_NE(text.find("3 of 500 results outside the rule; runs stopped: 1"), std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("not run without a GPU"), std::string::npos) << text;
+  const std::string verbose = format_host_checks(rows);
+  EXPECT_NE(verbose.find("| softmax | f32 | backward | 8x64 | 100 | 0 | 0.500 |"),
+            std::string::npos)
+      << verbose;
+  EXPECT_NE(
+      verbose.find("| prelu | f32 | forward | 2x4x16 | 0 | stopped: a plan past the cache | - |"),
+      std::string::npos)
+      << verbose;
+  // In the files: status host_checked with the verdict, nothing timed.
+  Result r;
+  r.key = {"softmax", "softmax", "f32", "forward", "", 0};
+  r.status = "host_checked";
+  r.accuracy = "pass";
+  const std::string json = to_json({"no GPU/driver found", 0, 0}, {r});
+  for (const char* field : {"\"status\": \"host_checked\"", "\"accuracy\": \"pass\"",
+                            "\"median_ms\": null", "\"gbps\": null", "\"copy_fraction\": null"})
+    EXPECT_NE(json.find(field), std::string::npos) << field << "\n" << json;
+  EXPECT_NE(to_csv({r}).find(",host_checked,,,,,,\"\",pass\n"), std::string::npos) << to_csv({r});
 }
 
 }  // namespace

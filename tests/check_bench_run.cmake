@@ -1,7 +1,7 @@
 # CTest script: run cuact-bench end to end as a user would: without a GPU the
-# default run (what is known without one: accuracy on the host, the static
-# model's predictions); with one, every operation at a small size and few
-# runs. Checks its exit status, its labelled output and that its JSON and
+# default run (what is known without one: the activations' functors and the
+# softmax and fused rows' kernel code checked on the host, the static model's
+# predictions); with one, every operation at a small size and few runs. Checks its exit status, its labelled output and that its JSON and
 # CSV files parse, then the argument errors and the files it cannot write.
 file(REMOVE_RECURSE "${WORK_DIR}")
 file(MAKE_DIRECTORY "${WORK_DIR}")
@@ -24,16 +24,23 @@ if("${out}${err}" MATCHES "\r")
 endif()
 if(NOT gpu)
   # Short: one line per operation, accuracy and prediction; no CPU timings.
+  # Every row is checked on the host: the activations' functors, the softmax
+  # and fused rows' kernel code (a verdict per row, labelled as such).
   string(REGEX MATCHALL "\n" lines "${out}")
   list(LENGTH lines line_count)
-  foreach(want "no GPU/driver found" "\ngelu( +[0-9]+/[0-9]+)+ +pass +[01]\\.[0-9][0-9] / [01]\\.[0-9][0-9]\n"
-          "\nnot run without a GPU: softmax, bias\\+gelu" "accuracy: 0 of [0-9]+ results outside"
+  foreach(want "no GPU/driver found"
+          "\ngelu( +[0-9]+/[0-9]+)+ +pass +functors +[01]\\.[0-9][0-9] / [01]\\.[0-9][0-9]\n"
+          "\nsoftmax( +[01]\\.[0-9][0-9])+ +pass +kernel code +[01]\\.[0-9][0-9] / [01]\\.[0-9][0-9]\n"
+          "\nbias\\+gelu( +ok)+ +pass +kernel code " "\nrrelu( +ok)+ +pass +kernel code "
+          "0 of [0-9]+ results outside the contract"
+          "kernel code: the kernels' own code run on the host \\(CPU emulators, not a GPU\\)"
+          "\n +0 of [0-9]+ results outside the rule\n"
           "predicted: the static model of libcuact's sm_90" "every row: --verbose")
     if(NOT out MATCHES "${want}")
       message(FATAL_ERROR "the output without a GPU lacks '${want}':\n${out}")
     endif()
   endforeach()
-  if(line_count GREATER 60 OR out MATCHES "GB/s|skipped")
+  if(line_count GREATER 60 OR out MATCHES "GB/s|skipped|not run without a GPU")
     message(FATAL_ERROR "the output without a GPU is ${line_count} lines or shows timings:\n${out}")
   endif()
 endif()
@@ -83,18 +90,30 @@ foreach(args "--op;--dtype;f32" "--dtype;f32;--op")
     message(FATAL_ERROR "cuact-bench ${args}: exit ${v_rc}, stdout:\n${v_out}\nstderr:\n${v_err}")
   endif()
 endforeach()
-# Repeated options add; every selected row appears (softmax not run where there
-# is no GPU).
-execute_process(COMMAND "${BENCH}" --op gelu --op silu,softmax --dtype f32 --direction forward
-                --size 2^12 --runs 1 --no-progress --json "${WORK_DIR}/sel.json"
+# Repeated options add; every selected row appears (without a GPU: the
+# softmax and fused rows checked on the host, with their verdict; the
+# activations not run).
+execute_process(COMMAND "${BENCH}" --op gelu --op silu,softmax --op swiglu --dtype f32
+                --direction forward --size 2^12 --runs 1 --no-progress --json "${WORK_DIR}/sel.json"
+                --csv "${WORK_DIR}/sel.csv"
                 RESULT_VARIABLE sel_rc OUTPUT_VARIABLE sel_out ERROR_VARIABLE sel_err)
 file(READ "${WORK_DIR}/sel.json" sel)
-if(NOT sel_rc EQUAL 0 OR NOT sel MATCHES "\"op\": \"gelu\"" OR NOT sel MATCHES "\"op\": \"silu\""
-   OR NOT sel MATCHES "\"op\": \"softmax\"")
-  message(FATAL_ERROR "repeated --op (exit ${sel_rc}) did not give gelu, silu and softmax rows:\n${sel}\n${sel_err}")
-endif()
-if(NOT gpu AND NOT sel MATCHES "\"op\": \"softmax\", [^\n]*\"status\": \"not_run\"")
-  message(FATAL_ERROR "without a GPU the softmax row is not marked as not run:\n${sel}")
+foreach(op gelu silu softmax swiglu)
+  if(NOT sel_rc EQUAL 0 OR NOT sel MATCHES "\"op\": \"${op}\"")
+    message(FATAL_ERROR "repeated --op (exit ${sel_rc}) did not give a ${op} row:\n${sel}\n${sel_err}")
+  endif()
+endforeach()
+if(NOT gpu)
+  file(READ "${WORK_DIR}/sel.csv" sel_csv)
+  foreach(op softmax swiglu)
+    if(NOT sel MATCHES "\"op\": \"${op}\", [^\n]*\"status\": \"host_checked\", [^\n]*\"median_ms\": null, [^\n]*\"accuracy\": \"pass\""
+       OR NOT sel_csv MATCHES "\n[a-z]+,${op},f32,forward,[^\n]*,host_checked,,,,,,\"\",pass\n")
+      message(FATAL_ERROR "without a GPU the ${op} row is not host_checked with a pass:\n${sel}\n${sel_csv}")
+    endif()
+  endforeach()
+  if(NOT sel MATCHES "\"op\": \"gelu\", [^\n]*\"status\": \"not_run\", [^\n]*\"accuracy\": null")
+    message(FATAL_ERROR "without a GPU the gelu row is not marked as not run:\n${sel}")
+  endif()
 endif()
 # An output that cannot be written fails at once, before any work: one
 # message, nothing on stdout.

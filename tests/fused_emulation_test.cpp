@@ -1,4 +1,4 @@
-// The fused kernels emulated on the CPU (fused_testing.h: every block and
+// The fused kernels emulated on the CPU (fused_emulation.h: every block and
 // thread of the launch's grid through the kernels' own process_chunk and
 // block-partial code, on host buffers) against the double reference: every
 // fused form, odd shapes, misaligned and in-place buffers, several launch
@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <stdexcept>
 #include <vector>
 
 #include "cuact/reference.h"
@@ -561,6 +562,15 @@ TEST(EmulatedActivation, FlatBuffersMatchTheFunctorsBitForBit) {
             if (differ != 0) return;
           }
       }
+}
+
+// A functor the emulator does not instantiate is refused, never skipped.
+TEST(EmulatedActivation, OtherFunctorsAreRefused) {
+  std::vector<float> x(8, 1.0f), y(8);
+  EXPECT_THROW(emulate_fused(detail::activation_request(Direction::forward, Activation::mish(),
+                                                        DType::f32, x.data(), nullptr, y.data(), 8),
+                             64),
+               std::invalid_argument);
 }
 
 }  // namespace

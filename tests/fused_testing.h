@@ -1,36 +1,17 @@
 // Test support for the fused forms, shared by the CPU suites and the GPU
-// suite: a CPU emulator of the fused kernels and the tables of shapes and
-// activations the suites sweep (the accuracy rule and judges: fused_accuracy.h).
+// suite: the tables of shapes and activations the suites sweep (the kernel
+// emulator: fused_emulation.h; the accuracy rule and judges: fused_accuracy.h).
 #pragma once
 
-#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "fused_accuracy.h"
 #include "cuact/fused.h"
-#include "row_calls.h"
+#include "fused_accuracy.h"
+#include "fused_emulation.h"
 
 namespace cuact::test {
-
-// ---------------------------------------------------------------- CPU emulation of the kernels
-
-// Runs a request on host buffers exactly as the row engine's kernel would:
-// every block and thread of its planned grid (device_blocks: the block
-// budget a device would give a launch that does not reduce) through the
-// kernel's own run_tiles / run_extras and block-partial code; each segment of
-// partials is then summed in fp32 (the GPU's warp-tree order differs; the
-// tolerance covers it). A reducing call's workspace must be a host buffer of
-// the queried size. Emulated functors: identity, relu, leaky_relu (a
-// parameter), hardswish (rounding to odd), gelu, sigmoid (backward from the
-// output) (emulated_activations()); the
-// engine is the same for every functor, and fused_functor_test runs every
-// functor's forms.
-void emulate_fused(const detail::RowRequest& request, int64_t device_blocks);
-std::vector<Activation> emulated_activations();
-
-// ---------------------------------------------------------------- tables
 
 // Activations the fused suites sweep: every kind with its defaults plus a few
 // non-default parameters (the same list as the elementwise suites).

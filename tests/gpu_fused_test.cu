@@ -1,5 +1,6 @@
 // The fused kernels on a GPU against the double reference (the rules of
-// fused_testing.h, shared with the CPU emulation suite): every fused form x
+// fused_accuracy.h and the tables of fused_testing.h, shared with the CPU
+// emulation suite): every fused form x
 // activation x dtype x direction over odd shapes and misaligned / in-place
 // layouts; dropout masks identical across launch configurations, layouts and
 // the CPU emulation, and consistent between forward and backward; dbias and

@@ -1,5 +1,5 @@
 // Each softmax algorithm's per-row code, run on the host exactly as the
-// kernels run it (tests/softmax_simulation.h: the kernels' plans, loads,
+// kernels run it (bench/accuracy/softmax_simulation.h: the kernels' plans, loads,
 // stores and per-thread phases; host loops for the reductions), against the
 // double reference by the accuracy rule (bench/accuracy/softmax_accuracy.h): every
 // algorithm x dtype x direction x option set over the column grid, aligned,

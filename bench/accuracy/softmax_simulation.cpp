@@ -5,10 +5,9 @@
 
 #include <algorithm>
 #include <array>
+#include <stdexcept>
 #include <utility>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "softmax_middle.h"
 #include "softmax_phases.h"
@@ -269,7 +268,10 @@ void simulate_cluster(const SoftmaxArgs<T>& a, bool backward, int ranks) {
         bsrc.push_back(src);
       }
       sinks.push_back(sink);
-      EXPECT_LE(plans.back().n, capacity);
+      // The launch sizes each block's cache by cluster_slice_capacity: a
+      // slice plan past it would be a kernel writing out of its cache.
+      if (plans.back().n > capacity)
+        throw std::logic_error("cluster_slice_plan exceeds the cache cluster_slice_capacity sizes");
     }
     std::vector<float> per_block(static_cast<size_t>(ranks));
     if (!backward) {
@@ -396,10 +398,28 @@ void simulate_middle(SoftmaxArgs<T> a, bool backward, int middle_y) {
     simulate_middle_width<T, 1>(a, backward);
 }
 
+// The dispatch's choice (plan_softmax) on the simulated H100: the register
+// cluster for rows on pack boundaries, cached clusters of up to 16 blocks.
 template <class T>
-void simulate(SoftmaxAlgorithm algorithm, const SoftmaxCall& call, int block_threads,
-              int cluster_ranks, int middle_y) {
+SoftmaxAlgorithm simulated_dispatch(const SoftmaxArgs<T>& a, bool backward) {
+  constexpr int kElem = static_cast<int>(sizeof(T));
+  const RegisterConfig cluster_cfg{register_cluster_threads(backward),
+                                   register_cluster_values(backward), full_pack_width(kElem)};
+  const int register_ranks =
+      register_args_vectorized(a, cluster_cfg, backward) ? kSimulatedMaxClusterRanks : 0;
+  return choose_softmax_for_shape(SoftmaxAlgorithm::automatic, a.layout.inner,
+                                  a.layout.has_mask || a.layout.causal, a.layout.cols,
+                                  block_cache_bytes_per_col(backward, kElem),
+                                  kSimulatedCacheCapacity, full_pack_width(kElem),
+                                  kSimulatedMaxClusterRanks, register_ranks)
+      .algorithm;
+}
+
+template <class T>
+SoftmaxAlgorithm simulate(SoftmaxAlgorithm algorithm, const SoftmaxCall& call, int block_threads,
+                          int cluster_ranks, int middle_y) {
   SoftmaxArgs<T> a = softmax_args<T>(call);
+  if (algorithm == SoftmaxAlgorithm::automatic) algorithm = simulated_dispatch(a, call.backward);
   switch (algorithm) {
     case SoftmaxAlgorithm::middle_dim: simulate_middle<T>(a, call.backward, middle_y); break;
     case SoftmaxAlgorithm::warp_per_row:
@@ -437,31 +457,31 @@ void simulate(SoftmaxAlgorithm algorithm, const SoftmaxCall& call, int block_thr
     }
     default: simulate_streaming<T>(a, call.backward); break;
   }
+  return algorithm;
 }
 
 }  // namespace
 
-void simulate_softmax(SoftmaxAlgorithm algorithm, Direction direction, const Softmax& op,
-                      DType dtype, const void* in, const void* grad, void* out,
-                      const SoftmaxShape& shape, int block_threads, int cluster_ranks,
-                      int middle_y) {
+SoftmaxAlgorithm simulate_softmax(SoftmaxAlgorithm algorithm, Direction direction,
+                                  const Softmax& op, DType dtype, const void* in, const void* grad,
+                                  void* out, const SoftmaxShape& shape, int block_threads,
+                                  int cluster_ranks, int middle_y) {
   const SoftmaxCall call = make_softmax_call(direction, op, in, grad, out, shape);
   switch (dtype) {
     case DType::f16:
-      simulate<__half>(algorithm, call, block_threads, cluster_ranks, middle_y);
-      break;
+      return simulate<__half>(algorithm, call, block_threads, cluster_ranks, middle_y);
     case DType::bf16:
-      simulate<__nv_bfloat16>(algorithm, call, block_threads, cluster_ranks, middle_y);
-      break;
-    default: simulate<float>(algorithm, call, block_threads, cluster_ranks, middle_y); break;
+      return simulate<__nv_bfloat16>(algorithm, call, block_threads, cluster_ranks, middle_y);
+    default: return simulate<float>(algorithm, call, block_threads, cluster_ranks, middle_y);
   }
 }
 
-void simulate_softmax(SoftmaxAlgorithm algorithm, Direction direction, const Softmax& op,
-                      DType dtype, const void* in, const void* grad, void* out, int64_t rows,
-                      int64_t cols, int block_threads, int cluster_ranks) {
-  simulate_softmax(algorithm, direction, op, dtype, in, grad, out, SoftmaxShape::rows(rows, cols),
-                   block_threads, cluster_ranks);
+SoftmaxAlgorithm simulate_softmax(SoftmaxAlgorithm algorithm, Direction direction,
+                                  const Softmax& op, DType dtype, const void* in, const void* grad,
+                                  void* out, int64_t rows, int64_t cols, int block_threads,
+                                  int cluster_ranks) {
+  return simulate_softmax(algorithm, direction, op, dtype, in, grad, out,
+                          SoftmaxShape::rows(rows, cols), block_threads, cluster_ranks);
 }
 
 }  // namespace cuact::test

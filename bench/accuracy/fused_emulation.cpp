@@ -1,0 +1,135 @@
+#include "fused_emulation.h"
+
+#include <algorithm>
+#include <iterator>
+#include <stdexcept>
+#include <vector>
+
+#include "accuracy.h"
+#include "activation_params.h"
+#include "dtype_list.h"
+#include "forms.h"
+#include "row_calls.h"
+#include "row_engine.h"
+
+namespace cuact::test {
+
+namespace {
+
+using detail::Accumulator;
+using detail::kBlockThreads;
+using detail::kChunkWidth;
+using detail::ReduceMode;
+using detail::RowCall;
+using detail::RowForm;
+using detail::RowRequest;
+
+template <class Form>
+void emulate(const Form& form, const RowRequest& r, int64_t device_blocks) {
+  constexpr int W = kChunkWidth<Form>;
+  const RowCall c = detail::plan_rows(r, device_blocks);
+  // The launch refuses a plan made for another chunk width (row_kernel.cuh); so does the emulator.
+  if (c.plan.width != W) throw std::logic_error("plan_rows chose a chunk width the form does not use");
+  const int64_t blocks = c.geometry.blocks();
+  std::vector<float> sums(static_cast<size_t>(kBlockThreads) * W);
+  for (int64_t b = 0; b < blocks; ++b) {
+    for (int t = 0; t < kBlockThreads; ++t) {
+      Accumulator<W> acc;
+      detail::run_tiles(form, c, b, t, acc);
+      if (c.plan.extras() > 0) detail::run_extras(form, c, b * kBlockThreads + t, blocks * kBlockThreads);
+      if constexpr (Form::kReduces) {
+        if (c.reduce == ReduceMode::by_column)
+          for (int j = 0; j < W; ++j) sums[static_cast<size_t>(t) * W + j] = acc.column[j];
+        else
+          sums[static_cast<size_t>(t)] = acc.row;
+      }
+    }
+    if constexpr (Form::kReduces) {
+      if (c.reduce == ReduceMode::by_column)
+        detail::write_column_partials<W>(sums.data(), c.plan, c.geometry, b, 0, 1, c.partials);
+      else if (c.reduce == ReduceMode::by_row_channel)
+        detail::write_channel_partials(sums.data(), c.geometry, static_cast<int64_t>(c.channels.divisor),
+                                       b, 0, 1, c.partials);
+    }
+  }
+  if (r.reduce == ReduceMode::none) return;
+  const detail::ReduceLayout layout = detail::reduce_layout_of(r, c);
+  detail::visit_dtype(r.reduce_dtype, [&](auto tag) {
+    using R = typename decltype(tag)::type;
+    R* out = static_cast<R*>(r.reduce_out);
+    for (int64_t s = 0; s < layout.segments; ++s) {
+      float sum = 0.0f;
+      for (int64_t i = 0; i < layout.segment_length; ++i) sum += c.partials[s * layout.segment_length + i];
+      out[s] = device::narrow<R>(sum);
+    }
+  });
+}
+
+// The functors the emulator instantiates: the engine does not depend on the
+// functor (fused_functor_test runs every functor's forms), so a few kinds
+// stand for all: exact and smooth, with and without parameters; and the
+// gates of cuact-bench's fused rows (gelu, silu). Each kind costs build
+// time: every form x dtype is instantiated for it.
+constexpr ActivationKind kEmulatedKinds[] = {
+    ActivationKind::identity, ActivationKind::relu, ActivationKind::leaky_relu,
+    ActivationKind::hardswish, ActivationKind::gelu, ActivationKind::sigmoid,
+    ActivationKind::silu};
+
+constexpr bool emulated(std::size_t k) {
+  for (ActivationKind e : kEmulatedKinds)
+    if (static_cast<std::size_t>(e) == k) return true;
+  return false;
+}
+
+template <class T>
+void emulate_typed(const RowRequest& r, int64_t device_blocks) {
+  if (r.form == RowForm::slope_forward || r.form == RowForm::slope_backward) {
+    const bool backward = r.form == RowForm::slope_backward;
+    if (backward && r.random) emulate(detail::SlopeBackward<T, true>{r.args.slope}, r, device_blocks);
+    if (backward && !r.random) emulate(detail::SlopeBackward<T, false>{r.args.slope}, r, device_blocks);
+    if (!backward && r.random) emulate(detail::SlopeForward<T, true>{r.args.slope}, r, device_blocks);
+    if (!backward && !r.random) emulate(detail::SlopeForward<T, false>{r.args.slope}, r, device_blocks);
+    return;
+  }
+  if (std::find(std::begin(kEmulatedKinds), std::end(kEmulatedKinds), r.act.kind) == std::end(kEmulatedKinds))
+    throw std::invalid_argument(describe(r.act) + " is not among the emulated functors");
+  detail::visit_kind(r.act.kind, [&](auto k) {
+    constexpr std::size_t K = decltype(k)::value;
+    if constexpr (emulated(K)) {
+      using F = detail::Functor<K, T>;
+      const F f(detail::params_from<typename F::Params>(r.act));
+      const float scale = r.args.scale;
+      switch (r.form) {
+        case RowForm::forward:
+          if (r.random) emulate(detail::ActivationForward<F, T, true>{f, scale}, r, device_blocks);
+          else emulate(detail::ActivationForward<F, T, false>{f, scale}, r, device_blocks);
+          break;
+        case RowForm::backward:
+          if (r.random)
+            emulate(detail::ActivationBackward<F, T, true>{f, scale, r.args.from_output}, r, device_blocks);
+          else
+            emulate(detail::ActivationBackward<F, T, false>{f, scale, r.args.from_output}, r, device_blocks);
+          break;
+        case RowForm::gated_backward: emulate(detail::GatedBackward<F, T>{f}, r, device_blocks); break;
+        default: break;
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void emulate_fused(const detail::RowRequest& request, int64_t device_blocks) {
+  // A graph-safe call's first step (its one-thread kernel), on host memory here.
+  if (request.take_state != nullptr) detail::take_random_state(request.take_state, request.take_used);
+  detail::visit_dtype(request.dtype, [&](auto tag) {
+    emulate_typed<typename decltype(tag)::type>(request, device_blocks);
+  });
+}
+
+std::vector<Activation> emulated_activations() {
+  return {Activation::identity(), Activation::relu(), Activation::leaky_relu(0.2f),
+          Activation::hardswish(), Activation::gelu(), Activation::sigmoid(), Activation::silu()};
+}
+
+}  // namespace cuact::test

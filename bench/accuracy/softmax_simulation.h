@@ -1,0 +1,37 @@
+// The softmax kernels run on the host, for CPU checks of each algorithm's
+// per-row code (the CPU tests, and cuact-bench without a GPU). The
+// simulation builds the call as the host API does (make_softmax_call,
+// softmax_args, register_args_vectorized) and runs the kernels' own plans,
+// loads, stores and per-lane / per-thread phases (cuda/softmax_phases.h) for
+// every lane or thread of a row; only the reductions are host loops: the warp
+// butterfly in the kernel's exact order, CUB's block reduction in its
+// documented order (warp trees, then the warp aggregates in turn), a
+// cluster's block values by the butterfly over ranks. Free of GoogleTest: a
+// plan that breaks the kernels' own invariants throws std::logic_error.
+#pragma once
+
+#include <cstdint>
+
+#include "cuact/softmax.h"
+
+namespace cuact::test {
+
+// Runs `algorithm` over host buffers in dtype, the arguments already
+// checked, and returns the algorithm it ran. A forced algorithm runs as
+// forced (the caller checks that it takes the row); automatic runs what the
+// dispatch picks on the simulated device, an H100 (its opt-in shared memory,
+// clusters of up to 16 blocks). The simulated launch: block_threads, the
+// block size of block_per_row's cached rows; cluster_ranks, the cluster size
+// of cluster_per_row's cached rows (rows on pack boundaries take the
+// register cluster that holds them); middle_y: middle_dim's threads along
+// dim (0: as the launch plans it for an H100).
+SoftmaxAlgorithm simulate_softmax(SoftmaxAlgorithm algorithm, Direction direction,
+                                  const Softmax& op, DType dtype, const void* in, const void* grad,
+                                  void* out, const SoftmaxShape& shape, int block_threads = 256,
+                                  int cluster_ranks = 4, int middle_y = 0);
+SoftmaxAlgorithm simulate_softmax(SoftmaxAlgorithm algorithm, Direction direction,
+                                  const Softmax& op, DType dtype, const void* in, const void* grad,
+                                  void* out, int64_t rows, int64_t cols, int block_threads = 256,
+                                  int cluster_ranks = 4);
+
+}  // namespace cuact::test
