@@ -803,8 +803,8 @@ TEST(ReferencePiecewise, DoubleResultsAreCorrectlyRounded) {
     ASSERT_EQ(ref::backward(Activation::hardsigmoid(), x, dy), exact_sixth(53, -1022, D, kd))
         << "hardsigmoid' at " << x << " dy " << dy;
     // x (x + 3) as (X/4)(X/4 + 3 2^(k-2)) 2^-2(k-2), below 2^127 (X/4 exact for x >= 2^-8)
-    const __int128 Xq = X >> 2, three_q = three >> 2;
-    if ((Xq << 2) == X) {
+    const __int128 Xq = X / 4, three_q = three / 4;
+    if (Xq * 4 == X) {
       ASSERT_EQ(ref::forward(Activation::hardswish(), x),
                 exact_sixth(53, -1022, Xq * (Xq + three_q), 2 * (k - 2)))
           << "hardswish at " << x;
