@@ -151,7 +151,8 @@ def _random(in_dims, args):  # a drawn pair: one call per batch entry (randomnes
 
 
 def _prelu_rule(info, in_dims, x, weight):
-    if in_dims[1] is not None or weight.numel() != 1 and x.dim() - (in_dims[0] is not None) < 2:
+    # A batched weight, or channels the unbatched input does not have: per entry.
+    if in_dims[1] is not None or (weight.numel() != 1 and x.dim() - 1 < 2):
         return _loop(ops.prelu)(info, in_dims, x, weight)
     (xb,) = _batch_first(info, in_dims, [x], [0])
     if weight.numel() == 1:

@@ -157,7 +157,7 @@ def activation(input, activation, inplace=False, **params):
     kind, p = activation_params(activation, **params)
     if not input.is_floating_point():
         if kind in _INTEGER_KERNELS and input.dtype != torch.bool and not input.is_complex():
-            return _INTEGER_KERNELS[kind](input, **params, **({"inplace": inplace}))
+            return _INTEGER_KERNELS[kind](input, **params, inplace=inplace)
         takes_bool = _PROMOTES_INTEGERS.get(kind)
         if takes_bool is not None and not input.is_complex() and (
                 takes_bool or input.dtype != torch.bool):
