@@ -12,6 +12,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstdint>
@@ -19,9 +20,11 @@
 #include <vector>
 
 #include "cuact/cuact.h"
+#include "cuact/reference.h"
 #include "fused_accuracy.h"
 #include "fused_emulation.h"
 #include "gpu_bench.h"
+#include "quantized_accuracy.h"
 
 namespace cuact::bench {
 
@@ -36,6 +39,9 @@ constexpr int64_t kElementwiseN = int64_t{1} << 27;
 constexpr int64_t kGluRows[] = {4096, 8192};
 constexpr int64_t kGluWidths[] = {11008, 14336};
 constexpr int64_t kPreluOuter = 32, kPreluChannels = 256, kPreluInner = 16384;
+// The fp8 rows: e4m3 forward, e5m2 backward (Transformer Engine's hybrid
+// recipe), delayed scaling with this scale (and one current-scaling row).
+constexpr float kFp8Scale = 16.0f;
 // The rows' random draws: dropout p = 0.1, RReLU in training mode.
 constexpr Dropout kDropout{0.1f, 2026, 7};
 constexpr Rrelu kRrelu{1.0f / 8.0f, 1.0f / 3.0f, true, 11, 3};
@@ -126,6 +132,55 @@ std::string verdict(const Status& s, int64_t failures) {
   return std::to_string(failures) + " values outside the fused tolerance against the CPU reference";
 }
 
+// ---------------------------------------------------------------- fp8 outputs
+
+// The exact results (before scaling) of the fp8 rows' forms, per element.
+std::vector<double> exact_act(const Activation& act, const std::vector<double>& x,
+                              const std::vector<double>& bias, int64_t cols) {
+  std::vector<double> e(x.size());
+  for (size_t i = 0; i < x.size(); ++i)
+    e[i] = reference::forward(act, bias.empty() ? x[i]
+                                                : reference::bias_preactivation(
+                                                      x[i], bias[i % static_cast<size_t>(cols)]));
+  return e;
+}
+std::vector<double> exact_dact(const Activation& act, const std::vector<double>& x,
+                               const std::vector<double>& bias, int64_t cols,
+                               const std::vector<double>& dy) {
+  std::vector<double> e(x.size());
+  for (size_t i = 0; i < x.size(); ++i)
+    e[i] = reference::backward(
+        act, bias.empty() ? x[i] : reference::bias_preactivation(x[i], bias[i % static_cast<size_t>(cols)]),
+        dy[i]);
+  return e;
+}
+// The GLU's x [rows, 2d] split into its gated and linear halves, and the exact results.
+std::vector<double> exact_glu(const Glu& glu, const std::vector<double>& x, int64_t rows,
+                              int64_t d, std::vector<double>& gated) {
+  std::vector<double> e(static_cast<size_t>(rows * d));
+  gated.assign(e.size(), 0.0);
+  const int64_t g = glu.gated == GatedHalf::first ? 0 : d, l = d - g;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < d; ++c) {
+      const auto i = static_cast<size_t>(r * d + c);
+      gated[i] = x[static_cast<size_t>(r * 2 * d + g + c)];
+      e[i] = reference::forward(glu.act, gated[i]) * x[static_cast<size_t>(r * 2 * d + l + c)];
+    }
+  return e;
+}
+// Codes outside the quantized rule (quantized_accuracy.h).
+int64_t fp8_outside(const Activation& act, Direction direction, Fp8 format, float scale,
+                    int products, const std::vector<double>& in, const std::vector<double>& dy,
+                    const std::vector<double>& exact, const std::vector<uint8_t>& codes) {
+  const test::QuantizedJudge judge{act, direction, format, scale, products};
+  return judge.judge_all(in, dy, exact, codes).outside;
+}
+std::vector<uint8_t> download_codes(const void* p, int64_t n) {
+  std::vector<uint8_t> c(static_cast<size_t>(n));
+  if (n > 0) BENCH_CUDA(cudaMemcpy(c.data(), p, c.size(), cudaMemcpyDeviceToHost));
+  return c;
+}
+
 // One timed row: its check on a slice, its full-size launch, its peers.
 struct FusedCase {
   CaseKey key;
@@ -143,7 +198,11 @@ class FusedRows {
         bench_(bench),
         params_(static_cast<size_t>(std::max(kBiasCols, kPreluChannels) * 4)),
         grads_(static_cast<size_t>(std::max(kBiasCols, kPreluChannels) * 4)),
-        workspace_(max_workspace()) {}
+        workspace_(max_workspace()),
+        words_(64) {
+    // The delayed recipe's scale, read by every fp8 row (words: scale, amax, scale_inv).
+    BENCH_CUDA(cudaMemcpy(words_.get(16), &kFp8Scale, sizeof kFp8Scale, cudaMemcpyHostToDevice));
+  }
 
   void run(int& failures) {
     std::vector<FusedCase> cases;
@@ -155,6 +214,7 @@ class FusedRows {
           for (int64_t rows : kGluRows) add_glu(t, name, rows, d, cases);
       add_prelu(t, cases);
       add_rrelu(t, cases);
+      add_fp8(t, cases);
     }
     size_t done = 0;
     for (const FusedCase& c : cases) {
@@ -411,6 +471,140 @@ class FusedRows {
     add(cases, bwd);
   }
 
+  // The fp8 rows: GELU (forward e4m3; also current scaling: two passes over
+  // x, counted), dGELU (e5m2), bias + GELU forward and dact + dbias, SwiGLU
+  // forward at [8192, 14336]. Bytes: the input in its dtype, one byte per
+  // code (the scale, amax and scale_inv words are negligible). Peer: the
+  // same result in two cuact calls (the plain form into the input dtype,
+  // then identity into fp8).
+  void add_fp8(DType t, std::vector<FusedCase>& cases) {
+    const int64_t es = dtype_size(t), n = kElementwiseN, check_n = int64_t{1} << 16;
+    const Activation gelu = Activation::gelu(), identity = Activation::identity();
+    GpuBench& b = bench_;
+    float* words = static_cast<float*>(words_.get(16));
+    void* ws = workspace_.get(16);
+    const QuantizedOutput e4m3{b.c(), Fp8::e4m3, words, words + 1, words + 2};
+    const QuantizedOutput e5m2{b.c(), Fp8::e5m2, words, words + 1, words + 2};
+    QuantizedOutput current = e4m3;
+    current.scaling = Scaling::current;
+    current.scale = words + 3;  // written: the delayed rows' scale stays
+    // The unfused peer's intermediate goes to b (an fp8 output is a quarter of c at most).
+    auto two_calls = [=, &b](auto plain, QuantizedOutput q, int64_t m) {
+      return Peer{"two calls", [=, &b] {
+                    return plain().ok() && activation(Direction::forward, identity, t, b.b(), nullptr,
+                                                      q, m, {ws, 16}).ok();
+                  }};
+    };
+    for (const bool is_current : {false, true}) {
+      const QuantizedOutput q = is_current ? current : e4m3;
+      FusedCase fwd;
+      fwd.key = key("gelu->fp8", t, "forward",
+                    "n=" + std::to_string(n) + (is_current ? " current (two passes)" : ""), n);
+      fwd.bytes = n * es * (is_current ? 2 : 1) + n;
+      fwd.inputs = 1;
+      fwd.check = [=, &b] {
+        const auto x = grid(t, check_n, 1);
+        upload(t, b.a(), x);
+        const Status s = activation(Direction::forward, gelu, t, b.a(), nullptr, q, check_n, {ws, 16});
+        float scale = kFp8Scale;
+        if (s.ok() && is_current) BENCH_CUDA(cudaMemcpy(&scale, q.scale, 4, cudaMemcpyDeviceToHost));
+        return verdict(s, s.ok() ? fp8_outside(gelu, Direction::forward, Fp8::e4m3, scale, 0, x, {},
+                                               exact_act(gelu, x, {}, 1), download_codes(b.c(), check_n))
+                                 : 0);
+      };
+      fwd.launch = [=, &b] { return activation(Direction::forward, gelu, t, b.a(), nullptr, q, n, {ws, 16}); };
+      fwd.peers = {two_calls([=, &b] { return activation(Direction::forward, gelu, t, b.a(), nullptr, b.b(), n); },
+                             q, n)};
+      add(cases, fwd);
+    }
+    FusedCase bwd;
+    bwd.key = key("gelu->fp8", t, "backward", "n=" + std::to_string(n), n);
+    bwd.bytes = 2 * n * es + n;
+    bwd.inputs = 2;
+    bwd.check = [=, &b] {
+      const auto x = grid(t, check_n, 5), dy = operands(check_n, 1);
+      upload(t, b.a(), x);
+      upload(t, b.b(), dy);
+      const Status s = activation(Direction::backward, gelu, t, b.a(), b.b(), e5m2, check_n);
+      return verdict(s, s.ok() ? fp8_outside(gelu, Direction::backward, Fp8::e5m2, kFp8Scale, 0, x, dy,
+                                             exact_dact(gelu, x, {}, 1, dy), download_codes(b.c(), check_n))
+                               : 0);
+    };
+    bwd.launch = [=, &b] { return activation(Direction::backward, gelu, t, b.a(), b.b(), e5m2, n); };
+    add(cases, bwd);
+
+    const int64_t rows = kBiasRows, cols = kBiasCols, m = rows * cols, check_m = kCheckRows * cols;
+    const std::string shape = std::to_string(rows) + "x" + std::to_string(cols);
+    void* bias = params_.get(static_cast<size_t>(cols * es));
+    void* dbias = grads_.get(static_cast<size_t>(cols * es));
+    FusedCase bfwd;
+    bfwd.key = key("bias+gelu->fp8", t, "forward", shape, m);
+    bfwd.bytes = m * es + cols * es + m;
+    bfwd.inputs = 1;
+    bfwd.check = [=, &b] {
+      const auto x = grid(t, check_m, 1), bv = operands(cols, 0);
+      upload(t, b.a(), x);
+      upload(t, bias, bv);
+      const Status s = bias_activation_forward(gelu, t, b.a(), bias, t, e4m3, kCheckRows, cols);
+      std::vector<double> z(x.size());
+      for (size_t i = 0; i < x.size(); ++i)
+        z[i] = reference::bias_preactivation(x[i], bv[i % static_cast<size_t>(cols)]);
+      return verdict(s, s.ok() ? fp8_outside(gelu, Direction::forward, Fp8::e4m3, kFp8Scale, 0, z, {},
+                                             exact_act(gelu, z, {}, 1), download_codes(b.c(), check_m))
+                               : 0);
+    };
+    bfwd.launch = [=, &b] { return bias_activation_forward(gelu, t, b.a(), bias, t, e4m3, rows, cols); };
+    bfwd.peers = {two_calls([=, &b] { return bias_activation_forward(gelu, t, b.a(), bias, b.b(), rows, cols); },
+                            e4m3, m)};
+    add(cases, bfwd);
+
+    const size_t ws_bytes = bias_workspace(t, rows), check_ws_bytes = bias_workspace(t, kCheckRows);
+    void* rws = workspace_.get(std::max(ws_bytes, check_ws_bytes));
+    FusedCase bbwd;
+    bbwd.key = key("bias+gelu->fp8", t, "backward", shape + " dbias", m);
+    bbwd.bytes = 2 * m * es + m + 2 * cols * es;
+    bbwd.inputs = 2;
+    bbwd.check = [=, &b] {
+      const auto x = smooth(t, check_m, 1), bv = operands(cols, 0), dy = smooth(t, check_m, 2);
+      upload(t, b.a(), x);
+      upload(t, bias, bv);
+      upload(t, b.b(), dy);
+      const Status s = bias_activation_backward(gelu, t, b.a(), bias, t, b.b(), e5m2, dbias, kCheckRows,
+                                                cols, {rws, check_ws_bytes});
+      std::vector<double> z(x.size());
+      for (size_t i = 0; i < x.size(); ++i)
+        z[i] = reference::bias_preactivation(x[i], bv[i % static_cast<size_t>(cols)]);
+      return verdict(s, s.ok() ? fp8_outside(gelu, Direction::backward, Fp8::e5m2, kFp8Scale, 0, z, dy,
+                                             exact_dact(gelu, z, {}, 1, dy), download_codes(b.c(), check_m))
+                               : 0);
+    };
+    bbwd.launch = [=, &b] {
+      return bias_activation_backward(gelu, t, b.a(), bias, t, b.b(), e5m2, dbias, rows, cols,
+                                      {rws, ws_bytes});
+    };
+    add(cases, bbwd);
+
+    const Glu glu = Glu::swiglu();
+    const int64_t grows = kGluRows[1], d = kGluWidths[1];
+    FusedCase gfwd;
+    gfwd.key = key("swiglu->fp8", t, "forward", std::to_string(grows) + "x" + std::to_string(d), grows * d);
+    gfwd.bytes = 2 * grows * d * es + grows * d;
+    gfwd.inputs = 2;
+    gfwd.check = [=, &b] {
+      const auto x = glu_input(glu, t, kCheckRows, d);
+      upload(t, b.a(), x);
+      const Status s = glu_forward(glu, t, b.a(), e4m3, kCheckRows, d);
+      std::vector<double> gated;
+      const std::vector<double> exact = exact_glu(glu, x, kCheckRows, d, gated);
+      return verdict(s, s.ok() ? fp8_outside(glu.act, Direction::forward, Fp8::e4m3, kFp8Scale, 1, gated,
+                                             {}, exact, download_codes(b.c(), kCheckRows * d))
+                               : 0);
+    };
+    gfwd.launch = [=, &b] { return glu_forward(glu, t, b.a(), e4m3, grows, d); };
+    gfwd.peers = {two_calls([=, &b] { return glu_forward(glu, t, b.a(), b.b(), grows, d); }, e4m3, grows * d)};
+    add(cases, gfwd);
+  }
+
   // Workspace of bias + GELU backward with dbias over [rows, 8192], and of
   // PReLU backward with dweight over [outer, 256, 16384].
   static size_t bias_workspace(DType t, int64_t rows) {
@@ -435,6 +629,7 @@ class FusedRows {
   const Options& o_;
   GpuBench& bench_;
   Scratch params_, grads_, workspace_;  // bias / weight, dbias / dweight, reduction workspace
+  Scratch words_;                      // the fp8 rows' scale, amax and scale_inv
 };
 
 // ---------------------------------------------------------------- without a GPU
@@ -480,15 +675,129 @@ int64_t fused_max_bytes() {
 }
 
 std::vector<std::string> fused_op_names() {
-  return {"bias+gelu", "gelu+dropout", "swiglu", "geglu", "prelu", "rrelu"};
+  return {"bias+gelu", "gelu+dropout", "swiglu", "geglu", "prelu", "rrelu",
+          "gelu->fp8", "bias+gelu->fp8", "swiglu->fp8"};
 }
 
 std::string fused_list() {
   return "  fused (forward, backward): bias+gelu [16384, 8192] (forward also as two calls: "
          "bias add, then gelu; backward with dbias), gelu+dropout p=0.1 n=2^27 (forward with "
          "and without the mask), swiglu and geglu d 11008, 14336 at 4096, 8192 rows, prelu "
-         "[32, 256, 16384] (backward with dweight), rrelu training n=2^27";
+         "[32, 256, 16384] (backward with dweight), rrelu training n=2^27; with an fp8 output "
+         "(e4m3 forward, e5m2 backward, scale 16): gelu->fp8 n=2^27 (forward also with current "
+         "scaling: two passes), bias+gelu->fp8 [16384, 8192] (backward: dact + dbias), "
+         "swiglu->fp8 forward [8192, 14336]; each also as two calls (the plain form, then "
+         "identity into fp8)";
 }
+
+namespace {
+
+// The fp8 rows' checks on the host (the emulator runs the quantized kernels'
+// code; the host words stand for the device's).
+template <class Add>
+void add_fp8_host_checks(DType t, Add& add) {
+  const Activation gelu = Activation::gelu();
+  const int64_t rows = kHostRows, n = kHostN;
+  auto quantized = [](Fp8 f, float* words, void* codes, bool current) {
+    QuantizedOutput q{codes, f, words, words + 1, words + 2};
+    if (current) q.scaling = Scaling::current;
+    return q;
+  };
+  add("gelu->fp8", t, "forward", "n=" + std::to_string(n) + ", also current scaling",
+      [=](HostCheckRow& row) {
+        const auto x = grid(t, n, 1);
+        const auto xb = host(t, x);
+        for (const bool current : {false, true}) {
+          float words[3] = {kFp8Scale, 0, 0};
+          std::vector<uint8_t> codes(static_cast<size_t>(n));
+          const QuantizedOutput q = quantized(Fp8::e4m3, words, codes.data(), current);
+          emulate(detail::quantized_request(
+              detail::activation_request(Direction::forward, gelu, t, xb.data(), nullptr, codes.data(), n),
+              q, nullptr, 0));
+          judged(row, n,
+                 fp8_outside(gelu, Direction::forward, Fp8::e4m3, words[0], 0, x, {},
+                             exact_act(gelu, x, {}, 1), codes));
+        }
+      });
+  add("gelu->fp8", t, "backward", "n=" + std::to_string(n), [=](HostCheckRow& row) {
+    const auto x = grid(t, n, 5), dy = operands(n, 1);
+    const auto xb = host(t, x), dyb = host(t, dy);
+    float words[3] = {kFp8Scale, 0, 0};
+    std::vector<uint8_t> codes(static_cast<size_t>(n));
+    emulate(detail::quantized_request(
+        detail::activation_request(Direction::backward, gelu, t, xb.data(), dyb.data(), codes.data(), n),
+        quantized(Fp8::e5m2, words, codes.data(), false), nullptr, 0));
+    judged(row, n,
+           fp8_outside(gelu, Direction::backward, Fp8::e5m2, kFp8Scale, 0, x, dy,
+                       exact_dact(gelu, x, {}, 1, dy), codes));
+  });
+  const int64_t cols = kBiasCols, m = rows * cols;
+  add("bias+gelu->fp8", t, "forward", dims(rows, cols), [=](HostCheckRow& row) {
+    const auto x = grid(t, m, 1), bias = operands(cols, 0);
+    const auto xb = host(t, x), bb = host(t, bias);
+    float words[3] = {kFp8Scale, 0, 0};
+    std::vector<uint8_t> codes(static_cast<size_t>(m));
+    emulate(detail::quantized_request(
+        detail::bias_activation_forward_request(gelu, t, xb.data(), bb.data(), t, codes.data(), rows, cols,
+                                                {}, nullptr),
+        quantized(Fp8::e4m3, words, codes.data(), false), nullptr, 0));
+    std::vector<double> z(x.size());
+    for (size_t i = 0; i < x.size(); ++i)
+      z[i] = reference::bias_preactivation(x[i], bias[i % static_cast<size_t>(cols)]);
+    judged(row, m,
+           fp8_outside(gelu, Direction::forward, Fp8::e4m3, kFp8Scale, 0, z, {}, exact_act(gelu, z, {}, 1),
+                       codes));
+  });
+  add("bias+gelu->fp8", t, "backward", dims(rows, cols) + " dbias", [=](HostCheckRow& row) {
+    const auto x = smooth(t, m, 1), bias = operands(cols, 0), dy = smooth(t, m, 2);
+    const auto xb = host(t, x), bb = host(t, bias), dyb = host(t, dy);
+    auto dbb = room(t, cols);
+    float words[3] = {kFp8Scale, 0, 0};
+    std::vector<uint8_t> codes(static_cast<size_t>(m));
+    const int64_t reduction = detail::bias_backward_workspace(t, rows, cols);
+    std::vector<unsigned char> ws(static_cast<size_t>(reduction));
+    emulate(detail::quantized_request(
+        detail::bias_activation_backward_request(gelu, t, xb.data(), bb.data(), t, dyb.data(), codes.data(),
+                                                 dbb.data(), rows, cols, {}, ws.data()),
+        quantized(Fp8::e5m2, words, codes.data(), false), ws.data(), reduction));
+    std::vector<double> z(x.size());
+    for (size_t i = 0; i < x.size(); ++i)
+      z[i] = reference::bias_preactivation(x[i], bias[i % static_cast<size_t>(cols)]);
+    // dbias: the plain form's reduction rule (fused_accuracy.h) over the
+    // unquantized products, computed with the fp32 functor.
+    const std::vector<double> dz = exact_dact(gelu, z, {}, 1, dy);
+    std::vector<double> sums(static_cast<size_t>(cols), 0.0);
+    std::vector<test::ReductionBound> bounds(static_cast<size_t>(cols));
+    for (size_t i = 0; i < dz.size(); ++i) {
+      sums[i % static_cast<size_t>(cols)] += dz[i];
+      bounds[i % static_cast<size_t>(cols)].add(
+          dz[i], test::backward_term_error(gelu, DType::f32, z[i], dy[i], dz[i], false));
+    }
+    int64_t dbias_outside = 0;
+    const std::vector<double> dbias = values(t, dbb);
+    for (int64_t c = 0; c < cols; ++c)
+      dbias_outside += !test::reduction_within(t, dbias[static_cast<size_t>(c)], sums[static_cast<size_t>(c)],
+                                               bounds[static_cast<size_t>(c)]);
+    judged(row, m + cols,
+           fp8_outside(gelu, Direction::backward, Fp8::e5m2, kFp8Scale, 0, z, dy, dz, codes) + dbias_outside);
+  });
+  const Glu glu = Glu::swiglu();
+  add("swiglu->fp8", t, "forward", dims(rows, kGluWidths[1]), [=](HostCheckRow& row) {
+    const int64_t d = kGluWidths[1];
+    const auto x = glu_input(glu, t, rows, d);
+    const auto xb = host(t, x);
+    float words[3] = {kFp8Scale, 0, 0};
+    std::vector<uint8_t> codes(static_cast<size_t>(rows * d));
+    emulate(detail::quantized_request(detail::glu_forward_request(glu, t, xb.data(), codes.data(), rows, d),
+                                      quantized(Fp8::e4m3, words, codes.data(), false), nullptr, 0));
+    std::vector<double> gated;
+    const std::vector<double> exact = exact_glu(glu, x, rows, d, gated);
+    judged(row, rows * d,
+           fp8_outside(glu.act, Direction::forward, Fp8::e4m3, kFp8Scale, 1, gated, {}, exact, codes));
+  });
+}
+
+}  // namespace
 
 std::vector<HostCheck> fused_host_checks(const Options& o) {
   const Activation gelu = Activation::gelu();
@@ -602,6 +911,7 @@ std::vector<HostCheck> fused_host_checks(const Options& o) {
     };
     add("rrelu", t, "forward", "n=" + std::to_string(n) + " training", rrelu);
     add("rrelu", t, "backward", "n=" + std::to_string(n) + " training", rrelu);
+    add_fp8_host_checks(t, add);
   }
   return checks;
 }

@@ -7,7 +7,9 @@ rules it applies to a loop body are the contract the predictions are read
 against (README.md, "Static throughput model"):
 
 - The steady-state loop of a vectorized path is a loop whose body holds both
-  128-bit global loads and 128-bit global stores (the innermost such loop).
+  128-bit global loads and 128-bit global stores (the innermost such loop);
+  for a kernel whose output elements are narrower than its inputs (fp8
+  codes), 128-bit loads and global stores of any width.
 - Inside it, every instruction on the counted path is counted once per trip,
   predicated ones included (a predicated-off instruction still issues).
 - A BRA.DIV falls through: it is the compiler's convergence test before a
@@ -27,12 +29,20 @@ against (README.md, "Static throughput model"):
       against zero);
     * the vectorized side, when only one side's own blocks hold 128-bit
       global accesses (the other is the scalar or narrower fallback);
+    * the side of the wider stores, when both sides' own blocks only
+      store (narrower than 128 bits) the same bytes: one vector stored
+      whole or in halves (fp8 codes: 8 bytes in one access, or two 4-byte
+      ones for a call whose streams are aligned to half an access);
     * the longer side of a branch whose predicate depends only on kernel
       parameters (uniform: one side runs, the worst is assumed), except
       that the row of a call without an optional output (dropout's mask)
       takes the side that stores nothing, when the other side's own blocks
-      only store (narrower than 128 bits) and load nothing: those stores
-      are that output's, which the call does not make;
+      only store (narrower than 128 bits) and load nothing and the
+      predicate is not a test of a parameter byte (the output's presence
+      is its pointer tested against null; a flag byte such as a quantized
+      output's `writes`, set by every call that stores, guards the
+      output's own stores): those stores are that output's, which the
+      call does not make;
     * both sides otherwise (a data-dependent branch such as a sign test: a
       divergent warp runs both).
 - Inner loops in the body count their body once per trip unless the caller
@@ -479,6 +489,13 @@ def is_uniform_value(instrs: Sequence[Instr], index: int, reg: str, depth: int =
         if not is_uniform_value(instrs, j, d.pred.lstrip("!"), depth + 1, seen):
             return False
     _, srcs = dest_and_sources(d)
+    if d.base == "P2R":  # P2R Rd, PR, Rs, mask: also reads the predicates of the mask
+        ops = d.operands()
+        try:
+            mask = int(ops[-1], 16)
+        except (ValueError, IndexError):
+            return False
+        srcs = set(srcs) | {f"P{i}" for i in range(7) if mask >> i & 1}
     return all(is_uniform_value(instrs, j, s, depth + 1, seen) for s in srcs)
 
 
@@ -569,12 +586,11 @@ def alignment_sense(instrs: Sequence[Instr], index: int, pred: str) -> Optional[
 _CBANK_RE = re.compile(r"c\[0x0\]\[(0x[0-9a-fA-F]+)\]")
 
 
-def param_byte_sense(instrs: Sequence[Instr], index: int, pred: str,
-                     fixed: Dict[int, int]) -> Optional[bool]:
-    """For a predicate set by a test of a kernel-parameter byte against zero
-    (ISETP/UISETP .EQ/.NE of the byte's U8 constant load), its value when the
-    byte holds fixed[its constant-bank address]; None for any other
-    predicate or a byte not in fixed."""
+def param_byte_test(instrs: Sequence[Instr], index: int, pred: str) -> Optional[Tuple[int, bool]]:
+    """For a predicate set by a test of a kernel-parameter byte (a bool flag)
+    against zero (ISETP/UISETP .EQ/.NE of the byte's U8 constant load):
+    (the byte's constant-bank address, whether the predicate is true when
+    the byte is set); None for any other predicate."""
     j = _definition_before(instrs, index, pred)
     if j is None:
         return None
@@ -590,9 +606,20 @@ def param_byte_sense(instrs: Sequence[Instr], index: int, pred: str,
     k = _definition_before(instrs, j, reg)
     load = instrs[k] if k is not None else None
     m = _CBANK_RE.fullmatch(load.operands()[-1]) if load and load.op in ("LDC.U8", "ULDC.U8") else None
-    if m is None or int(m.group(1), 16) not in fixed:
+    if m is None:
         return None
-    return (fixed[int(m.group(1), 16)] != 0) == (cmp == "NE")
+    return int(m.group(1), 16), cmp == "NE"
+
+
+def param_byte_sense(instrs: Sequence[Instr], index: int, pred: str,
+                     fixed: Dict[int, int]) -> Optional[bool]:
+    """For a predicate set by a test of a kernel-parameter byte against zero
+    (param_byte_test), its value when the byte holds fixed[its constant-bank
+    address]; None for any other predicate or a byte not in fixed."""
+    t = param_byte_test(instrs, index, pred)
+    if t is None or t[0] not in fixed:
+        return None
+    return (fixed[t[0]] != 0) == t[1]
 
 
 # ---------------------------------------------------------------- the counted path
@@ -645,9 +672,33 @@ def _has(cfg: Cfg, blocks: Iterable[int], pred) -> bool:
     return any(pred(ins) for b in blocks for ins in cfg.blocks[b].instrs)
 
 
+def store_bytes(ins: Instr) -> int:
+    """Bytes one global store writes (STG.E: 4; .U8/.S8: 1; .U16/.S16: 2; .64: 8; .128: 16)."""
+    for tag, n in ((".128", 16), (".64", 8), (".U16", 2), (".S16", 2), (".U8", 1), (".S8", 1)):
+        if tag in ins.op:
+            return n
+    return 4
+
+
 def _only_narrow_stores(cfg: Cfg, blocks: Iterable[int]) -> bool:
     ins = [i for b in blocks for i in cfg.blocks[b].instrs if i.is_global_access()]
     return bool(ins) and all(i.base == "STG" and ".128" not in i.op for i in ins)
+
+
+def _wider_stores(cfg: Cfg, a: Iterable[int], b: Iterable[int]) -> Optional[int]:
+    """0 or 1 for the side (a or b) that writes the same bytes as the other
+    in wider stores, when both sides' own blocks access global memory only
+    to store, narrower than 128 bits (one vector stored whole or in halves:
+    the choice of an aligned call); None otherwise."""
+    def stores(blocks):
+        ins = [i for n in blocks for i in cfg.blocks[n].instrs if i.is_global_access()]
+        if not ins or any(i.base != "STG" or ".128" in i.op for i in ins):
+            return None
+        return sum(store_bytes(i) for i in ins), max(store_bytes(i) for i in ins)
+    sa, sb = stores(a), stores(b)
+    if sa is None or sb is None or sa[0] != sb[0] or sa[1] == sb[1]:
+        return None
+    return 0 if sa[1] > sb[1] else 1
 
 
 def counted_path(cfg: Cfg, loop: Loop, inner_trips: Optional[Dict[int, float]] = None,
@@ -726,7 +777,16 @@ def counted_path(cfg: Cfg, loop: Loop, inner_trips: Optional[Dict[int, float]] =
                 va, vb = _has(cfg, only_a, vec), _has(cfg, only_b, vec)
                 if va != vb and (_has(cfg, only_b if va else only_a, narrow) or True):
                     pick = "fall" if va else "taken"
-            if pick is None and optional_output_absent and is_uniform_value(instrs_all, idx, pred):
+            if pick is None:
+                wide = _wider_stores(cfg, only_a, only_b)
+                if wide is not None:
+                    pick = "fall" if wide == 0 else "taken"
+                    notes.append(f"branch at {last.addr:#x}: the wider stores of the same bytes counted")
+            # (An optional output's presence is its pointer tested against
+            # null; a flag byte, such as a quantized output's `writes`, which
+            # every storing call sets, is not that test.)
+            if pick is None and optional_output_absent and is_uniform_value(instrs_all, idx, pred) \
+                    and param_byte_test(instrs_all, idx, pred) is None:
                 stores_a, stores_b = _only_narrow_stores(cfg, only_a), _only_narrow_stores(cfg, only_b)
                 none = lambda r: not _has(cfg, r, lambda i: i.is_global_access())
                 if stores_a and none(only_b):
@@ -814,13 +874,17 @@ def loads_in_flight(cfg: Cfg, blocks: Set[int]) -> Tuple[int, int]:
     return issued, total
 
 
-def steady_state_loops(cfg: Cfg) -> List[Loop]:
-    """Innermost loops whose body holds both 128-bit global loads and stores."""
+def steady_state_loops(cfg: Cfg, narrow_stores: bool = False) -> List[Loop]:
+    """Innermost loops whose body holds both 128-bit global loads and stores
+    (narrow_stores: 128-bit loads and global stores of any width, for a
+    kernel whose output elements are narrower than its inputs, e.g. fp8
+    codes written from fp32 inputs: 4 bytes for 16 read)."""
     loops = find_loops(cfg)
 
     def has_vec(l: Loop) -> bool:
         ins = [i for b in l.body for i in cfg.blocks[b].instrs]
-        return any(i.is_global_128("LDG") for i in ins) and any(i.is_global_128("STG") for i in ins)
+        stores = (lambda i: i.base == "STG") if narrow_stores else (lambda i: i.is_global_128("STG"))
+        return any(i.is_global_128("LDG") for i in ins) and any(stores(i) for i in ins)
 
     cands = [l for l in loops if has_vec(l)]
     return [l for l in cands if not any(o is not l and o.body < l.body for o in cands)]

@@ -12,13 +12,16 @@ contract):
     ISETP, IADD3, LOP3, SHF, MOV, PRMT, F2FP, I2FP, ...); XU 0.5 (MUFU.*,
     conversions through FP64, I2F/F2I, FRND); FP64 2.
   * Instructions per element: the counted path of the kernel's steady-state
-    loop (sass.py states the rules) divided by the elements a trip handles;
+    loop (sass.py states the rules) divided by the elements a trip handles
+    (its 128-bit stores times the pack width; for an fp8 output, the code
+    bytes of its widest st.global.wb stores);
     for the row-wise softmax kernels, the row loop's path with each inner
     loop (both passes of the streaming kernels) run the trips a thread's
     share of the row needs, divided by that share.
   * Bytes per element: what the operation must move (forward: read x, write
     y; backward: read x or y and dy, write dx; fused forms: only their DRAM
-    streams).
+    streams; a quantized (fp8) output: its inputs in their dtype and one
+    code byte written, the scale and amax words left out).
   * Achievable copy: 3.0 TB/s (H100 SXM), 4.3 TB/s (H200).
   * Predicted fraction = min(1, issue-limited bytes/s / copy bytes/s), the
     binding pipe named; a kernel that must move more bytes than it is
@@ -77,6 +80,10 @@ TARGETS = {"elementwise": 0.95, "fused": 0.90, "softmax": 0.90}
 
 DTYPE_OF = {"float": "f32", "__half": "f16", "__nv_bfloat16": "bf16"}
 ELEM_SIZE = {"f32": 4, "f16": 2, "bf16": 2}
+# A quantized (fp8) output's element: one code byte, e4m3 or e5m2 (the call
+# picks the format at run time; one kernel serves both). Its rows' dtype is
+# "<input dtype>->fp8".
+CODE8 = "cuact::detail::Code8"
 
 
 def predict(per_elem: Dict[str, float], bytes_per_elem: float, gpu: Gpu,
@@ -148,6 +155,16 @@ class Kernel:
     # (family, call form, bytes per element, input streams) of each call it serves
     forms: List[Tuple[str, str, float, int]] = dataclasses.field(default_factory=list)
     softmax: Optional[dict] = None
+    # A quantized output (Code8: one fp8 code byte per element): dtype is then
+    # "<input>->fp8" and in_dtype the input streams' dtype, which sets the
+    # pack width (16-byte loads); the output is stored narrower.
+    quantized: bool = False
+    in_dtype: str = ""
+
+    @property
+    def width(self) -> int:
+        """Elements per 16-byte pack of the input streams."""
+        return pack_width(self.in_dtype or self.dtype)
 
 
 # Activations whose backward can also run from the saved output (the functor trait).
@@ -173,12 +190,30 @@ def classify(mangled: str, name: str) -> Kernel:
     if m:
         form, args = m.group(1), m.group(2)
         k.family = "row"
-        t = re.search(r"(?:^|, )(float|__half|__nv_bfloat16)(?:, (true|false))?$", args)
+        # The form's arguments end with the input dtype [, dropout] [, the
+        # output type: the input's, or Code8 for a quantized output].
+        t = re.search(r"(?:^|, )(float|__half|__nv_bfloat16)(?:, (true|false))?"
+                      r"(?:, (float|__half|__nv_bfloat16|cuact::detail::Code8))?$", args)
         k.dtype = DTYPE_OF.get(t.group(1), "?") if t else "?"
         random = bool(t and t.group(2) == "true")
         act_m = re.match(r"cuact::device::(\w+)<", args)
         act = snake(act_m.group(1)) if act_m else ""
         e = ELEM_SIZE.get(k.dtype, 4)
+        if t and t.group(3) == CODE8 and form in ("ActivationForward", "ActivationBackward"):
+            # Read in the input dtype, one code byte written per element
+            # (the scale and amax words are a few bytes a call: left out).
+            k.quantized, k.in_dtype, k.dtype = True, k.dtype, f"{k.dtype}->fp8"
+            if form == "ActivationForward":
+                k.op, k.direction, k.in_streams = act, "forward", 1
+                k.forms = [("fused", "act+dropout fp8", e + 1, 1), ("fused", "act+dropout+mask fp8", e + 2, 1)] \
+                    if random else [("fused", "act fp8", e + 1, 1), ("fused", "bias+act fp8", e + 1, 1),
+                                    ("fused", "glu fp8", 2 * e + 1, 2)]
+            else:
+                k.op, k.direction, k.in_streams = act, "backward", 2
+                k.forms = [("fused", "act fp8", 2 * e + 1, 2), ("fused", "bias+act fp8", 2 * e + 1, 2)]
+                if act in FROM_OUTPUT:
+                    k.forms.insert(1, ("fused", "from output fp8", 2 * e + 1, 2))
+            return k
         if form == "ActivationForward":
             k.op, k.direction, k.in_streams = act, "forward", 1
             if random:
@@ -267,11 +302,29 @@ def philox_loop(cfg: sass.Cfg, loop: sass.Loop) -> bool:
                for b in loop.body for i in cfg.blocks[b].instrs)
 
 
-def row_loop(cfg: sass.Cfg, loop: sass.Loop) -> bool:
+def row_loop(cfg: sass.Cfg, loop: sass.Loop, quantized: bool = False) -> bool:
     """The row engine's rolled loop over the rows of a trip: it stores 128-bit
-    vectors and loads none (the trip loads every row's vectors first)."""
+    vectors (a quantized output: its narrower code words) and loads no
+    16-byte vector (the trip loads every row's vectors first)."""
     ins = [i for b in loop.body for i in cfg.blocks[b].instrs]
-    return any(i.is_global_128("STG") for i in ins) and not any(i.is_global_128("LDG") for i in ins)
+    stores = any((i.base == "STG") if quantized else i.is_global_128("STG") for i in ins)
+    return stores and not any(i.is_global_128("LDG") for i in ins)
+
+
+def code_elements(cfg: sass.Cfg, p: sass.PathCount) -> float:
+    """Elements a trip of a quantized kernel's loop writes: the bytes of the
+    widest vector stores on its path, one code byte an element. The row
+    engine stores its output vectors with st.global.wb (cuda/vec.h,
+    store_vec), which sm_90 encodes as STG.E[.64|.128].STRONG.SM; dropout's
+    mask bytes are plain stores, and the narrower alternatives of the same
+    vector for streams aligned to half an access (also on the path:
+    predicated) are left out by taking the widest only."""
+    stores = [(sass.store_bytes(i), p.multipliers[b]) for b in p.blocks for i in cfg.blocks[b].instrs
+              if i.base == "STG" and ".STRONG" in i.op]
+    if not stores:
+        return 0.0
+    widest = max(w for w, _ in stores)
+    return sum(m for w, m in stores if w == widest) * widest
 
 
 # Rows per trip of the row engine's vector path.
@@ -287,16 +340,19 @@ def flat_loops(cfg: sass.Cfg, k: Kernel, optional_output_absent: bool = False,
     ROWS_PER_TRIP trips; a rolled Philox loop inside one (a row's random
     words, four per trip) runs pack width / 4 trips per row."""
     out = []
-    width = pack_width(k.dtype)
-    for l in sass.steady_state_loops(cfg):
+    width = k.width
+    for l in sass.steady_state_loops(cfg, narrow_stores=k.quantized):
         inner = sass.inner_loops(cfg, l)
-        trips = {i.header: float(ROWS_PER_TRIP) for i in inner if row_loop(cfg, i)}
+        trips = {i.header: float(ROWS_PER_TRIP) for i in inner if row_loop(cfg, i, k.quantized)}
         for i in inner:
             if philox_loop(cfg, i) and i.header not in trips:
                 trips[i.header] = width / 4.0  # (nested trip counts multiply)
         p = sass.counted_path(cfg, l, trips, optional_output_absent, fixed)
         p.notes = [n for n in p.notes if not any(f"{cfg.blocks[h].start:#x}" in n for h in trips)]
-        elems = p.stg128 * width / k.out_streams
+        if k.quantized:  # no 128-bit stores: the code bytes written
+            elems = code_elements(cfg, p) / k.out_streams
+        else:
+            elems = p.stg128 * width / k.out_streams
         out.append((l, p, elems, int(round(p.ldg128))))
     return out
 
@@ -313,9 +369,9 @@ def analyze_flat(cfg: sass.Cfg, k: Kernel, in_streams: Optional[int] = None,
         return None, None, 0.0
     if in_streams is not None:
         for l, p, elems, loads in loops:
-            if elems > 0 and loads * pack_width(k.dtype) == in_streams * elems:
+            if elems > 0 and loads * k.width == in_streams * elems:
                 return l, p, elems
-    l, p, elems, _ = max(loops, key=lambda x: x[1].stg128)
+    l, p, elems, _ = max(loops, key=lambda x: x[2] if k.quantized else x[1].stg128)
     return l, p, elems
 
 
@@ -343,7 +399,7 @@ def analyze_rows(cfg: sass.Cfg, k: Kernel, per_thread: float) -> Tuple[Optional[
     if not loops:
         return None, None, 0.0
     loop = max((l for l in sass.find_loops(cfg) if loops[0].body <= l.body), key=lambda l: len(l.body))
-    width = pack_width(k.dtype)
+    width = k.width
     trips = {}
     previous_shared_pack = False
     for inner in sass.inner_loops(cfg, loop):
@@ -475,6 +531,8 @@ def analyze_kernel(k: Kernel, instrs: List[sass.Instr], res: Dict[str, int], max
             "loads_in_flight": in_flight[0], "loads_per_trip": in_flight[1],
             "fp64_in_loop": path.fp64_ops[:4], "notes": sorted(set(path.notes))[:6],
         }
+        if k.quantized:  # one kernel for both fp8 formats (the call picks)
+            row["input_dtype"], row["output"] = k.in_dtype, "e4m3/e5m2"
         row.update(extra)
         for g in GPUS:
             f, pipe = predict(per, bytes_per_elem, g, traffic_cap)
@@ -493,15 +551,17 @@ def analyze_kernel(k: Kernel, instrs: List[sass.Instr], res: Dict[str, int], max
         flag = from_output_byte(k, params or {})
         for fam, label, b, streams in k.forms:
             # Dropout's forward without the mask: its mask stores do not run.
-            no_mask = k.direction == "forward" and label == "act+dropout"
+            no_mask = k.direction == "forward" and label in ("act+dropout", "act+dropout fp8")
             # Only the call from the output sets from_output: the y path.
-            fixed = {flag: int(label == "from output")} if flag is not None else {}
+            fixed = {flag: int(label.startswith("from output"))} if flag is not None else {}
             loop, path, elems = analyze_flat(cfg, k, streams, no_mask, fixed)
             if loop is None:
                 rows.append({"kernel": k.name, "family": fam, "op": k.op, "detail": k.detail,
                              "dtype": k.dtype, "direction": k.direction, "form": label,
                              "flags": base_flags + ["no vectorized loop"], "registers": regs,
                              "stack": stack, "local": local})
+                if k.quantized:
+                    rows[-1].update({"input_dtype": k.in_dtype, "output": "e4m3/e5m2"})
                 continue
             fl = sass.loads_in_flight(cfg, path.blocks)
             k.in_streams = streams
@@ -713,11 +773,19 @@ def markdown(rows: List[dict], dispatch: List[dict], fails, known_left) -> str:
     out = ["# Static throughput model: predicted fraction of the copy roofline (sm_90)\n\n",
            "Generated by `bench/static_model.py` from the library's sm_90 machine code; a prediction "
            "(README.md, \"Static throughput model\"), not a measurement.\n\n"]
-    for fam, title in (("elementwise", "Elementwise activations"), ("fused", "Fused forms")):
-        fam_rows = [r for r in rows if r["family"] == fam]
+    sections = (("elementwise", False, "Elementwise activations", ""),
+                ("fused", False, "Fused forms", ""),
+                ("fused", True, "Fused forms with a quantized (fp8) output",
+                 "One kernel per input dtype serves e4m3 and e5m2 (the call picks the format); dtype "
+                 "`<input>->fp8`. Bytes per element: the inputs read in their dtype and one code byte "
+                 "written (the mask's byte too where written); the scale and amax words, a few bytes a "
+                 "call, are left out.\n\n"))
+    for fam, quantized, title, note in sections:
+        fam_rows = [r for r in rows if r["family"] == fam and ("output" in r) == quantized]
         if not fam_rows:
             continue
         out.append(f"## {title} (target {TARGETS[fam]:.2f})\n\n")
+        out.append(note)
         out.append(TABLE_HEAD)
         for r in sorted(fam_rows, key=lambda r: (r["op"], r.get("detail", ""), r["dtype"], r["direction"],
                                                   r.get("form", ""))):
@@ -753,11 +821,12 @@ def readme_summary(rows: List[dict], dispatch: List[dict], fails) -> str:
     worst = sorted(gated, key=lambda r: (r["fraction_H200"], r["fraction_H100"]))[:12]
     out = []
     counts = []
-    for fam in ("elementwise", "fused", "softmax"):
-        fr = [r for r in gated if r["family"] == fam]
+    for fam, label, quantized in (("elementwise", "elementwise", False), ("fused", "fused", False),
+                                  ("fused", "fused with an fp8 output", True), ("softmax", "softmax", False)):
+        fr = [r for r in gated if r["family"] == fam and ("output" in r) == quantized]
         if fr:
             below = sum(1 for r in fr if min(r["fraction_H100"], r["fraction_H200"]) < TARGETS[fam])
-            counts.append(f"{fam}: {below} of {len(fr)} rows below {TARGETS[fam]:.2f}")
+            counts.append(f"{label}: {below} of {len(fr)} rows below {TARGETS[fam]:.2f}")
     out.append("Predicted (not measured) on H100 SXM / H200; " + "; ".join(counts) + ".\n")
     out.append("The lowest rows:\n\n")
     out.append("| kernel | dtype | dir | form | instr/elem | H100 | H200 | binding |\n|---|---|---|---|---|---|---|---|\n")
@@ -872,7 +941,10 @@ def main(argv=None) -> int:
     if a.write_known and a.known:
         with open(a.known, "w") as f:
             f.write(to_json({"note": "shortfalls the gate reports but does not fail on (generated by "
-                                     "static_model.py --write-known); each with its figures",
+                                     "static_model.py --write-known); each with its figures. The fp8 "
+                                     "rows below 0.90: an fp8 output leaves e + 1 bytes per element "
+                                     "(2e + 1 backward) while the accuracy contract needs the fp32 "
+                                     "functor (docs/STATIC_MODEL.md, 'Rows with an fp8 output')",
                              "known": known}))
     if a.readme:
         with open(a.readme) as f:

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """cuact's torch operators beside the kernels a PyTorch user would otherwise
 run: eager torch.nn.functional and its torch.compile'd form, each timed with
-CUDA events in the same run as a copy kernel over the same bytes. Writes
+CUDA events in the same run as a copy kernel over the same bytes. The fp8 rows
+(gelu->fp8, swiglu->fp8: cuact's fused activation + quantization with a given
+scale) are timed beside the unfused computation a user would write,
+(act(x) * scale).clamp(-448, 448).to(torch.float8_e4m3fn), eager and compiled. Writes
 cuact-bench's JSON and CSV formats (family "torch"; peers torch_eager and
 torch_compile, in ms; copy_fraction is cuact's speed as a fraction of the
 copy's). Needs a GPU and the cuact Python package (pip install ./python).
@@ -42,6 +45,55 @@ def cases():
         ("softmax", rows, lambda x: CF.softmax(x, -1), lambda x: F.softmax(x, -1)),
         ("log_softmax", rows, lambda x: CF.log_softmax(x, -1), lambda x: F.log_softmax(x, -1)),
     ]
+
+
+FP8_SCALE = 16.0
+
+
+def fp8_cases():
+    """(op, shape kind, cuact function, torch function), both returning e4m3 codes."""
+    import cuact.functional as CF
+
+    def unfused(f):
+        return lambda x: (f(x).float() * FP8_SCALE).clamp(-448.0, 448.0).to(torch.float8_e4m3fn)
+
+    swiglu = lambda x: F.silu(x.chunk(2, -1)[0]) * x.chunk(2, -1)[1]  # noqa: E731
+    return [
+        ("gelu->fp8", None, lambda x, s: CF.activation_fp8(x, "gelu", scale=s).data, unfused(F.gelu)),
+        ("swiglu->fp8", "pairs", lambda x, s: CF.swiglu_fp8(x, scale=s).data, unfused(swiglu)),
+    ]
+
+
+def measure_fp8(op, shape_kind, ours, theirs, dtype_name, n, runs):
+    """One fp8 forward row: x in its dtype read, one byte per code written."""
+    dtype = DTYPES[dtype_name]
+    shape = (n // 4096, 8192) if shape_kind == "pairs" else (n,)
+    x = torch.randn(shape, device="cuda", dtype=dtype)
+    scale = torch.tensor([FP8_SCALE], device="cuda", dtype=torch.float32)
+    out_numel = x.numel() // 2 if shape_kind == "pairs" else x.numel()
+    nbytes = x.numel() * x.element_size() + out_numel
+    compiled = torch.compile(theirs)
+    fns = {"cuact": lambda: ours(x, scale), "torch_eager": lambda: theirs(x),
+           "torch_compile": lambda: compiled(x)}
+    # Codes may differ by one fp8 step next to a rounding boundary (the
+    # unfused path rounds the activation to the input dtype first).
+    a, b = fns["cuact"]().float(), fns["torch_eager"]().float()
+    status, note = "ok", ""
+    if not torch.allclose(a, b, rtol=0.13, atol=2.0 ** -9):
+        status, note = "wrong", "cuact and the unfused torch computation disagree beyond one fp8 step"
+    src = torch.empty(nbytes // 2, device="cuda", dtype=torch.uint8)
+    dst = torch.empty_like(src)
+    copy = time_ms(lambda: dst.copy_(src), runs)
+    timed = {name: time_ms(fn, runs) for name, fn in fns.items()}
+    med, p10, p90 = timed["cuact"]
+    return {
+        "family": "torch", "op": op, "dtype": dtype_name, "direction": "forward",
+        "shape": "x" + "x".join(map(str, shape)), "elements": x.numel(), "bytes": nbytes,
+        "status": status, "note": note, "median_ms": med, "p10_ms": p10, "p90_ms": p90,
+        "gbps": nbytes / med / 1e6, "copy_fraction": copy[0] / med,
+        "peers": {"torch_eager": timed["torch_eager"][0], "torch_compile": timed["torch_compile"][0],
+                  "copy": copy[0]},
+    }
 
 
 def time_ms(fn, runs):
@@ -136,6 +188,15 @@ def main():
                 print(f'{op:12s} {dt:5s} {direction:9s} {r["median_ms"]:8.4f} ms '
                       f'{r["copy_fraction"]:.3f} of copy  eager {r["peers"]["torch_eager"]:.4f} '
                       f'compile {r["peers"]["torch_compile"]:.4f}  {r["status"]}', flush=True)
+    for op, shape_kind, ours, theirs in fp8_cases():
+        if args.op and op not in args.op:
+            continue
+        for dt in DTYPES:
+            r = measure_fp8(op, shape_kind, ours, theirs, dt, n, args.runs)
+            results.append(r)
+            print(f'{op:12s} {dt:5s} forward   {r["median_ms"]:8.4f} ms '
+                  f'{r["copy_fraction"]:.3f} of copy  eager {r["peers"]["torch_eager"]:.4f} '
+                  f'compile {r["peers"]["torch_compile"]:.4f}  {r["status"]}', flush=True)
     props = torch.cuda.get_device_properties(0)
     info = {"tool": "cuact-bench torch peers", "device": f"{props.name} (sm_{props.major}{props.minor})",
             "peak_gbps": 0.0, "runs": args.runs, "results": results}

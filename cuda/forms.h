@@ -6,8 +6,11 @@
 // kernels run.
 //
 // A form F declares what it reads and writes; the engine provides it:
-//   using Data = T;                 the element type of its data streams (F is the
-//                                   activation functor for results rounded to T)
+//   using In = T;                   the element type of its input streams
+//   using Out = O;                  the element type of its output streams: T, or
+//                                   Code8 (vec.h) for a quantized output, which the
+//                                   engine's output stage scales and rounds (F is
+//                                   then the fp32 functor: the stage rounds once more)
 //   static constexpr int kInputs;   input streams in[0 .. kInputs - 1]
 //   static constexpr int kOutputs;  output streams (1 or 2)
 //   static constexpr int kOptionalInput;  the input a call may lack (-1: none)
@@ -54,9 +57,10 @@ inline constexpr float kNoGate = 1.0f;   // the linear half of a call without on
 // activation and the GLU forward (in[1] the linear half); with Dropout,
 // y = act(x + bias) * m/(1-p) (activation + dropout; no gate). A dropped
 // element is 0 whatever its input (selected, not multiplied).
-template <class F, class T, bool Dropout>
+template <class F, class T, bool Dropout, class O = T>
 struct ActivationForward {
-  using Data = T;
+  using In = T;
+  using Out = O;
   static constexpr int kInputs = Dropout ? 1 : 2;  // x [, the gate]
   static constexpr int kOptionalInput = Dropout ? -1 : 1;
   static constexpr int kOutputs = 1;
@@ -80,9 +84,10 @@ struct ActivationForward {
 // The gradient of bias + activation (+ dropout, the mask regenerated):
 // dx = act'(x + bias) * dy [* m/(1-p)]; summed for dbias. Plain backward (and,
 // for functors that offer it, backward from the saved output y in in[0]).
-template <class F, class T, bool Dropout>
+template <class F, class T, bool Dropout, class O = T>
 struct ActivationBackward {
-  using Data = T;
+  using In = T;
+  using Out = O;
   static constexpr int kInputs = 2;  // x (or y), dy
   static constexpr int kOptionalInput = -1;
   static constexpr int kOutputs = 1;
@@ -113,7 +118,8 @@ struct ActivationBackward {
 // Inputs: in[0] the activated half, in[1] dy, in[2] the linear half.
 template <class F, class T>
 struct GatedBackward {
-  using Data = T;
+  using In = T;
+  using Out = T;
   static constexpr int kInputs = 3;
   static constexpr int kOptionalInput = -1;
   static constexpr int kOutputs = 2;
@@ -151,7 +157,8 @@ struct SlopeRule {
 // 0; NaN stays NaN.
 template <class T, bool Random>
 struct SlopeForward {
-  using Data = T;
+  using In = T;
+  using Out = T;
   static constexpr int kInputs = 1;
   static constexpr int kOptionalInput = -1;
   static constexpr int kOutputs = 1;
@@ -176,7 +183,8 @@ struct SlopeForward {
 // Inputs: in[0] x, in[1] dy.
 template <class T, bool Random>
 struct SlopeBackward {
-  using Data = T;
+  using In = T;
+  using Out = T;
   static constexpr int kInputs = 2;
   static constexpr int kOptionalInput = -1;
   static constexpr int kOutputs = 1;

@@ -17,15 +17,15 @@ CUACT_HD F functor_from(const void* params) {
   return F(*static_cast<const typename F::Params*>(params));
 }
 
-template <class T, class F, bool Dropout>
+template <class T, class F, bool Dropout, class O = T>
 cudaError_t launch_forward(const void* params, const FormArgs& a, const RowCall& c, cudaStream_t s) {
-  return launch_rows(ActivationForward<F, T, Dropout>{functor_from<F>(params), a.scale}, c, s);
+  return launch_rows(ActivationForward<F, T, Dropout, O>{functor_from<F>(params), a.scale}, c, s);
 }
 
-template <class T, class F, bool Dropout>
+template <class T, class F, bool Dropout, class O = T>
 cudaError_t launch_backward(const void* params, const FormArgs& a, const RowCall& c, cudaStream_t s) {
-  return launch_rows(ActivationBackward<F, T, Dropout>{functor_from<F>(params), a.scale, a.from_output},
-                     c, s);
+  return launch_rows(
+      ActivationBackward<F, T, Dropout, O>{functor_from<F>(params), a.scale, a.from_output}, c, s);
 }
 
 template <class T, class F>
@@ -52,6 +52,15 @@ template <class T, bool Dropout, std::size_t K>
 constexpr RowLauncher backward_at() {
   return &launch_backward<T, FunctorAt<K, T>, Dropout>;
 }
+// Quantized outputs compute with the fp32 functor (the stage rounds once more).
+template <class T, bool Dropout, std::size_t K>
+constexpr RowLauncher quantized_forward_at() {
+  return &launch_forward<T, FunctorAt<K, float>, Dropout, Code8>;
+}
+template <class T, std::size_t K>
+constexpr RowLauncher quantized_backward_at() {
+  return &launch_backward<T, FunctorAt<K, float>, false, Code8>;
+}
 template <class T, std::size_t K>
 constexpr RowLauncher gated_at() {
   return &launch_gated_backward<T, FunctorAt<K, T>>;
@@ -64,6 +73,14 @@ constexpr ActivationLaunchers forward_array(std::index_sequence<K...>) {
 template <class T, bool Dropout, std::size_t... K>
 constexpr ActivationLaunchers backward_array(std::index_sequence<K...>) {
   return {backward_at<T, Dropout, K>()...};
+}
+template <class T, bool Dropout, std::size_t... K>
+constexpr ActivationLaunchers quantized_forward_array(std::index_sequence<K...>) {
+  return {quantized_forward_at<T, Dropout, K>()...};
+}
+template <class T, std::size_t... K>
+constexpr ActivationLaunchers quantized_backward_array(std::index_sequence<K...>) {
+  return {quantized_backward_at<T, K>()...};
 }
 template <class T, std::size_t... K>
 constexpr ActivationLaunchers gated_array(std::index_sequence<K...>) {
@@ -87,6 +104,22 @@ const ActivationLaunchers& backward_launchers(bool dropout) {
 template <class T>
 const ActivationLaunchers& gated_backward_launchers() {
   static constexpr ActivationLaunchers table = gated_array<T>(std::make_index_sequence<kActivations>{});
+  return table;
+}
+
+template <class T>
+const ActivationLaunchers& quantized_forward_launchers(bool dropout) {
+  static constexpr ActivationLaunchers plain =
+      quantized_forward_array<T, false>(std::make_index_sequence<kActivations>{});
+  static constexpr ActivationLaunchers dropped =
+      quantized_forward_array<T, true>(std::make_index_sequence<kActivations>{});
+  return dropout ? dropped : plain;
+}
+
+template <class T>
+const ActivationLaunchers& quantized_backward_launchers() {
+  static constexpr ActivationLaunchers table =
+      quantized_backward_array<T>(std::make_index_sequence<kActivations>{});
   return table;
 }
 

@@ -1,5 +1,6 @@
-// The one dispatch table of the row engine: for every data type, form and
-// activation, the launcher of an explicitly instantiated kernel. Declared here
+// The one dispatch table of the row engine: for every data type, form,
+// output store and activation in its list, the launcher of an explicitly
+// instantiated kernel. Declared here
 // for the host (host/row_calls.cpp); built in kernel_table.cuh, one
 // translation unit per data type and group of forms (kernel_table.cu.in).
 #pragma once
@@ -38,6 +39,16 @@ template <class T> const ActivationLaunchers& backward_launchers(bool dropout);
 template <class T> const ActivationLaunchers& gated_backward_launchers();
 //   PReLU / RReLU (random: slopes drawn from the random stream)
 template <class T> RowLauncher slope_launcher(bool backward, bool random);
+// Quantized outputs (fp8 codes through the output stage; the fp32 functor):
+//   y = act(x + bias) [* gate], with or without dropout
+template <class T> const ActivationLaunchers& quantized_forward_launchers(bool dropout);
+//   dx = act'(x + bias) * dy (dbias from the unquantized products), or from y
+template <class T> const ActivationLaunchers& quantized_backward_launchers();
+
+// The current recipe's scale step (one thread): scale = scale_from_amax(*amax,
+// ...) written to `scale` and 1 / scale to `scale_inv` (if not null).
+cudaError_t launch_scale_from_amax(const float* amax, Fp8 format, int margin, bool power_of_two,
+                                   float* scale, float* scale_inv, cudaStream_t stream);
 
 // The second step of a reduction (dbias, dweight): each segment of fp32
 // partials summed, rounded once to R (sum_partials.cu).

@@ -12,6 +12,7 @@
 
 #include "fast_divider.h"
 #include "forms.h"
+#include "output_stage.h"
 #include "philox.h"
 #include "row_plan.h"
 #include "vec.h"
@@ -25,8 +26,9 @@ enum class ParamMode : int { none, by_column, by_row_channel };
 
 // One launch as the kernel takes it (by value). Stream k of the form is
 // in[k] / out[k] with its row stride in elements; an optional input the call
-// lacks is null. The parameter is fp32 or the data type (param_f32); dbias
-// and dweight are summed in fp32 either way.
+// lacks is null. The parameter is fp32 or the input type (param_f32); dbias
+// and dweight are summed in fp32 either way. A quantized output (Code8) is
+// stored through `quantized` (output_stage.h).
 struct RowCall {
   RowPlan plan;
   TileGeometry geometry;
@@ -45,6 +47,7 @@ struct RowCall {
   uint32_t keep_threshold = 0;  // dropout keeps draw >= keep_threshold (2^16 when p == 1: none)
   ReduceMode reduce = ReduceMode::none;
   float* partials = nullptr;
+  QuantizedStore quantized;
   // From a thread's row to its next (row_lanes() rows on), per stream and in
   // element indices: set with the geometry (set_row_gaps), so that the
   // kernels' row loop reads them instead of recomputing 64-bit products.
@@ -66,18 +69,28 @@ CUACT_HD void set_row_gaps(RowCall& c) {
   c.e_gap = lanes * c.plan.cols;
 }
 
+// The widest element of a form's streams: it sets the chunk's bytes.
+template <class Form>
+inline constexpr int kWidestElement = static_cast<int>(
+    sizeof(typename Form::In) > sizeof(typename Form::Out) ? sizeof(typename Form::In)
+                                                           : sizeof(typename Form::Out));
+
 // Elements per chunk of a form (the plan's width for its calls: row_plan.h,
-// chunk_bytes_for).
+// chunk_bytes_for), the same on every stream.
 template <class Form>
 inline constexpr int kChunkWidth =
-    chunk_bytes_for(Form::kRandom, Form::kReduces, sizeof(typename Form::Data)) /
-    static_cast<int>(sizeof(typename Form::Data));
+    chunk_bytes_for(Form::kRandom, Form::kReduces, kWidestElement<Form>) / kWidestElement<Form>;
 
-// A thread's running sums: per column of its chunk (by_column) or one (by_row_channel).
+template <class Form>
+using StageOf = OutputStage<typename Form::Out>;
+
+// A thread's running sums: per column of its chunk (by_column) or one
+// (by_row_channel); and the max |result| a quantized output stage keeps.
 template <int W>
 struct Accumulator {
   float column[W] = {};
   float row = 0.0f;
+  float amax = 0.0f;
   CUACT_HD void add(ReduceMode mode, int j, float term) {
     if (mode == ReduceMode::by_column) column[j] += term;
     else row += term;
@@ -201,15 +214,18 @@ CUACT_HD_NOINLINE ElementOut apply_form_out_of_line(Form form, KeepRule keep, fl
 // access per vector; 8 (streams only 8-byte aligned, e.g. an odd GLU half):
 // two 8-byte ones.
 template <bool WithOptional, class Form>
-CUACT_HD void vector_rows(const Form& form, const RowCall& c, int64_t col, const ThreadRows& tr,
+CUACT_HD void vector_rows(const Form& form, const StageOf<Form>& stage, const RowCall& c,
+                          int64_t col, const ThreadRows& tr,
                           const float (&param)[kChunkWidth<Form>],
                           Accumulator<kChunkWidth<Form>>& acc) {
-  using T = typename Form::Data;
+  using T = typename Form::In;
+  using U = typename Form::Out;
   constexpr int W = kChunkWidth<Form>, I = Form::kInputs, O = Form::kOutputs;
+  constexpr int kChunkBytes = W * kWidestElement<Form>;  // every stream's accesses follow it
   const int64_t rows = c.plan.rows, lanes = tr.lanes;
   const bool wide = c.plan.access == 16;
   const T* in[I];
-  T* out[O];
+  U* out[O];
   const int64_t first = c.plan.origin + col;
   CUACT_UNROLL
   for (int k = 0; k < I; ++k) {
@@ -218,7 +234,7 @@ CUACT_HD void vector_rows(const Form& form, const RowCall& c, int64_t col, const
   }
   CUACT_UNROLL
   for (int k = 0; k < O; ++k) {
-    out[k] = static_cast<T*>(c.out[k]) + first + tr.first_row * c.out_stride[k];
+    out[k] = static_cast<U*>(c.out[k]) + first + tr.first_row * c.out_stride[k];
   }
   uint64_t e0 = static_cast<uint64_t>(first + tr.first_row * c.plan.cols);
   const auto e_gap = static_cast<uint64_t>(c.e_gap);
@@ -237,11 +253,11 @@ CUACT_HD void vector_rows(const Form& form, const RowCall& c, int64_t col, const
     CUACT_UNROLL
     for (int k = 0; k < I; ++k) {
       if (present<Form, WithOptional>(k)) {
-        v0[k] = load_vec<T, W>(in[k], wide);
-        v1[k] = load_vec<T, W>(second ? in[k] + in_gap[k] : in[k], wide);
+        v0[k] = load_vec<T, W, kChunkBytes>(in[k], wide);
+        v1[k] = load_vec<T, W, kChunkBytes>(second ? in[k] + in_gap[k] : in[k], wide);
       }
     }
-    auto row = [&](const Vec<T, W>(&v)[I], uint64_t e, T* const (&o)[O]) {
+    auto row = [&](const Vec<T, W>(&v)[I], uint64_t e, U* const (&o)[O]) {
       uint32_t draws[W / 2] = {};
       if constexpr (Form::kRandom) chunk_draws<W>(random, e, draws);
       float y[O][W];
@@ -257,8 +273,10 @@ CUACT_HD void vector_rows(const Form& form, const RowCall& c, int64_t col, const
         if constexpr (Form::kReduces) acc.add(c.reduce, j, res.term);
       }
       CUACT_UNROLL
-      for (int k = 0; k < O; ++k)
-        store_vec<T, W>(o[k], from_floats<T, W>(y[k]), wide);
+      for (int k = 0; k < O; ++k) {
+        const Vec<U, W> packed = stage.pack(y[k], acc.amax);
+        if (stage.writes()) store_vec<U, W, kChunkBytes>(o[k], packed, wide);
+      }
       if constexpr (Form::kMask) {
         // The mask's bits from the draws (the forms' own decision, KeepRule),
         // only where the call writes the mask.
@@ -278,7 +296,7 @@ CUACT_HD void vector_rows(const Form& form, const RowCall& c, int64_t col, const
       // at the memory limit rolled, and stay so: build time).
       row(v0, e0, out);
       if (second) {
-        T* o1[O];
+        U* o1[O];
         CUACT_UNROLL
         for (int k = 0; k < O; ++k) o1[k] = out[k] + out_gap[k];
         row(v1, e0 + e_gap, o1);
@@ -288,7 +306,7 @@ CUACT_HD void vector_rows(const Form& form, const RowCall& c, int64_t col, const
       // code, the same loads in flight); the second row moves into v0.
       const int count = second ? 2 : 1;
       uint64_t e = e0;
-      T* o[O];
+      U* o[O];
       CUACT_UNROLL
       for (int k = 0; k < O; ++k) o[k] = out[k];
       CUACT_NO_UNROLL
@@ -322,10 +340,12 @@ CUACT_HD void rotate(float (&v)[W]) {
 // column, so the current column's are always slot 0 (registers, no
 // indexing); after W steps they are back in place.
 template <bool WithOptional, class Form>
-CUACT_HD void chunk_rows(const Form& form, const RowCall& c, const ColumnSpan& span,
-                         const ThreadRows& tr, const float (&param)[kChunkWidth<Form>],
+CUACT_HD void chunk_rows(const Form& form, const StageOf<Form>& stage, const RowCall& c,
+                         const ColumnSpan& span, const ThreadRows& tr,
+                         const float (&param)[kChunkWidth<Form>],
                          Accumulator<kChunkWidth<Form>>& acc) {
-  using T = typename Form::Data;
+  using T = typename Form::In;
+  using U = typename Form::Out;
   constexpr int W = kChunkWidth<Form>, I = Form::kInputs, O = Form::kOutputs;
   const int64_t first = c.plan.origin + span.begin;
   RandomStream random;
@@ -354,8 +374,10 @@ CUACT_HD void chunk_rows(const Form& form, const RowCall& c, const ColumnSpan& s
         const ElementOut res =
             apply_form_out_of_line(form, keep_rule(c), a[0], a[1], a[2], p[0], draw);
         CUACT_UNROLL
-        for (int k = 0; k < O; ++k)
-          static_cast<T*>(c.out[k])[first + r * c.out_stride[k] + j] = device::narrow<T>(res.out[k]);
+        for (int k = 0; k < O; ++k) {
+          const U v = stage.one(res.out[k], acc.amax);
+          if (stage.writes()) static_cast<U*>(c.out[k])[first + r * c.out_stride[k] + j] = v;
+        }
         if constexpr (Form::kMask) {
           if (c.mask != nullptr) c.mask[e] = static_cast<uint8_t>(res.kept);
         }
@@ -374,17 +396,18 @@ CUACT_HD void chunk_rows(const Form& form, const RowCall& c, const ColumnSpan& s
 template <bool WithOptional, class Form>
 CUACT_HD void run_tiles_with(const Form& form, const RowCall& c, int64_t block, int thread,
                              Accumulator<kChunkWidth<Form>>& acc) {
-  using T = typename Form::Data;
+  using T = typename Form::In;
   constexpr int W = kChunkWidth<Form>;
   const ThreadRows tr = thread_rows(c.geometry, block, thread);
+  const StageOf<Form> stage = StageOf<Form>::make(c.quantized);
   for (int64_t chunk = tr.first_chunk; chunk < c.plan.chunks; chunk += tr.chunk_step) {
     const ColumnSpan span = c.plan.chunk_columns(chunk);
     float param[W];
     chunk_params<T, W>(c, span, tr.first_row, param);
     if (c.plan.access > 0 && span.count == W)
-      vector_rows<WithOptional>(form, c, span.begin, tr, param, acc);
+      vector_rows<WithOptional>(form, stage, c, span.begin, tr, param, acc);
     else
-      chunk_rows<WithOptional>(form, c, span, tr, param, acc);
+      chunk_rows<WithOptional>(form, stage, c, span, tr, param, acc);
   }
 }
 
@@ -402,11 +425,15 @@ CUACT_HD void run_tiles(const Form& form, const RowCall& c, int64_t block, int t
 
 // A flat call's elements outside the row view (its head before the first
 // 16-byte boundary and its tail): thread `thread` of `threads` takes every
-// threads-th. Flat calls have no parameter vector and do not reduce.
+// threads-th. Flat calls have no parameter vector and do not reduce; amax
+// takes a quantized output's |results|.
 template <class Form>
-CUACT_HD void run_extras(const Form& form, const RowCall& c, int64_t thread, int64_t threads) {
-  using T = typename Form::Data;
+CUACT_HD void run_extras(const Form& form, const RowCall& c, int64_t thread, int64_t threads,
+                         float& amax) {
+  using T = typename Form::In;
+  using U = typename Form::Out;
   constexpr int I = Form::kInputs, O = Form::kOutputs;
+  const StageOf<Form> stage = StageOf<Form>::make(c.quantized);
   RandomStream random;
   if constexpr (Form::kRandom) {
     if (c.plan.extras() > thread) random = stream_of(c);
@@ -422,7 +449,10 @@ CUACT_HD void run_extras(const Form& form, const RowCall& c, int64_t thread, int
     const ElementOut res =
         apply_form_out_of_line(form, keep_rule(c), a[0], a[1], a[2], c.param_fill, draw);
     CUACT_UNROLL
-    for (int k = 0; k < O; ++k) static_cast<T*>(c.out[k])[e] = device::narrow<T>(res.out[k]);
+    for (int k = 0; k < O; ++k) {
+      const U v = stage.one(res.out[k], amax);
+      if (stage.writes()) static_cast<U*>(c.out[k])[e] = v;
+    }
     if constexpr (Form::kMask) {
       if (c.mask != nullptr) c.mask[e] = static_cast<uint8_t>(res.kept);
     }

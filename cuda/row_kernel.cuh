@@ -1,7 +1,7 @@
 // The row engine's kernel: one generic kernel that runs a form over a call's
 // row view (row_engine.h) with the block partial sums a reducing form needs,
 // and its launch. Templates are only what speed needs: the form (its
-// functor, data type and whether it draws random words).
+// functor, stream types and whether it draws random words).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -23,6 +23,24 @@ __device__ __noinline__ void write_block_partials(const float* sums, RowPlan pla
     write_channel_partials(sums, g, channels, blockIdx.x, t, step, partials);
 }
 
+// A quantized output's amax: the block's max |result| folded into the call's
+// word with one atomic max on its bits (non-negative floats order as their
+// bits), so the word is the same on every run; and 1 / scale from the grid's
+// first thread. Every thread of the block calls it. (q by value: a reference
+// to the kernel's parameter would copy the whole call to local memory.)
+static __device__ __noinline__ void fold_amax(QuantizedStore q, float amax) {
+  __shared__ float warp_max[kBlockThreads / 32];
+  for (int d = 16; d > 0; d /= 2) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, d));
+  if (threadIdx.x % 32 == 0) warp_max[threadIdx.x / 32] = amax;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int w = 1; w < kBlockThreads / 32; ++w) amax = fmaxf(amax, warp_max[w]);
+    if (q.amax != nullptr) atomicMax(reinterpret_cast<unsigned int*>(q.amax), __float_as_uint(amax));
+    if (q.scale_inv != nullptr && q.writes && blockIdx.x == 0)
+      *q.scale_inv = 1.0f / (q.scale != nullptr ? *q.scale : 1.0f);
+  }
+}
+
 // At least 2 resident blocks per SM (at most 128 registers): every thread
 // keeps two 16-byte loads per input stream in flight, so 512 threads already
 // cover the memory latency, and ptxas never trades spills for occupancy.
@@ -33,7 +51,11 @@ __global__ void __launch_bounds__(kBlockThreads, 2) rows_kernel(Form form, RowCa
   run_tiles(form, c, blockIdx.x, static_cast<int>(threadIdx.x), acc);
   if (c.plan.extras() > 0)
     run_extras(form, c, static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x,
-               static_cast<int64_t>(gridDim.x) * blockDim.x);
+               static_cast<int64_t>(gridDim.x) * blockDim.x, acc.amax);
+  if constexpr (StageOf<Form>::kQuantized) {
+    if (c.quantized.amax != nullptr || c.quantized.scale_inv != nullptr)  // uniform over the grid
+      fold_amax(c.quantized, acc.amax);
+  }
   if constexpr (Form::kReduces) {
     if (c.reduce == ReduceMode::none) return;  // uniform over the grid
     __shared__ float sums[kBlockThreads * W];
@@ -53,7 +75,10 @@ __global__ void __launch_bounds__(kBlockThreads, 2) rows_kernel(Form form, RowCa
 template <class Form>
 cudaError_t launch_rows(const Form& form, const RowCall& call, cudaStream_t stream) {
   if (!launchable(call.geometry)) return cudaErrorInvalidConfiguration;
-  if (call.plan.width != kChunkWidth<Form>) return cudaErrorInvalidValue;  // planned for another form
+  // A plan made for other element types or another chunk width is refused.
+  if (call.plan.width != kChunkWidth<Form> || call.plan.in_size != sizeof(typename Form::In) ||
+      call.plan.out_size != sizeof(typename Form::Out))
+    return cudaErrorInvalidValue;
   void* args[] = {const_cast<Form*>(&form), const_cast<RowCall*>(&call)};
   return cudaLaunchKernel(reinterpret_cast<const void*>(&rows_kernel<Form>),
                           dim3(static_cast<unsigned>(call.geometry.blocks())), dim3(kBlockThreads),

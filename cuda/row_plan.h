@@ -3,15 +3,16 @@
 //
 // Every call works on a [rows, cols] view of its buffers ("streams"): element
 // (r, c) of stream s sits at base_s + origin + r * stride_s + c (strides in
-// elements, each stream its own element type). Bias + activation is [rows,
+// elements; inputs and outputs each their own element type). Bias + activation is [rows,
 // cols] with stride cols; the two halves of a GLU input share stride 2d (the
 // second half at base + d); PReLU's [outer, C, inner] is [outer*C, inner]. A
 // flat buffer of n elements is one view too: [rows, cols] of whole 16-byte
 // chunks (`origin` elements past its start), plus `extra_head` elements before
 // the view and `extra_tail` after it, which go element by element.
 //
-// Each row splits into the same chunks of W columns (W = 16 bytes of the data
-// type, 32 for the fp32 forms of chunk_bytes_for): a head up to the first
+// Each row splits into the same chunks of W columns (W = 16 bytes of the
+// widest stream's type, 32 for the fp32 forms of chunk_bytes_for; a narrower
+// stream moves the same W elements in fewer bytes): a head up to the first
 // boundary of the access width in stream 0,
 // then whole chunks, then the tail. When every stream's whole chunks sit on
 // that boundary in every row, they move as vectors: one 16-byte access each
@@ -49,7 +50,10 @@ struct RowPlan {
   int width = 1;       // W: elements per chunk
   int head = 0;        // columns before the first chunk boundary (0 <= head < W)
   int64_t chunks = 0;  // chunks per row
-  int access = 0;      // bytes per vector access of a whole chunk: 16, 8, or 0 (element by element)
+  int access = 0;      // bytes per vector access of a whole chunk on the widest stream: 16, 8,
+                       // or 0 (element by element); narrower streams move the same elements
+  int in_size = 0;     // element bytes of the input streams and of the output streams: the
+  int out_size = 0;    // launch checks them against the form's types (row_kernel.cuh)
   int64_t origin = 0;       // elements of every stream before the view
   int64_t extra_head = 0;   // flat calls: elements [0, extra_head), element by element
   int64_t extra_tail = 0;   // flat calls: the elements after the view
@@ -86,31 +90,44 @@ CUACT_HD int64_t max_row_chunks(int64_t cols, int width) {
 }
 
 // One stream as the plan sees it: the byte address of its element (0, 0) of
-// the view and its row stride in bytes.
+// the view, its row stride in bytes, and its element size (0: the widest's).
 struct StreamLayout {
   std::uintptr_t address = 0;
   int64_t stride_bytes = 0;
+  int elem_size = 0;
 };
 
-// The chunk head of `cols` columns for access width `access` over the streams
-// (stream 0 decides where chunks start), or -1 when some stream's whole
-// chunks do not sit on that width's boundary in every row.
-CUACT_HD int chunk_head(const StreamLayout* streams, int count, int elem_size, int64_t cols,
+// The bytes of one access of a stream of `elem_size`-byte elements when the
+// widest stream's (`widest`-byte elements) are `access` bytes: every stream
+// moves the same elements per access.
+CUACT_HD constexpr int stream_access(int access, int elem_size, int widest) {
+  return access * elem_size / widest;
+}
+
+// The chunk head of `cols` columns for access width `access` (bytes on the
+// widest stream, `widest`-byte elements) over the streams (stream 0 decides
+// where chunks start), or -1 when some stream's whole chunks do not sit on
+// its access boundary in every row.
+CUACT_HD int chunk_head(const StreamLayout* streams, int count, int widest, int64_t cols,
                         int access) {
-  const std::uintptr_t a = static_cast<std::uintptr_t>(access);
-  const int64_t head = static_cast<int64_t>((a - streams[0].address % a) % a) / elem_size;
+  auto size_of = [&](int s) { return streams[s].elem_size > 0 ? streams[s].elem_size : widest; };
+  const auto a0 = static_cast<std::uintptr_t>(stream_access(access, size_of(0), widest));
+  const int64_t head = static_cast<int64_t>((a0 - streams[0].address % a0) % a0) / size_of(0);
   if (head >= cols) return static_cast<int>(cols);  // no whole chunk: nothing to align
   const int64_t h = head;
   for (int s = 0; s < count; ++s) {
-    if ((streams[s].address + static_cast<std::uintptr_t>(h * elem_size)) % a != 0) return -1;
-    if (streams[s].stride_bytes % access != 0) return -1;
+    const int a = stream_access(access, size_of(s), widest);
+    if ((streams[s].address + static_cast<std::uintptr_t>(h * size_of(s))) % static_cast<std::uintptr_t>(a) != 0)
+      return -1;
+    if (streams[s].stride_bytes % a != 0) return -1;
   }
   return static_cast<int>(h);
 }
 
 // The plan of a [rows, cols] view whose streams are given (every address
-// aligned to its element): access 16 where possible, else 8, else 0; chunks
-// of chunk_bytes (16 or 32).
+// aligned to its element; elem_size the widest stream's): access 16 where
+// possible, else 8, else 0 (bytes on the widest stream); chunks of
+// chunk_bytes (16 or 32) on the widest stream.
 CUACT_HD RowPlan make_row_plan(int64_t rows, int64_t cols, int elem_size,
                                const StreamLayout* streams, int count, int chunk_bytes = 16) {
   RowPlan p;
@@ -138,17 +155,21 @@ inline constexpr int64_t kFlatRowChunks = 32;
 // boundary, rows of kFlatRowChunks chunks (fewer when n is small), the rest
 // element by element; all of it element by element when the streams share
 // no boundary.
+// sizes[s] is stream s's element size (null: every stream elem_size, the widest).
 CUACT_HD RowPlan make_flat_plan(int64_t n, int elem_size, const std::uintptr_t* addresses,
-                                int count, int chunk_bytes = 16) {
+                                int count, int chunk_bytes = 16, const int* sizes = nullptr) {
   RowPlan p;
   p.width = chunk_bytes / elem_size;
+  auto size_of = [&](int s) { return sizes != nullptr ? sizes[s] : elem_size; };
   for (int access : {16, 8}) {
-    const std::uintptr_t a = static_cast<std::uintptr_t>(access);
-    int64_t head = static_cast<int64_t>((a - addresses[0] % a) % a) / elem_size;
+    const auto a0 = static_cast<std::uintptr_t>(stream_access(access, size_of(0), elem_size));
+    int64_t head = static_cast<int64_t>((a0 - addresses[0] % a0) % a0) / size_of(0);
     if (head > n) head = n;
     bool ok = true;
-    for (int s = 0; s < count; ++s)
-      ok = ok && (addresses[s] + static_cast<std::uintptr_t>(head * elem_size)) % a == 0;
+    for (int s = 0; s < count; ++s) {
+      const auto a = static_cast<std::uintptr_t>(stream_access(access, size_of(s), elem_size));
+      ok = ok && (addresses[s] + static_cast<std::uintptr_t>(head * size_of(s))) % a == 0;
+    }
     if (ok) {
       p.access = access;
       p.origin = head;

@@ -70,7 +70,7 @@ struct SoftmaxArgs {
   const T* in = nullptr;    // x (forward) or y (backward)
   const T* grad = nullptr;  // dy (backward)
   T* out = nullptr;         // y (forward) or dx (backward)
-  const T* mask = nullptr;  // forward, optional
+  const T* mask = nullptr;  // optional (backward reads it only where hiding_matters)
   SoftmaxLayout layout;
   float scale = 1.0f;       // s, or -s for softmin
   bool log = false;         // log_softmax
@@ -86,7 +86,7 @@ SoftmaxArgs<T> softmax_args(const SoftmaxCall& call) {
   a.in = static_cast<const T*>(call.in);
   a.grad = static_cast<const T*>(call.grad);
   a.out = static_cast<T*>(call.out);
-  a.mask = call.backward ? nullptr : static_cast<const T*>(call.mask);
+  a.mask = static_cast<const T*>(call.mask);
   a.layout = call.layout;
   a.layout.has_mask = a.mask != nullptr;
   a.scale = call.scale;
@@ -206,35 +206,103 @@ struct ForwardSource {
   }
 };
 
-// Backward: the row's y and dy, raw (the block cache keeps the dtype) or
-// widened; dy reads 0 where the forward hid the column (visible_dy).
+// Where the forward hid columns of a row (from the source's first column
+// on): causal hides [visible, cols), a -inf mask entry its column.
+template <class T>
+struct HiddenColumns {
+  const T* mask;  // the row's mask, or null
+  int64_t visible;
+
+  CUACT_HD bool hides(int64_t col) const {
+    return col >= visible || (mask != nullptr && to_float(mask[col]) == -INFINITY);
+  }
+};
+
+// Backward: the row's y and dy, widened; dy reads 0 at the columns the
+// forward hid (softmax_math.h: decided by the mask and causal settings, and
+// looked up only where hiding_matters). The loads come raw (pack_raw,
+// one_raw) or with the look-up done (pack, one); the register kernels
+// look up a lane's values at once (lane_load), the block cache its thread's
+// (block_backward_load).
 template <class T>
 struct BackwardSource {
   const T* y;
   const T* dy;
   bool log;
+  // The look-up's way to the row's hidden columns, used only on the rare
+  // path (hidden_columns): the call's layout (kernel arguments), the mask,
+  // the row and the first column (a cluster block's slice).
+  SoftmaxLayout layout;
+  const T* mask;
+  int64_t row;
+  int64_t first = 0;
 
-  CUACT_HD BackwardSource(const SoftmaxArgs<T>& a, int64_t row)
-      : y(a.in + row * a.layout.in_stride), dy(a.grad + row * a.layout.grad_stride), log(a.log) {}
+  CUACT_HD BackwardSource(const SoftmaxArgs<T>& a, int64_t r)
+      : y(a.in + r * a.layout.in_stride),
+        dy(a.grad + r * a.layout.grad_stride),
+        log(a.log),
+        layout(a.layout),
+        mask(a.mask),
+        row(r) {}
 
-  CUACT_HD void advance(int64_t first) {
-    y += first;
-    dy += first;
+  CUACT_HD void advance(int64_t f) {
+    y += f;
+    dy += f;
+    first += f;
+  }
+
+  // The row's hidden columns, numbered from the source's first column (the
+  // row's place in the mask and causal patterns, by division: rare path only).
+  CUACT_HD HiddenColumns<T> hidden_columns() const {
+    const SoftmaxRowSpec spec = softmax_row_spec(layout, row);
+    HiddenColumns<T> h;
+    h.mask = layout.has_mask ? mask + spec.mask_row * layout.mask_stride + first : nullptr;
+    h.visible = spec.visible - first;  // may go negative: the whole slice is hidden
+    return h;
+  }
+
+  // dy[q] (of column col_of(q)) set to 0 where the forward hid the column:
+  // one fma per value and a test against -inf on the common path, the
+  // look-up only where hiding_matters.
+  template <int N, class ColOf>
+  CUACT_HD void hide(const float (&yv)[N], float (&dyv)[N], ColOf&& col_of) const {
+    float probe = 0.0f;
+    CUACT_UNROLL
+    for (int q = 0; q < N; ++q) probe = hiding_probe(probe, yv[q], dyv[q]);
+    if (needs_lookup(probe)) {
+      const HiddenColumns<T> h = hidden_columns();
+      CUACT_UNROLL
+      for (int q = 0; q < N; ++q)
+        if (hiding_matters(yv[q], dyv[q], log) && h.hides(col_of(q))) dyv[q] = 0.0f;
+    }
+  }
+
+  CUACT_HD void one_raw(int64_t col, float& yv, float& dyv) const {
+    yv = to_float(y[col]);
+    dyv = to_float(dy[col]);
   }
   CUACT_HD void one(int64_t col, float& yv, float& dyv) const {
-    yv = to_float(y[col]);
-    dyv = visible_dy(yv, to_float(dy[col]), log);
+    float a[1], b[1];
+    one_raw(col, a[0], b[0]);
+    hide<1>(a, b, [&](int) { return col; });
+    yv = a[0];
+    dyv = b[0];
   }
 
   template <int N>
-  CUACT_HD void pack(int64_t col, float (&yv)[N], float (&dyv)[N]) const {
+  CUACT_HD void pack_raw(int64_t col, float (&yv)[N], float (&dyv)[N]) const {
     const SoftmaxPack<T, N> a = load_softmax_pack<T, N>(y + col);
     const SoftmaxPack<T, N> b = load_softmax_pack<T, N>(dy + col);
     CUACT_UNROLL
     for (int q = 0; q < N; ++q) {
       yv[q] = to_float(a.v[q]);
-      dyv[q] = visible_dy(yv[q], to_float(b.v[q]), log);
+      dyv[q] = to_float(b.v[q]);
     }
+  }
+  template <int N>
+  CUACT_HD void pack(int64_t col, float (&yv)[N], float (&dyv)[N]) const {
+    pack_raw<N>(col, yv, dyv);
+    hide<N>(yv, dyv, [&](int q) { return col + q; });
   }
 
   CUACT_HD void addresses(std::uintptr_t (&a)[3]) const {
@@ -242,15 +310,15 @@ struct BackwardSource {
     a[1] = reinterpret_cast<std::uintptr_t>(dy);
   }
 
-  // The register kernels: the pack at `col`, or padding (y = dy = 0) past
-  // the row; unconditional loads as ForwardSource::lane_loads. (Loading
-  // every pack before converting any lets ptxas serialize more of them
-  // where y and dy fill a lane's registers.)
+  // The register kernels: the pack at `col` raw, or padding (y = dy = 0)
+  // past the row; unconditional loads as ForwardSource::lane_loads.
+  // (Loading every pack before converting any lets ptxas serialize more of
+  // them where y and dy fill a lane's registers.)
   template <int N>
   CUACT_HD void lane_pack(int col, bool in_row, float (&yv)[N], float (&dyv)[N]) const {
     const int at = in_row ? col : 0;
     float a[N], b[N];
-    pack<N>(at, a, b);
+    pack_raw<N>(at, a, b);
     CUACT_UNROLL
     for (int q = 0; q < N; ++q) {
       yv[q] = in_row ? a[q] : 0.0f;

@@ -18,7 +18,7 @@ struct SoftmaxCall {
   const void* in = nullptr;
   const void* grad = nullptr;
   void* out = nullptr;
-  const void* mask = nullptr;  // forward only
+  const void* mask = nullptr;  // forward: added; backward: where the forward hid columns
   SoftmaxLayout layout;
   SoftmaxAlgorithm requested = SoftmaxAlgorithm::automatic;
 };
@@ -30,8 +30,8 @@ struct SoftmaxLaunchResult {
 };
 
 // The call the host API makes of checked arguments (host/softmax_api.cpp):
-// softmin's negated scale, the layout with its strides and dividers, no
-// mask or causal mask for backward.
+// softmin's negated scale, the layout with its strides and dividers, the
+// mask and causal settings in both directions (backward: the hidden columns).
 SoftmaxCall make_softmax_call(Direction direction, const Softmax& op, const void* in,
                               const void* grad, void* out, const SoftmaxShape& shape);
 

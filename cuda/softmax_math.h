@@ -215,17 +215,31 @@ struct MaxSumOp {
 // ---------------------------------------------------------------- backward
 
 // What backward reduces over the row: softmax sum_j dy_j*y_j, log_softmax sum_j dy_j.
-// Backward reads dy as 0 at a column the forward hid: its z was -inf (the
-// causal mask, a -inf mask entry, an infinite input), so y there is -inf
-// (log_softmax) or 0 (softmax, softmin) whatever x is. Its dy then takes no
-// part in the row's sum and its dx comes out 0 (include/cuact/softmax.h).
-// One compare against a per-call value and a select, at load time.
-CUACT_HD float hidden_value(bool log) { return log ? -INFINITY : 0.0f; }
-CUACT_HD float visible_dy(float y, float dy, bool log) { return y == hidden_value(log) ? 0.0f : dy; }
+//
+// Backward reads dy as 0 at a column the forward hid: one the mask hides
+// (a -inf entry) or causal hides (docs/SPEC.md, "Softmax family"); there
+// its dy takes no part in the row's sum and its dx comes out 0. The mask
+// and causal settings decide it, not y: a visible column whose output
+// saturated (y = -inf or 0 from overflow, underflow or an infinite input)
+// keeps its dy. The forward leaves a hidden column y = -inf (log_softmax) or
+// 0 (softmax, softmin), and reading its dy as 0 instead of dy changes dx
+// only where hiding_matters: log_softmax y = -inf with dy != 0 (dx = s*dy
+// when visible), softmax y = 0 with dy inf or NaN (0*dy is NaN when
+// visible). So the kernels look the mask and the causal bound up only
+// there, rare columns, found by one fma per element: hiding_probe folds
+// y*|dy| over a lane's, a pack's or a thread's values, -inf or NaN (needs_lookup)
+// whenever hiding_matters for one of them (and, harmlessly, in a few other
+// cases: a NaN row, log_softmax y = -inf with dy = 0, an overflowing product).
+CUACT_HD bool hiding_matters(float y, float dy, bool log) {
+  return log ? y == -INFINITY && dy != 0.0f : y == 0.0f && !(fabsf(dy) < INFINITY);
+}
+CUACT_HD float hiding_probe(float probe, float y, float dy) { return fmaf(y, fabsf(dy), probe); }
+// The one test of the common path, against -inf (NaN included).
+CUACT_HD bool needs_lookup(float probe) { return !(probe > -INFINITY); }
 
 CUACT_HD float backward_term(float y, float dy, bool log) { return log ? dy : dy * y; }
 
-// dx from y, dy (visible_dy) and the row's reduced sum; `scale` is s (-s for softmin).
+// dx from y, dy (0 where hidden) and the row's reduced sum; `scale` is s (-s for softmin).
 //   softmax      dx = s * (y * (dy - sum dy*y))
 //   log_softmax  dx = s * (dy - exp(y) * sum dy)
 CUACT_HD float softmax_backward_output(float y, float dy, float reduced, float scale, bool log) {

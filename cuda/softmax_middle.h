@@ -113,7 +113,8 @@ CUACT_HD void middle_forward_store(const SoftmaxArgs<T>& a, int64_t k, int ty, i
   }
 }
 
-// Backward pass 1: each position's part of the sum (dy read as visible_dy).
+// Backward pass 1: each position's part of the sum. (No column is hidden:
+// mask and causal apply to rows, which middle_dim does not take.)
 template <class T, int W>
 CUACT_HD void middle_backward_sum(const SoftmaxArgs<T>& a, int64_t k, int ty, int y,
                                   float (&sums)[W]) {
@@ -124,7 +125,7 @@ CUACT_HD void middle_backward_sum(const SoftmaxArgs<T>& a, int64_t k, int ty, in
     col.load(col.in, c, yv);
     col.load(col.grad, c, g);
     CUACT_UNROLL
-    for (int q = 0; q < W; ++q) sum[q].add(backward_term(yv[q], visible_dy(yv[q], g[q], a.log), a.log));
+    for (int q = 0; q < W; ++q) sum[q].add(backward_term(yv[q], g[q], a.log));
   }
   CUACT_UNROLL
   for (int q = 0; q < W; ++q) sums[q] = sum[q].value();
@@ -141,8 +142,7 @@ CUACT_HD void middle_backward_store(const SoftmaxArgs<T>& a, int64_t k, int ty, 
     col.load(col.grad, c, g);
     CUACT_UNROLL
     for (int q = 0; q < W; ++q)
-      g[q] = softmax_backward_output(yv[q], visible_dy(yv[q], g[q], a.log), reduced[q], a.scale,
-                                     a.log);
+      g[q] = softmax_backward_output(yv[q], g[q], reduced[q], a.scale, a.log);
     col.store(c, g);
   }
 }

@@ -72,6 +72,9 @@ CUACT_HD void lane_load(const ForwardSource<T>& src, int lanes, int lane, int64_
       lanes, lane, cols, false, [](int, int) {}, [&](int s, int col) { v[s] = src.one(col); });
 }
 
+// Backward: y and dy of the lane's slots, then dy read as 0 where the
+// forward hid the column, looked up for the lane's values at once
+// (BackwardSource::hide: one test per lane on the common path).
 template <int C, int P, class T>
 CUACT_HD void lane_load(const BackwardSource<T>& src, int lanes, int lane, int64_t cols,
                         bool vectorized, float (&y)[C], float (&dy)[C]) {
@@ -88,12 +91,15 @@ CUACT_HD void lane_load(const BackwardSource<T>& src, int lanes, int lane, int64
         dy[k * P + q] = gp[q];
       }
     }
-    return;
+  } else {
+    CUACT_UNROLL
+    for (int i = 0; i < C; ++i) y[i] = dy[i] = 0.0f;
+    for_each_lane_column<C, P>(
+        lanes, lane, cols, false, [](int, int) {},
+        [&](int s, int col) { src.one_raw(col, y[s], dy[s]); });
   }
-  CUACT_UNROLL
-  for (int i = 0; i < C; ++i) y[i] = dy[i] = 0.0f;
-  for_each_lane_column<C, P>(
-      lanes, lane, cols, false, [](int, int) {}, [&](int s, int col) { src.one(col, y[s], dy[s]); });
+  // Padding slots (past the row) hold y = dy = 0: never looked up.
+  src.template hide<C>(y, dy, [&](int s) { return lane_slot_column(cfg, lane, s, vectorized); });
 }
 
 template <int C, int P, class T>
@@ -180,21 +186,18 @@ CUACT_HD void block_forward_store(const RowSink<T>& sink, const PackPlan& plan, 
       });
 }
 
-// Backward phase 1: y and dy of the thread's items into the caches (in T;
-// dy as visible_dy reads it); returns the thread's part of the row's sum.
+// Backward phase 1: y and dy of the thread's items into the caches (in T,
+// as loaded); returns the thread's part of the row's sum, dy read as 0
+// where the forward hid the column. The look-up (BackwardSource::hide's
+// rule) is rare: where the probe over the thread's items calls for it, a
+// second walk over them, from the cache, zeroes the hidden dy there and
+// sums again.
 template <class T>
 CUACT_HD float block_backward_load(const BackwardSource<T>& src, const PackPlan& plan, int thread,
                                    int threads, T* y_cache, T* dy_cache, bool log) {
   constexpr int W = full_pack_width(sizeof(T));
   CompensatedSum sum;
-  const T zero = narrow<T>(0.0f);
-  auto keep = [&](int64_t s, T y, T dy) {  // the element's term of the sum
-    const float yv = to_float(y);
-    const bool hidden = yv == hidden_value(log);  // visible_dy, on the raw value
-    y_cache[s] = y;
-    dy_cache[s] = hidden ? zero : dy;
-    return backward_term(yv, hidden ? 0.0f : to_float(dy), log);
-  };
+  float probe = 0.0f;
   for_each_row_item(
       plan, thread, threads,
       [&](int64_t p) {
@@ -203,11 +206,48 @@ CUACT_HD float block_backward_load(const BackwardSource<T>& src, const PackPlan&
         const SoftmaxPack<T, W> gp = load_softmax_pack<T, W>(src.dy + first);
         float t[W];
         CUACT_UNROLL
-        for (int q = 0; q < W; ++q) t[q] = keep(cache_slot_of_pack(plan, p, q), yp.v[q], gp.v[q]);
+        for (int q = 0; q < W; ++q) {
+          const int64_t s = cache_slot_of_pack(plan, p, q);
+          y_cache[s] = yp.v[q];
+          dy_cache[s] = gp.v[q];
+          const float y = to_float(yp.v[q]), g = to_float(gp.v[q]);
+          probe = hiding_probe(probe, y, g);
+          t[q] = backward_term(y, g, log);
+        }
         sum.add(tree_sum(t));
       },
-      [&](int64_t col) { sum.add(keep(cache_slot_of_scalar(plan, col), src.y[col], src.dy[col])); });
-  return sum.value();
+      [&](int64_t col) {
+        const int64_t s = cache_slot_of_scalar(plan, col);
+        y_cache[s] = src.y[col];
+        dy_cache[s] = src.dy[col];
+        const float y = to_float(src.y[col]), g = to_float(src.dy[col]);
+        probe = hiding_probe(probe, y, g);
+        sum.add(backward_term(y, g, log));
+      });
+  if (!needs_lookup(probe)) return sum.value();
+  // Rare: the thread's items again, from the cache.
+  const HiddenColumns<T> hidden = src.hidden_columns();
+  const T zero = narrow<T>(0.0f);
+  CompensatedSum fixed;
+  auto term = [&](int64_t s, int64_t col) {
+    const float y = to_float(y_cache[s]);
+    float g = to_float(dy_cache[s]);
+    if (hiding_matters(y, g, log) && hidden.hides(col)) {
+      g = 0.0f;
+      dy_cache[s] = zero;
+    }
+    return backward_term(y, g, log);
+  };
+  for_each_row_item(
+      plan, thread, threads,
+      [&](int64_t p) {
+        float t[W];
+        CUACT_UNROLL
+        for (int q = 0; q < W; ++q) t[q] = term(cache_slot_of_pack(plan, p, q), plan.pack_start(p) + q);
+        fixed.add(tree_sum(t));
+      },
+      [&](int64_t col) { fixed.add(term(cache_slot_of_scalar(plan, col), col)); });
+  return fixed.value();
 }
 
 // Backward phase 2: dx from the caches.

@@ -16,5 +16,8 @@ namespace cuact::detail {
 // and the output equals or avoids each input.
 Status check_activation_call(Direction direction, const Activation& act, DType dtype,
                              const void* in, const void* grad, const void* out, int64_t n);
+// Its first part: everything but the buffers; *bytes: n elements' size.
+Status check_activation_shape(Direction direction, const Activation& act, DType dtype, int64_t n,
+                              int64_t* bytes);
 
 }  // namespace cuact::detail

@@ -40,6 +40,12 @@ inline constexpr BufferName dweight{"dweight is null", "dweight is not aligned t
                                     "dweight overlaps another buffer"};
 inline constexpr BufferName mask{"mask is null", "mask is not aligned to its element size",
                                  "the mask overlaps another buffer"};
+inline constexpr BufferName scale{"scale is null", "scale is not 4-byte aligned",
+                                  "scale overlaps another buffer"};
+inline constexpr BufferName amax{"amax is null", "amax is not 4-byte aligned",
+                                 "amax overlaps another buffer"};
+inline constexpr BufferName scale_inv{"scale_inv is null", "scale_inv is not 4-byte aligned",
+                                      "scale_inv overlaps another buffer"};
 inline constexpr BufferName workspace{
     "workspace is null (the reduction needs the size query's bytes)",
     "workspace is not aligned", "workspace overlaps another buffer"};

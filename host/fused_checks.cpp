@@ -13,32 +13,6 @@ int64_t size_of(DType dtype) { return static_cast<int64_t>(dtype_size(dtype)); }
 
 Status negative(const char* detail) { return {StatusCode::invalid_size, detail}; }
 
-// What both directions of bias + activation check first: dtypes, activation,
-// dropout, shape; *bytes: the [rows, cols] tensor's size, *bias_bytes: the
-// size of bias / dbias [cols] (which must fit even when rows = 0).
-Status check_bias_call(const Activation& act, DType dtype, DType bias_dtype, int64_t rows,
-                       int64_t cols, const Dropout& dropout, int64_t* bytes, int64_t* bias_bytes) {
-  if (Status s = check_dtype(dtype); !s.ok()) return s;
-  if (Status s = check_param_dtype(dtype, bias_dtype); !s.ok()) return s;
-  if (Status s = validate(act); !s.ok()) return s;
-  if (Status s = check_dropout(dropout); !s.ok()) return s;
-  if (rows < 0) return negative("rows is negative");
-  if (cols < 0) return negative("cols is negative");
-  if (Status s = checked_bytes(size_of(bias_dtype), cols, 1, 1, bias_bytes); !s.ok()) return s;
-  return checked_bytes(size_of(dtype), rows, cols, 1, bytes);
-}
-
-// The same for GLU; *x_bytes: the size of x [rows, 2d].
-Status check_glu_call(const Glu& glu, DType dtype, int64_t rows, int64_t d, int64_t* x_bytes) {
-  if (Status s = check_dtype(dtype); !s.ok()) return s;
-  if (Status s = validate(glu.act); !s.ok()) return s;
-  if (glu.gated != GatedHalf::first && glu.gated != GatedHalf::second)
-    return {StatusCode::invalid_parameter, "unknown gated half"};
-  if (rows < 0) return negative("rows is negative");
-  if (d < 0) return negative("d is negative");
-  return checked_bytes(size_of(dtype), rows, d, 2, x_bytes);
-}
-
 // [outer, channels, inner]; weight and dweight [channels], which must fit
 // even for an empty batch.
 Status check_channel_shape(DType dtype, DType weight_dtype, int64_t outer, int64_t channels,
@@ -76,6 +50,28 @@ Status check_device_random(const uint64_t* state, const uint64_t* used) {
 
 }  // namespace
 
+Status check_bias_shape(const Activation& act, DType dtype, DType bias_dtype, int64_t rows,
+                       int64_t cols, const Dropout& dropout, int64_t* bytes, int64_t* bias_bytes) {
+  if (Status s = check_dtype(dtype); !s.ok()) return s;
+  if (Status s = check_param_dtype(dtype, bias_dtype); !s.ok()) return s;
+  if (Status s = validate(act); !s.ok()) return s;
+  if (Status s = check_dropout(dropout); !s.ok()) return s;
+  if (rows < 0) return negative("rows is negative");
+  if (cols < 0) return negative("cols is negative");
+  if (Status s = checked_bytes(size_of(bias_dtype), cols, 1, 1, bias_bytes); !s.ok()) return s;
+  return checked_bytes(size_of(dtype), rows, cols, 1, bytes);
+}
+
+Status check_glu_shape(const Glu& glu, DType dtype, int64_t rows, int64_t d, int64_t* x_bytes) {
+  if (Status s = check_dtype(dtype); !s.ok()) return s;
+  if (Status s = validate(glu.act); !s.ok()) return s;
+  if (glu.gated != GatedHalf::first && glu.gated != GatedHalf::second)
+    return {StatusCode::invalid_parameter, "unknown gated half"};
+  if (rows < 0) return negative("rows is negative");
+  if (d < 0) return negative("d is negative");
+  return checked_bytes(size_of(dtype), rows, d, 2, x_bytes);
+}
+
 Status check_dropout(const Dropout& dropout) {
   if (!(dropout.p >= 0.0f && dropout.p <= 1.0f))
     return {StatusCode::invalid_parameter, "dropout p must be in [0, 1]"};
@@ -93,7 +89,7 @@ Status check_bias_activation_forward(const Activation& act, DType dtype, const v
                                      int64_t rows, int64_t cols, const Dropout& dropout,
                                      const uint8_t* mask) {
   int64_t bytes = 0, bias_bytes = 0;
-  if (Status s = check_bias_call(act, dtype, bias_dtype, rows, cols, dropout, &bytes, &bias_bytes);
+  if (Status s = check_bias_shape(act, dtype, bias_dtype, rows, cols, dropout, &bytes, &bias_bytes);
       !s.ok())
     return s;
   if (bytes == 0) return {};
@@ -111,7 +107,7 @@ Status check_bias_activation_backward(const Activation& act, DType dtype, const 
                                       const void* dx, const void* dbias, int64_t rows,
                                       int64_t cols, const Dropout& dropout) {
   int64_t bytes = 0, bias_bytes = 0;
-  if (Status s = check_bias_call(act, dtype, bias_dtype, rows, cols, dropout, &bytes, &bias_bytes);
+  if (Status s = check_bias_shape(act, dtype, bias_dtype, rows, cols, dropout, &bytes, &bias_bytes);
       !s.ok())
     return s;
   // dbias of an empty batch is zeros: it is written whenever cols > 0.
@@ -130,7 +126,7 @@ Status check_bias_activation_backward(const Activation& act, DType dtype, const 
 Status check_glu_forward(const Glu& glu, DType dtype, const void* x, const void* y, int64_t rows,
                          int64_t d) {
   int64_t x_bytes = 0;
-  if (Status s = check_glu_call(glu, dtype, rows, d, &x_bytes); !s.ok()) return s;
+  if (Status s = check_glu_shape(glu, dtype, rows, d, &x_bytes); !s.ok()) return s;
   if (x_bytes == 0) return {};
   // The output is half the input: it has no in-place form.
   const Buffer buffers[] = {
@@ -143,7 +139,7 @@ Status check_glu_forward(const Glu& glu, DType dtype, const void* x, const void*
 Status check_glu_backward(const Glu& glu, DType dtype, const void* x, const void* dy,
                           const void* dx, int64_t rows, int64_t d) {
   int64_t x_bytes = 0;
-  if (Status s = check_glu_call(glu, dtype, rows, d, &x_bytes); !s.ok()) return s;
+  if (Status s = check_glu_shape(glu, dtype, rows, d, &x_bytes); !s.ok()) return s;
   if (x_bytes == 0) return {};
   const Buffer buffers[] = {
       {buffer::x, x, x_bytes, size_of(dtype), false, true, kData},

@@ -14,6 +14,14 @@ namespace cuact::detail {
 Status check_dropout(const Dropout& dropout);
 Status check_rrelu(const Rrelu& rrelu);
 
+// What both directions of bias + activation check first: dtypes, activation,
+// dropout, shape; *bytes: the [rows, cols] tensor's size, *bias_bytes: the
+// size of bias / dbias [cols] (which must fit even when rows = 0).
+Status check_bias_shape(const Activation& act, DType dtype, DType bias_dtype, int64_t rows,
+                        int64_t cols, const Dropout& dropout, int64_t* bytes, int64_t* bias_bytes);
+// The same for GLU; *x_bytes: the size of x [rows, 2d].
+Status check_glu_shape(const Glu& glu, DType dtype, int64_t rows, int64_t d, int64_t* x_bytes);
+
 // [rows, cols] x, y, mask; bias [cols] in bias_dtype (may be null).
 Status check_bias_activation_forward(const Activation& act, DType dtype, const void* x,
                                      const void* bias, DType bias_dtype, const void* y,

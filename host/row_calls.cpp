@@ -157,6 +157,27 @@ RowRequest glu_backward_request(const Glu& glu, DType dtype, const void* x, cons
   return r;
 }
 
+int64_t quantized_workspace(const QuantizedOutput& out) {
+  return out.scaling == Scaling::current && out.amax == nullptr ? 16 : 0;
+}
+
+RowRequest quantized_request(RowRequest r, const QuantizedOutput& out, void* workspace,
+                             int64_t reduction_bytes) {
+  r.quantized = true;
+  r.store.format = out.dtype;
+  r.store.scale = out.scale;
+  r.store.amax = out.amax;
+  r.store.scale_inv = out.scale_inv;
+  r.current_scaling = out.scaling == Scaling::current;
+  r.margin = out.margin;
+  r.power_of_two = out.power_of_two;
+  if (r.current_scaling && r.store.amax == nullptr) {
+    const auto at = reinterpret_cast<std::uintptr_t>(workspace) + static_cast<std::uintptr_t>(reduction_bytes);
+    r.store.amax = reinterpret_cast<float*>((at + 3) / 4 * 4);
+  }
+  return r;
+}
+
 PreluLayout prelu_layout(int64_t outer, int64_t channels, int64_t inner) {
   if (inner == 1) return {outer, channels, ParamMode::by_column, ReduceMode::by_column};
   return {outer * channels, inner, ParamMode::by_row_channel, ReduceMode::by_row_channel};
@@ -268,27 +289,40 @@ int chunk_bytes_of(const RowRequest& r, int elem_size) {
 
 RowCall plan_rows(const RowRequest& r, int64_t device_blocks) {
   RowCall c;
-  const int size = static_cast<int>(elem(r.dtype));
-  const int chunk_bytes = chunk_bytes_of(r, size);
+  const int in_size = static_cast<int>(elem(r.dtype));
+  const int out_size = r.quantized ? 1 : in_size;
+  const int widest = in_size > out_size ? in_size : out_size;
+  const int chunk_bytes = chunk_bytes_of(r, widest);
   if (r.flat) {
     std::uintptr_t addresses[kMaxInputs + kMaxOutputs];
+    int sizes[kMaxInputs + kMaxOutputs];
     int count = 0;
     for (const void* p : r.in)
-      if (p != nullptr) addresses[count++] = reinterpret_cast<std::uintptr_t>(p);
+      if (p != nullptr) {
+        sizes[count] = in_size;
+        addresses[count++] = reinterpret_cast<std::uintptr_t>(p);
+      }
     for (const void* p : r.out)
-      if (p != nullptr) addresses[count++] = reinterpret_cast<std::uintptr_t>(p);
-    c.plan = make_flat_plan(r.cols, size, addresses, count, chunk_bytes);
+      if (p != nullptr) {
+        sizes[count] = out_size;
+        addresses[count++] = reinterpret_cast<std::uintptr_t>(p);
+      }
+    c.plan = make_flat_plan(r.cols, widest, addresses, count, chunk_bytes, sizes);
   } else {
     StreamLayout streams[kMaxInputs + kMaxOutputs];
     int count = 0;
     for (int k = 0; k < kMaxInputs; ++k)
       if (r.in[k] != nullptr)
-        streams[count++] = {reinterpret_cast<std::uintptr_t>(r.in[k]), r.in_stride[k] * size};
+        streams[count++] = {reinterpret_cast<std::uintptr_t>(r.in[k]), r.in_stride[k] * in_size,
+                            in_size};
     for (int k = 0; k < kMaxOutputs; ++k)
       if (r.out[k] != nullptr)
-        streams[count++] = {reinterpret_cast<std::uintptr_t>(r.out[k]), r.out_stride[k] * size};
-    c.plan = make_row_plan(r.rows, r.cols, size, streams, count, chunk_bytes);
+        streams[count++] = {reinterpret_cast<std::uintptr_t>(r.out[k]),
+                            r.out_stride[k] * out_size, out_size};
+    c.plan = make_row_plan(r.rows, r.cols, widest, streams, count, chunk_bytes);
   }
+  c.plan.in_size = in_size;
+  c.plan.out_size = out_size;
   for (int k = 0; k < kMaxInputs; ++k) {
     c.in[k] = r.in[k];
     c.in_stride[k] = r.flat ? c.plan.cols : r.in_stride[k];
@@ -306,6 +340,7 @@ RowCall plan_rows(const RowRequest& r, int64_t device_blocks) {
   c.random = r.stream;
   c.random_from = r.random_from;
   c.keep_threshold = r.dropout.threshold;
+  c.quantized = r.store;
   const bool reduces = r.reduce != ReduceMode::none;
   c.reduce = r.reduce;
   const int64_t row_multiple = r.param_mode == ParamMode::by_row_channel ? r.channels : 1;
@@ -327,11 +362,36 @@ ReduceLayout reduce_layout_of(const RowRequest& r, const RowCall& c) {
   return reduce_layout(r.reduce, c.plan.cols, c.geometry, r.channels);
 }
 
+RowPasses row_passes(const RowRequest& r) {
+  RowPasses p;
+  p.first = r;
+  if (!r.quantized || !r.current_scaling) return p;
+  // The amax pass: outputs, mask and sums untouched; the scale is not known yet.
+  p.first.store.writes = false;
+  p.first.store.scale = nullptr;
+  p.first.store.scale_inv = nullptr;
+  p.first.mask = nullptr;
+  p.first.reduce = ReduceMode::none;
+  // The store pass: the random state was taken before the first (both read it).
+  p.two = true;
+  p.second = r;
+  p.second.take_state = nullptr;
+  p.second.take_used = nullptr;
+  p.second.store.amax = nullptr;       // found by the first pass
+  p.second.store.scale_inv = nullptr;  // written by the scale step
+  return p;
+}
+
 namespace {
 
 // The launcher of a request's form for data type T (the activation's index K).
 template <class T>
 RowLauncher launcher_for(const RowRequest& r, std::size_t k) {
+  if (r.quantized) {
+    if (r.form == RowForm::forward) return quantized_forward_launchers<T>(r.random)[k];
+    if (r.form == RowForm::backward && !r.random) return quantized_backward_launchers<T>()[k];
+    return nullptr;  // not in the list (the entry points never ask)
+  }
   switch (r.form) {
     case RowForm::forward: return forward_launchers<T>(r.random)[k];
     case RowForm::backward: return backward_launchers<T>(r.random)[k];
@@ -348,12 +408,10 @@ bool activation_form(RowForm f) {
 
 }  // namespace
 
-Status run_rows(const RowRequest& r, cudaStream_t stream) {
-  DeviceLimits limits;
-  if (const cudaError_t err = current_device_limits(&limits); err != cudaSuccess)
-    return status_from_cuda(err, "querying the current device failed");
-  const int64_t resident = static_cast<int64_t>(limits.sm_count) * (limits.threads_per_sm / kBlockThreads);
-  const RowCall call = plan_rows(r, (resident > 0 ? resident : 1) * kWaves);
+namespace {
+
+Status run_pass(const RowRequest& r, int64_t device_blocks, cudaStream_t stream) {
+  const RowCall call = plan_rows(r, device_blocks);
   cudaError_t err = cudaSuccess;
   if (r.take_state != nullptr) {
     if ((err = launch_take_random_state(r.take_state, r.take_used, stream)) != cudaSuccess)
@@ -379,6 +437,26 @@ Status run_rows(const RowRequest& r, cudaStream_t stream) {
     err = launch_sum_partials(call.partials, layout, static_cast<R*>(r.reduce_out), stream);
   });
   return status_from_cuda(err, "launching the reduction failed");
+}
+
+}  // namespace
+
+Status run_rows(const RowRequest& r, cudaStream_t stream) {
+  DeviceLimits limits;
+  if (const cudaError_t err = current_device_limits(&limits); err != cudaSuccess)
+    return status_from_cuda(err, "querying the current device failed");
+  const int64_t resident = static_cast<int64_t>(limits.sm_count) * (limits.threads_per_sm / kBlockThreads);
+  const int64_t device_blocks = (resident > 0 ? resident : 1) * kWaves;
+  if (r.quantized && r.store.amax != nullptr) {  // the passes fold their maxima into it
+    if (const cudaError_t err = cudaMemsetAsync(r.store.amax, 0, sizeof(float), stream); err != cudaSuccess)
+      return status_from_cuda(err, "clearing the amax failed");
+  }
+  const RowPasses passes = row_passes(r);
+  if (Status s = run_pass(passes.first, device_blocks, stream); !s.ok() || !passes.two) return s;
+  const cudaError_t err = launch_scale_from_amax(r.store.amax, r.store.format, r.margin, r.power_of_two,
+                                                 const_cast<float*>(r.store.scale), r.store.scale_inv, stream);
+  if (err != cudaSuccess) return status_from_cuda(err, "launching the scale step failed");
+  return run_pass(passes.second, device_blocks, stream);
 }
 
 }  // namespace cuact::detail

@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "cuact/fused.h"
+#include "cuact/quantized.h"
 #include "kernel_table.h"
 #include "row_engine.h"
 
@@ -45,7 +46,25 @@ struct RowRequest {
   DType reduce_dtype = DType::f32;
   void* workspace = nullptr;  // at least reduction_workspace_bytes(...)
   int64_t max_blocks = 0;     // > 0: at most this many blocks (tests force small grids)
+  // A quantized output (fp8 codes in out[0]; the forward and backward
+  // activation forms): how they are stored (its `writes` is the passes'),
+  // and for the current recipe the scale's rule, found from the amax first.
+  bool quantized = false;
+  QuantizedStore store;
+  bool current_scaling = false;
+  int margin = 0;
+  bool power_of_two = false;
 };
+
+// The launches of a request in order: itself; or, for the current recipe,
+// the amax pass (it writes nothing else), then, after the scale step
+// (scale_from_amax into store.scale and store.scale_inv), the store pass.
+struct RowPasses {
+  RowRequest first;
+  bool two = false;
+  RowRequest second;
+};
+RowPasses row_passes(const RowRequest& r);
 
 // The entry points' requests (arguments already checked; sizes > 0).
 RowRequest activation_request(Direction direction, const Activation& act, DType dtype,
@@ -70,6 +89,14 @@ RowRequest prelu_backward_request(DType dtype, const void* x, const void* weight
                                   int64_t outer, int64_t channels, int64_t inner, void* workspace);
 RowRequest rrelu_request(const Rrelu& rrelu, DType dtype, const void* x, const void* dy, void* out,
                          int64_t n, bool backward);
+
+// A request of the forward or backward activation forms (out[0] the codes)
+// made quantized: the output's store and recipe; for the current recipe
+// without an amax word, the word in the workspace after `reduction_bytes`.
+RowRequest quantized_request(RowRequest r, const QuantizedOutput& out, void* workspace,
+                             int64_t reduction_bytes);
+// The workspace bytes of a quantized output (quantized_workspace_size).
+int64_t quantized_workspace(const QuantizedOutput& out);
 
 // PReLU's [outer, C, inner] as a row view: one row per (outer, c) with the
 // weight by row channel, or, when inner == 1, one row per outer with the

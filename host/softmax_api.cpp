@@ -18,11 +18,12 @@ SoftmaxCall make_softmax_call(Direction direction, const Softmax& op, const void
   c.in = in;
   c.grad = grad;
   c.out = out;
-  const bool masked = !c.backward && op.mask != nullptr;
-  c.mask = masked ? op.mask : nullptr;
-  const bool causal = !c.backward && op.causal;  // backward ignores both masks
+  // Both directions: backward finds the columns the forward hid from them.
+  const bool masked = op.mask != nullptr;
+  c.mask = op.mask;
   c.layout = make_softmax_layout(shape.outer, shape.dim, masked ? op.mask_rows : 0,
-                                 op.mask_row_repeat, causal ? op.causal_rows : 0, op.causal_offset);
+                                 op.mask_row_repeat, op.causal ? op.causal_rows : 0,
+                                 op.causal_offset);
   const SoftmaxShape r = resolved_strides(shape);
   c.layout.inner = r.inner;
   c.layout.in_stride = r.in_stride;

@@ -14,11 +14,11 @@ inline constexpr int64_t kMaxCausalOffset = (int64_t{1} << 62) - 1;
 // Validates a softmax call: direction (forward or backward) and dtype known,
 // the options valid (validate(op)), outer, dim >= 0 and inner >= 1, dim > 0
 // when outer > 0, each stride 0 or >= dim*inner (the mask's 0 or >= cols),
-// mask and causal only with inner == 1, every buffer's extent (and, forward
-// with a mask, the mask's) fits in a pointer difference; unless outer == 0:
-// the pointers the direction needs are non-null and element-aligned (the
-// mask too), the output equals (address and stride) or avoids each input,
-// and the output avoids the mask entirely.
+// mask and causal only with inner == 1, every buffer's extent (and, with a
+// mask, the mask's: both directions, backward reads it) fits in a pointer
+// difference; unless outer == 0: the pointers the direction needs are
+// non-null and element-aligned (the mask too), the output equals (address
+// and stride) or avoids each input, and the output avoids the mask entirely.
 Status check_softmax_call(Direction direction, const Softmax& op, DType dtype, const void* in,
                           const void* grad, const void* out, const SoftmaxShape& shape);
 

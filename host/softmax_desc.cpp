@@ -115,7 +115,7 @@ Status check_softmax_call(Direction direction, const Softmax& op, DType dtype, c
   if (shape.dim < 0) return {StatusCode::invalid_size, "cols (dim) is negative"};
   if (shape.inner < 1) return {StatusCode::invalid_size, "inner must be >= 1 (1: rows)"};
   const bool forward = direction == Direction::forward;
-  if (shape.inner > 1 && forward && (op.mask != nullptr || op.causal))
+  if (shape.inner > 1 && (op.mask != nullptr || op.causal))
     return {StatusCode::unsupported,
             "mask and causal apply to rows: a middle-dimension softmax (inner > 1) takes neither"};
   const auto elem = static_cast<int64_t>(dtype_size(dtype));
@@ -134,7 +134,7 @@ Status check_softmax_call(Direction direction, const Softmax& op, DType dtype, c
                               "out_stride is below dim * inner (rows would overlap)");
       !s.ok())
     return s;
-  const bool masked = forward && op.mask != nullptr;
+  const bool masked = op.mask != nullptr;  // backward reads it too (the hidden columns)
   if (masked && op.mask_dtype != dtype)
     return bad("the mask's dtype (mask_dtype) is not the data's");
   if (masked && op.mask_stride != 0 && op.mask_stride < shape.dim)

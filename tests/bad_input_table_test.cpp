@@ -35,6 +35,8 @@ alignas(16) float g_in[128], g_grad[128], g_out[128];
 alignas(16) float g_param[16], g_reduce[16];
 alignas(16) uint8_t g_mask[128];
 alignas(16) unsigned char g_workspace[1 << 14];
+// A quantized output's words: scale, amax, scale_inv.
+alignas(16) float g_words[4] = {1.0f, 0.0f, 0.0f, 0.0f};
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
 
 // The reduction workspace a fused backward gets.
@@ -60,6 +62,14 @@ struct BadInput {
   void* reduce = g_reduce;      // dbias / dweight
   Workspace workspace = Workspace::enough;
   int64_t width = 4;  // the fused shapes' cols, channels and 2d (see below)
+  // Quantized outputs only (out holds the codes). A quantized_only row is
+  // n/a for the other entry points.
+  bool quantized_only = false;
+  Fp8 format = Fp8::e4m3;
+  float* scale = g_words;
+  float* amax = g_words + 1;
+  Scaling scaling = Scaling::delayed;
+  int margin = 0;
 };
 
 const BadInput kValid;
@@ -76,6 +86,7 @@ struct EntryPoint {
   const char* name;
   bool fused;  // false: fused_only rows are n/a
   std::vector<Call> calls;
+  bool quantized = false;  // false: quantized_only rows are n/a
 };
 
 std::vector<BadInput> bad_inputs() {
@@ -144,6 +155,28 @@ std::vector<BadInput> bad_inputs() {
         [](BadInput& b) { b.workspace = Workspace::one_byte_short; });
   fused("workspace overlaps output",
         [](BadInput& b) { b.workspace = Workspace::overlaps_output; });
+  // The quantized outputs' own arguments.
+  auto quantized = [&](const char* name, auto&& edit) {
+    fused(name, [&](BadInput& b) {
+      b.quantized_only = true;
+      edit(b);
+    });
+  };
+  quantized("null scale (fp8)", [](BadInput& b) { b.scale = nullptr; });
+  quantized("misaligned scale (fp8)",
+            [](BadInput& b) { b.scale = reinterpret_cast<float*>(reinterpret_cast<char*>(g_words) + 2); });
+  quantized("amax overlaps scale (fp8)", [](BadInput& b) { b.amax = g_words; });
+  quantized("amax overlaps input (fp8)", [](BadInput& b) { b.amax = g_in + 2; });
+  quantized("unknown fp8 format", [](BadInput& b) { b.format = static_cast<Fp8>(9); });
+  quantized("current scaling, margin = 65 (fp8)", [](BadInput& b) {
+    b.scaling = Scaling::current;
+    b.margin = 65;
+  });
+  quantized("current scaling without amax, workspace missing (fp8)", [](BadInput& b) {
+    b.scaling = Scaling::current;
+    b.amax = nullptr;
+    b.workspace = Workspace::missing;
+  });
   return v;
 }
 
@@ -309,6 +342,88 @@ std::optional<Status> prelu_workspace_query(const BadInput& b) {
                                        b.out == nullptr ? nullptr : &bytes);
 }
 
+// ---------------------------------------------------------------- quantized outputs
+
+QuantizedOutput quantized_of(const BadInput& b) {
+  QuantizedOutput q{b.out, b.format, b.scale, b.amax, nullptr, b.scaling, b.margin};
+  return q;
+}
+
+// Codes are one byte: a misaligned output is no bad input for them.
+bool misaligned_output(const BadInput& b) {
+  return b.out != nullptr && reinterpret_cast<std::uintptr_t>(b.out) % 4 != 0;
+}
+
+// A device call's workspace: the row's kind, sized by the query.
+std::pair<void*, size_t> quantized_workspace_of(const BadInput& b, size_t needed) {
+  if (b.workspace == Workspace::enough) return {g_workspace, sizeof g_workspace};
+  return workspace_of(b, needed);
+}
+
+std::optional<Status> quantized_activation_call(const BadInput& b, bool host) {
+  if ((b.fused_only && !b.quantized_only) || misaligned_output(b)) return std::nullopt;
+  if (host && b.workspace != Workspace::enough) return std::nullopt;  // the reference needs none
+  const QuantizedOutput q = quantized_of(b);
+  if (host) return reference::activation(b.direction, b.act, b.dtype, b.in, b.grad, q, b.n);
+  size_t needed = 0;
+  if (!quantized_workspace_size(q, &needed).ok()) needed = 0;
+  const auto [workspace, bytes] = quantized_workspace_of(b, needed);
+  return activation(b.direction, b.act, b.dtype, b.in, b.grad, q, b.n, {workspace, bytes});
+}
+
+std::optional<Status> quantized_bias_call(const BadInput& b, bool host) {
+  const bool fwd = forward(b);
+  Takes t;
+  t.activation = t.param = true;
+  t.dropout = t.mask = fwd;
+  t.reduce = !fwd;
+  t.workspace = !host;
+  if (!expresses(b, t) || b.param == nullptr || misaligned_output(b)) return std::nullopt;
+  const QuantizedOutput q = quantized_of(b);
+  if (fwd) {
+    if (host)
+      return reference::bias_activation_forward(b.act, b.dtype, b.in, b.param, b.dtype, q, b.n,
+                                                b.width, b.dropout, b.mask);
+    size_t needed = 0;
+    if (!quantized_workspace_size(q, &needed).ok()) needed = 0;
+    const auto [workspace, bytes] = quantized_workspace_of(b, needed);
+    return bias_activation_forward(b.act, b.dtype, b.in, b.param, b.dtype, q, b.n, b.width,
+                                   b.dropout, b.mask, {workspace, bytes});
+  }
+  if (host)
+    return reference::bias_activation_backward(b.act, b.dtype, b.in, b.param, b.dtype, b.grad, q,
+                                               b.reduce, b.n, b.width);
+  size_t needed = 0;
+  if (!bias_activation_backward_workspace_size(b.dtype, b.n, b.width, q, &needed).ok()) needed = 0;
+  const auto [workspace, bytes] = quantized_workspace_of(b, needed);
+  return bias_activation_backward(b.act, b.dtype, b.in, b.param, b.dtype, b.grad, q, b.reduce, b.n,
+                                  b.width, {workspace, bytes});
+}
+
+std::optional<Status> quantized_glu_call(const BadInput& b, bool host) {
+  Takes t;
+  t.activation = t.gated = true;
+  t.workspace = !host;
+  if (!expresses(b, t) || !forward(b) || b.width != kValid.width || misaligned_output(b))
+    return std::nullopt;
+  const Glu glu{b.act, b.gated};
+  const QuantizedOutput q = quantized_of(b);
+  if (host) return reference::glu_forward(glu, b.dtype, b.in, q, b.n, b.width / 2);
+  size_t needed = 0;
+  if (!quantized_workspace_size(q, &needed).ok()) needed = 0;
+  const auto [workspace, bytes] = quantized_workspace_of(b, needed);
+  return glu_forward(glu, b.dtype, b.in, q, b.n, b.width / 2, {workspace, bytes});
+}
+
+// The workspace query takes the descriptor alone: its format and recipe rows.
+std::optional<Status> quantized_workspace_query(const BadInput& b) {
+  if (!b.quantized_only || b.workspace != Workspace::enough) return std::nullopt;
+  size_t bytes = 0;
+  const Status s = quantized_workspace_size(quantized_of(b), &bytes);
+  if (s.ok()) return std::nullopt;  // a row about the words, not the descriptor
+  return s;
+}
+
 std::vector<EntryPoint> entry_points() {
   return {
       {"cuact::activation (device)", false,
@@ -363,6 +478,17 @@ std::vector<EntryPoint> entry_points() {
         {"reference::glu", [](const BadInput& b) { return glu_call(b, true); }},
         {"reference::prelu", [](const BadInput& b) { return prelu_call(b, true); }},
         {"reference::rrelu", [](const BadInput& b) { return rrelu_call(b, true); }}}},
+      {"fp8 outputs (device)", true,
+       {{"activation fp8", [](const BadInput& b) { return quantized_activation_call(b, false); }},
+        {"bias_activation fp8", [](const BadInput& b) { return quantized_bias_call(b, false); }},
+        {"glu fp8", [](const BadInput& b) { return quantized_glu_call(b, false); }},
+        {"quantized_workspace_size", quantized_workspace_query}},
+       true},
+      {"fp8 references (host)", true,
+       {{"reference::activation fp8", [](const BadInput& b) { return quantized_activation_call(b, true); }},
+        {"reference::bias_activation fp8", [](const BadInput& b) { return quantized_bias_call(b, true); }},
+        {"reference::glu fp8", [](const BadInput& b) { return quantized_glu_call(b, true); }}},
+       true},
   };
 }
 
@@ -425,6 +551,7 @@ TEST(Reliability, EveryBadInputGivesANamedStatusAndNothingCrashes) {
       std::vector<std::string> outcomes;
       for (const auto& c : e.calls) {
         if (b.fused_only && !e.fused) break;
+        if (b.quantized_only && !e.quantized) break;
         const int code = call_in_child([&] { return c.call(b); });
         if (code == kNotApplicable) continue;
         ++calls;

@@ -267,13 +267,13 @@ TEST(BenchOverview, OneLinePerOperation) {
   softmax.key = {"softmax", "softmax", "f32", "forward", "", 0};
   softmax.predicted = {1.0, 0.96};
   const std::string text = format_overview({"gelu", "mish", "softmax"}, accuracy, {}, {softmax});
-  EXPECT_NE(text.find("gelu          6/7    1/1    -      pass      functors     -\n"),
+  EXPECT_NE(text.find("gelu            6/7    1/1    -      pass      functors     -\n"),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find("mish          -      -      OUT    FAIL      functors     -\n"),
+  EXPECT_NE(text.find("mish            -      -      OUT    FAIL      functors     -\n"),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find("softmax       -      -      -      -         -            1.00 / 0.96\n"),
+  EXPECT_NE(text.find("softmax         -      -      -      -         -            1.00 / 0.96\n"),
             std::string::npos)
       << text;
   EXPECT_NE(text.find("not run without a GPU: softmax\n"), std::string::npos) << text;
@@ -307,13 +307,13 @@ TEST(BenchOverview, RowsCheckedOnTheHost) {
   EXPECT_EQ(rows[5].error, "a plan past the cache");
   EXPECT_FALSE(rows[5].ok());
   const std::string text = format_overview({"softmax", "swiglu", "prelu"}, {}, rows, {});
-  EXPECT_NE(text.find("softmax       0.50   -      0.25   pass      kernel code  -\n"),
+  EXPECT_NE(text.find("softmax         0.50   -      0.25   pass      kernel code  -\n"),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find("swiglu        ok     OUT    -      FAIL      kernel code  -\n"),
+  EXPECT_NE(text.find("swiglu          ok     OUT    -      FAIL      kernel code  -\n"),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find("prelu         OUT    -      -      FAIL      kernel code  -\n"),
+  EXPECT_NE(text.find("prelu           OUT    -      -      FAIL      kernel code  -\n"),
             std::string::npos)
       << text;
   EXPECT_NE(text.find("not a GPU"), std::string::npos) << text;

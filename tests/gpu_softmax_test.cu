@@ -2,8 +2,10 @@
 // bench/accuracy/softmax_accuracy.h: every algorithm (forced, and automatic) x dtype x
 // direction x option set over the column grid and rows {1, 3, 64, 4099}
 // (rows x cols capped at 2^21 per shape), aligned, misaligned and in place;
-// hand-made special rows; a 2^24 + 1 column row; more than 2^31 elements
-// through each algorithm; graph capture; many host threads; every device.
+// hand-made special rows; saturated outputs, whose backward takes the hidden
+// columns from the mask and causal settings; a 2^24 + 1 column row; more
+// than 2^31 elements through each algorithm; graph capture; many host
+// threads; every device.
 #include <gtest/gtest.h>
 
 #include <cuda_fp16.h>
@@ -334,6 +336,91 @@ TEST(SoftmaxKernelSpecialRows, NaNEmptyInfiniteAndOverflowProneRows) {
           }
         }
       }
+}
+
+// Backward decides the hidden columns from the mask and causal settings, not
+// from y (docs/SPEC.md): bench/accuracy/softmax_accuracy.h's saturated rows
+// (log_softmax -inf from overflow and -inf inputs, softmax 0 from underflow;
+// masks, causal, non-finite dy at hidden columns and at a visible saturated
+// one) through every algorithm, both directions, every layout.
+TEST(SoftmaxKernelSaturation, HiddenColumnsComeFromTheMaskAndCausalNotFromY) {
+  CUACT_SKIP_WITHOUT_GPU();
+  cudaStream_t stream;
+  CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  int runs = 0;
+  for (SoftmaxAlgorithm a : {SoftmaxAlgorithm::automatic, SoftmaxAlgorithm::warp_per_row,
+                             SoftmaxAlgorithm::block_per_row, SoftmaxAlgorithm::cluster_per_row,
+                             SoftmaxAlgorithm::streaming}) {
+    if (a == SoftmaxAlgorithm::cluster_per_row && !device_has_clusters()) continue;
+    for (DType dtype : {DType::f32, DType::f16, DType::bf16})
+      for (Direction d : {Direction::backward, Direction::forward})
+        for (const SoftmaxOptions& options : saturation_option_sets())
+          for (int64_t cols : {2, 8, 37, 40, 1100, 5000, 20000, 70000}) {
+            SoftmaxAlgorithm chosen;
+            const Status st = softmax_selected_algorithm(
+                d, Softmax::softmax().with_algorithm(a), dtype, cols, &chosen);
+            if (a != SoftmaxAlgorithm::automatic && st.code() == StatusCode::unsupported) continue;
+            ASSERT_TRUE(st.ok()) << st.message();
+            const SoftmaxProblem p = make_saturated_softmax_problem(options, d, dtype, cols, 3);
+            for (Layout layout :
+                 {Layout::aligned, Layout::misaligned, Layout::mismatched, Layout::in_place}) {
+              SCOPED_TRACE(testing::Message()
+                           << softmax_algorithm_name(a) << " " << dtype_name(dtype) << " "
+                           << direction_name(d) << " " << options.name << " cols=" << cols << " "
+                           << layout_name(layout));
+              run_problem(p, a, layout, stream);
+              if (HasFatalFailure()) return;
+              ++runs;
+            }
+          }
+  }
+  EXPECT_GT(runs, 0);
+  CUDA_OK(cudaStreamDestroy(stream));
+}
+
+// The issue's case on the device: fp16 log_softmax([-60000, 60000]) =
+// [-inf, 0], backward with dy = [1, 0] gives [1, -1], not [0, 0] (fp32 and
+// bf16 with +-3e38), through every algorithm; middle_dim over [1, cols, 8].
+TEST(SoftmaxKernelSaturation, SaturatedLogSoftmaxColumnKeepsItsGradient) {
+  CUACT_SKIP_WITHOUT_GPU();
+  for (DType dtype : {DType::f16, DType::f32, DType::bf16})
+    for (int64_t cols : {2, 16, 40}) {
+      const double big = reference::round_to(dtype, dtype == DType::f16 ? 60000.0 : 3e38);
+      for (SoftmaxAlgorithm a : {SoftmaxAlgorithm::warp_per_row, SoftmaxAlgorithm::block_per_row,
+                                 SoftmaxAlgorithm::cluster_per_row, SoftmaxAlgorithm::streaming,
+                                 SoftmaxAlgorithm::middle_dim}) {
+        if (a == SoftmaxAlgorithm::cluster_per_row && !device_has_clusters()) continue;
+        SCOPED_TRACE(testing::Message() << softmax_algorithm_name(a) << " " << dtype_name(dtype)
+                                        << " cols=" << cols);
+        const int64_t inner = a == SoftmaxAlgorithm::middle_dim ? 8 : 1;
+        std::vector<double> x(static_cast<size_t>(cols * inner), -big),
+            dy(x.size(), 0.0);
+        for (int64_t j = 0; j < inner; ++j) {
+          x[static_cast<size_t>(inner + j)] = big;  // column 1
+          dy[static_cast<size_t>(j)] = 1.0;         // column 0
+        }
+        const auto xb = to_buffer(dtype, x), dyb = to_buffer(dtype, dy);
+        DeviceBuffer x_d(xb.size()), dy_d(xb.size()), y_d(xb.size()), dx_d(xb.size());
+        CUDA_OK(cudaMemcpy(x_d.at(), xb.data(), xb.size(), cudaMemcpyHostToDevice));
+        CUDA_OK(cudaMemcpy(dy_d.at(), dyb.data(), dyb.size(), cudaMemcpyHostToDevice));
+        const Softmax op = Softmax::log_softmax().with_algorithm(a);
+        const SoftmaxShape shape = SoftmaxShape::middle(1, cols, inner);
+        ASSERT_TRUE(
+            softmax(Direction::forward, op, dtype, x_d.at(), nullptr, y_d.at(), shape).ok());
+        ASSERT_TRUE(
+            softmax(Direction::backward, op, dtype, y_d.at(), dy_d.at(), dx_d.at(), shape).ok());
+        std::vector<unsigned char> yb(xb.size()), dxb(xb.size());
+        CUDA_OK(cudaMemcpy(yb.data(), y_d.at(), yb.size(), cudaMemcpyDeviceToHost));
+        CUDA_OK(cudaMemcpy(dxb.data(), dx_d.at(), dxb.size(), cudaMemcpyDeviceToHost));
+        const auto y = from_buffer(dtype, yb), dx = from_buffer(dtype, dxb);
+        for (int64_t c = 0; c < cols; ++c)
+          for (int64_t j = 0; j < inner; ++j) {
+            const size_t i = static_cast<size_t>(c * inner + j);
+            EXPECT_EQ(y[i], c == 1 ? 0.0 : -INFINITY) << "y col " << c;
+            EXPECT_EQ(dx[i], c == 0 ? 1.0 : c == 1 ? -1.0 : 0.0) << "dx col " << c;
+          }
+      }
+    }
 }
 
 // SPEC: any row length up to at least 2^24 through one call.

@@ -73,6 +73,17 @@ std::vector<BadCall> bad_calls() {
        StatusCode::overlapping_buffers},
       {"y overlaps the mask", fwd, sm.with_mask(g_out + 12, 1), DType::f32, g_in, nullptr, g_out, 2,
        8, StatusCode::overlapping_buffers},
+      // Backward reads the mask too (the columns the forward hid): the same checks.
+      {"dx is the mask", bwd, sm.with_mask(g_out), DType::f32, g_in, g_grad, g_out, 2, 8,
+       StatusCode::overlapping_buffers},
+      {"dx overlaps the mask", bwd, sm.with_mask(g_out + 12, 1), DType::f32, g_in, g_grad, g_out, 2,
+       8, StatusCode::overlapping_buffers},
+      {"misaligned mask (backward)", bwd, sm.with_mask(c + 2, DType::f32), DType::f32, g_in, g_grad,
+       g_out, 2, 8, StatusCode::misaligned_pointer},
+      {"the mask's dtype is not the data's (backward)", bwd, sm.with_mask(g_mask, DType::bf16),
+       DType::f32, g_in, g_grad, g_out, 2, 8, StatusCode::invalid_parameter},
+      {"mask_rows*cols overflow (backward)", bwd, sm.with_mask(g_mask, huge), DType::f32, g_in,
+       g_grad, g_out, 2, 16, StatusCode::invalid_size},
       {"NaN scale", fwd, Softmax::softmax(NAN), DType::f32, g_in, nullptr, g_out, 2, 8,
        StatusCode::invalid_parameter},
       {"infinite scale", fwd, Softmax::log_softmax(INFINITY), DType::f32, g_in, nullptr, g_out, 2,
@@ -147,6 +158,12 @@ TEST(SoftmaxArgumentChecks, ShapesAndStridesDeviceApiAndReferenceAgree) {
        SoftmaxShape::middle(2, 4, 8), StatusCode::unsupported},
       {"causal with inner > 1", fwd, sm.with_causal(4), g_in, nullptr, g_out,
        SoftmaxShape::middle(2, 4, 8), StatusCode::unsupported},
+      {"mask with inner > 1 (backward)", bwd, sm.with_mask(g_mask), g_in, g_grad, g_out,
+       SoftmaxShape::middle(2, 4, 8), StatusCode::unsupported},
+      {"causal with inner > 1 (backward)", bwd, sm.with_causal(4), g_in, g_grad, g_out,
+       SoftmaxShape::middle(2, 4, 8), StatusCode::unsupported},
+      {"mask stride below cols (backward)", bwd, sm.with_mask(g_mask, 1, 1, 9), g_in, g_grad,
+       g_out, rows, StatusCode::invalid_size},
       {"in place with another stride", fwd, sm, g_in, nullptr, g_in, rows.with_strides(16, 32),
        StatusCode::overlapping_buffers},
       {"dx over dy with another stride", bwd, sm, g_in, g_grad, g_grad,
@@ -171,6 +188,8 @@ TEST(SoftmaxArgumentChecks, ShapesAndStridesDeviceApiAndReferenceAgree) {
       {"padded rows", fwd, sm, g_in, nullptr, g_out, rows.with_strides(20, 24), StatusCode::success},
       {"padded mask", fwd, sm.with_mask(g_mask, 4, 1, 20), g_in, nullptr, g_out, rows,
        StatusCode::success},
+      {"padded mask (backward)", bwd, sm.with_mask(g_mask, 4, 1, 20).with_causal(4, 2), g_in,
+       g_grad, g_out, rows, StatusCode::success},
       {"in place, one stride", fwd, sm, g_in, nullptr, g_in, rows.with_strides(32, 32),
        StatusCode::success},
       {"one row, two strides", bwd, sm, g_in, g_grad, g_grad,
@@ -195,7 +214,7 @@ TEST(SoftmaxArgumentChecks, ZeroRowsIsANoOpEvenWithNullPointers) {
       }
 }
 
-TEST(SoftmaxArgumentChecks, ExactAliasingIsAllowedAndBackwardIgnoresTheMask) {
+TEST(SoftmaxArgumentChecks, ExactAliasingIsAllowedAndBackwardTakesTheMask) {
   EXPECT_TRUE(reference::softmax(Direction::forward, Softmax::softmax(), DType::f32, g_in, nullptr,
                                  g_in, 4, 64)
                   .ok());
@@ -205,10 +224,21 @@ TEST(SoftmaxArgumentChecks, ExactAliasingIsAllowedAndBackwardIgnoresTheMask) {
   EXPECT_TRUE(reference::softmax(Direction::backward, Softmax::softmax(), DType::f32, g_in, g_grad,
                                  g_in, 4, 64)
                   .ok());
-  // The mask is a forward option: backward does not check or read it.
-  const Softmax masked = Softmax::softmax().with_mask(g_out);
-  EXPECT_TRUE(
-      reference::softmax(Direction::backward, masked, DType::f32, g_in, g_grad, g_out, 4, 64).ok());
+  // Backward takes the forward's op, mask included (it decides the hidden
+  // columns): the mask may share bytes with y or dy (all read), in place too,
+  // but not with dx.
+  for (const float* m : {g_mask, g_in, g_grad}) {
+    const Softmax masked = Softmax::log_softmax().with_mask(m).with_causal(4, 30);
+    EXPECT_TRUE(
+        reference::softmax(Direction::backward, masked, DType::f32, g_in, g_grad, g_out, 4, 64).ok());
+  }
+  EXPECT_TRUE(reference::softmax(Direction::backward, Softmax::softmax().with_mask(g_mask),
+                                 DType::f32, g_in, g_grad, g_grad, 4, 64)
+                  .ok());
+  EXPECT_EQ(reference::softmax(Direction::backward, Softmax::softmax().with_mask(g_out), DType::f32,
+                               g_in, g_grad, g_out, 4, 64)
+                .code(),
+            StatusCode::overlapping_buffers);
 }
 
 TEST(SoftmaxArgumentChecks, TypedOverloadsCheckToo) {

@@ -32,10 +32,13 @@ std::vector<double> forward(const Softmax& op, const std::vector<double>& x,
   return y;
 }
 
+// Backward of data row `row` with the row's mask values (as the forward).
 std::vector<double> backward(const Softmax& op, const std::vector<double>& y,
-                             const std::vector<double>& dy) {
+                             const std::vector<double>& dy,
+                             const std::vector<double>* mask = nullptr, int64_t row = 0) {
   std::vector<double> dx(y.size());
-  ref::softmax_backward_row(op, static_cast<int64_t>(y.size()), y.data(), dy.data(), dx.data());
+  ref::softmax_backward_row(op, row, static_cast<int64_t>(y.size()), y.data(), dy.data(),
+                            mask ? mask->data() : nullptr, dx.data());
   return dx;
 }
 
@@ -199,6 +202,9 @@ TEST(SoftmaxReference, FullyMaskedRowsGiveZerosOrMinusInfNeverNaN) {
   const std::vector<double> minus_inf(7, -kInf), plus_inf(7, kInf);
   const std::vector<double> x = random_row(7, 1.0, 4);
   const std::vector<double> mask(7, -kInf);
+  const auto dy = random_row(7, 1.0, 5);
+  std::vector<double> loud(dy);  // non-finite dy at hidden columns changes nothing
+  for (size_t j = 0; j < loud.size(); ++j) loud[j] = j % 2 ? kInf : kNaN;
   for (const Softmax& op : kKinds) {
     const double expect = op.kind == SoftmaxKind::log_softmax ? -kInf : 0.0;
     // Every z = -inf: x = -inf, or +inf for softmin (z = -s*x).
@@ -206,38 +212,176 @@ TEST(SoftmaxReference, FullyMaskedRowsGiveZerosOrMinusInfNeverNaN) {
     for (double v : forward(op, all_inf)) EXPECT_EQ(v, expect) << softmax_kind_name(op.kind);
     for (double v : forward(op, x, &mask)) EXPECT_EQ(v, expect) << softmax_kind_name(op.kind);
     // Causal: query 0 with offset -1 sees no column.
-    for (double v : forward(op.with_causal(2, -1), x, nullptr, 0)) EXPECT_EQ(v, expect);
-    // Backward from such an output: 0 for every kind (no column depends on x).
-    const auto y = forward(op, all_inf);
-    const auto dy = random_row(7, 1.0, 5);
-    for (double v : backward(op, y, dy)) EXPECT_EQ(v, 0.0) << softmax_kind_name(op.kind);
+    const Softmax causal = op.with_causal(2, -1);
+    for (double v : forward(causal, x, nullptr, 0)) EXPECT_EQ(v, expect);
+    // Backward of a fully masked row (mask or causal, the forward's op): 0
+    // for every kind, whatever dy holds there.
+    const std::vector<double>* grads[] = {&dy, &loud};
+    for (const std::vector<double>* g : grads) {
+      for (double v : backward(op, forward(op, x, &mask), *g, &mask))
+        EXPECT_EQ(v, 0.0) << softmax_kind_name(op.kind);
+      for (double v : backward(causal, forward(causal, x, nullptr, 0), *g, nullptr, 0))
+        EXPECT_EQ(v, 0.0) << softmax_kind_name(op.kind);
+    }
+    // A row whose every input is -inf hides no column: softmax and softmin
+    // give 0 (y = 0), log_softmax s*dy (y = -inf: dy - exp(y)*sum = dy).
+    const auto dx = backward(op, forward(op, all_inf), dy);
+    const double s = op.kind == SoftmaxKind::softmin ? -op.scale : op.scale;
+    for (size_t j = 0; j < dx.size(); ++j)
+      EXPECT_EQ(dx[j], op.kind == SoftmaxKind::log_softmax ? s * dy[j] : 0.0)
+          << softmax_kind_name(op.kind) << " " << j;
   }
 }
 
-// Backward at the columns the forward hid (causal here): dx = 0 there, and
-// their dy (even huge or infinite) changes nothing elsewhere.
+// Backward at the columns the forward hid (causal, a -inf mask entry): dx =
+// 0 there, and their dy (even huge, infinite or NaN) changes nothing elsewhere.
 TEST(SoftmaxReference, BackwardIsZeroAtHiddenColumnsAndIgnoresTheirDy) {
   const int64_t cols = 9;
   const std::vector<double> x = random_row(cols, 2.0, 11);
+  std::vector<double> mask(cols, 0.0);
+  mask[1] = -kInf;
   for (const Softmax& kind : kKinds) {
     const Softmax op = kind.with_causal(4, 0);  // row 2: query 2 sees columns 0..2
-    const auto y = forward(op, x, nullptr, 2);
-    std::vector<double> dy = random_row(cols, 1.0, 12), loud(dy);
-    for (int64_t j = 3; j < cols; ++j) loud[static_cast<size_t>(j)] = j % 2 ? 1e30 : kInf;
-    const auto dx = backward(op, y, dy), dx_loud = backward(op, y, loud);
-    for (int64_t j = 0; j < cols; ++j) {
-      SCOPED_TRACE(testing::Message() << softmax_kind_name(op.kind) << " col " << j);
-      if (j >= 3) {
-        EXPECT_EQ(dx[static_cast<size_t>(j)], 0.0);
+    const std::vector<double>* masks[] = {nullptr, &mask};
+    for (const std::vector<double>* m : masks) {
+      const auto y = forward(op, x, m, 2);
+      std::vector<double> dy = random_row(cols, 1.0, 12), loud(dy);
+      auto hidden = [&](int64_t j) { return j >= 3 || (m && j == 1); };
+      for (int64_t j = 0; j < cols; ++j)
+        if (hidden(j)) loud[static_cast<size_t>(j)] = j % 3 == 0 ? 1e30 : j % 3 == 1 ? kInf : kNaN;
+      const auto dx = backward(op, y, dy, m, 2), dx_loud = backward(op, y, loud, m, 2);
+      for (int64_t j = 0; j < cols; ++j) {
+        SCOPED_TRACE(testing::Message() << softmax_kind_name(op.kind) << " col " << j
+                                        << (m ? " masked" : ""));
+        if (hidden(j)) {
+          EXPECT_EQ(dx[static_cast<size_t>(j)], 0.0);
+        }
+        EXPECT_EQ(dx_loud[static_cast<size_t>(j)], dx[static_cast<size_t>(j)]);
       }
-      EXPECT_EQ(dx_loud[static_cast<size_t>(j)], dx[static_cast<size_t>(j)]);
+      // The visible columns get the gradient of softmax over those columns alone.
+      std::vector<double> xv, dyv;
+      for (int64_t j = 0; j < cols; ++j)
+        if (!hidden(j)) {
+          xv.push_back(x[static_cast<size_t>(j)]);
+          dyv.push_back(dy[static_cast<size_t>(j)]);
+        }
+      const Softmax plain = kind;
+      const auto dxv = backward(plain, forward(plain, xv), dyv);
+      for (int64_t j = 0, k = 0; j < cols; ++j)
+        if (!hidden(j)) {
+          EXPECT_NEAR(dx[static_cast<size_t>(j)], dxv[static_cast<size_t>(k++)], 1e-12);
+        }
     }
-    // The visible columns get the gradient of softmax over those columns alone.
-    const std::vector<double> x3(x.begin(), x.begin() + 3), dy3(dy.begin(), dy.begin() + 3);
-    const Softmax plain = kind;
-    const auto dx3 = backward(plain, forward(plain, x3), dy3);
-    for (int j = 0; j < 3; ++j) EXPECT_NEAR(dx[static_cast<size_t>(j)], dx3[static_cast<size_t>(j)], 1e-12);
   }
+}
+
+// Which columns are hidden comes from the mask and causal settings, never
+// from y: a visible column whose output saturated (log_softmax y = -inf from
+// overflow or an infinite input; softmax y = 0 from underflow) keeps its dy,
+// as PyTorch's backward does.
+TEST(SoftmaxReference, SaturatedVisibleColumnsKeepTheirGradient) {
+  // The case: fp16 log_softmax([-60000, 60000]) is [-inf, 0] (the
+  // difference overflows fp16); backward with dy = [1, 0] is [1, -1]. Also
+  // fp32 and bf16 with +-3e38, through the buffer form (rounded to the dtype).
+  for (DType dtype : {DType::f16, DType::f32, DType::bf16}) {
+    const double big = dtype == DType::f16 ? 60000.0 : 3e38;
+    const std::vector<double> x = {ref::round_to(dtype, -big), ref::round_to(dtype, big)};
+    const auto xb = test::to_buffer(dtype, x);
+    std::vector<unsigned char> yb(xb.size()), dxb(xb.size());
+    const Softmax op = Softmax::log_softmax();
+    ASSERT_TRUE(ref::softmax(Direction::forward, op, dtype, xb.data(), nullptr, yb.data(), 1, 2).ok());
+    EXPECT_EQ(test::from_buffer(dtype, yb), (std::vector<double>{-kInf, 0.0})) << dtype_name(dtype);
+    const auto dyb = test::to_buffer(dtype, {1.0, 0.0});
+    ASSERT_TRUE(ref::softmax(Direction::backward, op, dtype, yb.data(), dyb.data(), dxb.data(), 1, 2)
+                    .ok());
+    EXPECT_EQ(test::from_buffer(dtype, dxb), (std::vector<double>{1.0, -1.0})) << dtype_name(dtype);
+    // The same column hidden by the mask: dx = 0 there, and its dy is not summed.
+    const auto mb = test::to_buffer(dtype, {-kInf, 0.0});
+    const Softmax masked = op.with_mask(mb.data(), dtype);
+    ASSERT_TRUE(ref::softmax(Direction::backward, masked, dtype, yb.data(), dyb.data(), dxb.data(),
+                             1, 2)
+                    .ok());
+    EXPECT_EQ(test::from_buffer(dtype, dxb), (std::vector<double>{0.0, 0.0})) << dtype_name(dtype);
+  }
+  // log_softmax with a visible -inf input: dx = s*(dy - exp(y) sum dy) = s*dy
+  // there (PyTorch's value); hidden by causal instead: 0, and not summed.
+  const std::vector<double> x = {-kInf, 0.5, 1.5}, dy = {2.0, 1.0, -0.5};
+  const Softmax log = Softmax::log_softmax(0.5f);
+  const auto y = forward(log, x);
+  const auto dx = backward(log, y, dy);
+  EXPECT_EQ(dx[0], 0.5 * 2.0);
+  EXPECT_NEAR(dx[1], 0.5 * (1.0 - std::exp(y[1]) * 2.5), 1e-15);
+  const std::vector<double> x2 = {0.5, 1.5, -kInf}, dy2 = {1.0, -0.5, 2.0};
+  const Softmax log_causal = log.with_causal(1, 1);  // columns 0 and 1 visible
+  const auto y2 = forward(log_causal, x2);
+  const auto dx2 = backward(log_causal, y2, dy2);
+  EXPECT_EQ(dx2[2], 0.0);
+  EXPECT_NEAR(dx2[0], 0.5 * (1.0 - std::exp(y2[0]) * 0.5), 1e-15);
+  // softmax: a visible column that underflowed (y = 0) with an infinite or
+  // NaN dy makes the row NaN (0 * inf, as PyTorch); hidden, it is ignored.
+  const std::vector<double> xs = {0.0, -2000.0, 1.0};
+  std::vector<double> mask = {0.0, 0.0, 0.0};
+  for (double special : {kInf, -kInf, kNaN}) {
+    const std::vector<double> g = {0.25, special, -1.0};
+    const auto ys = forward(Softmax::softmax(), xs);
+    ASSERT_EQ(ys[1], 0.0);
+    for (double v : backward(Softmax::softmax(), ys, g)) EXPECT_TRUE(std::isnan(v)) << special;
+    mask[1] = -kInf;
+    const auto ym = forward(Softmax::softmax(), xs, &mask);
+    EXPECT_EQ(ym, ys);
+    const auto dm = backward(Softmax::softmax(), ym, g, &mask);
+    const std::vector<double> two_x = {0.0, 1.0}, two_g = {0.25, -1.0};
+    const auto d2 = backward(Softmax::softmax(), forward(Softmax::softmax(), two_x), two_g);
+    EXPECT_EQ(dm[1], 0.0);
+    EXPECT_NEAR(dm[0], d2[0], 1e-15);
+    EXPECT_NEAR(dm[2], d2[1], 1e-15);
+    mask[1] = 0.0;
+  }
+}
+
+// The buffer form reads the mask in backward as the forward does: mask row
+// (r / repeat) % mask_rows, its stride, and causal by the data row.
+TEST(SoftmaxReference, BufferFormBackwardTakesTheForwardsMaskAndCausal) {
+  const int64_t rows = 6, cols = 5, mask_stride = 7;
+  std::vector<double> x(rows * cols), m(2 * mask_stride, 0.0), dy(rows * cols);
+  for (size_t i = 0; i < x.size(); ++i) {
+    x[i] = i % 3 == 0 ? -kInf : std::sin(0.7 * i) * 3;  // visible -inf inputs too
+    dy[i] = std::cos(0.3 * i);
+  }
+  for (int64_t k = 0; k < 2; ++k)
+    for (int64_t j = 0; j < cols; ++j) m[k * mask_stride + j] = (k + j) % 3 == 1 ? -kInf : 0.25 * j;
+  for (DType dtype : {DType::f32, DType::f16, DType::bf16})
+    for (const Softmax& kind : {Softmax::log_softmax(0.5f), Softmax::softmax(2.0f)}) {
+      for (double& v : x) v = ref::round_to(dtype, v);
+      for (double& v : m) v = ref::round_to(dtype, v);
+      for (double& v : dy) v = ref::round_to(dtype, v);
+      const auto xb = test::to_buffer(dtype, x), mb = test::to_buffer(dtype, m),
+                 dyb = test::to_buffer(dtype, dy);
+      const Softmax op = kind.with_mask(mb.data(), dtype, 2, 3, mask_stride).with_causal(3, 2);
+      std::vector<unsigned char> yb(xb.size()), dxb(xb.size());
+      ASSERT_TRUE(ref::softmax(Direction::forward, op, dtype, xb.data(), nullptr, yb.data(), rows,
+                               cols)
+                      .ok());
+      ASSERT_TRUE(ref::softmax(Direction::backward, op, dtype, yb.data(), dyb.data(), dxb.data(),
+                               rows, cols)
+                      .ok());
+      const auto y = test::from_buffer(dtype, yb), dx = test::from_buffer(dtype, dxb);
+      for (int64_t r = 0; r < rows; ++r) {
+        const std::vector<double> yr(y.begin() + r * cols, y.begin() + (r + 1) * cols),
+            gr(dy.begin() + r * cols, dy.begin() + (r + 1) * cols),
+            mr(m.begin() + (r / 3) % 2 * mask_stride, m.begin() + (r / 3) % 2 * mask_stride + cols);
+        const auto expect = backward(op, yr, gr, &mr, r);
+        for (int64_t j = 0; j < cols; ++j) {
+          EXPECT_EQ(dx[r * cols + j], ref::round_to(dtype, expect[j]))
+              << dtype_name(dtype) << " " << softmax_kind_name(op.kind) << " row " << r << " col "
+              << j;
+          const bool hidden = j > r % 3 + 2 || mr[j] == -kInf;
+          if (hidden) {
+            EXPECT_EQ(dx[r * cols + j], 0.0);
+          }
+        }
+      }
+    }
 }
 
 TEST(SoftmaxReference, NaNAnywhereMakesTheRowNaN) {

@@ -143,6 +143,17 @@ class Branches(unittest.TestCase):
         self.assertEqual(with_mask.counts["issue"] - without.counts["issue"], 3)
         self.assertEqual(without.counts["fma"], 0)
 
+    def test_a_predicate_saved_by_p2r_keeps_its_provenance(self):
+        # P2R R2, PR, RZ, 0x4 packs P2 into R2: uniform only when P2 is (a
+        # thread's second row, tested through R2, is not).
+        def uniform(p2_source):
+            lines = ["S2R R0, SR_TID.X", "LDC R9, c[0x0][0x210]", p2_source, "P2R R2, PR, RZ, 0x4",
+                     "ISETP.NE.AND P0, PT, R2, RZ, PT", "EXIT"]
+            instrs = sass.parse_sass(function(lines))["kernel"]
+            return sass.is_uniform_value(instrs, 5, "P0")
+        self.assertFalse(uniform("ISETP.GE.AND P2, PT, R0, R9, PT"))
+        self.assertTrue(uniform("ISETP.GE.AND P2, PT, R9, 0x10, PT"))
+
     def test_vectorized_side_of_an_alignment_choice(self):
         # Aligned: one 128-bit load; otherwise four scalar loads.
         lines = ["S2R R0, SR_TID.X", "LOP3.LUT R9, R2, 0xf, RZ, 0xc0, !PT",
@@ -369,6 +380,107 @@ class FromOutput(unittest.TestCase):
         rows = static_model.analyze_kernel(k, instrs, {"REG": 40}, 256, {0: (0, 12), 1: (16, 408)})
         issue = {r["form"]: r["per_element"]["issue"] for r in rows}
         self.assertEqual(issue, {"": 2.75, "from output": 2.5, "bias+act": 2.75})
+
+
+class QuantizedOutput(unittest.TestCase):
+    # A bf16 -> fp8 forward kernel with dropout (one input stream, codes out,
+    # the optional mask), its loop two rows of eight bf16 (one 16-byte load
+    # each) a trip. The codes are stored with st.global.wb (STG...STRONG.SM)
+    # behind the `writes` flag byte (c[0x0][0x3a8]): row 0 as one predicated
+    # pair (4-byte halves or one 8-byte access), row 1 behind a uniform
+    # branch on the plan's access width; the mask bytes (plain STG.E.64)
+    # behind a null test of the mask pointer (c[0x0][0x2f8]).
+    #  0 S2R 1 LDC.U8 (flag) 2 LDC.64 (mask) 3 LDC (access)          entry
+    #  4 LDG 5 LDG 6 FMUL 7..70 MUFU x64 71 FMNMX 72 F2FP 73 PRMT
+    # 74 ISETP (flag) 75 ISETP (access) 76 @!P1 BRA->79               row 0
+    # 77 @P2 STG.E 78 @!P2 STG.E.64                                   its codes
+    # 79 ISETP.U32 80 ISETP.EX 81 @!P3 BRA->83   82 STG.E.64 (mask)
+    # 83 FMUL 84 FMNMX 85 @!P1 BRA->91 86 @!P2 BRA->90                row 1
+    # 87 STG.E 88 STG.E 89 BRA->91   90 STG.E.64                      its codes
+    # 91 @!P3 BRA->93   92 STG.E.64 (mask)   93 ISETP 94 @!P0 BRA->4 95 EXIT
+    NAME = ("void cuact::detail::rows_kernel<cuact::detail::ActivationForward<cuact::device::Gelu<float>, "
+            "__nv_bfloat16, true, cuact::detail::Code8> >(cuact::detail::ActivationForward<"
+            "cuact::device::Gelu<float>, __nv_bfloat16, true, cuact::detail::Code8>, cuact::detail::RowCall)")
+
+    def lines(self):
+        a, m = addr, 64  # the indices of the listing above
+        return (["S2R R0, SR_TID.X", "LDC.U8 R52, c[0x0][0x3a8]", "LDC.64 R20, c[0x0][0x2f8]",
+                 "LDC R30, c[0x0][0x238]",
+                 "LDG.E.128 R4, desc[UR4][R2.64]", "LDG.E.128 R8, desc[UR4][R2.64+0x10]", "FMUL R12, R4, R40"]
+                + ["MUFU.EX2 R12, R12"] * m
+                + ["FMNMX R41, |R4|, R41, !PT", "F2FP.SATFINITE.E4M3.F32.PACK_AB_MERGE_C R13, R12, R12, RZ",
+                   "PRMT R14, R13, 0x5410, R13", "ISETP.NE.AND P1, PT, R52, RZ, PT",
+                   "ISETP.NE.AND P2, PT, R30, 0x10, PT", f"@!P1 BRA {a(79)}",
+                   "@P2 STG.E.STRONG.SM desc[UR4][R10.64], R14", "@!P2 STG.E.64.STRONG.SM desc[UR4][R10.64], R14",
+                   "ISETP.NE.U32.AND P3, PT, R20, RZ, PT", "ISETP.NE.AND.EX P3, PT, R21, RZ, PT, P3",
+                   f"@!P3 BRA {a(83)}", "STG.E.64 desc[UR4][R22.64], R16",
+                   "FMUL R15, R8, R40", "FMNMX R41, |R8|, R41, !PT", f"@!P1 BRA {a(91)}", f"@!P2 BRA {a(90)}",
+                   "STG.E.STRONG.SM desc[UR4][R10.64+0x8], R14", "STG.E.STRONG.SM desc[UR4][R10.64+0xc], R15",
+                   f"BRA {a(91)}", "STG.E.64.STRONG.SM desc[UR4][R10.64+0x8], R14",
+                   f"@!P3 BRA {a(93)}", "STG.E.64 desc[UR4][R22.64+0x8], R16",
+                   "ISETP.GE.AND P0, PT, R2, R24, PT", f"@!P0 BRA {a(4)}", "EXIT"])
+
+    def test_classification_and_bytes(self):
+        # bf16 in (2 bytes), one code byte out: 3 bytes an element, 4 with the
+        # mask's byte; the fp32 functor (Gelu<float>) names the activation.
+        k = static_model.classify("k", self.NAME)
+        self.assertEqual((k.family, k.op, k.direction, k.dtype, k.in_dtype, k.quantized, k.width),
+                         ("row", "gelu", "forward", "bf16->fp8", "bf16", True, 8))
+        self.assertEqual(k.forms, [("fused", "act+dropout fp8", 3, 1), ("fused", "act+dropout+mask fp8", 4, 1)])
+        plain = static_model.classify("k", self.NAME.replace(", true,", ", false,"))
+        self.assertEqual(plain.forms, [("fused", "act fp8", 3, 1), ("fused", "bias+act fp8", 3, 1),
+                                       ("fused", "glu fp8", 5, 2)])
+        # Backward from fp32 inputs: x (or y) and dy read, codes written: 4 + 4 + 1.
+        back = static_model.classify("k", self.NAME.replace("ActivationForward", "ActivationBackward")
+                                     .replace("Gelu", "Relu").replace("__nv_bfloat16, true", "float, false"))
+        self.assertEqual((back.direction, back.dtype, back.in_streams), ("backward", "f32->fp8", 2))
+        self.assertEqual(back.forms, [("fused", "act fp8", 9, 2), ("fused", "from output fp8", 9, 2),
+                                      ("fused", "bias+act fp8", 9, 2)])
+        # Today's kernels name their output type too (the input's): read as before.
+        old = static_model.classify("k", self.NAME.replace("Gelu<float>, __nv_bfloat16, true, cuact::detail::Code8",
+                                                           "Gelu<__half>, __half, true, __half"))
+        self.assertEqual((old.dtype, old.quantized), ("f16", False))
+        self.assertEqual(old.forms, [("fused", "act+dropout", 4, 1), ("fused", "act+dropout+mask", 5, 1)])
+
+    def test_hand_counted_rows(self):
+        # Elements a trip: the widest st.global.wb stores, one code byte an
+        # element: 8 + 8 bytes = 16 (row 0's 4-byte alternative and the mask's
+        # plain 8-byte stores left out); 2 loads x 8 bf16 = 16 x 1 stream.
+        # Without the mask, issued: LDG x2, FMUL, 64 MUFU, FMNMX, F2FP, PRMT,
+        # 2 ISETP, BRA (row 0: 73); 2 STG (its codes); 2 ISETP, BRA (the mask
+        # test; its store skipped); FMUL, FMNMX, 2 BRA; STG.E.64 (the wide side
+        # of the access branch, not the longer one); BRA (row 1's mask test);
+        # ISETP, BRA: 73 + 2 + 3 + 4 + 1 + 1 + 2 = 86 a trip, 5.375 an element;
+        # with the mask 88 (5.5). XU 64 / 16 = 4 an element: 4 / 0.5 / 32 SM-cycles,
+        # 1.04544e12 elements/s on 132 SMs at 1.98 GHz: x 3 bytes = 3.136e12
+        # B/s (H100 1.00 of 3.0 TB/s, H200 0.72938 of 4.3); x 4 bytes with the
+        # mask: 4.182e12 (H200 0.97250).
+        k = static_model.classify("k", self.NAME)
+        instrs = sass.parse_sass(function(self.lines()))["kernel"]
+        rows = {r["form"]: r for r in static_model.analyze_kernel(k, instrs, {"REG": 64}, 256, {})}
+        no_mask, mask = rows["act+dropout fp8"], rows["act+dropout+mask fp8"]
+        self.assertEqual((no_mask["elements_per_trip"], mask["elements_per_trip"]), (16, 16))
+        self.assertEqual((no_mask["bytes_per_element"], mask["bytes_per_element"]), (3, 4))
+        self.assertEqual((no_mask["per_element"]["issue"], mask["per_element"]["issue"]), (86 / 16, 88 / 16))
+        self.assertEqual(no_mask["per_element"]["xu"], 4.0)
+        self.assertEqual((no_mask["loads_in_flight"], no_mask["loads_per_trip"]), (2, 2))
+        self.assertEqual((no_mask["fraction_H100"], no_mask["binding_H200"]), (1.0, "xu"))
+        self.assertAlmostEqual(no_mask["fraction_H200"], 0.72938, places=4)
+        self.assertAlmostEqual(mask["fraction_H200"], 0.97250, places=4)
+        self.assertEqual((no_mask["dtype"], no_mask["input_dtype"], no_mask["output"]),
+                         ("bf16->fp8", "bf16", "e4m3/e5m2"))
+        self.assertEqual(no_mask["flags"], [])
+
+    def test_the_flag_byte_is_not_the_optional_output(self):
+        # The code stores sit behind the `writes` byte: a call without the
+        # mask still counts them (only the pointer-tested mask stores go).
+        instrs = sass.parse_sass(function(self.lines()))["kernel"]
+        cfg = sass.Cfg(instrs)
+        self.assertEqual(sass.steady_state_loops(cfg), [])  # no 128-bit stores
+        loop = sass.steady_state_loops(cfg, narrow_stores=True)[0]
+        without = sass.counted_path(cfg, loop, optional_output_absent=True)
+        stores = [i.op for b in sorted(without.blocks) for i in cfg.blocks[b].instrs if i.base == "STG"]
+        self.assertEqual(stores, ["STG.E.STRONG.SM", "STG.E.64.STRONG.SM", "STG.E.64.STRONG.SM"])
 
 
 class Parsing(unittest.TestCase):

@@ -1,6 +1,7 @@
 #include "fused_emulation.h"
 
 #include <algorithm>
+#include <cmath>
 #include <iterator>
 #include <stdexcept>
 #include <vector>
@@ -30,13 +31,19 @@ void emulate(const Form& form, const RowRequest& r, int64_t device_blocks) {
   const RowCall c = detail::plan_rows(r, device_blocks);
   // The launch refuses a plan made for another chunk width (row_kernel.cuh); so does the emulator.
   if (c.plan.width != W) throw std::logic_error("plan_rows chose a chunk width the form does not use");
+  if (c.plan.in_size != static_cast<int>(sizeof(typename Form::In)) ||
+      c.plan.out_size != static_cast<int>(sizeof(typename Form::Out)))
+    throw std::logic_error("plan_rows planned other element types than the form's");
   const int64_t blocks = c.geometry.blocks();
   std::vector<float> sums(static_cast<size_t>(kBlockThreads) * W);
+  float amax = 0.0f;
   for (int64_t b = 0; b < blocks; ++b) {
     for (int t = 0; t < kBlockThreads; ++t) {
       Accumulator<W> acc;
       detail::run_tiles(form, c, b, t, acc);
-      if (c.plan.extras() > 0) detail::run_extras(form, c, b * kBlockThreads + t, blocks * kBlockThreads);
+      if (c.plan.extras() > 0)
+        detail::run_extras(form, c, b * kBlockThreads + t, blocks * kBlockThreads, acc.amax);
+      amax = std::fmax(amax, acc.amax);
       if constexpr (Form::kReduces) {
         if (c.reduce == ReduceMode::by_column)
           for (int j = 0; j < W; ++j) sums[static_cast<size_t>(t) * W + j] = acc.column[j];
@@ -51,6 +58,11 @@ void emulate(const Form& form, const RowRequest& r, int64_t device_blocks) {
         detail::write_channel_partials(sums.data(), c.geometry, static_cast<int64_t>(c.channels.divisor),
                                        b, 0, 1, c.partials);
     }
+  }
+  if constexpr (detail::StageOf<Form>::kQuantized) {  // the kernel's fold_amax
+    const detail::QuantizedStore& q = c.quantized;
+    if (q.amax != nullptr) *q.amax = std::fmax(*q.amax, amax);
+    if (q.scale_inv != nullptr && q.writes) *q.scale_inv = 1.0f / (q.scale != nullptr ? *q.scale : 1.0f);
   }
   if (r.reduce == ReduceMode::none) return;
   const detail::ReduceLayout layout = detail::reduce_layout_of(r, c);
@@ -81,6 +93,23 @@ constexpr bool emulated(std::size_t k) {
   return false;
 }
 
+// A quantized output's forms (kernel_table.cuh: the fp32 functor, Code8 out).
+template <class T, std::size_t K>
+void emulate_quantized(const RowRequest& r, int64_t device_blocks) {
+  using F = detail::Functor<K, float>;
+  const F f(detail::params_from<typename F::Params>(r.act));
+  using detail::Code8;
+  if (r.form == RowForm::forward && r.random)
+    emulate(detail::ActivationForward<F, T, true, Code8>{f, r.args.scale}, r, device_blocks);
+  else if (r.form == RowForm::forward)
+    emulate(detail::ActivationForward<F, T, false, Code8>{f, r.args.scale}, r, device_blocks);
+  else if (r.form == RowForm::backward && !r.random)
+    emulate(detail::ActivationBackward<F, T, false, Code8>{f, r.args.scale, r.args.from_output}, r,
+            device_blocks);
+  else
+    throw std::invalid_argument("no quantized kernel for this form");
+}
+
 template <class T>
 void emulate_typed(const RowRequest& r, int64_t device_blocks) {
   if (r.form == RowForm::slope_forward || r.form == RowForm::slope_backward) {
@@ -96,6 +125,10 @@ void emulate_typed(const RowRequest& r, int64_t device_blocks) {
   detail::visit_kind(r.act.kind, [&](auto k) {
     constexpr std::size_t K = decltype(k)::value;
     if constexpr (emulated(K)) {
+      if (r.quantized) {
+        emulate_quantized<T, K>(r, device_blocks);
+        return;
+      }
       using F = detail::Functor<K, T>;
       const F f(detail::params_from<typename F::Params>(r.act));
       const float scale = r.args.scale;
@@ -119,12 +152,29 @@ void emulate_typed(const RowRequest& r, int64_t device_blocks) {
 
 }  // namespace
 
-void emulate_fused(const detail::RowRequest& request, int64_t device_blocks) {
+namespace {
+
+void emulate_pass(const detail::RowRequest& request, int64_t device_blocks) {
   // A graph-safe call's first step (its one-thread kernel), on host memory here.
   if (request.take_state != nullptr) detail::take_random_state(request.take_state, request.take_used);
   detail::visit_dtype(request.dtype, [&](auto tag) {
     emulate_typed<typename decltype(tag)::type>(request, device_blocks);
   });
+}
+
+}  // namespace
+
+void emulate_fused(const detail::RowRequest& request, int64_t device_blocks) {
+  // run_rows's steps: the amax cleared, the passes, the scale step between them.
+  if (request.quantized && request.store.amax != nullptr) *request.store.amax = 0.0f;
+  const detail::RowPasses passes = detail::row_passes(request);
+  emulate_pass(passes.first, device_blocks);
+  if (!passes.two) return;
+  const detail::QuantizedStore& q = request.store;
+  const float scale = detail::scale_from_amax(*q.amax, q.format, request.margin, request.power_of_two);
+  *const_cast<float*>(q.scale) = scale;
+  if (q.scale_inv != nullptr) *q.scale_inv = 1.0f / scale;
+  emulate_pass(passes.second, device_blocks);
 }
 
 std::vector<Activation> emulated_activations() {

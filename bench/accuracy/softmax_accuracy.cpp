@@ -32,6 +32,25 @@ double signed_scale(const SoftmaxOptions& o) {
   return o.kind == SoftmaxKind::softmin ? -static_cast<double>(o.scale) : o.scale;
 }
 
+// Data row r's place in the mask and causal patterns (test code, from
+// docs/SPEC.md): its mask values (null without a mask) and the columns
+// [0, shown) causal leaves; hidden(j) for the columns the forward hides.
+struct RowHiding {
+  const double* mask = nullptr;
+  int64_t shown = 0;
+  bool hidden(int64_t j) const { return j >= shown || (mask != nullptr && mask[j] == -kInf); }
+};
+
+RowHiding row_hiding(const SoftmaxOptions& o, const Softmax& op, int64_t rows, int64_t cols,
+                     const std::vector<double>& mask, int64_t r) {
+  RowHiding h;
+  if (o.mask_rows != 0)
+    h.mask = &mask[static_cast<size_t>((r / o.mask_row_repeat) % o.mask_rows_for(rows) * cols)];
+  h.shown = cols;
+  if (op.causal) h.shown = std::clamp<int64_t>(r % op.causal_rows + op.causal_offset + 1, 0, cols);
+  return h;
+}
+
 }  // namespace
 
 bool softmax_within(DType dtype, double got, double exact, double bound) {
@@ -158,6 +177,12 @@ void fill_input_row(DType dtype, int64_t r, int64_t cols, std::mt19937_64& rng, 
     }
     x[j] = reference::round_to(dtype, v);
   }
+  if (r % 11 == 10) {  // saturating: log_softmax's z - M overflows the dtype, softmax's exp underflows
+    const double max = dtype == DType::f16 ? 65504.0 : dtype == DType::bf16 ? 0x1.FEp127 : FLT_MAX;
+    for (int64_t j = 0; j < cols; ++j)
+      if (j % 4 == 1) x[j] = reference::round_to(dtype, 0.45 * max);
+      else if (j % 4 == 3) x[j] = reference::round_to(dtype, -0.6 * max);
+  }
   if (r % 13 == 7)
     for (int64_t j = 0; j < cols; ++j) x[j] = -kInf;  // an all -inf row
   if (r % 17 == 5) x[(r * 7) % cols] = kNaN;          // a NaN row
@@ -193,15 +218,12 @@ SoftmaxExpected expected_softmax(const SoftmaxOptions& o, Direction direction, D
     const size_t base = static_cast<size_t>(r * cols);
     double* value = &e.value[base];
     double* bound = &e.bound[base];
+    const RowHiding hiding = row_hiding(o, op, rows, cols, mask, r);
+    const double* m = hiding.mask;
     if (direction == Direction::forward) {
-      const double* m = nullptr;
-      if (o.mask_rows != 0)
-        m = &mask[static_cast<size_t>((r / o.mask_row_repeat) % o.mask_rows_for(rows) * cols)];
       reference::softmax_forward_row(op, r, cols, &in[base], m, value);
       // The magnitudes of the rule: z, M, A, L (test code, from docs/SPEC.md).
-      int64_t shown = cols;
-      if (op.causal)
-        shown = std::clamp<int64_t>(r % op.causal_rows + op.causal_offset + 1, 0, cols);
+      const int64_t shown = hiding.shown;
       double max = -kInf;
       for (int64_t j = 0; j < cols; ++j) {
         z[j] = j < shown ? s * in[base + j] + (m ? m[j] : 0.0) : -kInf;
@@ -226,14 +248,13 @@ SoftmaxExpected expected_softmax(const SoftmaxOptions& o, Direction direction, D
       }
       e.sums_to_one[r] = !log && finite_row;
     } else {
-      reference::softmax_backward_row(op, cols, &in[base], &grad[base], value);
-      // Hidden columns (y = -inf for log_softmax, 0 otherwise) take no part
-      // in the sums and their dx is exactly 0.
-      auto hidden = [&](double y) { return log ? y == -INFINITY : y == 0.0; };
+      reference::softmax_backward_row(op, r, cols, &in[base], &grad[base], m, value);
+      // Hidden columns (the mask's -inf entries, causal's: not y's value)
+      // take no part in the sums and their dx is exactly 0 (or NaN).
       double dot = 0, dy_sum = 0;
       for (int64_t j = 0; j < cols; ++j) {
         const double y = in[base + j], dy = grad[base + j];
-        if (hidden(y)) continue;
+        if (hiding.hidden(j)) continue;
         if (!std::isinf(y)) dot += std::fabs(y * dy);
         dy_sum += std::fabs(dy);
       }
@@ -242,35 +263,63 @@ SoftmaxExpected expected_softmax(const SoftmaxOptions& o, Direction direction, D
         const double kappa = log ? std::fabs(s) * (std::fabs(dy) + std::exp(y) * dy_sum)
                                  : std::fabs(s * y) * (std::fabs(dy) + dot);
         bound[j] = rho(dtype) * std::fabs(value[j]) + r_u * kappa + floor_of(dtype);
-        if (!std::isfinite(bound[j]) || hidden(y)) bound[j] = 0;
+        if (!std::isfinite(bound[j]) || hiding.hidden(j)) bound[j] = 0;
       }
     }
   }
   return e;
 }
 
-SoftmaxProblem make_softmax_problem(const SoftmaxOptions& options, Direction direction, DType dtype,
-                                    int64_t rows, int64_t cols, uint64_t seed) {
+namespace {
+
+// Non-finite dy where hiding decides the result: at every hidden column of
+// the rows hidden_rows picks (ignored: the row stays finite), and at the
+// first visible column whose y holds the hidden value (saturated: kept, so
+// the row is NaN, as in PyTorch) of the rows visible_rows picks. For
+// log_softmax the latter is NaN: an infinite dy's -inf or NaN would turn on
+// exp(y) underflowing in fp32 where it does not in double.
+template <class HiddenRows, class VisibleRows>
+void add_dy_specials(const SoftmaxOptions& options, DType dtype, int64_t rows, int64_t cols,
+                     const std::vector<double>& mask, const std::vector<double>& y,
+                     std::vector<double>& dy, HiddenRows&& hidden_rows,
+                     VisibleRows&& visible_rows) {
+  const Softmax op = options.descriptor(rows, cols, nullptr, dtype);
+  const bool log = options.kind == SoftmaxKind::log_softmax;
+  for (int64_t r = 0; r < rows; ++r) {
+    const RowHiding hiding = row_hiding(options, op, rows, cols, mask, r);
+    double* g = &dy[static_cast<size_t>(r * cols)];
+    const double* yr = &y[static_cast<size_t>(r * cols)];
+    if (hidden_rows(r))
+      for (int64_t j = 0; j < cols; ++j)
+        if (hiding.hidden(j)) g[j] = j % 2 ? kInf : kNaN;
+    if (visible_rows(r))
+      for (int64_t j = 0; j < cols; ++j)
+        if (!hiding.hidden(j) && yr[j] == (log ? -kInf : 0.0)) {
+          g[j] = log ? kNaN : kInf;
+          break;
+        }
+  }
+}
+
+// A problem from its inputs x and mask: forward takes x; backward takes y,
+// the reference forward of x rounded to dtype, and dy ~ N(0, 1) with the
+// specials of add_dy_specials.
+template <class HiddenRows, class VisibleRows>
+SoftmaxProblem problem_from(const SoftmaxOptions& options, Direction direction, DType dtype,
+                            int64_t rows, int64_t cols, std::vector<double> x,
+                            std::vector<double> mask, std::mt19937_64& rng,
+                            HiddenRows&& hidden_rows, VisibleRows&& visible_rows) {
   SoftmaxProblem p;
   p.options = options;
   p.direction = direction;
   p.dtype = dtype;
   p.rows = rows;
   p.cols = cols;
-  std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(cols));
+  p.mask = std::move(mask);
   const size_t n = static_cast<size_t>(rows * cols);
-  std::vector<double> x(n);
-  for (int64_t r = 0; r < rows; ++r) fill_input_row(dtype, r, cols, rng, &x[r * cols]);
-  const int64_t mask_rows = options.mask_rows_for(rows);
-  if (options.mask_rows != 0) {
-    p.mask.resize(static_cast<size_t>(mask_rows * cols));
-    for (int64_t k = 0; k < mask_rows; ++k)
-      fill_mask_row(dtype, k, mask_rows, cols, rng, &p.mask[k * cols]);
-  }
   if (direction == Direction::forward) {
     p.in = std::move(x);
   } else {
-    // y = the forward of x with these options, rounded to dtype; dy ~ N(0, 1).
     const SoftmaxExpected fwd =
         expected_softmax(options, Direction::forward, dtype, rows, cols, x, {}, p.mask);
     p.in.resize(n);
@@ -278,9 +327,98 @@ SoftmaxProblem make_softmax_problem(const SoftmaxOptions& options, Direction dir
     p.grad.resize(n);
     std::normal_distribution<double> normal(0.0, 1.0);
     for (double& g : p.grad) g = reference::round_to(dtype, normal(rng));
+    add_dy_specials(options, dtype, rows, cols, p.mask, p.in, p.grad, hidden_rows, visible_rows);
   }
   p.expected = expected_softmax(options, direction, dtype, rows, cols, p.in, p.grad, p.mask);
   return p;
+}
+
+}  // namespace
+
+SoftmaxProblem make_softmax_problem(const SoftmaxOptions& options, Direction direction, DType dtype,
+                                    int64_t rows, int64_t cols, uint64_t seed) {
+  std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(cols));
+  const size_t n = static_cast<size_t>(rows * cols);
+  std::vector<double> x(n), mask;
+  for (int64_t r = 0; r < rows; ++r) fill_input_row(dtype, r, cols, rng, &x[r * cols]);
+  const int64_t mask_rows = options.mask_rows_for(rows);
+  if (options.mask_rows != 0) {
+    mask.resize(static_cast<size_t>(mask_rows * cols));
+    for (int64_t k = 0; k < mask_rows; ++k)
+      fill_mask_row(dtype, k, mask_rows, cols, rng, &mask[k * cols]);
+  }
+  return problem_from(
+      options, direction, dtype, rows, cols, std::move(x), std::move(mask), rng,
+      [](int64_t r) { return r % 7 == 2; }, [](int64_t r) { return r % 7 == 4; });
+}
+
+const std::vector<SoftmaxOptions>& saturation_option_sets() {
+  static const std::vector<SoftmaxOptions> sets = [] {
+    std::vector<SoftmaxOptions> s;
+    auto add = [&](const char* name, SoftmaxKind kind) -> SoftmaxOptions& {
+      SoftmaxOptions o;
+      o.name = name;
+      o.kind = kind;
+      s.push_back(o);
+      return s.back();
+    };
+    add("log_softmax", SoftmaxKind::log_softmax);
+    add("softmax", SoftmaxKind::softmax);
+    add("softmin", SoftmaxKind::softmin);
+    add("log_softmax_mask", SoftmaxKind::log_softmax).mask_rows = -1;
+    {  // bottom-right causal: row r hides its last rows - 1 - r columns
+      SoftmaxOptions& o = add("softmax_mask_causal", SoftmaxKind::softmax);
+      o.mask_rows = -1;
+      o.causal_rows = kSaturatedRows;
+      o.offset_from_cols = true;
+    }
+    {  // top-left, shifted: row 0 sees nothing, row r its first r columns
+      SoftmaxOptions& o = add("log_softmax_causal", SoftmaxKind::log_softmax);
+      o.causal_rows = kSaturatedRows;
+      o.causal_offset = -1;
+    }
+    add("softmin_shared_mask", SoftmaxKind::softmin).mask_rows = 1;
+    return s;
+  }();
+  return sets;
+}
+
+SoftmaxProblem make_saturated_softmax_problem(const SoftmaxOptions& options, Direction direction,
+                                              DType dtype, int64_t cols, uint64_t seed) {
+  const int64_t rows = kSaturatedRows;
+  std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(cols));
+  std::normal_distribution<double> normal(0.0, 1.0);
+  // +-big: z - M = -2 big overflows the dtype (log_softmax -inf), exp underflows (softmax 0).
+  const double big = reference::round_to(dtype, dtype == DType::f16 ? 60000.0 : 3e38);
+  std::vector<double> x(static_cast<size_t>(rows * cols));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < cols; ++j) {
+      double v = 2.0 * normal(rng);
+      switch (r) {
+        case 0: v = j % 2 ? big : -big; break;                   // alternating +-big
+        case 1: v = j == cols / 2 ? big : v; break;               // one +big: the rest 0 / -big
+        case 2: v = j % 4 == 0 ? -kInf : v; break;                // -inf inputs, visible
+        case 3: v = -kInf; break;                                 // every input -inf
+        case 4: break;                                            // ordinary
+        case 5: v = j % 3 == 0 ? -big : j % 3 == 1 ? big : v; break;
+        case 6: v = j % 2 ? -big : big; break;
+        default: break;  // 7: ordinary (fully masked by a per-row mask)
+      }
+      x[static_cast<size_t>(r * cols + j)] = reference::round_to(dtype, v);
+    }
+  std::vector<double> mask;
+  if (options.mask_rows != 0) {
+    const int64_t mask_rows = options.mask_rows_for(rows);
+    mask.resize(static_cast<size_t>(mask_rows * cols));
+    for (int64_t k = 0; k < mask_rows; ++k)
+      for (int64_t j = 0; j < cols; ++j)
+        mask[static_cast<size_t>(k * cols + j)] =
+            k == 7 || j % 5 == 2 ? -kInf : j % 5 == 4 ? 0.5 : 0.0;
+  }
+  // dy: inf/NaN at every hidden column; at a visible saturated one in row 6.
+  return problem_from(
+      options, direction, dtype, rows, cols, std::move(x), std::move(mask), rng,
+      [](int64_t) { return true; }, [](int64_t r) { return r == 6; });
 }
 
 std::vector<SoftmaxCase> softmax_cases(const std::vector<SoftmaxAlgorithm>& algorithms) {

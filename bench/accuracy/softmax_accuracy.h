@@ -91,9 +91,14 @@ const std::vector<SoftmaxOptions>& softmax_option_sets();
 
 // A test problem: inputs as values of dtype, the exact results and bounds.
 // Forward inputs x mix row patterns (normal, wide, around +-1e4, around
-// +-88.7, with -inf entries), a NaN row every 17 rows and an all -inf row
-// every 13; mask rows mix 0, -inf and small values, one in five all -inf.
-// Backward takes y = the reference forward of such x, rounded to dtype.
+// +-88.7, with -inf entries), a saturating row every 11 (+-0.45 and -0.6
+// times the dtype's largest value: log_softmax overflows to -inf where the
+// scale allows), a NaN row every 17 rows and an all -inf row every 13; mask
+// rows mix 0, -inf and small values, one in five all -inf. Backward takes
+// y = the reference forward of such x, rounded to dtype, and dy ~ N(0, 1),
+// with inf/NaN at every hidden column of rows 2, 9, ... (ignored) and at the
+// first visible column holding the hidden value (-inf or 0) of rows 4, 11,
+// ... (kept: the row is NaN).
 struct SoftmaxProblem {
   SoftmaxOptions options;
   Direction direction = Direction::forward;
@@ -104,6 +109,21 @@ struct SoftmaxProblem {
 };
 SoftmaxProblem make_softmax_problem(const SoftmaxOptions& options, Direction direction, DType dtype,
                                     int64_t rows, int64_t cols, uint64_t seed);
+
+// Hand-made rows whose outputs saturate, kSaturatedRows of them, for the
+// backward's rule that the mask and causal settings, not y, decide which
+// columns are hidden (docs/SPEC.md, "Softmax family"): inputs of +-big
+// (log_softmax's z - M overflows the dtype: y = -inf; softmax's exp
+// underflows: y = 0), one +big among ordinary values, -inf inputs (visible),
+// every input -inf, ordinary rows; with saturation_option_sets()' masks
+// (-inf every fifth column, row 7 all -inf) and causal settings. Backward:
+// y the reference forward rounded to dtype; dy ~ N(0, 1), but inf or NaN at
+// every hidden column (ignored: dx there is 0) and, in row 6, at the first
+// visible column whose y holds the hidden value (kept: a NaN row, as PyTorch).
+inline constexpr int64_t kSaturatedRows = 8;
+const std::vector<SoftmaxOptions>& saturation_option_sets();
+SoftmaxProblem make_saturated_softmax_problem(const SoftmaxOptions& options, Direction direction,
+                                              DType dtype, int64_t cols, uint64_t seed);
 
 // Exact results and bounds of a problem whose inputs are given.
 SoftmaxExpected expected_softmax(const SoftmaxOptions& options, Direction direction, DType dtype,

@@ -6,6 +6,7 @@
 #include "cuact/dtype.h"
 #include "cuact/fp8.h"
 #include "cuact/fused.h"
+#include "cuact/quantized.h"
 #include "cuact/reference.h"
 #include "cuact/softmax.h"
 #include "cuact/status.h"

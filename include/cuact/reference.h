@@ -13,6 +13,7 @@
 #include "cuact/activation.h"
 #include "cuact/fp8.h"
 #include "cuact/fused.h"
+#include "cuact/quantized.h"
 #include "cuact/softmax.h"
 
 namespace cuact::reference {
@@ -53,12 +54,36 @@ uint8_t fp8_bits(Fp8 format, double v, bool saturate = true);
 // The value of a code (exact in double); NaN for the NaN codes.
 double fp8_value(Fp8 format, uint8_t bits);
 
+// Quantized outputs (cuact/quantized.h; docs/SPEC.md, "Quantized outputs"),
+// host buffers and host words, the same argument rules and statuses as the
+// device calls (no workspace): each result in double as the plain form's
+// reference computes it, times the scale, rounded to fp8 (fp8_bits); amax
+// the largest |result| rounded to fp32, NaN excluded; the current recipe's
+// scale from it by quantized_scale. The device rounds the fp32 result once
+// more, so its codes may differ next to a rounding boundary (ACCURACY.md).
+double quantized_scale(Fp8 format, double amax, int margin, bool power_of_two);
+Status activation(Direction direction, const Activation& act, DType dtype, const void* in,
+                  const void* grad, const QuantizedOutput& out, int64_t n);
+Status bias_activation_forward(const Activation& act, DType dtype, const void* x, const void* bias,
+                               DType bias_dtype, const QuantizedOutput& y, int64_t rows,
+                               int64_t cols, const Dropout& dropout, uint8_t* mask);
+Status bias_activation_backward(const Activation& act, DType dtype, const void* x, const void* bias,
+                                DType bias_dtype, const void* dy, const QuantizedOutput& dx,
+                                void* dbias, int64_t rows, int64_t cols);
+Status glu_forward(const Glu& glu, DType dtype, const void* x, const QuantizedOutput& y,
+                   int64_t rows, int64_t d);
+
 // The softmax family (cuact/softmax.h) on one row, in double, not rounded.
 // Forward: x[cols] and the row's mask values (null: no mask; op.mask itself
 // is not read); `row` is the data row's index, which places it for the
-// causal mask. Backward: from y[cols] and dy[cols]; mask and causal ignored.
+// causal mask. Backward: from y[cols] and dy[cols], with the same row, mask
+// values and op as the forward: a column is hidden (its dy read as 0) where
+// the mask value is -inf or causal hides it, whatever y holds. The
+// backward without row and mask hides no column (op's causal is not applied).
 void softmax_forward_row(const Softmax& op, int64_t row, int64_t cols, const double* x,
                          const double* mask, double* y);
+void softmax_backward_row(const Softmax& op, int64_t row, int64_t cols, const double* y,
+                          const double* dy, const double* mask, double* dx);
 void softmax_backward_row(const Softmax& op, int64_t cols, const double* y, const double* dy,
                           double* dx);
 

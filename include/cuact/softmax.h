@@ -14,18 +14,24 @@
 //   log_softmax         dx_j = s * (dy_j - exp(y_j) * sum_k dy_k)
 //   softmin             dx_j = -s * y_j * (dy_j - sum_k dy_k*y_k)
 //                       (softmin is softmax of z = -s*x + m, so dz/dx = -s)
-// A column the forward hid (its z was -inf: a causal column, a -inf mask
-// entry, an infinite input) has y = -inf (log_softmax) or 0 (softmax,
-// softmin) whatever x is: backward reads its dy as 0, so it takes no part in
-// the sums and its dx is 0 (NaN only when the row's sum is not finite).
-// Backward finds those columns from y and ignores the mask and causal
-// fields. (PyTorch's log_softmax backward gives dy_j there and sums every
-// dy_k; its softmax backward differs only where dy is not finite.)
+// Backward takes the forward's op: the same scale, mask and causal settings.
+// A column is hidden where the mask value is -inf or causal hides it (the
+// settings decide, not y); the forward left y = -inf (log_softmax) or 0
+// (softmax, softmin) there whatever x is, and backward reads its dy as 0
+// (inf and NaN too): it takes no part in the sums and its dx is 0 (NaN only
+// when the row's sum is not finite). Every other column is visible, also
+// where its output saturated (y = -inf or 0 from overflow, underflow or a
+// -inf input): its dy counts, as in PyTorch (log_softmax dx = s*dy there;
+// softmax 0, or a NaN row for an infinite or NaN dy). Backward consults the
+// mask and causal settings only at columns where y holds -inf / 0, so y must
+// be that forward's output.
 //
 // Edge cases:
 // - A row whose every z is -inf (every x is -inf, or +inf for softmin, or
-//   masked) gives zeros (softmax, softmin) or -inf (log_softmax), never NaN;
-//   its backward gives 0 for every kind (finite dy).
+//   masked) gives zeros (softmax, softmin) or -inf (log_softmax), never NaN.
+//   Its backward: 0 for every kind where every column is hidden (mask,
+//   causal), whatever dy holds; where the inputs were -inf nothing is hidden:
+//   0 for softmax and softmin, s*dy for log_softmax.
 // - A NaN anywhere in a row's z (NaN input, or +inf + -inf from input and
 //   mask) makes that whole row NaN; so does a +inf z (inf - inf), as in
 //   PyTorch. Hidden (causal) columns are not read: a NaN there is ignored.
@@ -113,9 +119,10 @@ struct Softmax {
   //   [q, k] shared by the batch*heads of [b*h, q, k]   mask_rows = q
   //   [h, q, k] per head, shared by the batch       mask_rows = h*q
   //   [b, k] key padding, shared by heads and queries   mask_rows = b, mask_row_repeat = h*q
-  // -inf entries hide a column. Forward only; must not overlap the output.
-  // Rows only (inner == 1). mask_stride: elements from one mask row to the
-  // next (0: cols, dense; otherwise >= cols).
+  // -inf entries hide a column. Backward takes the same mask (it decides
+  // which columns are hidden there); it must not overlap the output (y, or
+  // dx). Rows only (inner == 1). mask_stride: elements from one mask row to
+  // the next (0: cols, dense; otherwise >= cols).
   const void* mask = nullptr;
   DType mask_dtype = DType::f32;
   int64_t mask_rows = 1;        // >= 1 when mask is set
@@ -126,6 +133,7 @@ struct Softmax {
   // columns j > i + causal_offset are hidden. For scores [b*h, q, k]:
   // causal_rows = q; offset 0 aligns the diagonal top-left, k - q bottom-right.
   // A row with i + causal_offset < 0 is fully masked. Rows only (inner == 1).
+  // Backward takes the same settings (its hidden columns).
   bool causal = false;
   int64_t causal_rows = 0;    // >= 1 when causal
   int64_t causal_offset = 0;  // |offset| <= 2^62
@@ -190,7 +198,8 @@ Status validate(const Softmax& op);
 //   tensor, a padded score buffer.
 // - inner > 1: softmax over the middle dimension of [outer, dim, inner]
 //   (PyTorch's softmax(x, dim) on a dimension that is not the last, cuDNN's
-//   channel mode); mask and causal apply to rows only (unsupported here).
+//   channel mode); mask and causal apply to rows only (unsupported here,
+//   either direction).
 // A stride of 0 means dense (dim * inner); otherwise it is >= dim * inner.
 // Backward takes y at in_stride, dy at grad_stride, writes dx at out_stride.
 struct SoftmaxShape {
@@ -222,7 +231,8 @@ Status softmax_forward(const Softmax& op, const __half* x, __half* y, int64_t ro
 Status softmax_forward(const Softmax& op, const __nv_bfloat16* x, __nv_bfloat16* y, int64_t rows,
                        int64_t cols, cudaStream_t stream = nullptr);
 
-// dx from the forward's output y and dy. dx may alias y or dy.
+// dx from the forward's output y and dy, with the forward's op (its mask and
+// causal settings decide the hidden columns). dx may alias y or dy.
 Status softmax_backward(const Softmax& op, const float* y, const float* dy, float* dx, int64_t rows,
                         int64_t cols, cudaStream_t stream = nullptr);
 Status softmax_backward(const Softmax& op, const __half* y, const __half* dy, __half* dx,

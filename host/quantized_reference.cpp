@@ -1,0 +1,126 @@
+// The CPU reference of the calls with a quantized output (cuact/quantized.h,
+// docs/SPEC.md "Quantized outputs"), in double, written from the contract:
+// each result as the plain form's reference computes it (not rounded to the
+// input dtype), times the scale, rounded to fp8 (round_to_fp8, written from
+// the formats' definitions); amax the largest |result| rounded to fp32; the
+// current recipe's scale by SPEC's rule.
+#include <cfloat>
+#include <cmath>
+#include <vector>
+
+#include "cuact/reference.h"
+#include "element_io.h"
+#include "quantized_checks.h"
+
+namespace cuact::reference {
+
+double quantized_scale(Fp8 format, double amax, int margin, bool power_of_two) {
+  if (!(amax > 0) || !std::isfinite(amax)) return 1.0;
+  const double largest = format == Fp8::e4m3 ? 448.0 : 57344.0;
+  double s = std::ldexp(round_to(DType::f32, largest / amax), -margin);
+  s = std::fmin(std::fmax(s, static_cast<double>(FLT_MIN)), static_cast<double>(FLT_MAX));
+  if (power_of_two) s = std::ldexp(1.0, std::ilogb(s));
+  return s;
+}
+
+namespace {
+
+double get(DType dtype, const void* p, int64_t i) { return detail::load_element(dtype, p, i); }
+
+// The codes and words of results r (host memory).
+void store_quantized(const std::vector<double>& r, const QuantizedOutput& q) {
+  if (r.empty() && q.scaling == Scaling::delayed) {  // as the device: amax 0, nothing read
+    if (q.amax != nullptr) *q.amax = 0.0f;
+    return;
+  }
+  double amax = 0;
+  for (double v : r)
+    if (!std::isnan(v)) amax = std::fmax(amax, std::fabs(v));
+  amax = round_to(DType::f32, amax);
+  const double scale = q.scaling == Scaling::current
+                           ? quantized_scale(q.dtype, amax, q.margin, q.power_of_two)
+                           : static_cast<double>(*q.scale);
+  auto* codes = static_cast<uint8_t*>(q.data);
+  for (size_t i = 0; i < r.size(); ++i) codes[i] = fp8_bits(q.dtype, r[i] * scale);
+  if (q.amax != nullptr) *q.amax = static_cast<float>(amax);
+  if (q.scaling == Scaling::current) *q.scale = static_cast<float>(scale);
+  if (q.scale_inv != nullptr) *q.scale_inv = static_cast<float>(round_to(DType::f32, 1.0 / scale));
+}
+
+}  // namespace
+
+Status activation(Direction direction, const Activation& act, DType dtype, const void* in,
+                  const void* grad, const QuantizedOutput& out, int64_t n) {
+  if (Status s = detail::check_quantized_activation(direction, act, dtype, in, grad, out, n, nullptr);
+      !s.ok())
+    return s;
+  std::vector<double> r(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = get(dtype, in, i);
+    r[static_cast<size_t>(i)] = direction == Direction::forward ? forward(act, v)
+                                : direction == Direction::backward
+                                    ? backward(act, v, get(dtype, grad, i))
+                                    : backward_from_output(act, v, get(dtype, grad, i));
+  }
+  store_quantized(r, out);
+  return {};
+}
+
+Status bias_activation_forward(const Activation& act, DType dtype, const void* x, const void* bias,
+                               DType bias_dtype, const QuantizedOutput& y, int64_t rows,
+                               int64_t cols, const Dropout& dropout, uint8_t* mask) {
+  if (Status s = detail::check_quantized_bias_forward(act, dtype, x, bias, bias_dtype, y, rows, cols,
+                                                      dropout, mask, nullptr);
+      !s.ok())
+    return s;
+  if (dropout.device_state != nullptr || dropout.device_used != nullptr)
+    return {StatusCode::unsupported, "the CPU reference takes seed and offset by value, not device_state"};
+  const double keep_scale = dropout_scale(dropout.p);
+  std::vector<double> r(static_cast<size_t>(rows * cols));
+  for (int64_t e = 0; e < rows * cols; ++e) {
+    const double xv = get(dtype, x, e);
+    const double z = bias != nullptr ? bias_preactivation(xv, get(bias_dtype, bias, e % cols)) : xv;
+    const bool kept = dropout_keeps(dropout, static_cast<uint64_t>(e));
+    r[static_cast<size_t>(e)] = !kept ? 0.0 : keep_scale == 1 ? forward(act, z) : forward(act, z) * keep_scale;
+    if (mask != nullptr) mask[e] = kept ? 1 : 0;
+  }
+  store_quantized(r, y);
+  return {};
+}
+
+Status bias_activation_backward(const Activation& act, DType dtype, const void* x, const void* bias,
+                                DType bias_dtype, const void* dy, const QuantizedOutput& dx,
+                                void* dbias, int64_t rows, int64_t cols) {
+  if (Status s = detail::check_quantized_bias_backward(act, dtype, x, bias, bias_dtype, dy, dx, dbias,
+                                                       rows, cols, nullptr);
+      !s.ok())
+    return s;
+  std::vector<double> r(static_cast<size_t>(rows * cols)), sums(static_cast<size_t>(cols), 0.0);
+  for (int64_t e = 0; e < rows * cols; ++e) {
+    const double xv = get(dtype, x, e);
+    const double z = bias != nullptr ? bias_preactivation(xv, get(bias_dtype, bias, e % cols)) : xv;
+    r[static_cast<size_t>(e)] = backward(act, z, get(dtype, dy, e));
+    sums[static_cast<size_t>(e % cols)] += r[static_cast<size_t>(e)];
+  }
+  if (dbias != nullptr)
+    for (int64_t c = 0; c < cols; ++c) detail::store_element(bias_dtype, dbias, c, sums[static_cast<size_t>(c)]);
+  store_quantized(r, dx);
+  return {};
+}
+
+Status glu_forward(const Glu& glu, DType dtype, const void* x, const QuantizedOutput& y,
+                   int64_t rows, int64_t d) {
+  if (Status s = detail::check_quantized_glu_forward(glu, dtype, x, y, rows, d, nullptr); !s.ok())
+    return s;
+  const int64_t gated = glu.gated == GatedHalf::first ? 0 : d;
+  const int64_t other = d - gated;
+  std::vector<double> r(static_cast<size_t>(rows * d));
+  for (int64_t row = 0; row < rows; ++row)
+    for (int64_t c = 0; c < d; ++c)
+      r[static_cast<size_t>(row * d + c)] =
+          forward(glu.act, get(dtype, x, row * 2 * d + gated + c)) * get(dtype, x, row * 2 * d + other + c);
+  store_quantized(r, y);
+  return {};
+}
+
+}  // namespace cuact::reference

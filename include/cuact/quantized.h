@@ -1,0 +1,100 @@
+// Activations whose output is quantized on the way to memory: fp8 codes
+// (cuact/fp8.h) with one scale per tensor, in the same pass as the
+// activation (forward, bias + activation (+ dropout), GLU) or its gradient
+// (dact, dact + dbias). docs/SPEC.md ("Quantized outputs") states the rules.
+//
+// Contract shared with activation.h and fused.h (read them first): inputs in
+// f32, f16 or bf16; the output is one byte per element; it must not overlap
+// any input (an fp8 output in place of a wider input is refused); work is
+// enqueued on `stream`, nothing synchronizes or allocates: the scale, the
+// amax and 1/scale stay in device memory, so a call can be captured in a
+// CUDA graph.
+//
+// The results are computed in fp32 (the fp32 kernels' functors, whatever the
+// input dtype), multiplied by the scale in fp32 and rounded once to the
+// format (to nearest even, saturated to its largest finite value; NaN stays
+// NaN). Accuracy: within one fp8 ulp of the correctly rounded f(x) * scale,
+// and equal to it unless f(x) * scale lies within the fp32 result's error
+// of a rounding boundary (docs/ACCURACY.md).
+//
+// Example (TE's delayed scaling: the scale from the last steps' amax):
+//   cuact::QuantizedOutput y{d_codes, cuact::Fp8::e4m3, d_scale, d_amax, d_scale_inv};
+//   cuact::activation_forward(cuact::Activation::gelu(), cuact::DType::bf16, d_x, y, n, {}, stream);
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "cuact/activation.h"
+#include "cuact/dtype.h"
+#include "cuact/fp8.h"
+#include "cuact/fused.h"
+#include "cuact/status.h"
+
+namespace cuact {
+
+// How a quantized output's scale is found.
+enum class Scaling {
+  // The scale is given (`scale`, read when the kernel runs); the call writes
+  // the amax of this call's results for the next steps' scale. One pass.
+  delayed,
+  // The call finds this tensor's amax first (a pass that reads the inputs and
+  // writes nothing else), derives scale = largest / amax / 2^margin (1 where
+  // amax is 0, NaN or inf; rounded down to a power of two on request) into
+  // `scale`, then quantizes: two passes over the inputs.
+  current,
+};
+
+// One output of a dtype other than the inputs': data, dtype, scale, amax,
+// scale_inv, as Transformer Engine's and torchao's fp8 tensors name them.
+// Every pointer is device memory; the float words are 4-byte aligned.
+struct QuantizedOutput {
+  void* data = nullptr;        // the codes, one byte per element, laid out as the result
+  Fp8 dtype = Fp8::e4m3;
+  float* scale = nullptr;      // delayed: read (required); current: written (required)
+  float* amax = nullptr;       // written: max |result| before scaling, NaN results
+                               // excluded (optional; current without it: workspace)
+  float* scale_inv = nullptr;  // written: 1 / scale in fp32 (optional)
+  Scaling scaling = Scaling::delayed;
+  int margin = 0;              // current: 0 <= margin <= 64
+  bool power_of_two = false;   // current: the scale rounded down to a power of two
+};
+
+// Workspace bytes a call with this output needs besides its reduction's
+// (fused.h): 16 for the current recipe without an amax word, else 0.
+Status quantized_workspace_size(const QuantizedOutput& out, size_t* workspace_bytes);
+
+// y[i] = f(x[i]) quantized (forward), dx[i] = dy[i] * f'(x[i]) quantized
+// (backward; backward_from_output: from the saved y, in the input dtype).
+// The workspace is quantized_workspace_size's.
+Status activation(Direction direction, const Activation& act, DType dtype, const void* in,
+                  const void* grad, const QuantizedOutput& out, int64_t n,
+                  Workspace workspace = {}, cudaStream_t stream = nullptr);
+
+// y[r, c] = dropout(act(x[r, c] + bias[c])) quantized; as fused.h's
+// bias_activation_forward (bias and mask optional).
+Status bias_activation_forward(const Activation& act, DType dtype, const void* x, const void* bias,
+                               DType bias_dtype, const QuantizedOutput& y, int64_t rows,
+                               int64_t cols, const Dropout& dropout = {}, uint8_t* mask = nullptr,
+                               Workspace workspace = {}, cudaStream_t stream = nullptr);
+
+// dx = dy * act'(x + bias) quantized and, if dbias is not null, dbias[c] =
+// sum over r of the unquantized products (fp32 sums, as fused.h's). No
+// dropout. The workspace holds the reduction's partials, then the amax word
+// where the current recipe needs one: its bytes from the overload of
+// bias_activation_backward_workspace_size below.
+Status bias_activation_backward(const Activation& act, DType dtype, const void* x, const void* bias,
+                                DType bias_dtype, const void* dy, const QuantizedOutput& dx,
+                                void* dbias, int64_t rows, int64_t cols, Workspace workspace = {},
+                                cudaStream_t stream = nullptr);
+Status bias_activation_backward_workspace_size(DType dtype, int64_t rows, int64_t cols,
+                                               const QuantizedOutput& dx, size_t* workspace_bytes);
+
+// y [rows, d] = act(gated half) * other half of x [rows, 2d], quantized.
+Status glu_forward(const Glu& glu, DType dtype, const void* x, const QuantizedOutput& y,
+                   int64_t rows, int64_t d, Workspace workspace = {},
+                   cudaStream_t stream = nullptr);
+
+}  // namespace cuact
