@@ -3,6 +3,8 @@
 //   CUDA tensors: cuact's kernels, on PyTorch's current stream and device.
 //   CPU tensors: cuact's double-precision CPU reference (exact, slow); float64
 //                tensors through its scalar forms, unrounded (for gradcheck).
+// The *_fp8 operators write their result as fp8 codes with one scale per
+// tensor (cuact/quantized.h; see "fp8 outputs" below).
 // Fake (meta) kernels and autograd are registered in Python (cuact/_ops.py).
 // Every operator takes dense tensors: the Python layer calls .contiguous()
 // (softmax also takes 2-D rows with a row stride as they are).
@@ -11,6 +13,7 @@
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -253,19 +256,39 @@ double dropped_or_scaled(const cuact::Dropout& d, uint64_t e, double v) {
   return cuact::reference::dropout_keeps(d, e) ? v * cuact::reference::dropout_scale(d.p) : 0.0;
 }
 
+// What bias + activation's forward (plain or fp8) checks and draws first:
+// the activation, the [rows, cols] view, the dropout from `seed_offset` (the
+// pair drawn from in `used`; `random` keeps the device words alive).
+struct BiasForward {
+  cuact::Activation act;
+  int64_t rows = 0, cols = 0;
+  Tensor used;
+  RandomState random;
+  cuact::Dropout dropout;
+};
+BiasForward bias_forward_args(const Tensor& x, const c10::optional<Tensor>& bias,
+                              c10::string_view kind, at::ArrayRef<double> params, double p,
+                              const c10::optional<Tensor>& seed_offset, const char* op) {
+  BiasForward f;
+  check_input(x, op);
+  if (bias) check_parameter(x, *bias, "bias", op);
+  f.act = activation_of(kind, params, op);
+  bias_shape(x, bias, f.rows, f.cols, op);
+  f.random = forward_random(seed_offset, x, f.used, op);
+  f.dropout = dropout_of(p, f.random, op);
+  TORCH_CHECK(p == 0.0 || seed_offset, "cuact.", op, ": dropout needs seed_offset");
+  return f;
+}
+
 std::tuple<Tensor, Tensor> bias_activation_op(const Tensor& x, const c10::optional<Tensor>& bias,
                                        c10::string_view kind, at::ArrayRef<double> params,
                                        double p, const c10::optional<Tensor>& seed_offset) {
   const char* op = "bias_activation";
-  check_input(x, op);
-  if (bias) check_parameter(x, *bias, "bias", op);
-  const cuact::Activation act = activation_of(kind, params, op);
-  int64_t rows = 0, cols = 0;
-  bias_shape(x, bias, rows, cols, op);
-  Tensor used;
-  const RandomState r = forward_random(seed_offset, x, used, op);
-  const cuact::Dropout d = dropout_of(p, r, op);
-  TORCH_CHECK(p == 0.0 || seed_offset, "cuact.", op, ": dropout needs seed_offset");
+  const BiasForward f = bias_forward_args(x, bias, kind, params, p, seed_offset, op);
+  const cuact::Activation& act = f.act;
+  const int64_t rows = f.rows, cols = f.cols;
+  const cuact::Dropout& d = f.dropout;
+  const Tensor& used = f.used;
   Tensor y = at::empty_like(x);
   const void* b = bias ? bias->data_ptr() : nullptr;
   if (x.is_cuda()) {
@@ -627,6 +650,26 @@ cuact::SoftmaxShape softmax_shape(const Tensor& t, int64_t dim, const char* op) 
   return s;
 }
 
+// sm with the call's additive mask and causal settings (softmax's operator
+// arguments): the forward applies them; the backward takes the same ones,
+// which decide its hidden columns (cuact/softmax.h).
+cuact::Softmax with_hidden_columns(cuact::Softmax sm, const Tensor& data,
+                                   const cuact::SoftmaxShape& shape,
+                                   const c10::optional<Tensor>& mask, int64_t mask_rows,
+                                   int64_t mask_row_repeat, int64_t causal_rows,
+                                   int64_t causal_offset, const char* op) {
+  if (mask) {
+    check_same(data, *mask, "mask", op);
+    TORCH_CHECK(mask_rows >= 1 && mask->numel() == mask_rows * shape.dim, "cuact.", op,
+                      ": the mask holds ", mask->numel(), " elements, not mask_rows (", mask_rows,
+                      ") rows of ", shape.dim);
+    sm = sm.with_mask(mask->data_ptr(), is_f64(data) ? cuact::DType::f32 : dtype_of(data, op),
+                      mask_rows, mask_row_repeat);
+  }
+  if (causal_rows > 0) sm = sm.with_causal(causal_rows, causal_offset);
+  return sm;
+}
+
 Tensor softmax_op(const Tensor& x, int64_t dim, c10::string_view kind, double scale,
                   const c10::optional<Tensor>& mask, int64_t mask_rows, int64_t mask_row_repeat,
                   int64_t causal_rows, int64_t causal_offset) {
@@ -638,15 +681,8 @@ Tensor softmax_op(const Tensor& x, int64_t dim, c10::string_view kind, double sc
   cuact::SoftmaxShape shape = softmax_shape(x, dim, op);
   Tensor y = at::empty(x.sizes(), x.options());  // dense, whatever x's row stride
   if (x.numel() == 0) return y;                  // no row to compute, as PyTorch
-  if (mask) {
-    check_same(x, *mask, "mask", op);
-    TORCH_CHECK(mask_rows >= 1 && mask->numel() == mask_rows * shape.dim, "cuact.", op,
-                      ": the mask holds ", mask->numel(), " elements, not mask_rows (", mask_rows,
-                      ") rows of ", shape.dim);
-    sm = sm.with_mask(mask->data_ptr(), is_f64(x) ? cuact::DType::f32 : dtype_of(x, op),
-                      mask_rows, mask_row_repeat);
-  }
-  if (causal_rows > 0) sm = sm.with_causal(causal_rows, causal_offset);
+  sm = with_hidden_columns(sm, x, shape, mask, mask_rows, mask_row_repeat, causal_rows,
+                           causal_offset, op);
   shape.out_stride = 0;
   if (x.is_cuda()) {
     c10::DeviceGuard guard(x.device());
@@ -682,7 +718,8 @@ Tensor softmax_op(const Tensor& x, int64_t dim, c10::string_view kind, double sc
 }
 
 Tensor softmax_backward_op(const Tensor& y, const Tensor& dy, int64_t dim, c10::string_view kind,
-                           double scale) {
+                           double scale, const c10::optional<Tensor>& mask, int64_t mask_rows,
+                           int64_t mask_row_repeat, int64_t causal_rows, int64_t causal_offset) {
   const char* op = "softmax_backward";
   check_input(y, op);
   check_same(y, dy, "dy", op);
@@ -694,15 +731,21 @@ Tensor softmax_backward_op(const Tensor& y, const Tensor& dy, int64_t dim, c10::
   const cuact::SoftmaxShape shape = softmax_shape(y, dim, op);
   Tensor dx = at::empty_like(y);
   if (y.numel() == 0) return dx;
+  // The forward's mask and causal settings: they decide the hidden columns.
+  sm = with_hidden_columns(sm, y, shape, mask, mask_rows, mask_row_repeat, causal_rows,
+                           causal_offset, op);
   if (y.is_cuda()) {
     c10::DeviceGuard guard(y.device());
     raise_if_failed(cuact::softmax(cuact::Direction::backward, sm, dtype_of(y, op), y.data_ptr(),
                                    dy.data_ptr(), dx.data_ptr(), shape, stream_of(y)),
                     op);
   } else if (is_f64(y)) {
-    raise_if_failed(cuact::validate(sm), op);
+    raise_if_failed(cuact::validate(sm), op);  // its rows are read here, not op.mask
+    TORCH_CHECK_NOT_IMPLEMENTED(shape.inner == 1 || (!mask && causal_rows == 0), "cuact.", op,
+                                ": mask and causal apply to the last dimension only");
     const double* ys = y.data_ptr<double>();
     const double* g = dy.data_ptr<double>();
+    const double* ms = mask ? mask->data_ptr<double>() : nullptr;
     double* out = dx.data_ptr<double>();
     std::vector<double> yr(shape.dim), gr(shape.dim), dr(shape.dim);
     for (int64_t o = 0; o < shape.outer; ++o) {
@@ -712,7 +755,10 @@ Tensor softmax_backward_op(const Tensor& y, const Tensor& dy, int64_t dim, c10::
           yr[c] = ys[base + c * shape.inner];
           gr[c] = g[base + c * shape.inner];
         }
-        cuact::reference::softmax_backward_row(sm, shape.dim, yr.data(), gr.data(), dr.data());
+        const double* mrow =
+            ms ? ms + ((o / mask_row_repeat) % mask_rows) * shape.dim : nullptr;
+        cuact::reference::softmax_backward_row(sm, o, shape.dim, yr.data(), gr.data(), mrow,
+                                               dr.data());
         for (int64_t c = 0; c < shape.dim; ++c) out[base + c * shape.inner] = dr[c];
       }
     }
@@ -722,6 +768,297 @@ Tensor softmax_backward_op(const Tensor& y, const Tensor& dy, int64_t dim, c10::
                     op);
   }
   return dx;
+}
+
+// ------------------------------------------------------------ fp8 outputs (cuact/quantized.h)
+
+// The *_fp8 operators compute what their plain forms compute and write it as
+// fp8 codes with one scale per tensor (docs/SPEC.md, "Quantized outputs").
+// They return (data, scale, amax, scale_inv): the codes, a float8_e4m3fn or
+// float8_e5m2 tensor of the result's shape, and three float32 tensors of
+// shape [1] on the input's device, as Transformer Engine keeps them: scale
+// multiplies (code = fp8(result * scale)), amax = max |result| before
+// scaling (NaN excluded), scale_inv = 1 / scale divides (result ~ code *
+// scale_inv, the factor torch._scaled_mm takes). Recipe: a `scale` given
+// (one float32 element on the input's device) is the delayed recipe, read
+// when the kernel runs and returned as a copy; none is the current recipe
+// (scale = max_fp8 / amax / 2^margin, optionally a power of two).
+// CUDA: cuact's kernels; CPU: the reference's quantized calls; float64 CPU
+// tensors: the plain operator's float64 result (unrounded), quantized as the
+// reference quantizes (one rounding from double).
+
+cuact::Fp8 fp8_of(at::ScalarType t, const char* op) {
+  if (t == at::kFloat8_e4m3fn) return cuact::Fp8::e4m3;
+  if (t == at::kFloat8_e5m2) return cuact::Fp8::e5m2;
+  TORCH_CHECK_NOT_IMPLEMENTED(false, "cuact.", op, ": unsupported output dtype ", t,
+                              " (float8_e4m3fn, float8_e5m2)");
+  return cuact::Fp8::e4m3;  // not reached
+}
+
+struct Quantized {
+  Tensor data, scale, amax, scale_inv;
+  cuact::QuantizedOutput q;
+
+  std::tuple<Tensor, Tensor, Tensor, Tensor> outputs() const {
+    return {data, scale, amax, scale_inv};
+  }
+};
+
+// The outputs of a call whose result has `sizes`, and the descriptor over them.
+Quantized quantized_outputs(const Tensor& x, at::IntArrayRef sizes, at::ScalarType dtype,
+                            const c10::optional<Tensor>& scale, int64_t margin,
+                            bool power_of_two, const char* op) {
+  Quantized r;
+  r.q.dtype = fp8_of(dtype, op);
+  const auto words = x.options().dtype(at::kFloat);
+  r.scale = at::empty({1}, words);
+  if (scale) {
+    TORCH_CHECK(scale->device() == x.device(), "cuact.", op, ": scale is on ", scale->device(),
+                ", the input on ", x.device());
+    TORCH_CHECK_TYPE(scale->scalar_type() == at::kFloat, "cuact.", op, ": scale is ",
+                     scale->scalar_type(), "; it must be float32");
+    TORCH_CHECK(scale->numel() == 1, "cuact.", op,
+                ": scale must hold one element (one scale per tensor), not ", scale->numel());
+    TORCH_CHECK(margin == 0 && !power_of_two, "cuact.", op,
+                ": margin and power_of_two belong to the current recipe (no scale given)");
+    r.scale.copy_(scale->reshape({1}));
+    r.q.scaling = cuact::Scaling::delayed;
+  } else {
+    r.q.scaling = cuact::Scaling::current;
+  }
+  r.amax = at::empty({1}, words);
+  r.scale_inv = at::empty({1}, words);
+  r.data = at::empty(sizes, x.options().dtype(dtype));
+  r.q.data = r.data.data_ptr();
+  r.q.scale = r.scale.data_ptr<float>();
+  r.q.amax = r.amax.data_ptr<float>();
+  r.q.scale_inv = r.scale_inv.data_ptr<float>();
+  // out of int's range stays out of [0, 64]: cuact refuses it with its message
+  r.q.margin = static_cast<int>(std::clamp<int64_t>(margin, -1, 65));
+  r.q.power_of_two = power_of_two;
+  return r;
+}
+
+// An empty call with a given scale writes amax only (cuact's contract); the
+// operator returns its scale_inv all the same.
+void finish_quantized(Quantized& r, int64_t elements) {
+  if (elements == 0 && r.q.scaling == cuact::Scaling::delayed)
+    r.scale_inv.copy_(r.scale.reciprocal());
+}
+
+// The workspace of a device call: the bytes asked for, as a byte tensor.
+cuact::Workspace workspace_of(const Tensor& x, size_t bytes, Tensor& scratch) {
+  scratch = at::empty({static_cast<int64_t>(bytes)}, x.options().dtype(at::kByte));
+  return {scratch.data_ptr(), bytes};
+}
+
+// float64 CPU tensors: r (the plain operator's float64 result) quantized as
+// the reference quantizes (host/quantized_reference.cpp): amax the largest
+// |r| rounded to fp32, NaN excluded; the current recipe's scale by
+// reference::quantized_scale; codes fp8_bits(r * scale); scale_inv 1/scale
+// in fp32. `act` and the descriptor are checked first by an empty call of
+// the reference, which takes the same rules.
+void quantize_f64(const cuact::Activation& act, const Tensor& r, Quantized& out, const char* op) {
+  const cuact::QuantizedOutput& q = out.q;
+  raise_if_failed(cuact::reference::activation(cuact::Direction::forward, act,
+                                               cuact::DType::f32, nullptr, nullptr, q, 0),
+                  op);
+  const double* v = r.data_ptr<double>();
+  const int64_t n = r.numel();
+  double amax = 0;
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isnan(v[i])) amax = std::fmax(amax, std::fabs(v[i]));
+  amax = cuact::reference::round_to(cuact::DType::f32, amax);
+  const double scale =
+      q.scaling == cuact::Scaling::current
+          ? cuact::reference::quantized_scale(q.dtype, amax, q.margin, q.power_of_two)
+          : static_cast<double>(*q.scale);
+  auto* codes = static_cast<uint8_t*>(q.data);
+  for (int64_t i = 0; i < n; ++i) codes[i] = cuact::reference::fp8_bits(q.dtype, v[i] * scale);
+  *q.amax = static_cast<float>(amax);
+  *q.scale = static_cast<float>(scale);
+  *q.scale_inv = static_cast<float>(cuact::reference::round_to(cuact::DType::f32, 1.0 / scale));
+}
+
+const char* direction_op_fp8(cuact::Direction d) {
+  switch (d) {
+    case cuact::Direction::forward: return "activation_fp8";
+    case cuact::Direction::backward: return "activation_backward_fp8";
+    default: return "activation_backward_from_output_fp8";
+  }
+}
+
+std::tuple<Tensor, Tensor, Tensor, Tensor> run_activation_fp8(
+    cuact::Direction dir, const Tensor& in, const c10::optional<Tensor>& grad,
+    c10::string_view kind, at::ArrayRef<double> params, at::ScalarType dtype,
+    const c10::optional<Tensor>& scale, int64_t margin, bool power_of_two) {
+  const char* op = direction_op_fp8(dir);
+  check_input(in, op);
+  if (grad) {
+    check_same(in, *grad, "the gradient", op);
+    TORCH_CHECK(grad->sizes() == in.sizes(), "cuact.", op, ": the gradient's shape ",
+                grad->sizes(), " is not the input's ", in.sizes());
+  }
+  const cuact::Activation act = activation_of(kind, params, op);
+  if (dir == cuact::Direction::backward_from_output)
+    TORCH_CHECK_NOT_IMPLEMENTED(cuact::has_backward_from_output(act), "cuact.", op, ": ",
+                                std::string(kind), " has no backward from the output");
+  Quantized r = quantized_outputs(in, in.sizes(), dtype, scale, margin, power_of_two, op);
+  const int64_t n = in.numel();
+  const void* g = grad ? grad->data_ptr() : nullptr;
+  if (in.is_cuda()) {
+    c10::DeviceGuard guard(in.device());
+    size_t bytes = 0;
+    raise_if_failed(cuact::quantized_workspace_size(r.q, &bytes), op);
+    Tensor scratch;
+    const cuact::Workspace ws = workspace_of(in, bytes, scratch);
+    raise_if_failed(cuact::activation(dir, act, dtype_of(in, op), in.data_ptr(), g, r.q, n, ws,
+                                      stream_of(in)),
+                    op);
+  } else if (is_f64(in)) {
+    quantize_f64(act, run_activation(dir, in, grad, kind, params), r, op);
+  } else {
+    raise_if_failed(
+        cuact::reference::activation(dir, act, dtype_of(in, op), in.data_ptr(), g, r.q, n), op);
+  }
+  finish_quantized(r, n);
+  return r.outputs();
+}
+
+std::tuple<Tensor, Tensor, Tensor, Tensor> activation_fp8_op(
+    const Tensor& x, c10::string_view kind, at::ArrayRef<double> params, at::ScalarType dtype,
+    const c10::optional<Tensor>& scale, int64_t margin, bool power_of_two) {
+  return run_activation_fp8(cuact::Direction::forward, x, c10::nullopt, kind, params, dtype,
+                            scale, margin, power_of_two);
+}
+std::tuple<Tensor, Tensor, Tensor, Tensor> activation_backward_fp8_op(
+    const Tensor& x, const Tensor& dy, c10::string_view kind, at::ArrayRef<double> params,
+    at::ScalarType dtype, const c10::optional<Tensor>& scale, int64_t margin, bool power_of_two) {
+  return run_activation_fp8(cuact::Direction::backward, x, dy, kind, params, dtype, scale, margin,
+                            power_of_two);
+}
+std::tuple<Tensor, Tensor, Tensor, Tensor> activation_backward_from_output_fp8_op(
+    const Tensor& y, const Tensor& dy, c10::string_view kind, at::ArrayRef<double> params,
+    at::ScalarType dtype, const c10::optional<Tensor>& scale, int64_t margin, bool power_of_two) {
+  return run_activation_fp8(cuact::Direction::backward_from_output, y, dy, kind, params, dtype,
+                            scale, margin, power_of_two);
+}
+
+// bias + activation (+ dropout); the fifth output is the {seed, offset} pair
+// drawn from, as bias_activation's second (bias_activation_backward with the
+// same p and pair regenerates the mask).
+std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> bias_activation_fp8_op(
+    const Tensor& x, const c10::optional<Tensor>& bias, c10::string_view kind,
+    at::ArrayRef<double> params, double p, const c10::optional<Tensor>& seed_offset,
+    at::ScalarType dtype, const c10::optional<Tensor>& scale, int64_t margin, bool power_of_two) {
+  const char* op = "bias_activation_fp8";
+  const BiasForward f = bias_forward_args(x, bias, kind, params, p, seed_offset, op);
+  const cuact::Activation& act = f.act;
+  const int64_t rows = f.rows, cols = f.cols;
+  const cuact::Dropout& d = f.dropout;
+  const Tensor& used = f.used;
+  Quantized r = quantized_outputs(x, x.sizes(), dtype, scale, margin, power_of_two, op);
+  const void* b = bias ? bias->data_ptr() : nullptr;
+  if (x.is_cuda()) {
+    c10::DeviceGuard guard(x.device());
+    const cuact::DType dt = dtype_of(x, op);
+    const cuact::DType bt = bias ? dtype_of(*bias, op) : dt;
+    size_t bytes = 0;
+    raise_if_failed(cuact::quantized_workspace_size(r.q, &bytes), op);
+    Tensor scratch;
+    const cuact::Workspace ws = workspace_of(x, bytes, scratch);
+    raise_if_failed(cuact::bias_activation_forward(act, dt, x.data_ptr(), b, bt, r.q, rows, cols,
+                                                   d, nullptr, ws, stream_of(x)),
+                    op);
+  } else if (is_f64(x)) {
+    quantize_f64(act, std::get<0>(bias_activation_op(x, bias, kind, params, p, seed_offset)), r,
+                 op);
+  } else {
+    const cuact::DType dt = dtype_of(x, op);
+    const cuact::DType bt = bias ? dtype_of(*bias, op) : dt;
+    raise_if_failed(cuact::reference::bias_activation_forward(act, dt, x.data_ptr(), b, bt, r.q,
+                                                              rows, cols, d, nullptr),
+                    op);
+  }
+  finish_quantized(r, x.numel());
+  return {r.data, r.scale, r.amax, r.scale_inv, used};
+}
+
+// dact (+ dbias): dx = dy * act'(x + bias) quantized; the fifth output is
+// dbias (the bias's dtype; the sums of the unquantized products) when a bias
+// is given, else an empty tensor, as bias_activation_backward's. No dropout.
+std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> bias_activation_backward_fp8_op(
+    const Tensor& x, const c10::optional<Tensor>& bias, const Tensor& dy, c10::string_view kind,
+    at::ArrayRef<double> params, at::ScalarType dtype, const c10::optional<Tensor>& scale,
+    int64_t margin, bool power_of_two) {
+  const char* op = "bias_activation_backward_fp8";
+  check_input(x, op);
+  check_same(x, dy, "dy", op);
+  TORCH_CHECK(dy.sizes() == x.sizes(), "cuact.", op, ": dy's shape ", dy.sizes(),
+              " is not the input's ", x.sizes());
+  if (bias) check_parameter(x, *bias, "bias", op);
+  const cuact::Activation act = activation_of(kind, params, op);
+  int64_t rows = 0, cols = 0;
+  bias_shape(x, bias, rows, cols, op);
+  Quantized r = quantized_outputs(x, x.sizes(), dtype, scale, margin, power_of_two, op);
+  Tensor dbias = bias ? at::empty_like(*bias) : at::empty({0}, x.options());
+  void* db = bias ? dbias.data_ptr() : nullptr;
+  const void* b = bias ? bias->data_ptr() : nullptr;
+  if (x.is_cuda()) {
+    c10::DeviceGuard guard(x.device());
+    const cuact::DType dt = dtype_of(x, op);
+    const cuact::DType bt = bias ? dtype_of(*bias, op) : dt;
+    size_t bytes = 0;
+    raise_if_failed(cuact::bias_activation_backward_workspace_size(dt, rows, cols, r.q, &bytes),
+                    op);
+    Tensor scratch;
+    const cuact::Workspace ws = workspace_of(x, bytes, scratch);
+    raise_if_failed(cuact::bias_activation_backward(act, dt, x.data_ptr(), b, bt, dy.data_ptr(),
+                                                    r.q, db, rows, cols, ws, stream_of(x)),
+                    op);
+  } else if (is_f64(x)) {
+    auto [dx, sums] = bias_activation_backward_op(x, bias, dy, kind, params, 0.0, c10::nullopt);
+    quantize_f64(act, dx, r, op);
+    dbias = sums;
+  } else {
+    const cuact::DType dt = dtype_of(x, op);
+    const cuact::DType bt = bias ? dtype_of(*bias, op) : dt;
+    raise_if_failed(cuact::reference::bias_activation_backward(act, dt, x.data_ptr(), b, bt,
+                                                               dy.data_ptr(), r.q, db, rows, cols),
+                    op);
+  }
+  finish_quantized(r, x.numel());
+  return {r.data, r.scale, r.amax, r.scale_inv, dbias};
+}
+
+std::tuple<Tensor, Tensor, Tensor, Tensor> glu_fp8_op(
+    const Tensor& x, c10::string_view kind, at::ArrayRef<double> params, bool gate_first,
+    at::ScalarType dtype, const c10::optional<Tensor>& scale, int64_t margin, bool power_of_two) {
+  const char* op = "glu_fp8";
+  check_input(x, op);
+  const cuact::Glu glu = glu_of(kind, params, gate_first, op);
+  int64_t rows = 0, d = 0;
+  glu_shape(x, rows, d, op);
+  std::vector<int64_t> sizes = x.sizes().vec();
+  sizes.back() = d;
+  Quantized r = quantized_outputs(x, sizes, dtype, scale, margin, power_of_two, op);
+  if (x.is_cuda()) {
+    c10::DeviceGuard guard(x.device());
+    size_t bytes = 0;
+    raise_if_failed(cuact::quantized_workspace_size(r.q, &bytes), op);
+    Tensor scratch;
+    const cuact::Workspace ws = workspace_of(x, bytes, scratch);
+    raise_if_failed(
+        cuact::glu_forward(glu, dtype_of(x, op), x.data_ptr(), r.q, rows, d, ws, stream_of(x)),
+        op);
+  } else if (is_f64(x)) {
+    quantize_f64(glu.act, glu_op(x, kind, params, gate_first), r, op);
+  } else {
+    raise_if_failed(
+        cuact::reference::glu_forward(glu, dtype_of(x, op), x.data_ptr(), r.q, rows, d), op);
+  }
+  finish_quantized(r, rows * d);
+  return r.outputs();
 }
 
 }  // namespace
@@ -749,7 +1086,31 @@ TORCH_LIBRARY(cuact, m) {
   m.def(
       "softmax(Tensor x, int dim, str kind, float scale, Tensor? mask, int mask_rows, "
       "int mask_row_repeat, int causal_rows, int causal_offset) -> Tensor");
-  m.def("softmax_backward(Tensor y, Tensor dy, int dim, str kind, float scale) -> Tensor");
+  m.def(
+      "softmax_backward(Tensor y, Tensor dy, int dim, str kind, float scale, Tensor? mask, "
+      "int mask_rows, int mask_row_repeat, int causal_rows, int causal_offset) -> Tensor");
+  // fp8 outputs: (data, scale, amax, scale_inv[, used | dbias]); no scale: the current recipe.
+  m.def(
+      "activation_fp8(Tensor x, str kind, float[] params, ScalarType dtype, Tensor? scale, "
+      "int margin, bool power_of_two) -> (Tensor, Tensor, Tensor, Tensor)");
+  m.def(
+      "activation_backward_fp8(Tensor x, Tensor dy, str kind, float[] params, ScalarType dtype, "
+      "Tensor? scale, int margin, bool power_of_two) -> (Tensor, Tensor, Tensor, Tensor)");
+  m.def(
+      "activation_backward_from_output_fp8(Tensor y, Tensor dy, str kind, float[] params, "
+      "ScalarType dtype, Tensor? scale, int margin, bool power_of_two) -> "
+      "(Tensor, Tensor, Tensor, Tensor)");
+  m.def(
+      "bias_activation_fp8(Tensor x, Tensor? bias, str kind, float[] params, float p, "
+      "Tensor? seed_offset, ScalarType dtype, Tensor? scale, int margin, bool power_of_two) -> "
+      "(Tensor, Tensor, Tensor, Tensor, Tensor)");
+  m.def(
+      "bias_activation_backward_fp8(Tensor x, Tensor? bias, Tensor dy, str kind, float[] params, "
+      "ScalarType dtype, Tensor? scale, int margin, bool power_of_two) -> "
+      "(Tensor, Tensor, Tensor, Tensor, Tensor)");
+  m.def(
+      "glu_fp8(Tensor x, str kind, float[] params, bool gate_first, ScalarType dtype, "
+      "Tensor? scale, int margin, bool power_of_two) -> (Tensor, Tensor, Tensor, Tensor)");
 }
 
 #define CUACT_REGISTER_KERNELS(m)                                                  \
@@ -765,7 +1126,14 @@ TORCH_LIBRARY(cuact, m) {
   m.impl("rrelu", &rrelu_op);                                                      \
   m.impl("rrelu_backward", &rrelu_backward_op);                                    \
   m.impl("softmax", &softmax_op);                                                  \
-  m.impl("softmax_backward", &softmax_backward_op)
+  m.impl("softmax_backward", &softmax_backward_op);                                \
+  m.impl("activation_fp8", &activation_fp8_op);                                    \
+  m.impl("activation_backward_fp8", &activation_backward_fp8_op);                  \
+  m.impl("activation_backward_from_output_fp8",                                   \
+         &activation_backward_from_output_fp8_op);                                 \
+  m.impl("bias_activation_fp8", &bias_activation_fp8_op);                          \
+  m.impl("bias_activation_backward_fp8", &bias_activation_backward_fp8_op);        \
+  m.impl("glu_fp8", &glu_fp8_op)
 
 // One kernel per operator serves both keys: it branches on the tensors' device.
 TORCH_LIBRARY_IMPL(cuact, CPU, m) { CUACT_REGISTER_KERNELS(m); }

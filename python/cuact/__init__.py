@@ -4,6 +4,7 @@
     y = CF.gelu(x)                                   # torch.nn.functional.gelu's arguments
     p = CF.softmax(scores, dim=-1, causal=True)      # causal attention probabilities
     h = CF.swiglu(x @ w_in)                          # silu(a) * b over the halves of the last dim
+    q = CF.activation_fp8(x, "gelu")                 # fp8 codes and their scale, amax, scale_inv
 
 Operators (torch.ops.cuact.*) have fake kernels and autograd, so they trace
 under torch.compile(fullgraph=True). CUDA tensors run cuact's kernels on the

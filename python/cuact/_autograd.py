@@ -538,24 +538,9 @@ class _RreluBackward:
 # Softmax family along dim: z = c x + m (c = scale, softmin: -scale; m the
 # additive mask on the last dimension); y = softmax(z) or log_softmax(z).
 
-def _softmax_parts(y, kind):
-    """(p, hidden): the probabilities and the hidden columns (y = -inf for
-    log_softmax; for softmax a hidden column has p = 0, which the formulas
-    treat alike)."""
-    if kind == "log_softmax":
-        hidden = y == -math.inf
-        return torch.exp(_wide(y)), hidden
-    return _wide(y), None
-
-
-def _softmax_z_tangent_to_y(y, tz, dim, kind):
-    """The tangent of y for a tangent tz of z."""
-    p, hidden = _softmax_parts(y, kind)
-    tz = _wide(tz)
-    if kind == "log_softmax":
-        t = tz - (p * tz.where(~hidden, 0.0)).sum(dim, keepdim=True)
-        return t.where(~hidden, 0.0).to(y.dtype)
-    return (p * (tz - (p * tz).sum(dim, keepdim=True))).to(y.dtype)
+def _softmax_p(y, kind):
+    """The probabilities p (exp(y) for log_softmax), in the derivatives' precision."""
+    return torch.exp(_wide(y)) if kind == "log_softmax" else _wide(y)
 
 
 def _mask_rows_sum(t, ctx):
@@ -574,30 +559,72 @@ def _mask_rows_expand(m, ctx, like):
     return full.reshape(like.shape)
 
 
+def _hidden_args(ctx, mask):
+    """The forward's mask and causal settings, as softmax_backward takes them:
+    they decide its hidden columns. The mask enters only through which entries
+    are -inf (piecewise constant): its gradient comes from the forward's rule."""
+    return (None if mask is None else mask.detach(), ctx.mask_rows, ctx.mask_row_repeat,
+            ctx.causal_rows, ctx.causal_offset)
+
+
+def _hidden_columns(ctx, mask, like):
+    """The columns the forward hid (bool, like's shape), as cuact's backward
+    decides them: where the mask is -inf or causal hides the column, never
+    from y (a visible column whose y saturated to -inf or 0 stays visible).
+    None when nothing is hidden. Mask and causal apply to the last dimension."""
+    hidden = None
+    if like.numel() == 0:
+        return None
+    if mask is not None:
+        hidden = _mask_rows_expand(mask == -math.inf, ctx, like)
+    if ctx.causal_rows > 0:
+        cols = like.shape[-1]
+        i = torch.arange(like.numel() // cols, device=like.device) % ctx.causal_rows
+        j = torch.arange(cols, device=like.device)
+        causal = (j.unsqueeze(0) > i.unsqueeze(1) + ctx.causal_offset).reshape(like.shape)
+        hidden = causal if hidden is None else hidden | causal
+    return hidden
+
+
+def _visible(t, hidden):
+    return t if hidden is None else t.where(~hidden, 0.0)
+
+
+def _softmax_z_tangent_to_y(y, tz, dim, kind, hidden):
+    """The tangent of y for a tangent tz of z (0 at hidden columns)."""
+    p = _softmax_p(y, kind)
+    tz = _visible(_wide(tz), hidden)
+    if kind == "log_softmax":
+        return _visible(tz - (p * tz).sum(dim, keepdim=True), hidden).to(y.dtype)
+    return (p * (tz - (p * tz).sum(dim, keepdim=True))).to(y.dtype)
+
+
 @_rule("softmax")
 class _Softmax:
     @staticmethod
     def setup(ctx, inputs, output):
-        x, ctx.dim, ctx.kind, ctx.scale, mask, ctx.mask_rows, ctx.mask_row_repeat = inputs[:7]
-        _save(ctx, output)
+        (x, ctx.dim, ctx.kind, ctx.scale, mask, ctx.mask_rows, ctx.mask_row_repeat,
+         ctx.causal_rows, ctx.causal_offset) = inputs
+        _save(ctx, output, mask)
 
     @staticmethod
     def backward(ctx, dy):
-        (y,) = ctx.saved_tensors
+        y, mask = ctx.saved_tensors
         dy = dy.contiguous()
-        dx = call("softmax_backward", y, dy, ctx.dim, ctx.kind, ctx.scale) \
+        hidden = _hidden_args(ctx, mask)
+        dx = call("softmax_backward", y, dy, ctx.dim, ctx.kind, ctx.scale, *hidden) \
             if ctx.needs_input_grad[0] else None
         dmask = None
         if ctx.needs_input_grad[4]:
             # d/dm is the Jacobian of y in z (scale 1, the sign of softmax)
             kind = "softmax" if ctx.kind == "softmin" else ctx.kind
-            dz = call("softmax_backward", y, dy, ctx.dim, kind, 1.0)
+            dz = call("softmax_backward", y, dy, ctx.dim, kind, 1.0, *hidden)
             dmask = _mask_rows_sum(dz, ctx)
         return (dx, None, None, None, dmask) + (None,) * 4
 
     @staticmethod
     def jvp(ctx, tx, _dim, _kind, _scale, tmask, *_):
-        (y,) = ctx.saved_tensors
+        y, mask = ctx.saved_tensors
         c = -ctx.scale if ctx.kind == "softmin" else ctx.scale
         tz = None if tx is None else _wide(tx) * c
         if tmask is not None:
@@ -605,19 +632,22 @@ class _Softmax:
             tz = tm if tz is None else tz + tm
         if tz is None:
             return torch.zeros_like(y)
-        return _softmax_z_tangent_to_y(y, tz.reshape(y.shape), ctx.dim, ctx.kind)
+        return _softmax_z_tangent_to_y(y, tz.reshape(y.shape), ctx.dim, ctx.kind,
+                                       _hidden_columns(ctx, mask, y))
 
 
 @_rule("softmax_backward")
 class _SoftmaxBackward:
     """dx = c y (dy - sum(y dy)) (softmax, softmin: c = -scale), or
-    c (dy - p sum(dy)) with p = exp(y) and dy read as 0 at hidden columns
-    (log_softmax); see softmax_backward_row in the reference."""
+    c (dy - p sum(dy)) with p = exp(y) (log_softmax), dy read as 0 at the
+    columns the forward's mask and causal settings hide, where dx is 0; see
+    softmax_backward_row in the reference."""
 
     @staticmethod
     def setup(ctx, inputs, output):
-        y, dy, ctx.dim, ctx.kind, ctx.scale = inputs
-        _save(ctx, y, dy)
+        (y, dy, ctx.dim, ctx.kind, ctx.scale, mask, ctx.mask_rows, ctx.mask_row_repeat,
+         ctx.causal_rows, ctx.causal_offset) = inputs
+        _save(ctx, y, dy, mask)
 
     @staticmethod
     def _c(ctx):
@@ -625,38 +655,38 @@ class _SoftmaxBackward:
 
     @staticmethod
     def backward(ctx, g):
-        y, dy = ctx.saved_tensors
+        y, dy, mask = ctx.saved_tensors
         c, d = _SoftmaxBackward._c(ctx), ctx.dim
-        p, hidden = _softmax_parts(y, ctx.kind)
-        g_, dy_ = _wide(g), _wide(dy)
+        p = _softmax_p(y, ctx.kind)
+        hidden = _hidden_columns(ctx, mask, y)
+        # dx is 0 at hidden columns whatever y and dy: g there reaches nothing
+        g_, dy_ = _visible(_wide(g), hidden), _visible(_wide(dy), hidden)
         if ctx.kind == "log_softmax":
-            gm, dym = g_.where(~hidden, 0.0), dy_.where(~hidden, 0.0)
-            gy = -c * gm * p * dym.sum(d, keepdim=True)
-            gdy = (c * (gm - (gm * p).sum(d, keepdim=True))).where(~hidden, 0.0)
+            gy = -c * g_ * p * dy_.sum(d, keepdim=True)
+            gdy = c * (g_ - (g_ * p).sum(d, keepdim=True))
         else:
             s = (dy_ * p).sum(d, keepdim=True)
             gy = c * (g_ * (dy_ - s) - dy_ * (g_ * p).sum(d, keepdim=True))
             gdy = c * p * (g_ - (g_ * p).sum(d, keepdim=True))
-        return gy.to(y.dtype), gdy.to(y.dtype), None, None, None
+        gy, gdy = _visible(gy, hidden), _visible(gdy, hidden)
+        return (gy.to(y.dtype), gdy.to(y.dtype)) + (None,) * 8
 
     @staticmethod
     def jvp(ctx, ty, tdy, *_):
-        y, dy = ctx.saved_tensors
+        y, dy, mask = ctx.saved_tensors
         c, d = _SoftmaxBackward._c(ctx), ctx.dim
-        p, hidden = _softmax_parts(y, ctx.kind)
-        ty_ = _wide(_zero_if_none(ty, y))
-        tdy_ = _wide(_zero_if_none(tdy, dy))
-        dy_ = _wide(dy)
+        p = _softmax_p(y, ctx.kind)
+        hidden = _hidden_columns(ctx, mask, y)
+        ty_ = _visible(_wide(_zero_if_none(ty, y)), hidden)
+        tdy_ = _visible(_wide(_zero_if_none(tdy, dy)), hidden)
+        dy_ = _visible(_wide(dy), hidden)
         if ctx.kind == "log_softmax":
-            tdm, dym = tdy_.where(~hidden, 0.0), dy_.where(~hidden, 0.0)
-            tp = (p * ty_).where(~hidden, 0.0)
-            t = c * (tdm - p * tdm.sum(d, keepdim=True) - tp * dym.sum(d, keepdim=True))
-            t = t.where(~hidden, 0.0)
+            t = c * (tdy_ - p * tdy_.sum(d, keepdim=True) - p * ty_ * dy_.sum(d, keepdim=True))
         else:
             s = (dy_ * p).sum(d, keepdim=True)
             t = c * (ty_ * (dy_ - s) + p * (tdy_ - (tdy_ * p).sum(d, keepdim=True)
                                           - (dy_ * ty_).sum(d, keepdim=True)))
-        return t.to(y.dtype)
+        return _visible(t, hidden).to(y.dtype)
 
 
 # ------------------------------------------------------------------ the two routes
@@ -685,3 +715,35 @@ FUNCTIONS = {name: _function(name, rule) for name, rule in RULES.items()}
 for _name, _rule_ in RULES.items():
     torch.library.register_autograd("cuact::" + _name, _rule_.backward,
                                     setup_context=_setup_for(_rule_))
+
+
+# ------------------------------------------------------------------ fp8 outputs
+
+# The *_fp8 operators' outputs carry no gradient (a quantized result is an
+# input to the next GEMM, not a point to differentiate through). A call that
+# would record one (grad mode on, an input requiring grad) is refused when it
+# is made, as PyTorch refuses out= operators then: a result outside the graph
+# would drop that path's gradient without a word.
+FP8_OPERATORS = ("activation_fp8", "activation_backward_fp8",
+                 "activation_backward_from_output_fp8", "bias_activation_fp8",
+                 "bias_activation_backward_fp8", "glu_fp8")
+
+
+def refuse_gradient(name):
+    return (f"cuact.{name}(): fp8 outputs carry no gradient, but one of the arguments requires "
+            "grad: pass it detached (x.detach()) or call under torch.no_grad()")
+
+
+def _fp8_setup(name):
+    def setup(ctx, inputs, output):
+        raise RuntimeError(refuse_gradient(name))
+    return setup
+
+
+def _fp8_backward(ctx, *grads):  # not reached: setup refuses first
+    raise RuntimeError("cuact: fp8 outputs carry no gradient")
+
+
+for _name in FP8_OPERATORS:
+    torch.library.register_autograd("cuact::" + _name, _fp8_backward,
+                                    setup_context=_fp8_setup(_name))

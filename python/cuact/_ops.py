@@ -1,8 +1,10 @@
 """Fake (meta) kernels and vmap rules for the operators of cuact/_C.so.
 
 The schemas and the CPU/CUDA kernels are in csrc/ops.cpp, the derivatives in
-_autograd.py. The random operators (dropout through bias_activation, rrelu)
-return the {seed, offset} pair they drew from, which their backward reads.
+_autograd.py (the *_fp8 operators have none: their outputs carry no
+gradient). The random operators (dropout through bias_activation, rrelu) and
+bias_activation_fp8 return the {seed, offset} pair they drew from, which
+their backward reads.
 """
 import torch
 
@@ -82,8 +84,71 @@ def _(x, dim, kind, scale, mask, mask_rows, mask_row_repeat, causal_rows, causal
 
 
 @torch.library.register_fake(lib + "softmax_backward")
-def _(y, dy, dim, kind, scale):
+def _(y, dy, dim, kind, scale, mask, mask_rows, mask_row_repeat, causal_rows, causal_offset):
+    if mask is not None:  # the forward's mask and causal settings: its hidden columns
+        torch._check(mask.device == y.device,
+                     lambda: f"cuact.softmax_backward: the mask is on {mask.device}, "
+                             f"the input on {y.device}")
     return torch.empty_like(y)
+
+
+# fp8 outputs (the *_fp8 operators): the codes in the result's shape and
+# dtype, then scale, amax and scale_inv as float32 tensors of shape [1].
+FP8_DTYPES = (torch.float8_e4m3fn, torch.float8_e5m2)
+
+
+def _fp8(x, shape, dtype, scale, margin, power_of_two, op):
+    torch._check_not_implemented(
+        dtype in FP8_DTYPES,
+        lambda: f"cuact.{op}: unsupported output dtype {dtype} (float8_e4m3fn, float8_e5m2)")
+    if scale is not None:
+        torch._check(scale.device == x.device,
+                     lambda: f"cuact.{op}: scale is on {scale.device}, the input on {x.device}")
+        torch._check_type(scale.dtype == torch.float32,
+                          lambda: f"cuact.{op}: scale is {scale.dtype}; it must be float32")
+        torch._check(scale.numel() == 1,
+                     lambda: f"cuact.{op}: scale must hold one element (one scale per tensor)")
+        torch._check(margin == 0 and not power_of_two,
+                     lambda: f"cuact.{op}: margin and power_of_two belong to the current recipe "
+                             "(no scale given)")
+    word = lambda: x.new_empty(1, dtype=torch.float32)  # noqa: E731
+    return x.new_empty(shape, dtype=dtype), word(), word(), word()
+
+
+@torch.library.register_fake(lib + "activation_fp8")
+def _(x, kind, params, dtype, scale, margin, power_of_two):
+    return _fp8(x, x.shape, dtype, scale, margin, power_of_two, "activation_fp8")
+
+
+@torch.library.register_fake(lib + "activation_backward_fp8")
+def _(x, dy, kind, params, dtype, scale, margin, power_of_two):
+    return _fp8(x, x.shape, dtype, scale, margin, power_of_two, "activation_backward_fp8")
+
+
+@torch.library.register_fake(lib + "activation_backward_from_output_fp8")
+def _(y, dy, kind, params, dtype, scale, margin, power_of_two):
+    return _fp8(y, y.shape, dtype, scale, margin, power_of_two,
+                "activation_backward_from_output_fp8")
+
+
+@torch.library.register_fake(lib + "bias_activation_fp8")
+def _(x, bias, kind, params, p, seed_offset, dtype, scale, margin, power_of_two):
+    return (*_fp8(x, x.shape, dtype, scale, margin, power_of_two, "bias_activation_fp8"),
+            _random_pair(x))
+
+
+@torch.library.register_fake(lib + "bias_activation_backward_fp8")
+def _(x, bias, dy, kind, params, dtype, scale, margin, power_of_two):
+    dbias = torch.empty_like(bias) if bias is not None else x.new_empty(0)
+    return (*_fp8(x, x.shape, dtype, scale, margin, power_of_two,
+                  "bias_activation_backward_fp8"), dbias)
+
+
+@torch.library.register_fake(lib + "glu_fp8")
+def _(x, kind, params, gate_first, dtype, scale, margin, power_of_two):
+    torch._check(x.dim() >= 1 and x.shape[-1] % 2 == 0, lambda: "the last dimension must be even")
+    return _fp8(x, (*x.shape[:-1], x.shape[-1] // 2), dtype, scale, margin, power_of_two,
+                "glu_fp8")
 
 
 # ------------------------------------------------------------------ vmap rules
@@ -176,6 +241,10 @@ for _name, _rule in {
     "rrelu": _elementwise(ops.rrelu, [0], _random),
     "rrelu_backward": _elementwise(ops.rrelu_backward, [0, 1], _random),
     "softmax": _rows(ops.softmax, [0], 1, _batched(4)),
-    "softmax_backward": _rows(ops.softmax_backward, [0, 1], 2, lambda d, a: False),
+    "softmax_backward": _rows(ops.softmax_backward, [0, 1], 2, _batched(5)),
+    # one scale per tensor: each batch entry is its own tensor (its own amax and scale)
+    **{name: _loop(getattr(ops, name)) for name in (
+        "activation_fp8", "activation_backward_fp8", "activation_backward_from_output_fp8",
+        "bias_activation_fp8", "bias_activation_backward_fp8", "glu_fp8")},
 }.items():
     torch.library.register_vmap(lib + _name, _rule)

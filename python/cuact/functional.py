@@ -11,16 +11,21 @@ Integer inputs: relu, relu6, hardtanh and threshold compute them with
 PyTorch's integer kernels (exact); sigmoid, tanh, softsign and tanhshrink
 take them as the default float dtype, as PyTorch does; the rest raise
 NotImplementedError, as PyTorch's do.
+
+The *_fp8 functions write their result as fp8 codes with one scale per
+tensor (a Float8Output: data, scale, amax, scale_inv); they carry no
+gradient, and refuse an input that requires grad while grad mode is on.
 """
 import math
 import operator
+import typing
 import warnings
 
 import torch
 import torch.autograd.forward_ad as _fwad
 import torch.nn.functional as _torch_F
 
-from ._autograd import call, saves_output
+from ._autograd import call, refuse_gradient, saves_output
 
 _NAN = math.nan
 
@@ -349,6 +354,15 @@ def gated(input, activation="sigmoid", dim=-1, gate="first", **params):
     """Splits `input` in halves a | b along `dim`: activation(a) * b
     (gate='first', the SwiGLU order) or a * activation(b) (gate='second', glu)."""
     _floating(input, "glu")
+    kind, a, dim, last, x = _gated_args(input, activation, dim, gate, params)
+    y = call("glu", x, kind, a, gate == "first")
+    return y if last else y.movedim(-1, dim)
+
+
+def _gated_args(input, activation, dim, gate, params):
+    """The checks and layout of a GLU call (torch's messages): the activation's
+    kind and parameters, `dim` wrapped, whether it is the last dimension, and
+    the input with `dim` last, contiguous."""
     if gate not in ("first", "second"):
         raise ValueError(f"gate must be 'first' or 'second', got {gate!r}")
     kind, a = activation_params(activation, **params)
@@ -360,8 +374,7 @@ def gated(input, activation="sigmoid", dim=-1, gate="first", **params):
                            f"{input.shape[dim]}")
     last = dim == input.dim() - 1
     x = input if last else input.movedim(dim, -1)
-    y = call("glu", x.contiguous(), kind, a, gate == "first")
-    return y if last else y.movedim(-1, dim)
+    return kind, a, dim, last, x.contiguous()
 
 
 def glu(input, dim=-1):
@@ -478,6 +491,181 @@ def softmin(input, dim=None, _stacklevel=3, dtype=None, *, scale=1.0, mask=None,
     return _softmax(input, dim, dtype, "softmin", scale, mask, causal, causal_offset)
 
 
+# ------------------------------------------------------------------ fp8 outputs
+
+class Float8Output(typing.NamedTuple):
+    """An fp8 result with one scale per tensor (docs/PYTHON.md, "fp8 outputs").
+
+    data: the codes, float8_e4m3fn or float8_e5m2, the result's shape;
+    scale: float32 [1], the factor the result was multiplied by
+    (code = fp8(result * scale); Transformer Engine's `scale`, torchao's
+    Float8TrainingTensor `_scale`); amax: float32 [1], max |result| before
+    scaling, NaN excluded (the next step's delayed scale is taken from it);
+    scale_inv: float32 [1], 1 / scale, the factor that dequantizes
+    (result ~ data * scale_inv; TE's `scale_inv`, the scale_a / scale_b
+    torch._scaled_mm takes, torchao's Float8Tensor `scale`)."""
+    data: torch.Tensor
+    scale: torch.Tensor
+    amax: torch.Tensor
+    scale_inv: torch.Tensor
+
+    def dequantize(self, dtype=torch.float32):
+        """data * scale_inv in `dtype`."""
+        return self.data.to(dtype) * self.scale_inv.reshape(()).to(dtype)
+
+
+def _no_gradient(fname, *tensors):
+    """fp8 outputs carry no gradient: a call that would record one is refused
+    (the operators refuse it too; here the message is the same under
+    torch.compile)."""
+    tensors = [t for t in tensors if isinstance(t, torch.Tensor)]
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        raise RuntimeError(refuse_gradient(fname))
+    if not torch.compiler.is_compiling() and _fwad._current_level >= 0 and any(
+            _fwad.unpack_dual(t).tangent is not None for t in tensors):
+        raise RuntimeError(refuse_gradient(fname))
+
+
+def _fp8_args(fname, input, scale, tensors=()):
+    _floating(input, fname)
+    if scale is not None and not isinstance(scale, torch.Tensor):
+        raise TypeError(f"{fname}(): scale must be a float32 Tensor of one element (or None: "
+                        f"the current recipe), not {type(scale).__name__}")
+    _no_gradient(fname, input, scale, *tensors)
+
+
+def _recipe(dtype, scale, margin, power_of_two):
+    return dtype, scale, int(margin), bool(power_of_two)
+
+
+def _with_layout(out, back):
+    """The operator's outputs as a Float8Output, the codes permuted back to the
+    input's layout."""
+    data = out[0] if back is None else out[0].permute(back)
+    return Float8Output(data, out[1], out[2], out[3])
+
+
+def _paired(input, other, fname):
+    """(input, other) in input's memory order, contiguous, and the permutation
+    back (None: contiguous)."""
+    if not isinstance(other, torch.Tensor):
+        raise TypeError(f"{fname}(): grad_output must be a Tensor, not {type(other).__name__}")
+    if other.shape != input.shape:
+        raise RuntimeError(f"{fname}(): grad_output's shape {tuple(other.shape)} is not the "
+                           f"input's {tuple(input.shape)}")
+    view, back = _memory_order(input)
+    if back is None:
+        return view, other.contiguous(), None
+    order = sorted(range(input.dim()), key=back.__getitem__)
+    return view, other.permute(order).contiguous(), back
+
+
+def activation_fp8(input, activation, dtype=torch.float8_e4m3fn, *, scale=None, margin=0,
+                   power_of_two=False, **params):
+    """activation(input) as fp8 codes with one scale per tensor: a Float8Output
+    (data in the input's layout, scale, amax, scale_inv). scale: a float32
+    tensor of one element on the input's device (the delayed recipe), or None
+    (the current recipe: scale = max_fp8 / amax / 2^margin, rounded down to a
+    power of two with power_of_two=True). No gradient."""
+    fname = "activation_fp8"
+    _fp8_args(fname, input, scale)
+    kind, p = activation_params(activation, **params)
+    view, back = _memory_order(input)
+    out = torch.ops.cuact.activation_fp8(view, kind, p, *_recipe(dtype, scale, margin,
+                                                                   power_of_two))
+    return _with_layout(out, back)
+
+
+def activation_backward_fp8(input, grad_output, activation, dtype=torch.float8_e5m2, *,
+                            from_output=False, scale=None, margin=0, power_of_two=False,
+                            **params):
+    """grad_output * activation'(input) as fp8 codes (dact), a Float8Output.
+    from_output=True: `input` is the saved output y (the kinds with a backward
+    from the output: relu, elu, selu, celu, sigmoid, tanh, identity). The
+    recipe as activation_fp8's. No gradient."""
+    fname = "activation_backward_fp8"
+    _fp8_args(fname, input, scale, (grad_output,))
+    kind, p = activation_params(activation, **params)
+    x, g, back = _paired(input, grad_output, fname)
+    op = (torch.ops.cuact.activation_backward_from_output_fp8 if from_output
+          else torch.ops.cuact.activation_backward_fp8)
+    return _with_layout(op(x, g, kind, p, *_recipe(dtype, scale, margin, power_of_two)), back)
+
+
+def bias_activation_fp8(input, bias=None, activation="gelu", p=0.0, training=True,
+                        generator=None, dtype=torch.float8_e4m3fn, *, scale=None, margin=0,
+                        power_of_two=False, **params):
+    """dropout(activation(input + bias), p) as fp8 codes, a Float8Output;
+    bias_activation's arguments (the same mask for the same generator state)
+    and activation_fp8's recipe. No gradient."""
+    fname = "bias_activation_fp8"
+    _fp8_args(fname, input, scale, (bias,))
+    kind, a = activation_params(activation, **params)
+    _check_p(p)
+    p = float(p) if training else 0.0
+    seed_offset = _seed_offset(input.device, generator) if p > 0 else None
+    recipe = _recipe(dtype, scale, margin, power_of_two)
+    if bias is not None:
+        x, back = input.contiguous(), None
+    else:
+        x, back = _memory_order(input)
+    out = torch.ops.cuact.bias_activation_fp8(x, bias, kind, a, p, seed_offset, *recipe)
+    return _with_layout(out, back)
+
+
+def bias_activation_backward_fp8(input, bias, grad_output, activation="gelu",
+                                 dtype=torch.float8_e5m2, *, scale=None, margin=0,
+                                 power_of_two=False, **params):
+    """dact + dbias: (Float8Output of grad_output * activation'(input + bias),
+    dbias) with dbias [input.shape[-1]] in the bias's dtype, the column sums
+    of the unquantized products (None without a bias). No dropout; the
+    recipe as activation_fp8's. No gradient."""
+    fname = "bias_activation_backward_fp8"
+    _fp8_args(fname, input, scale, (bias, grad_output))
+    kind, a = activation_params(activation, **params)
+    recipe = _recipe(dtype, scale, margin, power_of_two)
+    if bias is not None:
+        x, g, back = _paired(input.contiguous(), grad_output, fname)
+    else:
+        x, g, back = _paired(input, grad_output, fname)
+    out = torch.ops.cuact.bias_activation_backward_fp8(x, bias, g, kind, a, *recipe)
+    return _with_layout(out[:4], back), (out[4] if bias is not None else None)
+
+
+def gated_fp8(input, activation="sigmoid", dim=-1, gate="first", dtype=torch.float8_e4m3fn, *,
+              scale=None, margin=0, power_of_two=False, **params):
+    """gated's result (activation of one half of `dim` times the other) as fp8
+    codes, a Float8Output (data contiguous, as gated's); activation_fp8's
+    recipe. No gradient."""
+    fname = "glu_fp8"
+    _fp8_args(fname, input, scale)
+    kind, a, dim, last, x = _gated_args(input, activation, dim, gate, params)
+    out = torch.ops.cuact.glu_fp8(x, kind, a, gate == "first",
+                                  *_recipe(dtype, scale, margin, power_of_two))
+    data = out[0] if last else out[0].movedim(-1, dim)
+    return Float8Output(data, out[1], out[2], out[3])
+
+
+def glu_fp8(input, dim=-1, dtype=torch.float8_e4m3fn, **recipe):
+    """glu (a * sigmoid(b)) as fp8 codes."""
+    return gated_fp8(input, "sigmoid", dim, "second", dtype, **recipe)
+
+
+def swiglu_fp8(input, dim=-1, dtype=torch.float8_e4m3fn, *, beta=1.0, **recipe):
+    """swiglu (silu(a) * b) as fp8 codes."""
+    return gated_fp8(input, "silu", dim, "first", dtype, beta=beta, **recipe)
+
+
+def geglu_fp8(input, dim=-1, dtype=torch.float8_e4m3fn, *, approximate="none", **recipe):
+    """geglu (gelu(a) * b) as fp8 codes."""
+    return gated_fp8(input, "gelu", dim, "first", dtype, approximate=approximate, **recipe)
+
+
+def reglu_fp8(input, dim=-1, dtype=torch.float8_e4m3fn, **recipe):
+    """reglu (relu(a) * b) as fp8 codes."""
+    return gated_fp8(input, "relu", dim, "first", dtype, **recipe)
+
+
 __all__ = [
     "activation", "activation_params", "ACTIVATIONS", "ELEMENTWISE_FORMS",
     "relu", "relu6", "hardtanh", "leaky_relu", "elu", "selu", "celu", "gelu", "quick_gelu",
@@ -485,4 +673,7 @@ __all__ = [
     "softsign", "tanhshrink", "hardshrink", "softshrink", "threshold",
     "bias_activation", "activation_dropout", "dropout", "prelu", "rrelu",
     "gated", "glu", "swiglu", "geglu", "reglu", "softmax", "log_softmax", "softmin",
+    "Float8Output", "activation_fp8", "activation_backward_fp8", "bias_activation_fp8",
+    "bias_activation_backward_fp8", "gated_fp8", "glu_fp8", "swiglu_fp8", "geglu_fp8",
+    "reglu_fp8",
 ]

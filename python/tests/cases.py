@@ -22,6 +22,9 @@ class Case:
         # holds them (cuact::Activation's fields are float)
         self.theirs_fp32_params = theirs_fp32_params
         self.exact = None  # the function in high precision, where the test has it
+        # (cuact.functional name, keywords) for cuact.functional.activation and
+        # the *_fp8 functions (None: not a plain activation)
+        self.activation = None
 
     @property
     def label(self):
@@ -42,6 +45,7 @@ def _ew(name, points=(), **kw):
     case = Case(name, lambda x: ours(x, **kw), lambda x: theirs(x, **kw), points, params,
                 lambda x: theirs(x, **kw32))
     case.exact = _exact(name, **kw)
+    case.activation = (name, kw)
     return case
 
 

@@ -6,9 +6,12 @@ TOLERANCE_ULPS[dtype] units in the last place of the larger. A disagreement
 is explained by one of CLASSES (the contract's choices, or PyTorch's own
 rounding error, judged against PyTorch's float64 result); anything else is a
 defect in the contract or the code. `table` writes the classified ones as
-docs/PYTORCH_PARITY.md's table.
+docs/PYTORCH_PARITY.md's tables. fp8 codes (the *_fp8 functions) are compared
+exactly with PyTorch's float64 result times the scale, cast as PyTorch casts
+(`torch_fp8`); `classify_fp8` explains a disagreement.
 """
 import collections
+import functools
 import math
 
 import torch
@@ -31,10 +34,19 @@ CLASSES = {
                    "formula, rrelu'(0) = 1 from x >= 0); PyTorch takes the other",
     "pytorch_rounding": "cuact's value is the exact result correctly rounded (checked in 150-digit "
                         "arithmetic, or against PyTorch's float64 value); PyTorch's is farther",
-    "masked_row": "a row with every entry hidden gives zeros (softmax) or -inf "
-                  "(log_softmax) and a zero gradient, not NaN (SPEC)",
-    "hidden_column_gradient": "log_softmax backward reads dy of a hidden column as 0 (SPEC); "
-                              "PyTorch passes dy there and sums it",
+    "masked_row": "a row with every entry -inf (hidden, or -inf inputs) gives zeros (softmax) "
+                  "or -inf (log_softmax) and a gradient without NaN (SPEC): zero, but "
+                  "log_softmax's is dy at the columns the mask and causal settings leave "
+                  "visible",
+    "hidden_column_gradient": "log_softmax backward reads dy of a column the mask or causal "
+                              "settings hide as 0 (SPEC; the settings decide, not y); PyTorch "
+                              "passes dy there and sums it",
+    "fp8_double_rounding": "an fp8 code: result * scale lies within half an fp32 ulp of a "
+                           "rounding boundary between two codes, and one side rounded it to "
+                           "fp32 first (PyTorch's cast from float64 converts through float; "
+                           "cuact's kernels round the fp32 product; cuact's CPU reference "
+                           "rounds once from double): each code is one of the two neighbours "
+                           "docs/ACCURACY.md (\"Quantized outputs\") allows",
 }
 
 # Classes whose rows depend on the host: PyTorch's CPU kernels round (and, in
@@ -158,5 +170,92 @@ def classify_elementwise(x, theirs, ours, truth, dtype, theirs_fp32_params=None,
         theirs_err = float((p - t).abs()) if math.isfinite(theirs) else math.inf
         ours_err = float((o - t).abs()) if math.isfinite(ours) else math.inf
         if ours_right and (theirs_err > ours_err or math.isnan(theirs_err)):
+            return "pytorch_rounding"
+    return None
+
+
+# ------------------------------------------------------------------ fp8 codes
+
+FP8_NAMES = {torch.float8_e4m3fn: "e4m3", torch.float8_e5m2: "e5m2"}
+
+
+@functools.lru_cache(maxsize=None)
+def fp8_values(fmt):
+    """The finite non-negative values of an fp8 format, ascending: index = code."""
+    v = torch.arange(128, dtype=torch.uint8).view(fmt).double()
+    v = v[v.isfinite()]
+    assert bool((v[1:] > v[:-1]).all())
+    return v
+
+
+def fp8_max(fmt):
+    return float(fp8_values(fmt)[-1])
+
+
+def round_fp8(v, fmt):
+    """float64 v rounded once to the format (nearest, ties to the even code),
+    saturated to +-max, NaN kept, the sign of zero kept: docs/SPEC.md's "fp8
+    formats", written from the format's values (float64 out)."""
+    vals = fp8_values(fmt)
+    a = v.abs().clamp(max=float(vals[-1]))
+    i = torch.searchsorted(vals, a.nan_to_num(0.0).contiguous()).clamp(1, len(vals) - 1)
+    lo, hi = vals[i - 1], vals[i]
+    mid = (lo + hi) / 2  # exact in double
+    up = (a > mid) | ((a == mid) & (i % 2 == 0))
+    r = torch.copysign(torch.where(up, hi, lo), v)
+    return torch.where(v.isnan(), v, r)
+
+
+def torch_fp8(r, scale, fmt):
+    """PyTorch's unfused quantization of a float64 result r: r * scale, a
+    saturated cast (clamp to +-max, NaN kept, then .to(fmt)), as float64."""
+    m = fp8_max(fmt)
+    return (r * scale).clamp(-m, m).to(fmt).double()
+
+
+def fp8_scale(fmt, amax, margin=0, power_of_two=False):
+    """The current recipe's scale (docs/SPEC.md, "Quantized outputs"):
+    fl32(max_fp8 / amax) / 2^margin clamped to the normal fp32 range, its
+    significand dropped with power_of_two; 1 where amax is 0, NaN or inf."""
+    if not amax > 0 or not math.isfinite(amax):
+        return 1.0
+    s = float(torch.tensor(fp8_max(fmt), dtype=torch.float32) /
+              torch.tensor(amax, dtype=torch.float32))
+    s = math.ldexp(s, -margin)
+    f32 = torch.finfo(torch.float32)
+    s = min(max(s, f32.tiny), f32.max)
+    if power_of_two:
+        s = math.ldexp(0.5, math.frexp(s)[1])
+    return s
+
+
+def classify_fp8(x, theirs, ours, v64, exact, fmt, theirs_fp32_params=None, kink=False):
+    """The class of one disagreeing fp8 code (floats: the input, PyTorch's code,
+    cuact's code, PyTorch's float64 result times the scale, the exact result
+    times the scale or None, and the code PyTorch's float64 result with the
+    parameters rounded to fp32 rounds to, once, or None)."""
+    if kink:
+        return "kink_choice"
+    if theirs_fp32_params is not None and not math.isnan(v64) and (
+            theirs_fp32_params == ours != float(round_fp8(torch.tensor([v64], dtype=torch.float64),
+                                                          fmt))):
+        return "fp32_parameter"  # the parameter's rounding moves the correctly rounded code
+    if math.isnan(x) and math.isnan(ours) and not math.isnan(theirs):
+        return "nan_propagates"
+    if math.isinf(x) and not math.isnan(ours) and math.isnan(theirs):
+        return "infinite_limit"
+    if math.isnan(ours):
+        return None
+    if not math.isnan(v64):
+        v = torch.tensor([v64], dtype=torch.float64)
+        once = float(round_fp8(v, fmt))
+        twice = float(round_fp8(v.float().double(), fmt))
+        boundary = (once + twice) / 2  # the rounding boundary between the two codes
+        near = abs(v64 - boundary) <= 0.5 * float(ulp(v, torch.float32))
+        if ours == once and theirs == twice and once != twice and near:
+            return "fp8_double_rounding"
+    if exact is not None and math.isfinite(exact):
+        want = float(round_fp8(torch.tensor([exact], dtype=torch.float64), fmt))
+        if ours == want and theirs != want:
             return "pytorch_rounding"
     return None

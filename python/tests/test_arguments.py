@@ -179,3 +179,114 @@ def test_masked_softmax_gradient_at_hidden_columns_is_zero():
     mask = torch.tensor([0.0, -math.inf, 0.0, 0.0], dtype=torch.float64, requires_grad=True)
     CF.softmax(x, -1, mask=mask).pow(2).sum().backward()
     assert mask.grad[1] == 0 and mask.grad.isfinite().all()
+
+
+# ------------------------------------------------------------------ fp8 outputs
+# No torch.nn.functional counterpart: each call's exception type is the one the
+# package uses for the same kind of mistake (TypeError for a wrong dtype of a
+# tensor argument, RuntimeError for a wrong device, shape or parameter,
+# NotImplementedError for an unsupported dtype, ValueError for a bad choice).
+
+xf = torch.linspace(-3, 3, 12).reshape(3, 4)
+E4M3 = torch.float8_e4m3fn
+FP8_CALLS = {
+    "scale of float64": (TypeError, "must be float32",
+                         lambda: CF.activation_fp8(xf, "gelu", scale=torch.ones(1).double())),
+    "scale of bfloat16": (TypeError, "must be float32",
+                          lambda: CF.bias_activation_fp8(xf, None, scale=torch.ones(1).bfloat16())),
+    "scale a Python float": (TypeError, "scale must be a float32 Tensor",
+                             lambda: CF.activation_fp8(xf, "gelu", scale=2.0)),
+    "scale of two elements": (RuntimeError, "one element",
+                              lambda: CF.activation_fp8(xf, "gelu", scale=torch.ones(2))),
+    "scale on another device": (RuntimeError, "scale is on meta",
+                                lambda: CF.activation_fp8(xf, "gelu",
+                                                          scale=torch.ones(1, device="meta"))),
+    "margin with a given scale": (RuntimeError, "current recipe",
+                                  lambda: CF.activation_fp8(xf, "gelu", scale=torch.ones(1),
+                                                            margin=1)),
+    "power_of_two with a given scale": (RuntimeError, "current recipe",
+                                        lambda: CF.glu_fp8(xf, scale=torch.ones(1),
+                                                           power_of_two=True)),
+    "margin -1": (RuntimeError, "margin must be in", lambda: CF.activation_fp8(xf, "gelu",
+                                                                               margin=-1)),
+    "margin 65": (RuntimeError, "margin must be in", lambda: CF.swiglu_fp8(xf, margin=65)),
+    "margin 2^40": (RuntimeError, "margin must be in", lambda: CF.activation_fp8(xf, "relu",
+                                                                                 margin=2**40)),
+    "output float16": (NotImplementedError, "unsupported output dtype",
+                       lambda: CF.activation_fp8(xf, "gelu", torch.float16)),
+    "output float8_e4m3fnuz": (NotImplementedError, "unsupported output dtype",
+                               lambda: CF.activation_backward_fp8(xf, xf, "gelu",
+                                                                  torch.float8_e4m3fnuz)),
+    "output float8_e8m0fnu": (NotImplementedError, "unsupported output dtype",
+                              lambda: CF.bias_activation_backward_fp8(xf, None, xf, "gelu",
+                                                                      torch.float8_e8m0fnu)),
+    "integer input": (NotImplementedError, "not implemented for",
+                      lambda: CF.activation_fp8(ints, "relu")),
+    "fp8 input": (NotImplementedError, "unsupported dtype",
+                  lambda: CF.activation_fp8(xf.to(E4M3), "relu")),
+    "unknown activation": (ValueError, "unknown activation",
+                           lambda: CF.activation_fp8(xf, "nope")),
+    "grad_output of another shape": (RuntimeError, "shape",
+                                     lambda: CF.activation_backward_fp8(xf, xf[:2], "gelu")),
+    "grad_output of another dtype": (TypeError, "the gradient is",
+                                     lambda: CF.activation_backward_fp8(xf, xf.double(), "gelu")),
+    "dy of another dtype (dact + dbias)": (TypeError, "dy is",
+                                           lambda: CF.bias_activation_backward_fp8(
+                                               xf, torch.ones(4), xf.half(), "gelu")),
+    "bias of the wrong size": (RuntimeError, "bias must be 1-D",
+                               lambda: CF.bias_activation_fp8(xf, torch.ones(3))),
+    "bias of float64 for float32 data": (TypeError, "bias is",
+                                         lambda: CF.bias_activation_fp8(xf, torch.ones(
+                                             4, dtype=torch.float64))),
+    "dropout p 2": (ValueError, "dropout probability", lambda: CF.bias_activation_fp8(xf, p=2.0)),
+    "glu odd dimension": (RuntimeError, "Halving dimension must be even",
+                          lambda: CF.glu_fp8(torch.ones(3, 5))),
+    "glu dim out of range": (IndexError, "Dimension out of range",
+                             lambda: CF.swiglu_fp8(xf, dim=2)),
+    "gelu has no backward from the output": (NotImplementedError, "no backward from the output",
+                                             lambda: CF.activation_backward_fp8(
+                                                 xf, xf, "gelu", from_output=True)),
+    "bad activation parameter": (RuntimeError, "invalid_parameter",
+                                 lambda: CF.activation_fp8(xf, "softshrink", lambd=-1.0)),
+}
+
+
+@pytest.mark.parametrize("name", list(FP8_CALLS))
+def test_fp8_argument_rules(name):
+    error, match, call = FP8_CALLS[name]
+    with pytest.raises(error, match=match):
+        call()
+
+
+OPS_FP8 = torch.ops.cuact
+
+
+def test_fp8_operators_take_dense_tensors_and_the_functions_make_them():
+    """The operators refuse a non-contiguous input, as every cuact operator;
+    the functions pass a dense input in its memory order and copy others."""
+    kind, params = CF.activation_params("gelu")
+    sliced = torch.linspace(-3, 3, 24).reshape(4, 6)[:, ::2]
+    with pytest.raises(RuntimeError, match="must be contiguous"):
+        OPS_FP8.activation_fp8(sliced, kind, params, E4M3, None, 0, False)
+    with pytest.raises(RuntimeError, match="must be contiguous"):
+        OPS_FP8.activation_backward_fp8(sliced.contiguous(), sliced, kind, params, E4M3, None, 0,
+                                        False)
+    with pytest.raises(RuntimeError, match="must be contiguous"):
+        OPS_FP8.glu_fp8(sliced.t(), kind, params, True, E4M3, None, 0, False)
+    a = CF.activation_fp8(sliced, "gelu")
+    b = CF.activation_fp8(sliced.contiguous(), "gelu")
+    assert torch.equal(a.data.double(), b.data.double()) and torch.equal(a.scale, b.scale)
+
+
+def test_fp8_operators_refuse_bad_arguments_when_traced():
+    """The fake kernels check what the kernels check before anything runs."""
+    kind, params = CF.activation_params("gelu")
+    with torch._subclasses.fake_tensor.FakeTensorMode():
+        x = torch.empty(3, 4)
+        with pytest.raises(NotImplementedError, match="unsupported output dtype"):
+            OPS_FP8.activation_fp8(x, kind, params, torch.float16, None, 0, False)
+        with pytest.raises(TypeError, match="must be float32"):
+            OPS_FP8.activation_fp8(x, kind, params, E4M3, torch.empty(1, dtype=torch.float64), 0,
+                                   False)
+        with pytest.raises(RuntimeError, match="scale is on meta"):
+            OPS_FP8.glu_fp8(x, kind, params, True, E4M3, torch.empty(1, device="meta"), 0, False)

@@ -60,3 +60,31 @@ def test_compiled_inplace_modules_and_learned_mask_match_eager():
     for g, e in zip(grads, eager_grads):
         torch.testing.assert_close(g, e)
     assert model.mask.grad is not None and bool(model.mask.grad.abs().sum() > 0)
+
+
+def fp8_step(x, bias, dy, scale):
+    """An fp8 MLP step's activation work: bias + GELU into e4m3 (delayed
+    scale), its dact + dbias into e5m2 (current scale), a SwiGLU into e4m3."""
+    import cuact.functional as CF
+    y = CF.bias_activation_fp8(x, bias, "gelu", scale=scale)
+    dx, dbias = CF.bias_activation_backward_fp8(x, bias, dy, "gelu")
+    h = CF.swiglu_fp8(x, margin=1, power_of_two=True)
+    return y, dx, dbias, h
+
+
+def test_compiled_fp8_calls_match_eager():
+    torch._dynamo.reset()
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(6, 8, generator=g).bfloat16()
+    bias, dy = torch.randn(8, generator=g).bfloat16(), torch.randn(6, 8, generator=g).bfloat16()
+    scale = torch.tensor([20.0])
+    compiled = torch.compile(fp8_step, fullgraph=True)
+    for got, want in zip(compiled(x, bias, dy, scale), fp8_step(x, bias, dy, scale)):
+        if isinstance(want, tuple):  # a Float8Output
+            assert type(got) is type(want)
+            assert got.data.dtype == want.data.dtype
+            assert torch.equal(got.data.view(torch.uint8), want.data.view(torch.uint8))
+            for a, b in zip(got[1:], want[1:]):
+                assert torch.equal(a, b)
+        else:
+            assert torch.equal(got, want)

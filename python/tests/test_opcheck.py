@@ -19,6 +19,13 @@ def _pair():
     return torch.tensor([12345, 678], dtype=torch.int64)
 
 
+def _hiding_mask(dtype):
+    """A [2, 6] additive mask with -inf entries (hidden columns)."""
+    m = _x(dtype, 2, 6, grad=False)
+    m[0, 1], m[1, 4:] = -float("inf"), -float("inf")
+    return m
+
+
 def samples(dtype):
     """(operator, args) for every operator of the package."""
     gelu = CF.activation_params("gelu")
@@ -53,7 +60,39 @@ def samples(dtype):
         (ops.softmax, (x, 0, "log_softmax", 1.0, None, 1, 1, 0, 0)),
         (ops.softmax, (x, -1, "softmin", 1.0, None, 1, 1, 4, 1)),
         (ops.softmax, (x, -1, "softmax", 1.0, _x(dtype, 2, 6, grad=False), 2, 2, 0, 0)),
-        (ops.softmax_backward, (y, dy, -1, "softmax", 1.0)),
+        (ops.softmax_backward, (y, dy, -1, "softmax", 1.0, None, 1, 1, 0, 0)),
+        # the forward's mask (its -inf entries) and causal settings decide the hidden columns
+        (ops.softmax_backward, (y, dy, -1, "log_softmax", 1.0, _hiding_mask(dtype), 2, 2, 0, 0)),
+        (ops.softmax_backward, (y, dy, -1, "softmin", 0.5, None, 1, 1, 4, 1)),
+    ] + fp8_samples(x.detach(), y, dy, bias.detach())
+
+
+E4M3, E5M2 = torch.float8_e4m3fn, torch.float8_e5m2
+
+
+def fp8_samples(x, y, dy, bias):
+    """The *_fp8 operators: both formats, both recipes (a scale given: delayed;
+    None: current, with margin and power_of_two). Their inputs do not require
+    grad: the operators refuse a call that would record a gradient
+    (test_fp8.py)."""
+    gelu = CF.activation_params("gelu")
+    elu = CF.activation_params("elu", alpha=0.5)
+    sig = CF.activation_params("sigmoid")
+    silu = CF.activation_params("silu")
+    s = torch.tensor([3.0])
+    return [
+        (ops.activation_fp8, (x, *gelu, E4M3, None, 0, False)),
+        (ops.activation_fp8, (x, *elu, E5M2, s, 0, False)),
+        (ops.activation_fp8, (x, *sig, E4M3, None, 2, True)),
+        (ops.activation_backward_fp8, (x, dy, *gelu, E5M2, None, 0, False)),
+        (ops.activation_backward_from_output_fp8, (y, dy, *sig, E5M2, s.reshape(()), 0, False)),
+        (ops.bias_activation_fp8, (x, bias, *gelu, 0.0, None, E4M3, None, 0, False)),
+        (ops.bias_activation_fp8, (x, bias, *silu, 0.25, _pair(), E4M3, s, 0, False)),
+        (ops.bias_activation_fp8, (x, None, *gelu, 0.5, _pair(), E5M2, None, 1, False)),
+        (ops.bias_activation_backward_fp8, (x, bias, dy, *gelu, E5M2, None, 0, False)),
+        (ops.bias_activation_backward_fp8, (x, None, dy, *silu, E4M3, s, 0, False)),
+        (ops.glu_fp8, (x, *silu, True, E4M3, None, 0, True)),
+        (ops.glu_fp8, (x, *sig, False, E5M2, s, 0, False)),
     ]
 
 

@@ -4,7 +4,9 @@ dtype over a dense grid and SPEC's special inputs. Differences are classified
 table in docs/PYTORCH_PARITY.md: exactly its rows for the classes that are
 cuact's choices, a subset of them for the host-dependent classes
 (parity.HOST_DEPENDENT). CUACT_UPDATE_PARITY=1 rewrites the table (see
-parity.merge); the table is the union of runs under every ATEN_CPU_CAPABILITY."""
+parity.merge); the table is the union of runs under every ATEN_CPU_CAPABILITY.
+The fp8 outputs (the *_fp8 functions) are compared the same way with PyTorch's
+unfused quantization, code for code; their differences form the second table."""
 import functools
 import math
 import os
@@ -17,7 +19,8 @@ import torch.nn.functional as F
 
 import cuact.functional as CF
 from cases import DTYPES, ELEMENTWISE, dense_grid, exact_value
-from parity import Differences, agree, classify_elementwise, merge, parse_table, table
+from parity import (FP8_NAMES, Differences, agree, classify_elementwise, classify_fp8,
+                    fp8_scale, merge, parse_table, round_fp8, table, torch_fp8)
 
 PARITY_DOC = pathlib.Path(__file__).resolve().parents[2] / "docs" / "PYTORCH_PARITY.md"
 BEGIN, END = "<!-- parity-table:begin -->", "<!-- parity-table:end -->"
@@ -133,13 +136,20 @@ SOFTMAX_KINDS = [("softmax", CF.softmax, F.softmax), ("log_softmax", CF.log_soft
                  ("softmin", CF.softmin, F.softmin)]
 
 
-def _softmax_class(kind, direction, row_ours, hidden, y, dy, dtype, scale):
+def _softmax_class(kind, direction, row_ours, hidden, empty, y, dy, dtype, scale):
     """The class of a disagreeing softmax row (float64 rows), where cuact's row
-    is what the contract says: a fully hidden row gives zeros (log_softmax's
-    forward: -inf); log_softmax's gradient with hidden columns is
-    dy - exp(y) * (sum of the visible dy), 0 at the hidden ones."""
-    if hidden.all():
-        want = -math.inf if (kind == "log_softmax" and direction == "forward") else 0.0
+    is what the contract says. `hidden`: the columns the mask and causal
+    settings hide (they decide, not the input: a -inf input column is visible,
+    as in PyTorch); `empty`: every z of the row is -inf. An empty row gives
+    zeros (log_softmax's forward: -inf) and a gradient without NaN: 0, but
+    log_softmax's is dy at its columns not hidden (exp(y) = 0 there);
+    log_softmax's gradient with hidden columns is dy - exp(y) * (sum of the
+    visible dy), 0 at the hidden ones."""
+    if empty:
+        if kind == "log_softmax" and direction == "gradient":
+            want = torch.where(hidden, 0.0, dy)
+        else:
+            want = torch.full_like(row_ours, -math.inf if kind == "log_softmax" else 0.0)
         return "masked_row" if bool((row_ours == want).all()) else None
     if kind == "log_softmax" and direction == "gradient" and hidden.any():
         want = torch.where(hidden, 0.0, dy - y.exp() * dy.where(~hidden, 0.0).sum())
@@ -163,17 +173,19 @@ def softmax_differences(name, dtype):
     sign = -1.0 if name == "softmin" else 1.0
     x = _softmax_rows(dtype)
     causal_mask = torch.ones(12, 33, dtype=torch.bool).tril(diagonal=2)
+    # (label, cuact's arguments, PyTorch's, PyTorch's input, the hidden columns of the rows)
     variants = [
-        ("dim=-1", dict(dim=-1), dict(dim=-1), x),
-        ("dim=0", dict(dim=0), dict(dim=0), x),
-        ("3-D, dim=1", dict(dim=1), dict(dim=1), x.reshape(3, 4, 33)),
+        ("dim=-1", dict(dim=-1), dict(dim=-1), x, None),
+        ("dim=0", dict(dim=0), dict(dim=0), x, None),
+        ("3-D, dim=1", dict(dim=1), dict(dim=1), x.reshape(3, 4, 33), None),
         # softmin(x) with mask m is softmax(-x + m): PyTorch's softmin of x - m
         ("additive mask", dict(dim=-1, mask=torch.where(causal_mask, 0.0, -math.inf).to(dtype)),
-         dict(dim=-1), x + sign * torch.where(causal_mask, 0.0, -math.inf).to(dtype)),
+         dict(dim=-1), x + sign * torch.where(causal_mask, 0.0, -math.inf).to(dtype),
+         ~causal_mask),
         ("causal, offset 2", dict(dim=-1, causal=True, causal_offset=2), dict(dim=-1),
-         x.masked_fill(~causal_mask, sign * -math.inf)),
+         x.masked_fill(~causal_mask, sign * -math.inf), ~causal_mask),
     ]
-    for label, ours_kw, theirs_kw, theirs_x in variants:
+    for label, ours_kw, theirs_kw, theirs_x, hidden_cols in variants:
         xin = x.reshape(theirs_x.shape) if label.startswith("3-D") else x
         dy = torch.randn(xin.shape, generator=torch.Generator().manual_seed(2),
                          dtype=torch.float64).to(dtype)
@@ -204,8 +216,10 @@ def softmax_differences(name, dtype):
             bad = ~agree(o, t, dtype, scale)
             bad_rows = bad.any(dim=1).nonzero().flatten().tolist()
             for r in bad_rows:
-                hidden = (sign * tx[r]) == -math.inf
-                cls = _softmax_class(name, direction, o[r], hidden, y[r], g[r], dtype,
+                hidden = (torch.zeros(shape[dim], dtype=torch.bool) if hidden_cols is None
+                          else hidden_cols[r])
+                empty = bool(((sign * tx[r]) == -math.inf).all())
+                cls = _softmax_class(name, direction, o[r], hidden, empty, y[r], g[r], dtype,
                                      None if scale is None else scale[r])
                 mism = bad[r]
                 if cls is None and tr is not None:
@@ -232,18 +246,115 @@ def _all_differences():
     return found
 
 
-def test_parity_doc_lists_every_difference():
+def _check_doc_table(begin, end, found):
     text = PARITY_DOC.read_text()
-    assert BEGIN in text and END in text, f"{PARITY_DOC} lacks the {BEGIN} ... {END} block"
-    head, rest = text.split(BEGIN, 1)
-    current, tail = rest.split(END, 1)
-    found, listed = _all_differences(), parse_table(current)
+    assert begin in text and end in text, f"{PARITY_DOC} lacks the {begin} ... {end} block"
+    head, rest = text.split(begin, 1)
+    current, tail = rest.split(end, 1)
+    listed = parse_table(current)
     wanted = table(merge(listed, found))
     if os.environ.get("CUACT_UPDATE_PARITY") == "1":
-        PARITY_DOC.write_text(f"{head}{BEGIN}\n{wanted}\n{END}{tail}")
+        PARITY_DOC.write_text(f"{head}{begin}\n{wanted}\n{end}{tail}")
         return
     missing, stale = sorted(found - listed), sorted(listed - merge(listed, found))
     assert current.strip() == wanted, (
-        "docs/PYTORCH_PARITY.md's table is stale: rerun with CUACT_UPDATE_PARITY=1 (under "
-        "each ATEN_CPU_CAPABILITY) and commit it. Found, not listed: "
+        f"docs/PYTORCH_PARITY.md's table {begin} is stale: rerun with CUACT_UPDATE_PARITY=1 "
+        "(under each ATEN_CPU_CAPABILITY) and commit it. Found, not listed: "
         f"{missing[:10]}; listed, not found: {stale[:10]}")
+
+
+def test_parity_doc_lists_every_difference():
+    _check_doc_table(BEGIN, END, _all_differences())
+
+
+# ------------------------------------------------------------------ fp8 outputs
+
+FP8_BEGIN, FP8_END = "<!-- fp8-parity-table:begin -->", "<!-- fp8-parity-table:end -->"
+# Each format with the delayed recipe (a given scale whose significand makes
+# most products inexact in fp32, so that double rounding shows) and the
+# current one (with margin and power_of_two for e5m2).
+FP8_RECIPES = {
+    torch.float8_e4m3fn: [dict(scale=100.0 / 3), dict(margin=0, power_of_two=False)],
+    torch.float8_e5m2: [dict(scale=1000.0 / 3), dict(margin=1, power_of_two=True)],
+}
+FP8_CASES = [i for i, c in enumerate(ELEMENTWISE) if c.activation is not None or c.name == "glu"]
+
+
+def _fp8_pair(case, x, direction, fmt, recipe):
+    """(cuact's Float8Output, PyTorch's float64 result, the same with the
+    parameters rounded to fp32 or None) at x, dy = 1."""
+    kw = dict(recipe)
+    if "scale" in kw:
+        kw["scale"] = torch.tensor([kw["scale"]], dtype=torch.float32)
+    xd = x.double()
+    if case.name == "glu":  # forward only: cuact has no fp8 GLU backward
+        ours = CF.glu_fp8(x.reshape(-1, 2), -1, fmt, **kw)
+        return ours, F.glu(xd.reshape(-1, 2), -1).reshape(-1), None
+    name, params = case.activation
+    alt = case.theirs_fp32_params
+    if direction == "forward":
+        ours = CF.activation_fp8(x, name, fmt, **kw, **params)
+        return ours, case.theirs(xd), None if alt is None else alt(xd)
+    ours = CF.activation_backward_fp8(x, torch.ones_like(x), name, fmt, **kw, **params)
+
+    def grad(fn):
+        t = xd.clone().requires_grad_()
+        return torch.autograd.grad(fn(t), t, torch.ones_like(t))[0]
+    return ours, grad(case.theirs), None if alt is None else grad(alt)
+
+
+@functools.lru_cache(maxsize=None)
+def fp8_differences(index, dtype):
+    case = ELEMENTWISE[index]
+    diffs = Differences()
+    directions = ("forward",) if case.name == "glu" else ("forward", "gradient")
+    for fmt, recipes in FP8_RECIPES.items():
+        for recipe in recipes:
+            x = dense_grid(case, dtype)
+            if "scale" not in recipe:  # the current recipe: an amax of the grid's scale
+                x = x[(x.abs() <= 100) | x.isnan()]
+                x = x[:x.numel() // 2 * 2]
+            for direction in directions:
+                ours, r64, alt64 = _fp8_pair(case, x, direction, fmt, recipe)
+                scale = float(ours.scale)
+                if "scale" in recipe:
+                    assert scale == float(torch.tensor(recipe["scale"], dtype=torch.float32))
+                else:  # SPEC's rule from the amax cuact returns
+                    assert scale == fp8_scale(fmt, float(ours.amax), recipe["margin"],
+                                              recipe["power_of_two"]), (float(ours.amax), scale)
+                assert float(ours.scale_inv) == float(torch.tensor(1 / scale,
+                                                                   dtype=torch.float32))
+                o = ours.data.double().reshape(-1)
+                t = torch_fp8(r64, scale, fmt)
+                alt = None if alt64 is None else round_fp8(alt64 * scale, fmt)
+                label = f"{case.label} -> {FP8_NAMES[fmt]}"
+                xd = x.double()
+                for i in (~((o == t) | (o.isnan() & t.isnan()))).nonzero().flatten().tolist():
+                    if case.name == "glu":
+                        xi = float(xd.reshape(-1, 2)[i, 1])
+                        truth = _glu_exact(xd, i, direction)
+                    else:
+                        xi = float(xd[i])
+                        truth = exact_value(case, xi, direction)
+                    kink = direction == "gradient" and xi in KINKS.get(case.name, ())
+                    cls = classify_fp8(xi, float(t[i]), float(o[i]), float(r64[i]) * scale,
+                                       None if truth is None else truth * scale, fmt,
+                                       None if alt is None else float(alt[i]), kink)
+                    diffs.add(label, dtype, direction, cls, xi, float(t[i]), float(o[i]))
+    return diffs
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("index", FP8_CASES, ids=[ELEMENTWISE[i].label for i in FP8_CASES])
+def test_fp8_outputs_match_pytorch(index, dtype):
+    diffs = fp8_differences(index, dtype)
+    assert not diffs.unexplained, "unexplained differences (input, PyTorch, cuact): " + "; ".join(
+        f"{k} x={x!r} torch={t!r} cuact={o!r}" for k, x, t, o in diffs.unexplained[:10])
+
+
+def test_parity_doc_lists_every_fp8_difference():
+    found = set()
+    for i in FP8_CASES:
+        for dt in DTYPES:
+            found |= fp8_differences(i, dt).found
+    _check_doc_table(FP8_BEGIN, FP8_END, found)
