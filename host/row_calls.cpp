@@ -429,6 +429,10 @@ Status run_pass(const RowRequest& r, int64_t device_blocks, cudaStream_t stream)
       err = launcher_for<T>(r, decltype(k)::value)(&params, r.args, call, stream);
     });
   });
+  if (err == cudaErrorNoKernelImageForDevice && r.quantized)
+    return {StatusCode::unsupported,
+            "fp8 outputs have no kernel for this GPU: the library builds them for the "
+            "architectures of its list from compute capability 8.9 on"};
   if (err != cudaSuccess || r.reduce == ReduceMode::none)
     return status_from_cuda(err, "launching the kernel failed");
   const ReduceLayout layout = reduce_layout_of(r, call);

@@ -26,6 +26,16 @@ namespace {
 
 #define CUDA_OK(expr) ASSERT_EQ((expr), cudaSuccess) << #expr
 
+// fp8 outputs run from compute capability 8.9 on (cuact/quantized.h).
+#define SKIP_BELOW_SM89()                                                             \
+  do {                                                                                \
+    int device_ = 0, major_ = 0, minor_ = 0;                                          \
+    cudaGetDevice(&device_);                                                          \
+    cudaDeviceGetAttribute(&major_, cudaDevAttrComputeCapabilityMajor, device_);      \
+    cudaDeviceGetAttribute(&minor_, cudaDevAttrComputeCapabilityMinor, device_);      \
+    if (major_ * 10 + minor_ < 89) GTEST_SKIP() << "fp8 outputs need compute capability 8.9+"; \
+  } while (0)
+
 bool nan_code(Fp8 f, uint8_t c) { return std::isnan(reference::fp8_value(f, c)); }
 
 // Codes equal, any NaN code matching any other.
@@ -45,6 +55,7 @@ std::vector<T> as_dtype(const std::vector<double>& v) {
 
 TEST(GpuQuantized, EveryActivationEveryHalfInput) {
   CUACT_SKIP_WITHOUT_GPU();
+  SKIP_BELOW_SM89();
   for (DType dtype : {DType::f16, DType::bf16}) {
     const std::vector<double>& grid = test_inputs(dtype);
     const int64_t n = static_cast<int64_t>(grid.size());
@@ -100,6 +111,7 @@ TEST(GpuQuantized, EveryActivationEveryHalfInput) {
 // Whole calls against the emulator (cuact's own kernel code on the host).
 TEST(GpuQuantized, CallsMatchTheEmulator) {
   CUACT_SKIP_WITHOUT_GPU();
+  SKIP_BELOW_SM89();
   const int64_t rows = 300, cols = 1031, n = rows * cols;
   std::vector<__nv_bfloat16> x(static_cast<size_t>(2 * n)), dy(static_cast<size_t>(n)), bias(static_cast<size_t>(cols));
   uint32_t s = 3;
@@ -201,6 +213,7 @@ TEST(GpuQuantized, CallsMatchTheEmulator) {
 // and a replay gives the eager call's codes and words.
 TEST(GpuQuantized, CurrentRecipeInACudaGraph) {
   CUACT_SKIP_WITHOUT_GPU();
+  SKIP_BELOW_SM89();
   const int64_t n = 1 << 20;
   DeviceBuffer x_d(static_cast<size_t>(n) * 4), codes_d(static_cast<size_t>(n)), words(64), ws(16);
   ASSERT_TRUE(x_d.ok() && codes_d.ok() && words.ok() && ws.ok());

@@ -3,6 +3,10 @@
 // activation (forward, bias + activation (+ dropout), GLU) or its gradient
 // (dact, dact + dbias). docs/SPEC.md ("Quantized outputs") states the rules.
 //
+// GPUs of compute capability 8.9 or newer (fp8 conversion is an instruction
+// there); the library builds these kernels for the architectures of its list
+// from 89 on, and an older GPU gets StatusCode::unsupported.
+//
 // Contract shared with activation.h and fused.h (read them first): inputs in
 // f32, f16 or bf16; the output is one byte per element; it must not overlap
 // any input (an fp8 output in place of a wider input is refused); work is
