@@ -893,6 +893,33 @@ def analyze_library(library: str, tools: str) -> Tuple[List[dict], List[dict], i
     return rows, softmax_dispatch(rows), kernels
 
 
+def row_moves(old_rows: List[dict], new_rows: List[dict], limit: int = 10) -> List[str]:
+    """How the rows of an earlier table moved in this one (a renovation's
+    proof of no change): rows missing or added, predicted fractions that
+    changed at the tables' precision, and the largest relative moves of
+    instructions per element (issue)."""
+    old = {row_key(r): r for r in old_rows}
+    new = {row_key(r): r for r in new_rows}
+    lines = [f"missing: {k}" for k in sorted(set(old) - set(new))]
+    lines += [f"added: {len(set(new) - set(old))} rows"] if set(new) - set(old) else []
+    moves = []
+    for k in sorted(set(old) & set(new)):
+        o, n = old[k], new[k]
+        for g in GPUS:
+            f = f"fraction_{g.name}"
+            if f in o and f in n and fmt(o[f]) != fmt(n[f]):
+                lines.append(f"fraction {k}: {g.name} {fmt(o[f])} -> {fmt(n[f])}")
+        io, inew = o.get("per_element", {}).get("issue"), n.get("per_element", {}).get("issue")
+        if io and inew is not None:
+            moves.append(((inew - io) / io, io, inew, k))
+    moved = [m for m in moves if abs(m[0]) > 1e-9]
+    lines.append(f"{len(moves)} rows in both: {len(moved)} moved, "
+                 f"{sum(1 for m in moved if abs(m[0]) > 0.03)} by more than 3%")
+    for rel, io, inew, k in sorted(moved, key=lambda m: -abs(m[0]))[:limit]:
+        lines.append(f"  {rel:+.2%}  {io:.3f} -> {inew:.3f}  {k}")
+    return lines
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--library", required=True, help="libcuact.a (or an object) holding sm_90 code")
@@ -904,6 +931,8 @@ def main(argv=None) -> int:
     ap.add_argument("--check", action="store_true", help="exit 1 on a finding not in the known list")
     ap.add_argument("--compare", default="", help="exit 1 when the tables in this directory differ")
     ap.add_argument("--compare-readme", default="", help="exit 1 when this README's summary differs")
+    ap.add_argument("--moves-from", default="",
+                    help="print how the rows of this earlier static_model.json moved (no effect on the status)")
     a = ap.parse_args(argv)
 
     rows, dispatch, kernels = analyze_library(a.library, a.tools)
@@ -960,6 +989,13 @@ def main(argv=None) -> int:
     for key, why, figs in unexplained[:40]:
         print(f"  FAIL {key}: {why} {figs or ''}")
     status = 0
+    if a.moves_from:
+        with open(a.moves_from) as f:
+            earlier = json.load(f)
+        print("moves from " + a.moves_from + ":")
+        for line in row_moves(earlier["rows"] + earlier.get("softmax_dispatch", []),
+                              rows + dispatch):
+            print("  " + line)
     if a.compare:
         for fname, content in (("static_model.md", md), ("static_model.json", text_json)):
             path = os.path.join(a.compare, fname)

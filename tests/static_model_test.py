@@ -517,5 +517,23 @@ class Classification(unittest.TestCase):
         self.assertEqual(static_model.activation_of("cuact::detail::Relu6Op"), "relu6")
 
 
+class RowMoves(unittest.TestCase):
+    """--moves-from: a renovation's proof of no change, worked out by hand."""
+
+    def row(self, op, issue, h200):
+        return {"family": "fused", "op": op, "dtype": "bf16", "direction": "forward", "form": "glu",
+                "detail": "", "per_element": {"issue": issue}, "fraction_H100": 1.0,
+                "fraction_H200": h200}
+
+    def test_moves_and_fractions(self):
+        old = [self.row("gelu", 20.0, 1.0), self.row("silu", 30.0, 0.95), self.row("relu", 10.0, 1.0)]
+        new = [self.row("gelu", 20.0, 1.0), self.row("silu", 31.5, 0.91)]
+        lines = static_model.row_moves(old, new)
+        self.assertIn("missing: " + static_model.row_key(old[2]), lines)
+        self.assertIn("fraction " + static_model.row_key(old[1]) + ": H200 0.95 -> 0.91", lines)
+        self.assertIn("2 rows in both: 1 moved, 1 by more than 3%", lines)
+        self.assertIn("  +5.00%  30.000 -> 31.500  " + static_model.row_key(old[1]), lines)
+
+
 if __name__ == "__main__":
     unittest.main()
