@@ -68,6 +68,14 @@ void check_same(const Tensor& a, const Tensor& b, const char* what, const char* 
   TORCH_CHECK(b.is_contiguous(), "cuact.", op, ": ", what, " must be contiguous");
 }
 
+// A gradient of the input's shape (and check_same's dtype, device, layout):
+// a shorter one would be read past its end.
+void check_gradient(const Tensor& x, const Tensor& dy, const char* what, const char* op) {
+  check_same(x, dy, what, op);
+  TORCH_CHECK(dy.sizes() == x.sizes(), "cuact.", op, ": ", what, "'s shape ", dy.sizes(),
+              " is not the input's ", x.sizes());
+}
+
 void check_input(const Tensor& x, const char* op) {
   TORCH_CHECK(x.is_contiguous(), "cuact.", op, ": the input must be contiguous");
   if (x.is_cuda() || !is_f64(x)) (void)dtype_of(x, op);
@@ -117,7 +125,7 @@ Tensor run_activation(cuact::Direction dir, const Tensor& in, const c10::optiona
                       std::string_view kind, at::ArrayRef<double> params) {
   const char* op = direction_op(dir);
   check_input(in, op);
-  if (grad) check_same(in, *grad, "the gradient", op);
+  if (grad) check_gradient(in, *grad, "the gradient", op);
   const cuact::Activation act = activation_of(kind, params, op);
   if (dir == cuact::Direction::backward_from_output)
     TORCH_CHECK_NOT_IMPLEMENTED(cuact::has_backward_from_output(act), "cuact.", op, ": ",
@@ -322,7 +330,7 @@ std::tuple<Tensor, Tensor> bias_activation_backward_op(const Tensor& x, const c1
                                                 const c10::optional<Tensor>& used) {
   const char* op = "bias_activation_backward";
   check_input(x, op);
-  check_same(x, dy, "dy", op);
+  check_gradient(x, dy, "dy", op);
   if (bias) check_parameter(x, *bias, "bias", op);
   const cuact::Activation act = activation_of(kind, params, op);
   int64_t rows = 0, cols = 0;
@@ -511,7 +519,7 @@ Tensor prelu_op(const Tensor& x, const Tensor& weight) {
 std::tuple<Tensor, Tensor> prelu_backward_op(const Tensor& x, const Tensor& weight, const Tensor& dy) {
   const char* op = "prelu_backward";
   check_input(x, op);
-  check_same(x, dy, "dy", op);
+  check_gradient(x, dy, "dy", op);
   check_parameter(x, weight, "weight", op);
   int64_t outer = 0, channels = 0, inner = 0;
   prelu_shape(x, weight, outer, channels, inner, op);
@@ -593,7 +601,7 @@ Tensor rrelu_backward_op(const Tensor& x, const Tensor& dy, double lower, double
                          bool training, const c10::optional<Tensor>& used) {
   const char* op = "rrelu_backward";
   check_input(x, op);
-  check_same(x, dy, "dy", op);
+  check_gradient(x, dy, "dy", op);
   TORCH_CHECK(!training || used, "cuact.", op, ": training needs the forward's `used` pair");
   const RandomState r = backward_random(training ? used : c10::nullopt, x, op);
   const cuact::Rrelu rr = rrelu_of(lower, upper, training, r);
@@ -894,11 +902,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> run_activation_fp8(
     const c10::optional<Tensor>& scale, int64_t margin, bool power_of_two) {
   const char* op = direction_op_fp8(dir);
   check_input(in, op);
-  if (grad) {
-    check_same(in, *grad, "the gradient", op);
-    TORCH_CHECK(grad->sizes() == in.sizes(), "cuact.", op, ": the gradient's shape ",
-                grad->sizes(), " is not the input's ", in.sizes());
-  }
+  if (grad) check_gradient(in, *grad, "the gradient", op);
   const cuact::Activation act = activation_of(kind, params, op);
   if (dir == cuact::Direction::backward_from_output)
     TORCH_CHECK_NOT_IMPLEMENTED(cuact::has_backward_from_output(act), "cuact.", op, ": ",
@@ -993,9 +997,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> bias_activation_backward_fp8_
     int64_t margin, bool power_of_two) {
   const char* op = "bias_activation_backward_fp8";
   check_input(x, op);
-  check_same(x, dy, "dy", op);
-  TORCH_CHECK(dy.sizes() == x.sizes(), "cuact.", op, ": dy's shape ", dy.sizes(),
-              " is not the input's ", x.sizes());
+  check_gradient(x, dy, "dy", op);
   if (bias) check_parameter(x, *bias, "bias", op);
   const cuact::Activation act = activation_of(kind, params, op);
   int64_t rows = 0, cols = 0;

@@ -290,3 +290,19 @@ def test_fp8_operators_refuse_bad_arguments_when_traced():
                                    False)
         with pytest.raises(RuntimeError, match="scale is on meta"):
             OPS_FP8.glu_fp8(x, kind, params, True, E4M3, torch.empty(1, device="meta"), 0, False)
+
+
+def test_raw_backward_ops_refuse_a_gradient_of_another_shape():
+    """A shorter dy would be read past its end: every backward op refuses it."""
+    nan7 = [float("nan")] * 7
+    x, dy = torch.randn(4, 8), torch.randn(2, 8)
+    calls = [
+        lambda: torch.ops.cuact.activation_backward(x, dy, "relu", nan7),
+        lambda: torch.ops.cuact.activation_backward_from_output(x, dy, "relu", nan7),
+        lambda: torch.ops.cuact.bias_activation_backward(x, None, dy, "relu", nan7, 0.0, None),
+        lambda: torch.ops.cuact.prelu_backward(x, torch.randn(8), dy),
+        lambda: torch.ops.cuact.rrelu_backward(x, dy, 0.125, 0.25, False, None),
+    ]
+    for call in calls:
+        with pytest.raises(RuntimeError, match="shape"):
+            call()
