@@ -34,6 +34,9 @@ def _worker(rank, world, port, out):
         opt.step()
     if rank == 0:
         torch.save(history, out)
+    # Both ranks leave together: a rank that tears gloo down while the other
+    # still holds a connection can abort it (std::terminate in gloo's pair).
+    dist.barrier()
     dist.destroy_process_group()
 
 
