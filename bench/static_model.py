@@ -241,17 +241,24 @@ def classify(mangled: str, name: str) -> Kernel:
             k.forms = [("fused", "rrelu training", n * e, ins)] if random else \
                 [("fused", "prelu", n * e, ins), ("fused", "rrelu eval", n * e, ins)]
         return k
-    m = re.match(r"void cuact::detail::softmax_(forward|backward)_middle_kernel<([^,>]+)>\(", name)
+    # Softmax kernels: <input[, variant][, output]>; the forward's output is
+    # the input's type or Code8 (fp8 codes: a quantized row, as the row engine's).
+    m = re.match(r"void cuact::detail::softmax_(forward|backward)_middle_kernel<([^,>]+)(?:, ([\w:]+))?>\(", name)
     if m:
         k.family, k.dtype = "softmax", DTYPE_OF.get(m.group(2), m.group(2))
+        if m.group(3) == CODE8:
+            k.quantized, k.in_dtype, k.dtype = True, k.dtype, f"{k.dtype}->fp8"
         k.direction, k.op = m.group(1), "middle_dim"
         k.in_streams = 1 if k.direction == "forward" else 2
         k.softmax = {"algorithm": "middle_dim", "param": None}
         return k
     m = re.match(r"void cuact::detail::softmax_(forward|backward)_"
-                 r"(register_cluster|register|block|streaming|cluster)_kernel<([^,>]+)(?:, (\d+))?>\(", name)
+                 r"(register_cluster|register|block|streaming|cluster)_kernel<([^,>]+)(?:, (\d+))?"
+                 r"(?:, ([\w:]+))?>\(", name)
     if m:
         k.family, k.dtype = "softmax", DTYPE_OF.get(m.group(3), m.group(3))
+        if m.group(5) == CODE8:
+            k.quantized, k.in_dtype, k.dtype = True, k.dtype, f"{k.dtype}->fp8"
         k.direction = m.group(1)
         k.op = {"register": "warp_per_row", "block": "block_per_row", "streaming": "streaming",
                 "cluster": "cluster_per_row", "register_cluster": "cluster_per_row"}[m.group(2)]
@@ -395,7 +402,7 @@ def analyze_rows(cfg: sass.Cfg, k: Kernel, per_thread: float) -> Tuple[Optional[
     steady-state loop: in the streaming kernels that loop is the second
     pass over the row, one of the row loop's inner loops like the first.
     Returns (row loop, its path, elements per trip)."""
-    loops = sass.steady_state_loops(cfg)
+    loops = sass.steady_state_loops(cfg, narrow_stores=k.quantized)
     if not loops:
         return None, None, 0.0
     loop = max((l for l in sass.find_loops(cfg) if loops[0].body <= l.body), key=lambda l: len(l.body))
@@ -405,7 +412,11 @@ def analyze_rows(cfg: sass.Cfg, k: Kernel, per_thread: float) -> Tuple[Optional[
     for inner in sass.inner_loops(cfg, loop):
         ins = [i for b in inner.body for i in cfg.blocks[b].instrs]
         wide = any(i.is_global_128("LDG") or i.is_global_128("STG") for i in ins)
-        narrow = any(i.is_global_access() for i in ins) and not wide
+        # A quantized output's packs of codes are narrower vector stores
+        # (st.global.wb, as code_elements counts them), not a scalar path.
+        code_packs = k.quantized and any(i.base == "STG" and ".STRONG" in i.op
+                                         and sass.store_bytes(i) >= 4 for i in ins)
+        narrow = any(i.is_global_access() for i in ins) and not wide and not code_packs
         e = loop_elements(cfg, inner, width)
         # A pack loop handles at least a pack per trip; a loop of narrow
         # global accesses, or a shared-memory loop right after a shared-memory
@@ -430,8 +441,8 @@ def row_loads_in_flight(cfg: sass.Cfg, loop: sass.Loop, path: sass.PathCount) ->
     return sass.loads_in_flight(cfg, path.blocks)
 
 
-def middle_passes(cfg: sass.Cfg) -> Tuple[Optional[sass.Loop], Optional[sass.PathCount],
-                                          Tuple[int, int]]:
+def middle_passes(cfg: sass.Cfg, quantized: bool = False
+                  ) -> Tuple[Optional[sass.Loop], Optional[sass.PathCount], Tuple[int, int]]:
     """middle_dim: its two passes over dim, each an innermost loop of 16-byte
     loads (pass 1 loads only, pass 2 loads and stores), one trip each per
     pack of `width` positions; their counted paths summed into one per-trip
@@ -444,7 +455,9 @@ def middle_passes(cfg: sass.Cfg) -> Tuple[Optional[sass.Loop], Optional[sass.Pat
         has_ldg = lambda l: any(i.is_global_128("LDG") for b in l.body for i in cfg.blocks[b].instrs)
         return [l for l in loops if has_ldg(l) and not any(x.body < l.body and has_ldg(x) for x in loops)]
     found = innermost_vector_loops()
-    stores = lambda l: any(i.is_global_128("STG") for b in l.body for i in cfg.blocks[b].instrs)
+    # (quantized: the pass that stores codes, narrower than its loads)
+    stores = lambda l: any((i.base == "STG") if quantized else i.is_global_128("STG")
+                           for b in l.body for i in cfg.blocks[b].instrs)
     first = [l for l in found if not stores(l)]
     second = [l for l in found if stores(l)]
     if not first or not second:
@@ -463,7 +476,7 @@ def middle_passes(cfg: sass.Cfg) -> Tuple[Optional[sass.Loop], Optional[sass.Pat
 def softmax_rows(k: Kernel, regs: int, static_smem: int, threads: int) -> List[dict]:
     """The row lengths at which a softmax kernel is evaluated and how a thread
     shares each: [{cols, per_thread, ranks, smem}]."""
-    e = ELEM_SIZE[k.dtype]
+    e = ELEM_SIZE[k.in_dtype or k.dtype]
     per_col = 4 if k.direction == "forward" else 2 * e
     out = []
     alg = k.softmax["algorithm"]
@@ -488,7 +501,7 @@ def softmax_rows(k: Kernel, regs: int, static_smem: int, threads: int) -> List[d
             out.append({"cols": cols, "per_thread": cols / threads, "ranks": 1, "smem": smem})
         elif alg == "cluster_per_row":
             for ranks in (2, 4, 8, 16):
-                slice_cols = (cols // pack_width(k.dtype) + ranks - 1) // ranks * pack_width(k.dtype)
+                slice_cols = (cols // k.width + ranks - 1) // ranks * k.width
                 smem = slice_cols * per_col
                 if smem + static_smem <= GPUS[0].smem_per_block_optin - 1024:
                     out.append({"cols": cols, "per_thread": slice_cols / threads, "ranks": ranks,
@@ -568,12 +581,13 @@ def analyze_kernel(k: Kernel, instrs: List[sass.Instr], res: Dict[str, int], max
             finish(path, loop, elems, fl, label, b, {}, family=fam)
         return rows
     if k.family == "softmax":
-        e = ELEM_SIZE[k.dtype]
-        bytes_per_elem = 2 * e if k.direction == "forward" else 3 * e
+        e = ELEM_SIZE[k.in_dtype or k.dtype]
+        # Forward: x read, y written (one code byte where quantized); backward: y, dy, dx.
+        bytes_per_elem = (e + (1 if k.quantized else e)) if k.direction == "forward" else 3 * e
         threads = max_threads or 128
         for spec in softmax_rows(k, regs, shared, threads):
             if k.op == "middle_dim":
-                loop, path, in_flight = middle_passes(cfg)
+                loop, path, in_flight = middle_passes(cfg, k.quantized)
                 if loop is None:
                     rows.append({"kernel": k.name, "family": k.family, "op": k.op, "dtype": k.dtype,
                                  "direction": k.direction, "cols": 0,
@@ -582,7 +596,7 @@ def analyze_kernel(k: Kernel, instrs: List[sass.Instr], res: Dict[str, int], max
                     continue
                 # Both passes read the input again: the streaming kernels' traffic.
                 cap = (2.0 / 3.0) if k.direction == "forward" else 0.6
-                finish(path, loop, pack_width(k.dtype), in_flight, "",
+                finish(path, loop, k.width, in_flight, "",
                        bytes_per_elem, {"cols": 0, "cluster_ranks": 1}, cap,
                        resident_threads(GPUS[0], regs, threads, shared))
                 continue

@@ -92,4 +92,26 @@ CUACT_HD float scale_from_amax(float amax, Fp8 format, int margin, bool power_of
   return scale;
 }
 
+#ifdef __CUDACC__
+// A quantized output's amax after a block's work: the threads' running
+// maxima folded into the call's word with atomic maxima on their bits
+// (non-negative floats order as their bits; NaN never enters), so the word
+// is the same on every run; and 1 / scale from the grid's first thread.
+// Every thread of the block calls it, blocks of any size. (q by value: a
+// reference to the kernel's parameter would copy the whole call to local
+// memory.)
+static __device__ __noinline__ void fold_amax(QuantizedStore q, float amax) {
+  __shared__ unsigned int block_max;
+  if (threadIdx.x == 0) block_max = 0u;
+  __syncthreads();
+  atomicMax(&block_max, __float_as_uint(amax));
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    if (q.amax != nullptr) atomicMax(reinterpret_cast<unsigned int*>(q.amax), block_max);
+    if (q.scale_inv != nullptr && q.writes && blockIdx.x == 0)
+      *q.scale_inv = 1.0f / (q.scale != nullptr ? *q.scale : 1.0f);
+  }
+}
+#endif
+
 }  // namespace cuact::detail

@@ -23,24 +23,6 @@ __device__ __noinline__ void write_block_partials(const float* sums, RowPlan pla
     write_channel_partials(sums, g, channels, blockIdx.x, t, step, partials);
 }
 
-// A quantized output's amax: the block's max |result| folded into the call's
-// word with one atomic max on its bits (non-negative floats order as their
-// bits), so the word is the same on every run; and 1 / scale from the grid's
-// first thread. Every thread of the block calls it. (q by value: a reference
-// to the kernel's parameter would copy the whole call to local memory.)
-static __device__ __noinline__ void fold_amax(QuantizedStore q, float amax) {
-  __shared__ float warp_max[kBlockThreads / 32];
-  for (int d = 16; d > 0; d /= 2) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, d));
-  if (threadIdx.x % 32 == 0) warp_max[threadIdx.x / 32] = amax;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    for (int w = 1; w < kBlockThreads / 32; ++w) amax = fmaxf(amax, warp_max[w]);
-    if (q.amax != nullptr) atomicMax(reinterpret_cast<unsigned int*>(q.amax), __float_as_uint(amax));
-    if (q.scale_inv != nullptr && q.writes && blockIdx.x == 0)
-      *q.scale_inv = 1.0f / (q.scale != nullptr ? *q.scale : 1.0f);
-  }
-}
-
 // At least 2 resident blocks per SM (at most 128 registers): every thread
 // keeps two 16-byte loads per input stream in flight, so 512 threads already
 // cover the memory latency, and ptxas never trades spills for occupancy.

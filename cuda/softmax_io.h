@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "cuact/device/convert.cuh"
+#include "output_stage.h"
 #include "softmax_launch.h"
 #include "softmax_math.h"
 #include "softmax_plan.h"
@@ -64,67 +65,66 @@ CUACT_HD void store_softmax_pack(T* p, const SoftmaxPack<T, N>& v) {
 #endif
 }
 
-// One call's buffers and options as the kernels take them (by value).
-template <class T>
+// One call's buffers and options as the kernels take them (by value). O is
+// the output's element type: T, or Code8 where the forward's probabilities
+// are quantized (the epilogue slot: RowSink<O> below).
+template <class T, class O = T>
 struct SoftmaxArgs {
   const T* in = nullptr;    // x (forward) or y (backward)
   const T* grad = nullptr;  // dy (backward)
-  T* out = nullptr;         // y (forward) or dx (backward)
+  O* out = nullptr;         // y (forward) or dx (backward)
   const T* mask = nullptr;  // optional (backward reads it only where hiding_matters)
   SoftmaxLayout layout;
   float scale = 1.0f;       // s, or -s for softmin
   bool log = false;         // log_softmax
-  bool vectorized = false;  // warp_per_row: rows start on pack boundaries; middle_dim: packs
+  bool vectorized = false;  // register kernels: rows start on pack boundaries; middle_dim: packs
   MiddlePlan middle;        // middle_dim: the block's shape
+  QuantizedStore quantized;  // O = Code8: the output stage's scale, amax, scale_inv
 };
 
-// The kernels' arguments for a call (host). `vectorized` is set for
-// warp_per_row by register_args_vectorized.
-template <class T>
-SoftmaxArgs<T> softmax_args(const SoftmaxCall& call) {
-  SoftmaxArgs<T> a;
+// The kernels' arguments for a call, before its plan (host): the plan sets
+// `vectorized`, `middle` and the layout's dividers and row step.
+template <class T, class O = T>
+SoftmaxArgs<T, O> softmax_args(const SoftmaxCall& call) {
+  SoftmaxArgs<T, O> a;
   a.in = static_cast<const T*>(call.in);
   a.grad = static_cast<const T*>(call.grad);
-  a.out = static_cast<T*>(call.out);
+  a.out = static_cast<O*>(call.out);
   a.mask = static_cast<const T*>(call.mask);
   a.layout = call.layout;
   a.layout.has_mask = a.mask != nullptr;
   a.scale = call.scale;
   a.log = call.log;
+  a.quantized = call.quantized;
   return a;
 }
 
-// warp_per_row takes packs when every buffer's rows start on a pack boundary.
-template <class T>
-bool register_args_vectorized(const SoftmaxArgs<T>& a, const RegisterConfig& cfg, bool backward) {
-  const SoftmaxLayout& l = a.layout;
-  std::uintptr_t addresses[3] = {reinterpret_cast<std::uintptr_t>(a.in),
-                                 reinterpret_cast<std::uintptr_t>(a.out), 0};
-  int64_t strides[3] = {l.in_stride, l.out_stride, 0};
-  int count = 2;
-  if (backward) {
-    addresses[count] = reinterpret_cast<std::uintptr_t>(a.grad);
-    strides[count++] = l.grad_stride;
-  } else if (a.mask != nullptr) {
-    addresses[count] = reinterpret_cast<std::uintptr_t>(a.mask);
-    strides[count++] = l.mask_stride;
-  }
-  return register_rows_vectorizable(cfg, l.cols, static_cast<int>(sizeof(T)), addresses, strides,
-                                count);
+// An output address in the units of the input's elements: a pack of N
+// elements is aligned on every stream exactly when each address, so
+// scaled, is a multiple of N input elements (the plans check one element
+// size).
+template <class T, class O>
+CUACT_HD std::uintptr_t pack_address(const O* p) {
+  const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(p);
+  if constexpr (sizeof(O) == sizeof(T)) return a;
+  else return a / sizeof(O) * sizeof(T);
 }
 
 // Forward: z = s*x + m for the visible columns, -inf (not read) for the rest.
 template <class T>
 struct ForwardSource {
+  using Elem = T;
   const T* x;
   const T* mask;  // this row's mask, or null
   bool masked;    // the call has a mask (a kernel argument: a uniform test)
   int64_t visible;
   float scale;
 
-  CUACT_HD ForwardSource(const SoftmaxArgs<T>& a, int64_t row)
+  template <class O>
+  CUACT_HD ForwardSource(const SoftmaxArgs<T, O>& a, int64_t row)
       : ForwardSource(a, row, softmax_row_spec(a.layout, row)) {}
-  CUACT_HD ForwardSource(const SoftmaxArgs<T>& a, int64_t row, const SoftmaxRowSpec& spec) {
+  template <class O>
+  CUACT_HD ForwardSource(const SoftmaxArgs<T, O>& a, int64_t row, const SoftmaxRowSpec& spec) {
     x = a.in + row * a.layout.in_stride;
     masked = a.layout.has_mask;
     mask = masked ? a.mask + spec.mask_row * a.layout.mask_stride : nullptr;
@@ -226,6 +226,7 @@ struct HiddenColumns {
 // (block_backward_load).
 template <class T>
 struct BackwardSource {
+  using Elem = T;
   const T* y;
   const T* dy;
   bool log;
@@ -237,7 +238,8 @@ struct BackwardSource {
   int64_t row;
   int64_t first = 0;
 
-  CUACT_HD BackwardSource(const SoftmaxArgs<T>& a, int64_t r)
+  template <class O>  // (the output's type plays no part)
+  CUACT_HD BackwardSource(const SoftmaxArgs<T, O>& a, int64_t r)
       : y(a.in + r * a.layout.in_stride),
         dy(a.grad + r * a.layout.grad_stride),
         log(a.log),
@@ -327,39 +329,95 @@ struct BackwardSource {
   }
 };
 
-// Output row: rounds each fp32 result once to T.
-template <class T>
+// The epilogue slot: how a row's fp32 results reach memory. The kernels
+// hand every result to their sink; RowSink<O> is chosen by the args' output
+// type, so a new epilogue is a new sink (and its arguments), the kernels
+// unchanged. Plain (O = T): each result rounded once to T.
+template <class O>
 struct RowSink {
-  T* out;
+  O* out;
 
-  CUACT_HD RowSink(const SoftmaxArgs<T>& a, int64_t row) : out(a.out + row * a.layout.out_stride) {}
+  template <class T>
+  CUACT_HD RowSink(const SoftmaxArgs<T, O>& a, int64_t row, float* = nullptr)
+      : out(a.out + row * a.layout.out_stride) {}
+  template <class T>
+  CUACT_HD RowSink(const SoftmaxArgs<T, O>&, O* at, float* = nullptr) : out(at) {}
 
   CUACT_HD void advance(int64_t first) { out += first; }
-  CUACT_HD void one(int64_t col, float v) const { out[col] = narrow<T>(v); }
+  CUACT_HD void one(int64_t col, float v) const { out[col] = narrow<O>(v); }
 
   template <int N>
   CUACT_HD void pack(int64_t col, const float (&v)[N]) const {
-    SoftmaxPack<T, N> p;
+    SoftmaxPack<O, N> p;
     CUACT_UNROLL
-    for (int q = 0; q < N; ++q) p.v[q] = narrow<T>(v[q]);
-    store_softmax_pack<T, N>(out + col, p);
+    for (int q = 0; q < N; ++q) p.v[q] = narrow<O>(v[q]);
+    store_softmax_pack<O, N>(out + col, p);
+  }
+};
+
+// Quantized (O = Code8): each result through the output stage
+// (output_stage.h: times the call's scale, rounded once to the fp8 format,
+// saturated), its |value| kept in the thread's running max (*amax), which
+// the kernel folds into the call's amax word when its rows are done. The
+// scale is read when the sink is made (once a row).
+template <>
+struct RowSink<Code8> {
+  Code8* out;
+  OutputStage<Code8> stage;
+  float* amax;
+
+  template <class T>
+  CUACT_HD RowSink(const SoftmaxArgs<T, Code8>& a, int64_t row, float* thread_amax)
+      : RowSink(a, a.out + row * a.layout.out_stride, thread_amax) {}
+  template <class T>
+  CUACT_HD RowSink(const SoftmaxArgs<T, Code8>& a, Code8* at, float* thread_amax)
+      : out(at), stage(OutputStage<Code8>::make(a.quantized)), amax(thread_amax) {}
+
+  CUACT_HD void advance(int64_t first) { out += first; }
+  CUACT_HD void one(int64_t col, float v) const {
+    const Code8 c = stage.one(v, *amax);
+    if (stage.writes()) out[col] = c;
+  }
+
+  template <int N>
+  CUACT_HD void pack(int64_t col, const float (&v)[N]) const {
+    if constexpr (N % 4 == 0) {  // whole words of codes: one N-byte store
+      const Vec<Code8, N> c = stage.template pack<N>(v, *amax);
+      if (!stage.writes()) return;
+#ifdef __CUDA_ARCH__  // st.global.wb, as every vector store of the kernels (store_softmax_pack)
+      if constexpr (N == 4) {
+        __stwb(reinterpret_cast<unsigned int*>(out + col), c.w[0]);
+      } else if constexpr (N == 8) {
+        __stwb(reinterpret_cast<uint2*>(out + col), make_uint2(c.w[0], c.w[1]));
+      } else {
+        static_assert(N == 16, "4, 8 or 16 codes");
+        __stwb(reinterpret_cast<uint4*>(out + col), make_uint4(c.w[0], c.w[1], c.w[2], c.w[3]));
+      }
+#else
+      std::memcpy(static_cast<void*>(out + col), c.w, N);
+#endif
+    } else {
+      CUACT_UNROLL
+      for (int q = 0; q < N; ++q) one(col + q, v[q]);
+    }
   }
 };
 
 // The pack plan of one row over every buffer the kernel touches for it.
-template <class T, class Source>
-CUACT_HD PackPlan row_pack_plan(const Source& src, const RowSink<T>& sink, int64_t cols) {
+template <class Source, class O>
+CUACT_HD PackPlan row_pack_plan(const Source& src, const RowSink<O>& sink, int64_t cols) {
+  using T = typename Source::Elem;
   std::uintptr_t a[3];
   src.addresses(a);
-  a[2] = reinterpret_cast<std::uintptr_t>(sink.out);
+  a[2] = pack_address<T>(sink.out);
   return softmax_row_plan(cols, static_cast<int>(sizeof(T)), a, 3);
 }
 
 // cluster_per_row: block `rank` of `ranks` advances the row's source and sink
 // to its slice (cluster_row_slice of the whole row's plan) and returns the
 // slice's own plan, so that block_per_row's phases run on it unchanged.
-template <class T, class Source>
-CUACT_HD PackPlan cluster_slice_plan(Source& src, RowSink<T>& sink, int64_t cols, int rank,
+template <class Source, class O>
+CUACT_HD PackPlan cluster_slice_plan(Source& src, RowSink<O>& sink, int64_t cols, int rank,
                                      int ranks) {
   const RowSlice slice = cluster_row_slice(row_pack_plan(src, sink, cols), rank, ranks);
   src.advance(slice.begin);

@@ -25,7 +25,6 @@
 #include <type_traits>
 #include <utility>
 
-#include "device_limits.h"
 #include "softmax_launch.h"
 #include "softmax_middle.h"
 #include "softmax_phases.h"
@@ -103,8 +102,8 @@ __device__ __forceinline__ V* softmax_row_cache() {
 // advances by gridDim.x * rows_per_block() a trip, the layout's row_step
 // (the launch sets it), along which `walk` follows the row's mask row and
 // causal index (or recomputes it, RegisterConfig::walks_row_spec).
-template <int LOG2_SPAN, class T, class Body>
-__device__ __forceinline__ void for_each_register_row(const SoftmaxArgs<T>& a, Body&& body) {
+template <int LOG2_SPAN, class T, class O, class Body>
+__device__ __forceinline__ void for_each_register_row(const SoftmaxArgs<T, O>& a, Body&& body) {
   constexpr RegisterConfig c = register_config_for_span(LOG2_SPAN, sizeof(T));
   constexpr bool kWalk = c.walks_row_spec();
   constexpr int kUnits = c.block_threads() / c.unit_threads();  // per block
@@ -147,11 +146,11 @@ CUACT_HD constexpr int register_block_threads() {
 // outputs, store. An inactive row (one past the last, or a slice past the
 // row's end) loads padding (from a real row's first columns) and stores
 // nothing; its lanes still take part in the reductions.
-template <int C, int P, class T, class Reduce>
-__device__ __forceinline__ void register_forward_row(const SoftmaxArgs<T>& a, int64_t row,
+template <int C, int P, class T, class O, class Reduce>
+__device__ __forceinline__ void register_forward_row(const SoftmaxArgs<T, O>& a, int64_t row,
                                                      bool active, int lanes, int lane,
                                                      const SoftmaxRowSpec& spec, Reduce&& reduce,
-                                                     int64_t first = 0) {
+                                                     float* amax, int64_t first = 0) {
   float v[C];
   ForwardSource<T> src(a, active ? row : a.layout.rows - 1, spec);
   if (active) src.advance(first);
@@ -161,7 +160,7 @@ __device__ __forceinline__ void register_forward_row(const SoftmaxArgs<T>& a, in
   const float sum = reduce(lane_exp_sum(v, shift, a.log), SumOp{});
   lane_outputs(v, make_normalizer(shift, sum, a.log));
   if (active) {
-    RowSink<T> sink(a, row);
+    RowSink<O> sink(a, row, amax);
     sink.advance(first);
     lane_store<C, P>(sink, lanes, lane, cols, a.vectorized, v);
   }
@@ -192,26 +191,28 @@ __device__ __forceinline__ void register_backward_row(const SoftmaxArgs<T>& a, i
 }
 
 // A register kernel's rows, either direction.
-template <bool Backward, int LOG2_SPAN, class T>
-__device__ __forceinline__ void register_rows(const SoftmaxArgs<T>& a) {
+template <bool Backward, int LOG2_SPAN, class T, class O>
+__device__ __forceinline__ void register_rows(const SoftmaxArgs<T, O>& a) {
   constexpr RegisterConfig kCfg = register_config_for_span(LOG2_SPAN, sizeof(T));
   constexpr int G = kCfg.lanes, C = kCfg.cols_per_lane, P = kCfg.pack;
   __shared__ float slots[2][GroupReduce<G>::kWarps];
   GroupReduce<G> group{slots};
   auto reduce = [&](float v, auto op) { return group.all(v, op); };
+  float amax = 0.0f;  // a quantized output's running max (output_stage.h)
   for_each_register_row<LOG2_SPAN>(a, [&](int64_t row, bool active, int lane,
                                           const RowSpecWalk& walk) {
     if constexpr (Backward)
       register_backward_row<C, P>(a, row, active, G, lane, reduce);
     else
-      register_forward_row<C, P>(a, row, active, G, lane, walk.spec(a.layout), reduce);
+      register_forward_row<C, P>(a, row, active, G, lane, walk.spec(a.layout), reduce, &amax);
   });
+  fold_output(a, amax);
 }
 
-template <class T, int LOG2_SPAN>
+template <class T, int LOG2_SPAN, class O = T>
 __global__ void __launch_bounds__(register_block_threads<T, LOG2_SPAN>(),
                                   register_min_blocks(LOG2_SPAN, false))
-    softmax_forward_register_kernel(SoftmaxArgs<T> a) {
+    softmax_forward_register_kernel(SoftmaxArgs<T, O> a) {
   register_rows<false, LOG2_SPAN>(a);
 }
 
@@ -232,15 +233,15 @@ __global__ void __launch_bounds__(register_block_threads<T, LOG2_SPAN>(),
 // exponentials and their sum, the outputs): folding the first two into an
 // online (max, sum) computes every exponential twice, which costs more than
 // the pass it saves.
-template <int B, class T, class Reduce>
+template <int B, class T, class O, class Reduce>
 __device__ __forceinline__ void cached_forward_row(const ForwardSource<T>& src,
-                                                   const RowSink<T>& sink, const PackPlan& plan,
+                                                   const RowSink<O>& sink, const PackPlan& plan,
                                                    float* cache, bool log, Reduce&& reduce) {
   const float shift =
       exp_shift(reduce(block_forward_load(src, plan, threadIdx.x, B, cache), MaxNanOp{}));
   const float sum =
       reduce(block_forward_exp_sum<T>(plan, threadIdx.x, B, cache, shift, log), SumOp{});
-  block_forward_store(sink, plan, threadIdx.x, B, cache, make_normalizer(shift, sum, log));
+  block_forward_store<T>(sink, plan, threadIdx.x, B, cache, make_normalizer(shift, sum, log));
 }
 
 template <int B, class T, class Reduce>
@@ -254,13 +255,14 @@ __device__ __forceinline__ void cached_backward_row(const BackwardSource<T>& src
 }
 
 // Reads each row once into the cache, then computes from it.
-template <bool Backward, int B, class T>
-__device__ __forceinline__ void cached_rows(const SoftmaxArgs<T>& a) {
+template <bool Backward, int B, class T, class O>
+__device__ __forceinline__ void cached_rows(const SoftmaxArgs<T, O>& a) {
   __shared__ float slots[2][GroupReduce<B>::kWarps];
   GroupReduce<B> block{slots};
   auto reduce = [&](float v, auto op) { return block.all(v, op); };
+  float amax = 0.0f;
   for (int64_t row = blockIdx.x; row < a.layout.rows; row += gridDim.x) {
-    const RowSink<T> sink(a, row);
+    const RowSink<O> sink(a, row, &amax);
     if constexpr (Backward) {
       const BackwardSource<T> src(a, row);
       T* y_cache = softmax_row_cache<T>();
@@ -273,10 +275,11 @@ __device__ __forceinline__ void cached_rows(const SoftmaxArgs<T>& a) {
     }
     __syncthreads();  // the next row's plan may give these slots to other threads
   }
+  fold_output(a, amax);
 }
 
-template <class T, int B>
-__global__ void __launch_bounds__(B) softmax_forward_block_kernel(SoftmaxArgs<T> a) {
+template <class T, int B, class O = T>
+__global__ void __launch_bounds__(B) softmax_forward_block_kernel(SoftmaxArgs<T, O> a) {
   cached_rows<false, B>(a);
 }
 
@@ -325,8 +328,8 @@ __device__ __forceinline__ float cluster_all_reduce(float (&slots)[2], int& turn
 // cluster + clusters, ...; body(row, rank, ranks, spec) runs one row in
 // block `rank` of the cluster (spec: the row's, along a RowSpecWalk). Ends with the cluster barrier that keeps every
 // block alive while another may still read its slots.
-template <class T, class Body>
-__device__ __forceinline__ void for_each_cluster_row(const SoftmaxArgs<T>& a, Body&& body) {
+template <class T, class O, class Body>
+__device__ __forceinline__ void for_each_cluster_row(const SoftmaxArgs<T, O>& a, Body&& body) {
   const cooperative_groups::cluster_group cluster = cooperative_groups::this_cluster();
   const int rank = static_cast<int>(cluster.block_rank());
   const int ranks = static_cast<int>(cluster.num_blocks());
@@ -343,8 +346,8 @@ __device__ __forceinline__ void for_each_cluster_row(const SoftmaxArgs<T>& a, Bo
 #ifdef CUACT_HAVE_CLUSTERS
 // Block `rank` caches its slice of the row (cluster_slice_plan) as
 // block_per_row caches a row; the row's max and sum combine over the cluster.
-template <bool Backward, class T>
-__device__ __forceinline__ void cached_cluster_rows(const SoftmaxArgs<T>& a) {
+template <bool Backward, class T, class O>
+__device__ __forceinline__ void cached_cluster_rows(const SoftmaxArgs<T, O>& a) {
   constexpr int B = kClusterBlockThreads;
   __shared__ float slots[2][GroupReduce<B>::kWarps];
   __shared__ float cluster_slots[2];
@@ -353,8 +356,9 @@ __device__ __forceinline__ void cached_cluster_rows(const SoftmaxArgs<T>& a) {
   auto reduce = [&](float v, auto op) {
     return cluster_all_reduce(cluster_slots, turn, block.all(v, op), op);
   };
+  float amax = 0.0f;
   for_each_cluster_row(a, [&](int64_t row, int rank, int ranks, const SoftmaxRowSpec& spec) {
-    RowSink<T> sink(a, row);
+    RowSink<O> sink(a, row, &amax);
     if constexpr (Backward) {
       BackwardSource<T> src(a, row);
       const PackPlan plan = cluster_slice_plan(src, sink, a.layout.cols, rank, ranks);
@@ -367,12 +371,13 @@ __device__ __forceinline__ void cached_cluster_rows(const SoftmaxArgs<T>& a) {
       cached_forward_row<B>(src, sink, plan, softmax_row_cache<float>(), a.log, reduce);
     }
   });
+  fold_output(a, amax);
 }
 #endif
 
-template <class T>
+template <class T, class O = T>
 __global__ void __launch_bounds__(kClusterBlockThreads)
-    softmax_forward_cluster_kernel(SoftmaxArgs<T> a) {
+    softmax_forward_cluster_kernel(SoftmaxArgs<T, O> a) {
 #ifdef CUACT_HAVE_CLUSTERS
   cached_cluster_rows<false>(a);
 #endif
@@ -393,8 +398,8 @@ __global__ void __launch_bounds__(kClusterBlockThreads)
 // block's all-reduce, then the cluster's (cluster_all_reduce). Compiled for
 // one block an SM (forward: up to 128 registers a thread).
 #ifdef CUACT_HAVE_CLUSTERS
-template <bool Backward, class T>
-__device__ __forceinline__ void register_cluster_rows(const SoftmaxArgs<T>& a) {
+template <bool Backward, class T, class O>
+__device__ __forceinline__ void register_cluster_rows(const SoftmaxArgs<T, O>& a) {
   constexpr int B = register_cluster_threads(Backward), C = register_cluster_values(Backward);
   constexpr int P = full_pack_width(sizeof(T));
   __shared__ float slots[2][GroupReduce<B>::kWarps];
@@ -404,20 +409,22 @@ __device__ __forceinline__ void register_cluster_rows(const SoftmaxArgs<T>& a) {
   auto reduce = [&](float v, auto op) {
     return cluster_all_reduce(cluster_slots, turn, block.all(v, op), op);
   };
+  float amax = 0.0f;
   for_each_cluster_row(a, [&](int64_t row, int rank, int, const SoftmaxRowSpec& spec) {
     const int64_t first = int64_t{rank} * kRegisterMaxCols;
     const bool active = first < a.layout.cols;
     if constexpr (Backward)
       register_backward_row<C, P>(a, row, active, B, threadIdx.x, reduce, first);
     else
-      register_forward_row<C, P>(a, row, active, B, threadIdx.x, spec, reduce, first);
+      register_forward_row<C, P>(a, row, active, B, threadIdx.x, spec, reduce, &amax, first);
   });
+  fold_output(a, amax);
 }
 #endif
 
-template <class T>
+template <class T, class O = T>
 __global__ void __launch_bounds__(register_cluster_threads(false), 1)
-    softmax_forward_register_cluster_kernel(SoftmaxArgs<T> a) {
+    softmax_forward_register_cluster_kernel(SoftmaxArgs<T, O> a) {
 #ifdef CUACT_HAVE_CLUSTERS
   register_cluster_rows<false>(a);
 #endif
@@ -435,21 +442,23 @@ __global__ void __launch_bounds__(register_cluster_threads(true), 1)
 
 // Online softmax: one pass keeps each thread's running (reference, sum),
 // merged over the block; a second pass reads the row again and writes.
-template <class T>
+template <class T, class O = T>
 __global__ void __launch_bounds__(kStreamingBlockThreads)
-    softmax_forward_streaming_kernel(SoftmaxArgs<T> a) {
+    softmax_forward_streaming_kernel(SoftmaxArgs<T, O> a) {
   constexpr int B = kStreamingBlockThreads;
   __shared__ typename cub::BlockReduce<MaxSum, B>::TempStorage temp;
   __shared__ MaxSum slot;
+  float amax = 0.0f;
   for (int64_t row = blockIdx.x; row < a.layout.rows; row += gridDim.x) {
     const ForwardSource<T> src(a, row);
-    const RowSink<T> sink(a, row);
+    const RowSink<O> sink(a, row, &amax);
     const PackPlan plan = row_pack_plan(src, sink, a.layout.cols);
     const MaxSum local = streaming_forward_stats(src, plan, threadIdx.x, B);
     const MaxSum total = block_all_reduce<B>(temp, slot, local, MaxSumOp{});
     const RowNormalizer n = make_normalizer(exp_shift(total.max), total.sum, a.log);
     streaming_forward_store(src, sink, plan, threadIdx.x, B, n, a.log);
   }
+  fold_output(a, amax);
 }
 
 template <class T>
@@ -497,8 +506,8 @@ __device__ __forceinline__ void middle_tree(V* slots, int x, int y, int tx, int 
 // The tile loop of a middle_dim kernel: tile t is columns t*X .. t*X + X-1;
 // body(k, active, tx, ty) for every thread, past-the-end columns inactive
 // (they still reach the barriers).
-template <class T, class Body>
-__device__ __forceinline__ void for_each_middle_tile(const SoftmaxArgs<T>& a, Body&& body) {
+template <class T, class O, class Body>
+__device__ __forceinline__ void for_each_middle_tile(const SoftmaxArgs<T, O>& a, Body&& body) {
   const int x = a.middle.x;
   const int tx = static_cast<int>(threadIdx.x) % x, ty = static_cast<int>(threadIdx.x) / x;
   const int64_t columns = a.layout.rows * static_cast<int64_t>(a.layout.inner_groups.divisor);
@@ -510,8 +519,9 @@ __device__ __forceinline__ void for_each_middle_tile(const SoftmaxArgs<T>& a, Bo
 
 // A middle_dim kernel's columns, either direction: pass 1 (the thread's
 // part of each position's statistic), the fold over the Y threads, pass 2.
-template <bool Backward, class T, int W>
-__device__ __forceinline__ void middle_columns(const SoftmaxArgs<T>& a, RowStat<Backward>* slots) {
+template <bool Backward, class T, int W, class O>
+__device__ __forceinline__ void middle_columns(const SoftmaxArgs<T, O>& a, RowStat<Backward>* slots,
+                                               float* amax) {
   const int y = a.middle.y;
   for_each_middle_tile(a, [&](int64_t k, bool active, int tx, int ty) {
     RowStat<Backward> s[W];
@@ -529,28 +539,30 @@ __device__ __forceinline__ void middle_columns(const SoftmaxArgs<T>& a, RowStat<
     } else {
       if (active) middle_forward_stats<T, W>(a, k, ty, y, s);
       if (y > 1) middle_tree<W>(slots, a.middle.x, y, tx, ty, s, MaxSumOp{});
-      if (active) middle_forward_store<T, W>(a, k, ty, y, s);
+      if (active) middle_forward_store<T, W>(a, k, ty, y, s, amax);
     }
   });
 }
 
 // A thread takes a 16-byte pack of inner positions where every buffer
 // allows it (a.vectorized), one position otherwise.
-template <bool Backward, class T>
-__device__ __forceinline__ void middle_rows(const SoftmaxArgs<T>& a) {
+template <bool Backward, class T, class O>
+__device__ __forceinline__ void middle_rows(const SoftmaxArgs<T, O>& a) {
   constexpr int W = full_pack_width(sizeof(T));
   __shared__ RowStat<Backward> slots[kMiddleBlockThreads * W];
+  float amax = 0.0f;
   if (a.vectorized)
-    middle_columns<Backward, T, W>(a, slots);
+    middle_columns<Backward, T, W>(a, slots, &amax);
   else
-    middle_columns<Backward, T, 1>(a, slots);
+    middle_columns<Backward, T, 1>(a, slots, &amax);
+  fold_output(a, amax);
 }
 
 // Compiled for 4 resident blocks (64 registers a thread; ptxas, left to
 // itself, spills a predicate in the fp32 forward).
-template <class T>
+template <class T, class O = T>
 __global__ void __launch_bounds__(kMiddleBlockThreads, 4)
-    softmax_forward_middle_kernel(SoftmaxArgs<T> a) {
+    softmax_forward_middle_kernel(SoftmaxArgs<T, O> a) {
   middle_rows<false>(a);
 }
 
@@ -560,314 +572,107 @@ __global__ void __launch_bounds__(kMiddleBlockThreads, 4)
   middle_rows<true>(a);
 }
 
-// ---------------------------------------------------------------- the dispatch
+// ---------------------------------------------------------------- the kernel sets
 
-template <class T>
-using SoftmaxKernel = void (*)(SoftmaxArgs<T>);
+// A quantized output's epilogue after the block's rows: the threads' running
+// maxima folded into the call's amax word (fold_amax, output_stage.h). Every
+// thread of the block calls it; plain outputs do nothing.
+template <class T, class O>
+__device__ __forceinline__ void fold_output(const SoftmaxArgs<T, O>& a, float amax) {
+  if constexpr (std::is_same_v<O, Code8>) {
+    if (a.quantized.amax != nullptr || a.quantized.scale_inv != nullptr)  // uniform
+      fold_amax(a.quantized, amax);
+  } else {
+    (void)a;
+    (void)amax;
+  }
+}
 
+template <class T, class O, int... L>
+void set_forward_register_kernels(SoftmaxKernels& k, std::integer_sequence<int, L...>) {
+  const void* kernels[] = {reinterpret_cast<const void*>(&softmax_forward_register_kernel<T, L, O>)...};
+  for (int i = 0; i < kRegisterConfigs; ++i) k.registers[i] = kernels[i];
+}
 template <class T, int... L>
-std::array<SoftmaxKernel<T>, kRegisterConfigs> register_kernels(bool backward,
-                                                        std::integer_sequence<int, L...>) {
-  if (backward) return {&softmax_backward_register_kernel<T, L>...};
-  return {&softmax_forward_register_kernel<T, L>...};
+void set_backward_register_kernels(SoftmaxKernels& k, std::integer_sequence<int, L...>) {
+  const void* kernels[] = {reinterpret_cast<const void*>(&softmax_backward_register_kernel<T, L>)...};
+  for (int i = 0; i < kRegisterConfigs; ++i) k.registers[i] = kernels[i];
 }
 
-template <class T>
-std::array<SoftmaxKernel<T>, kBlockCandidates> block_kernels(bool backward) {
+// Every forward kernel of input T and output O, by address, for the host's
+// plan (host/softmax_dispatch.cpp).
+template <class T, class O>
+SoftmaxKernels forward_softmax_kernels() {
   static_assert(kBlockCandidates == 4);
-  if (backward)
-    return {&softmax_backward_block_kernel<T, kBlockThreadCandidates[0]>,
-            &softmax_backward_block_kernel<T, kBlockThreadCandidates[1]>,
-            &softmax_backward_block_kernel<T, kBlockThreadCandidates[2]>,
-            &softmax_backward_block_kernel<T, kBlockThreadCandidates[3]>};
-  return {&softmax_forward_block_kernel<T, kBlockThreadCandidates[0]>,
-          &softmax_forward_block_kernel<T, kBlockThreadCandidates[1]>,
-          &softmax_forward_block_kernel<T, kBlockThreadCandidates[2]>,
-          &softmax_forward_block_kernel<T, kBlockThreadCandidates[3]>};
+  SoftmaxKernels k;
+  set_forward_register_kernels<T, O>(k, std::make_integer_sequence<int, kRegisterConfigs>{});
+  k.blocks[0] = reinterpret_cast<const void*>(&softmax_forward_block_kernel<T, kBlockThreadCandidates[0], O>);
+  k.blocks[1] = reinterpret_cast<const void*>(&softmax_forward_block_kernel<T, kBlockThreadCandidates[1], O>);
+  k.blocks[2] = reinterpret_cast<const void*>(&softmax_forward_block_kernel<T, kBlockThreadCandidates[2], O>);
+  k.blocks[3] = reinterpret_cast<const void*>(&softmax_forward_block_kernel<T, kBlockThreadCandidates[3], O>);
+  k.cluster = reinterpret_cast<const void*>(&softmax_forward_cluster_kernel<T, O>);
+  k.register_cluster = reinterpret_cast<const void*>(&softmax_forward_register_cluster_kernel<T, O>);
+  k.streaming = reinterpret_cast<const void*>(&softmax_forward_streaming_kernel<T, O>);
+  k.middle = reinterpret_cast<const void*>(&softmax_forward_middle_kernel<T, O>);
+  return k;
 }
 
+// Every backward kernel of T (outputs of T only).
 template <class T>
-cudaError_t launch_softmax_kernel(SoftmaxKernel<T> kernel, int blocks, int threads,
-                                  int64_t smem_bytes, SoftmaxArgs<T> args, cudaStream_t stream) {
-  void* params[] = {&args};
-  return cudaLaunchKernel(reinterpret_cast<const void*>(kernel), dim3(blocks), dim3(threads),
-                          params, static_cast<size_t>(smem_bytes), stream);
+SoftmaxKernels backward_softmax_kernels() {
+  SoftmaxKernels k;
+  set_backward_register_kernels<T>(k, std::make_integer_sequence<int, kRegisterConfigs>{});
+  k.blocks[0] = reinterpret_cast<const void*>(&softmax_backward_block_kernel<T, kBlockThreadCandidates[0]>);
+  k.blocks[1] = reinterpret_cast<const void*>(&softmax_backward_block_kernel<T, kBlockThreadCandidates[1]>);
+  k.blocks[2] = reinterpret_cast<const void*>(&softmax_backward_block_kernel<T, kBlockThreadCandidates[2]>);
+  k.blocks[3] = reinterpret_cast<const void*>(&softmax_backward_block_kernel<T, kBlockThreadCandidates[3]>);
+  k.cluster = reinterpret_cast<const void*>(&softmax_backward_cluster_kernel<T>);
+  k.register_cluster = reinterpret_cast<const void*>(&softmax_backward_register_cluster_kernel<T>);
+  k.streaming = reinterpret_cast<const void*>(&softmax_backward_streaming_kernel<T>);
+  k.middle = reinterpret_cast<const void*>(&softmax_backward_middle_kernel<T>);
+  return k;
 }
 
-// The launch configuration of `clusters` clusters of `ranks` blocks of
-// `threads`; `attribute` holds its cluster shape (and must outlive it).
-inline cudaLaunchConfig_t cluster_config(int clusters, int ranks, int threads, int64_t smem_bytes,
-                                         cudaStream_t stream, cudaLaunchAttribute& attribute) {
+// Launches what the host's plan chose, with the call's arguments typed for
+// the kernel (input T, output O) and the plan's settings.
+template <class T, class O>
+cudaError_t launch_softmax_plan(const SoftmaxCall& call, const SoftmaxLaunchPlan& p,
+                                cudaStream_t stream) {
+  SoftmaxArgs<T, O> args = softmax_args<T, O>(call);
+  args.layout = p.layout;
+  args.vectorized = p.vectorized;
+  args.middle = p.middle;
+  void* params[] = {&args};
+  if (p.cluster_ranks == 0)
+    return cudaLaunchKernel(p.kernel, dim3(static_cast<unsigned>(p.blocks)),
+                            dim3(static_cast<unsigned>(p.threads)), params,
+                            static_cast<size_t>(p.smem_bytes), stream);
   cudaLaunchConfig_t config = {};
-  config.gridDim = dim3(static_cast<unsigned>(clusters) * static_cast<unsigned>(ranks));
-  config.blockDim = dim3(static_cast<unsigned>(threads));
-  config.dynamicSmemBytes = static_cast<size_t>(smem_bytes);
+  config.gridDim = dim3(static_cast<unsigned>(p.blocks) * static_cast<unsigned>(p.cluster_ranks));
+  config.blockDim = dim3(static_cast<unsigned>(p.threads));
+  config.dynamicSmemBytes = static_cast<size_t>(p.smem_bytes);
   config.stream = stream;
+  cudaLaunchAttribute attribute;
   attribute.id = cudaLaunchAttributeClusterDimension;
-  attribute.val.clusterDim.x = static_cast<unsigned>(ranks);
+  attribute.val.clusterDim.x = static_cast<unsigned>(p.cluster_ranks);
   attribute.val.clusterDim.y = 1;
   attribute.val.clusterDim.z = 1;
   config.attrs = &attribute;
   config.numAttrs = 1;
-  return config;
+  return cudaLaunchKernelExC(&config, p.kernel, params);
 }
 
-template <class T>
-const void* kernel_address(SoftmaxKernel<T> kernel) {
-  return reinterpret_cast<const void*>(kernel);
-}
-
-// The largest cluster the device can run the kernel in (clusters of more
-// than 8 blocks allowed where the device has them), 0 without clusters or
-// where the loaded image of the kernel is not sm_90 code
-// (cluster_kernels_usable); from the kernel's cached facts.
-template <class T>
-cudaError_t max_cluster_ranks(SoftmaxKernel<T> kernel, int threads, const DeviceLimits& dev,
-                              int* ranks) {
-  *ranks = 0;
-  if (dev.cluster_launch == 0) return cudaSuccess;
-  KernelFacts f;
-  if (const cudaError_t err = kernel_facts(kernel_address(kernel), dev, threads, &f);
-      err != cudaSuccess)
-    return err;
-  if (cluster_kernels_usable(dev.cluster_launch, f.ptx_version)) *ranks = f.max_cluster_ranks;
-  return cudaSuccess;
-}
-
-// Clusters of each size in kClusterSizes resident at once with a slice
-// cache of the row (0: the cache does not fit, or the size is beyond
-// max_ranks); cache_bytes: each size's cache.
-template <class T>
-cudaError_t cluster_occupancy(SoftmaxKernel<T> kernel, int64_t cols, int64_t bytes_per_col,
-                              int max_ranks, const DeviceLimits& dev,
-                              int (&active)[kClusterSizeCandidates],
-                              int64_t (&cache_bytes)[kClusterSizeCandidates]) {
-  constexpr int kWidth = full_pack_width(sizeof(T));
-  KernelFacts f;
-  if (const cudaError_t err = kernel_facts(kernel_address(kernel), dev, kClusterBlockThreads, &f);
-      err != cudaSuccess)
-    return err;
-  for (int i = 0; i < kClusterSizeCandidates; ++i) {
-    active[i] = 0;
-    cache_bytes[i] = cluster_slice_capacity(cols, kClusterSizes[i], kWidth) * bytes_per_col;
-    if (kClusterSizes[i] > max_ranks || cache_bytes[i] > f.dynamic_smem_room) continue;
-    if (const cudaError_t err = active_clusters(kernel_address(kernel), dev, kClusterSizes[i],
-                                                kClusterBlockThreads, cache_bytes[i], &active[i]);
-        err != cudaSuccess)
-      return err;
-  }
-  return cudaSuccess;
-}
-
-// Resident blocks per SM of each block_per_row size with `bytes` of row
-// cache (0 where it does not fit), from the kernels' cached facts.
-template <class T>
-cudaError_t block_occupancy(const std::array<SoftmaxKernel<T>, kBlockCandidates>& kernels,
-                            int64_t bytes, const DeviceLimits& dev,
-                            int (&active)[kBlockCandidates]) {
-  for (int i = 0; i < kBlockCandidates; ++i) {
-    active[i] = 0;
-    KernelFacts f;
-    if (const cudaError_t err = kernel_facts(kernel_address(kernels[i]), dev, 0, &f);
-        err != cudaSuccess)
-      return err;
-    if (bytes > f.dynamic_smem_room) continue;
-    active[i] = resident_blocks(dev, kBlockThreadCandidates[i], f.registers, f.static_smem + bytes);
-  }
-  return cudaSuccess;
-}
-
-inline constexpr int kWarpWaves = 8;  // row loop: at most 8 waves of warp_per_row blocks
-
-// What a call launches: the kernel, its arguments and its shape (clusters
-// of `cluster_ranks` blocks when > 0), or why nothing can run.
-template <class T>
-struct SoftmaxLaunchPlan {
-  SoftmaxLaunchResult result;  // the algorithm; an error or a refusal: no launch
-  SoftmaxKernel<T> kernel = nullptr;
-  SoftmaxArgs<T> args;
-  int blocks = 0;
-  int threads = 0;
-  int64_t smem_bytes = 0;
-  int cluster_ranks = 0;
-};
-
-// The one dispatch's plan: the algorithm from the shape and row length
-// (choose_softmax_for_shape), then that algorithm's variant and launch shape
-// for the current device. Launches nothing (softmax_selected_algorithm asks
-// it alone). The device's limits and each kernel's facts are queried once
-// and cached (device_limits.h); block occupancy comes from them
-// (resident_blocks), cluster occupancy from the driver once per shape.
-template <class T>
-SoftmaxLaunchPlan<T> plan_softmax(const SoftmaxCall& call) {
-  SoftmaxLaunchPlan<T> p;
-  SoftmaxArgs<T>& a = p.args;
-  SoftmaxLaunchResult& r = p.result;
-  a = softmax_args<T>(call);
-  const int64_t rows = a.layout.rows, cols = a.layout.cols;
-  constexpr int kElem = static_cast<int>(sizeof(T));
-
-  DeviceLimits dev;  // cached per device (device_limits.h)
-  if ((r.error = current_device_limits(&dev)) != cudaSuccess) return p;
-  const int64_t per_col = block_cache_bytes_per_col(call.backward, kElem);
-  const int64_t capacity = dev.smem_optin - kBlockStaticSmemSlack;
-  // Clusters are asked about only for rows longer than a block's registers
-  // hold: the register cluster for rows on pack boundaries, the cached one
-  // for rows one block cannot cache.
-  const SoftmaxKernel<T> cluster_kernel =
-      call.backward ? &softmax_backward_cluster_kernel<T> : &softmax_forward_cluster_kernel<T>;
-  const SoftmaxKernel<T> register_cluster_kernel = call.backward
-                                                       ? &softmax_backward_register_cluster_kernel<T>
-                                                       : &softmax_forward_register_cluster_kernel<T>;
-  const int cluster_threads = register_cluster_threads(call.backward);
-  const RegisterConfig cluster_cfg{cluster_threads, register_cluster_values(call.backward),
-                                   full_pack_width(kElem)};
-  const bool long_rows =
-      call.requested == SoftmaxAlgorithm::cluster_per_row ||
-      (call.requested == SoftmaxAlgorithm::automatic && a.layout.inner == 1 && cols > kRegisterMaxCols);
-  int max_ranks = 0, max_register_ranks = 0;
-  if (long_rows && register_args_vectorized(a, cluster_cfg, call.backward))
-    if ((r.error = max_cluster_ranks<T>(register_cluster_kernel, cluster_threads, dev,
-                                       &max_register_ranks)) !=
-        cudaSuccess)
-      return p;
-  if (long_rows && (call.requested == SoftmaxAlgorithm::cluster_per_row ||
-                    !block_cache_fits(cols, per_col, capacity)))
-    if ((r.error = max_cluster_ranks<T>(cluster_kernel, kClusterBlockThreads, dev, &max_ranks)) !=
-        cudaSuccess)
-      return p;
-  const SoftmaxChoice choice = choose_softmax_for_shape(
-      call.requested, a.layout.inner, a.layout.has_mask || a.layout.causal, cols, per_col,
-      capacity, full_pack_width(kElem), max_ranks, max_register_ranks);
-  r.algorithm = choice.algorithm;
-  r.refusal = choice.refusal;
-  if (r.refusal != nullptr) return p;
-
-  if (choice.algorithm == SoftmaxAlgorithm::middle_dim) {
-    a.vectorized = middle_args_vectorized(a, call.backward);
-    const int64_t width = a.vectorized ? full_pack_width(kElem) : 1;
-    const int64_t groups = a.layout.inner / width;  // per o
-    a.layout.inner_groups = FastDivider(static_cast<uint64_t>(groups));
-    const int64_t columns = rows * groups;
-    a.middle =
-        plan_middle_dim(columns, cols, static_cast<int64_t>(dev.sm_count) * dev.threads_per_sm);
-    const int64_t tiles = (columns + a.middle.x - 1) / a.middle.x;
-    p.kernel =
-        call.backward ? &softmax_backward_middle_kernel<T> : &softmax_forward_middle_kernel<T>;
-    p.threads = a.middle.threads();
-    p.blocks = softmax_grid(tiles, dev.sm_count, dev.threads_per_sm / p.threads, kMiddleWaves);
-    return p;
-  }
-
-  // The row in registers: warp_per_row, or block_per_row's block variants.
-  auto plan_registers = [&](int index) {
-    const RegisterConfig cfg = register_config_for_span(index, kElem);
-    a.vectorized = register_args_vectorized(a, cfg, call.backward);
-    const int64_t groups = (rows + cfg.rows_per_block() - 1) / cfg.rows_per_block();
-    p.kernel =
-        register_kernels<T>(call.backward, std::make_integer_sequence<int, kRegisterConfigs>{})[index];
-    p.threads = cfg.block_threads();
-    p.blocks = softmax_grid(groups, dev.sm_count, dev.threads_per_sm / p.threads, kWarpWaves);
-    set_row_step(a.layout, static_cast<int64_t>(p.blocks) * cfg.rows_per_block());
-  };
-  if (choice.algorithm == SoftmaxAlgorithm::warp_per_row) {
-    plan_registers(register_config_index(cols));
-    return p;
-  }
-
-  if (choice.algorithm == SoftmaxAlgorithm::block_per_row) {
-    const int64_t bytes = cols * per_col;
-    const int index = block_register_index(cols);
-    if (index < kRegisterConfigs &&
-        block_row_in_registers(
-            cols, register_args_vectorized(a, register_config_for_span(index, kElem), call.backward),
-            block_cache_fits(cols, per_col, capacity))) {
-      plan_registers(index);
-      return p;
-    }
-    const auto kernels = block_kernels<T>(call.backward);
-    int active[kBlockCandidates];
-    if ((r.error = block_occupancy<T>(kernels, bytes, dev, active)) != cudaSuccess)
-      return p;
-    const int best = choose_block_threads(active);
-    if (best >= 0) {
-      p.kernel = kernels[best];
-      p.threads = kBlockThreadCandidates[best];
-      p.blocks = softmax_grid(rows, dev.sm_count, active[best], 1);
-      p.smem_bytes = bytes;
-      return p;
-    }
-    if (call.requested == SoftmaxAlgorithm::block_per_row) {
-      r.refusal = "block_per_row: no block size fits the row's cache on this device";
-      return p;
-    }
-    r.algorithm = SoftmaxAlgorithm::streaming;  // fits by size, yet no block is resident
-  }
-
-  if (choice.algorithm == SoftmaxAlgorithm::cluster_per_row) {
-    const int ranks = cluster_register_ranks(cols, max_register_ranks);
-    if (ranks > 0) {  // the row in the cluster's registers
-      int active = 0;
-      if ((r.error = active_clusters(kernel_address(register_cluster_kernel), dev, ranks,
-                                     cluster_threads, 0, &active)) != cudaSuccess)
-        return p;
-      if (active > 0) {
-        a.vectorized = true;
-        p.kernel = register_cluster_kernel;
-        p.cluster_ranks = ranks;
-        p.blocks = static_cast<int>(rows < active ? rows : active);  // clusters
-        p.threads = cluster_threads;
-        set_row_step(a.layout, p.blocks);
-        return p;
-      }
-    }
-    int active[kClusterSizeCandidates];
-    int64_t cache_bytes[kClusterSizeCandidates];
-    if ((r.error = cluster_occupancy<T>(cluster_kernel, cols, per_col, max_ranks, dev, active,
-                                        cache_bytes)) != cudaSuccess)
-      return p;
-    const int best = choose_cluster_size(rows, active);
-    if (best >= 0) {
-      p.kernel = cluster_kernel;
-      p.cluster_ranks = kClusterSizes[best];
-      p.blocks = static_cast<int>(rows < active[best] ? rows : active[best]);  // clusters
-      p.threads = kClusterBlockThreads;
-      p.smem_bytes = cache_bytes[best];
-      set_row_step(a.layout, p.blocks);
-      return p;
-    }
-    if (call.requested == SoftmaxAlgorithm::cluster_per_row) {
-      r.refusal = "cluster_per_row: no cluster holding the row is resident on this device";
-      return p;
-    }
-    r.algorithm = SoftmaxAlgorithm::streaming;  // fits by size, yet no cluster is resident
-  }
-
-  p.kernel =
-      call.backward ? &softmax_backward_streaming_kernel<T> : &softmax_forward_streaming_kernel<T>;
-  KernelFacts f;
-  if ((r.error = kernel_facts(kernel_address(p.kernel), dev, 0, &f)) != cudaSuccess) return p;
-  p.threads = kStreamingBlockThreads;
-  p.blocks = softmax_grid(rows, dev.sm_count,
-                          resident_blocks(dev, p.threads, f.registers, f.static_smem), 1);
-  return p;
-}
-
-// Plans the call, then launches what the plan says.
-template <class T>
-SoftmaxLaunchResult launch_softmax(const SoftmaxCall& call, cudaStream_t stream) {
-  SoftmaxLaunchPlan<T> p = plan_softmax<T>(call);
-  if (p.result.error != cudaSuccess || p.result.refusal != nullptr) return p.result;
-  if (p.cluster_ranks > 0) {
-    cudaLaunchAttribute attribute;
-    const cudaLaunchConfig_t config =
-        cluster_config(p.blocks, p.cluster_ranks, p.threads, p.smem_bytes, stream, attribute);
-    p.result.error = cudaLaunchKernelEx(&config, p.kernel, p.args);
-  } else {
-    p.result.error =
-        launch_softmax_kernel<T>(p.kernel, p.blocks, p.threads, p.smem_bytes, p.args, stream);
-  }
-  return p.result;
+// The engine of one (input, output) pair: its kernels and their launch.
+template <class T, class O>
+const SoftmaxEngine& softmax_engine() {
+  static const SoftmaxEngine engine = [] {
+    SoftmaxEngine e;
+    e.forward = forward_softmax_kernels<T, O>();
+    if constexpr (std::is_same_v<T, O>) e.backward = backward_softmax_kernels<T>();
+    e.launch = &launch_softmax_plan<T, O>;
+    return e;
+  }();
+  return engine;
 }
 
 }  // namespace cuact::detail

@@ -1,11 +1,15 @@
-// The softmax family's per-dtype launchers, declared for the host API
-// (host/softmax_api.cpp); built in softmax_kernels.cuh, one translation unit
-// per dtype (softmax_<dtype>.cu, generated from softmax_dtype.cu.in).
+// What the host's softmax dispatch (host/softmax_dispatch.cpp) and the
+// kernels' translation units share: the checked call, the kernels of one
+// (input, output) pair by address, the plan the host makes for a call, and
+// the per-dtype engines that launch it (built in softmax_kernels.cuh, one
+// translation unit per dtype and output: softmax_<dtype>.cu and
+// softmax_fp8_<dtype>.cu, generated from softmax_dtype.cu.in).
 #pragma once
 
 #include <cuda_runtime_api.h>
 
 #include "cuact/softmax.h"
+#include "output_stage.h"
 #include "softmax_plan.h"
 
 namespace cuact::detail {
@@ -19,6 +23,9 @@ struct SoftmaxCall {
   const void* grad = nullptr;
   void* out = nullptr;
   const void* mask = nullptr;  // forward: added; backward: where the forward hid columns
+  int in_size = 4;             // bytes of an input element (in, grad, mask)
+  int out_size = 4;            // bytes of an output element: in_size, or 1 (fp8 codes)
+  QuantizedStore quantized;    // out_size 1: the output stage's scale, amax, scale_inv
   SoftmaxLayout layout;
   SoftmaxAlgorithm requested = SoftmaxAlgorithm::automatic;
 };
@@ -29,19 +36,49 @@ struct SoftmaxLaunchResult {
   SoftmaxAlgorithm algorithm = SoftmaxAlgorithm::automatic;  // what ran (or would run)
 };
 
-// The call the host API makes of checked arguments (host/softmax_api.cpp):
-// softmin's negated scale, the layout with its strides and dividers, the
-// mask and causal settings in both directions (backward: the hidden columns).
-SoftmaxCall make_softmax_call(Direction direction, const Softmax& op, const void* in,
-                              const void* grad, void* out, const SoftmaxShape& shape);
+// One direction's kernels of one (input, output) pair, by address: the
+// register variants by log2 span, block_per_row's cached kernels by block
+// size (kBlockThreadCandidates), and one each of the others.
+struct SoftmaxKernels {
+  const void* registers[kRegisterConfigs] = {};
+  const void* blocks[kBlockCandidates] = {};
+  const void* cluster = nullptr;
+  const void* register_cluster = nullptr;
+  const void* streaming = nullptr;
+  const void* middle = nullptr;
+};
 
-SoftmaxLaunchResult launch_softmax_f32(const SoftmaxCall& call, cudaStream_t stream);
-SoftmaxLaunchResult launch_softmax_f16(const SoftmaxCall& call, cudaStream_t stream);
-SoftmaxLaunchResult launch_softmax_bf16(const SoftmaxCall& call, cudaStream_t stream);
+// What a call launches: the kernel, the settings the plan adds to the call's
+// arguments, and the launch shape (clusters of `cluster_ranks` blocks when
+// > 0, `blocks` then counting clusters); or why nothing can run.
+struct SoftmaxLaunchPlan {
+  SoftmaxLaunchResult result;  // the algorithm; an error or a refusal: no launch
+  const void* kernel = nullptr;
+  SoftmaxLayout layout;     // the call's, with the dividers and row step set
+  bool vectorized = false;  // SoftmaxArgs::vectorized
+  MiddlePlan middle;        // middle_dim's block shape
+  int blocks = 0;
+  int threads = 0;
+  int64_t smem_bytes = 0;
+  int cluster_ranks = 0;
+};
 
-// The algorithm the call would run (its plan alone; nothing is launched).
-SoftmaxLaunchResult plan_softmax_f32(const SoftmaxCall& call);
-SoftmaxLaunchResult plan_softmax_f16(const SoftmaxCall& call);
-SoftmaxLaunchResult plan_softmax_bf16(const SoftmaxCall& call);
+// One (input, output) pair's kernels and the launch of a plan made for them
+// (the call's arguments typed for the kernel). backward: empty where the
+// output is not the input's type.
+struct SoftmaxEngine {
+  SoftmaxKernels forward;
+  SoftmaxKernels backward;
+  cudaError_t (*launch)(const SoftmaxCall&, const SoftmaxLaunchPlan&, cudaStream_t) = nullptr;
+};
+
+// Outputs of the input's type.
+const SoftmaxEngine& softmax_engine_f32();
+const SoftmaxEngine& softmax_engine_f16();
+const SoftmaxEngine& softmax_engine_bf16();
+// fp8 codes (forward only; compiled for the architectures from 89 on).
+const SoftmaxEngine& softmax_fp8_engine_f32();
+const SoftmaxEngine& softmax_fp8_engine_f16();
+const SoftmaxEngine& softmax_fp8_engine_bf16();
 
 }  // namespace cuact::detail

@@ -30,34 +30,28 @@ CUACT_HD bool middle_dim_vectorizable(int width, int elem_size, int64_t inner,
   return true;
 }
 
-template <class T>
-bool middle_args_vectorized(const SoftmaxArgs<T>& a, bool backward) {
-  const SoftmaxLayout& l = a.layout;
-  const std::uintptr_t addresses[3] = {reinterpret_cast<std::uintptr_t>(a.in),
-                                       reinterpret_cast<std::uintptr_t>(a.out),
-                                       reinterpret_cast<std::uintptr_t>(backward ? a.grad : a.in)};
-  const int64_t strides[3] = {l.in_stride, l.out_stride, backward ? l.grad_stride : l.in_stride};
-  return middle_dim_vectorizable(full_pack_width(sizeof(T)), sizeof(T), l.inner, addresses,
-                                 strides, 3);
-}
-
-// Column k's buffers: base pointers at (o, 0, j) and the step to the next c.
-template <class T, int W>
+// Column k's buffers: base pointers at (o, 0, j) and the step to the next
+// c; the output through the call's sink (the epilogue slot, softmax_io.h).
+template <class T, int W, class O = T>
 struct MiddleColumn {
   const T* in;
   const T* grad;
-  T* out;
+  RowSink<O> out;
   int64_t step;  // inner
 
-  CUACT_HD MiddleColumn(const SoftmaxArgs<T>& a, int64_t k) {
+  CUACT_HD MiddleColumn(const SoftmaxArgs<T, O>& a, int64_t k, float* amax = nullptr)
+      : out(a, a.out + column_offset(a, k, a.layout.out_stride), amax) {
+    const SoftmaxLayout& l = a.layout;
+    in = a.in + column_offset(a, k, l.in_stride);
+    grad = a.grad == nullptr ? nullptr : a.grad + column_offset(a, k, l.grad_stride);
+    step = l.inner;
+  }
+  // The element offset of (o, 0, j) in a buffer of that outer stride.
+  CUACT_HD static int64_t column_offset(const SoftmaxArgs<T, O>& a, int64_t k, int64_t stride) {
     const SoftmaxLayout& l = a.layout;
     const uint64_t o = l.inner_groups.quotient(static_cast<uint64_t>(k));
     const int64_t j = (k - static_cast<int64_t>(o * l.inner_groups.divisor)) * W;
-    const int64_t oo = static_cast<int64_t>(o);
-    in = a.in + oo * l.in_stride + j;
-    grad = a.grad == nullptr ? nullptr : a.grad + oo * l.grad_stride + j;
-    out = a.out + oo * l.out_stride + j;
-    step = l.inner;
+    return static_cast<int64_t>(o) * stride + j;
   }
 
   CUACT_HD void load(const T* base, int64_t c, float (&v)[W]) const {
@@ -66,19 +60,19 @@ struct MiddleColumn {
     for (int q = 0; q < W; ++q) v[q] = to_float(p.v[q]);
   }
   CUACT_HD void store(int64_t c, const float (&v)[W]) const {
-    SoftmaxPack<T, W> p;
-    CUACT_UNROLL
-    for (int q = 0; q < W; ++q) p.v[q] = narrow<T>(v[q]);
-    store_softmax_pack<T, W>(out + c * step, p);
+    if constexpr (W == 1)
+      out.one(c * step, v[0]);
+    else
+      out.template pack<W>(c * step, v);
   }
 };
 
 // Forward pass 1 of thread (k, ty): each of its W positions' online (max, sum)
 // over c = ty, ty + y, ...
-template <class T, int W>
-CUACT_HD void middle_forward_stats(const SoftmaxArgs<T>& a, int64_t k, int ty, int y,
+template <class T, int W, class O>
+CUACT_HD void middle_forward_stats(const SoftmaxArgs<T, O>& a, int64_t k, int ty, int y,
                                    MaxSum (&stats)[W]) {
-  const MiddleColumn<T, W> col(a, k);
+  const MiddleColumn<T, W, O> col(a, k, nullptr);
   OnlineSoftmax online[W];
   for (int64_t c = ty; c < a.layout.cols; c += y) {
     float v[W];
@@ -94,10 +88,10 @@ CUACT_HD void middle_forward_stats(const SoftmaxArgs<T>& a, int64_t k, int ty, i
 }
 
 // Forward pass 2: reads x again and writes y from the column's totals.
-template <class T, int W>
-CUACT_HD void middle_forward_store(const SoftmaxArgs<T>& a, int64_t k, int ty, int y,
-                                   const MaxSum (&total)[W]) {
-  const MiddleColumn<T, W> col(a, k);
+template <class T, int W, class O>
+CUACT_HD void middle_forward_store(const SoftmaxArgs<T, O>& a, int64_t k, int ty, int y,
+                                   const MaxSum (&total)[W], float* amax = nullptr) {
+  const MiddleColumn<T, W, O> col(a, k, amax);
   RowNormalizer n[W];
   CUACT_UNROLL
   for (int q = 0; q < W; ++q) n[q] = make_normalizer(exp_shift(total[q].max), total[q].sum, a.log);
@@ -115,10 +109,10 @@ CUACT_HD void middle_forward_store(const SoftmaxArgs<T>& a, int64_t k, int ty, i
 
 // Backward pass 1: each position's part of the sum. (No column is hidden:
 // mask and causal apply to rows, which middle_dim does not take.)
-template <class T, int W>
-CUACT_HD void middle_backward_sum(const SoftmaxArgs<T>& a, int64_t k, int ty, int y,
+template <class T, int W, class O>
+CUACT_HD void middle_backward_sum(const SoftmaxArgs<T, O>& a, int64_t k, int ty, int y,
                                   float (&sums)[W]) {
-  const MiddleColumn<T, W> col(a, k);
+  const MiddleColumn<T, W, O> col(a, k);
   CompensatedSum sum[W];
   for (int64_t c = ty; c < a.layout.cols; c += y) {
     float yv[W], g[W];
@@ -132,10 +126,10 @@ CUACT_HD void middle_backward_sum(const SoftmaxArgs<T>& a, int64_t k, int ty, in
 }
 
 // Backward pass 2: dx from y, dy and the column's sums.
-template <class T, int W>
-CUACT_HD void middle_backward_store(const SoftmaxArgs<T>& a, int64_t k, int ty, int y,
+template <class T, int W, class O>
+CUACT_HD void middle_backward_store(const SoftmaxArgs<T, O>& a, int64_t k, int ty, int y,
                                     const float (&reduced)[W]) {
-  const MiddleColumn<T, W> col(a, k);
+  const MiddleColumn<T, W, O> col(a, k);
   for (int64_t c = ty; c < a.layout.cols; c += y) {
     float yv[W], g[W];
     col.load(col.in, c, yv);

@@ -102,8 +102,8 @@ CUACT_HD void lane_load(const BackwardSource<T>& src, int lanes, int lane, int64
   src.template hide<C>(y, dy, [&](int s) { return lane_slot_column(cfg, lane, s, vectorized); });
 }
 
-template <int C, int P, class T>
-CUACT_HD void lane_store(const RowSink<T>& sink, int lanes, int lane, int64_t cols, bool vectorized,
+template <int C, int P, class Sink>
+CUACT_HD void lane_store(const Sink& sink, int lanes, int lane, int64_t cols, bool vectorized,
                               const float (&v)[C]) {
   for_each_lane_column<C, P>(
       lanes, lane, cols, vectorized,
@@ -167,9 +167,10 @@ CUACT_HD float block_forward_exp_sum(const PackPlan& plan, int thread, int threa
   return sum.value();
 }
 
-// Forward phase 3: the outputs from the cache.
-template <class T>
-CUACT_HD void block_forward_store(const RowSink<T>& sink, const PackPlan& plan, int thread,
+// Forward phase 3: the outputs from the cache (T: the input's type, which
+// sets the pack).
+template <class T, class Sink>
+CUACT_HD void block_forward_store(const Sink& sink, const PackPlan& plan, int thread,
                                   int threads, const float* cache, const RowNormalizer& n) {
   constexpr int W = full_pack_width(sizeof(T));
   for_each_row_item(
@@ -251,8 +252,8 @@ CUACT_HD float block_backward_load(const BackwardSource<T>& src, const PackPlan&
 }
 
 // Backward phase 2: dx from the caches.
-template <class T>
-CUACT_HD void block_backward_store(const RowSink<T>& sink, const PackPlan& plan, int thread,
+template <class T, class Sink>
+CUACT_HD void block_backward_store(const Sink& sink, const PackPlan& plan, int thread,
                                    int threads, const T* y_cache, const T* dy_cache, float reduced,
                                    float scale, bool log) {
   constexpr int W = full_pack_width(sizeof(T));
@@ -295,8 +296,8 @@ CUACT_HD MaxSum streaming_forward_stats(const ForwardSource<T>& src, const PackP
 }
 
 // Forward pass 2: reads z again and writes the outputs.
-template <class T>
-CUACT_HD void streaming_forward_store(const ForwardSource<T>& src, const RowSink<T>& sink,
+template <class T, class Sink>
+CUACT_HD void streaming_forward_store(const ForwardSource<T>& src, const Sink& sink,
                                       const PackPlan& plan, int thread, int threads,
                                       const RowNormalizer& n, bool log) {
   constexpr int W = full_pack_width(sizeof(T));
@@ -337,8 +338,8 @@ CUACT_HD float streaming_backward_sum(const BackwardSource<T>& src, const PackPl
 }
 
 // Backward pass 2: reads y and dy again and writes dx.
-template <class T>
-CUACT_HD void streaming_backward_store(const BackwardSource<T>& src, const RowSink<T>& sink,
+template <class T, class Sink>
+CUACT_HD void streaming_backward_store(const BackwardSource<T>& src, const Sink& sink,
                                        const PackPlan& plan, int thread, int threads, float reduced,
                                        float scale, bool log) {
   constexpr int W = full_pack_width(sizeof(T));

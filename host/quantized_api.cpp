@@ -12,6 +12,8 @@
 #include "quantized_checks.h"
 #include "kernel_table.h"
 #include "row_calls.h"
+#include "softmax_checks.h"
+#include "softmax_dispatch.h"
 
 namespace cuact {
 
@@ -128,6 +130,20 @@ Status check_quantized_glu_forward(const Glu& glu, DType dtype, const void* x,
   return check_with_output(inputs, 1, buffer::y, y, rows * d, ws, 0);
 }
 
+Status check_quantized_softmax(const Softmax& op, DType dtype, const void* x,
+                               const QuantizedOutput& y, const SoftmaxShape& shape,
+                               const Workspace* ws) {
+  SoftmaxExtents e;
+  if (Status s = check_softmax_shape(Direction::forward, op, dtype, shape, &e); !s.ok()) return s;
+  if (shape.outer == 0) return check_quantized_descriptor(y);
+  const int64_t elem = size_of(dtype);
+  const Buffer inputs[] = {
+      {buffer::x, x, e.in_bytes, elem},
+      {buffer::mask, op.mask, e.mask_bytes, elem, false, false},
+  };
+  return check_with_output(inputs, 2, buffer::y, y, e.out_elements, ws, 0);
+}
+
 namespace {
 
 // An empty call still leaves the words as a call over no elements would:
@@ -231,6 +247,22 @@ Status glu_forward(const Glu& glu, DType dtype, const void* x, const QuantizedOu
       detail::quantized_request(detail::glu_forward_request(glu, dtype, x, y.data, rows, d), y,
                                 workspace.data, 0),
       stream);
+}
+
+Status softmax_forward(const Softmax& op, DType dtype, const void* x, const QuantizedOutput& y,
+                       const SoftmaxShape& shape, Workspace workspace, cudaStream_t stream) {
+  if (Status s = detail::check_quantized_softmax(op, dtype, x, y, shape, &workspace); !s.ok())
+    return s;
+  if (shape.outer == 0) return detail::finish_empty(y, stream);
+  detail::SoftmaxCall call =
+      detail::make_softmax_call(Direction::forward, op, dtype, x, nullptr, y.data, shape);
+  call.out_size = 1;
+  return detail::run_quantized_passes(
+      detail::quantized_recipe(y, workspace.data, 0), stream,
+      [&](const detail::QuantizedStore& store) {
+        call.quantized = store;
+        return detail::softmax_status(detail::launch_softmax(dtype, call, stream));
+      });
 }
 
 }  // namespace cuact

@@ -27,6 +27,9 @@ Status check_quantized_bias_backward(const Activation& act, DType dtype, const v
                                      const void* bias, DType bias_dtype, const void* dy,
                                      const QuantizedOutput& dx, const void* dbias, int64_t rows,
                                      int64_t cols, const Workspace* ws);
+Status check_quantized_softmax(const Softmax& op, DType dtype, const void* x,
+                               const QuantizedOutput& y, const SoftmaxShape& shape,
+                               const Workspace* ws);
 Status check_quantized_glu_forward(const Glu& glu, DType dtype, const void* x,
                                    const QuantizedOutput& y, int64_t rows, int64_t d,
                                    const Workspace* ws);

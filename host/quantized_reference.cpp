@@ -11,6 +11,7 @@
 #include "cuact/reference.h"
 #include "element_io.h"
 #include "quantized_checks.h"
+#include "softmax_reference.h"
 
 namespace cuact::reference {
 
@@ -27,8 +28,10 @@ namespace {
 
 double get(DType dtype, const void* p, int64_t i) { return detail::load_element(dtype, p, i); }
 
-// The codes and words of results r (host memory).
-void store_quantized(const std::vector<double>& r, const QuantizedOutput& q) {
+// The codes and words of results r (host memory), result i at codes[at[i]]
+// (at null: at i).
+void store_quantized(const std::vector<double>& r, const QuantizedOutput& q,
+                     const std::vector<int64_t>* at = nullptr) {
   if (r.empty() && q.scaling == Scaling::delayed) {  // as the device: amax 0, nothing read
     if (q.amax != nullptr) *q.amax = 0.0f;
     return;
@@ -41,7 +44,8 @@ void store_quantized(const std::vector<double>& r, const QuantizedOutput& q) {
                            ? quantized_scale(q.dtype, amax, q.margin, q.power_of_two)
                            : static_cast<double>(*q.scale);
   auto* codes = static_cast<uint8_t*>(q.data);
-  for (size_t i = 0; i < r.size(); ++i) codes[i] = fp8_bits(q.dtype, r[i] * scale);
+  for (size_t i = 0; i < r.size(); ++i)
+    codes[at != nullptr ? (*at)[i] : static_cast<int64_t>(i)] = fp8_bits(q.dtype, r[i] * scale);
   if (q.amax != nullptr) *q.amax = static_cast<float>(amax);
   if (q.scaling == Scaling::current) *q.scale = static_cast<float>(scale);
   if (q.scale_inv != nullptr) *q.scale_inv = static_cast<float>(round_to(DType::f32, 1.0 / scale));
@@ -120,6 +124,20 @@ Status glu_forward(const Glu& glu, DType dtype, const void* x, const QuantizedOu
       r[static_cast<size_t>(row * d + c)] =
           forward(glu.act, get(dtype, x, row * 2 * d + gated + c)) * get(dtype, x, row * 2 * d + other + c);
   store_quantized(r, y);
+  return {};
+}
+
+Status softmax_forward(const Softmax& op, DType dtype, const void* x, const QuantizedOutput& y,
+                       const SoftmaxShape& shape) {
+  if (Status s = detail::check_quantized_softmax(op, dtype, x, y, shape, nullptr); !s.ok())
+    return s;
+  std::vector<double> r;
+  std::vector<int64_t> at;
+  softmax_lines(Direction::forward, op, dtype, x, nullptr, shape, [&](int64_t i, double v) {
+    at.push_back(i);
+    r.push_back(v);
+  });
+  store_quantized(r, y, &at);
   return {};
 }
 

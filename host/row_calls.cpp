@@ -157,24 +157,10 @@ RowRequest glu_backward_request(const Glu& glu, DType dtype, const void* x, cons
   return r;
 }
 
-int64_t quantized_workspace(const QuantizedOutput& out) {
-  return out.scaling == Scaling::current && out.amax == nullptr ? 16 : 0;
-}
-
 RowRequest quantized_request(RowRequest r, const QuantizedOutput& out, void* workspace,
                              int64_t reduction_bytes) {
   r.quantized = true;
-  r.store.format = out.dtype;
-  r.store.scale = out.scale;
-  r.store.amax = out.amax;
-  r.store.scale_inv = out.scale_inv;
-  r.current_scaling = out.scaling == Scaling::current;
-  r.margin = out.margin;
-  r.power_of_two = out.power_of_two;
-  if (r.current_scaling && r.store.amax == nullptr) {
-    const auto at = reinterpret_cast<std::uintptr_t>(workspace) + static_cast<std::uintptr_t>(reduction_bytes);
-    r.store.amax = reinterpret_cast<float*>((at + 3) / 4 * 4);
-  }
+  r.recipe = quantized_recipe(out, workspace, reduction_bytes);
   return r;
 }
 
@@ -340,7 +326,7 @@ RowCall plan_rows(const RowRequest& r, int64_t device_blocks) {
   c.random = r.stream;
   c.random_from = r.random_from;
   c.keep_threshold = r.dropout.threshold;
-  c.quantized = r.store;
+  c.quantized = r.recipe.store;
   const bool reduces = r.reduce != ReduceMode::none;
   c.reduce = r.reduce;
   const int64_t row_multiple = r.param_mode == ParamMode::by_row_channel ? r.channels : 1;
@@ -362,23 +348,17 @@ ReduceLayout reduce_layout_of(const RowRequest& r, const RowCall& c) {
   return reduce_layout(r.reduce, c.plan.cols, c.geometry, r.channels);
 }
 
-RowPasses row_passes(const RowRequest& r) {
-  RowPasses p;
-  p.first = r;
-  if (!r.quantized || !r.current_scaling) return p;
-  // The amax pass: outputs, mask and sums untouched; the scale is not known yet.
-  p.first.store.writes = false;
-  p.first.store.scale = nullptr;
-  p.first.store.scale_inv = nullptr;
-  p.first.mask = nullptr;
-  p.first.reduce = ReduceMode::none;
-  // The store pass: the random state was taken before the first (both read it).
-  p.two = true;
-  p.second = r;
-  p.second.take_state = nullptr;
-  p.second.take_used = nullptr;
-  p.second.store.amax = nullptr;       // found by the first pass
-  p.second.store.scale_inv = nullptr;  // written by the scale step
+RowRequest row_pass(const RowRequest& r, const QuantizedStore& store) {
+  RowRequest p = r;
+  p.recipe.store = store;
+  if (!r.quantized) return p;
+  if (!store.writes) {  // the amax pass: outputs, mask and sums untouched
+    p.mask = nullptr;
+    p.reduce = ReduceMode::none;
+  } else if (r.recipe.current) {  // the store pass: the first pass took the random state
+    p.take_state = nullptr;
+    p.take_used = nullptr;
+  }
   return p;
 }
 
@@ -430,9 +410,7 @@ Status run_pass(const RowRequest& r, int64_t device_blocks, cudaStream_t stream)
     });
   });
   if (err == cudaErrorNoKernelImageForDevice && r.quantized)
-    return {StatusCode::unsupported,
-            "fp8 outputs have no kernel for this GPU: the library builds them for the "
-            "architectures of its list from compute capability 8.9 on"};
+    return {StatusCode::unsupported, kNoFp8KernelForDevice};
   if (err != cudaSuccess || r.reduce == ReduceMode::none)
     return status_from_cuda(err, "launching the kernel failed");
   const ReduceLayout layout = reduce_layout_of(r, call);
@@ -451,16 +429,10 @@ Status run_rows(const RowRequest& r, cudaStream_t stream) {
     return status_from_cuda(err, "querying the current device failed");
   const int64_t resident = static_cast<int64_t>(limits.sm_count) * (limits.threads_per_sm / kBlockThreads);
   const int64_t device_blocks = (resident > 0 ? resident : 1) * kWaves;
-  if (r.quantized && r.store.amax != nullptr) {  // the passes fold their maxima into it
-    if (const cudaError_t err = cudaMemsetAsync(r.store.amax, 0, sizeof(float), stream); err != cudaSuccess)
-      return status_from_cuda(err, "clearing the amax failed");
-  }
-  const RowPasses passes = row_passes(r);
-  if (Status s = run_pass(passes.first, device_blocks, stream); !s.ok() || !passes.two) return s;
-  const cudaError_t err = launch_scale_from_amax(r.store.amax, r.store.format, r.margin, r.power_of_two,
-                                                 const_cast<float*>(r.store.scale), r.store.scale_inv, stream);
-  if (err != cudaSuccess) return status_from_cuda(err, "launching the scale step failed");
-  return run_pass(passes.second, device_blocks, stream);
+  if (!r.quantized) return run_pass(r, device_blocks, stream);
+  return run_quantized_passes(r.recipe, stream, [&](const QuantizedStore& store) {
+    return run_pass(row_pass(r, store), device_blocks, stream);
+  });
 }
 
 }  // namespace cuact::detail

@@ -12,6 +12,7 @@
 #include "cuact/fused.h"
 #include "cuact/quantized.h"
 #include "kernel_table.h"
+#include "quantized_passes.h"
 #include "row_engine.h"
 
 namespace cuact::detail {
@@ -47,24 +48,17 @@ struct RowRequest {
   void* workspace = nullptr;  // at least reduction_workspace_bytes(...)
   int64_t max_blocks = 0;     // > 0: at most this many blocks (tests force small grids)
   // A quantized output (fp8 codes in out[0]; the forward and backward
-  // activation forms): how they are stored (its `writes` is the passes'),
-  // and for the current recipe the scale's rule, found from the amax first.
+  // activation forms): how they are stored (recipe.store; its `writes` is
+  // the pass's) and the recipe's passes (quantized_passes.h).
   bool quantized = false;
-  QuantizedStore store;
-  bool current_scaling = false;
-  int margin = 0;
-  bool power_of_two = false;
+  QuantizedRecipe recipe;
 };
 
-// The launches of a request in order: itself; or, for the current recipe,
-// the amax pass (it writes nothing else), then, after the scale step
-// (scale_from_amax into store.scale and store.scale_inv), the store pass.
-struct RowPasses {
-  RowRequest first;
-  bool two = false;
-  RowRequest second;
-};
-RowPasses row_passes(const RowRequest& r);
+// The request of one pass of a quantized call (quantized_passes.h) with
+// that pass's store: the amax pass (it does not write) leaves the mask and
+// the sums alone; the store pass does not take the random state again (the
+// first took it, both read it).
+RowRequest row_pass(const RowRequest& r, const QuantizedStore& store);
 
 // The entry points' requests (arguments already checked; sizes > 0).
 RowRequest activation_request(Direction direction, const Activation& act, DType dtype,
@@ -91,12 +85,9 @@ RowRequest rrelu_request(const Rrelu& rrelu, DType dtype, const void* x, const v
                          int64_t n, bool backward);
 
 // A request of the forward or backward activation forms (out[0] the codes)
-// made quantized: the output's store and recipe; for the current recipe
-// without an amax word, the word in the workspace after `reduction_bytes`.
+// made quantized: quantized_recipe's store and recipe.
 RowRequest quantized_request(RowRequest r, const QuantizedOutput& out, void* workspace,
                              int64_t reduction_bytes);
-// The workspace bytes of a quantized output (quantized_workspace_size).
-int64_t quantized_workspace(const QuantizedOutput& out);
 
 // PReLU's [outer, C, inner] as a row view: one row per (outer, c) with the
 // weight by row channel, or, when inner == 1, one row per outer with the

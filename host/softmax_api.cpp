@@ -1,76 +1,19 @@
-// The softmax entry points: check, hand the call to its dtype's one
-// dispatch (cuda/softmax_kernels.cuh), map the CUDA result.
+// The softmax entry points: check, hand the call to the one dispatch
+// (softmax_dispatch.cpp), map the CUDA result.
 #include "cuact/softmax.h"
 #include "cuda_status.h"
 #include "softmax_checks.h"
-#include "softmax_launch.h"
+#include "softmax_dispatch.h"
 
 namespace cuact {
-
-namespace detail {
-
-SoftmaxCall make_softmax_call(Direction direction, const Softmax& op, const void* in,
-                              const void* grad, void* out, const SoftmaxShape& shape) {
-  SoftmaxCall c;
-  c.backward = direction == Direction::backward;
-  c.log = op.kind == SoftmaxKind::log_softmax;
-  c.scale = op.kind == SoftmaxKind::softmin ? -op.scale : op.scale;
-  c.in = in;
-  c.grad = grad;
-  c.out = out;
-  // Both directions: backward finds the columns the forward hid from them.
-  const bool masked = op.mask != nullptr;
-  c.mask = op.mask;
-  c.layout = make_softmax_layout(shape.outer, shape.dim, masked ? op.mask_rows : 0,
-                                 op.mask_row_repeat, op.causal ? op.causal_rows : 0,
-                                 op.causal_offset);
-  const SoftmaxShape r = resolved_strides(shape);
-  c.layout.inner = r.inner;
-  c.layout.in_stride = r.in_stride;
-  c.layout.grad_stride = r.grad_stride;
-  c.layout.out_stride = r.out_stride;
-  c.layout.mask_stride = resolved_mask_stride(op, shape.dim);
-  c.requested = op.algorithm;
-  return c;
-}
-
-}  // namespace detail
-
-namespace {
-
-detail::SoftmaxLaunchResult launch(DType dtype, const detail::SoftmaxCall& call,
-                                   cudaStream_t stream) {
-  switch (dtype) {
-    case DType::f16: return detail::launch_softmax_f16(call, stream);
-    case DType::bf16: return detail::launch_softmax_bf16(call, stream);
-    default: return detail::launch_softmax_f32(call, stream);
-  }
-}
-
-detail::SoftmaxLaunchResult plan(DType dtype, const detail::SoftmaxCall& call) {
-  switch (dtype) {
-    case DType::f16: return detail::plan_softmax_f16(call);
-    case DType::bf16: return detail::plan_softmax_bf16(call);
-    default: return detail::plan_softmax_f32(call);
-  }
-}
-
-Status status_of(const detail::SoftmaxLaunchResult& r) {
-  if (r.error != cudaSuccess)
-    return detail::status_from_cuda(r.error, "launching the softmax kernel failed");
-  if (r.refusal != nullptr) return {StatusCode::unsupported, r.refusal};
-  return {};
-}
-
-}  // namespace
 
 Status softmax(Direction direction, const Softmax& op, DType dtype, const void* in,
                const void* grad, void* out, const SoftmaxShape& shape, cudaStream_t stream) {
   if (Status s = detail::check_softmax_call(direction, op, dtype, in, grad, out, shape); !s.ok())
     return s;
   if (shape.outer == 0) return {};
-  return status_of(
-      launch(dtype, detail::make_softmax_call(direction, op, in, grad, out, shape), stream));
+  return detail::softmax_status(detail::launch_softmax(
+      dtype, detail::make_softmax_call(direction, op, dtype, in, grad, out, shape), stream));
 }
 
 Status softmax(Direction direction, const Softmax& op, DType dtype, const void* in,
@@ -90,10 +33,12 @@ Status softmax_selected_algorithm(Direction direction, const Softmax& op, DType 
                                             const_cast<char*>(kDummy), one);
       !s.ok())
     return s;
-  const detail::SoftmaxCall call = detail::make_softmax_call(direction, unmasked, kDummy, kDummy,
-                                                             const_cast<char*>(kDummy), one);
-  const detail::SoftmaxLaunchResult r = plan(dtype, call);
-  if (Status s = status_of(r); !s.ok()) return s;
+  const detail::SoftmaxCall call = detail::make_softmax_call(
+      direction, unmasked, dtype, kDummy, kDummy, const_cast<char*>(kDummy), one);
+  const detail::SoftmaxEngine& engine = detail::softmax_engine_for(dtype, false);
+  const detail::SoftmaxLaunchResult r =
+      detail::plan_softmax(call, call.backward ? engine.backward : engine.forward).result;
+  if (Status s = detail::softmax_status(r); !s.ok()) return s;
   *chosen = r.algorithm;
   return {};
 }

@@ -22,6 +22,18 @@ inline constexpr int64_t kMaxCausalOffset = (int64_t{1} << 62) - 1;
 Status check_softmax_call(Direction direction, const Softmax& op, DType dtype, const void* in,
                           const void* grad, const void* out, const SoftmaxShape& shape);
 
+// What a checked call touches: the inputs' bytes, the output's elements
+// (its extent at the output's stride), the mask's bytes; all 0 when outer == 0.
+struct SoftmaxExtents {
+  int64_t in_bytes = 0;
+  int64_t grad_bytes = 0;
+  int64_t out_elements = 0;
+  int64_t mask_bytes = 0;
+};
+// check_softmax_call's checks of everything but the buffers themselves.
+Status check_softmax_shape(Direction direction, const Softmax& op, DType dtype,
+                           const SoftmaxShape& shape, SoftmaxExtents* extents);
+
 // The strides of a checked shape with 0 replaced by the dense dim * inner.
 SoftmaxShape resolved_strides(const SoftmaxShape& shape);
 // The mask's row stride with 0 replaced by cols.

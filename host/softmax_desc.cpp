@@ -102,8 +102,9 @@ Status check_stride(int64_t stride, int64_t dense, const char* negative, const c
 
 }  // namespace
 
-Status check_softmax_call(Direction direction, const Softmax& op, DType dtype, const void* in,
-                          const void* grad, const void* out, const SoftmaxShape& shape) {
+Status check_softmax_shape(Direction direction, const Softmax& op, DType dtype,
+                           const SoftmaxShape& shape, SoftmaxExtents* extents) {
+  *extents = {};
   if (direction == Direction::backward_from_output)
     return {StatusCode::unsupported,
             "softmax backward always takes the output y: use Direction::backward"};
@@ -156,14 +157,25 @@ Status check_softmax_call(Direction direction, const Softmax& op, DType dtype, c
         !s.ok())
       return s;
   }
+  *extents = {in_bytes, grad_bytes, out_bytes / elem, mask_bytes};
+  return {};
+}
+
+Status check_softmax_call(Direction direction, const Softmax& op, DType dtype, const void* in,
+                          const void* grad, const void* out, const SoftmaxShape& shape) {
+  SoftmaxExtents e;
+  if (Status s = check_softmax_shape(direction, op, dtype, shape, &e); !s.ok()) return s;
+  if (shape.outer == 0) return {};
+  const auto elem = static_cast<int64_t>(dtype_size(dtype));
+  const bool forward = direction == Direction::forward;
   // The output may be exactly either input (in place): the same address and
   // extent, so the same stride (or a single row).
   constexpr int kData = 1;
   const Buffer buffers[] = {
-      {forward ? buffer::x : buffer::y, in, in_bytes, elem, false, true, kData},
-      {buffer::dy, grad, grad_bytes, elem, false, !forward, kData},
-      {forward ? buffer::y : buffer::dx, out, out_bytes, elem, true, true, kData},
-      {buffer::mask, masked ? op.mask : nullptr, mask_bytes, elem, false, false},
+      {forward ? buffer::x : buffer::y, in, e.in_bytes, elem, false, true, kData},
+      {buffer::dy, grad, e.grad_bytes, elem, false, !forward, kData},
+      {forward ? buffer::y : buffer::dx, out, e.out_elements * elem, elem, true, true, kData},
+      {buffer::mask, op.mask, e.mask_bytes, elem, false, false},
   };
   return check_buffers(buffers, 4);
 }

@@ -13,12 +13,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <vector>
 
 #include "cuact/reference.h"
 #include "element_io.h"
 #include "softmax_checks.h"
+#include "softmax_reference.h"
 
 namespace cuact::reference {
 
@@ -113,10 +115,9 @@ void softmax_backward_row(const Softmax& op, int64_t cols, const double* y, cons
 }
 
 // Element (o, c, j) of a buffer with row stride `stride` (SoftmaxShape).
-Status softmax(Direction direction, const Softmax& op, DType dtype, const void* in,
-               const void* grad, void* out, const SoftmaxShape& shape) {
-  if (Status s = detail::check_softmax_call(direction, op, dtype, in, grad, out, shape); !s.ok())
-    return s;
+void softmax_lines(Direction direction, const Softmax& op, DType dtype, const void* in,
+                   const void* grad, const SoftmaxShape& shape,
+                   const std::function<void(int64_t, double)>& emit) {
   const SoftmaxShape sh = detail::resolved_strides(shape);
   const bool forward = direction == Direction::forward;
   const int64_t cols = sh.dim, inner = sh.inner;
@@ -141,8 +142,16 @@ Status softmax(Direction direction, const Softmax& op, DType dtype, const void* 
         softmax_backward_row(op, o, cols, a.data(), b.data(), masked ? m.data() : nullptr,
                              r.data());
       }
-      for (int64_t c = 0; c < cols; ++c) store(dtype, out, at(sh.out_stride, c), r[c]);
+      for (int64_t c = 0; c < cols; ++c) emit(at(sh.out_stride, c), r[c]);
     }
+}
+
+Status softmax(Direction direction, const Softmax& op, DType dtype, const void* in,
+               const void* grad, void* out, const SoftmaxShape& shape) {
+  if (Status s = detail::check_softmax_call(direction, op, dtype, in, grad, out, shape); !s.ok())
+    return s;
+  softmax_lines(direction, op, dtype, in, grad, shape,
+                [&](int64_t i, double v) { store(dtype, out, i, v); });
   return {};
 }
 

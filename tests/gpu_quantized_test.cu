@@ -3,7 +3,9 @@
 // the CPU suite judges the host run of the same code), the codes and amax
 // equal to the host run's bit for bit (NaN codes: any NaN), whole calls
 // (bias, GLU, dropout, dact + dbias, both recipes) equal to the emulator's,
-// and a current-recipe call captured into a CUDA graph.
+// a current-recipe call captured into a CUDA graph, and the softmax forward's
+// codes (every algorithm, both recipes) by the same rule with the fp32
+// softmax's bound.
 #include <gtest/gtest.h>
 
 #include <cuda_runtime.h>
@@ -20,6 +22,7 @@
 #include "gpu_guard.h"
 #include "quantized_accuracy.h"
 #include "row_calls.h"
+#include "softmax_accuracy.h"
 
 namespace cuact::test {
 namespace {
@@ -249,6 +252,53 @@ TEST(GpuQuantized, CurrentRecipeInACudaGraph) {
   cudaGraphExecDestroy(exec);
   cudaGraphDestroy(graph);
   cudaStreamDestroy(stream);
+}
+
+// The softmax forward with an fp8 output: each algorithm the dispatch takes
+// (rows of 100 to 2^17 columns, aligned and not), both formats and recipes,
+// every code within the fp32 softmax's bound of the exact value, amax and
+// scale_inv as the rule says.
+TEST(GpuQuantized, SoftmaxForwardEveryAlgorithm) {
+  CUACT_SKIP_WITHOUT_GPU();
+  SKIP_BELOW_SM89();
+  uint64_t seed = 7;
+  for (DType dtype : {DType::f32, DType::f16, DType::bf16})
+    for (int64_t cols : {int64_t{100}, int64_t{1000}, int64_t{4096}, int64_t{5001},
+                         int64_t{30000}, int64_t{131072}})
+      for (size_t o : {size_t{0}, size_t{1}, size_t{4}})
+        for (Fp8 format : {Fp8::e4m3, Fp8::e5m2})
+          for (Scaling scaling : {Scaling::delayed, Scaling::current}) {
+            const SoftmaxOptions& options = softmax_option_sets()[o];
+            const int64_t rows = cols > 10000 ? 3 : 40;
+            const SoftmaxProblem p =
+                make_softmax_problem(options, Direction::forward, dtype, rows, cols, seed++);
+            const std::vector<unsigned char> x = to_buffer(dtype, p.in), m = to_buffer(dtype, p.mask);
+            const size_t n = static_cast<size_t>(rows * cols);
+            DeviceBuffer dx(x.size()), dm(m.size() + 16), dcodes(n + 16), dwords(16);
+            ASSERT_TRUE(dx.ok() && dm.ok() && dcodes.ok() && dwords.ok());
+            CUDA_OK(cudaMemcpy(dx.at(), x.data(), x.size(), cudaMemcpyHostToDevice));
+            if (!m.empty()) CUDA_OK(cudaMemcpy(dm.at(), m.data(), m.size(), cudaMemcpyHostToDevice));
+            const float largest = format == Fp8::e4m3 ? 448.0f : 57344.0f;
+            CUDA_OK(cudaMemcpy(dwords.at(), &largest, 4, cudaMemcpyHostToDevice));
+            auto* words = reinterpret_cast<float*>(dwords.at());
+            QuantizedOutput y{dcodes.at(seed % 2), format, words, words + 1, words + 2, scaling};
+            const Softmax op = options.descriptor(rows, cols, m.empty() ? nullptr : dm.at(), dtype);
+            ASSERT_TRUE(softmax_forward(op, dtype, dx.at(), y, SoftmaxShape::rows(rows, cols)).ok());
+            std::vector<uint8_t> codes(n);
+            float got[3];
+            CUDA_OK(cudaMemcpy(codes.data(), y.data, n, cudaMemcpyDeviceToHost));
+            CUDA_OK(cudaMemcpy(got, words, 12, cudaMemcpyDeviceToHost));
+            const SoftmaxExpected e32 = expected_softmax(options, Direction::forward, DType::f32,
+                                                         rows, cols, p.in, {}, p.mask);
+            QuantizedReport r;
+            for (size_t i = 0; i < n; ++i)
+              judge_code(r, format, got[0], e32.value[i], e32.bound[i], codes[i], false);
+            EXPECT_EQ(r.outside, 0) << dtype_name(dtype) << " " << options.name << " cols " << cols;
+            EXPECT_EQ(got[2], 1.0f / got[0]);
+            if (scaling == Scaling::current) {
+              EXPECT_EQ(got[0], detail::scale_from_amax(got[1], format, 0, false));
+            }
+          }
 }
 
 }  // namespace

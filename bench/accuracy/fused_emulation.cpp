@@ -165,16 +165,19 @@ void emulate_pass(const detail::RowRequest& request, int64_t device_blocks) {
 }  // namespace
 
 void emulate_fused(const detail::RowRequest& request, int64_t device_blocks) {
-  // run_rows's steps: the amax cleared, the passes, the scale step between them.
-  if (request.quantized && request.store.amax != nullptr) *request.store.amax = 0.0f;
-  const detail::RowPasses passes = detail::row_passes(request);
-  emulate_pass(passes.first, device_blocks);
+  if (!request.quantized) return emulate_pass(request, device_blocks);
+  // run_rows's steps (run_quantized_passes): the amax cleared, the passes,
+  // the scale step between them.
+  const detail::QuantizedRecipe& recipe = request.recipe;
+  if (recipe.store.amax != nullptr) *recipe.store.amax = 0.0f;
+  const detail::QuantizedPasses passes = detail::quantized_passes(recipe);
+  emulate_pass(detail::row_pass(request, passes.first), device_blocks);
   if (!passes.two) return;
-  const detail::QuantizedStore& q = request.store;
-  const float scale = detail::scale_from_amax(*q.amax, q.format, request.margin, request.power_of_two);
+  const detail::QuantizedStore& q = recipe.store;
+  const float scale = detail::scale_from_amax(*q.amax, q.format, recipe.margin, recipe.power_of_two);
   *const_cast<float*>(q.scale) = scale;
   if (q.scale_inv != nullptr) *q.scale_inv = 1.0f / scale;
-  emulate_pass(passes.second, device_blocks);
+  emulate_pass(detail::row_pass(request, passes.second), device_blocks);
 }
 
 std::vector<Activation> emulated_activations() {

@@ -70,8 +70,8 @@ float functor_amax_on_host(const Activation& act, Direction direction,
   return amax;
 }
 
-void QuantizedJudge::record(QuantizedReport& r, double in, double dy, double exact,
-                            uint8_t code) const {
+bool judge_code(QuantizedReport& r, Fp8 format, float scale, double exact, double error,
+                uint8_t code, bool one_step) {
   ++r.results;
   const double v = exact * static_cast<double>(scale);
   const uint8_t nearest = reference::fp8_bits(format, v);
@@ -83,29 +83,37 @@ void QuantizedJudge::record(QuantizedReport& r, double in, double dy, double exa
   } else if (got == reference::fp8_value(format, nearest)) {  // +-0 are one value
     ok = true;
     ++r.correctly_rounded;
-  } else if (std::isfinite(v) && std::abs(ordered(code) - ordered(nearest)) <= 1) {
-    // The fp32 result's error (the functor's bound, its subnormal floor, the
-    // root allowance near a zero of f') and the product's rounding, scaled.
-    const Tolerance tol = tolerance_for(act.kind, DType::f32, direction);
-    // (2^-23 |exact| bounds an ulp of every fp32 value near exact, also
-    // across a binade or for a product whose factors sit in other binades.)
-    double err = (tol.ulps + 0.5 + 0.5 * products) * std::max(0x1p-23 * std::fabs(exact), 0x1p-149);
-    if (tol.fp32_subnormal_floor) err = std::max(err, static_cast<double>(FLT_MIN));
-    if (tol.root_allowance > 0 && direction != Direction::forward &&
-        near_derivative_zero(act, in))
-      err = std::max(err, tol.root_allowance * 0x1p-24 * std::fabs(dy));
-    const double delta = err * scale + 0.5 * fp32_ulp(v);
+  } else if (std::isfinite(v) && (!one_step || std::abs(ordered(code) - ordered(nearest)) <= 1)) {
+    // The fp32 result's error and the product's rounding, scaled.
+    const double delta = error * scale + 0.5 * fp32_ulp(v);
     const double lo = reference::round_to_fp8(format, v - delta);
     const double hi = reference::round_to_fp8(format, v + delta);
     ok = got >= lo && got <= hi;
     if (ok) ++r.near_boundary;
   }
-  if (!ok && ++r.outside <= 5) {
+  if (!ok) ++r.outside;
+  return ok;
+}
+
+void QuantizedJudge::record(QuantizedReport& r, double in, double dy, double exact,
+                            uint8_t code) const {
+  // The fp32 result's error: the functor's bound, its subnormal floor, the
+  // root allowance near a zero of f'.
+  const Tolerance tol = tolerance_for(act.kind, DType::f32, direction);
+  // (2^-23 |exact| bounds an ulp of every fp32 value near exact, also
+  // across a binade or for a product whose factors sit in other binades.)
+  double err = (tol.ulps + 0.5 + 0.5 * products) * std::max(0x1p-23 * std::fabs(exact), 0x1p-149);
+  if (tol.fp32_subnormal_floor) err = std::max(err, static_cast<double>(FLT_MIN));
+  if (tol.root_allowance > 0 && direction != Direction::forward && near_derivative_zero(act, in))
+    err = std::max(err, tol.root_allowance * 0x1p-24 * std::fabs(dy));
+  if (!judge_code(r, format, scale, exact, err, code) && r.outside <= 5) {
+    const double v = exact * static_cast<double>(scale);
     std::ostringstream msg;
     msg << std::setprecision(9) << describe(act) << " " << direction_name(direction)
         << (format == Fp8::e4m3 ? " e4m3" : " e5m2") << " scale=" << scale << " in=" << in
-        << " dy=" << dy << ": code 0x" << std::hex << int{code} << " (" << std::dec << got
-        << "), exact*scale " << v << " (nearest 0x" << std::hex << int{nearest} << ")";
+        << " dy=" << dy << ": code 0x" << std::hex << int{code} << " ("
+        << std::dec << reference::fp8_value(format, code) << "), exact*scale " << v
+        << " (nearest 0x" << std::hex << int{reference::fp8_bits(format, v)} << ")";
     r.first_failures.push_back(msg.str());
   }
 }

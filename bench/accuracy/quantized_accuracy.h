@@ -56,6 +56,15 @@ QuantizedReport sweep_quantized(const Activation& act, DType dtype, Direction di
                                 Fp8 format, float scale, const std::vector<double>& grid,
                                 const CodeEvaluator& evaluate);
 
+// Judges one code (recorded in r; true when accepted) against the exact
+// result before scaling, given the fp32 result's error bound before
+// scaling: the rule above for any form (the activations' judge below, the
+// softmax's tests). one_step false: a code further than one fp8 step is
+// accepted where the fp32 error bound reaches it (softmax rows of huge
+// logits, whose fp32 bound grows with their magnitude: docs/ACCURACY.md).
+bool judge_code(QuantizedReport& r, Fp8 format, float scale, double exact, double error,
+                uint8_t code, bool one_step = true);
+
 // Judges one code against the exact result (before scaling) of element (in, dy).
 // products: fp32 products after the activation (a GLU's gate, dropout's
 // 1/(1 - p)), each half an fp32 ulp more in delta.

@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "quantized_passes.h"
+#include "softmax_dispatch.h"
 #include "softmax_middle.h"
 #include "softmax_phases.h"
 
@@ -17,6 +19,10 @@ namespace cuact::test {
 namespace {
 
 using namespace cuact::detail;
+
+// The simulated threads' running max of a quantized output (RowSink<Code8>):
+// one for the whole call, as the kernels' fold makes of theirs.
+thread_local float simulated_amax = 0.0f;
 
 // An xor butterfly over v[0 .. n): lane l takes op(own, lane l ^ offset's).
 template <class V, class Op>
@@ -74,8 +80,8 @@ struct LaneSlice {
 // `total` lanes, slice(l) where lane l works, `step` the row loop's step
 // for the walk, reduce(values, op) the row's all-reduce in the kernel's
 // order, `walks` RegisterConfig::walks_row_spec.
-template <class T, int C, int P, class Slice, class Reduce>
-void simulate_rows_in_registers(const SoftmaxArgs<T>& a, bool backward, int total, bool walks,
+template <class T, class O, int C, int P, class Slice, class Reduce>
+void simulate_rows_in_registers(const SoftmaxArgs<T, O>& a, bool backward, int total, bool walks,
                                 int64_t step, Slice&& slice, Reduce&& reduce) {
   using Lane = std::array<float, C>;
   std::vector<Lane> v(total), g(total);
@@ -83,7 +89,7 @@ void simulate_rows_in_registers(const SoftmaxArgs<T>& a, bool backward, int tota
   auto regs = [](Lane& l) -> float (&)[C] { return *reinterpret_cast<float(*)[C]>(l.data()); };
   // The kernel's row loop: a lane's row advances by the step, its mask row
   // and causal index along the walk.
-  SoftmaxArgs<T> walked = a;
+  SoftmaxArgs<T, O> walked = a;
   set_row_step(walked.layout, step);
   std::vector<RowSpecWalk> walk_of;
   for (int64_t first = 0; first < step; ++first) walk_of.emplace_back(walked.layout, first);
@@ -95,7 +101,7 @@ void simulate_rows_in_registers(const SoftmaxArgs<T>& a, bool backward, int tota
     // A lane's source and sink, advanced to its slice; a slice past the
     // row's end is inactive (padding from the row's first columns).
     auto sink = [&](const LaneSlice& s) {
-      RowSink<T> k(a, row);
+      RowSink<O> k(a, row, &simulated_amax);
       k.advance(s.first);
       return k;
     };
@@ -147,10 +153,10 @@ void simulate_rows_in_registers(const SoftmaxArgs<T>& a, bool backward, int tota
 }
 
 // A register kernel variant; the row loop as for a grid of 3 blocks.
-template <class T, int L>
-void simulate_registers(const SoftmaxArgs<T>& a, bool backward) {
+template <class T, class O, int L>
+void simulate_registers(const SoftmaxArgs<T, O>& a, bool backward) {
   constexpr RegisterConfig cfg = register_config_for_span(L, sizeof(T));
-  simulate_rows_in_registers<T, cfg.cols_per_lane, cfg.pack>(
+  simulate_rows_in_registers<T, O, cfg.cols_per_lane, cfg.pack>(
       a, backward, cfg.lanes, cfg.walks_row_spec(), int64_t{3} * cfg.rows_per_block(),
       [](int l) { return LaneSlice{cfg.lanes, l, 0}; },
       [](std::vector<float>& v, auto op) { group_reduce<cfg.lanes>(v, op); });
@@ -159,11 +165,11 @@ void simulate_registers(const SoftmaxArgs<T>& a, bool backward) {
 // The register cluster of `ranks` blocks: block r's lanes on its slice of
 // kRegisterMaxCols columns; each block's all-reduce, then the butterfly
 // over the blocks' values (cluster_all_reduce).
-template <class T, bool Backward>
-void simulate_register_cluster(SoftmaxArgs<T> a, int ranks) {
+template <class T, class O, bool Backward>
+void simulate_register_cluster(SoftmaxArgs<T, O> a, int ranks) {
   constexpr int B = register_cluster_threads(Backward), W = full_pack_width(sizeof(T));
   a.vectorized = true;
-  simulate_rows_in_registers<T, register_cluster_values(Backward), W>(
+  simulate_rows_in_registers<T, O, register_cluster_values(Backward), W>(
       a, Backward, B * ranks, true, 3,  // a grid of 3 clusters
       [](int l) { return LaneSlice{B, l % B, int64_t{l / B} * kRegisterMaxCols}; },
       [&](std::vector<float>& v, auto op) {
@@ -178,18 +184,18 @@ void simulate_register_cluster(SoftmaxArgs<T> a, int ranks) {
       });
 }
 
-template <class T, int... L>
-void simulate_register_variant(int index, const SoftmaxArgs<T>& a, bool backward,
+template <class T, class O, int... L>
+void simulate_register_variant(int index, const SoftmaxArgs<T, O>& a, bool backward,
                            std::integer_sequence<int, L...>) {
-  ((index == L ? simulate_registers<T, L>(a, backward) : void()), ...);
+  ((index == L ? simulate_registers<T, O, L>(a, backward) : void()), ...);
 }
 
 // The register kernel `index` as the launch sets it up (vectorized or not).
-template <class T>
-void simulate_register_kernel(int index, SoftmaxArgs<T> a, bool backward) {
-  a.vectorized = register_args_vectorized(a, register_config_for_span(index, sizeof(T)), backward);
-  simulate_register_variant<T>(index, a, backward,
-                               std::make_integer_sequence<int, kRegisterConfigs>{});
+template <class T, class O>
+void simulate_register_kernel(int index, SoftmaxArgs<T, O> a, const SoftmaxCall& call) {
+  a.vectorized = register_call_vectorized(call, register_config_for_span(index, sizeof(T)));
+  simulate_register_variant<T, O>(index, a, call.backward,
+                                  std::make_integer_sequence<int, kRegisterConfigs>{});
 }
 
 // An H100's block cache capacity (its opt-in shared memory less the slack)
@@ -197,14 +203,14 @@ void simulate_register_kernel(int index, SoftmaxArgs<T> a, bool backward) {
 constexpr int64_t kSimulatedCacheCapacity = 232448 - kBlockStaticSmemSlack;
 constexpr int kSimulatedMaxClusterRanks = 16;
 
-template <class T>
-void simulate_block(const SoftmaxArgs<T>& a, bool backward, int threads) {
+template <class T, class O>
+void simulate_block(const SoftmaxArgs<T, O>& a, bool backward, int threads) {
   const int64_t cols = a.layout.cols;
   std::vector<float> cache(static_cast<size_t>(cols));
   std::vector<T> y_cache(static_cast<size_t>(cols)), dy_cache(static_cast<size_t>(cols));
   std::vector<float> part(static_cast<size_t>(threads));
   for (int64_t row = 0; row < a.layout.rows; ++row) {
-    const RowSink<T> sink(a, row);
+    const RowSink<O> sink(a, row, &simulated_amax);
     if (!backward) {
       const ForwardSource<T> src(a, row);
       const PackPlan plan = row_pack_plan(src, sink, cols);
@@ -217,7 +223,7 @@ void simulate_block(const SoftmaxArgs<T>& a, bool backward, int threads) {
       group_reduce(part, threads, SumOp{});
       const RowNormalizer n = make_normalizer(shift, part[0], a.log);
       for (int t = 0; t < threads; ++t)
-        block_forward_store(sink, plan, t, threads, cache.data(), n);
+        block_forward_store<T>(sink, plan, t, threads, cache.data(), n);
     } else {
       const BackwardSource<T> src(a, row);
       const PackPlan plan = row_pack_plan(src, sink, cols);
@@ -236,8 +242,8 @@ void simulate_block(const SoftmaxArgs<T>& a, bool backward, int threads) {
 // cluster_per_row: every block of the cluster runs block_per_row's phases on
 // its slice; the blocks' reduced values fold by the butterfly over ranks of
 // the kernel's cluster_all_reduce.
-template <class T>
-void simulate_cluster(const SoftmaxArgs<T>& a, bool backward, int ranks) {
+template <class T, class O>
+void simulate_cluster(const SoftmaxArgs<T, O>& a, bool backward, int ranks) {
   constexpr int B = kClusterBlockThreads;
   const int64_t cols = a.layout.cols;
   const int64_t capacity = cluster_slice_capacity(cols, ranks, full_pack_width(sizeof(T)));
@@ -255,9 +261,9 @@ void simulate_cluster(const SoftmaxArgs<T>& a, bool backward, int ranks) {
     std::vector<PackPlan> plans;
     std::vector<ForwardSource<T>> fsrc;
     std::vector<BackwardSource<T>> bsrc;
-    std::vector<RowSink<T>> sinks;
+    std::vector<RowSink<O>> sinks;
     for (int r = 0; r < ranks; ++r) {
-      RowSink<T> sink(a, row);
+      RowSink<O> sink(a, row, &simulated_amax);
       if (!backward) {
         ForwardSource<T> src(a, row);
         plans.push_back(cluster_slice_plan(src, sink, cols, r, ranks));
@@ -291,7 +297,7 @@ void simulate_cluster(const SoftmaxArgs<T>& a, bool backward, int ranks) {
       const RowNormalizer n = make_normalizer(shift, fold(per_block, SumOp{}), a.log);
       for (int r = 0; r < ranks; ++r)
         for (int t = 0; t < B; ++t)
-          block_forward_store(sinks[r], plans[r], t, B, cache[r].data(), n);
+          block_forward_store<T>(sinks[r], plans[r], t, B, cache[r].data(), n);
     } else {
       for (int r = 0; r < ranks; ++r) {
         T* y_cache = yd_cache[r].data();
@@ -312,12 +318,12 @@ void simulate_cluster(const SoftmaxArgs<T>& a, bool backward, int ranks) {
   }
 }
 
-template <class T>
-void simulate_streaming(const SoftmaxArgs<T>& a, bool backward) {
+template <class T, class O>
+void simulate_streaming(const SoftmaxArgs<T, O>& a, bool backward) {
   constexpr int B = kStreamingBlockThreads;
   const int64_t cols = a.layout.cols;
   for (int64_t row = 0; row < a.layout.rows; ++row) {
-    const RowSink<T> sink(a, row);
+    const RowSink<O> sink(a, row, &simulated_amax);
     if (!backward) {
       const ForwardSource<T> src(a, row);
       const PackPlan plan = row_pack_plan(src, sink, cols);
@@ -348,8 +354,8 @@ void middle_tree(std::vector<V>& v, Op op) {
 
 // middle_dim: every thread of a column (Y of them) runs pass 1, the tree
 // folds their values per position q, every thread runs pass 2.
-template <class T, int W>
-void simulate_middle_width(const SoftmaxArgs<T>& a, bool backward) {
+template <class T, class O, int W>
+void simulate_middle_width(const SoftmaxArgs<T, O>& a, bool backward) {
   const int y = a.middle.y;
   const int64_t columns = a.layout.rows * static_cast<int64_t>(a.layout.inner_groups.divisor);
   for (int64_t k = 0; k < columns; ++k) {
@@ -365,7 +371,7 @@ void simulate_middle_width(const SoftmaxArgs<T>& a, bool backward) {
         middle_tree(part[q], MaxSumOp{});
         total[q] = part[q][0];
       }
-      for (int ty = 0; ty < y; ++ty) middle_forward_store<T, W>(a, k, ty, y, total);
+      for (int ty = 0; ty < y; ++ty) middle_forward_store<T, W>(a, k, ty, y, total, &simulated_amax);
     } else {
       std::vector<std::vector<float>> part(W, std::vector<float>(static_cast<size_t>(y)));
       for (int ty = 0; ty < y; ++ty) {
@@ -384,29 +390,31 @@ void simulate_middle_width(const SoftmaxArgs<T>& a, bool backward) {
 }
 
 // The launch's set-up of a middle_dim call (vectorized, the groups, the plan).
-template <class T>
-void simulate_middle(SoftmaxArgs<T> a, bool backward, int middle_y) {
-  a.vectorized = middle_args_vectorized(a, backward);
+template <class T, class O>
+void simulate_middle(SoftmaxArgs<T, O> a, const SoftmaxCall& call, int middle_y) {
+  const bool backward = call.backward;
+  a.vectorized = middle_call_vectorized(call);
   const int64_t width = a.vectorized ? full_pack_width(sizeof(T)) : 1;
   const int64_t groups = a.layout.inner / width;
   a.layout.inner_groups = FastDivider(static_cast<uint64_t>(groups));
   a.middle = plan_middle_dim(a.layout.rows * groups, a.layout.cols, int64_t{132} * 2048);
   if (middle_y > 0) a.middle = {kMiddleBlockThreads / middle_y, middle_y};
   if (a.vectorized)
-    simulate_middle_width<T, full_pack_width(sizeof(T))>(a, backward);
+    simulate_middle_width<T, O, full_pack_width(sizeof(T))>(a, backward);
   else
-    simulate_middle_width<T, 1>(a, backward);
+    simulate_middle_width<T, O, 1>(a, backward);
 }
 
 // The dispatch's choice (plan_softmax) on the simulated H100: the register
 // cluster for rows on pack boundaries, cached clusters of up to 16 blocks.
-template <class T>
-SoftmaxAlgorithm simulated_dispatch(const SoftmaxArgs<T>& a, bool backward) {
+template <class T, class O>
+SoftmaxAlgorithm simulated_dispatch(const SoftmaxArgs<T, O>& a, const SoftmaxCall& call) {
+  const bool backward = call.backward;
   constexpr int kElem = static_cast<int>(sizeof(T));
   const RegisterConfig cluster_cfg{register_cluster_threads(backward),
                                    register_cluster_values(backward), full_pack_width(kElem)};
   const int register_ranks =
-      register_args_vectorized(a, cluster_cfg, backward) ? kSimulatedMaxClusterRanks : 0;
+      register_call_vectorized(call, cluster_cfg) ? kSimulatedMaxClusterRanks : 0;
   return choose_softmax_for_shape(SoftmaxAlgorithm::automatic, a.layout.inner,
                                   a.layout.has_mask || a.layout.causal, a.layout.cols,
                                   block_cache_bytes_per_col(backward, kElem),
@@ -415,15 +423,16 @@ SoftmaxAlgorithm simulated_dispatch(const SoftmaxArgs<T>& a, bool backward) {
       .algorithm;
 }
 
-template <class T>
+template <class T, class O = T>
 SoftmaxAlgorithm simulate(SoftmaxAlgorithm algorithm, const SoftmaxCall& call, int block_threads,
                           int cluster_ranks, int middle_y) {
-  SoftmaxArgs<T> a = softmax_args<T>(call);
-  if (algorithm == SoftmaxAlgorithm::automatic) algorithm = simulated_dispatch(a, call.backward);
+  SoftmaxArgs<T, O> a = softmax_args<T, O>(call);
+  simulated_amax = 0.0f;
+  if (algorithm == SoftmaxAlgorithm::automatic) algorithm = simulated_dispatch(a, call);
   switch (algorithm) {
-    case SoftmaxAlgorithm::middle_dim: simulate_middle<T>(a, call.backward, middle_y); break;
+    case SoftmaxAlgorithm::middle_dim: simulate_middle(a, call, middle_y); break;
     case SoftmaxAlgorithm::warp_per_row:
-      simulate_register_kernel<T>(register_config_index(a.layout.cols), a, call.backward);
+      simulate_register_kernel(register_config_index(a.layout.cols), a, call);
       break;
     case SoftmaxAlgorithm::block_per_row: {
       // As the launch plans it: the row in registers, or the shared-memory cache.
@@ -432,11 +441,11 @@ SoftmaxAlgorithm simulate(SoftmaxAlgorithm algorithm, const SoftmaxCall& call, i
       if (index < kRegisterConfigs &&
           block_row_in_registers(
               a.layout.cols,
-              register_args_vectorized(a, register_config_for_span(index, sizeof(T)), call.backward),
+              register_call_vectorized(call, register_config_for_span(index, sizeof(T))),
               block_cache_fits(a.layout.cols, per_col, kSimulatedCacheCapacity)))
-        simulate_register_kernel<T>(index, a, call.backward);
+        simulate_register_kernel(index, a, call);
       else
-        simulate_block<T>(a, call.backward, block_threads);
+        simulate_block(a, call.backward, block_threads);
       break;
     }
     case SoftmaxAlgorithm::cluster_per_row: {
@@ -445,17 +454,23 @@ SoftmaxAlgorithm simulate(SoftmaxAlgorithm algorithm, const SoftmaxCall& call, i
       const RegisterConfig cluster_cfg{register_cluster_threads(call.backward),
                                        register_cluster_values(call.backward),
                                        full_pack_width(sizeof(T))};
-      const int ranks = register_args_vectorized(a, cluster_cfg, call.backward)
+      const int ranks = register_call_vectorized(call, cluster_cfg)
                             ? cluster_register_ranks(a.layout.cols, kSimulatedMaxClusterRanks)
                             : 0;
       if (ranks > 0)
-        call.backward ? simulate_register_cluster<T, true>(a, ranks)
-                      : simulate_register_cluster<T, false>(a, ranks);
+        call.backward ? simulate_register_cluster<T, O, true>(a, ranks)
+                      : simulate_register_cluster<T, O, false>(a, ranks);
       else
-        simulate_cluster<T>(a, call.backward, cluster_ranks);
+        simulate_cluster(a, call.backward, cluster_ranks);
       break;
     }
-    default: simulate_streaming<T>(a, call.backward); break;
+    default: simulate_streaming(a, call.backward); break;
+  }
+  // The kernels' epilogue after their rows (fold_amax): the amax word and 1 / scale.
+  if constexpr (std::is_same_v<O, Code8>) {
+    const QuantizedStore& q = call.quantized;
+    if (q.amax != nullptr) *q.amax = std::max(*q.amax, simulated_amax);
+    if (q.scale_inv != nullptr && q.writes) *q.scale_inv = 1.0f / (q.scale ? *q.scale : 1.0f);
   }
   return algorithm;
 }
@@ -466,7 +481,7 @@ SoftmaxAlgorithm simulate_softmax(SoftmaxAlgorithm algorithm, Direction directio
                                   const Softmax& op, DType dtype, const void* in, const void* grad,
                                   void* out, const SoftmaxShape& shape, int block_threads,
                                   int cluster_ranks, int middle_y) {
-  const SoftmaxCall call = make_softmax_call(direction, op, in, grad, out, shape);
+  const SoftmaxCall call = make_softmax_call(direction, op, dtype, in, grad, out, shape);
   switch (dtype) {
     case DType::f16:
       return simulate<__half>(algorithm, call, block_threads, cluster_ranks, middle_y);
@@ -474,6 +489,39 @@ SoftmaxAlgorithm simulate_softmax(SoftmaxAlgorithm algorithm, Direction directio
       return simulate<__nv_bfloat16>(algorithm, call, block_threads, cluster_ranks, middle_y);
     default: return simulate<float>(algorithm, call, block_threads, cluster_ranks, middle_y);
   }
+}
+
+SoftmaxAlgorithm simulate_softmax_quantized(SoftmaxAlgorithm algorithm, const Softmax& op,
+                                            DType dtype, const void* x, const QuantizedOutput& y,
+                                            const SoftmaxShape& shape, int block_threads,
+                                            int cluster_ranks, int middle_y) {
+  SoftmaxCall call = make_softmax_call(Direction::forward, op, dtype, x, nullptr, y.data, shape);
+  call.out_size = 1;
+  // The device's steps (run_quantized_passes): the amax cleared, the passes,
+  // the scale step between them; the recipe's amax word is host memory here
+  // (a current call without one needs a host workspace word: `fallback`).
+  float fallback = 0.0f;
+  const QuantizedRecipe recipe = quantized_recipe(y, &fallback, 0);
+  if (recipe.store.amax != nullptr) *recipe.store.amax = 0.0f;
+  const QuantizedPasses passes = quantized_passes(recipe);
+  auto pass = [&](const QuantizedStore& store) {
+    call.quantized = store;
+    switch (dtype) {
+      case DType::f16:
+        return simulate<__half, Code8>(algorithm, call, block_threads, cluster_ranks, middle_y);
+      case DType::bf16:
+        return simulate<__nv_bfloat16, Code8>(algorithm, call, block_threads, cluster_ranks,
+                                              middle_y);
+      default: return simulate<float, Code8>(algorithm, call, block_threads, cluster_ranks, middle_y);
+    }
+  };
+  const SoftmaxAlgorithm ran = pass(passes.first);
+  if (!passes.two) return ran;
+  const QuantizedStore& q = recipe.store;
+  const float scale = scale_from_amax(*q.amax, q.format, recipe.margin, recipe.power_of_two);
+  *const_cast<float*>(q.scale) = scale;
+  if (q.scale_inv != nullptr) *q.scale_inv = 1.0f / scale;
+  return pass(passes.second);
 }
 
 SoftmaxAlgorithm simulate_softmax(SoftmaxAlgorithm algorithm, Direction direction,

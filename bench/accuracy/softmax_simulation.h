@@ -12,6 +12,7 @@
 
 #include <cstdint>
 
+#include "cuact/quantized.h"
 #include "cuact/softmax.h"
 
 namespace cuact::test {
@@ -33,5 +34,14 @@ SoftmaxAlgorithm simulate_softmax(SoftmaxAlgorithm algorithm, Direction directio
                                   const Softmax& op, DType dtype, const void* in, const void* grad,
                                   void* out, int64_t rows, int64_t cols, int block_threads = 256,
                                   int cluster_ranks = 4);
+
+// The forward with a quantized output (cuact/quantized.h's
+// softmax_forward) through the same kernels' code with the fp8 sink: the
+// codes, and the amax, scale and scale_inv words as the device's passes and
+// scale step leave them (host words here).
+SoftmaxAlgorithm simulate_softmax_quantized(SoftmaxAlgorithm algorithm, const Softmax& op,
+                                            DType dtype, const void* x, const QuantizedOutput& y,
+                                            const SoftmaxShape& shape, int block_threads = 256,
+                                            int cluster_ranks = 4, int middle_y = 0);
 
 }  // namespace cuact::test

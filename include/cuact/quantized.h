@@ -35,6 +35,7 @@
 #include "cuact/dtype.h"
 #include "cuact/fp8.h"
 #include "cuact/fused.h"
+#include "cuact/softmax.h"
 #include "cuact/status.h"
 
 namespace cuact {
@@ -100,5 +101,15 @@ Status bias_activation_backward_workspace_size(DType dtype, int64_t rows, int64_
 Status glu_forward(const Glu& glu, DType dtype, const void* x, const QuantizedOutput& y,
                    int64_t rows, int64_t d, Workspace workspace = {},
                    cudaStream_t stream = nullptr);
+
+// y = softmax(x) quantized: softmax, log_softmax or softmin with any of
+// softmax.h's options (scale, mask, causal, algorithm) and shapes (strided
+// rows, the middle dimension), each result times the scale, rounded once
+// to the format. Forward only. The output's stride is counted in codes, as
+// the input's in elements. FP8 attention's probabilities take the delayed
+// recipe with a fixed scale (448 for e4m3: a probability is at most 1).
+Status softmax_forward(const Softmax& op, DType dtype, const void* x, const QuantizedOutput& y,
+                       const SoftmaxShape& shape, Workspace workspace = {},
+                       cudaStream_t stream = nullptr);
 
 }  // namespace cuact

@@ -72,6 +72,8 @@ Status bias_activation_backward(const Activation& act, DType dtype, const void* 
                                 void* dbias, int64_t rows, int64_t cols);
 Status glu_forward(const Glu& glu, DType dtype, const void* x, const QuantizedOutput& y,
                    int64_t rows, int64_t d);
+Status softmax_forward(const Softmax& op, DType dtype, const void* x, const QuantizedOutput& y,
+                       const SoftmaxShape& shape);
 
 // The softmax family (cuact/softmax.h) on one row, in double, not rounded.
 // Forward: x[cols] and the row's mask values (null: no mask; op.mask itself

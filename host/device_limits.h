@@ -25,7 +25,7 @@ struct DeviceLimits {
   int reserved_smem_per_block = 0;  // the runtime's own shared memory per block
 };
 
-// The limits of the calling thread's current device (host/device_limits.cpp).
+// The limits of the calling thread's current device (device_limits.cpp).
 // Errors (no device, no driver) are returned and not cached.
 cudaError_t current_device_limits(DeviceLimits* limits);
 
