@@ -25,6 +25,8 @@
 #include "fused_emulation.h"
 #include "gpu_bench.h"
 #include "quantized_accuracy.h"
+#include "softmax_accuracy.h"
+#include "softmax_simulation.h"
 
 namespace cuact::bench {
 
@@ -42,6 +44,8 @@ constexpr int64_t kPreluOuter = 32, kPreluChannels = 256, kPreluInner = 16384;
 // The fp8 rows: e4m3 forward, e5m2 backward (Transformer Engine's hybrid
 // recipe), delayed scaling with this scale (and one current-scaling row).
 constexpr float kFp8Scale = 16.0f;
+// Softmax probabilities into e4m3 (FP8 attention's P): rows of 4096 columns.
+constexpr int64_t kSoftmaxFp8Cols = 4096, kSoftmaxFp8Rows = kElementwiseN / kSoftmaxFp8Cols;
 // The rows' random draws: dropout p = 0.1, RReLU in training mode.
 constexpr Dropout kDropout{0.1f, 2026, 7};
 constexpr Rrelu kRrelu{1.0f / 8.0f, 1.0f / 3.0f, true, 11, 3};
@@ -174,6 +178,21 @@ int64_t fp8_outside(const Activation& act, Direction direction, Fp8 format, floa
                     const std::vector<double>& exact, const std::vector<uint8_t>& codes) {
   const test::QuantizedJudge judge{act, direction, format, scale, products};
   return judge.judge_all(in, dy, exact, codes).outside;
+}
+// The softmax->fp8 row's problem (plain softmax, ordinary and extreme rows)
+// and the codes outside the quantized rule with the fp32 softmax's bound.
+test::SoftmaxProblem softmax_fp8_problem(DType t, int64_t rows) {
+  return test::make_softmax_problem(test::softmax_option_sets().front(), Direction::forward, t,
+                                    rows, kSoftmaxFp8Cols, 2026);
+}
+int64_t softmax_fp8_outside(const test::SoftmaxProblem& p, float scale,
+                            const std::vector<uint8_t>& codes) {
+  const test::SoftmaxExpected e32 = test::expected_softmax(
+      p.options, Direction::forward, DType::f32, p.rows, p.cols, p.in, {}, p.mask);
+  test::QuantizedReport r;
+  for (size_t i = 0; i < codes.size(); ++i)
+    test::judge_code(r, Fp8::e4m3, scale, e32.value[i], e32.bound[i], codes[i], false);
+  return r.outside;
 }
 std::vector<uint8_t> download_codes(const void* p, int64_t n) {
   std::vector<uint8_t> c(static_cast<size_t>(n));
@@ -473,7 +492,7 @@ class FusedRows {
 
   // The fp8 rows: GELU (forward e4m3; also current scaling: two passes over
   // x, counted), dGELU (e5m2), bias + GELU forward and dact + dbias, SwiGLU
-  // forward at [8192, 14336]. Bytes: the input in its dtype, one byte per
+  // forward at [8192, 14336], softmax probabilities at [32768, 4096]. Bytes: the input in its dtype, one byte per
   // code (the scale, amax and scale_inv words are negligible). Peer: the
   // same result in two cuact calls (the plain form into the input dtype,
   // then identity into fp8).
@@ -603,6 +622,30 @@ class FusedRows {
     gfwd.launch = [=, &b] { return glu_forward(glu, t, b.a(), e4m3, grows, d); };
     gfwd.peers = {two_calls([=, &b] { return glu_forward(glu, t, b.a(), b.b(), grows, d); }, e4m3, grows * d)};
     add(cases, gfwd);
+
+    const int64_t srows = kSoftmaxFp8Rows, scols = kSoftmaxFp8Cols;
+    FusedCase sfwd;
+    sfwd.key = key("softmax->fp8", t, "forward", std::to_string(srows) + "x" + std::to_string(scols),
+                   srows * scols);
+    sfwd.bytes = srows * scols * (es + 1);
+    sfwd.inputs = 1;
+    sfwd.check = [=, &b] {
+      const test::SoftmaxProblem p = softmax_fp8_problem(t, kCheckRows);
+      upload(t, b.a(), p.in);
+      const Status s = softmax_forward(Softmax::softmax(), t, b.a(), e4m3,
+                                       SoftmaxShape::rows(kCheckRows, scols));
+      return verdict(s, s.ok() ? softmax_fp8_outside(p, kFp8Scale,
+                                                     download_codes(b.c(), kCheckRows * scols))
+                               : 0);
+    };
+    sfwd.launch = [=, &b] {
+      return softmax_forward(Softmax::softmax(), t, b.a(), e4m3, SoftmaxShape::rows(srows, scols));
+    };
+    sfwd.peers = {two_calls([=, &b] {
+                    return softmax(Direction::forward, Softmax::softmax(), t, b.a(), nullptr, b.b(),
+                                   srows, scols);
+                  }, e4m3, srows * scols)};
+    add(cases, sfwd);
   }
 
   // Workspace of bias + GELU backward with dbias over [rows, 8192], and of
@@ -676,7 +719,7 @@ int64_t fused_max_bytes() {
 
 std::vector<std::string> fused_op_names() {
   return {"bias+gelu", "gelu+dropout", "swiglu", "geglu", "prelu", "rrelu",
-          "gelu->fp8", "bias+gelu->fp8", "swiglu->fp8"};
+          "gelu->fp8", "bias+gelu->fp8", "swiglu->fp8", "softmax->fp8"};
 }
 
 std::string fused_list() {
@@ -686,8 +729,8 @@ std::string fused_list() {
          "[32, 256, 16384] (backward with dweight), rrelu training n=2^27; with an fp8 output "
          "(e4m3 forward, e5m2 backward, scale 16): gelu->fp8 n=2^27 (forward also with current "
          "scaling: two passes), bias+gelu->fp8 [16384, 8192] (backward: dact + dbias), "
-         "swiglu->fp8 forward [8192, 14336]; each also as two calls (the plain form, then "
-         "identity into fp8)";
+         "swiglu->fp8 forward [8192, 14336], softmax->fp8 forward [32768, 4096]; each also as "
+         "two calls (the plain form, then identity into fp8)";
 }
 
 namespace {
@@ -794,6 +837,16 @@ void add_fp8_host_checks(DType t, Add& add) {
     const std::vector<double> exact = exact_glu(glu, x, rows, d, gated);
     judged(row, rows * d,
            fp8_outside(glu.act, Direction::forward, Fp8::e4m3, kFp8Scale, 1, gated, {}, exact, codes));
+  });
+  add("softmax->fp8", t, "forward", dims(rows, kSoftmaxFp8Cols), [=](HostCheckRow& row) {
+    const test::SoftmaxProblem p = softmax_fp8_problem(t, rows);
+    const auto xb = host(t, p.in);
+    float words[3] = {kFp8Scale, 0, 0};
+    std::vector<uint8_t> codes(static_cast<size_t>(rows * kSoftmaxFp8Cols));
+    test::simulate_softmax_quantized(SoftmaxAlgorithm::automatic, Softmax::softmax(), t, xb.data(),
+                                     quantized(Fp8::e4m3, words, codes.data(), false),
+                                     SoftmaxShape::rows(rows, kSoftmaxFp8Cols));
+    judged(row, rows * kSoftmaxFp8Cols, softmax_fp8_outside(p, kFp8Scale, codes));
   });
 }
 
