@@ -84,6 +84,7 @@ ELEM_SIZE = {"f32": 4, "f16": 2, "bf16": 2}
 # picks the format at run time; one kernel serves both). Its rows' dtype is
 # "<input dtype>->fp8".
 CODE8 = "cuact::detail::Code8"
+BLOCK_CODE8 = "cuact::detail::BlockCode8"  # a block-scaled output's code
 
 
 def predict(per_elem: Dict[str, float], bytes_per_elem: float, gpu: Gpu,
@@ -193,12 +194,22 @@ def classify(mangled: str, name: str) -> Kernel:
         # The form's arguments end with the input dtype [, dropout] [, the
         # output type: the input's, or Code8 for a quantized output].
         t = re.search(r"(?:^|, )(float|__half|__nv_bfloat16)(?:, (true|false))?"
-                      r"(?:, (float|__half|__nv_bfloat16|cuact::detail::Code8))?$", args)
+                      r"(?:, (float|__half|__nv_bfloat16|cuact::detail::Code8|cuact::detail::BlockCode8))?$",
+                      args)
         k.dtype = DTYPE_OF.get(t.group(1), "?") if t else "?"
         random = bool(t and t.group(2) == "true")
         act_m = re.match(r"cuact::device::(\w+)<", args)
         act = snake(act_m.group(1)) if act_m else ""
         e = ELEM_SIZE.get(k.dtype, 4)
+        if t and t.group(3) == BLOCK_CODE8 and form == "ActivationForward":
+            # Block-scaled codes: the input read, one code byte and a block's
+            # scale (E8M0: one byte per 32) written per element.
+            k.quantized, k.in_dtype, k.dtype = True, k.dtype, f"{k.dtype}->fp8 block"
+            k.op, k.direction, k.in_streams = act, "forward", 1
+            k.forms = [("fused", "act fp8 block", e + 1 + 1 / 32, 1),
+                       ("fused", "bias+act fp8 block", e + 1 + 1 / 32, 1),
+                       ("fused", "glu fp8 block", 2 * e + 1 + 1 / 32, 2)]
+            return k
         if t and t.group(3) == CODE8 and form in ("ActivationForward", "ActivationBackward"):
             # Read in the input dtype, one code byte written per element
             # (the scale and amax words are a few bytes a call: left out).
@@ -835,9 +846,13 @@ def readme_summary(rows: List[dict], dispatch: List[dict], fails) -> str:
     worst = sorted(gated, key=lambda r: (r["fraction_H200"], r["fraction_H100"]))[:12]
     out = []
     counts = []
+    kind = lambda r: "block" if r["dtype"].endswith("block") else "output" in r
     for fam, label, quantized in (("elementwise", "elementwise", False), ("fused", "fused", False),
-                                  ("fused", "fused with an fp8 output", True), ("softmax", "softmax", False)):
-        fr = [r for r in gated if r["family"] == fam and ("output" in r) == quantized]
+                                  ("fused", "fused with an fp8 output", True),
+                                  ("fused", "fused with block-scaled fp8", "block"),
+                                  ("softmax", "softmax", False),
+                                  ("softmax", "softmax with an fp8 output", True)):
+        fr = [r for r in gated if r["family"] == fam and kind(r) == quantized]
         if fr:
             below = sum(1 for r in fr if min(r["fraction_H100"], r["fraction_H200"]) < TARGETS[fam])
             counts.append(f"{label}: {below} of {len(fr)} rows below {TARGETS[fam]:.2f}")

@@ -61,6 +61,11 @@ template <class T, std::size_t K>
 constexpr RowLauncher quantized_backward_at() {
   return &launch_backward<T, FunctorAt<K, float>, false, Code8>;
 }
+// Block-scaled outputs (fp8 codes with a scale per block; the fp32 functor).
+template <class T, std::size_t K>
+constexpr RowLauncher block_forward_at() {
+  return &launch_forward<T, FunctorAt<K, float>, false, BlockCode8>;
+}
 template <class T, std::size_t K>
 constexpr RowLauncher gated_at() {
   return &launch_gated_backward<T, FunctorAt<K, T>>;
@@ -81,6 +86,10 @@ constexpr ActivationLaunchers quantized_forward_array(std::index_sequence<K...>)
 template <class T, std::size_t... K>
 constexpr ActivationLaunchers quantized_backward_array(std::index_sequence<K...>) {
   return {quantized_backward_at<T, K>()...};
+}
+template <class T, std::size_t... K>
+constexpr ActivationLaunchers block_forward_array(std::index_sequence<K...>) {
+  return {block_forward_at<T, K>()...};
 }
 template <class T, std::size_t... K>
 constexpr ActivationLaunchers gated_array(std::index_sequence<K...>) {
@@ -120,6 +129,13 @@ template <class T>
 const ActivationLaunchers& quantized_backward_launchers() {
   static constexpr ActivationLaunchers table =
       quantized_backward_array<T>(std::make_index_sequence<kActivations>{});
+  return table;
+}
+
+template <class T>
+const ActivationLaunchers& block_forward_launchers() {
+  static constexpr ActivationLaunchers table =
+      block_forward_array<T>(std::make_index_sequence<kActivations>{});
   return table;
 }
 

@@ -44,6 +44,9 @@ template <class T> RowLauncher slope_launcher(bool backward, bool random);
 template <class T> const ActivationLaunchers& quantized_forward_launchers(bool dropout);
 //   dx = act'(x + bias) * dy (dbias from the unquantized products), or from y
 template <class T> const ActivationLaunchers& quantized_backward_launchers();
+// Block-scaled outputs (fp8 codes and a scale per block of 16 or 32 along a row):
+//   y = act(x + bias) [* gate]
+template <class T> const ActivationLaunchers& block_forward_launchers();
 
 // The current recipe's scale step (one thread): scale = scale_from_amax(*amax,
 // ...) written to `scale` and 1 / scale to `scale_inv` (if not null).

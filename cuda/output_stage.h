@@ -25,11 +25,34 @@ struct QuantizedStore {
   float* amax = nullptr;         // max |result| folded in (atomic max; null: not kept)
   float* scale_inv = nullptr;    // 1 / scale written by the grid's first thread (null: not)
   bool writes = true;            // false: only the amax (the current recipe's first pass)
+  // Block-scaled outputs (BlockCode8): blocks of `block` results along a
+  // row, each with its scale, written to `scales` in `layout` as a
+  // [scale_rows, scale_groups] matrix (1-byte E8M0 or 4-byte fp32 entries).
+  int block = 32;
+  BlockScale scale_type = BlockScale::e8m0;
+  void* scales = nullptr;
+  ScaleLayout layout = ScaleLayout::row_major;
+  int64_t scale_rows = 0;
+  int64_t scale_groups = 0;
 };
+
+// max(m, |v|) with NaN ignored, signalling NaNs too: the device's fmaxf
+// (max.f32) ignores every NaN, while the host's fmaxf may return NaN for a
+// signalling one (an fp16/bf16 NaN widened keeps its payload), so the host
+// compares instead. m is never NaN.
+CUACT_HD float max_abs(float m, float v) {
+#ifdef __CUDA_ARCH__
+  return fmaxf(m, fabsf(v));
+#else
+  const float a = std::fabs(v);
+  return a > m ? a : m;
+#endif
+}
 
 template <class O>
 struct OutputStage {
   static constexpr bool kQuantized = false;
+  static constexpr bool kBlockScaled = false;
   CUACT_HD static OutputStage make(const QuantizedStore&) { return {}; }
   CUACT_HD static constexpr bool writes() { return true; }
   template <int W>
@@ -42,6 +65,7 @@ struct OutputStage {
 template <>
 struct OutputStage<Code8> {
   static constexpr bool kQuantized = true;
+  static constexpr bool kBlockScaled = false;
   float scale = 1.0f;
   Fp8 format = Fp8::e4m3;
   bool store = true;
@@ -60,14 +84,14 @@ struct OutputStage<Code8> {
     static_assert(W % 4 == 0, "whole words of codes");
     Vec<Code8, W> v;
     CUACT_UNROLL
-    for (int j = 0; j < W; ++j) amax = fmaxf(amax, fabsf(y[j]));  // NaN does not enter
+    for (int j = 0; j < W; ++j) amax = max_abs(amax, y[j]);  // NaN does not enter
     CUACT_UNROLL
     for (int q = 0; q < W / 4; ++q)
       v.w[q] = code_pair(y[4 * q], y[4 * q + 1]) | code_pair(y[4 * q + 2], y[4 * q + 3]) << 16;
     return v;
   }
   CUACT_HD Code8 one(float y, float& amax) const {
-    amax = fmaxf(amax, fabsf(y));
+    amax = max_abs(amax, y);
     return {static_cast<uint8_t>(code_pair(y, 0.0f) & 0xffu)};
   }
 };
@@ -91,6 +115,140 @@ CUACT_HD float scale_from_amax(float amax, Fp8 format, int margin, bool power_of
   }
   return scale;
 }
+
+// ---------------------------------------------------------------- block-scaled outputs
+
+// The largest finite value of an fp8 format, and its exponent (448 = 1.75 *
+// 2^8, 57344 = 1.75 * 2^15: both largest values have significand 1.75).
+CUACT_HD constexpr float fp8_largest(Fp8 f) { return f == Fp8::e4m3 ? 448.0f : 57344.0f; }
+CUACT_HD constexpr int fp8_emax(Fp8 f) { return f == Fp8::e4m3 ? 8 : 15; }
+
+// The entry of (row, group) in a [rows, groups] scale matrix of `layout`
+// (cuact/fp8.h states each).
+CUACT_HD int64_t scale_index(ScaleLayout layout, int64_t row, int64_t group, int64_t rows,
+                             int64_t groups) {
+  switch (layout) {
+    case ScaleLayout::row_major: return row * groups + group;
+    case ScaleLayout::column_major: return group * rows + row;
+    default: {
+      const int64_t tiles_across = (groups + 3) / 4;
+      return ((row / 128) * tiles_across + group / 4) * 512 + (row % 32) * 16 + (row % 128) / 32 * 4 +
+             group % 4;
+    }
+  }
+}
+
+// The entries a [rows, groups] scale matrix of `layout` spans (swizzled:
+// rows padded to 128, groups to 4).
+CUACT_HD int64_t scale_entries(ScaleLayout layout, int64_t rows, int64_t groups) {
+  if (layout != ScaleLayout::swizzled_128x4) return rows * groups;
+  return (rows + 127) / 128 * 128 * ((groups + 3) / 4 * 4);
+}
+
+// A block's scale from its amax (the max |result| of the block, NaN
+// excluded): the factor its results are multiplied by before the fp8
+// rounding (`multiplier`) and the scale's stored bits (E8M0: the biased
+// exponent byte; f32: the float's bits). docs/SPEC.md, "Block-scaled
+// outputs". Integer work on the float's bits for E8M0, so that the
+// exponent is exact (no log2).
+struct BlockScaleBits {
+  float multiplier;
+  uint32_t bits;
+};
+CUACT_HD BlockScaleBits block_scale(float amax, Fp8 format, BlockScale type) {
+  if (type == BlockScale::f32) {
+    // a within [largest * 2^-126, FLT_MAX]: the multiplier and the scale stay finite and normal.
+    const float largest = fp8_largest(format);
+    float a = amax > largest * 1.17549435e-38f ? amax : largest * 1.17549435e-38f;
+    a = a < 3.40282347e38f ? a : 3.40282347e38f;
+    const float scale = a / largest;
+    uint32_t bits;
+    memcpy(&bits, &scale, 4);
+    return {largest / a, bits};
+  }
+  int e;
+  if (!(amax > 0.0f)) {
+    e = -127;
+  } else if (!(amax < INFINITY)) {
+    e = 127;
+  } else {
+    uint32_t u;
+    memcpy(&u, &amax, 4);
+    int exponent = static_cast<int>((u >> 23) & 0xffu);
+    uint32_t mantissa = u & 0x7fffffu;
+    if (exponent == 0) {  // subnormal: normalize
+      while ((mantissa & 0x800000u) == 0) {
+        mantissa <<= 1;
+        --exponent;
+      }
+      exponent += 1;
+      mantissa &= 0x7fffffu;
+    }
+    e = exponent - 127 - fp8_emax(format);  // floor(log2 amax) - emax
+    // RCEIL: one more where amax's significand exceeds the largest value's 1.75.
+    if (type == BlockScale::e8m0 && mantissa > 0x600000u) ++e;
+  }
+  e = e < -127 ? -127 : e > 127 ? 127 : e;
+  // 2^-e: a normal float but at e = 127 (2^-127, subnormal), exact either way.
+  uint32_t m = e == 127 ? 0x00400000u : static_cast<uint32_t>(127 - e) << 23;
+  float multiplier;
+  memcpy(&multiplier, &m, 4);
+  return {multiplier, static_cast<uint32_t>(e + 127)};
+}
+
+// A block-scaled output (BlockCode8): a chunk is 32 results of one row
+// starting at a multiple of 32 columns, one block of 32 or two of 16.
+template <>
+struct OutputStage<BlockCode8> {
+  static constexpr bool kQuantized = true;
+  static constexpr bool kBlockScaled = true;
+  QuantizedStore q;
+
+  CUACT_HD static OutputStage make(const QuantizedStore& store) { return {store}; }
+  CUACT_HD static constexpr bool writes() { return true; }
+
+  // The codes of the chunk y of row `row` from column `col`, of which the
+  // first `count` are results (a row's last chunk may be partial); the
+  // scales of its blocks written, amax folded.
+  template <int W>
+  CUACT_HD Vec<BlockCode8, W> chunk(const float (&y)[W], int count, int64_t row, int64_t col,
+                                    float& amax) const {
+    static_assert(W == 32, "a chunk is one block of 32 or two of 16");
+    float half[2] = {0.0f, 0.0f};  // each 16's max |result|, NaN excluded
+    CUACT_UNROLL
+    for (int j = 0; j < W; ++j)
+      if (j < count) half[j / 16] = max_abs(half[j / 16], y[j]);
+    amax = fmaxf(amax, fmaxf(half[0], half[1]));  // (no NaN here)
+    const bool pair = q.block == 16;
+    const BlockScaleBits s0 = block_scale(pair ? half[0] : fmaxf(half[0], half[1]), q.format,
+                                          q.scale_type);
+    const BlockScaleBits s1 = pair ? block_scale(half[1], q.format, q.scale_type) : s0;
+    const int64_t group = col / q.block;
+    store_scale(row, group, s0.bits);
+    if (pair && count > 16) store_scale(row, group + 1, s1.bits);
+    Vec<BlockCode8, W> v;
+    CUACT_UNROLL
+    for (int w = 0; w < W / 4; ++w) {
+      const float m = w < 4 ? s0.multiplier : s1.multiplier;
+      v.w[w] = code_pair(y[4 * w] * m, y[4 * w + 1] * m) |
+               code_pair(y[4 * w + 2] * m, y[4 * w + 3] * m) << 16;
+    }
+    return v;
+  }
+
+ private:
+  CUACT_HD uint32_t code_pair(float a, float b) const {
+    return q.format == Fp8::e4m3 ? device::to_fp8x2_satfinite<Fp8::e4m3>(a, b)
+                                 : device::to_fp8x2_satfinite<Fp8::e5m2>(a, b);
+  }
+  CUACT_HD void store_scale(int64_t row, int64_t group, uint32_t bits) const {
+    const int64_t at = scale_index(q.layout, row, group, q.scale_rows, q.scale_groups);
+    if (q.scale_type == BlockScale::f32)
+      static_cast<uint32_t*>(q.scales)[at] = bits;
+    else
+      static_cast<uint8_t*>(q.scales)[at] = static_cast<uint8_t>(bits);
+  }
+};
 
 #ifdef __CUDACC__
 // A quantized output's amax after a block's work: the threads' running

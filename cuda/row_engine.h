@@ -78,11 +78,13 @@ inline constexpr int kWidestElement = static_cast<int>(
 // Elements per chunk of a form (the plan's width for its calls: row_plan.h,
 // chunk_bytes_for), the same on every stream.
 template <class Form>
-inline constexpr int kChunkWidth =
-    chunk_bytes_for(Form::kRandom, Form::kReduces, kWidestElement<Form>) / kWidestElement<Form>;
+using StageOf = OutputStage<typename Form::Out>;
 
 template <class Form>
-using StageOf = OutputStage<typename Form::Out>;
+inline constexpr int kChunkWidth =
+    chunk_bytes_for(Form::kRandom, Form::kReduces, kWidestElement<Form>,
+                    StageOf<Form>::kBlockScaled) /
+    kWidestElement<Form>;
 
 // A thread's running sums: per column of its chunk (by_column) or one
 // (by_row_channel); and the max |result| a quantized output stage keeps.
@@ -328,6 +330,76 @@ CUACT_HD void vector_rows(const Form& form, const StageOf<Form>& stage, const Ro
   }
 }
 
+// A block-scaled output's chunks (output_stage.h, OutputStage<BlockCode8>):
+// the whole chunk at column `col` of each of the thread's rows, one row a
+// trip (a chunk of 32 already keeps 2 to 8 loads per stream in flight), its
+// results to the stage, which writes the blocks' scales; `count` columns
+// are results (a row's last chunk may be partial). Vector accesses where
+// the plan has them (`vector`), else element by element with the form out
+// of line. No random draws and no sums: the block-scaled forms have neither.
+template <bool WithOptional, class Form>
+CUACT_HD void block_rows(const Form& form, const StageOf<Form>& stage, const RowCall& c,
+                         const ColumnSpan& span, const ThreadRows& tr,
+                         const float (&param)[kChunkWidth<Form>], float& amax) {
+  using T = typename Form::In;
+  using U = typename Form::Out;
+  constexpr int W = kChunkWidth<Form>, I = Form::kInputs, O = Form::kOutputs;
+  constexpr int kChunkBytes = W * kWidestElement<Form>;
+  static_assert(!Form::kRandom && !Form::kReduces, "block-scaled forms draw and sum nothing");
+  const bool vector = c.plan.vector_chunk(span), wide = c.plan.access == 16;
+  for (int64_t r = tr.first_row; r < c.plan.rows; r += tr.lanes) {
+    float y[O][W];
+    if (vector) {
+      Vec<T, W> v[I] = {};
+      CUACT_UNROLL
+      for (int k = 0; k < I; ++k)
+        if (present<Form, WithOptional>(k))
+          v[k] = load_vec<T, W, kChunkBytes>(
+              static_cast<const T*>(c.in[k]) + span.begin + r * c.in_stride[k], wide);
+      CUACT_UNROLL
+      for (int j = 0; j < W; ++j) {
+        float a[kMaxInputs] = {};
+        CUACT_UNROLL
+        for (int k = 0; k < I; ++k) a[k] = present<Form, WithOptional>(k) ? element(v[k], j) : Form::fill(k);
+        const ElementOut res = apply_form(form, keep_rule(c), a, param[j], 0);
+        CUACT_UNROLL
+        for (int k = 0; k < O; ++k) y[k][j] = res.out[k];
+      }
+    } else {
+      // A rolled loop; the parameters and the results shift by one slot per
+      // column (shift_in), so that no register array is indexed.
+      float p[W];
+      CUACT_UNROLL
+      for (int j = 0; j < W; ++j) p[j] = param[j];
+      CUACT_NO_UNROLL
+      for (int j = 0; j < W; ++j) {
+        float a[kMaxInputs] = {};
+        CUACT_UNROLL
+        for (int k = 0; k < I; ++k)
+          a[k] = present<Form, WithOptional>(k) && j < span.count
+                     ? device::to_float(static_cast<const T*>(c.in[k])[span.begin + r * c.in_stride[k] + j])
+                     : Form::fill(k);
+        const ElementOut res = apply_form(form, keep_rule(c), a, p[0], 0);
+        CUACT_UNROLL
+        for (int k = 0; k < O; ++k) shift_in(y[k], res.out[k]);
+        shift_in(p, p[0]);
+      }
+    }
+    CUACT_UNROLL
+    for (int k = 0; k < O; ++k) {
+      const Vec<U, W> codes = stage.chunk(y[k], vector ? W : span.count, r, span.begin, amax);
+      U* o = static_cast<U*>(c.out[k]) + span.begin + r * c.out_stride[k];
+      if (vector) {
+        store_vec<U, W, kChunkBytes>(o, codes, wide);
+      } else {
+        CUACT_UNROLL
+        for (int j = 0; j < W; ++j)
+          if (j < span.count) o[j] = U{static_cast<uint8_t>(codes.w[j / 4] >> (8 * (j % 4)))};
+      }
+    }
+  }
+}
+
 // Moves v[k + 1] to v[k] and v[0] to the end.
 template <int W>
 CUACT_HD void rotate(float (&v)[W]) {
@@ -404,7 +476,9 @@ CUACT_HD void run_tiles_with(const Form& form, const RowCall& c, int64_t block, 
     const ColumnSpan span = c.plan.chunk_columns(chunk);
     float param[W];
     chunk_params<T, W>(c, span, tr.first_row, param);
-    if (c.plan.access > 0 && span.count == W)
+    if constexpr (StageOf<Form>::kBlockScaled)
+      block_rows<WithOptional>(form, stage, c, span, tr, param, acc.amax);
+    else if (c.plan.access > 0 && span.count == W)
       vector_rows<WithOptional>(form, stage, c, span.begin, tr, param, acc);
     else
       chunk_rows<WithOptional>(form, stage, c, span, tr, param, acc);
@@ -438,23 +512,25 @@ CUACT_HD void run_extras(const Form& form, const RowCall& c, int64_t thread, int
   if constexpr (Form::kRandom) {
     if (c.plan.extras() > thread) random = stream_of(c);
   }
-  for (int64_t i = thread; i < c.plan.extras(); i += threads) {
-    const int64_t e = c.plan.extra_index(i);
-    float a[kMaxInputs] = {};
-    CUACT_UNROLL
-    for (int k = 0; k < I; ++k)
-      a[k] = present_in<Form>(c, k) ? device::to_float(static_cast<const T*>(c.in[k])[e]) : Form::fill(k);
-    uint32_t draw = 0;
-    if constexpr (Form::kRandom) draw = random.draw(static_cast<uint64_t>(e));
-    const ElementOut res =
-        apply_form_out_of_line(form, keep_rule(c), a[0], a[1], a[2], c.param_fill, draw);
-    CUACT_UNROLL
-    for (int k = 0; k < O; ++k) {
-      const U v = stage.one(res.out[k], amax);
-      if (stage.writes()) static_cast<U*>(c.out[k])[e] = v;
-    }
-    if constexpr (Form::kMask) {
-      if (c.mask != nullptr) c.mask[e] = static_cast<uint8_t>(res.kept);
+  if constexpr (!StageOf<Form>::kBlockScaled) {  // (block-scaled calls are row views: no extras)
+    for (int64_t i = thread; i < c.plan.extras(); i += threads) {
+      const int64_t e = c.plan.extra_index(i);
+      float a[kMaxInputs] = {};
+      CUACT_UNROLL
+      for (int k = 0; k < I; ++k)
+        a[k] = present_in<Form>(c, k) ? device::to_float(static_cast<const T*>(c.in[k])[e]) : Form::fill(k);
+      uint32_t draw = 0;
+      if constexpr (Form::kRandom) draw = random.draw(static_cast<uint64_t>(e));
+      const ElementOut res =
+          apply_form_out_of_line(form, keep_rule(c), a[0], a[1], a[2], c.param_fill, draw);
+      CUACT_UNROLL
+      for (int k = 0; k < O; ++k) {
+        const U v = stage.one(res.out[k], amax);
+        if (stage.writes()) static_cast<U*>(c.out[k])[e] = v;
+      }
+      if constexpr (Form::kMask) {
+        if (c.mask != nullptr) c.mask[e] = static_cast<uint8_t>(res.kept);
+      }
     }
   }
 }

@@ -80,7 +80,11 @@ struct RowPlan {
 // a chunk is eight elements, the draws of one Philox block (philox.h).
 // Reducing forms keep 16: their workspace layout depends on the chunk width
 // and is sized before the form is known (reduction_workspace_bytes).
-CUACT_HD constexpr int chunk_bytes_for(bool random, bool reduces, int elem_size) {
+// A block-scaled output's chunk is 32 elements (one block of 32, two of 16),
+// and its chunks start at column 0 of every row (block_scaled_plan).
+CUACT_HD constexpr int chunk_bytes_for(bool random, bool reduces, int elem_size,
+                                       bool block_scaled = false) {
+  if (block_scaled) return 32 * elem_size;
   return random && !reduces && elem_size == 4 ? 32 : 16;
 }
 
@@ -144,6 +148,18 @@ CUACT_HD RowPlan make_row_plan(int64_t rows, int64_t cols, int elem_size,
   }
   if (p.access == 0) p.head = 0;
   p.chunks = cols <= 0 ? 0 : (p.head > 0) + (cols - p.head + p.width - 1) / p.width;
+  return p;
+}
+
+// A plan whose chunks start at column 0 of every row (a block-scaled output:
+// each chunk is whole blocks): the plan's head must be 0, else its chunks
+// go element by element (access 0).
+CUACT_HD RowPlan block_scaled_plan(RowPlan p) {
+  if (p.head != 0 || p.access == 0) {
+    p.access = 0;
+    p.head = 0;
+    p.chunks = p.cols <= 0 ? 0 : (p.cols + p.width - 1) / p.width;
+  }
   return p;
 }
 

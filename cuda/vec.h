@@ -1,4 +1,4 @@
-// A small vector of N elements of T (4 to 32 bytes: one stream's part of a
+// A small vector of N elements of T (4 to 128 bytes: one stream's part of a
 // chunk) moved in accesses of up to 16 bytes (or half that where the call's
 // alignment allows no more), and its conversion to and from fp32. Host and device: on the host (CPU tests) loads and stores are
 // memcpy, which keeps strict aliasing intact.
@@ -30,7 +30,13 @@ struct Code8 {
   uint8_t bits;
 };
 
-// N elements of T (4 to 32 bytes: one chunk of one stream of the row engine)
+// The 1-byte code of a block-scaled fp8 output (output_stage.h): an fp8
+// code whose block's scale the output stage writes beside it.
+struct BlockCode8 {
+  uint8_t bits;
+};
+
+// N elements of T (4 to 128 bytes: one chunk of one stream of the row engine)
 // held as 32-bit words: what the row engine moves between registers, so that
 // fp16/bf16 pairs and fp8 quadruples are never split. element() and
 // from_floats() convert the 2- and 4-byte types.
@@ -38,8 +44,9 @@ template <class T, int N = kVecWidth<T>>
 struct alignas(sizeof(T) * N < 16 ? sizeof(T) * N : 16) Vec {
   static constexpr int kBytes = static_cast<int>(sizeof(T)) * N;
   static constexpr int kWords = kBytes / 4;
-  static_assert(kBytes == 4 || kBytes == 8 || kBytes == 16 || kBytes == 32,
-                "a chunk of one stream is 4 to 32 bytes");
+  static_assert(kBytes == 4 || kBytes == 8 || kBytes == 16 || kBytes == 32 || kBytes == 64 ||
+                    kBytes == 128,
+                "a chunk of one stream is 4 to 128 bytes");
   uint32_t w[kWords];
 };
 

@@ -46,6 +46,8 @@ inline constexpr BufferName amax{"amax is null", "amax is not 4-byte aligned",
                                  "amax overlaps another buffer"};
 inline constexpr BufferName scale_inv{"scale_inv is null", "scale_inv is not 4-byte aligned",
                                       "scale_inv overlaps another buffer"};
+inline constexpr BufferName scales{"scales is null", "scales is not aligned to its entry size",
+                                   "scales overlaps another buffer"};
 inline constexpr BufferName workspace{
     "workspace is null (the reduction needs the size query's bytes)",
     "workspace is not aligned", "workspace overlaps another buffer"};

@@ -130,6 +130,68 @@ Status check_quantized_glu_forward(const Glu& glu, DType dtype, const void* x,
   return check_with_output(inputs, 1, buffer::y, y, rows * d, ws, 0);
 }
 
+Status check_block_descriptor(const BlockScaledOutput& b) {
+  if (b.dtype != Fp8::e4m3 && b.dtype != Fp8::e5m2)
+    return {StatusCode::invalid_parameter, "unknown block-scaled output dtype"};
+  if (b.block != 16 && b.block != 32)
+    return {StatusCode::invalid_parameter, "block must be 16 or 32"};
+  if (b.scale_type != BlockScale::e8m0 && b.scale_type != BlockScale::e8m0_floor &&
+      b.scale_type != BlockScale::f32)
+    return {StatusCode::invalid_parameter, "unknown block scale type"};
+  if (b.scale_layout != ScaleLayout::row_major && b.scale_layout != ScaleLayout::column_major &&
+      b.scale_layout != ScaleLayout::swizzled_128x4)
+    return {StatusCode::invalid_parameter, "unknown scale layout"};
+  return {};
+}
+
+int64_t block_scale_bytes(const BlockScaledOutput& b, int64_t rows, int64_t cols) {
+  const int64_t entries = scale_entries(b.scale_layout, rows, block_groups(b, cols));
+  return entries * (b.scale_type == BlockScale::f32 ? 4 : 1);
+}
+
+namespace {
+
+// The call's inputs, then the codes, the scales and the optional amax word.
+Status check_block_output(const Buffer* inputs, int count, const BlockScaledOutput& y,
+                          int64_t rows, int64_t cols) {
+  if (Status s = check_block_descriptor(y); !s.ok()) return s;
+  if (rows > 0 && cols > int64_t{1} << 40)
+    return {StatusCode::invalid_size, "cols is too large for the scale matrix"};
+  constexpr int kMost = 8;
+  Buffer list[kMost];
+  int n = 0;
+  for (int i = 0; i < count; ++i) list[n++] = inputs[i];
+  list[n++] = {buffer::y, y.data, rows * cols, 1, true, true};
+  list[n++] = {buffer::scales, y.scales, rows * cols > 0 ? block_scale_bytes(y, rows, cols) : 0,
+               y.scale_type == BlockScale::f32 ? 4 : 1, true, true};
+  list[n++] = {buffer::amax, y.amax, 4, 4, true, false};
+  return check_buffers(list, n);
+}
+
+}  // namespace
+
+Status check_block_bias_forward(const Activation& act, DType dtype, const void* x, const void* bias,
+                                DType bias_dtype, const BlockScaledOutput& y, int64_t rows,
+                                int64_t cols) {
+  int64_t bytes = 0, bias_bytes = 0;
+  if (Status s = check_bias_shape(act, dtype, bias_dtype, rows, cols, Dropout{}, &bytes, &bias_bytes);
+      !s.ok())
+    return s;
+  const Buffer inputs[] = {
+      {buffer::x, x, bytes, size_of(dtype)},
+      {buffer::bias, bias, bias_bytes, size_of(bias_dtype), false, false},
+  };
+  return check_block_output(inputs, 2, y, rows, cols);
+}
+
+Status check_block_glu_forward(const Glu& glu, DType dtype, const void* x,
+                               const BlockScaledOutput& y, int64_t rows, int64_t d) {
+  int64_t x_bytes = 0;
+  if (Status s = check_glu_shape(glu, dtype, rows, d, &x_bytes); !s.ok()) return s;
+  const Buffer inputs[] = {{buffer::x, x, x_bytes, size_of(dtype)}};
+  return check_block_output(inputs, 1, y, rows, d);
+}
+
 Status check_quantized_softmax(const Softmax& op, DType dtype, const void* x,
                                const QuantizedOutput& y, const SoftmaxShape& shape,
                                const Workspace* ws) {
@@ -263,6 +325,52 @@ Status softmax_forward(const Softmax& op, DType dtype, const void* x, const Quan
         call.quantized = store;
         return detail::softmax_status(detail::launch_softmax(dtype, call, stream));
       });
+}
+
+Status block_scales_size(const BlockScaledOutput& out, int64_t rows, int64_t cols,
+                         size_t* bytes) {
+  if (bytes == nullptr) return {StatusCode::null_pointer, "bytes is null"};
+  if (Status s = detail::check_block_descriptor(out); !s.ok()) return s;
+  if (rows < 0 || cols < 0) return {StatusCode::invalid_size, "rows and cols must be >= 0"};
+  *bytes = static_cast<size_t>(detail::block_scale_bytes(out, rows, cols));
+  return {};
+}
+
+namespace {
+
+// A block-scaled call: the amax cleared (where asked), one pass.
+Status run_block(const detail::RowRequest& r, cudaStream_t stream) {
+  return detail::run_quantized_passes(r.recipe, stream, [&](const detail::QuantizedStore& store) {
+    return detail::run_rows(detail::row_pass(r, store), stream);
+  });
+}
+
+}  // namespace
+
+Status bias_activation_forward(const Activation& act, DType dtype, const void* x, const void* bias,
+                               DType bias_dtype, const BlockScaledOutput& y, int64_t rows,
+                               int64_t cols, cudaStream_t stream) {
+  if (Status s = detail::check_block_bias_forward(act, dtype, x, bias, bias_dtype, y, rows, cols);
+      !s.ok())
+    return s;
+  if (rows == 0 || cols == 0) {
+    const detail::QuantizedRecipe recipe = detail::block_recipe(y, rows, cols);
+    return detail::cleared_amax(recipe, stream);
+  }
+  return run_block(detail::block_scaled_request(
+                       detail::bias_activation_forward_request(act, dtype, x, bias, bias_dtype, y.data,
+                                                               rows, cols, {}, nullptr),
+                       y),
+                   stream);
+}
+
+Status glu_forward(const Glu& glu, DType dtype, const void* x, const BlockScaledOutput& y,
+                   int64_t rows, int64_t d, cudaStream_t stream) {
+  if (Status s = detail::check_block_glu_forward(glu, dtype, x, y, rows, d); !s.ok()) return s;
+  if (rows == 0 || d == 0) return detail::cleared_amax(detail::block_recipe(y, rows, d), stream);
+  return run_block(detail::block_scaled_request(
+                       detail::glu_forward_request(glu, dtype, x, y.data, rows, d), y),
+                   stream);
 }
 
 }  // namespace cuact

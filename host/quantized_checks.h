@@ -27,6 +27,15 @@ Status check_quantized_bias_backward(const Activation& act, DType dtype, const v
                                      const void* bias, DType bias_dtype, const void* dy,
                                      const QuantizedOutput& dx, const void* dbias, int64_t rows,
                                      int64_t cols, const Workspace* ws);
+// A known format, block (16, 32), scale type and layout.
+Status check_block_descriptor(const BlockScaledOutput& b);
+Status check_block_bias_forward(const Activation& act, DType dtype, const void* x, const void* bias,
+                                DType bias_dtype, const BlockScaledOutput& y, int64_t rows,
+                                int64_t cols);
+Status check_block_glu_forward(const Glu& glu, DType dtype, const void* x,
+                               const BlockScaledOutput& y, int64_t rows, int64_t d);
+// The bytes the scales of a [rows, cols] result take (the descriptor checked).
+int64_t block_scale_bytes(const BlockScaledOutput& b, int64_t rows, int64_t cols);
 Status check_quantized_softmax(const Softmax& op, DType dtype, const void* x,
                                const QuantizedOutput& y, const SoftmaxShape& shape,
                                const Workspace* ws);

@@ -22,6 +22,23 @@ QuantizedRecipe quantized_recipe(const QuantizedOutput& out, void* workspace,
   return q;
 }
 
+int64_t block_groups(const BlockScaledOutput& out, int64_t cols) {
+  return (cols + out.block - 1) / out.block;
+}
+
+QuantizedRecipe block_recipe(const BlockScaledOutput& out, int64_t rows, int64_t cols) {
+  QuantizedRecipe q;
+  q.store.format = out.dtype;
+  q.store.amax = out.amax;
+  q.store.block = out.block;
+  q.store.scale_type = out.scale_type;
+  q.store.scales = out.scales;
+  q.store.layout = out.scale_layout;
+  q.store.scale_rows = rows;
+  q.store.scale_groups = block_groups(out, cols);
+  return q;
+}
+
 int64_t quantized_workspace(const QuantizedOutput& out) {
   return out.scaling == Scaling::current && out.amax == nullptr ? 16 : 0;
 }

@@ -33,6 +33,12 @@ struct QuantizedRecipe {
 // (4-byte aligned) word in the workspace after `reduction_bytes`.
 QuantizedRecipe quantized_recipe(const QuantizedOutput& out, void* workspace,
                                  int64_t reduction_bytes);
+// The recipe of a block-scaled output of a [rows, cols] result: one pass,
+// its store's block fields set (the amax, if any, cleared first).
+QuantizedRecipe block_recipe(const BlockScaledOutput& out, int64_t rows, int64_t cols);
+// The scale matrix of a [rows, cols] result: groups per row, and the
+// entries its layout spans.
+int64_t block_groups(const BlockScaledOutput& out, int64_t cols);
 // The workspace bytes of a quantized output (quantized_workspace_size).
 int64_t quantized_workspace(const QuantizedOutput& out);
 

@@ -4,6 +4,7 @@
 // input dtype), times the scale, rounded to fp8 (round_to_fp8, written from
 // the formats' definitions); amax the largest |result| rounded to fp32; the
 // current recipe's scale by SPEC's rule.
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <vector>
@@ -138,6 +139,107 @@ Status softmax_forward(const Softmax& op, DType dtype, const void* x, const Quan
     r.push_back(v);
   });
   store_quantized(r, y, &at);
+  return {};
+}
+
+// ---------------------------------------------------------------- block-scaled outputs
+
+namespace {
+
+// The block's scale exponent e (scale 2^e) of an E8M0 scale, from the OCP MX
+// definition: floor(log2 amax) - emax of the element format (FLOOR), or the
+// smallest e with amax <= largest * 2^e (RCEIL); -127 for an all-zero block,
+// 127 where the block holds an infinity; within [-127, 127].
+int e8m0_exponent(double amax, Fp8 format, bool round_up) {
+  if (!(amax > 0)) return -127;
+  if (std::isinf(amax)) return 127;
+  const double largest = format == Fp8::e4m3 ? 448.0 : 57344.0;
+  const int emax = format == Fp8::e4m3 ? 8 : 15;
+  int e = std::ilogb(amax) - emax;
+  if (round_up) {
+    while (amax > std::ldexp(largest, e)) ++e;
+    while (amax <= std::ldexp(largest, e - 1)) --e;
+  }
+  return std::min(127, std::max(-127, e));
+}
+
+// The entry of (row, group) in the layout (cuact/fp8.h's definitions).
+int64_t scale_entry(ScaleLayout layout, int64_t r, int64_t g, int64_t rows, int64_t groups) {
+  if (layout == ScaleLayout::row_major) return r * groups + g;
+  if (layout == ScaleLayout::column_major) return g * rows + r;
+  const int64_t tile = (r / 128) * ((groups + 3) / 4) + g / 4;
+  return tile * 512 + (r % 32) * 16 + ((r % 128) / 32) * 4 + g % 4;
+}
+
+// Quantizes results v[rows * cols] (doubles: the fp32 values, or exact ones).
+void quantize_blocks(const std::vector<double>& v, int64_t rows, int64_t cols,
+                     const BlockScaledOutput& out) {
+  const double largest = out.dtype == Fp8::e4m3 ? 448.0 : 57344.0;
+  const int64_t groups = (cols + out.block - 1) / out.block;
+  auto* codes = static_cast<uint8_t*>(out.data);
+  double tensor_amax = 0;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t g = 0; g < groups; ++g) {
+      const int64_t begin = g * out.block, end = std::min(cols, begin + out.block);
+      double amax = 0;
+      for (int64_t c = begin; c < end; ++c)
+        if (!std::isnan(v[r * cols + c])) amax = std::fmax(amax, std::fabs(v[r * cols + c]));
+      tensor_amax = std::fmax(tensor_amax, amax);
+      const int64_t at = scale_entry(out.scale_layout, r, g, rows, groups);
+      if (out.scale_type == BlockScale::f32) {
+        // amax within [largest * 2^-126, FLT_MAX]; fp32 scale and multiplier.
+        const double a = std::min(static_cast<double>(FLT_MAX), std::fmax(amax, largest * 0x1p-126));
+        const double multiplier = round_to(DType::f32, largest / a);
+        static_cast<float*>(out.scales)[at] = static_cast<float>(round_to(DType::f32, a / largest));
+        for (int64_t c = begin; c < end; ++c)
+          codes[r * cols + c] = fp8_bits(out.dtype, round_to(DType::f32, v[r * cols + c] * multiplier));
+      } else {
+        const int e = e8m0_exponent(amax, out.dtype, out.scale_type == BlockScale::e8m0);
+        static_cast<uint8_t*>(out.scales)[at] = static_cast<uint8_t>(e + 127);
+        for (int64_t c = begin; c < end; ++c)
+          codes[r * cols + c] = fp8_bits(out.dtype, std::ldexp(v[r * cols + c], -e));
+      }
+    }
+  if (out.amax != nullptr) *out.amax = static_cast<float>(round_to(DType::f32, tensor_amax));
+}
+
+}  // namespace
+
+Status block_quantize(const float* values, int64_t rows, int64_t cols, const BlockScaledOutput& out) {
+  if (Status s = detail::check_block_descriptor(out); !s.ok()) return s;
+  if (rows < 0 || cols < 0) return {StatusCode::invalid_size, "rows and cols must be >= 0"};
+  if (rows * cols > 0 && (values == nullptr || out.data == nullptr || out.scales == nullptr))
+    return {StatusCode::null_pointer, "values, data and scales must be given"};
+  quantize_blocks(std::vector<double>(values, values + rows * cols), rows, cols, out);
+  return {};
+}
+
+Status bias_activation_forward(const Activation& act, DType dtype, const void* x, const void* bias,
+                               DType bias_dtype, const BlockScaledOutput& y, int64_t rows,
+                               int64_t cols) {
+  if (Status s = detail::check_block_bias_forward(act, dtype, x, bias, bias_dtype, y, rows, cols);
+      !s.ok())
+    return s;
+  std::vector<double> r(static_cast<size_t>(rows * cols));
+  for (int64_t i = 0; i < rows * cols; ++i) {
+    const double v = get(dtype, x, i);
+    r[static_cast<size_t>(i)] =
+        forward(act, bias != nullptr ? bias_preactivation(v, get(bias_dtype, bias, i % cols)) : v);
+  }
+  quantize_blocks(r, rows, cols, y);
+  return {};
+}
+
+Status glu_forward(const Glu& glu, DType dtype, const void* x, const BlockScaledOutput& y,
+                   int64_t rows, int64_t d) {
+  if (Status s = detail::check_block_glu_forward(glu, dtype, x, y, rows, d); !s.ok()) return s;
+  std::vector<double> r(static_cast<size_t>(rows * d));
+  const int64_t g = glu.gated == GatedHalf::first ? 0 : d, l = d - g;
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t c = 0; c < d; ++c)
+      r[static_cast<size_t>(i * d + c)] =
+          forward(glu.act, get(dtype, x, i * 2 * d + g + c)) * get(dtype, x, i * 2 * d + l + c);
+  quantize_blocks(r, rows, d, y);
   return {};
 }
 

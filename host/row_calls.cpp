@@ -164,6 +164,13 @@ RowRequest quantized_request(RowRequest r, const QuantizedOutput& out, void* wor
   return r;
 }
 
+RowRequest block_scaled_request(RowRequest r, const BlockScaledOutput& out) {
+  r.quantized = true;
+  r.block_scaled = true;
+  r.recipe = block_recipe(out, r.rows, r.cols);
+  return r;
+}
+
 PreluLayout prelu_layout(int64_t outer, int64_t channels, int64_t inner) {
   if (inner == 1) return {outer, channels, ParamMode::by_column, ReduceMode::by_column};
   return {outer * channels, inner, ParamMode::by_row_channel, ReduceMode::by_row_channel};
@@ -268,7 +275,7 @@ namespace {
 // reduce (dbias, dweight) whether or not the call asks for the sums.
 int chunk_bytes_of(const RowRequest& r, int elem_size) {
   const bool reduces = r.form == RowForm::backward || r.form == RowForm::slope_backward;
-  return chunk_bytes_for(r.random, reduces, elem_size);
+  return chunk_bytes_for(r.random, reduces, elem_size, r.block_scaled);
 }
 
 }  // namespace
@@ -306,6 +313,7 @@ RowCall plan_rows(const RowRequest& r, int64_t device_blocks) {
         streams[count++] = {reinterpret_cast<std::uintptr_t>(r.out[k]),
                             r.out_stride[k] * out_size, out_size};
     c.plan = make_row_plan(r.rows, r.cols, widest, streams, count, chunk_bytes);
+    if (r.block_scaled) c.plan = block_scaled_plan(c.plan);
   }
   c.plan.in_size = in_size;
   c.plan.out_size = out_size;
@@ -367,6 +375,10 @@ namespace {
 // The launcher of a request's form for data type T (the activation's index K).
 template <class T>
 RowLauncher launcher_for(const RowRequest& r, std::size_t k) {
+  if (r.block_scaled) {
+    if (r.form == RowForm::forward && !r.random) return block_forward_launchers<T>()[k];
+    return nullptr;  // not in the list (the entry points never ask)
+  }
   if (r.quantized) {
     if (r.form == RowForm::forward) return quantized_forward_launchers<T>(r.random)[k];
     if (r.form == RowForm::backward && !r.random) return quantized_backward_launchers<T>()[k];

@@ -52,6 +52,9 @@ struct RowRequest {
   // the pass's) and the recipe's passes (quantized_passes.h).
   bool quantized = false;
   QuantizedRecipe recipe;
+  // Block-scaled codes (the forward forms, row views): chunks of 32 columns
+  // from column 0 of every row, the blocks' scales written beside them.
+  bool block_scaled = false;
 };
 
 // The request of one pass of a quantized call (quantized_passes.h) with
@@ -88,6 +91,9 @@ RowRequest rrelu_request(const Rrelu& rrelu, DType dtype, const void* x, const v
 // made quantized: quantized_recipe's store and recipe.
 RowRequest quantized_request(RowRequest r, const QuantizedOutput& out, void* workspace,
                              int64_t reduction_bytes);
+// A forward request over a row view (out[0] the codes) made block-scaled:
+// block_recipe's store.
+RowRequest block_scaled_request(RowRequest r, const BlockScaledOutput& out);
 
 // PReLU's [outer, C, inner] as a row view: one row per (outer, c) with the
 // weight by row channel, or, when inner == 1, one row per outer with the

@@ -301,5 +301,57 @@ TEST(GpuQuantized, SoftmaxForwardEveryAlgorithm) {
           }
 }
 
+// Block-scaled outputs on a GPU: bias + activation and SwiGLU, every recipe
+// and layout, codes, scales and amax equal to the host run of the kernels'
+// code (fused_emulation.h) bit for bit.
+TEST(GpuQuantized, BlockScaledCallsMatchTheEmulator) {
+  CUACT_SKIP_WITHOUT_GPU();
+  SKIP_BELOW_SM89();
+  for (DType dtype : {DType::f32, DType::f16, DType::bf16})
+    for (BlockScale type : {BlockScale::e8m0, BlockScale::e8m0_floor, BlockScale::f32})
+      for (int block : {32, 16})
+        for (ScaleLayout layout : {ScaleLayout::row_major, ScaleLayout::swizzled_128x4})
+          for (const bool glu : {false, true}) {
+            const int64_t rows = 300, cols = glu ? 1000 : 4100;
+            const int64_t in_cols = glu ? 2 * cols : cols;
+            std::vector<double> x(static_cast<size_t>(rows * in_cols));
+            for (size_t i = 0; i < x.size(); ++i)
+              x[i] = reference::round_to(dtype, std::sin(0.001 * static_cast<double>(i)) * 8.0);
+            const std::vector<unsigned char> xb = to_buffer(dtype, x);
+            BlockScaledOutput host{nullptr, Fp8::e4m3, block, type, nullptr, layout, nullptr};
+            size_t scale_bytes = 0;
+            ASSERT_TRUE(block_scales_size(host, rows, cols, &scale_bytes).ok());
+            const size_t n = static_cast<size_t>(rows * cols);
+            std::vector<uint8_t> codes(n), want(n);
+            std::vector<unsigned char> scales(scale_bytes), want_scales(scale_bytes);
+            float amax = 0, want_amax = 0;
+            DeviceBuffer dx(xb.size()), dcodes(n), dscales(scale_bytes + 16), damax(16);
+            ASSERT_TRUE(dx.ok() && dcodes.ok() && dscales.ok() && damax.ok());
+            CUDA_OK(cudaMemcpy(dx.at(), xb.data(), xb.size(), cudaMemcpyHostToDevice));
+            CUDA_OK(cudaMemset(dscales.at(), 0, scale_bytes));
+            BlockScaledOutput dev{dcodes.at(), Fp8::e4m3, block, type, dscales.at(), layout,
+                                  reinterpret_cast<float*>(damax.at())};
+            const Glu swiglu = Glu::swiglu();
+            const Activation gelu = Activation::gelu();
+            ASSERT_TRUE((glu ? glu_forward(swiglu, dtype, dx.at(), dev, rows, cols)
+                             : bias_activation_forward(gelu, dtype, dx.at(), nullptr, dtype, dev, rows,
+                                                       cols))
+                            .ok());
+            CUDA_OK(cudaMemcpy(codes.data(), dcodes.at(), n, cudaMemcpyDeviceToHost));
+            CUDA_OK(cudaMemcpy(scales.data(), dscales.at(), scale_bytes, cudaMemcpyDeviceToHost));
+            CUDA_OK(cudaMemcpy(&amax, damax.at(), 4, cudaMemcpyDeviceToHost));
+            BlockScaledOutput emu{want.data(), Fp8::e4m3, block, type, want_scales.data(), layout,
+                                  &want_amax};
+            const detail::RowRequest req =
+                glu ? detail::glu_forward_request(swiglu, dtype, xb.data(), want.data(), rows, cols)
+                    : detail::bias_activation_forward_request(gelu, dtype, xb.data(), nullptr, dtype,
+                                                              want.data(), rows, cols, {}, nullptr);
+            emulate_fused(detail::block_scaled_request(req, emu), kH100DeviceBlocks);
+            EXPECT_EQ(code_mismatches(Fp8::e4m3, codes, want), 0) << dtype_name(dtype);
+            EXPECT_EQ(scales, want_scales) << dtype_name(dtype);
+            EXPECT_EQ(amax, want_amax);
+          }
+}
+
 }  // namespace
 }  // namespace cuact::test

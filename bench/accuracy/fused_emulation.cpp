@@ -93,12 +93,20 @@ constexpr bool emulated(std::size_t k) {
   return false;
 }
 
-// A quantized output's forms (kernel_table.cuh: the fp32 functor, Code8 out).
+// A quantized output's forms (kernel_table.cuh: the fp32 functor, Code8 or
+// BlockCode8 out).
 template <class T, std::size_t K>
 void emulate_quantized(const RowRequest& r, int64_t device_blocks) {
   using F = detail::Functor<K, float>;
   const F f(detail::params_from<typename F::Params>(r.act));
   using detail::Code8;
+  if (r.block_scaled) {
+    if (r.form != RowForm::forward || r.random)
+      throw std::invalid_argument("no block-scaled kernel for this form");
+    emulate(detail::ActivationForward<F, T, false, detail::BlockCode8>{f, r.args.scale}, r,
+            device_blocks);
+    return;
+  }
   if (r.form == RowForm::forward && r.random)
     emulate(detail::ActivationForward<F, T, true, Code8>{f, r.args.scale}, r, device_blocks);
   else if (r.form == RowForm::forward)

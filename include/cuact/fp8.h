@@ -14,4 +14,22 @@ namespace cuact {
 //         2^-16; +-inf 0x7C / 0xFC; NaN 0x7D-0x7F, 0xFD-0xFF.
 enum class Fp8 { e4m3, e5m2 };
 
+// A block-scaled output's scale per block of `block` consecutive results of a
+// row (docs/SPEC.md, "Block-scaled outputs"):
+//   e8m0:       a power of two 2^e stored as the byte e + 127 (OCP MX's E8M0),
+//               the smallest e with amax <= largest * 2^e (rounded up, RCEIL:
+//               no code saturates; TE's and Blackwell's rule; DeepGEMM's UE8M0)
+//   e8m0_floor: e = floor(log2 amax) - emax of the format (the OCP MX spec's)
+//   f32:        amax / largest in fp32 (DeepSeek-style blockwise fp8)
+enum class BlockScale { e8m0, e8m0_floor, f32 };
+
+// Where the scale of (row r, block g) of a [rows, groups] scale matrix goes:
+//   row_major       r * groups + g
+//   column_major    g * rows + r (the "MN-major" layout DeepGEMM reads)
+//   swizzled_128x4  cuBLAS's and CUTLASS's block-scaled GEMM layout: tiles of
+//                   128 rows x 4 blocks (rows padded to 128, blocks to 4),
+//                   tiles in row-major order, (r, g) at (r % 32) * 16 +
+//                   (r % 128) / 32 * 4 + g % 4 in its tile of 512
+enum class ScaleLayout { row_major, column_major, swizzled_128x4 };
+
 }  // namespace cuact

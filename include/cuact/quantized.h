@@ -102,6 +102,45 @@ Status glu_forward(const Glu& glu, DType dtype, const void* x, const QuantizedOu
                    int64_t rows, int64_t d, Workspace workspace = {},
                    cudaStream_t stream = nullptr);
 
+// ---------------------------------------------------------------- block-scaled outputs
+
+// fp8 codes with one scale per block of `block` consecutive results along
+// each row (MXFP8: block 32, E8M0 scales; DeepSeek-style per-group fp8:
+// fp32 or power-of-two scales), for a [rows, cols] result. docs/SPEC.md,
+// "Block-scaled outputs", states the rule. The codes are [rows, cols] with
+// row stride cols; a row's last block may be partial (its scale from the
+// results it holds). The scales are a [rows, ceil(cols / block)] matrix in
+// `scale_layout` (cuact/fp8.h): 1 byte an entry (E8M0: the biased exponent)
+// or 4 (f32, 4-byte aligned); a swizzled layout's padding is not written.
+struct BlockScaledOutput {
+  void* data = nullptr;
+  Fp8 dtype = Fp8::e4m3;
+  int block = 32;  // 16 or 32
+  BlockScale scale_type = BlockScale::e8m0;
+  void* scales = nullptr;
+  ScaleLayout scale_layout = ScaleLayout::row_major;
+  float* amax = nullptr;  // optional: max |result| of the whole call, NaN excluded (written)
+
+  // MXFP8 as Transformer Engine and the OCP spec define it (E8M0, rounded up).
+  static BlockScaledOutput mxfp8(void* codes, void* scales, Fp8 format = Fp8::e4m3,
+                                 ScaleLayout layout = ScaleLayout::row_major) {
+    return {codes, format, 32, BlockScale::e8m0, scales, layout, nullptr};
+  }
+};
+
+// The bytes of the scales of a [rows, cols] result (swizzled: with padding).
+Status block_scales_size(const BlockScaledOutput& out, int64_t rows, int64_t cols,
+                         size_t* bytes);
+
+// y[r, c] = act(x[r, c] + bias[c]) as block-scaled codes (bias optional,
+// null: act(x)); x [rows, cols] with row stride cols.
+Status bias_activation_forward(const Activation& act, DType dtype, const void* x, const void* bias,
+                               DType bias_dtype, const BlockScaledOutput& y, int64_t rows,
+                               int64_t cols, cudaStream_t stream = nullptr);
+// y [rows, d] = act(gated half) * other half of x [rows, 2d], block-scaled.
+Status glu_forward(const Glu& glu, DType dtype, const void* x, const BlockScaledOutput& y,
+                   int64_t rows, int64_t d, cudaStream_t stream = nullptr);
+
 // y = softmax(x) quantized: softmax, log_softmax or softmin with any of
 // softmax.h's options (scale, mask, causal, algorithm) and shapes (strided
 // rows, the middle dimension), each result times the scale, rounded once

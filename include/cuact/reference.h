@@ -75,6 +75,19 @@ Status glu_forward(const Glu& glu, DType dtype, const void* x, const QuantizedOu
 Status softmax_forward(const Softmax& op, DType dtype, const void* x, const QuantizedOutput& y,
                        const SoftmaxShape& shape);
 
+// Block-scaled outputs (cuact/quantized.h; docs/SPEC.md, "Block-scaled
+// outputs"), written from the OCP MX definitions: block_quantize takes fp32
+// values [rows, cols] (host) and writes the codes [rows, cols], the scales
+// (host, in out's layout) and the amax as the device calls define them
+// from the same fp32 values (bit for bit). The forward forms compute each
+// result in double (not rounded to fp32) and quantize it the same way.
+Status block_quantize(const float* values, int64_t rows, int64_t cols, const BlockScaledOutput& out);
+Status bias_activation_forward(const Activation& act, DType dtype, const void* x, const void* bias,
+                               DType bias_dtype, const BlockScaledOutput& y, int64_t rows,
+                               int64_t cols);
+Status glu_forward(const Glu& glu, DType dtype, const void* x, const BlockScaledOutput& y,
+                   int64_t rows, int64_t d);
+
 // The softmax family (cuact/softmax.h) on one row, in double, not rounded.
 // Forward: x[cols] and the row's mask values (null: no mask; op.mask itself
 // is not read); `row` is the data row's index, which places it for the
