@@ -7,7 +7,7 @@
 // tensor (cuact/quantized.h; see "fp8 outputs" below).
 // Fake (meta) kernels and autograd are registered in Python (cuact/_ops.py).
 // Every operator takes dense tensors: the Python layer calls .contiguous()
-// (softmax also takes 2-D rows with a row stride as they are).
+// (softmax and softmax_fp8 also take 2-D rows with a row stride as they are).
 #include <ATen/ATen.h>
 #include <c10/core/DeviceGuard.h>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
@@ -678,20 +678,40 @@ cuact::Softmax with_hidden_columns(cuact::Softmax sm, const Tensor& data,
   return sm;
 }
 
+// What softmax's forward (plain or fp8) checks and builds first: the op
+// (kind and scale; the mask and causal settings when there is a row to
+// compute: an empty input is no call, as PyTorch's) and the call's shape,
+// its output dense whatever x's row stride.
+struct SoftmaxForward {
+  cuact::Softmax sm;
+  cuact::SoftmaxShape shape;
+};
+SoftmaxForward softmax_forward_args(const Tensor& x, int64_t dim, c10::string_view kind,
+                                    double scale, const c10::optional<Tensor>& mask,
+                                    int64_t mask_rows, int64_t mask_row_repeat,
+                                    int64_t causal_rows, int64_t causal_offset, const char* op) {
+  SoftmaxForward f;
+  if (x.is_cuda() || !is_f64(x)) (void)dtype_of(x, op);
+  f.sm.kind = softmax_kind_of(kind, op);
+  f.sm.scale = static_cast<float>(scale);
+  f.shape = softmax_shape(x, dim, op);
+  f.shape.out_stride = 0;
+  if (x.numel() > 0)
+    f.sm = with_hidden_columns(f.sm, x, f.shape, mask, mask_rows, mask_row_repeat, causal_rows,
+                               causal_offset, op);
+  return f;
+}
+
 Tensor softmax_op(const Tensor& x, int64_t dim, c10::string_view kind, double scale,
                   const c10::optional<Tensor>& mask, int64_t mask_rows, int64_t mask_row_repeat,
                   int64_t causal_rows, int64_t causal_offset) {
   const char* op = "softmax";
-  if (x.is_cuda() || !is_f64(x)) (void)dtype_of(x, op);
-  cuact::Softmax sm;
-  sm.kind = softmax_kind_of(kind, op);
-  sm.scale = static_cast<float>(scale);
-  cuact::SoftmaxShape shape = softmax_shape(x, dim, op);
+  const SoftmaxForward f = softmax_forward_args(x, dim, kind, scale, mask, mask_rows,
+                                                mask_row_repeat, causal_rows, causal_offset, op);
+  const cuact::Softmax& sm = f.sm;
+  const cuact::SoftmaxShape& shape = f.shape;
   Tensor y = at::empty(x.sizes(), x.options());  // dense, whatever x's row stride
   if (x.numel() == 0) return y;                  // no row to compute, as PyTorch
-  sm = with_hidden_columns(sm, x, shape, mask, mask_rows, mask_row_repeat, causal_rows,
-                           causal_offset, op);
-  shape.out_stride = 0;
   if (x.is_cuda()) {
     c10::DeviceGuard guard(x.device());
     raise_if_failed(cuact::softmax(cuact::Direction::forward, sm, dtype_of(x, op), x.data_ptr(),
@@ -864,13 +884,11 @@ cuact::Workspace workspace_of(const Tensor& x, size_t bytes, Tensor& scratch) {
 // the reference quantizes (host/quantized_reference.cpp): amax the largest
 // |r| rounded to fp32, NaN excluded; the current recipe's scale by
 // reference::quantized_scale; codes fp8_bits(r * scale); scale_inv 1/scale
-// in fp32. `act` and the descriptor are checked first by an empty call of
-// the reference, which takes the same rules.
-void quantize_f64(const cuact::Activation& act, const Tensor& r, Quantized& out, const char* op) {
+// in fp32. `checked`, raised first: the status of an empty call of the
+// reference with the call's op and descriptor (it takes the same rules).
+void quantize_f64(const cuact::Status& checked, const Tensor& r, Quantized& out, const char* op) {
   const cuact::QuantizedOutput& q = out.q;
-  raise_if_failed(cuact::reference::activation(cuact::Direction::forward, act,
-                                               cuact::DType::f32, nullptr, nullptr, q, 0),
-                  op);
+  raise_if_failed(checked, op);
   const double* v = r.data_ptr<double>();
   const int64_t n = r.numel();
   double amax = 0;
@@ -886,6 +904,13 @@ void quantize_f64(const cuact::Activation& act, const Tensor& r, Quantized& out,
   *q.amax = static_cast<float>(amax);
   *q.scale = static_cast<float>(scale);
   *q.scale_inv = static_cast<float>(cuact::reference::round_to(cuact::DType::f32, 1.0 / scale));
+}
+
+// The activation forms: `act` and the descriptor checked by an empty call.
+void quantize_f64(const cuact::Activation& act, const Tensor& r, Quantized& out, const char* op) {
+  quantize_f64(cuact::reference::activation(cuact::Direction::forward, act, cuact::DType::f32,
+                                            nullptr, nullptr, out.q, 0),
+               r, out, op);
 }
 
 const char* direction_op_fp8(cuact::Direction d) {
@@ -1063,6 +1088,44 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> glu_fp8_op(
   return r.outputs();
 }
 
+// softmax, log_softmax or softmin along dim (softmax's arguments: its
+// `scale` here softmax_scale, the fp8 recipe's scale being `scale`), forward
+// only. The codes are dense in x's shape whatever x's row stride.
+std::tuple<Tensor, Tensor, Tensor, Tensor> softmax_fp8_op(
+    const Tensor& x, int64_t dim, c10::string_view kind, double softmax_scale,
+    const c10::optional<Tensor>& mask, int64_t mask_rows, int64_t mask_row_repeat,
+    int64_t causal_rows, int64_t causal_offset, at::ScalarType dtype,
+    const c10::optional<Tensor>& scale, int64_t margin, bool power_of_two) {
+  const char* op = "softmax_fp8";
+  const SoftmaxForward f = softmax_forward_args(x, dim, kind, softmax_scale, mask, mask_rows,
+                                                mask_row_repeat, causal_rows, causal_offset, op);
+  Quantized r = quantized_outputs(x, x.sizes(), dtype, scale, margin, power_of_two, op);
+  if (x.is_cuda()) {
+    c10::DeviceGuard guard(x.device());
+    size_t bytes = 0;
+    raise_if_failed(cuact::quantized_workspace_size(r.q, &bytes), op);
+    Tensor scratch;
+    const cuact::Workspace ws = workspace_of(x, bytes, scratch);
+    raise_if_failed(cuact::softmax_forward(f.sm, dtype_of(x, op), x.data_ptr(), r.q, f.shape, ws,
+                                           stream_of(x)),
+                    op);
+  } else if (is_f64(x)) {
+    const Tensor plain = softmax_op(x, dim, kind, softmax_scale, mask, mask_rows,
+                                    mask_row_repeat, causal_rows, causal_offset);
+    // An empty call checks f.sm and the descriptor; it reads no mask row (f.sm's
+    // mask is the float64 mask, named f32 by with_hidden_columns).
+    quantize_f64(cuact::reference::softmax_forward(f.sm, cuact::DType::f32, nullptr, r.q,
+                                                   cuact::SoftmaxShape{}),
+                 plain, r, op);
+  } else {
+    raise_if_failed(cuact::reference::softmax_forward(f.sm, dtype_of(x, op), x.data_ptr(), r.q,
+                                                      f.shape),
+                    op);
+  }
+  finish_quantized(r, x.numel());
+  return r.outputs();
+}
+
 }  // namespace
 
 TORCH_LIBRARY(cuact, m) {
@@ -1113,6 +1176,11 @@ TORCH_LIBRARY(cuact, m) {
   m.def(
       "glu_fp8(Tensor x, str kind, float[] params, bool gate_first, ScalarType dtype, "
       "Tensor? scale, int margin, bool power_of_two) -> (Tensor, Tensor, Tensor, Tensor)");
+  m.def(
+      "softmax_fp8(Tensor x, int dim, str kind, float softmax_scale, Tensor? mask, "
+      "int mask_rows, int mask_row_repeat, int causal_rows, int causal_offset, "
+      "ScalarType dtype, Tensor? scale, int margin, bool power_of_two) -> "
+      "(Tensor, Tensor, Tensor, Tensor)");
 }
 
 #define CUACT_REGISTER_KERNELS(m)                                                  \
@@ -1135,7 +1203,8 @@ TORCH_LIBRARY(cuact, m) {
          &activation_backward_from_output_fp8_op);                                 \
   m.impl("bias_activation_fp8", &bias_activation_fp8_op);                          \
   m.impl("bias_activation_backward_fp8", &bias_activation_backward_fp8_op);        \
-  m.impl("glu_fp8", &glu_fp8_op)
+  m.impl("glu_fp8", &glu_fp8_op);                                                  \
+  m.impl("softmax_fp8", &softmax_fp8_op)
 
 // One kernel per operator serves both keys: it branches on the tensors' device.
 TORCH_LIBRARY_IMPL(cuact, CPU, m) { CUACT_REGISTER_KERNELS(m); }

@@ -726,7 +726,7 @@ for _name, _rule_ in RULES.items():
 # would drop that path's gradient without a word.
 FP8_OPERATORS = ("activation_fp8", "activation_backward_fp8",
                  "activation_backward_from_output_fp8", "bias_activation_fp8",
-                 "bias_activation_backward_fp8", "glu_fp8")
+                 "bias_activation_backward_fp8", "glu_fp8", "softmax_fp8")
 
 
 def refuse_gradient(name):

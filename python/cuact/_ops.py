@@ -75,20 +75,22 @@ def _(x, dy, lower, upper, training, used):
     return torch.empty_like(x)
 
 
-@torch.library.register_fake(lib + "softmax")
-def _(x, dim, kind, scale, mask, mask_rows, mask_row_repeat, causal_rows, causal_offset):
+def _check_mask(mask, x, op):
+    """The softmax family's mask (None: none) is on the data's device."""
     if mask is not None:
         torch._check(mask.device == x.device,
-                     lambda: f"cuact.softmax: the mask is on {mask.device}, the input on {x.device}")
+                     lambda: f"cuact.{op}: the mask is on {mask.device}, the input on {x.device}")
+
+
+@torch.library.register_fake(lib + "softmax")
+def _(x, dim, kind, scale, mask, mask_rows, mask_row_repeat, causal_rows, causal_offset):
+    _check_mask(mask, x, "softmax")
     return x.new_empty(x.shape)  # dense, whatever the input's row stride
 
 
 @torch.library.register_fake(lib + "softmax_backward")
 def _(y, dy, dim, kind, scale, mask, mask_rows, mask_row_repeat, causal_rows, causal_offset):
-    if mask is not None:  # the forward's mask and causal settings: its hidden columns
-        torch._check(mask.device == y.device,
-                     lambda: f"cuact.softmax_backward: the mask is on {mask.device}, "
-                             f"the input on {y.device}")
+    _check_mask(mask, y, "softmax_backward")  # the forward's settings: its hidden columns
     return torch.empty_like(y)
 
 
@@ -149,6 +151,13 @@ def _(x, kind, params, gate_first, dtype, scale, margin, power_of_two):
     torch._check(x.dim() >= 1 and x.shape[-1] % 2 == 0, lambda: "the last dimension must be even")
     return _fp8(x, (*x.shape[:-1], x.shape[-1] // 2), dtype, scale, margin, power_of_two,
                 "glu_fp8")
+
+
+@torch.library.register_fake(lib + "softmax_fp8")
+def _(x, dim, kind, softmax_scale, mask, mask_rows, mask_row_repeat, causal_rows, causal_offset,
+      dtype, scale, margin, power_of_two):
+    _check_mask(mask, x, "softmax_fp8")
+    return _fp8(x, x.shape, dtype, scale, margin, power_of_two, "softmax_fp8")  # codes dense
 
 
 # ------------------------------------------------------------------ vmap rules
@@ -245,6 +254,6 @@ for _name, _rule in {
     # one scale per tensor: each batch entry is its own tensor (its own amax and scale)
     **{name: _loop(getattr(ops, name)) for name in (
         "activation_fp8", "activation_backward_fp8", "activation_backward_from_output_fp8",
-        "bias_activation_fp8", "bias_activation_backward_fp8", "glu_fp8")},
+        "bias_activation_fp8", "bias_activation_backward_fp8", "glu_fp8", "softmax_fp8")},
 }.items():
     torch.library.register_vmap(lib + _name, _rule)

@@ -441,18 +441,15 @@ def _mask_layout(mask, x):
     return full, full.shape[0], 1
 
 
-def _softmax(input, dim, dtype, kind, scale, mask, causal, causal_offset):
-    _check_tensor(input, kind)
-    if dtype is not None:
-        input = input.to(dtype)
-    if not input.is_floating_point():
-        raise _not_implemented(kind, input.dtype)
-    if dim is None:
-        dim = _softmax_dim(input.dim(), kind)
-    dim = _wrap_dim(dim, input.dim(), kind)
+def _softmax_args(input, dim, name, mask, causal):
+    """The checks and layout of a softmax-family call on a floating input
+    (torch's messages): (x, dim, (mask, mask_rows, mask_row_repeat,
+    causal_rows)) as the operators take them: x the input (a 0-d one as 1-D),
+    2-D rows with a row stride as they are, anything else contiguous; dim
+    wrapped; the mask as _mask_layout lays it out, causal_rows 0 without causal."""
+    dim = _wrap_dim(dim, input.dim(), name)
     if input.dim() == 0:
-        return _softmax(input.reshape(1), 0, None, kind, scale, mask, causal,
-                        causal_offset).reshape(())
+        input = input.reshape(1)
     mask_rows, repeat, causal_rows = 1, 1, 0
     if mask is not None or causal:
         if dim != input.dim() - 1:
@@ -466,8 +463,20 @@ def _softmax(input, dim, dtype, kind, scale, mask, causal, causal_offset):
     x = input
     if not (x.dim() == 2 and dim == 1 and x.stride(1) == 1 and x.stride(0) >= x.shape[1]):
         x = x.contiguous()
-    return call("softmax", x, dim, kind, float(scale), mask, mask_rows, repeat, causal_rows,
-                int(causal_offset))
+    return x, dim, (mask, mask_rows, repeat, causal_rows)
+
+
+def _softmax(input, dim, dtype, kind, scale, mask, causal, causal_offset):
+    _check_tensor(input, kind)
+    if dtype is not None:
+        input = input.to(dtype)
+    if not input.is_floating_point():
+        raise _not_implemented(kind, input.dtype)
+    if dim is None:
+        dim = _softmax_dim(input.dim(), kind)
+    x, dim, hidden = _softmax_args(input, dim, kind, mask, causal)
+    y = call("softmax", x, dim, kind, float(scale), *hidden, int(causal_offset))
+    return y.reshape(()) if input.dim() == 0 else y
 
 
 def softmax(input, dim=None, _stacklevel=3, dtype=None, *, scale=1.0, mask=None, causal=False,
@@ -666,6 +675,32 @@ def reglu_fp8(input, dim=-1, dtype=torch.float8_e4m3fn, **recipe):
     return gated_fp8(input, "relu", dim, "first", dtype, **recipe)
 
 
+SOFTMAX_KINDS = ("softmax", "log_softmax", "softmin")
+
+
+def softmax_fp8(input, dim=-1, dtype=torch.float8_e4m3fn, *, kind="softmax", softmax_scale=1.0,
+                mask=None, causal=False, causal_offset=0, scale=None, margin=0,
+                power_of_two=False):
+    """softmax(softmax_scale * input + mask) along `dim` (kind='log_softmax':
+    its log; 'softmin': of -softmax_scale * input + mask) as fp8 codes, a
+    Float8Output (data contiguous, as softmax's). softmax's options (mask,
+    causal, causal_offset; softmax's `scale` is softmax_scale here) and
+    activation_fp8's recipe (`scale`: the fp8 scale, None: the current
+    recipe). FP8 attention's probabilities take the delayed recipe with a
+    fixed scale (448 for e4m3: a probability is at most 1). No gradient."""
+    fname = "softmax_fp8"
+    _fp8_args(fname, input, scale, (mask,))
+    if kind not in SOFTMAX_KINDS:
+        raise ValueError(f"cuact: unknown softmax kind {kind!r} "
+                         f"(one of {', '.join(SOFTMAX_KINDS)})")
+    x, dim, hidden = _softmax_args(input, dim, fname, mask, causal)
+    out = torch.ops.cuact.softmax_fp8(x, dim, kind, float(softmax_scale), *hidden,
+                                      int(causal_offset),
+                                      *_recipe(dtype, scale, margin, power_of_two))
+    data = out[0].reshape(()) if input.dim() == 0 else out[0]
+    return Float8Output(data, out[1], out[2], out[3])
+
+
 __all__ = [
     "activation", "activation_params", "ACTIVATIONS", "ELEMENTWISE_FORMS",
     "relu", "relu6", "hardtanh", "leaky_relu", "elu", "selu", "celu", "gelu", "quick_gelu",
@@ -675,5 +710,5 @@ __all__ = [
     "gated", "glu", "swiglu", "geglu", "reglu", "softmax", "log_softmax", "softmin",
     "Float8Output", "activation_fp8", "activation_backward_fp8", "bias_activation_fp8",
     "bias_activation_backward_fp8", "gated_fp8", "glu_fp8", "swiglu_fp8", "geglu_fp8",
-    "reglu_fp8",
+    "reglu_fp8", "softmax_fp8",
 ]

@@ -3,7 +3,9 @@ are the plain result, computed in double by cuact's float64 path, times the
 scale and rounded once (parity.round_fp8, written from the formats); the
 recipes' words (scale, amax, scale_inv) follow docs/SPEC.md; dropout takes the
 plain form's mask and dbias is the plain form's; layouts, empty inputs, vmap;
-no gradient. PyTorch's own unfused quantization: test_parity.py; bad
+no gradient. softmax_fp8 is also compared here with PyTorch's own unfused
+computation (its float64 softmax times the scale, a saturated cast). The
+activations against PyTorch's unfused quantization: test_parity.py; bad
 arguments: test_arguments.py."""
 import math
 
@@ -12,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 import cuact.functional as CF
-from parity import fp8_max, fp8_scale, round_fp8
+from parity import fp8_max, fp8_scale, round_fp8, torch_fp8
 
 ops = torch.ops.cuact
 E4M3, E5M2 = torch.float8_e4m3fn, torch.float8_e5m2
@@ -161,7 +163,8 @@ def test_float64_and_float32_inputs_of_the_same_values_give_the_same_codes():
     x = _x(500)
     for fn in (lambda t: CF.activation_fp8(t, "mish"),
                lambda t: CF.activation_backward_fp8(t, torch.ones_like(t), "elu"),
-               lambda t: CF.swiglu_fp8(t)):
+               lambda t: CF.swiglu_fp8(t),
+               lambda t: CF.softmax_fp8(t.reshape(20, 25), 0, kind="log_softmax")):
         a, b = fn(x), fn(x.double())
         assert torch.equal(a.data.view(torch.uint8), b.data.view(torch.uint8))
         for u, v in zip(a[1:], b[1:]):
@@ -196,6 +199,8 @@ def test_empty_inputs(recipe):
     for out in (CF.activation_fp8(torch.empty(0, 3), "gelu", **recipe),
                 CF.bias_activation_fp8(torch.empty(0, 3), torch.zeros(3), "gelu", **recipe),
                 CF.swiglu_fp8(torch.empty(2, 0), **recipe),
+                CF.softmax_fp8(torch.empty(0, 3), **recipe),
+                CF.softmax_fp8(torch.empty(3, 0), kind="log_softmax", **recipe),
                 CF.bias_activation_backward_fp8(torch.empty(0, 3), torch.zeros(3),
                                                 torch.empty(0, 3), **recipe)[0]):
         assert out.data.numel() == 0 and float(out.amax) == 0.0
@@ -204,6 +209,138 @@ def test_empty_inputs(recipe):
     _, dbias = CF.bias_activation_backward_fp8(torch.empty(0, 3), torch.ones(3),
                                                torch.empty(0, 3))
     assert torch.equal(dbias, torch.zeros(3))
+
+
+# ------------------------------------------------------------------ softmax
+
+def check_near_torch(out, r, fmt):
+    """out's codes against PyTorch's unfused quantization of r (PyTorch's
+    float64 result): (r * scale).clamp(-max, max).to(fmt) (parity.torch_fp8),
+    at out's scale; amax = fl32(max |r|), NaN excluded. A code may differ only
+    by one step (the neighbouring code, same sign) where r * scale lies
+    within 2^-20 relative (plus fp32's smallest subnormal) of the midpoint of
+    the two codes: there the last bits of r (cuact's double against
+    PyTorch's) and PyTorch's cast through float decide. Returns how many
+    codes differ."""
+    finite = r[~r.isnan()]
+    assert float(out.amax) == _f32(float(finite.abs().max()) if finite.numel() else 0.0)
+    scale = float(out.scale)
+    v = r.double() * scale
+    theirs = torch_fp8(r.double(), scale, fmt)
+    ours = out.data.double()
+    same = (ours == theirs) | (ours.isnan() & theirs.isnan())
+    a = out.data.view(torch.uint8).int()
+    b = (v.clamp(-fp8_max(fmt), fp8_max(fmt))).to(fmt).view(torch.uint8).int()
+    one_step = ((a - b).abs() == 1) & ((a >> 7) == (b >> 7))
+    mid = (ours.abs() + theirs.abs()) / 2
+    near = (v.abs() - mid).abs() <= v.abs() * 2.0 ** -20 + 2.0 ** -149
+    ok = same | (one_step & near)
+    assert bool(ok.all()), (r[~ok][:5], v[~ok][:5], ours[~ok][:5], theirs[~ok][:5])
+    return int((~same).sum())
+
+
+def torch_softmax(x, dim, kind="softmax", softmax_scale=1.0, mask=None):
+    """PyTorch's own float64 softmax family of x (any dtype): z = s x + mask
+    (softmin: -s x + mask), s the fp32 scale cuact takes."""
+    s = _f32(softmax_scale)
+    z = x.double() * (-s if kind == "softmin" else s)
+    if mask is not None:
+        z = z + mask.double()
+    return (torch.log_softmax if kind == "log_softmax" else torch.softmax)(z, dim)
+
+
+SOFTMAX_DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
+
+
+@pytest.mark.parametrize("dtype", SOFTMAX_DTYPES, ids=str)
+@pytest.mark.parametrize("fmt,recipe", RECIPES, ids=["e4m3-delayed", "e4m3-current",
+                                                     "e5m2-delayed", "e5m2-current-p2"])
+@pytest.mark.parametrize("kind", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("dim", [-1, 0])
+def test_softmax_codes(dim, kind, fmt, recipe, dtype):
+    """dim -1: rows; dim 0 of a 3-D tensor: the middle dimension of
+    [1, 6, 5*40]. The codes are cuact's float64 softmax rounded once (bit for
+    bit), and PyTorch's float64 softmax with a saturated cast but next to a
+    rounding midpoint."""
+    x = _x(6, 5, 40, dtype=dtype, seed=4)
+    out = CF.softmax_fp8(x, dim, fmt, kind=kind, **recipe)
+    assert out.data.shape == x.shape and out.data.is_contiguous()
+    plain = CF.log_softmax if kind == "log_softmax" else CF.softmax
+    check_quantized(out, plain(x.double(), dim), fmt, *_recipe_args(recipe))
+    differ = check_near_torch(out, torch_softmax(x, dim, kind), fmt)
+    assert differ <= x.numel() // 1000
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64], ids=str)
+def test_softmax_options(dtype):
+    """softmin and softmax_scale; an additive and a bool mask over [b, h, q, k]
+    scores; causal (top-left and bottom-right); fp8 attention's probabilities
+    (delayed, scale 448)."""
+    x = _x(2, 3, 8, 12, dtype=dtype, seed=5)
+    s448 = torch.tensor([448.0])
+    out = CF.softmax_fp8(x, -1, kind="softmin", softmax_scale=0.375)
+    check_near_torch(out, torch_softmax(x, -1, "softmin", 0.375), E4M3)
+    # an additive [q, k] mask shared by batch and heads, with hidden columns
+    m = _x(8, 12, dtype=dtype, seed=6)
+    m[:, 3] = -math.inf
+    out = CF.softmax_fp8(x, -1, softmax_scale=0.5, mask=m, scale=s448)
+    check_quantized(out, CF.softmax(x.double(), -1, scale=0.5, mask=m.double()), E4M3, 448.0)
+    check_near_torch(out, torch_softmax(x, -1, "softmax", 0.5, m), E4M3)
+    assert bool((out.data[..., 3].double() == 0).all())
+    # a bool key-padding mask [b, 1, 1, k] (True takes part), log_softmax, e5m2
+    keep = torch.ones(2, 1, 1, 12, dtype=torch.bool)
+    keep[0, ..., 9:] = False
+    out = CF.softmax_fp8(x, -1, E5M2, kind="log_softmax", mask=keep)
+    additive = torch.zeros(keep.shape, dtype=torch.float64).masked_fill(~keep, -math.inf)
+    r = torch_softmax(x, -1, "log_softmax", 1.0, additive)
+    check_quantized(out, r, E5M2)  # -inf at the hidden columns: saturated codes
+    assert check_near_torch(out, r, E5M2) <= 1
+    # causal: key j > i + offset hidden, for the top-left and bottom-right diagonals
+    for offset in (0, 12 - 8):
+        hidden = torch.ones(8, 12, dtype=torch.bool).triu(offset + 1)
+        additive = torch.zeros(8, 12, dtype=torch.float64).masked_fill(hidden, -math.inf)
+        out = CF.softmax_fp8(x, -1, causal=True, causal_offset=offset, scale=s448)
+        r = torch_softmax(x, -1, "softmax", 1.0, additive)
+        check_quantized(out, r, E4M3, 448.0)
+        assert check_near_torch(out, r, E4M3) <= 1
+        assert bool((out.data.double()[..., hidden] == 0).all())
+
+
+def test_softmax_layouts_and_shapes():
+    # 2-D rows with a row stride (read in place) and a transposed input: the
+    # codes are those of the contiguous input, dense
+    wide = _x(7, 64, seed=7)
+    for x in (wide[:, :40], wide.t()):
+        out = CF.softmax_fp8(x, -1, scale=torch.tensor([100.0]))
+        want = CF.softmax_fp8(x.contiguous(), -1, scale=torch.tensor([100.0]))
+        assert out.data.is_contiguous()
+        assert torch.equal(out.data.view(torch.uint8), want.data.view(torch.uint8))
+    # a 0-d input: softmax 1, log_softmax 0
+    one = CF.softmax_fp8(torch.tensor(2.5))
+    assert one.data.shape == () and float(one.data.float()) == 448.0
+    assert float(CF.softmax_fp8(torch.tensor(2.5), kind="log_softmax").amax) == 0.0
+    # dim 1 of 3-D and the float16 reference against the float64 path
+    x = _x(3, 9, 4, dtype=torch.float16, seed=8)
+    out = CF.softmax_fp8(x, 1, E5M2, margin=1)
+    check_quantized(out, CF.softmax(x.double(), 1), E5M2, margin=1)
+
+
+def test_softmax_argument_rules():
+    x = _x(4, 6)
+    with pytest.raises(ValueError, match="unknown softmax kind"):
+        CF.softmax_fp8(x, kind="sparsemax")
+    with pytest.raises(RuntimeError, match="unknown softmax kind"):
+        ops.softmax_fp8(x, -1, "sparsemax", 1.0, None, 1, 1, 0, 0, E4M3, None, 0, False)
+    with pytest.raises(ValueError, match="last dimension only"):
+        CF.softmax_fp8(x, 0, causal=True)
+    with pytest.raises(IndexError, match="Dimension out of range"):
+        CF.softmax_fp8(x, 2)
+    with pytest.raises(RuntimeError, match="belong to the current recipe"):
+        CF.softmax_fp8(x, scale=torch.ones(1), margin=1)
+    with pytest.raises(NotImplementedError, match="unsupported output dtype"):
+        CF.softmax_fp8(x, -1, torch.float16)
+    with pytest.raises(RuntimeError, match="mask holds"):
+        ops.softmax_fp8(x, -1, "softmax", 1.0, torch.zeros(5), 1, 1, 0, 0, E4M3, None, 0, False)
 
 
 LAYOUTS = {
@@ -250,6 +387,11 @@ def test_vmap_gives_each_entry_its_own_scale():
         one = CF.activation_fp8(x[i], "relu")
         assert torch.equal(out.data[i].double(), one.data.double())
         assert torch.equal(out.scale[i], one.scale)
+    out = torch.vmap(lambda t: CF.softmax_fp8(t, 0, kind="log_softmax"))(x)
+    for i in range(3):
+        one = CF.softmax_fp8(x[i], 0, kind="log_softmax")
+        assert torch.equal(out.data[i].double(), one.data.double())
+        assert torch.equal(out.amax[i], one.amax)
 
 
 # ------------------------------------------------------------------ no gradient
@@ -261,6 +403,8 @@ CALLS = {
     "bias_activation_backward_fp8": lambda x, b: CF.bias_activation_backward_fp8(
         x, b.detach(), x.detach()),
     "glu_fp8": lambda x, b: CF.swiglu_fp8(x),
+    "softmax_fp8": lambda x, b: CF.softmax_fp8(x, kind="log_softmax"),
+    "softmax_fp8 mask": lambda x, b: CF.softmax_fp8(x.detach(), mask=b),
 }
 
 
@@ -288,6 +432,8 @@ def test_the_operators_refuse_it_too():
         ops.activation_fp8(x, kind, params, E4M3, None, 0, False)
     with pytest.raises(RuntimeError, match=r"cuact.glu_fp8\(\): fp8 outputs carry no"):
         ops.glu_fp8(x, kind, params, True, E4M3, None, 0, False)
+    with pytest.raises(RuntimeError, match=r"cuact.softmax_fp8\(\): fp8 outputs carry no"):
+        ops.softmax_fp8(x, -1, "softmax", 1.0, None, 1, 1, 0, 0, E4M3, None, 0, False)
     scale = torch.tensor([2.0], requires_grad=True)
     with pytest.raises(RuntimeError, match="fp8 outputs carry no gradient"):
         ops.activation_fp8(x.detach(), kind, params, E4M3, scale, 0, False)

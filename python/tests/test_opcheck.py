@@ -93,6 +93,11 @@ def fp8_samples(x, y, dy, bias):
         (ops.bias_activation_backward_fp8, (x, None, dy, *silu, E4M3, s, 0, False)),
         (ops.glu_fp8, (x, *silu, True, E4M3, None, 0, True)),
         (ops.glu_fp8, (x, *sig, False, E5M2, s, 0, False)),
+        (ops.softmax_fp8, (x, -1, "softmax", 1.0, None, 1, 1, 0, 0, E4M3, s, 0, False)),
+        (ops.softmax_fp8, (x, 0, "log_softmax", 0.5, None, 1, 1, 0, 0, E5M2, None, 1, True)),
+        # an additive [2, 6] mask (rows repeated twice) and causal settings
+        (ops.softmax_fp8, (x, -1, "softmin", 1.0, x[:2].clone(), 2, 2, 4, 1, E4M3, None, 0,
+                           False)),
     ]
 
 
