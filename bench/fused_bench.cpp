@@ -194,6 +194,24 @@ int64_t softmax_fp8_outside(const test::SoftmaxProblem& p, float scale,
     test::judge_code(r, Fp8::e4m3, scale, e32.value[i], e32.bound[i], codes[i], false);
   return r.outside;
 }
+// A block-scaled row (MXFP8: blocks of 32, E8M0 scales, row-major): its
+// request over host or device buffers, GELU + bias-less or SwiGLU.
+detail::RowRequest block_request(DType t, bool glu, const void* x, void* codes, void* scales,
+                                 int64_t rows, int64_t cols) {
+  const detail::RowRequest r =
+      glu ? detail::glu_forward_request(Glu::swiglu(), t, x, codes, rows, cols)
+          : detail::bias_activation_forward_request(Activation::gelu(), t, x, nullptr, t, codes, rows,
+                                                    cols, {}, nullptr);
+  return detail::block_scaled_request(r, BlockScaledOutput::mxfp8(codes, scales));
+}
+// Codes and scales that differ from the expected ones.
+int64_t block_mismatches(const std::vector<uint8_t>& codes, const std::vector<uint8_t>& scales,
+                         const std::vector<uint8_t>& want, const std::vector<uint8_t>& want_scales) {
+  int64_t bad = 0;
+  for (size_t i = 0; i < codes.size(); ++i) bad += codes[i] != want[i];
+  for (size_t i = 0; i < scales.size(); ++i) bad += scales[i] != want_scales[i];
+  return bad;
+}
 std::vector<uint8_t> download_codes(const void* p, int64_t n) {
   std::vector<uint8_t> c(static_cast<size_t>(n));
   if (n > 0) BENCH_CUDA(cudaMemcpy(c.data(), p, c.size(), cudaMemcpyDeviceToHost));
@@ -646,6 +664,43 @@ class FusedRows {
                                    srows, scols);
                   }, e4m3, srows * scols)};
     add(cases, sfwd);
+
+    // MXFP8 (blocks of 32, E8M0 scales): GELU over [16384, 8192] and SwiGLU
+    // [8192, 14336]; checked bit for bit against the host run of the same
+    // kernel code (fused_emulation.h) on a slice.
+    for (const bool glu : {false, true}) {
+      const int64_t mrows = glu ? kGluRows[1] : kBiasRows, mcols = glu ? kGluWidths[1] : kBiasCols;
+      const int64_t m = mrows * mcols;
+      FusedCase mx;
+      mx.key = key(glu ? "swiglu->mxfp8" : "gelu->mxfp8", t, "forward",
+                   std::to_string(mrows) + "x" + std::to_string(mcols), m);
+      mx.bytes = (glu ? 2 : 1) * m * es + m + m / 32;
+      mx.inputs = glu ? 2 : 1;
+      void* dscales = params_.get(static_cast<size_t>(kCheckRows * mcols / 32));
+      mx.check = [=, &b] {
+        const auto x = glu ? glu_input(Glu::swiglu(), t, kCheckRows, mcols) : grid(t, kCheckRows * mcols, 1);
+        upload(t, b.a(), x);
+        const BlockScaledOutput y = BlockScaledOutput::mxfp8(b.c(), dscales);
+        const Status s = glu ? glu_forward(Glu::swiglu(), t, b.a(), y, kCheckRows, mcols)
+                             : bias_activation_forward(Activation::gelu(), t, b.a(), nullptr, t, y,
+                                                       kCheckRows, mcols);
+        if (!s.ok()) return verdict(s, 0);
+        const auto xb = test::to_buffer(t, x);
+        std::vector<uint8_t> want(static_cast<size_t>(kCheckRows * mcols)), want_scales(want.size() / 32);
+        test::emulate_fused(block_request(t, glu, xb.data(), want.data(), want_scales.data(), kCheckRows, mcols),
+                            test::kH100DeviceBlocks);
+        return verdict(s, block_mismatches(download_codes(b.c(), kCheckRows * mcols),
+                                           download_codes(dscales, kCheckRows * mcols / 32), want,
+                                           want_scales));
+      };
+      void* scales = b.b();  // [rows, cols / 32] bytes: far less than the buffer
+      mx.launch = [=, &b] {
+        const BlockScaledOutput y = BlockScaledOutput::mxfp8(b.c(), scales);
+        return glu ? glu_forward(Glu::swiglu(), t, b.a(), y, mrows, mcols)
+                   : bias_activation_forward(Activation::gelu(), t, b.a(), nullptr, t, y, mrows, mcols);
+      };
+      add(cases, mx);
+    }
   }
 
   // Workspace of bias + GELU backward with dbias over [rows, 8192], and of
@@ -719,7 +774,8 @@ int64_t fused_max_bytes() {
 
 std::vector<std::string> fused_op_names() {
   return {"bias+gelu", "gelu+dropout", "swiglu", "geglu", "prelu", "rrelu",
-          "gelu->fp8", "bias+gelu->fp8", "swiglu->fp8", "softmax->fp8"};
+          "gelu->fp8", "bias+gelu->fp8", "swiglu->fp8", "softmax->fp8", "gelu->mxfp8",
+          "swiglu->mxfp8"};
 }
 
 std::string fused_list() {
@@ -730,7 +786,8 @@ std::string fused_list() {
          "(e4m3 forward, e5m2 backward, scale 16): gelu->fp8 n=2^27 (forward also with current "
          "scaling: two passes), bias+gelu->fp8 [16384, 8192] (backward: dact + dbias), "
          "swiglu->fp8 forward [8192, 14336], softmax->fp8 forward [32768, 4096]; each also as "
-         "two calls (the plain form, then identity into fp8)";
+         "two calls (the plain form, then identity into fp8); MXFP8 (blocks of 32, E8M0 "
+         "scales): gelu->mxfp8 [16384, 8192], swiglu->mxfp8 [8192, 14336]";
 }
 
 namespace {
@@ -838,6 +895,31 @@ void add_fp8_host_checks(DType t, Add& add) {
     judged(row, rows * d,
            fp8_outside(glu.act, Direction::forward, Fp8::e4m3, kFp8Scale, 1, gated, {}, exact, codes));
   });
+  for (const bool glu_row : {false, true}) {
+    const int64_t mcols = glu_row ? kGluWidths[1] : kBiasCols;
+    add(glu_row ? "swiglu->mxfp8" : "gelu->mxfp8", t, "forward", dims(rows, mcols),
+        [=](HostCheckRow& row) {
+          // The kernels' code on the host against the reference's quantizer
+          // on the fp32 results the same code computes (the f32 form on the
+          // inputs widened, exactly).
+          const auto x = glu_row ? glu_input(Glu::swiglu(), t, rows, mcols) : grid(t, rows * mcols, 1);
+          const auto xb = host(t, x), x32 = host(DType::f32, x);
+          std::vector<uint8_t> codes(static_cast<size_t>(rows * mcols)), scales(codes.size() / 32);
+          emulate(block_request(t, glu_row, xb.data(), codes.data(), scales.data(), rows, mcols));
+          std::vector<float> fp32(codes.size());
+          detail::RowRequest plain =
+              glu_row ? detail::glu_forward_request(Glu::swiglu(), DType::f32, x32.data(), fp32.data(), rows, mcols)
+                      : detail::bias_activation_forward_request(Activation::gelu(), DType::f32, x32.data(),
+                                                                nullptr, DType::f32, fp32.data(), rows, mcols,
+                                                                {}, nullptr);
+          emulate(plain);
+          std::vector<uint8_t> want(codes.size()), want_scales(scales.size());
+          const Status s = reference::block_quantize(fp32.data(), rows, mcols,
+                                                     BlockScaledOutput::mxfp8(want.data(), want_scales.data()));
+          judged(row, rows * mcols + rows * mcols / 32,
+                 s.ok() ? block_mismatches(codes, scales, want, want_scales) : rows * mcols);
+        });
+  }
   add("softmax->fp8", t, "forward", dims(rows, kSoftmaxFp8Cols), [=](HostCheckRow& row) {
     const test::SoftmaxProblem p = softmax_fp8_problem(t, rows);
     const auto xb = host(t, p.in);
