@@ -85,6 +85,7 @@ ELEM_SIZE = {"f32": 4, "f16": 2, "bf16": 2}
 # "<input dtype>->fp8".
 CODE8 = "cuact::detail::Code8"
 BLOCK_CODE8 = "cuact::detail::BlockCode8"  # a block-scaled output's code
+BLOCK_CODE4 = "cuact::detail::BlockCode4"  # a byte of two NVFP4 codes
 
 
 def predict(per_elem: Dict[str, float], bytes_per_elem: float, gpu: Gpu,
@@ -161,6 +162,7 @@ class Kernel:
     # pack width (16-byte loads); the output is stored narrower.
     quantized: bool = False
     in_dtype: str = ""
+    codes_per_byte: int = 1  # NVFP4: two
 
     @property
     def width(self) -> int:
@@ -194,13 +196,23 @@ def classify(mangled: str, name: str) -> Kernel:
         # The form's arguments end with the input dtype [, dropout] [, the
         # output type: the input's, or Code8 for a quantized output].
         t = re.search(r"(?:^|, )(float|__half|__nv_bfloat16)(?:, (true|false))?"
-                      r"(?:, (float|__half|__nv_bfloat16|cuact::detail::Code8|cuact::detail::BlockCode8))?$",
+                      r"(?:, (float|__half|__nv_bfloat16|cuact::detail::Code8|cuact::detail::BlockCode[48]))?$",
                       args)
         k.dtype = DTYPE_OF.get(t.group(1), "?") if t else "?"
         random = bool(t and t.group(2) == "true")
         act_m = re.match(r"cuact::device::(\w+)<", args)
         act = snake(act_m.group(1)) if act_m else ""
         e = ELEM_SIZE.get(k.dtype, 4)
+        if t and t.group(3) == BLOCK_CODE4 and form == "ActivationForward":
+            # NVFP4: the input read, half a byte of code and an e4m3 scale per
+            # 16 written per element; its stores hold two codes a byte.
+            k.quantized, k.in_dtype, k.dtype = True, k.dtype, f"{k.dtype}->nvfp4"
+            k.codes_per_byte = 2
+            k.op, k.direction, k.in_streams = act, "forward", 1
+            k.forms = [("fused", "act nvfp4", e + 0.5 + 1 / 16, 1),
+                       ("fused", "bias+act nvfp4", e + 0.5 + 1 / 16, 1),
+                       ("fused", "glu nvfp4", 2 * e + 0.5 + 1 / 16, 2)]
+            return k
         if t and t.group(3) == BLOCK_CODE8 and form == "ActivationForward":
             # Block-scaled codes: the input read, one code byte and a block's
             # scale (E8M0: one byte per 32) written per element.
@@ -368,7 +380,7 @@ def flat_loops(cfg: sass.Cfg, k: Kernel, optional_output_absent: bool = False,
         p = sass.counted_path(cfg, l, trips, optional_output_absent, fixed)
         p.notes = [n for n in p.notes if not any(f"{cfg.blocks[h].start:#x}" in n for h in trips)]
         if k.quantized:  # no 128-bit stores: the code bytes written
-            elems = code_elements(cfg, p) / k.out_streams
+            elems = code_elements(cfg, p) * k.codes_per_byte / k.out_streams
         else:
             elems = p.stg128 * width / k.out_streams
         out.append((l, p, elems, int(round(p.ldg128))))
@@ -846,10 +858,10 @@ def readme_summary(rows: List[dict], dispatch: List[dict], fails) -> str:
     worst = sorted(gated, key=lambda r: (r["fraction_H200"], r["fraction_H100"]))[:12]
     out = []
     counts = []
-    kind = lambda r: "block" if r["dtype"].endswith("block") else "output" in r
+    kind = lambda r: "block" if r["dtype"].endswith(("block", "nvfp4")) else "output" in r
     for fam, label, quantized in (("elementwise", "elementwise", False), ("fused", "fused", False),
                                   ("fused", "fused with an fp8 output", True),
-                                  ("fused", "fused with block-scaled fp8", "block"),
+                                  ("fused", "fused with block-scaled fp8 or NVFP4", "block"),
                                   ("softmax", "softmax", False),
                                   ("softmax", "softmax with an fp8 output", True)):
         fr = [r for r in gated if r["family"] == fam and kind(r) == quantized]

@@ -67,6 +67,10 @@ constexpr RowLauncher block_forward_at() {
   return &launch_forward<T, FunctorAt<K, float>, false, BlockCode8>;
 }
 template <class T, std::size_t K>
+constexpr RowLauncher nvfp4_forward_at() {
+  return &launch_forward<T, FunctorAt<K, float>, false, BlockCode4>;
+}
+template <class T, std::size_t K>
 constexpr RowLauncher gated_at() {
   return &launch_gated_backward<T, FunctorAt<K, T>>;
 }
@@ -90,6 +94,10 @@ constexpr ActivationLaunchers quantized_backward_array(std::index_sequence<K...>
 template <class T, std::size_t... K>
 constexpr ActivationLaunchers block_forward_array(std::index_sequence<K...>) {
   return {block_forward_at<T, K>()...};
+}
+template <class T, std::size_t... K>
+constexpr ActivationLaunchers nvfp4_forward_array(std::index_sequence<K...>) {
+  return {nvfp4_forward_at<T, K>()...};
 }
 template <class T, std::size_t... K>
 constexpr ActivationLaunchers gated_array(std::index_sequence<K...>) {
@@ -136,6 +144,13 @@ template <class T>
 const ActivationLaunchers& block_forward_launchers() {
   static constexpr ActivationLaunchers table =
       block_forward_array<T>(std::make_index_sequence<kActivations>{});
+  return table;
+}
+
+template <class T>
+const ActivationLaunchers& nvfp4_forward_launchers() {
+  static constexpr ActivationLaunchers table =
+      nvfp4_forward_array<T>(std::make_index_sequence<kActivations>{});
   return table;
 }
 

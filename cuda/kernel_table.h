@@ -47,6 +47,8 @@ template <class T> const ActivationLaunchers& quantized_backward_launchers();
 // Block-scaled outputs (fp8 codes and a scale per block of 16 or 32 along a row):
 //   y = act(x + bias) [* gate]
 template <class T> const ActivationLaunchers& block_forward_launchers();
+//   the same into NVFP4 (e2m1 codes, e4m3 scales per 16)
+template <class T> const ActivationLaunchers& nvfp4_forward_launchers();
 
 // The current recipe's scale step (one thread): scale = scale_from_amax(*amax,
 // ...) written to `scale` and 1 / scale to `scale_inv` (if not null).

@@ -34,6 +34,7 @@ struct QuantizedStore {
   ScaleLayout layout = ScaleLayout::row_major;
   int64_t scale_rows = 0;
   int64_t scale_groups = 0;
+  const float* tensor_scale = nullptr;  // NVFP4 (scale_type e4m3): t, read when the kernel starts
 };
 
 // max(m, |v|) with NaN ignored, signalling NaNs too: the device's fmaxf
@@ -53,6 +54,7 @@ template <class O>
 struct OutputStage {
   static constexpr bool kQuantized = false;
   static constexpr bool kBlockScaled = false;
+  static constexpr int kChunk = 0;  // block-scaled stages: the chunk's elements
   CUACT_HD static OutputStage make(const QuantizedStore&) { return {}; }
   CUACT_HD static constexpr bool writes() { return true; }
   template <int W>
@@ -66,6 +68,7 @@ template <>
 struct OutputStage<Code8> {
   static constexpr bool kQuantized = true;
   static constexpr bool kBlockScaled = false;
+  static constexpr int kChunk = 0;
   float scale = 1.0f;
   Fp8 format = Fp8::e4m3;
   bool store = true;
@@ -196,15 +199,70 @@ CUACT_HD BlockScaleBits block_scale(float amax, Fp8 format, BlockScale type) {
   return {multiplier, static_cast<uint32_t>(e + 127)};
 }
 
-// A block-scaled output (BlockCode8): a chunk is 32 results of one row
-// starting at a multiple of 32 columns, one block of 32 or two of 16.
-template <>
-struct OutputStage<BlockCode8> {
-  static constexpr bool kQuantized = true;
-  static constexpr bool kBlockScaled = true;
+// v's e2m1 code (NVFP4's elements: 0, 0.5, 1, 1.5, 2, 3, 4, 6 and their
+// negatives): nearest, ties to the even code, saturated to +-6; NaN gives
+// +6 (0x7), as CUDA's conversion; the sign of zero kept. Compares only, so
+// that no architecture needs the fp4 conversion instruction (sm_100a).
+CUACT_HD uint32_t e2m1_code(float v) {
+  const float a = fabsf(v);
+  if (!(a == a)) return 0x7u;  // NaN
+  const uint32_t c = (a > 0.25f) + (a >= 0.75f) + (a > 1.25f) + (a >= 1.75f) + (a > 2.5f) +
+                     (a >= 3.5f) + (a > 5.0f);
+  uint32_t bits;
+  memcpy(&bits, &v, 4);
+  return c | (bits >> 31) << 3;
+}
+
+// NVFP4's multipliers from the tensor scale t (SPEC, "Block-scaled
+// outputs"): k = 1 / (6 t) turns a block's amax into its e4m3 scale; t
+// that is not a positive finite number reads as 1.
+struct Nvfp4Tensor {
+  float t = 1.0f;
+  float k = 1.0f / 6.0f;
+  CUACT_HD static Nvfp4Tensor from(const float* tensor_scale) {
+    Nvfp4Tensor n;
+    const float t = tensor_scale != nullptr ? *tensor_scale : 1.0f;
+    if (t > 0.0f && t < INFINITY) n.t = t;
+    n.k = 1.0f / (6.0f * n.t);
+    return n;
+  }
+};
+
+// What the block-scaled stages share: the call's store, each 16's max
+// |result| of a chunk, and the scales' stores.
+struct BlockStageBase {
   QuantizedStore q;
 
-  CUACT_HD static OutputStage make(const QuantizedStore& store) { return {store}; }
+  // Each 16's max |result| of the chunk's first `count`, NaN excluded; the
+  // call's amax folded.
+  template <int W>
+  CUACT_HD static void halves(const float (&y)[W], int count, float (&half)[2], float& amax) {
+    static_assert(W == 32, "a chunk is one block of 32 or two of 16");
+    half[0] = half[1] = 0.0f;
+    CUACT_UNROLL
+    for (int j = 0; j < W; ++j)
+      if (j < count) half[j / 16] = max_abs(half[j / 16], y[j]);
+    amax = fmaxf(amax, fmaxf(half[0], half[1]));  // (no NaN here)
+  }
+  CUACT_HD void store_scale(int64_t row, int64_t group, uint32_t bits) const {
+    const int64_t at = scale_index(q.layout, row, group, q.scale_rows, q.scale_groups);
+    if (q.scale_type == BlockScale::f32)
+      static_cast<uint32_t*>(q.scales)[at] = bits;
+    else
+      static_cast<uint8_t*>(q.scales)[at] = static_cast<uint8_t>(bits);
+  }
+};
+
+// A block-scaled fp8 output (BlockCode8): a chunk is 32 results of one row
+// starting at a multiple of 32 columns, one block of 32 or two of 16.
+template <>
+struct OutputStage<BlockCode8> : BlockStageBase {
+  static constexpr bool kQuantized = true;
+  static constexpr bool kBlockScaled = true;
+  static constexpr bool kPacked = false;
+  static constexpr int kChunk = 32;
+
+  CUACT_HD static OutputStage make(const QuantizedStore& store) { return {{store}}; }
   CUACT_HD static constexpr bool writes() { return true; }
 
   // The codes of the chunk y of row `row` from column `col`, of which the
@@ -213,12 +271,8 @@ struct OutputStage<BlockCode8> {
   template <int W>
   CUACT_HD Vec<BlockCode8, W> chunk(const float (&y)[W], int count, int64_t row, int64_t col,
                                     float& amax) const {
-    static_assert(W == 32, "a chunk is one block of 32 or two of 16");
-    float half[2] = {0.0f, 0.0f};  // each 16's max |result|, NaN excluded
-    CUACT_UNROLL
-    for (int j = 0; j < W; ++j)
-      if (j < count) half[j / 16] = max_abs(half[j / 16], y[j]);
-    amax = fmaxf(amax, fmaxf(half[0], half[1]));  // (no NaN here)
+    float half[2];
+    halves(y, count, half, amax);
     const bool pair = q.block == 16;
     const BlockScaleBits s0 = block_scale(pair ? half[0] : fmaxf(half[0], half[1]), q.format,
                                           q.scale_type);
@@ -241,12 +295,48 @@ struct OutputStage<BlockCode8> {
     return q.format == Fp8::e4m3 ? device::to_fp8x2_satfinite<Fp8::e4m3>(a, b)
                                  : device::to_fp8x2_satfinite<Fp8::e5m2>(a, b);
   }
-  CUACT_HD void store_scale(int64_t row, int64_t group, uint32_t bits) const {
-    const int64_t at = scale_index(q.layout, row, group, q.scale_rows, q.scale_groups);
-    if (q.scale_type == BlockScale::f32)
-      static_cast<uint32_t*>(q.scales)[at] = bits;
-    else
-      static_cast<uint8_t*>(q.scales)[at] = static_cast<uint8_t>(bits);
+};
+
+// NVFP4 (BlockCode4): a chunk is one block of 16 results of a row (its
+// chunks are 16 wide: 32 would not fit the fp32 forms' registers), with
+// its e4m3 scale s = e4m3(amax * k) (saturated; k from the tensor scale,
+// Nvfp4Tensor), the multiplier 1 / (s t) (0 where s is 0), and the e2m1
+// codes of r times it: 8 bytes (element 2i low nibble, 2i + 1 high).
+template <>
+struct OutputStage<BlockCode4> : BlockStageBase {
+  static constexpr bool kQuantized = true;
+  static constexpr bool kBlockScaled = true;
+  static constexpr bool kPacked = true;
+  static constexpr int kChunk = 16;
+  Nvfp4Tensor fp4;
+
+  CUACT_HD static OutputStage make(const QuantizedStore& store) {
+    return {{store}, Nvfp4Tensor::from(store.tensor_scale)};
+  }
+  CUACT_HD static constexpr bool writes() { return true; }
+
+  template <int W>
+  CUACT_HD Vec<BlockCode4, W> chunk(const float (&y)[W], int count, int64_t row, int64_t col,
+                                    float& amax) const {
+    static_assert(W == kChunk, "a chunk is one block of 16");
+    float block = 0.0f;
+    CUACT_UNROLL
+    for (int j = 0; j < W; ++j)
+      if (j < count) block = max_abs(block, y[j]);
+    amax = fmaxf(amax, block);
+    const uint8_t s = device::to_fp8_satfinite<Fp8::e4m3>(block * fp4.k);
+    const float value = device::fp8_to_float<Fp8::e4m3>(s);
+    const float m = value > 0.0f ? 1.0f / (value * fp4.t) : 0.0f;
+    store_scale(row, col / 16, s);
+    Vec<BlockCode4, W> v = {};
+    CUACT_UNROLL
+    for (int w = 0; w < W / 8; ++w) {
+      uint32_t word = 0;
+      CUACT_UNROLL
+      for (int j = 0; j < 8; ++j) word |= e2m1_code(y[8 * w + j] * m) << (4 * j);
+      v.w[w] = word;
+    }
+    return v;
   }
 };
 

@@ -82,8 +82,7 @@ using StageOf = OutputStage<typename Form::Out>;
 
 template <class Form>
 inline constexpr int kChunkWidth =
-    chunk_bytes_for(Form::kRandom, Form::kReduces, kWidestElement<Form>,
-                    StageOf<Form>::kBlockScaled) /
+    chunk_bytes_for(Form::kRandom, Form::kReduces, kWidestElement<Form>, StageOf<Form>::kChunk) /
     kWidestElement<Form>;
 
 // A thread's running sums: per column of its chunk (by_column) or one
@@ -330,6 +329,27 @@ CUACT_HD void vector_rows(const Form& form, const StageOf<Form>& stage, const Ro
   }
 }
 
+// The first count / 2 bytes of a chunk's packed codes (count even) at p:
+// 4-byte stores where p allows them and the chunk is whole, else byte by
+// byte.
+template <int W, class V>
+CUACT_HD void store_packed(uint8_t* p, const V& codes, int count) {
+  if (count == W && aligned_to(p, 4)) {
+    CUACT_UNROLL
+    for (int w = 0; w < W / 8; ++w) {
+#ifdef __CUDA_ARCH__
+      __stwb(reinterpret_cast<unsigned int*>(p) + w, codes.w[w]);
+#else
+      std::memcpy(p + 4 * w, &codes.w[w], 4);
+#endif
+    }
+    return;
+  }
+  CUACT_UNROLL
+  for (int b = 0; b < W / 2; ++b)
+    if (2 * b < count) p[b] = static_cast<uint8_t>(codes.w[b / 4] >> (8 * (b % 4)));
+}
+
 // A block-scaled output's chunks (output_stage.h, OutputStage<BlockCode8>):
 // the whole chunk at column `col` of each of the thread's rows, one row a
 // trip (a chunk of 32 already keeps 2 to 8 loads per stream in flight), its
@@ -388,13 +408,18 @@ CUACT_HD void block_rows(const Form& form, const StageOf<Form>& stage, const Row
     CUACT_UNROLL
     for (int k = 0; k < O; ++k) {
       const Vec<U, W> codes = stage.chunk(y[k], vector ? W : span.count, r, span.begin, amax);
-      U* o = static_cast<U*>(c.out[k]) + span.begin + r * c.out_stride[k];
-      if (vector) {
-        store_vec<U, W, kChunkBytes>(o, codes, wide);
+      if constexpr (StageOf<Form>::kPacked) {  // NVFP4: two codes a byte, element e at byte e / 2
+        store_packed<W>(reinterpret_cast<uint8_t*>(c.out[k]) + (span.begin + r * c.out_stride[k]) / 2,
+                        codes, vector ? W : span.count);
       } else {
-        CUACT_UNROLL
-        for (int j = 0; j < W; ++j)
-          if (j < span.count) o[j] = U{static_cast<uint8_t>(codes.w[j / 4] >> (8 * (j % 4)))};
+        U* o = static_cast<U*>(c.out[k]) + span.begin + r * c.out_stride[k];
+        if (vector) {
+          store_vec<U, W, kChunkBytes>(o, codes, wide);
+        } else {
+          CUACT_UNROLL
+          for (int j = 0; j < W; ++j)
+            if (j < span.count) o[j] = U{static_cast<uint8_t>(codes.w[j / 4] >> (8 * (j % 4)))};
+        }
       }
     }
   }

@@ -80,11 +80,12 @@ struct RowPlan {
 // a chunk is eight elements, the draws of one Philox block (philox.h).
 // Reducing forms keep 16: their workspace layout depends on the chunk width
 // and is sized before the form is known (reduction_workspace_bytes).
-// A block-scaled output's chunk is 32 elements (one block of 32, two of 16),
-// and its chunks start at column 0 of every row (block_scaled_plan).
+// A block-scaled output's chunk is its stage's `block_chunk` elements (fp8:
+// 32, one block of 32 or two of 16; NVFP4: 16), and its chunks start at
+// column 0 of every row (block_scaled_plan).
 CUACT_HD constexpr int chunk_bytes_for(bool random, bool reduces, int elem_size,
-                                       bool block_scaled = false) {
-  if (block_scaled) return 32 * elem_size;
+                                       int block_chunk = 0) {
+  if (block_chunk > 0) return block_chunk * elem_size;
   return random && !reduces && elem_size == 4 ? 32 : 16;
 }
 

@@ -36,6 +36,12 @@ struct BlockCode8 {
   uint8_t bits;
 };
 
+// A byte of two NVFP4 (e2m1) codes of a block-scaled output, the first in
+// the low nibble: the stream's element is the byte, two results each.
+struct BlockCode4 {
+  uint8_t bits;
+};
+
 // N elements of T (4 to 128 bytes: one chunk of one stream of the row engine)
 // held as 32-bit words: what the row engine moves between registers, so that
 // fp16/bf16 pairs and fp8 quadruples are never split. element() and

@@ -48,6 +48,9 @@ inline constexpr BufferName scale_inv{"scale_inv is null", "scale_inv is not 4-b
                                       "scale_inv overlaps another buffer"};
 inline constexpr BufferName scales{"scales is null", "scales is not aligned to its entry size",
                                    "scales overlaps another buffer"};
+inline constexpr BufferName tensor_scale{"tensor_scale is null (NVFP4 needs it)",
+                                         "tensor_scale is not 4-byte aligned",
+                                         "tensor_scale overlaps another buffer"};
 inline constexpr BufferName workspace{
     "workspace is null (the reduction needs the size query's bytes)",
     "workspace is not aligned", "workspace overlaps another buffer"};

@@ -136,8 +136,10 @@ Status check_block_descriptor(const BlockScaledOutput& b) {
   if (b.block != 16 && b.block != 32)
     return {StatusCode::invalid_parameter, "block must be 16 or 32"};
   if (b.scale_type != BlockScale::e8m0 && b.scale_type != BlockScale::e8m0_floor &&
-      b.scale_type != BlockScale::f32)
+      b.scale_type != BlockScale::f32 && b.scale_type != BlockScale::e4m3)
     return {StatusCode::invalid_parameter, "unknown block scale type"};
+  if (b.scale_type == BlockScale::e4m3 && b.block != 16)
+    return {StatusCode::invalid_parameter, "NVFP4 (e4m3 block scales) takes blocks of 16"};
   if (b.scale_layout != ScaleLayout::row_major && b.scale_layout != ScaleLayout::column_major &&
       b.scale_layout != ScaleLayout::swizzled_128x4)
     return {StatusCode::invalid_parameter, "unknown scale layout"};
@@ -161,7 +163,11 @@ Status check_block_output(const Buffer* inputs, int count, const BlockScaledOutp
   Buffer list[kMost];
   int n = 0;
   for (int i = 0; i < count; ++i) list[n++] = inputs[i];
-  list[n++] = {buffer::y, y.data, rows * cols, 1, true, true};
+  const bool fp4 = y.scale_type == BlockScale::e4m3;
+  if (fp4 && cols % 2 != 0)
+    return {StatusCode::invalid_size, "NVFP4 packs two codes a byte: cols must be even"};
+  list[n++] = {buffer::y, y.data, fp4 ? rows * cols / 2 : rows * cols, 1, true, true};
+  list[n++] = {buffer::tensor_scale, y.tensor_scale, 4, 4, false, fp4};
   list[n++] = {buffer::scales, y.scales, rows * cols > 0 ? block_scale_bytes(y, rows, cols) : 0,
                y.scale_type == BlockScale::f32 ? 4 : 1, true, true};
   list[n++] = {buffer::amax, y.amax, 4, 4, true, false};

@@ -36,6 +36,7 @@ QuantizedRecipe block_recipe(const BlockScaledOutput& out, int64_t rows, int64_t
   q.store.layout = out.scale_layout;
   q.store.scale_rows = rows;
   q.store.scale_groups = block_groups(out, cols);
+  q.store.tensor_scale = out.tensor_scale;
   return q;
 }
 

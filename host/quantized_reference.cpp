@@ -171,7 +171,25 @@ int64_t scale_entry(ScaleLayout layout, int64_t r, int64_t g, int64_t rows, int6
   return tile * 512 + (r % 32) * 16 + ((r % 128) / 32) * 4 + g % 4;
 }
 
-// Quantizes results v[rows * cols] (doubles: the fp32 values, or exact ones).
+// The e2m1 code of v from the format's definition: the nearest of 0, 0.5,
+// 1, 1.5, 2, 3, 4, 6 to |v| (ties to the even code), saturated at 6; the
+// sign bit 0x8 as v's (zero's too); NaN +6 (0x7), CUDA's choice.
+uint8_t e2m1_bits(double v) {
+  if (std::isnan(v)) return 0x7;
+  static const double kValues[8] = {0, 0.5, 1, 1.5, 2, 3, 4, 6};
+  const double a = std::fabs(v);
+  int best = 7;
+  if (a < 6) {
+    best = 0;
+    for (int c = 1; c < 8; ++c) {
+      const double d = std::fabs(a - kValues[c]), e = std::fabs(a - kValues[best]);
+      if (d < e || (d == e && c % 2 == 0)) best = c;
+    }
+  }
+  return static_cast<uint8_t>(best | (std::signbit(v) ? 0x8 : 0));
+}
+
+// Quantizes results v[rows * cols] (doubles: the fp32 values, or exact ones).// Quantizes results v[rows * cols] (doubles: the fp32 values, or exact ones).
 void quantize_blocks(const std::vector<double>& v, int64_t rows, int64_t cols,
                      const BlockScaledOutput& out) {
   const double largest = out.dtype == Fp8::e4m3 ? 448.0 : 57344.0;
@@ -186,7 +204,24 @@ void quantize_blocks(const std::vector<double>& v, int64_t rows, int64_t cols,
         if (!std::isnan(v[r * cols + c])) amax = std::fmax(amax, std::fabs(v[r * cols + c]));
       tensor_amax = std::fmax(tensor_amax, amax);
       const int64_t at = scale_entry(out.scale_layout, r, g, rows, groups);
-      if (out.scale_type == BlockScale::f32) {
+      if (out.scale_type == BlockScale::e4m3) {
+        // NVFP4: t (a positive finite tensor scale, else 1), k = 1 / (6 t)
+        // in fp32; the block's e4m3 scale s of fl32(amax * k); the
+        // multiplier fl32(1 / fl32(s * t)), 0 where s is 0.
+        const double given = static_cast<double>(*out.tensor_scale);
+        const double t = given > 0 && std::isfinite(given) ? given : 1.0;
+        const double k = round_to(DType::f32, 1.0 / round_to(DType::f32, 6.0 * t));
+        const uint8_t sbits = fp8_bits(Fp8::e4m3, round_to(DType::f32, amax * k));
+        const double sv = fp8_value(Fp8::e4m3, sbits);
+        const double multiplier = sv > 0 ? round_to(DType::f32, 1.0 / round_to(DType::f32, sv * t)) : 0.0;
+        static_cast<uint8_t*>(out.scales)[at] = sbits;
+        for (int64_t c = begin; c < end; ++c) {
+          const int64_t e = r * cols + c;
+          const uint8_t code = e2m1_bits(round_to(DType::f32, v[e] * multiplier));
+          uint8_t& byte = codes[e / 2];
+          byte = static_cast<uint8_t>(e % 2 == 0 ? (byte & 0xf0) | code : (byte & 0x0f) | code << 4);
+        }
+      } else if (out.scale_type == BlockScale::f32) {
         // amax within [largest * 2^-126, FLT_MAX]; fp32 scale and multiplier.
         const double a = std::min(static_cast<double>(FLT_MAX), std::fmax(amax, largest * 0x1p-126));
         const double multiplier = round_to(DType::f32, largest / a);

@@ -275,7 +275,9 @@ namespace {
 // reduce (dbias, dweight) whether or not the call asks for the sums.
 int chunk_bytes_of(const RowRequest& r, int elem_size) {
   const bool reduces = r.form == RowForm::backward || r.form == RowForm::slope_backward;
-  return chunk_bytes_for(r.random, reduces, elem_size, r.block_scaled);
+  const int block_chunk =
+      !r.block_scaled ? 0 : r.recipe.store.scale_type == BlockScale::e4m3 ? 16 : 32;
+  return chunk_bytes_for(r.random, reduces, elem_size, block_chunk);
 }
 
 }  // namespace
@@ -376,7 +378,9 @@ namespace {
 template <class T>
 RowLauncher launcher_for(const RowRequest& r, std::size_t k) {
   if (r.block_scaled) {
-    if (r.form == RowForm::forward && !r.random) return block_forward_launchers<T>()[k];
+    if (r.form == RowForm::forward && !r.random)
+      return r.recipe.store.scale_type == BlockScale::e4m3 ? nvfp4_forward_launchers<T>()[k]
+                                                           : block_forward_launchers<T>()[k];
     return nullptr;  // not in the list (the entry points never ask)
   }
   if (r.quantized) {

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include <cuda_fp4.h>
+
 #include "accuracy.h"
 #include "cuact/quantized.h"
 #include "cuact/reference.h"
@@ -38,9 +40,18 @@ std::vector<Recipe> recipes() {
       for (int b : {32, 16}) out.push_back({f, t, b});
   return out;
 }
+// Every recipe of the calls: the fp8 ones and NVFP4.
+std::vector<Recipe> call_recipes() {
+  std::vector<Recipe> out = recipes();
+  out.push_back({Fp8::e4m3, BlockScale::e4m3, 16});
+  return out;
+}
 
 std::string name(const Recipe& r) {
-  const char* t = r.type == BlockScale::e8m0 ? "e8m0" : r.type == BlockScale::e8m0_floor ? "floor" : "f32";
+  const char* t = r.type == BlockScale::e8m0         ? "e8m0"
+                  : r.type == BlockScale::e8m0_floor ? "floor"
+                  : r.type == BlockScale::f32        ? "f32"
+                                                     : "nvfp4";
   return std::string(r.format == Fp8::e4m3 ? "e4m3" : "e5m2") + "/" + t + "/" + std::to_string(r.block);
 }
 
@@ -166,6 +177,89 @@ TEST(BlockScale, StageMatchesTheReferenceOnEveryHalfValue) {
   }
 }
 
+// NVFP4: packed codes and e4m3 scales of [rows, cols] fp32 values (cols
+// even) through the stage in chunks of 16, and through the reference, with
+// tensor scale t; mismatching bytes (codes and scales).
+int64_t nvfp4_mismatches(const std::vector<float>& v, int64_t rows, int64_t cols, float t,
+                         std::string* first) {
+  const int64_t groups = (cols + 15) / 16;
+  std::vector<uint8_t> codes(static_cast<size_t>(rows * cols / 2)), want(codes.size());
+  std::vector<uint8_t> scales(static_cast<size_t>(rows * groups)), want_scales(scales.size());
+  float amax = 0, want_amax = 0;
+  detail::QuantizedStore q;
+  q.block = 16;
+  q.scale_type = BlockScale::e4m3;
+  q.scales = scales.data();
+  q.scale_rows = rows;
+  q.scale_groups = groups;
+  q.tensor_scale = &t;
+  const auto stage = detail::OutputStage<detail::BlockCode4>::make(q);
+  for (int64_t row = 0; row < rows; ++row)
+    for (int64_t col = 0; col < cols; col += 16) {
+      float y[16] = {};
+      const int count = static_cast<int>(std::min<int64_t>(16, cols - col));
+      for (int j = 0; j < count; ++j) y[j] = v[static_cast<size_t>(row * cols + col + j)];
+      const auto c = stage.chunk(y, count, row, col, amax);
+      std::memcpy(&codes[static_cast<size_t>((row * cols + col) / 2)], c.w, static_cast<size_t>(count / 2));
+    }
+  const BlockScaledOutput out = BlockScaledOutput::nvfp4(want.data(), want_scales.data(), &t);
+  BlockScaledOutput with_amax = out;
+  with_amax.amax = &want_amax;
+  EXPECT_TRUE(reference::block_quantize(v.data(), rows, cols, with_amax).ok());
+  EXPECT_EQ(amax, want_amax);
+  int64_t bad = 0;
+  for (size_t i = 0; i < codes.size(); ++i)
+    if (codes[i] != want[i] && ++bad == 1)
+      *first = "t " + std::to_string(t) + " values " + std::to_string(v[2 * i]) + ", " +
+               std::to_string(v[2 * i + 1]) + ": byte " + std::to_string(codes[i]) + ", reference " +
+               std::to_string(want[i]);
+  for (size_t i = 0; i < scales.size(); ++i)
+    if (scales[i] != want_scales[i] && ++bad == 1) *first = "t " + std::to_string(t) + " scale " + std::to_string(i);
+  return bad;
+}
+
+TEST(BlockScale, Nvfp4StageMatchesTheReference) {
+  int64_t rows = 0;
+  const std::vector<float> dense = dense_blocks(&rows);
+  std::vector<float> halves;
+  for (DType dtype : {DType::f16, DType::bf16})
+    for (uint32_t bits = 0; bits < 65536; ++bits) {
+      const uint32_t word = bits;
+      halves.push_back(static_cast<float>(detail::load_element(dtype, &word, 0)));
+    }
+  // Tensor scales: the usual amax / (448 * 6) of a few amaxes, 1, tiny and
+  // huge ones, and those read as 1 (0, negative, inf, NaN).
+  for (float t : {1.0f, 3.0f / 2688.0f, 65504.0f / 2688.0f, 1e-30f, 1e30f, 0.0f, -2.0f, INFINITY, NAN}) {
+    std::string first;
+    EXPECT_EQ(nvfp4_mismatches(dense, rows, 64, t, &first), 0) << first;
+    EXPECT_EQ(nvfp4_mismatches(halves, 2048, 64, t, &first), 0) << first;
+    const std::vector<float> part(halves.begin(), halves.begin() + 100 * 78);  // a partial block
+    EXPECT_EQ(nvfp4_mismatches(part, 100, 78, t, &first), 0) << first;
+  }
+}
+
+// e2m1 against CUDA's own host conversion (cuda_fp4.h, independent of
+// both cuact's and the reference's): every fp16 value, and fp32 values
+// around each code's rounding boundaries.
+TEST(BlockScale, E2m1CodesMatchCudasConversion) {
+  std::vector<float> v;
+  for (uint32_t bits = 0; bits < 65536; ++bits) {
+    const uint32_t word = bits;
+    v.push_back(static_cast<float>(detail::load_element(DType::f16, &word, 0)));
+  }
+  for (float b : {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f, 6.0f, 0.0f})
+    for (float s : {1.0f, -1.0f})
+      for (int k = -3; k <= 3; ++k) {
+        float x = b;
+        for (int i = 0; i < std::abs(k); ++i) x = std::nextafter(x, k < 0 ? 0.0f : 100.0f);
+        v.push_back(s * x);
+      }
+  int64_t bad = 0;
+  for (float x : v)
+    bad += detail::e2m1_code(x) != __nv_cvt_float_to_fp4(x, __NV_E2M1, cudaRoundNearest);
+  EXPECT_EQ(bad, 0);
+}
+
 TEST(BlockScale, ScaleLayouts) {
   using detail::scale_index;
   EXPECT_EQ(scale_index(ScaleLayout::row_major, 3, 2, 10, 5), 17);
@@ -216,10 +310,12 @@ void run_call(const Call& call, const Recipe& r, ScaleLayout layout) {
   const int64_t groups = (call.cols + r.block - 1) / r.block;
   const int entry = r.type == BlockScale::f32 ? 4 : 1;
   const size_t entries = static_cast<size_t>(detail::scale_entries(layout, call.rows, groups));
-  std::vector<uint8_t> codes(static_cast<size_t>(call.rows * call.cols)), want(codes.size());
+  const bool fp4 = r.type == BlockScale::e4m3;
+  std::vector<uint8_t> codes(static_cast<size_t>(call.rows * call.cols / (fp4 ? 2 : 1))), want(codes.size());
   std::vector<unsigned char> scales(entries * entry + 4, 0xAB), want_scales(scales.size(), 0xAB);
   float amax = -1, want_amax = -1;
-  BlockScaledOutput y{codes.data(), r.format, r.block, r.type, scales.data(), layout, &amax};
+  const float tensor_scale = 5.0f / 2688.0f;
+  BlockScaledOutput y{codes.data(), r.format, r.block, r.type, scales.data(), layout, &amax, &tensor_scale};
   const void* bias_ptr = call.glu ? nullptr : bb.data();
   detail::RowRequest req =
       call.glu ? detail::glu_forward_request(Glu::swiglu(), call.dtype, xp, codes.data(), call.rows, call.cols)
@@ -228,7 +324,7 @@ void run_call(const Call& call, const Recipe& r, ScaleLayout layout) {
   emulate_fused(detail::block_scaled_request(req, y), kH100DeviceBlocks);
   // The fp32 results: the f32 kernels' code on the widened inputs.
   const auto x32 = to_buffer(DType::f32, x), b32 = to_buffer(DType::f32, bias);
-  std::vector<float> results(codes.size());
+  std::vector<float> results(static_cast<size_t>(call.rows * call.cols));
   detail::RowRequest plain =
       call.glu ? detail::glu_forward_request(Glu::swiglu(), DType::f32, x32.data(), results.data(),
                                              call.rows, call.cols)
@@ -237,7 +333,7 @@ void run_call(const Call& call, const Recipe& r, ScaleLayout layout) {
                                                          call.cols, {}, nullptr);
   emulate_fused(plain, kH100DeviceBlocks);
   BlockScaledOutput expected{want.data(), r.format, r.block, r.type, want_scales.data(), layout,
-                             &want_amax};
+                             &want_amax, &tensor_scale};
   ASSERT_TRUE(reference::block_quantize(results.data(), call.rows, call.cols, expected).ok());
   const std::string what = name(r) + " " + dtype_name(call.dtype) + " " + describe(call.act) +
                            (call.glu ? " glu" : " bias") + " [" + std::to_string(call.rows) + ", " +
@@ -261,7 +357,7 @@ TEST(BlockScaled, EmulatedCallsMatchTheReferencesQuantizer) {
       {DType::f16, Activation::hardswish(), false, 130, 160, 0},  // past one swizzle tile
   };
   for (const Call& call : calls)
-    for (const Recipe& r : recipes())
+    for (const Recipe& r : call_recipes())
       for (ScaleLayout layout : {ScaleLayout::row_major, ScaleLayout::column_major,
                                  ScaleLayout::swizzled_128x4}) {
         if (layout != ScaleLayout::row_major && r.format == Fp8::e5m2) continue;

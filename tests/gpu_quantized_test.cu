@@ -302,16 +302,18 @@ TEST(GpuQuantized, SoftmaxForwardEveryAlgorithm) {
 }
 
 // Block-scaled outputs on a GPU: bias + activation and SwiGLU, every recipe
-// and layout, codes, scales and amax equal to the host run of the kernels'
+// (NVFP4 too) and layout, codes, scales and amax equal to the host run of the kernels'
 // code (fused_emulation.h) bit for bit.
 TEST(GpuQuantized, BlockScaledCallsMatchTheEmulator) {
   CUACT_SKIP_WITHOUT_GPU();
   SKIP_BELOW_SM89();
   for (DType dtype : {DType::f32, DType::f16, DType::bf16})
-    for (BlockScale type : {BlockScale::e8m0, BlockScale::e8m0_floor, BlockScale::f32})
+    for (BlockScale type : {BlockScale::e8m0, BlockScale::e8m0_floor, BlockScale::f32, BlockScale::e4m3})
       for (int block : {32, 16})
         for (ScaleLayout layout : {ScaleLayout::row_major, ScaleLayout::swizzled_128x4})
           for (const bool glu : {false, true}) {
+            if (type == BlockScale::e4m3 && block != 16) continue;  // NVFP4: blocks of 16
+            const bool fp4 = type == BlockScale::e4m3;
             const int64_t rows = 300, cols = glu ? 1000 : 4100;
             const int64_t in_cols = glu ? 2 * cols : cols;
             std::vector<double> x(static_cast<size_t>(rows * in_cols));
@@ -321,16 +323,19 @@ TEST(GpuQuantized, BlockScaledCallsMatchTheEmulator) {
             BlockScaledOutput host{nullptr, Fp8::e4m3, block, type, nullptr, layout, nullptr};
             size_t scale_bytes = 0;
             ASSERT_TRUE(block_scales_size(host, rows, cols, &scale_bytes).ok());
-            const size_t n = static_cast<size_t>(rows * cols);
+            const size_t n = static_cast<size_t>(rows * cols / (fp4 ? 2 : 1));  // code bytes
+            const float t = 7.0f / 2688.0f;  // NVFP4's tensor scale
             std::vector<uint8_t> codes(n), want(n);
             std::vector<unsigned char> scales(scale_bytes), want_scales(scale_bytes);
             float amax = 0, want_amax = 0;
-            DeviceBuffer dx(xb.size()), dcodes(n), dscales(scale_bytes + 16), damax(16);
+            DeviceBuffer dx(xb.size()), dcodes(n), dscales(scale_bytes + 16), damax(16), dt(16);
+            CUDA_OK(cudaMemcpy(dt.at(), &t, 4, cudaMemcpyHostToDevice));
             ASSERT_TRUE(dx.ok() && dcodes.ok() && dscales.ok() && damax.ok());
             CUDA_OK(cudaMemcpy(dx.at(), xb.data(), xb.size(), cudaMemcpyHostToDevice));
             CUDA_OK(cudaMemset(dscales.at(), 0, scale_bytes));
             BlockScaledOutput dev{dcodes.at(), Fp8::e4m3, block, type, dscales.at(), layout,
-                                  reinterpret_cast<float*>(damax.at())};
+                                  reinterpret_cast<float*>(damax.at()),
+                                  reinterpret_cast<const float*>(dt.at())};
             const Glu swiglu = Glu::swiglu();
             const Activation gelu = Activation::gelu();
             ASSERT_TRUE((glu ? glu_forward(swiglu, dtype, dx.at(), dev, rows, cols)
@@ -341,13 +346,14 @@ TEST(GpuQuantized, BlockScaledCallsMatchTheEmulator) {
             CUDA_OK(cudaMemcpy(scales.data(), dscales.at(), scale_bytes, cudaMemcpyDeviceToHost));
             CUDA_OK(cudaMemcpy(&amax, damax.at(), 4, cudaMemcpyDeviceToHost));
             BlockScaledOutput emu{want.data(), Fp8::e4m3, block, type, want_scales.data(), layout,
-                                  &want_amax};
+                                  &want_amax, &t};
             const detail::RowRequest req =
                 glu ? detail::glu_forward_request(swiglu, dtype, xb.data(), want.data(), rows, cols)
                     : detail::bias_activation_forward_request(gelu, dtype, xb.data(), nullptr, dtype,
                                                               want.data(), rows, cols, {}, nullptr);
             emulate_fused(detail::block_scaled_request(req, emu), kH100DeviceBlocks);
-            EXPECT_EQ(code_mismatches(Fp8::e4m3, codes, want), 0) << dtype_name(dtype);
+            EXPECT_EQ(fp4 ? static_cast<int64_t>(codes != want) : code_mismatches(Fp8::e4m3, codes, want), 0)
+                << dtype_name(dtype);
             EXPECT_EQ(scales, want_scales) << dtype_name(dtype);
             EXPECT_EQ(amax, want_amax);
           }

@@ -103,8 +103,12 @@ void emulate_quantized(const RowRequest& r, int64_t device_blocks) {
   if (r.block_scaled) {
     if (r.form != RowForm::forward || r.random)
       throw std::invalid_argument("no block-scaled kernel for this form");
-    emulate(detail::ActivationForward<F, T, false, detail::BlockCode8>{f, r.args.scale}, r,
-            device_blocks);
+    if (r.recipe.store.scale_type == BlockScale::e4m3)
+      emulate(detail::ActivationForward<F, T, false, detail::BlockCode4>{f, r.args.scale}, r,
+              device_blocks);
+    else
+      emulate(detail::ActivationForward<F, T, false, detail::BlockCode8>{f, r.args.scale}, r,
+              device_blocks);
     return;
   }
   if (r.form == RowForm::forward && r.random)

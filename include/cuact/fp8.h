@@ -21,7 +21,10 @@ enum class Fp8 { e4m3, e5m2 };
 //               no code saturates; TE's and Blackwell's rule; DeepGEMM's UE8M0)
 //   e8m0_floor: e = floor(log2 amax) - emax of the format (the OCP MX spec's)
 //   f32:        amax / largest in fp32 (DeepSeek-style blockwise fp8)
-enum class BlockScale { e8m0, e8m0_floor, f32 };
+//   e4m3:       NVFP4: e2m1 codes (two to a byte, the first in the low
+//               nibble) in blocks of 16, each block's scale an e4m3 value
+//               relative to an fp32 tensor scale
+enum class BlockScale { e8m0, e8m0_floor, f32, e4m3 };
 
 // Where the scale of (row r, block g) of a [rows, groups] scale matrix goes:
 //   row_major       r * groups + g

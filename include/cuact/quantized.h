@@ -120,11 +120,20 @@ struct BlockScaledOutput {
   void* scales = nullptr;
   ScaleLayout scale_layout = ScaleLayout::row_major;
   float* amax = nullptr;  // optional: max |result| of the whole call, NaN excluded (written)
+  // NVFP4 (scale_type e4m3): the fp32 tensor scale t (device memory, read;
+  // typically the tensor's amax / (448 * 6)); the codes are e2m1, two to a
+  // byte ([rows, cols / 2] bytes, cols even), blocks of 16; dtype unused.
+  const float* tensor_scale = nullptr;
 
   // MXFP8 as Transformer Engine and the OCP spec define it (E8M0, rounded up).
   static BlockScaledOutput mxfp8(void* codes, void* scales, Fp8 format = Fp8::e4m3,
                                  ScaleLayout layout = ScaleLayout::row_major) {
-    return {codes, format, 32, BlockScale::e8m0, scales, layout, nullptr};
+    return {codes, format, 32, BlockScale::e8m0, scales, layout, nullptr, nullptr};
+  }
+  // NVFP4: e2m1 codes, e4m3 scales per 16, the tensor scale given.
+  static BlockScaledOutput nvfp4(void* packed_codes, void* scales, const float* tensor_scale,
+                                 ScaleLayout layout = ScaleLayout::row_major) {
+    return {packed_codes, Fp8::e4m3, 16, BlockScale::e4m3, scales, layout, nullptr, tensor_scale};
   }
 };
 
