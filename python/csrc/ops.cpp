@@ -4,13 +4,15 @@
 //   CPU tensors: cuact's double-precision CPU reference (exact, slow); float64
 //                tensors through its scalar forms, unrounded (for gradcheck).
 // The *_fp8 operators write their result as fp8 codes with one scale per
-// tensor (cuact/quantized.h; see "fp8 outputs" below).
+// tensor, the *_block_fp8 ones with one scale per block of a row
+// (cuact/quantized.h; see "fp8 outputs" and "block-scaled fp8 outputs" below).
 // Fake (meta) kernels and autograd are registered in Python (cuact/_ops.py).
 // Every operator takes dense tensors: the Python layer calls .contiguous()
 // (softmax and softmax_fp8 also take 2-D rows with a row stride as they are).
 #include <ATen/ATen.h>
 #include <c10/core/DeviceGuard.h>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
+#include <c10/util/accumulate.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -232,13 +234,18 @@ cuact::Dropout dropout_of(double p, const RandomState& r, const char* op) {
 
 // ------------------------------------------------------------ bias + activation (+ dropout)
 
+// A bias is 1-D with the input's last dimension.
+void check_bias_size(const Tensor& x, const Tensor& bias, const char* op) {
+  TORCH_CHECK(x.dim() >= 1 && bias.dim() == 1 && bias.size(0) == x.size(-1), "cuact.", op,
+              ": bias must be 1-D with the input's last dimension (", x.dim() ? x.size(-1) : 0,
+              ")");
+}
+
 // [rows, cols] of x: the last dimension is the bias's (cols = numel without a bias).
 void bias_shape(const Tensor& x, const c10::optional<Tensor>& bias, int64_t& rows, int64_t& cols,
                 const char* op) {
   if (bias) {
-    TORCH_CHECK(x.dim() >= 1 && bias->dim() == 1 && bias->size(0) == x.size(-1), "cuact.", op,
-                ": bias must be 1-D with the input's last dimension (", x.dim() ? x.size(-1) : 0,
-                ")");
+    check_bias_size(x, *bias, op);
     cols = x.size(-1);
     rows = cols == 0 ? 0 : x.numel() / cols;
   } else {
@@ -1126,6 +1133,154 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> softmax_fp8_op(
   return r.outputs();
 }
 
+// ------------------------------------------------------------ block-scaled fp8 outputs
+
+// The *_block_fp8 operators compute bias + activation or a GLU over the last
+// dimension and write it as fp8 codes with one scale per block of `block`
+// (16 or 32) consecutive results of a row (docs/SPEC.md, "Block-scaled
+// outputs"): x is [rows, cols] with cols its last dimension and rows the
+// product of the others. They return (codes, scales, amax): the codes
+// (float8_e4m3fn or float8_e5m2) in x's shape with the last dimension cols
+// (GLU: d); the scale matrix [rows, groups = ceil(cols / block)] in its
+// layout: row_major [rows, groups], column_major [groups, rows],
+// swizzled_128x4 the 1-D padded buffer of block_scales_size's entries (the
+// padding zero), float8_e8m0fnu entries (the biased exponent byte) for the
+// E8M0 types, float32 for f32; amax, a float32 0-d tensor, max |result|
+// over the call (NaN excluded). CUDA: cuact's kernels; CPU: the
+// reference's block-scaled calls (the result in double, quantized). float64
+// inputs are refused: the reference quantizes the results it computes from
+// the input dtypes cuact takes.
+
+cuact::BlockScale block_scale_of(c10::string_view name, const char* op) {
+  if (name == "e8m0") return cuact::BlockScale::e8m0;
+  if (name == "e8m0_floor") return cuact::BlockScale::e8m0_floor;
+  if (name == "f32") return cuact::BlockScale::f32;
+  TORCH_CHECK(false, "cuact.", op, ": unknown scale_type '", std::string(name),
+              "' (e8m0, e8m0_floor, f32)");
+  return cuact::BlockScale::e8m0;  // not reached
+}
+
+cuact::ScaleLayout scale_layout_of(c10::string_view name, const char* op) {
+  if (name == "row_major") return cuact::ScaleLayout::row_major;
+  if (name == "column_major") return cuact::ScaleLayout::column_major;
+  if (name == "swizzled_128x4") return cuact::ScaleLayout::swizzled_128x4;
+  TORCH_CHECK(false, "cuact.", op, ": unknown scale_layout '", std::string(name),
+              "' (row_major, column_major, swizzled_128x4)");
+  return cuact::ScaleLayout::row_major;  // not reached
+}
+
+// The input of a block-scaled call: dense, float32, float16 or bfloat16.
+void check_block_input(const Tensor& x, const char* op) {
+  TORCH_CHECK_NOT_IMPLEMENTED(!is_f64(x), "cuact.", op,
+                              ": float64 inputs are not supported (block-scaled outputs take "
+                              "float32, float16 and bfloat16)");
+  check_input(x, op);
+  TORCH_CHECK(x.dim() >= 1, "cuact.", op, ": the input must have a dimension");
+}
+
+// The rows of a [..., cols] tensor: the product of its leading dimensions.
+int64_t leading_rows(const Tensor& x) {
+  return c10::multiply_integers(x.sizes().begin(), x.sizes().end() - 1);
+}
+
+struct BlockScaled {
+  Tensor data, scales, amax;
+  cuact::BlockScaledOutput b;
+
+  std::tuple<Tensor, Tensor, Tensor> outputs() const { return {data, scales, amax}; }
+};
+
+// The outputs of a call whose [rows, cols] result has `sizes`, and the descriptor over them.
+BlockScaled block_scaled_outputs(const Tensor& x, at::IntArrayRef sizes, int64_t rows,
+                                 int64_t cols, at::ScalarType dtype, int64_t block,
+                                 c10::string_view scale_type, c10::string_view scale_layout,
+                                 const char* op) {
+  BlockScaled r;
+  r.b.dtype = fp8_of(dtype, op);
+  // out of int's range stays out of {16, 32}: cuact refuses it with its message
+  r.b.block = static_cast<int>(std::clamp<int64_t>(block, -1, 65));
+  r.b.scale_type = block_scale_of(scale_type, op);
+  r.b.scale_layout = scale_layout_of(scale_layout, op);
+  size_t bytes = 0;
+  raise_if_failed(cuact::block_scales_size(r.b, rows, cols, &bytes), op);
+  const bool f32 = r.b.scale_type == cuact::BlockScale::f32;
+  const at::ScalarType scale_dtype = f32 ? at::kFloat : at::kFloat8_e8m0fnu;
+  const int64_t groups = (cols + r.b.block - 1) / r.b.block;
+  const int64_t entries = static_cast<int64_t>(bytes / (f32 ? 4 : 1));
+  switch (r.b.scale_layout) {
+    case cuact::ScaleLayout::row_major:
+      r.scales = at::empty({rows, groups}, x.options().dtype(scale_dtype));
+      break;
+    case cuact::ScaleLayout::column_major:
+      r.scales = at::empty({groups, rows}, x.options().dtype(scale_dtype));
+      break;
+    default:  // cuact writes no padding: zeros (as bytes for E8M0), so the result is deterministic
+      r.scales = at::zeros({entries}, x.options().dtype(f32 ? at::kFloat : at::kByte))
+                     .view(scale_dtype);
+  }
+  r.data = at::empty(sizes, x.options().dtype(dtype));
+  r.amax = at::empty({}, x.options().dtype(at::kFloat));
+  r.b.data = r.data.data_ptr();
+  r.b.scales = r.scales.data_ptr();
+  r.b.amax = r.amax.data_ptr<float>();
+  return r;
+}
+
+std::tuple<Tensor, Tensor, Tensor> bias_activation_block_fp8_op(
+    const Tensor& x, c10::string_view kind, at::ArrayRef<double> params,
+    const c10::optional<Tensor>& bias, at::ScalarType dtype, int64_t block,
+    c10::string_view scale_type, c10::string_view scale_layout) {
+  const char* op = "bias_activation_block_fp8";
+  check_block_input(x, op);
+  if (bias) {
+    check_parameter(x, *bias, "bias", op);
+    check_bias_size(x, *bias, op);
+  }
+  const cuact::Activation act = activation_of(kind, params, op);
+  const int64_t rows = leading_rows(x), cols = x.size(-1);
+  BlockScaled r = block_scaled_outputs(x, x.sizes(), rows, cols, dtype, block, scale_type,
+                                       scale_layout, op);
+  const cuact::DType dt = dtype_of(x, op);
+  const cuact::DType bt = bias ? dtype_of(*bias, op) : dt;
+  const void* b = bias ? bias->data_ptr() : nullptr;
+  if (x.is_cuda()) {
+    c10::DeviceGuard guard(x.device());
+    raise_if_failed(cuact::bias_activation_forward(act, dt, x.data_ptr(), b, bt, r.b, rows, cols,
+                                                   stream_of(x)),
+                    op);
+  } else {
+    raise_if_failed(
+        cuact::reference::bias_activation_forward(act, dt, x.data_ptr(), b, bt, r.b, rows, cols),
+        op);
+  }
+  return r.outputs();
+}
+
+std::tuple<Tensor, Tensor, Tensor> glu_block_fp8_op(
+    const Tensor& x, c10::string_view kind, at::ArrayRef<double> params, bool gate_first,
+    at::ScalarType dtype, int64_t block, c10::string_view scale_type,
+    c10::string_view scale_layout) {
+  const char* op = "glu_block_fp8";
+  check_block_input(x, op);
+  const cuact::Glu glu = glu_of(kind, params, gate_first, op);
+  int64_t rows = 0, d = 0;
+  glu_shape(x, rows, d, op);
+  rows = leading_rows(x);  // the scale matrix's rows, also where d is 0
+  std::vector<int64_t> sizes = x.sizes().vec();
+  sizes.back() = d;
+  BlockScaled r = block_scaled_outputs(x, sizes, rows, d, dtype, block, scale_type, scale_layout,
+                                       op);
+  if (x.is_cuda()) {
+    c10::DeviceGuard guard(x.device());
+    raise_if_failed(
+        cuact::glu_forward(glu, dtype_of(x, op), x.data_ptr(), r.b, rows, d, stream_of(x)), op);
+  } else {
+    raise_if_failed(
+        cuact::reference::glu_forward(glu, dtype_of(x, op), x.data_ptr(), r.b, rows, d), op);
+  }
+  return r.outputs();
+}
+
 }  // namespace
 
 TORCH_LIBRARY(cuact, m) {
@@ -1181,6 +1336,13 @@ TORCH_LIBRARY(cuact, m) {
       "int mask_rows, int mask_row_repeat, int causal_rows, int causal_offset, "
       "ScalarType dtype, Tensor? scale, int margin, bool power_of_two) -> "
       "(Tensor, Tensor, Tensor, Tensor)");
+  // block-scaled fp8 outputs: (codes, scales, amax)
+  m.def(
+      "bias_activation_block_fp8(Tensor x, str kind, float[] params, Tensor? bias, "
+      "ScalarType dtype, int block, str scale_type, str scale_layout) -> (Tensor, Tensor, Tensor)");
+  m.def(
+      "glu_block_fp8(Tensor x, str kind, float[] params, bool gate_first, ScalarType dtype, "
+      "int block, str scale_type, str scale_layout) -> (Tensor, Tensor, Tensor)");
 }
 
 #define CUACT_REGISTER_KERNELS(m)                                                  \
@@ -1204,7 +1366,9 @@ TORCH_LIBRARY(cuact, m) {
   m.impl("bias_activation_fp8", &bias_activation_fp8_op);                          \
   m.impl("bias_activation_backward_fp8", &bias_activation_backward_fp8_op);        \
   m.impl("glu_fp8", &glu_fp8_op);                                                  \
-  m.impl("softmax_fp8", &softmax_fp8_op)
+  m.impl("softmax_fp8", &softmax_fp8_op);                                          \
+  m.impl("bias_activation_block_fp8", &bias_activation_block_fp8_op);              \
+  m.impl("glu_block_fp8", &glu_block_fp8_op)
 
 // One kernel per operator serves both keys: it branches on the tensors' device.
 TORCH_LIBRARY_IMPL(cuact, CPU, m) { CUACT_REGISTER_KERNELS(m); }

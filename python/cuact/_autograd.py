@@ -719,14 +719,15 @@ for _name, _rule_ in RULES.items():
 
 # ------------------------------------------------------------------ fp8 outputs
 
-# The *_fp8 operators' outputs carry no gradient (a quantized result is an
-# input to the next GEMM, not a point to differentiate through). A call that
+# The *_fp8 and *_block_fp8 operators' outputs carry no gradient (a quantized
+# result is an input to the next GEMM, not a point to differentiate through). A call that
 # would record one (grad mode on, an input requiring grad) is refused when it
 # is made, as PyTorch refuses out= operators then: a result outside the graph
 # would drop that path's gradient without a word.
 FP8_OPERATORS = ("activation_fp8", "activation_backward_fp8",
                  "activation_backward_from_output_fp8", "bias_activation_fp8",
-                 "bias_activation_backward_fp8", "glu_fp8", "softmax_fp8")
+                 "bias_activation_backward_fp8", "glu_fp8", "softmax_fp8",
+                 "bias_activation_block_fp8", "glu_block_fp8")
 
 
 def refuse_gradient(name):

@@ -1,8 +1,8 @@
 """Fake (meta) kernels and vmap rules for the operators of cuact/_C.so.
 
 The schemas and the CPU/CUDA kernels are in csrc/ops.cpp, the derivatives in
-_autograd.py (the *_fp8 operators have none: their outputs carry no
-gradient). The random operators (dropout through bias_activation, rrelu) and
+_autograd.py (the *_fp8 and *_block_fp8 operators have none: their outputs
+carry no gradient). The random operators (dropout through bias_activation, rrelu) and
 bias_activation_fp8 return the {seed, offset} pair they drew from, which
 their backward reads.
 """
@@ -160,6 +160,68 @@ def _(x, dim, kind, softmax_scale, mask, mask_rows, mask_row_repeat, causal_rows
     return _fp8(x, x.shape, dtype, scale, margin, power_of_two, "softmax_fp8")  # codes dense
 
 
+# Block-scaled fp8 outputs (the *_block_fp8 operators): the codes, the scale
+# matrix in its layout, the amax as a float32 0-d tensor. x is [rows, cols]:
+# cols its last dimension, rows the product of the others.
+BLOCK_SCALE_TYPES = ("e8m0", "e8m0_floor", "f32")
+SCALE_LAYOUTS = ("row_major", "column_major", "swizzled_128x4")
+
+
+def block_scales_shape(rows, cols, block, scale_layout):
+    """The shape of the scales of a [rows, cols] result: [rows, groups]
+    (row_major), [groups, rows] (column_major) or the 1-D padded buffer of a
+    swizzled_128x4 matrix (rows padded to 128, groups to 4), groups =
+    ceil(cols / block)."""
+    groups = (cols + block - 1) // block
+    if scale_layout == "row_major":
+        return (rows, groups)
+    if scale_layout == "column_major":
+        return (groups, rows)
+    return (((rows + 127) // 128 * 128) * ((groups + 3) // 4 * 4),)
+
+
+def _block_fp8(x, shape, cols, dtype, block, scale_type, scale_layout, op):
+    torch._check_not_implemented(
+        x.dtype != torch.float64,
+        lambda: f"cuact.{op}: float64 inputs are not supported (block-scaled outputs take "
+                "float32, float16 and bfloat16)")
+    torch._check_not_implemented(
+        dtype in FP8_DTYPES,
+        lambda: f"cuact.{op}: unsupported output dtype {dtype} (float8_e4m3fn, float8_e5m2)")
+    torch._check(block in (16, 32), lambda: f"cuact.{op}: block must be 16 or 32")
+    torch._check(scale_type in BLOCK_SCALE_TYPES,
+                 lambda: f"cuact.{op}: unknown scale_type '{scale_type}' (e8m0, e8m0_floor, f32)")
+    torch._check(scale_layout in SCALE_LAYOUTS,
+                 lambda: f"cuact.{op}: unknown scale_layout '{scale_layout}' "
+                         "(row_major, column_major, swizzled_128x4)")
+    rows = 1
+    for n in x.shape[:-1]:
+        rows = rows * n
+    scales = x.new_empty(block_scales_shape(rows, cols, block, scale_layout),
+                         dtype=torch.float32 if scale_type == "f32" else torch.float8_e8m0fnu)
+    return x.new_empty(shape, dtype=dtype), scales, x.new_empty((), dtype=torch.float32)
+
+
+@torch.library.register_fake(lib + "bias_activation_block_fp8")
+def _(x, kind, params, bias, dtype, block, scale_type, scale_layout):
+    torch._check(x.dim() >= 1, lambda: "cuact.bias_activation_block_fp8: the input must have a "
+                                       "dimension")
+    if bias is not None:
+        torch._check(bias.dim() == 1 and bias.shape[0] == x.shape[-1],
+                     lambda: "cuact.bias_activation_block_fp8: bias must be 1-D with the "
+                             "input's last dimension")
+    return _block_fp8(x, x.shape, x.shape[-1], dtype, block, scale_type, scale_layout,
+                      "bias_activation_block_fp8")
+
+
+@torch.library.register_fake(lib + "glu_block_fp8")
+def _(x, kind, params, gate_first, dtype, block, scale_type, scale_layout):
+    torch._check(x.dim() >= 1 and x.shape[-1] % 2 == 0, lambda: "the last dimension must be even")
+    d = x.shape[-1] // 2
+    return _block_fp8(x, (*x.shape[:-1], d), d, dtype, block, scale_type, scale_layout,
+                      "glu_block_fp8")
+
+
 # ------------------------------------------------------------------ vmap rules
 # A batched call runs as one call over the batch where the operator's layout
 # allows (elementwise operators; the row operators with the batch as more
@@ -251,9 +313,11 @@ for _name, _rule in {
     "rrelu_backward": _elementwise(ops.rrelu_backward, [0, 1], _random),
     "softmax": _rows(ops.softmax, [0], 1, _batched(4)),
     "softmax_backward": _rows(ops.softmax_backward, [0, 1], 2, _batched(5)),
-    # one scale per tensor: each batch entry is its own tensor (its own amax and scale)
+    # one scale per tensor: each batch entry is its own tensor (its own amax and scale);
+    # block-scaled: its own amax and scale matrix (a swizzled layout pads each entry's rows)
     **{name: _loop(getattr(ops, name)) for name in (
         "activation_fp8", "activation_backward_fp8", "activation_backward_from_output_fp8",
-        "bias_activation_fp8", "bias_activation_backward_fp8", "glu_fp8", "softmax_fp8")},
+        "bias_activation_fp8", "bias_activation_backward_fp8", "glu_fp8", "softmax_fp8",
+        "bias_activation_block_fp8", "glu_block_fp8")},
 }.items():
     torch.library.register_vmap(lib + _name, _rule)

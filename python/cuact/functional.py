@@ -13,8 +13,10 @@ take them as the default float dtype, as PyTorch does; the rest raise
 NotImplementedError, as PyTorch's do.
 
 The *_fp8 functions write their result as fp8 codes with one scale per
-tensor (a Float8Output: data, scale, amax, scale_inv); they carry no
-gradient, and refuse an input that requires grad while grad mode is on.
+tensor (a Float8Output: data, scale, amax, scale_inv), the *_block_fp8 ones
+(and mxfp8) with one scale per block of a row (a BlockScaledFloat8: data,
+scales, amax); they carry no gradient, and refuse an input that requires
+grad while grad mode is on.
 """
 import math
 import operator
@@ -25,6 +27,7 @@ import torch
 import torch.autograd.forward_ad as _fwad
 import torch.nn.functional as _torch_F
 
+from . import _ops
 from ._autograd import call, refuse_gradient, saves_output
 
 _NAN = math.nan
@@ -701,6 +704,94 @@ def softmax_fp8(input, dim=-1, dtype=torch.float8_e4m3fn, *, kind="softmax", sof
     return Float8Output(data, out[1], out[2], out[3])
 
 
+# ------------------------------------------------------------------ block-scaled fp8 outputs
+
+class BlockScaledFloat8(typing.NamedTuple):
+    """An fp8 result with one scale per block of a row (docs/PYTHON.md,
+    "Block-scaled fp8 outputs"; docs/SPEC.md, "Block-scaled outputs").
+
+    data: the codes, float8_e4m3fn or float8_e5m2, the result's shape
+    (contiguous); the blocks are `block` consecutive entries of its last
+    dimension, counted from 0 (a row's last block may be partial).
+    scales: the scale of each block (result ~ code * scale): float8_e8m0fnu
+    (the power of two 2^e, the byte e + 127) for scale_type "e8m0" and
+    "e8m0_floor", float32 for "f32"; [rows, groups] (row_major), [groups,
+    rows] (column_major) or the 1-D padded buffer of cuBLAS's and CUTLASS's
+    128 x 4 swizzle (swizzled_128x4: rows padded to 128, groups to 4, the
+    padding zero), with rows the product of the leading dimensions and
+    groups = ceil(last dimension / block). amax: float32 0-d, max |result|
+    over the call, NaN excluded."""
+    data: torch.Tensor
+    scales: torch.Tensor
+    amax: torch.Tensor
+
+
+BLOCK_SCALE_TYPES = _ops.BLOCK_SCALE_TYPES
+SCALE_LAYOUTS = _ops.SCALE_LAYOUTS
+# The GLU family by name: (activation, gated half), as glu, swiglu, geglu, reglu compute them.
+GLU_FORMS = {"glu": ("sigmoid", "second"), "swiglu": ("silu", "first"),
+             "geglu": ("gelu", "first"), "reglu": ("relu", "first")}
+
+
+def _block_args(fname, input, tensors, dtype, block, scale_type, scale_layout):
+    """The checks of a block-scaled call; its output arguments as the operators take them."""
+    _floating(input, fname)
+    _no_gradient(fname, input, *tensors)
+    if isinstance(block, bool) or block not in (16, 32):
+        raise ValueError(f"{fname}(): block must be 16 or 32, got {block!r}")
+    if scale_type not in BLOCK_SCALE_TYPES:
+        raise ValueError(f"{fname}(): unknown scale_type {scale_type!r} "
+                         f"(one of {', '.join(BLOCK_SCALE_TYPES)})")
+    if scale_layout not in SCALE_LAYOUTS:
+        raise ValueError(f"{fname}(): unknown scale_layout {scale_layout!r} "
+                         f"(one of {', '.join(SCALE_LAYOUTS)})")
+    return dtype, int(block), scale_type, scale_layout
+
+
+def bias_activation_block_fp8(input, activation, bias=None, *, dtype=torch.float8_e4m3fn,
+                              block=32, scale_type="e8m0", scale_layout="row_major", **params):
+    """activation(input + bias) (bias [input.shape[-1]], the input's dtype or
+    float32 with 16-bit input; None: activation(input)) as fp8 codes with one
+    scale per block of `block` (16, 32) consecutive results along the last
+    dimension: a BlockScaledFloat8 (data, scales, amax). scale_type "e8m0":
+    E8M0, rounded up (MXFP8 with block 32: Transformer Engine's, Blackwell's);
+    "e8m0_floor": the OCP MX spec's rule; "f32": amax / max_fp8 in float32
+    (DeepSeek-style). scale_layout: "row_major", "column_major" or
+    "swizzled_128x4". float32, float16, bfloat16 inputs. No gradient."""
+    fname = "bias_activation_block_fp8"
+    out_args = _block_args(fname, input, (bias,), dtype, block, scale_type, scale_layout)
+    kind, a = activation_params(activation, **params)
+    x = input.reshape(1) if input.dim() == 0 else input.contiguous()
+    out = torch.ops.cuact.bias_activation_block_fp8(x, kind, a, bias, *out_args)
+    data = out[0].reshape(()) if input.dim() == 0 else out[0]
+    return BlockScaledFloat8(data, out[1], out[2])
+
+
+def glu_block_fp8(input, glu="swiglu", *, dtype=torch.float8_e4m3fn, block=32,
+                  scale_type="e8m0", scale_layout="row_major", **params):
+    """A GLU over the halves of the last dimension (glu: "swiglu", "geglu",
+    "reglu" or "glu", as the functions of those names compute them; params:
+    the activation's, beta for swiglu, approximate for geglu) as block-scaled
+    fp8 codes, a BlockScaledFloat8; bias_activation_block_fp8's keywords.
+    No gradient."""
+    fname = "glu_block_fp8"
+    out_args = _block_args(fname, input, (), dtype, block, scale_type, scale_layout)
+    if glu not in GLU_FORMS:
+        raise ValueError(f"{fname}(): unknown glu {glu!r} (one of {', '.join(GLU_FORMS)})")
+    activation, gate = GLU_FORMS[glu]
+    kind, a, _, _, x = _gated_args(input, activation, -1, gate, params)
+    out = torch.ops.cuact.glu_block_fp8(x, kind, a, gate == "first", *out_args)
+    return BlockScaledFloat8(*out)
+
+
+def mxfp8(input, activation="identity", bias=None, *, dtype=torch.float8_e4m3fn,
+          scale_layout="row_major", **params):
+    """MXFP8 (blocks of 32, E8M0 scales rounded up) of activation(input + bias):
+    bias_activation_block_fp8 with block=32, scale_type="e8m0"."""
+    return bias_activation_block_fp8(input, activation, bias, dtype=dtype, block=32,
+                                     scale_type="e8m0", scale_layout=scale_layout, **params)
+
+
 __all__ = [
     "activation", "activation_params", "ACTIVATIONS", "ELEMENTWISE_FORMS",
     "relu", "relu6", "hardtanh", "leaky_relu", "elu", "selu", "celu", "gelu", "quick_gelu",
@@ -711,4 +802,5 @@ __all__ = [
     "Float8Output", "activation_fp8", "activation_backward_fp8", "bias_activation_fp8",
     "bias_activation_backward_fp8", "gated_fp8", "glu_fp8", "swiglu_fp8", "geglu_fp8",
     "reglu_fp8", "softmax_fp8",
+    "BlockScaledFloat8", "bias_activation_block_fp8", "glu_block_fp8", "mxfp8",
 ]

@@ -1,5 +1,6 @@
 """torch.library.opcheck on every operator and dtype (schema, fake kernel,
-autograd registration, AOT dispatch)."""
+autograd registration, AOT dispatch); the block-scaled operators on the
+dtypes they take."""
 import pytest
 import torch
 
@@ -99,6 +100,39 @@ def fp8_samples(x, y, dy, bias):
         (ops.softmax_fp8, (x, -1, "softmin", 1.0, x[:2].clone(), 2, 2, 4, 1, E4M3, None, 0,
                            False)),
     ]
+
+
+def block_samples(dtype):
+    """The *_block_fp8 operators (float32, float16, bfloat16 inputs: float64
+    is refused, test_block_scaled.py): both formats, blocks of 16 and 32,
+    every scale type and layout, a partial last block, a bias of the input's
+    dtype or float32."""
+    gelu = CF.activation_params("gelu")
+    silu = CF.activation_params("silu")
+    sig = CF.activation_params("sigmoid")
+    x = _x(dtype, 3, 40, grad=False)
+    bias = _x(dtype, 40, grad=False)
+    return [
+        (ops.bias_activation_block_fp8, (x, *gelu, bias, E4M3, 32, "e8m0", "row_major")),
+        (ops.bias_activation_block_fp8, (x, *silu, None, E5M2, 16, "e8m0_floor",
+                                         "column_major")),
+        (ops.bias_activation_block_fp8, (x, *gelu, bias.float(), E4M3, 16, "f32",
+                                         "swizzled_128x4")),
+        (ops.glu_block_fp8, (x, *silu, True, E4M3, 16, "e8m0", "swizzled_128x4")),
+        (ops.glu_block_fp8, (x, *sig, False, E5M2, 32, "f32", "row_major")),
+    ]
+
+
+BLOCK_DTYPES = [torch.float32, torch.bfloat16, torch.float16]
+BLOCK_CASES = [(dt, i) for dt in BLOCK_DTYPES for i in range(len(block_samples(torch.float32)))]
+
+
+@pytest.mark.parametrize("dtype,index", BLOCK_CASES,
+                         ids=[f"{dt}-{str(block_samples(torch.float32)[i][0]).split('.')[-1]}-{i}"
+                              for dt, i in BLOCK_CASES])
+def test_opcheck_block_scaled(dtype, index):
+    op, args = block_samples(dtype)[index]
+    torch.library.opcheck(op, args)
 
 
 def _name(op):
