@@ -215,12 +215,18 @@ def classify(mangled: str, name: str) -> Kernel:
             return k
         if t and t.group(3) == BLOCK_CODE8 and form == "ActivationForward":
             # Block-scaled codes: the input read, one code byte and a block's
-            # scale (E8M0: one byte per 32) written per element.
+            # scale (E8M0: one byte per 32) written per element. A block of
+            # 128 (fp32 scales: 4 bytes per 128) runs the chunk's loop twice
+            # per chunk (its max, then its codes): the fifth field, the
+            # trips per chunk, doubles every instruction count.
             k.quantized, k.in_dtype, k.dtype = True, k.dtype, f"{k.dtype}->fp8 block"
             k.op, k.direction, k.in_streams = act, "forward", 1
             k.forms = [("fused", "act fp8 block", e + 1 + 1 / 32, 1),
                        ("fused", "bias+act fp8 block", e + 1 + 1 / 32, 1),
-                       ("fused", "glu fp8 block", 2 * e + 1 + 1 / 32, 2)]
+                       ("fused", "glu fp8 block", 2 * e + 1 + 1 / 32, 2),
+                       ("fused", "act fp8 1x128", e + 1 + 4 / 128, 1, 2),
+                       ("fused", "bias+act fp8 1x128", e + 1 + 4 / 128, 1, 2),
+                       ("fused", "glu fp8 1x128", 2 * e + 1 + 4 / 128, 2, 2)]
             return k
         if t and t.group(3) == CODE8 and form in ("ActivationForward", "ActivationBackward"):
             # Read in the input dtype, one code byte written per element
@@ -585,7 +591,7 @@ def analyze_kernel(k: Kernel, instrs: List[sass.Instr], res: Dict[str, int], max
 
     if k.family == "row":
         flag = from_output_byte(k, params or {})
-        for fam, label, b, streams in k.forms:
+        for fam, label, b, streams, *trips in k.forms:
             # Dropout's forward without the mask: its mask stores do not run.
             no_mask = k.direction == "forward" and label in ("act+dropout", "act+dropout fp8")
             # Only the call from the output sets from_output: the y path.
@@ -601,7 +607,8 @@ def analyze_kernel(k: Kernel, instrs: List[sass.Instr], res: Dict[str, int], max
                 continue
             fl = sass.loads_in_flight(cfg, path.blocks)
             k.in_streams = streams
-            finish(path, loop, elems, fl, label, b, {}, family=fam)
+            # (a form whose chunks take several trips: the elements of one trip's worth)
+            finish(path, loop, elems / (trips[0] if trips else 1), fl, label, b, {}, family=fam)
         return rows
     if k.family == "softmax":
         e = ELEM_SIZE[k.in_dtype or k.dtype]

@@ -50,10 +50,9 @@ template <class T> const ActivationLaunchers& block_forward_launchers();
 //   the same into NVFP4 (e2m1 codes, e4m3 scales per 16)
 template <class T> const ActivationLaunchers& nvfp4_forward_launchers();
 
-// The current recipe's scale step (one thread): scale = scale_from_amax(*amax,
-// ...) written to `scale` and 1 / scale to `scale_inv` (if not null).
-cudaError_t launch_scale_from_amax(const float* amax, Fp8 format, int margin, bool power_of_two,
-                                   float* scale, float* scale_inv, cudaStream_t stream);
+// The current recipe's scale step (one thread): step.run(*amax), amax null
+// read as 0.
+cudaError_t launch_scale_step(const float* amax, const ScaleStep& step, cudaStream_t stream);
 
 // The second step of a reduction (dbias, dweight): each segment of fp32
 // partials summed, rounded once to R (sum_partials.cu).

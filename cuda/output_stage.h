@@ -35,6 +35,7 @@ struct QuantizedStore {
   int64_t scale_rows = 0;
   int64_t scale_groups = 0;
   const float* tensor_scale = nullptr;  // NVFP4 (scale_type e4m3): t, read when the kernel starts
+                                        // (written by the scale step where it is found)
 };
 
 // max(m, |v|) with NaN ignored, signalling NaNs too: the device's fmaxf
@@ -54,6 +55,7 @@ template <class O>
 struct OutputStage {
   static constexpr bool kQuantized = false;
   static constexpr bool kBlockScaled = false;
+  static constexpr bool kPacked = false;  // two codes a byte (NVFP4)
   static constexpr int kChunk = 0;  // block-scaled stages: the chunk's elements
   CUACT_HD static OutputStage make(const QuantizedStore&) { return {}; }
   CUACT_HD static constexpr bool writes() { return true; }
@@ -68,6 +70,7 @@ template <>
 struct OutputStage<Code8> {
   static constexpr bool kQuantized = true;
   static constexpr bool kBlockScaled = false;
+  static constexpr bool kPacked = false;
   static constexpr int kChunk = 0;
   float scale = 1.0f;
   Fp8 format = Fp8::e4m3;
@@ -119,6 +122,32 @@ CUACT_HD float scale_from_amax(float amax, Fp8 format, int margin, bool power_of
   return scale;
 }
 
+// NVFP4's tensor scale from the amax of the results (docs/SPEC.md,
+// "Block-scaled outputs"): fl32(amax / (448 * 6)), at least the smallest
+// normal fp32 (so that 1 / (6 t) stays finite); 1 where amax is 0 or inf.
+CUACT_HD float nvfp4_tensor_scale(float amax) {
+  if (!(amax > 0.0f) || !(amax < INFINITY)) return 1.0f;
+  const float t = amax / 2688.0f;
+  return t > 1.17549435e-38f ? t : 1.17549435e-38f;
+}
+
+// The current recipe's scale step, between the amax pass and the store
+// pass (cuda/scale_step.cu runs it in one thread): the per-tensor fp8 scale
+// and its inverse, or NVFP4's tensor scale.
+struct ScaleStep {
+  Fp8 format = Fp8::e4m3;
+  int margin = 0;
+  bool power_of_two = false;
+  bool nvfp4 = false;
+  float* scale = nullptr;      // written (NVFP4: the tensor scale)
+  float* scale_inv = nullptr;  // 1 / scale written where not null
+  CUACT_HD void run(float amax) const {
+    const float s = nvfp4 ? nvfp4_tensor_scale(amax) : scale_from_amax(amax, format, margin, power_of_two);
+    *scale = s;
+    if (scale_inv != nullptr) *scale_inv = 1.0f / s;
+  }
+};
+
 // ---------------------------------------------------------------- block-scaled outputs
 
 // The largest finite value of an fp8 format, and its exponent (448 = 1.75 *
@@ -133,6 +162,7 @@ CUACT_HD int64_t scale_index(ScaleLayout layout, int64_t row, int64_t group, int
   switch (layout) {
     case ScaleLayout::row_major: return row * groups + group;
     case ScaleLayout::column_major: return group * rows + row;
+    case ScaleLayout::column_major_packed: return (group / 4 * ((rows + 3) / 4) * 4 + row) * 4 + group % 4;
     default: {
       const int64_t tiles_across = (groups + 3) / 4;
       return ((row / 128) * tiles_across + group / 4) * 512 + (row % 32) * 16 + (row % 128) / 32 * 4 +
@@ -142,10 +172,11 @@ CUACT_HD int64_t scale_index(ScaleLayout layout, int64_t row, int64_t group, int
 }
 
 // The entries a [rows, groups] scale matrix of `layout` spans (swizzled:
-// rows padded to 128, groups to 4).
+// rows padded to 128, groups to 4; packed: rows to 4, groups to 4).
 CUACT_HD int64_t scale_entries(ScaleLayout layout, int64_t rows, int64_t groups) {
-  if (layout != ScaleLayout::swizzled_128x4) return rows * groups;
-  return (rows + 127) / 128 * 128 * ((groups + 3) / 4 * 4);
+  if (layout == ScaleLayout::swizzled_128x4) return (rows + 127) / 128 * 128 * ((groups + 3) / 4 * 4);
+  if (layout == ScaleLayout::column_major_packed) return (rows + 3) / 4 * 4 * ((groups + 3) / 4 * 4);
+  return rows * groups;
 }
 
 // A block's scale from its amax (the max |result| of the block, NaN
@@ -254,7 +285,9 @@ struct BlockStageBase {
 };
 
 // A block-scaled fp8 output (BlockCode8): a chunk is 32 results of one row
-// starting at a multiple of 32 columns, one block of 32 or two of 16.
+// starting at a multiple of 32 columns, one block of 32 or two of 16; a
+// block of 64 or 128 is a group of 2 or 4 chunks (row_engine.h, group_rows:
+// the group's max |result| first, then each chunk's codes at its scale).
 template <>
 struct OutputStage<BlockCode8> : BlockStageBase {
   static constexpr bool kQuantized = true;
@@ -267,23 +300,49 @@ struct OutputStage<BlockCode8> : BlockStageBase {
 
   // The codes of the chunk y of row `row` from column `col`, of which the
   // first `count` are results (a row's last chunk may be partial); the
-  // scales of its blocks written, amax folded.
+  // scales of its blocks written, amax folded. Blocks of 16 or 32.
   template <int W>
   CUACT_HD Vec<BlockCode8, W> chunk(const float (&y)[W], int count, int64_t row, int64_t col,
                                     float& amax) const {
+    float m0, m1;
+    chunk_scales(y, count, row, col, amax, m0, m1);
+    return codes(y, m0, m1);
+  }
+  // chunk's scales: written, and the multipliers of its first and last 16.
+  template <int W>
+  CUACT_HD void chunk_scales(const float (&y)[W], int count, int64_t row, int64_t col, float& amax,
+                             float& m0, float& m1) const {
     float half[2];
     halves(y, count, half, amax);
     const bool pair = q.block == 16;
-    const BlockScaleBits s0 = block_scale(pair ? half[0] : fmaxf(half[0], half[1]), q.format,
-                                          q.scale_type);
-    const BlockScaleBits s1 = pair ? block_scale(half[1], q.format, q.scale_type) : s0;
+    const BlockScaleBits s0 = scale_of(pair ? half[0] : fmaxf(half[0], half[1]));
+    const BlockScaleBits s1 = pair ? scale_of(half[1]) : s0;
     const int64_t group = col / q.block;
     store_scale(row, group, s0.bits);
     if (pair && count > 16) store_scale(row, group + 1, s1.bits);
+    m0 = s0.multiplier;
+    m1 = s1.multiplier;
+  }
+
+  // A group's pieces: the max |result| of a chunk's first `count` (NaN
+  // excluded; the call's amax folded), the scale of the group's max, and a
+  // chunk's codes at the group's multiplier.
+  template <int W>
+  CUACT_HD static float chunk_max(const float (&y)[W], int count, float& amax) {
+    float half[2];
+    halves(y, count, half, amax);
+    return fmaxf(half[0], half[1]);
+  }
+  CUACT_HD BlockScaleBits scale_of(float block_amax) const {
+    return block_scale(block_amax, q.format, q.scale_type);
+  }
+  // The codes of y[j] * m0 (first 16) and * m1 (last 16).
+  template <int W>
+  CUACT_HD Vec<BlockCode8, W> codes(const float (&y)[W], float m0, float m1) const {
     Vec<BlockCode8, W> v;
     CUACT_UNROLL
     for (int w = 0; w < W / 4; ++w) {
-      const float m = w < 4 ? s0.multiplier : s1.multiplier;
+      const float m = w < 4 ? m0 : m1;
       v.w[w] = code_pair(y[4 * w] * m, y[4 * w + 1] * m) |
                code_pair(y[4 * w + 2] * m, y[4 * w + 3] * m) << 16;
     }

@@ -350,85 +350,158 @@ CUACT_HD void store_packed(uint8_t* p, const V& codes, int count) {
     if (2 * b < count) p[b] = static_cast<uint8_t>(codes.w[b / 4] >> (8 * (b % 4)));
 }
 
-// A block-scaled output's chunks (output_stage.h, OutputStage<BlockCode8>):
-// the whole chunk at column `col` of each of the thread's rows, one row a
-// trip (a chunk of 32 already keeps 2 to 8 loads per stream in flight), its
-// results to the stage, which writes the blocks' scales; `count` columns
-// are results (a row's last chunk may be partial). Vector accesses where
-// the plan has them (`vector`), else element by element with the form out
-// of line. No random draws and no sums: the block-scaled forms have neither.
-template <bool WithOptional, class Form>
-CUACT_HD void block_rows(const Form& form, const StageOf<Form>& stage, const RowCall& c,
-                         const ColumnSpan& span, const ThreadRows& tr,
-                         const float (&param)[kChunkWidth<Form>], float& amax) {
-  using T = typename Form::In;
-  using U = typename Form::Out;
-  constexpr int W = kChunkWidth<Form>, I = Form::kInputs, O = Form::kOutputs;
-  constexpr int kChunkBytes = W * kWidestElement<Form>;
-  static_assert(!Form::kRandom && !Form::kReduces, "block-scaled forms draw and sum nothing");
-  const bool vector = c.plan.vector_chunk(span), wide = c.plan.access == 16;
-  for (int64_t r = tr.first_row; r < c.plan.rows; r += tr.lanes) {
-    float y[O][W];
-    if (vector) {
-      Vec<T, W> v[I] = {};
-      CUACT_UNROLL
-      for (int k = 0; k < I; ++k)
-        if (present<Form, WithOptional>(k))
-          v[k] = load_vec<T, W, kChunkBytes>(
-              static_cast<const T*>(c.in[k]) + span.begin + r * c.in_stride[k], wide);
-      CUACT_UNROLL
-      for (int j = 0; j < W; ++j) {
-        float a[kMaxInputs] = {};
-        CUACT_UNROLL
-        for (int k = 0; k < I; ++k) a[k] = present<Form, WithOptional>(k) ? element(v[k], j) : Form::fill(k);
-        const ElementOut res = apply_form(form, keep_rule(c), a, param[j], 0);
-        CUACT_UNROLL
-        for (int k = 0; k < O; ++k) y[k][j] = res.out[k];
-      }
-    } else {
-      // A rolled loop; the parameters and the results shift by one slot per
-      // column (shift_in), so that no register array is indexed.
-      float p[W];
-      CUACT_UNROLL
-      for (int j = 0; j < W; ++j) p[j] = param[j];
-      CUACT_NO_UNROLL
-      for (int j = 0; j < W; ++j) {
-        float a[kMaxInputs] = {};
-        CUACT_UNROLL
-        for (int k = 0; k < I; ++k)
-          a[k] = present<Form, WithOptional>(k) && j < span.count
-                     ? device::to_float(static_cast<const T*>(c.in[k])[span.begin + r * c.in_stride[k] + j])
-                     : Form::fill(k);
-        const ElementOut res = apply_form(form, keep_rule(c), a, p[0], 0);
-        CUACT_UNROLL
-        for (int k = 0; k < O; ++k) shift_in(y[k], res.out[k]);
-        shift_in(p, p[0]);
-      }
-    }
-    CUACT_UNROLL
-    for (int k = 0; k < O; ++k) {
-      const Vec<U, W> codes = stage.chunk(y[k], vector ? W : span.count, r, span.begin, amax);
-      if constexpr (StageOf<Form>::kPacked) {  // NVFP4: two codes a byte, element e at byte e / 2
-        store_packed<W>(reinterpret_cast<uint8_t*>(c.out[k]) + (span.begin + r * c.out_stride[k]) / 2,
-                        codes, vector ? W : span.count);
-      } else {
-        U* o = static_cast<U*>(c.out[k]) + span.begin + r * c.out_stride[k];
-        if (vector) {
-          store_vec<U, W, kChunkBytes>(o, codes, wide);
-        } else {
-          CUACT_UNROLL
-          for (int j = 0; j < W; ++j)
-            if (j < span.count) o[j] = U{static_cast<uint8_t>(codes.w[j / 4] >> (8 * (j % 4)))};
-        }
-      }
-    }
-  }
-}
-
 // Moves v[k + 1] to v[k] and v[0] to the end.
 template <int W>
 CUACT_HD void rotate(float (&v)[W]) {
   shift_in(v, v[0]);
+}
+
+// The inputs of the chunk `span` of row r of a block-scaled call, vector
+// accesses (the plan has them), and the chunk's results from them.
+template <bool WithOptional, class Form>
+CUACT_HD void load_chunk(const RowCall& c, const ColumnSpan& span, int64_t r,
+                         Vec<typename Form::In, kChunkWidth<Form>> (&v)[Form::kInputs]) {
+  using T = typename Form::In;
+  constexpr int W = kChunkWidth<Form>, I = Form::kInputs;
+  constexpr int kChunkBytes = W * kWidestElement<Form>;
+  CUACT_UNROLL
+  for (int k = 0; k < I; ++k)
+    if (present<Form, WithOptional>(k))
+      v[k] = load_vec<T, W, kChunkBytes>(static_cast<const T*>(c.in[k]) + span.begin + r * c.in_stride[k],
+                                         c.plan.access == 16);
+}
+template <bool WithOptional, class Form>
+CUACT_HD void vector_results(const Form& form, const RowCall& c,
+                             const Vec<typename Form::In, kChunkWidth<Form>> (&v)[Form::kInputs],
+                             const float (&param)[kChunkWidth<Form>],
+                             float (&y)[Form::kOutputs][kChunkWidth<Form>]) {
+  constexpr int W = kChunkWidth<Form>, I = Form::kInputs, O = Form::kOutputs;
+  static_assert(!Form::kRandom && !Form::kReduces, "block-scaled forms draw and sum nothing");
+  CUACT_UNROLL
+  for (int j = 0; j < W; ++j) {
+    float a[kMaxInputs] = {};
+    CUACT_UNROLL
+    for (int k = 0; k < I; ++k) a[k] = present<Form, WithOptional>(k) ? element(v[k], j) : Form::fill(k);
+    const ElementOut res = apply_form(form, keep_rule(c), a, param[j], 0);
+    CUACT_UNROLL
+    for (int k = 0; k < O; ++k) y[k][j] = res.out[k];
+  }
+}
+
+// The results of the chunk `span` of row r of a block-scaled call element
+// by element, with the form out of line.
+template <bool WithOptional, class Form>
+CUACT_HD void element_results(const Form& form, const RowCall& c, const ColumnSpan& span, int64_t r,
+                              float (&param)[kChunkWidth<Form>],
+                              float (&y)[Form::kOutputs][kChunkWidth<Form>]) {
+  using T = typename Form::In;
+  constexpr int W = kChunkWidth<Form>, I = Form::kInputs, O = Form::kOutputs;
+  // A rolled loop; the parameters and the results shift by one slot per
+  // column (shift_in), so that no register array is indexed; after W steps
+  // the parameters are back in place.
+  CUACT_NO_UNROLL
+  for (int j = 0; j < W; ++j) {
+    float a[kMaxInputs] = {};
+    CUACT_UNROLL
+    for (int k = 0; k < I; ++k)
+      a[k] = present<Form, WithOptional>(k) && j < span.count
+                 ? device::to_float(static_cast<const T*>(c.in[k])[span.begin + r * c.in_stride[k] + j])
+                 : Form::fill(k);
+    const ElementOut res = apply_form(form, keep_rule(c), a, param[0], 0);
+    CUACT_UNROLL
+    for (int k = 0; k < O; ++k) shift_in(y[k], res.out[k]);
+    rotate(param);
+  }
+}
+
+// Output k's codes of the chunk `span` of row r: whole vectors where the
+// plan has them (`vector`), else the span's `count` codes one by one.
+template <class Form>
+CUACT_HD void store_chunk(const RowCall& c, const ColumnSpan& span, int64_t r, int k, bool vector,
+                          const Vec<typename Form::Out, kChunkWidth<Form>>& codes) {
+  using U = typename Form::Out;
+  constexpr int W = kChunkWidth<Form>;
+  constexpr int kChunkBytes = W * kWidestElement<Form>;
+  if constexpr (StageOf<Form>::kPacked) {  // NVFP4: two codes a byte, element e at byte e / 2
+    store_packed<W>(reinterpret_cast<uint8_t*>(c.out[k]) + (span.begin + r * c.out_stride[k]) / 2,
+                    codes, vector ? W : span.count);
+  } else {
+    U* o = static_cast<U*>(c.out[k]) + span.begin + r * c.out_stride[k];
+    if (vector) {
+      store_vec<U, W, kChunkBytes>(o, codes, c.plan.access == 16);
+    } else {
+      CUACT_UNROLL
+      for (int j = 0; j < W; ++j)
+        if (j < span.count) o[j] = U{static_cast<uint8_t>(codes.w[j / 4] >> (8 * (j % 4)))};
+    }
+  }
+}
+
+// A block-scaled output's unit of chunks `first`, ..., `first + n - 1` of
+// each of the thread's rows, one row a trip (a chunk of 32 already keeps 2
+// to 8 loads per stream in flight). A unit of one chunk holds whole blocks
+// (of 16 or 32): its results go to the stage, which writes the blocks'
+// scales. A unit of n > 1 chunks is one block (fp8 blocks of 64 and 128:
+// row_plan.h's group), in two passes: the results' max |result| (the
+// block's scale), then the results again (recomputed from the inputs,
+// which the first pass brought into the cache) and their codes; twice the
+// math for one read of the inputs from memory. One copy of the chunk's
+// code serves every pass and unit, so that the registers are one chunk's.
+// Vector: every chunk of the unit is whole and the plan has vector accesses
+// (block_unit decides; a loop of each kind, as the other forms' vector and
+// element loops).
+template <bool WithOptional, bool Vector, class Form>
+CUACT_HD void block_rows(const Form& form, const StageOf<Form>& stage, const RowCall& c,
+                         int64_t first, int n, const ThreadRows& tr, float& amax) {
+  using T = typename Form::In;
+  constexpr int W = kChunkWidth<Form>, O = Form::kOutputs;
+  static_assert(O == 1, "a block-scaled form has one output");
+  bool grouped = false;
+  if constexpr (!StageOf<Form>::kPacked) grouped = n > 1;
+  // A grouped unit runs its chunks twice: trips [0, n) find the block's
+  // max, trips [n, 2n) store.
+  const int trips = grouped ? 2 * n : n;
+  // NVFP4's units are one chunk: its parameters are loaded once for every
+  // row. fp8 units may be groups, whose chunks load theirs for each row
+  // (kept across rows, they would hold 32 registers through the math).
+  constexpr bool kKeepParams = StageOf<Form>::kPacked;
+  constexpr bool vector = Vector;
+  float param[W];
+  if constexpr (kKeepParams) chunk_params<T, W>(c, c.plan.chunk_columns(first), tr.first_row, param);
+  for (int64_t r = tr.first_row; r < c.plan.rows; r += tr.lanes) {
+    float block_max = 0.0f, multiplier = 0.0f;
+    CUACT_NO_UNROLL
+    for (int t = 0; t < trips; ++t) {
+      const ColumnSpan span = c.plan.chunk_columns(first + (t < n ? t : t - n));
+      float y[O][W];
+      if constexpr (Vector) {
+        // The inputs' loads first: in flight while the parameters load.
+        Vec<T, W> v[Form::kInputs] = {};
+        load_chunk<WithOptional, Form>(c, span, r, v);
+        if constexpr (!kKeepParams) chunk_params<T, W>(c, span, tr.first_row, param);
+        vector_results<WithOptional>(form, c, v, param, y);
+      } else {
+        if constexpr (!kKeepParams) chunk_params<T, W>(c, span, tr.first_row, param);
+        element_results<WithOptional>(form, c, span, r, param, y);
+      }
+      if constexpr (StageOf<Form>::kPacked) {
+        store_chunk<Form>(c, span, r, 0, vector,
+                          stage.chunk(y[0], vector ? W : span.count, r, span.begin, amax));
+      } else if (t < trips - n) {  // grouped, first pass
+        block_max = fmaxf(block_max, stage.chunk_max(y[0], span.count, amax));
+        if (t == n - 1) {
+          const BlockScaleBits scale = stage.scale_of(block_max);
+          stage.store_scale(r, c.plan.chunk_columns(first).begin / stage.q.block, scale.bits);
+          multiplier = scale.multiplier;
+        }
+      } else {
+        // One copy of the codes' math: a unit of one chunk finds its blocks' multipliers.
+        float m0 = multiplier, m1 = multiplier;
+        if (!grouped) stage.chunk_scales(y[0], vector ? W : span.count, r, span.begin, amax, m0, m1);
+        store_chunk<Form>(c, span, r, 0, vector, stage.codes(y[0], m0, m1));
+      }
+    }
+  }
 }
 
 // A head, a tail, and every chunk of a call whose streams fit no common
@@ -497,16 +570,28 @@ CUACT_HD void run_tiles_with(const Form& form, const RowCall& c, int64_t block, 
   constexpr int W = kChunkWidth<Form>;
   const ThreadRows tr = thread_rows(c.geometry, block, thread);
   const StageOf<Form> stage = StageOf<Form>::make(c.quantized);
-  for (int64_t chunk = tr.first_chunk; chunk < c.plan.chunks; chunk += tr.chunk_step) {
-    const ColumnSpan span = c.plan.chunk_columns(chunk);
-    float param[W];
-    chunk_params<T, W>(c, span, tr.first_row, param);
-    if constexpr (StageOf<Form>::kBlockScaled)
-      block_rows<WithOptional>(form, stage, c, span, tr, param, acc.amax);
-    else if (c.plan.access > 0 && span.count == W)
-      vector_rows<WithOptional>(form, stage, c, span.begin, tr, param, acc);
-    else
-      chunk_rows<WithOptional>(form, stage, c, span, tr, param, acc);
+  if constexpr (StageOf<Form>::kBlockScaled) {
+    // Units of whole scale blocks: a chunk, or a group of chunks (fp8 blocks of 64, 128).
+    for (int64_t unit = tr.first_chunk; unit < c.plan.units(); unit += tr.chunk_step) {
+      const int64_t first = unit * c.plan.group, left = c.plan.chunks - first;
+      const int n = static_cast<int>(left < c.plan.group ? left : c.plan.group);
+      // (Block-scaled plans start their chunks at column 0: only a row's
+      // last chunk may be partial, and its unit goes element by element.)
+      if (c.plan.access > 0 && c.plan.chunk_columns(first + n - 1).count == W)
+        block_rows<WithOptional, true>(form, stage, c, first, n, tr, acc.amax);
+      else
+        block_rows<WithOptional, false>(form, stage, c, first, n, tr, acc.amax);
+    }
+  } else {
+    for (int64_t chunk = tr.first_chunk; chunk < c.plan.chunks; chunk += tr.chunk_step) {
+      const ColumnSpan span = c.plan.chunk_columns(chunk);
+      float param[W];
+      chunk_params<T, W>(c, span, tr.first_row, param);
+      if (c.plan.access > 0 && span.count == W)
+        vector_rows<WithOptional>(form, stage, c, span.begin, tr, param, acc);
+      else
+        chunk_rows<WithOptional>(form, stage, c, span, tr, param, acc);
+    }
   }
 }
 

@@ -26,8 +26,16 @@ __device__ __noinline__ void write_block_partials(const float* sums, RowPlan pla
 // At least 2 resident blocks per SM (at most 128 registers): every thread
 // keeps two 16-byte loads per input stream in flight, so 512 threads already
 // cover the memory latency, and ptxas never trades spills for occupancy.
+// Block-scaled fp8 forms keep four (16-bit inputs) or eight (f32) per
+// stream in flight, a chunk of 32, so one block covers the latency, and
+// their registers may pass 128 (a chunk's inputs, parameters and results
+// alone are 80-96).
 template <class Form>
-__global__ void __launch_bounds__(kBlockThreads, 2) rows_kernel(Form form, RowCall c) {
+inline constexpr int kMinResidentBlocks = StageOf<Form>::kBlockScaled && !StageOf<Form>::kPacked ? 1 : 2;
+
+template <class Form>
+__global__ void __launch_bounds__(kBlockThreads, kMinResidentBlocks<Form>)
+    rows_kernel(Form form, RowCall c) {
   constexpr int W = kChunkWidth<Form>;
   Accumulator<W> acc;
   run_tiles(form, c, blockIdx.x, static_cast<int>(threadIdx.x), acc);

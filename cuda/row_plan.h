@@ -57,6 +57,11 @@ struct RowPlan {
   int64_t origin = 0;       // elements of every stream before the view
   int64_t extra_head = 0;   // flat calls: elements [0, extra_head), element by element
   int64_t extra_tail = 0;   // flat calls: the elements after the view
+  int group = 1;            // block-scaled calls: chunks per scale block (block / chunk width
+                            // for blocks of 64 and 128, else 1); a thread takes whole groups
+
+  // The units the tile geometry spreads over a row: its chunks, or its groups of chunks.
+  CUACT_HD int64_t units() const { return (chunks + group - 1) / group; }
 
   CUACT_HD ColumnSpan chunk_columns(int64_t j) const {
     int64_t begin = j * width;
@@ -153,14 +158,15 @@ CUACT_HD RowPlan make_row_plan(int64_t rows, int64_t cols, int elem_size,
 }
 
 // A plan whose chunks start at column 0 of every row (a block-scaled output:
-// each chunk is whole blocks): the plan's head must be 0, else its chunks
-// go element by element (access 0).
-CUACT_HD RowPlan block_scaled_plan(RowPlan p) {
+// each chunk is whole blocks, or `group` chunks are one block): the plan's
+// head must be 0, else its chunks go element by element (access 0).
+CUACT_HD RowPlan block_scaled_plan(RowPlan p, int group = 1) {
   if (p.head != 0 || p.access == 0) {
     p.access = 0;
     p.head = 0;
     p.chunks = p.cols <= 0 ? 0 : (p.cols + p.width - 1) / p.width;
   }
+  p.group = group;
   return p;
 }
 

@@ -133,16 +133,24 @@ Status check_quantized_glu_forward(const Glu& glu, DType dtype, const void* x,
 Status check_block_descriptor(const BlockScaledOutput& b) {
   if (b.dtype != Fp8::e4m3 && b.dtype != Fp8::e5m2)
     return {StatusCode::invalid_parameter, "unknown block-scaled output dtype"};
-  if (b.block != 16 && b.block != 32)
-    return {StatusCode::invalid_parameter, "block must be 16 or 32"};
+  if (b.block != 16 && b.block != 32 && b.block != 64 && b.block != 128)
+    return {StatusCode::invalid_parameter, "block must be 16, 32, 64 or 128"};
   if (b.scale_type != BlockScale::e8m0 && b.scale_type != BlockScale::e8m0_floor &&
       b.scale_type != BlockScale::f32 && b.scale_type != BlockScale::e4m3)
     return {StatusCode::invalid_parameter, "unknown block scale type"};
   if (b.scale_type == BlockScale::e4m3 && b.block != 16)
     return {StatusCode::invalid_parameter, "NVFP4 (e4m3 block scales) takes blocks of 16"};
   if (b.scale_layout != ScaleLayout::row_major && b.scale_layout != ScaleLayout::column_major &&
-      b.scale_layout != ScaleLayout::swizzled_128x4)
+      b.scale_layout != ScaleLayout::swizzled_128x4 &&
+      b.scale_layout != ScaleLayout::column_major_packed)
     return {StatusCode::invalid_parameter, "unknown scale layout"};
+  if (b.scale_layout == ScaleLayout::column_major_packed && b.scale_type == BlockScale::f32)
+    return {StatusCode::invalid_parameter, "the packed layout holds 1-byte (E8M0, e4m3) scales"};
+  if (b.scaling != Scaling::delayed && b.scaling != Scaling::current)
+    return {StatusCode::invalid_parameter, "unknown scaling"};
+  if (b.scaling == Scaling::current && b.scale_type != BlockScale::e4m3)
+    return {StatusCode::invalid_parameter,
+            "Scaling::current finds NVFP4's tensor scale; fp8 blocks' scales are their own"};
   return {};
 }
 
@@ -167,10 +175,12 @@ Status check_block_output(const Buffer* inputs, int count, const BlockScaledOutp
   if (fp4 && cols % 2 != 0)
     return {StatusCode::invalid_size, "NVFP4 packs two codes a byte: cols must be even"};
   list[n++] = {buffer::y, y.data, fp4 ? rows * cols / 2 : rows * cols, 1, true, true};
-  list[n++] = {buffer::tensor_scale, y.tensor_scale, 4, 4, false, fp4};
+  // NVFP4's tensor scale: read (given), or written with the amax (found by a first pass).
+  const bool found = fp4 && y.scaling == Scaling::current;
+  list[n++] = {buffer::tensor_scale, y.tensor_scale, 4, 4, found, fp4};
   list[n++] = {buffer::scales, y.scales, rows * cols > 0 ? block_scale_bytes(y, rows, cols) : 0,
                y.scale_type == BlockScale::f32 ? 4 : 1, true, true};
-  list[n++] = {buffer::amax, y.amax, 4, 4, true, false};
+  list[n++] = {buffer::amax, y.amax, 4, 4, true, found};
   return check_buffers(list, n);
 }
 
@@ -215,17 +225,17 @@ Status check_quantized_softmax(const Softmax& op, DType dtype, const void* x,
 namespace {
 
 // An empty call still leaves the words as a call over no elements would:
-// amax 0, and for the current recipe scale 1 (and scale_inv 1).
+// amax 0, and for the current recipe the scale step's result of amax 0
+// (scale 1 and scale_inv 1; NVFP4's tensor scale 1).
+Status finish_empty(const QuantizedRecipe& r, cudaStream_t stream) {
+  if (Status s = cleared_amax(r, stream); !s.ok()) return s;
+  if (!r.current) return {};
+  QuantizedRecipe empty = r;
+  empty.store.amax = nullptr;  // read as 0 (a workspace word may not be given)
+  return status_from_cuda(enqueue_scale_step(empty, stream), "launching the scale step failed");
+}
 Status finish_empty(const QuantizedOutput& q, cudaStream_t stream) {
-  if (q.amax != nullptr) {
-    if (const cudaError_t err = cudaMemsetAsync(q.amax, 0, sizeof(float), stream); err != cudaSuccess)
-      return status_from_cuda(err, "clearing the amax failed");
-  }
-  if (q.scaling == Scaling::current)
-    return status_from_cuda(
-        launch_scale_from_amax(nullptr, q.dtype, q.margin, q.power_of_two, q.scale, q.scale_inv, stream),
-        "launching the scale step failed");
-  return {};
+  return finish_empty(quantized_recipe(q, nullptr, 0), stream);
 }
 
 }  // namespace
@@ -361,7 +371,7 @@ Status bias_activation_forward(const Activation& act, DType dtype, const void* x
     return s;
   if (rows == 0 || cols == 0) {
     const detail::QuantizedRecipe recipe = detail::block_recipe(y, rows, cols);
-    return detail::cleared_amax(recipe, stream);
+    return detail::finish_empty(recipe, stream);
   }
   return run_block(detail::block_scaled_request(
                        detail::bias_activation_forward_request(act, dtype, x, bias, bias_dtype, y.data,
@@ -373,7 +383,7 @@ Status bias_activation_forward(const Activation& act, DType dtype, const void* x
 Status glu_forward(const Glu& glu, DType dtype, const void* x, const BlockScaledOutput& y,
                    int64_t rows, int64_t d, cudaStream_t stream) {
   if (Status s = detail::check_block_glu_forward(glu, dtype, x, y, rows, d); !s.ok()) return s;
-  if (rows == 0 || d == 0) return detail::cleared_amax(detail::block_recipe(y, rows, d), stream);
+  if (rows == 0 || d == 0) return detail::finish_empty(detail::block_recipe(y, rows, d), stream);
   return run_block(detail::block_scaled_request(
                        detail::glu_forward_request(glu, dtype, x, y.data, rows, d), y),
                    stream);

@@ -37,6 +37,7 @@ QuantizedRecipe block_recipe(const BlockScaledOutput& out, int64_t rows, int64_t
   q.store.scale_rows = rows;
   q.store.scale_groups = block_groups(out, cols);
   q.store.tensor_scale = out.tensor_scale;
+  q.current = out.scaling == Scaling::current;  // NVFP4's tensor scale found first
   return q;
 }
 
@@ -65,9 +66,19 @@ Status cleared_amax(const QuantizedRecipe& q, cudaStream_t stream) {
                           "clearing the amax failed");
 }
 
+ScaleStep scale_step_of(const QuantizedRecipe& q) {
+  ScaleStep s;
+  s.format = q.store.format;
+  s.margin = q.margin;
+  s.power_of_two = q.power_of_two;
+  s.nvfp4 = q.store.scale_type == BlockScale::e4m3;
+  s.scale = const_cast<float*>(s.nvfp4 ? q.store.tensor_scale : q.store.scale);
+  s.scale_inv = s.nvfp4 ? nullptr : q.store.scale_inv;
+  return s;
+}
+
 cudaError_t enqueue_scale_step(const QuantizedRecipe& q, cudaStream_t stream) {
-  return launch_scale_from_amax(q.store.amax, q.store.format, q.margin, q.power_of_two,
-                                const_cast<float*>(q.store.scale), q.store.scale_inv, stream);
+  return launch_scale_step(q.store.amax, scale_step_of(q), stream);
 }
 
 }  // namespace cuact::detail

@@ -2,8 +2,9 @@
 // (the row engine, softmax): the recipe from the public descriptor, and the
 // passes it takes. Delayed: one pass with the given scale. Current: the
 // amax pass (the results' max |value| only, nothing written, no scale
-// yet), the scale step (scale_from_amax into scale and scale_inv), then
-// the store pass. The amax word is cleared first: the kernels fold into it.
+// yet), the scale step (scale_from_amax into scale and scale_inv; NVFP4:
+// its tensor scale), then the store pass. The amax word is cleared first:
+// the kernels fold into it.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -24,7 +25,7 @@ inline constexpr const char* kNoFp8KernelForDevice =
 
 struct QuantizedRecipe {
   QuantizedStore store;  // as the single (or the store) pass's kernels see it
-  bool current = false;  // Scaling::current
+  bool current = false;  // Scaling::current (block-scaled: NVFP4's tensor scale found)
   int margin = 0;
   bool power_of_two = false;
 };
@@ -57,7 +58,10 @@ QuantizedPasses quantized_passes(const QuantizedRecipe& q);
 template <class Pass>
 Status run_quantized_passes(const QuantizedRecipe& q, cudaStream_t stream, Pass&& pass);
 
-// The scale step on the device (cuda/scale_step.cu); amax null reads as 0.
+// The scale step of the current recipe (output_stage.h's ScaleStep: the
+// per-tensor scale, or NVFP4's tensor scale), and its launch on the device
+// (cuda/scale_step.cu; amax null reads as 0).
+ScaleStep scale_step_of(const QuantizedRecipe& q);
 cudaError_t enqueue_scale_step(const QuantizedRecipe& q, cudaStream_t stream);
 Status cleared_amax(const QuantizedRecipe& q, cudaStream_t stream);
 

@@ -167,6 +167,10 @@ int e8m0_exponent(double amax, Fp8 format, bool round_up) {
 int64_t scale_entry(ScaleLayout layout, int64_t r, int64_t g, int64_t rows, int64_t groups) {
   if (layout == ScaleLayout::row_major) return r * groups + g;
   if (layout == ScaleLayout::column_major) return g * rows + r;
+  if (layout == ScaleLayout::column_major_packed) {  // 4-byte words [g / 4][rows padded to 4]
+    const int64_t padded_rows = (rows + 3) / 4 * 4;
+    return ((g / 4) * padded_rows + r) * 4 + g % 4;
+  }
   const int64_t tile = (r / 128) * ((groups + 3) / 4) + g / 4;
   return tile * 512 + (r % 32) * 16 + ((r % 128) / 32) * 4 + g % 4;
 }
@@ -189,12 +193,26 @@ uint8_t e2m1_bits(double v) {
   return static_cast<uint8_t>(best | (std::signbit(v) ? 0x8 : 0));
 }
 
-// Quantizes results v[rows * cols] (doubles: the fp32 values, or exact ones).// Quantizes results v[rows * cols] (doubles: the fp32 values, or exact ones).
+// NVFP4's tensor scale found from the results (Scaling::current): A, the
+// results' max |value| (NaN excluded) rounded to fp32; t = fl32(A / 2688)
+// (one fp32 division), at least 2^-126; 1 where A is 0 or inf.
+float found_tensor_scale(const std::vector<double>& v) {
+  double amax = 0;
+  for (double x : v)
+    if (!std::isnan(x)) amax = std::fmax(amax, std::fabs(x));
+  const auto a = static_cast<float>(round_to(DType::f32, amax));
+  if (a == 0.0f || std::isinf(a)) return 1.0f;
+  return std::max(a / 2688.0f, 0x1p-126f);
+}
+
+// Quantizes results v[rows * cols] (doubles: the fp32 values, or exact ones).
 void quantize_blocks(const std::vector<double>& v, int64_t rows, int64_t cols,
                      const BlockScaledOutput& out) {
   const double largest = out.dtype == Fp8::e4m3 ? 448.0 : 57344.0;
   const int64_t groups = (cols + out.block - 1) / out.block;
   auto* codes = static_cast<uint8_t*>(out.data);
+  if (out.scale_type == BlockScale::e4m3 && out.scaling == Scaling::current)
+    *out.tensor_scale = found_tensor_scale(v);
   double tensor_amax = 0;
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t g = 0; g < groups; ++g) {

@@ -315,7 +315,11 @@ RowCall plan_rows(const RowRequest& r, int64_t device_blocks) {
         streams[count++] = {reinterpret_cast<std::uintptr_t>(r.out[k]),
                             r.out_stride[k] * out_size, out_size};
     c.plan = make_row_plan(r.rows, r.cols, widest, streams, count, chunk_bytes);
-    if (r.block_scaled) c.plan = block_scaled_plan(c.plan);
+    // fp8 blocks of 64 and 128 are groups of the stage's 32-wide chunks.
+    if (r.block_scaled)
+      c.plan = block_scaled_plan(c.plan, r.recipe.store.block > c.plan.width
+                                             ? r.recipe.store.block / c.plan.width
+                                             : 1);
   }
   c.plan.in_size = in_size;
   c.plan.out_size = out_size;
@@ -348,7 +352,7 @@ RowCall plan_rows(const RowRequest& r, int64_t device_blocks) {
     c.partials = reinterpret_cast<float*>((base + kWorkspaceAlignment - 1) / kWorkspaceAlignment *
                                           kWorkspaceAlignment);
   } else {
-    c.geometry = tile_geometry(c.plan.rows, c.plan.chunks, device_blocks, false, row_multiple);
+    c.geometry = tile_geometry(c.plan.rows, c.plan.units(), device_blocks, false, row_multiple);
   }
   set_row_gaps(c);
   return c;
@@ -365,6 +369,9 @@ RowRequest row_pass(const RowRequest& r, const QuantizedStore& store) {
   if (!store.writes) {  // the amax pass: outputs, mask and sums untouched
     p.mask = nullptr;
     p.reduce = ReduceMode::none;
+    // A block-scaled call's amax pass (NVFP4's tensor scale) runs the
+    // per-tensor fp8 kernels of its form: the same fp32 results, nothing stored.
+    p.block_scaled = false;
   } else if (r.recipe.current) {  // the store pass: the first pass took the random state
     p.take_state = nullptr;
     p.take_used = nullptr;

@@ -31,19 +31,21 @@ struct Recipe {
   Fp8 format;
   BlockScale type;
   int block;
+  Scaling scaling = Scaling::delayed;  // NVFP4: current finds the tensor scale
 };
 
 std::vector<Recipe> recipes() {
   std::vector<Recipe> out;
   for (Fp8 f : {Fp8::e4m3, Fp8::e5m2})
     for (BlockScale t : {BlockScale::e8m0, BlockScale::e8m0_floor, BlockScale::f32})
-      for (int b : {32, 16}) out.push_back({f, t, b});
+      for (int b : {32, 16, 64, 128}) out.push_back({f, t, b});
   return out;
 }
 // Every recipe of the calls: the fp8 ones and NVFP4.
 std::vector<Recipe> call_recipes() {
   std::vector<Recipe> out = recipes();
   out.push_back({Fp8::e4m3, BlockScale::e4m3, 16});
+  out.push_back({Fp8::e4m3, BlockScale::e4m3, 16, Scaling::current});
   return out;
 }
 
@@ -52,7 +54,8 @@ std::string name(const Recipe& r) {
                   : r.type == BlockScale::e8m0_floor ? "floor"
                   : r.type == BlockScale::f32        ? "f32"
                                                      : "nvfp4";
-  return std::string(r.format == Fp8::e4m3 ? "e4m3" : "e5m2") + "/" + t + "/" + std::to_string(r.block);
+  return std::string(r.format == Fp8::e4m3 ? "e4m3" : "e5m2") + "/" + t + "/" + std::to_string(r.block) +
+         (r.scaling == Scaling::current ? "/found" : "");
 }
 
 float bits_float(uint32_t u) {
@@ -61,9 +64,10 @@ float bits_float(uint32_t u) {
   return f;
 }
 
-// Codes and scales of [rows, 32 * chunks] fp32 values, through the output
-// stage chunk by chunk (the stage's own code on the host), and through the
-// reference's quantizer; the count of codes and scales that differ.
+// Codes and scales of [rows, cols] fp32 values through the kernels' code
+// on the host (the identity's bias + activation call from f32: its
+// results are the values), and through the reference's quantizer; the
+// count of codes and scales that differ.
 struct Compared {
   int64_t codes = 0, code_mismatches = 0, scales = 0, scale_mismatches = 0;
   std::string first;
@@ -75,22 +79,14 @@ Compared compare_stage(const Recipe& r, const std::vector<float>& v, int64_t row
   std::vector<unsigned char> scales(static_cast<size_t>(rows * groups * entry)),
       want_scales(scales.size());
   float amax = 0, want_amax = 0;
-  detail::QuantizedStore q;
-  q.format = r.format;
-  q.block = r.block;
-  q.scale_type = r.type;
-  q.scales = scales.data();
-  q.scale_rows = rows;
-  q.scale_groups = groups;
-  const auto stage = detail::OutputStage<detail::BlockCode8>::make(q);
-  for (int64_t row = 0; row < rows; ++row)
-    for (int64_t col = 0; col < cols; col += 32) {
-      float y[32] = {};
-      const int count = static_cast<int>(std::min<int64_t>(32, cols - col));
-      for (int j = 0; j < count; ++j) y[j] = v[static_cast<size_t>(row * cols + col + j)];
-      const auto c = stage.chunk(y, count, row, col, amax);
-      std::memcpy(&codes[static_cast<size_t>(row * cols + col)], c.w, static_cast<size_t>(count));
-    }
+  const BlockScaledOutput y{codes.data(), r.format, r.block, r.type, scales.data(),
+                            ScaleLayout::row_major, &amax};
+  emulate_fused(detail::block_scaled_request(
+                    detail::bias_activation_forward_request(Activation::identity(), DType::f32,
+                                                            v.data(), nullptr, DType::f32,
+                                                            codes.data(), rows, cols, {}, nullptr),
+                    y),
+                kH100DeviceBlocks);
   BlockScaledOutput out{want_codes.data(), r.format, r.block, r.type, want_scales.data(),
                         ScaleLayout::row_major, &want_amax};
   EXPECT_TRUE(reference::block_quantize(v.data(), rows, cols, out).ok());
@@ -111,17 +107,17 @@ Compared compare_stage(const Recipe& r, const std::vector<float>& v, int64_t row
   return k;
 }
 
-// Blocks whose amax walks every fp32 exponent with the significands that
-// decide the scale (1, just below, at and above 1.75, the largest), and
-// subnormal, zero, infinite and NaN blocks; the rest of each block random
-// below its amax (both signs).
-std::vector<float> dense_blocks(int64_t* rows) {
+// Blocks of `length` whose amax walks every fp32 exponent with the
+// significands that decide the scale (1, just below, at and above 1.75,
+// the largest), and subnormal, zero, infinite and NaN blocks; the rest of
+// each block random below its amax (both signs); rows of two blocks.
+std::vector<float> dense_blocks(int length, int64_t* rows) {
   std::vector<float> v;
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   const uint32_t significands[] = {0, 1, 0x5fffff, 0x600000, 0x600001, 0x7fffff, 0x123456};
   auto block = [&](float amax, float fill_scale) {
-    for (int j = 0; j < 32; ++j) v.push_back(j == 5 ? -amax : u(rng) * fill_scale);
+    for (int j = 0; j < length; ++j) v.push_back(j == 5 ? -amax : u(rng) * fill_scale);
   };
   for (uint32_t e = 0; e < 255; ++e)
     for (uint32_t m : significands) {
@@ -134,16 +130,17 @@ std::vector<float> dense_blocks(int64_t* rows) {
   block(1.0f, 1.0f);
   v[v.size() - 3] = NAN;                                    // a NaN among finite values
   block(0x1p-140f, 0x1p-140f);                              // subnormal
-  *rows = static_cast<int64_t>(v.size() / 64);              // rows of 64: two blocks of 32
+  *rows = static_cast<int64_t>(v.size()) / (2 * length);
   return v;
 }
 
 TEST(BlockScale, StageMatchesTheReferenceOnDenseBlockContents) {
-  int64_t rows = 0;
-  const std::vector<float> v = dense_blocks(&rows);
   int64_t codes = 0, scales = 0;
   for (const Recipe& r : recipes()) {
-    const Compared k = compare_stage(r, v, rows, 64);
+    const int length = std::max(32, r.block);  // blocks of 16: the designed block's two halves
+    int64_t rows = 0;
+    const std::vector<float> v = dense_blocks(length, &rows);
+    const Compared k = compare_stage(r, v, rows, 2 * length);
     EXPECT_EQ(k.code_mismatches, 0) << k.first;
     EXPECT_EQ(k.scale_mismatches, 0) << k.first;
     codes += k.codes;
@@ -220,7 +217,7 @@ int64_t nvfp4_mismatches(const std::vector<float>& v, int64_t rows, int64_t cols
 
 TEST(BlockScale, Nvfp4StageMatchesTheReference) {
   int64_t rows = 0;
-  const std::vector<float> dense = dense_blocks(&rows);
+  const std::vector<float> dense = dense_blocks(32, &rows);
   std::vector<float> halves;
   for (DType dtype : {DType::f16, DType::bf16})
     for (uint32_t bits = 0; bits < 65536; ++bits) {
@@ -235,6 +232,30 @@ TEST(BlockScale, Nvfp4StageMatchesTheReference) {
     EXPECT_EQ(nvfp4_mismatches(halves, 2048, 64, t, &first), 0) << first;
     const std::vector<float> part(halves.begin(), halves.begin() + 100 * 78);  // a partial block
     EXPECT_EQ(nvfp4_mismatches(part, 100, 78, t, &first), 0) << first;
+  }
+}
+
+// NVFP4's tensor scale found from the results (Scaling::current): the
+// reference's rule and the scale step's on the amaxes that decide it.
+TEST(BlockScale, Nvfp4TensorScaleFound) {
+  struct Case {
+    float value, t;
+  };
+  const Case cases[] = {
+      {2688.0f, 1.0f},         {6.0f, 6.0f / 2688.0f},     {-448.0f, 448.0f / 2688.0f},
+      {0.0f, 1.0f},            {INFINITY, 1.0f},           {NAN, 1.0f},  // NaN excluded: amax 0
+      {1e-38f, 0x1p-126f},     {3.0e38f, 3.0e38f / 2688.0f},
+  };
+  for (const Case& c : cases) {
+    std::vector<float> v(32, 0.0f);
+    v[3] = c.value;
+    std::vector<uint8_t> codes(16), scales(2);
+    float t = -1, amax = -1;
+    ASSERT_TRUE(reference::block_quantize(v.data(), 1, 32,
+                                          BlockScaledOutput::nvfp4_current(codes.data(), scales.data(), &t, &amax))
+                    .ok());
+    EXPECT_EQ(t, c.t) << c.value;
+    EXPECT_EQ(detail::nvfp4_tensor_scale(amax), c.t) << c.value;
   }
 }
 
@@ -275,6 +296,15 @@ TEST(BlockScale, ScaleLayouts) {
   EXPECT_EQ(scale_index(s, 0, 4, 256, 8), 512);
   EXPECT_EQ(scale_index(s, 128, 0, 256, 8), 1024);
   EXPECT_EQ(detail::scale_entries(s, 130, 5), 256 * 8);
+  // DeepGEMM's packed UE8M0: int32 words [groups / 4][rows padded to 4], block 4k low.
+  const ScaleLayout p = ScaleLayout::column_major_packed;
+  EXPECT_EQ(scale_index(p, 0, 0, 6, 5), 0);
+  EXPECT_EQ(scale_index(p, 0, 3, 6, 5), 3);
+  EXPECT_EQ(scale_index(p, 1, 0, 6, 5), 4);
+  EXPECT_EQ(scale_index(p, 5, 2, 6, 5), 22);
+  EXPECT_EQ(scale_index(p, 0, 4, 6, 5), 32);  // the next word column: 8 padded rows of 4 bytes
+  EXPECT_EQ(scale_index(p, 5, 4, 6, 5), 52);
+  EXPECT_EQ(detail::scale_entries(p, 6, 5), 8 * 8);
   // Every entry of a swizzled matrix is hit once.
   std::vector<int> hits(static_cast<size_t>(detail::scale_entries(s, 256, 8)));
   for (int64_t r = 0; r < 256; ++r)
@@ -314,8 +344,11 @@ void run_call(const Call& call, const Recipe& r, ScaleLayout layout) {
   std::vector<uint8_t> codes(static_cast<size_t>(call.rows * call.cols / (fp4 ? 2 : 1))), want(codes.size());
   std::vector<unsigned char> scales(entries * entry + 4, 0xAB), want_scales(scales.size(), 0xAB);
   float amax = -1, want_amax = -1;
-  const float tensor_scale = 5.0f / 2688.0f;
-  BlockScaledOutput y{codes.data(), r.format, r.block, r.type, scales.data(), layout, &amax, &tensor_scale};
+  // NVFP4's tensor scale: given, or found (written by both sides).
+  const bool found = r.scaling == Scaling::current;
+  float tensor_scale = found ? -1.0f : 5.0f / 2688.0f, want_tensor_scale = tensor_scale;
+  BlockScaledOutput y{codes.data(), r.format, r.block, r.type, scales.data(), layout, &amax,
+                      &tensor_scale, r.scaling};
   const void* bias_ptr = call.glu ? nullptr : bb.data();
   detail::RowRequest req =
       call.glu ? detail::glu_forward_request(Glu::swiglu(), call.dtype, xp, codes.data(), call.rows, call.cols)
@@ -333,7 +366,7 @@ void run_call(const Call& call, const Recipe& r, ScaleLayout layout) {
                                                          call.cols, {}, nullptr);
   emulate_fused(plain, kH100DeviceBlocks);
   BlockScaledOutput expected{want.data(), r.format, r.block, r.type, want_scales.data(), layout,
-                             &want_amax, &tensor_scale};
+                             &want_amax, &want_tensor_scale, r.scaling};
   ASSERT_TRUE(reference::block_quantize(results.data(), call.rows, call.cols, expected).ok());
   const std::string what = name(r) + " " + dtype_name(call.dtype) + " " + describe(call.act) +
                            (call.glu ? " glu" : " bias") + " [" + std::to_string(call.rows) + ", " +
@@ -344,6 +377,10 @@ void run_call(const Call& call, const Recipe& r, ScaleLayout layout) {
   EXPECT_EQ(bad, 0) << what;
   EXPECT_EQ(scales, want_scales) << what;  // padding (0xAB) untouched on both sides
   EXPECT_EQ(amax, want_amax) << what;
+  EXPECT_EQ(tensor_scale, want_tensor_scale) << what;
+  if (found) {
+    EXPECT_EQ(tensor_scale, detail::nvfp4_tensor_scale(amax)) << what;
+  }
 }
 
 TEST(BlockScaled, EmulatedCallsMatchTheReferencesQuantizer) {
@@ -359,8 +396,9 @@ TEST(BlockScaled, EmulatedCallsMatchTheReferencesQuantizer) {
   for (const Call& call : calls)
     for (const Recipe& r : call_recipes())
       for (ScaleLayout layout : {ScaleLayout::row_major, ScaleLayout::column_major,
-                                 ScaleLayout::swizzled_128x4}) {
+                                 ScaleLayout::swizzled_128x4, ScaleLayout::column_major_packed}) {
         if (layout != ScaleLayout::row_major && r.format == Fp8::e5m2) continue;
+        if (layout == ScaleLayout::column_major_packed && r.type == BlockScale::f32) continue;
         run_call(call, r, layout);
       }
 }
@@ -421,6 +459,29 @@ TEST(BlockScaledArguments, RefusedWithTheirStatus) {
   EXPECT_EQ(call(b), StatusCode::overlapping_buffers);
   b = ok;
   b.scale_layout = static_cast<ScaleLayout>(9);
+  EXPECT_EQ(call(b), StatusCode::invalid_parameter);
+  b = ok;
+  b.scale_type = BlockScale::f32;  // 4-byte scales do not pack
+  b.scale_layout = ScaleLayout::column_major_packed;
+  EXPECT_EQ(call(b), StatusCode::invalid_parameter);
+  b = ok;
+  b.block = 128;  // a block of 128 takes fp8 codes only
+  b.scale_type = BlockScale::e4m3;
+  EXPECT_EQ(call(b), StatusCode::invalid_parameter);
+  b = ok;
+  b.block = 64;
+  EXPECT_EQ(call(b), StatusCode::success);
+  // NVFP4's tensor scale found by a first pass: the amax word is required,
+  // the tensor scale is written; fp8 blocks have nothing to find.
+  alignas(16) float words[4] = {};
+  b = BlockScaledOutput::nvfp4_current(codes, scales, &words[0], &words[1]);
+  EXPECT_EQ(call(b), StatusCode::success);
+  b.amax = nullptr;
+  EXPECT_EQ(call(b), StatusCode::null_pointer);
+  b.amax = &words[0];  // the amax over the tensor scale
+  EXPECT_EQ(call(b), StatusCode::overlapping_buffers);
+  b = ok;
+  b.scaling = Scaling::current;
   EXPECT_EQ(call(b), StatusCode::invalid_parameter);
   size_t bytes = 0;
   b = ok;

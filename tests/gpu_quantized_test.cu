@@ -302,17 +302,21 @@ TEST(GpuQuantized, SoftmaxForwardEveryAlgorithm) {
 }
 
 // Block-scaled outputs on a GPU: bias + activation and SwiGLU, every recipe
-// (NVFP4 too) and layout, codes, scales and amax equal to the host run of the kernels'
+// (NVFP4 too, its tensor scale given or found; fp8 blocks of 16 to 128) and layout, codes, scales and amax equal to the host run of the kernels'
 // code (fused_emulation.h) bit for bit.
 TEST(GpuQuantized, BlockScaledCallsMatchTheEmulator) {
   CUACT_SKIP_WITHOUT_GPU();
   SKIP_BELOW_SM89();
   for (DType dtype : {DType::f32, DType::f16, DType::bf16})
     for (BlockScale type : {BlockScale::e8m0, BlockScale::e8m0_floor, BlockScale::f32, BlockScale::e4m3})
-      for (int block : {32, 16})
-        for (ScaleLayout layout : {ScaleLayout::row_major, ScaleLayout::swizzled_128x4})
-          for (const bool glu : {false, true}) {
+      for (int block : {32, 16, 64, 128})
+        for (ScaleLayout layout : {ScaleLayout::row_major, ScaleLayout::swizzled_128x4,
+                                   ScaleLayout::column_major_packed})
+          for (const bool glu : {false, true})
+           for (Scaling scaling : {Scaling::delayed, Scaling::current}) {
             if (type == BlockScale::e4m3 && block != 16) continue;  // NVFP4: blocks of 16
+            if (scaling == Scaling::current && type != BlockScale::e4m3) continue;  // NVFP4's t found
+            if (layout == ScaleLayout::column_major_packed && type == BlockScale::f32) continue;
             const bool fp4 = type == BlockScale::e4m3;
             const int64_t rows = 300, cols = glu ? 1000 : 4100;
             const int64_t in_cols = glu ? 2 * cols : cols;
@@ -324,7 +328,7 @@ TEST(GpuQuantized, BlockScaledCallsMatchTheEmulator) {
             size_t scale_bytes = 0;
             ASSERT_TRUE(block_scales_size(host, rows, cols, &scale_bytes).ok());
             const size_t n = static_cast<size_t>(rows * cols / (fp4 ? 2 : 1));  // code bytes
-            const float t = 7.0f / 2688.0f;  // NVFP4's tensor scale
+            float t = 7.0f / 2688.0f, want_t = t;  // NVFP4's tensor scale (found: written)
             std::vector<uint8_t> codes(n), want(n);
             std::vector<unsigned char> scales(scale_bytes), want_scales(scale_bytes);
             float amax = 0, want_amax = 0;
@@ -335,7 +339,7 @@ TEST(GpuQuantized, BlockScaledCallsMatchTheEmulator) {
             CUDA_OK(cudaMemset(dscales.at(), 0, scale_bytes));
             BlockScaledOutput dev{dcodes.at(), Fp8::e4m3, block, type, dscales.at(), layout,
                                   reinterpret_cast<float*>(damax.at()),
-                                  reinterpret_cast<const float*>(dt.at())};
+                                  reinterpret_cast<float*>(dt.at()), scaling};
             const Glu swiglu = Glu::swiglu();
             const Activation gelu = Activation::gelu();
             ASSERT_TRUE((glu ? glu_forward(swiglu, dtype, dx.at(), dev, rows, cols)
@@ -345,8 +349,9 @@ TEST(GpuQuantized, BlockScaledCallsMatchTheEmulator) {
             CUDA_OK(cudaMemcpy(codes.data(), dcodes.at(), n, cudaMemcpyDeviceToHost));
             CUDA_OK(cudaMemcpy(scales.data(), dscales.at(), scale_bytes, cudaMemcpyDeviceToHost));
             CUDA_OK(cudaMemcpy(&amax, damax.at(), 4, cudaMemcpyDeviceToHost));
+            CUDA_OK(cudaMemcpy(&t, dt.at(), 4, cudaMemcpyDeviceToHost));
             BlockScaledOutput emu{want.data(), Fp8::e4m3, block, type, want_scales.data(), layout,
-                                  &want_amax, &t};
+                                  &want_amax, &want_t, scaling};
             const detail::RowRequest req =
                 glu ? detail::glu_forward_request(swiglu, dtype, xb.data(), want.data(), rows, cols)
                     : detail::bias_activation_forward_request(gelu, dtype, xb.data(), nullptr, dtype,
@@ -356,6 +361,7 @@ TEST(GpuQuantized, BlockScaledCallsMatchTheEmulator) {
                 << dtype_name(dtype);
             EXPECT_EQ(scales, want_scales) << dtype_name(dtype);
             EXPECT_EQ(amax, want_amax);
+            EXPECT_EQ(t, want_t);
           }
 }
 

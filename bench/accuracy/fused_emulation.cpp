@@ -185,10 +185,7 @@ void emulate_fused(const detail::RowRequest& request, int64_t device_blocks) {
   const detail::QuantizedPasses passes = detail::quantized_passes(recipe);
   emulate_pass(detail::row_pass(request, passes.first), device_blocks);
   if (!passes.two) return;
-  const detail::QuantizedStore& q = recipe.store;
-  const float scale = detail::scale_from_amax(*q.amax, q.format, recipe.margin, recipe.power_of_two);
-  *const_cast<float*>(q.scale) = scale;
-  if (q.scale_inv != nullptr) *q.scale_inv = 1.0f / scale;
+  detail::scale_step_of(recipe).run(*recipe.store.amax);
   emulate_pass(detail::row_pass(request, passes.second), device_blocks);
 }
 

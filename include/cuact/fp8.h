@@ -33,6 +33,12 @@ enum class BlockScale { e8m0, e8m0_floor, f32, e4m3 };
 //                   128 rows x 4 blocks (rows padded to 128, blocks to 4),
 //                   tiles in row-major order, (r, g) at (r % 32) * 16 +
 //                   (r % 128) / 32 * 4 + g % 4 in its tile of 512
-enum class ScaleLayout { row_major, column_major, swizzled_128x4 };
+//   column_major_packed  DeepGEMM's packed UE8M0 (1-byte scales only): 32-bit
+//                   words of four consecutive blocks of a row (block 4k in the
+//                   low byte), the words column-major over rows padded to a
+//                   multiple of 4 (TMA's 16 bytes): byte (g / 4) * R4 * 4 +
+//                   r * 4 + g % 4 with R4 = rows rounded up to 4 (the padding
+//                   is not written)
+enum class ScaleLayout { row_major, column_major, swizzled_128x4, column_major_packed };
 
 }  // namespace cuact

@@ -115,15 +115,20 @@ Status glu_forward(const Glu& glu, DType dtype, const void* x, const QuantizedOu
 struct BlockScaledOutput {
   void* data = nullptr;
   Fp8 dtype = Fp8::e4m3;
-  int block = 32;  // 16 or 32
+  int block = 32;  // 16, 32, 64 or 128 (NVFP4: 16)
   BlockScale scale_type = BlockScale::e8m0;
   void* scales = nullptr;
   ScaleLayout scale_layout = ScaleLayout::row_major;
   float* amax = nullptr;  // optional: max |result| of the whole call, NaN excluded (written)
-  // NVFP4 (scale_type e4m3): the fp32 tensor scale t (device memory, read;
-  // typically the tensor's amax / (448 * 6)); the codes are e2m1, two to a
-  // byte ([rows, cols / 2] bytes, cols even), blocks of 16; dtype unused.
-  const float* tensor_scale = nullptr;
+  // NVFP4 (scale_type e4m3): the fp32 tensor scale t (device memory; the
+  // codes are e2m1, two to a byte ([rows, cols / 2] bytes, cols even),
+  // blocks of 16; dtype unused). Scaling::delayed: t is given (read;
+  // typically the tensor's amax / (448 * 6)). Scaling::current: a first
+  // pass over the inputs finds the results' amax (written to `amax`,
+  // required), then t = amax / (448 * 6) is written here, then the codes:
+  // two passes over the inputs, no host synchronization.
+  float* tensor_scale = nullptr;
+  Scaling scaling = Scaling::delayed;  // fp8 blocks: delayed only (nothing to find)
 
   // MXFP8 as Transformer Engine and the OCP spec define it (E8M0, rounded up).
   static BlockScaledOutput mxfp8(void* codes, void* scales, Fp8 format = Fp8::e4m3,
@@ -133,7 +138,15 @@ struct BlockScaledOutput {
   // NVFP4: e2m1 codes, e4m3 scales per 16, the tensor scale given.
   static BlockScaledOutput nvfp4(void* packed_codes, void* scales, const float* tensor_scale,
                                  ScaleLayout layout = ScaleLayout::row_major) {
-    return {packed_codes, Fp8::e4m3, 16, BlockScale::e4m3, scales, layout, nullptr, tensor_scale};
+    return {packed_codes, Fp8::e4m3,     16, BlockScale::e4m3, scales, layout, nullptr,
+            const_cast<float*>(tensor_scale)};  // (read only: Scaling::delayed)
+  }
+  // NVFP4 with the tensor scale found by a first pass (Scaling::current):
+  // amax and tensor_scale written.
+  static BlockScaledOutput nvfp4_current(void* packed_codes, void* scales, float* tensor_scale,
+                                         float* amax, ScaleLayout layout = ScaleLayout::row_major) {
+    return {packed_codes, Fp8::e4m3, 16,           BlockScale::e4m3,
+            scales,       layout,    amax,         tensor_scale,     Scaling::current};
   }
 };
 
