@@ -4,8 +4,9 @@
 //   CPU tensors: cuact's double-precision CPU reference (exact, slow); float64
 //                tensors through its scalar forms, unrounded (for gradcheck).
 // The *_fp8 operators write their result as fp8 codes with one scale per
-// tensor, the *_block_fp8 ones with one scale per block of a row
-// (cuact/quantized.h; see "fp8 outputs" and "block-scaled fp8 outputs" below).
+// tensor, the *_block_fp8 ones with one scale per block of a row: fp8 codes,
+// or NVFP4's e2m1 codes with scale_type "e4m3" (cuact/quantized.h; see "fp8
+// outputs" and "block-scaled outputs" below).
 // Fake (meta) kernels and autograd are registered in Python (cuact/_ops.py).
 // Every operator takes dense tensors: the Python layer calls .contiguous()
 // (softmax and softmax_fp8 also take 2-D rows with a row stride as they are).
@@ -18,6 +19,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -830,6 +832,17 @@ cuact::Fp8 fp8_of(at::ScalarType t, const char* op) {
   return cuact::Fp8::e4m3;  // not reached
 }
 
+// A scale given per tensor (an fp8 output's, NVFP4's tensor scale): one
+// float32 element on the input's device.
+void check_scale_word(const Tensor& word, const Tensor& x, const char* what, const char* op) {
+  TORCH_CHECK(word.device() == x.device(), "cuact.", op, ": ", what, " is on ", word.device(),
+              ", the input on ", x.device());
+  TORCH_CHECK_TYPE(word.scalar_type() == at::kFloat, "cuact.", op, ": ", what, " is ",
+                   word.scalar_type(), "; it must be float32");
+  TORCH_CHECK(word.numel() == 1, "cuact.", op, ": ", what,
+              " must hold one element (one scale per tensor), not ", word.numel());
+}
+
 struct Quantized {
   Tensor data, scale, amax, scale_inv;
   cuact::QuantizedOutput q;
@@ -848,12 +861,7 @@ Quantized quantized_outputs(const Tensor& x, at::IntArrayRef sizes, at::ScalarTy
   const auto words = x.options().dtype(at::kFloat);
   r.scale = at::empty({1}, words);
   if (scale) {
-    TORCH_CHECK(scale->device() == x.device(), "cuact.", op, ": scale is on ", scale->device(),
-                ", the input on ", x.device());
-    TORCH_CHECK_TYPE(scale->scalar_type() == at::kFloat, "cuact.", op, ": scale is ",
-                     scale->scalar_type(), "; it must be float32");
-    TORCH_CHECK(scale->numel() == 1, "cuact.", op,
-                ": scale must hold one element (one scale per tensor), not ", scale->numel());
+    check_scale_word(*scale, x, "scale", op);
     TORCH_CHECK(margin == 0 && !power_of_two, "cuact.", op,
                 ": margin and power_of_two belong to the current recipe (no scale given)");
     r.scale.copy_(scale->reshape({1}));
@@ -1133,41 +1141,65 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> softmax_fp8_op(
   return r.outputs();
 }
 
-// ------------------------------------------------------------ block-scaled fp8 outputs
+// ------------------------------------------------------------ block-scaled outputs
 
 // The *_block_fp8 operators compute bias + activation or a GLU over the last
-// dimension and write it as fp8 codes with one scale per block of `block`
-// (16 or 32) consecutive results of a row (docs/SPEC.md, "Block-scaled
+// dimension and write it as low-precision codes with one scale per block of
+// `block` consecutive results of a row (docs/SPEC.md, "Block-scaled
 // outputs"): x is [rows, cols] with cols its last dimension and rows the
-// product of the others. They return (codes, scales, amax): the codes
-// (float8_e4m3fn or float8_e5m2) in x's shape with the last dimension cols
-// (GLU: d); the scale matrix [rows, groups = ceil(cols / block)] in its
-// layout: row_major [rows, groups], column_major [groups, rows],
-// swizzled_128x4 the 1-D padded buffer of block_scales_size's entries (the
-// padding zero), float8_e8m0fnu entries (the biased exponent byte) for the
-// E8M0 types, float32 for f32; amax, a float32 0-d tensor, max |result|
-// over the call (NaN excluded). CUDA: cuact's kernels; CPU: the
-// reference's block-scaled calls (the result in double, quantized). float64
-// inputs are refused: the reference quantizes the results it computes from
-// the input dtypes cuact takes.
+// product of the others. The block sizes and the combinations of block,
+// format and scale type cuact takes are its own to say (block_scales_size's
+// Status, raised with its message). They return (codes, scales, amax):
+//   - the codes in x's shape with the last dimension cols (GLU: d):
+//     float8_e4m3fn or float8_e5m2; with scale_type "e4m3" (NVFP4: blocks
+//     of 16, the fp32 `tensor_scale` given, required) float4_e2m1fn_x2, two
+//     e2m1 codes a byte (the first in the low nibble), the last dimension
+//     cols / 2 (cols must be even: cuact's Status says so);
+//   - the scale matrix [rows, groups = ceil(cols / block)] in its layout:
+//     row_major [rows, groups], column_major [groups, rows], swizzled_128x4
+//     the 1-D padded buffer of block_scales_size's entries (the padding
+//     zero); float8_e8m0fnu entries (the biased exponent byte) for the E8M0
+//     types, float32 for f32, float8_e4m3fn for e4m3. column_major_packed
+//     (1-byte scales: cuact refuses f32 with its Status) is DeepGEMM's
+//     packed UE8M0 tensor: int32 words of four consecutive blocks of a row
+//     (block 4k in the low byte), [rows, ceil(groups / 4)] with strides
+//     (1, R4), R4 = rows rounded up to 4: a transposed view over an int32
+//     buffer [ceil(groups / 4), R4] of block_scales_size's bytes (the
+//     padding zero);
+//   - amax, a float32 0-d tensor, max |result| over the call (NaN excluded).
+// CUDA: cuact's kernels; CPU: the reference's block-scaled calls (the result
+// in double, quantized). float64 inputs are refused: the reference quantizes
+// the results it computes from the input dtypes cuact takes.
 
-cuact::BlockScale block_scale_of(c10::string_view name, const char* op) {
-  if (name == "e8m0") return cuact::BlockScale::e8m0;
-  if (name == "e8m0_floor") return cuact::BlockScale::e8m0_floor;
-  if (name == "f32") return cuact::BlockScale::f32;
-  TORCH_CHECK(false, "cuact.", op, ": unknown scale_type '", std::string(name),
-              "' (e8m0, e8m0_floor, f32)");
-  return cuact::BlockScale::e8m0;  // not reached
+// A string argument's enum value by its table of names; an unknown name is
+// a RuntimeError that lists them.
+template <typename E>
+struct Named {
+  const char* name;
+  E value;
+};
+
+template <typename E, size_t N>
+E named(c10::string_view name, const Named<E> (&table)[N], const char* what, const char* op) {
+  std::string names;
+  for (const Named<E>& entry : table) {
+    if (name == entry.name) return entry.value;
+    names += (names.empty() ? "" : ", ") + std::string(entry.name);
+  }
+  TORCH_CHECK(false, "cuact.", op, ": unknown ", what, " '", std::string(name), "' (", names, ")");
+  return table[0].value;  // not reached
 }
 
-cuact::ScaleLayout scale_layout_of(c10::string_view name, const char* op) {
-  if (name == "row_major") return cuact::ScaleLayout::row_major;
-  if (name == "column_major") return cuact::ScaleLayout::column_major;
-  if (name == "swizzled_128x4") return cuact::ScaleLayout::swizzled_128x4;
-  TORCH_CHECK(false, "cuact.", op, ": unknown scale_layout '", std::string(name),
-              "' (row_major, column_major, swizzled_128x4)");
-  return cuact::ScaleLayout::row_major;  // not reached
-}
+// e4m3: NVFP4 (float4_e2m1fn_x2 codes, blocks of 16, a tensor scale)
+constexpr Named<cuact::BlockScale> kBlockScales[] = {{"e8m0", cuact::BlockScale::e8m0},
+                                                     {"e8m0_floor", cuact::BlockScale::e8m0_floor},
+                                                     {"f32", cuact::BlockScale::f32},
+                                                     {"e4m3", cuact::BlockScale::e4m3}};
+constexpr Named<cuact::ScaleLayout> kScaleLayouts[] = {
+    {"row_major", cuact::ScaleLayout::row_major},
+    {"column_major", cuact::ScaleLayout::column_major},
+    {"swizzled_128x4", cuact::ScaleLayout::swizzled_128x4},
+    {"column_major_packed", cuact::ScaleLayout::column_major_packed}};
 
 // The input of a block-scaled call: dense, float32, float16 or bfloat16.
 void check_block_input(const Tensor& x, const char* op) {
@@ -1194,17 +1226,34 @@ struct BlockScaled {
 BlockScaled block_scaled_outputs(const Tensor& x, at::IntArrayRef sizes, int64_t rows,
                                  int64_t cols, at::ScalarType dtype, int64_t block,
                                  c10::string_view scale_type, c10::string_view scale_layout,
-                                 const char* op) {
+                                 const c10::optional<Tensor>& tensor_scale, const char* op) {
   BlockScaled r;
-  r.b.dtype = fp8_of(dtype, op);
-  // out of int's range stays out of {16, 32}: cuact refuses it with its message
-  r.b.block = static_cast<int>(std::clamp<int64_t>(block, -1, 65));
-  r.b.scale_type = block_scale_of(scale_type, op);
-  r.b.scale_layout = scale_layout_of(scale_layout, op);
+  r.b.scale_type = named(scale_type, kBlockScales, "scale_type", op);
+  r.b.scale_layout = named(scale_layout, kScaleLayouts, "scale_layout", op);
+  const bool fp4 = r.b.scale_type == cuact::BlockScale::e4m3;
+  if (fp4) {  // NVFP4: the descriptor's dtype is unused
+    TORCH_CHECK(dtype == at::kFloat4_e2m1fn_x2, "cuact.", op,
+                ": scale_type e4m3 (NVFP4) writes float4_e2m1fn_x2 codes, not ", dtype);
+    TORCH_CHECK(tensor_scale, "cuact.", op,
+                ": scale_type e4m3 (NVFP4) needs tensor_scale (one float32 element)");
+    check_scale_word(*tensor_scale, x, "tensor_scale", op);
+    r.b.tensor_scale = tensor_scale->data_ptr<float>();
+  } else {
+    TORCH_CHECK(dtype != at::kFloat4_e2m1fn_x2, "cuact.", op,
+                ": float4_e2m1fn_x2 codes take scale_type e4m3 (NVFP4)");
+    r.b.dtype = fp8_of(dtype, op);
+    TORCH_CHECK(!tensor_scale, "cuact.", op,
+                ": tensor_scale belongs to scale_type e4m3 (NVFP4)");
+  }
+  // out of int's range stays out of cuact's block sizes: it refuses it with its message
+  r.b.block = static_cast<int>(std::clamp<int64_t>(block, std::numeric_limits<int>::min(),
+                                                   std::numeric_limits<int>::max()));
   size_t bytes = 0;
   raise_if_failed(cuact::block_scales_size(r.b, rows, cols, &bytes), op);
   const bool f32 = r.b.scale_type == cuact::BlockScale::f32;
-  const at::ScalarType scale_dtype = f32 ? at::kFloat : at::kFloat8_e8m0fnu;
+  const at::ScalarType scale_dtype = f32 ? at::kFloat
+                                     : fp4 ? at::kFloat8_e4m3fn
+                                           : at::kFloat8_e8m0fnu;
   const int64_t groups = (cols + r.b.block - 1) / r.b.block;
   const int64_t entries = static_cast<int64_t>(bytes / (f32 ? 4 : 1));
   switch (r.b.scale_layout) {
@@ -1214,11 +1263,21 @@ BlockScaled block_scaled_outputs(const Tensor& x, at::IntArrayRef sizes, int64_t
     case cuact::ScaleLayout::column_major:
       r.scales = at::empty({groups, rows}, x.options().dtype(scale_dtype));
       break;
-    default:  // cuact writes no padding: zeros (as bytes for E8M0), so the result is deterministic
+    case cuact::ScaleLayout::column_major_packed: {  // words [groups / 4][R4], shown transposed
+      const int64_t words = (groups + 3) / 4, padded_rows = (rows + 3) / 4 * 4;
+      TORCH_INTERNAL_ASSERT(static_cast<int64_t>(bytes) == words * padded_rows * 4);
+      r.scales = at::zeros({words * padded_rows}, x.options().dtype(at::kInt))
+                     .as_strided({rows, words}, {1, padded_rows});
+      break;
+    }
+    default:  // cuact writes no padding: zeros (as bytes), so the result is deterministic
       r.scales = at::zeros({entries}, x.options().dtype(f32 ? at::kFloat : at::kByte))
                      .view(scale_dtype);
   }
-  r.data = at::empty(sizes, x.options().dtype(dtype));
+  // NVFP4: two codes a byte (an odd cols is refused by the call, before it writes)
+  std::vector<int64_t> code_sizes = sizes.vec();
+  if (fp4 && !code_sizes.empty()) code_sizes.back() /= 2;
+  r.data = at::empty(code_sizes, x.options().dtype(dtype));
   r.amax = at::empty({}, x.options().dtype(at::kFloat));
   r.b.data = r.data.data_ptr();
   r.b.scales = r.scales.data_ptr();
@@ -1229,7 +1288,8 @@ BlockScaled block_scaled_outputs(const Tensor& x, at::IntArrayRef sizes, int64_t
 std::tuple<Tensor, Tensor, Tensor> bias_activation_block_fp8_op(
     const Tensor& x, c10::string_view kind, at::ArrayRef<double> params,
     const c10::optional<Tensor>& bias, at::ScalarType dtype, int64_t block,
-    c10::string_view scale_type, c10::string_view scale_layout) {
+    c10::string_view scale_type, c10::string_view scale_layout,
+    const c10::optional<Tensor>& tensor_scale) {
   const char* op = "bias_activation_block_fp8";
   check_block_input(x, op);
   if (bias) {
@@ -1239,7 +1299,7 @@ std::tuple<Tensor, Tensor, Tensor> bias_activation_block_fp8_op(
   const cuact::Activation act = activation_of(kind, params, op);
   const int64_t rows = leading_rows(x), cols = x.size(-1);
   BlockScaled r = block_scaled_outputs(x, x.sizes(), rows, cols, dtype, block, scale_type,
-                                       scale_layout, op);
+                                       scale_layout, tensor_scale, op);
   const cuact::DType dt = dtype_of(x, op);
   const cuact::DType bt = bias ? dtype_of(*bias, op) : dt;
   const void* b = bias ? bias->data_ptr() : nullptr;
@@ -1259,7 +1319,7 @@ std::tuple<Tensor, Tensor, Tensor> bias_activation_block_fp8_op(
 std::tuple<Tensor, Tensor, Tensor> glu_block_fp8_op(
     const Tensor& x, c10::string_view kind, at::ArrayRef<double> params, bool gate_first,
     at::ScalarType dtype, int64_t block, c10::string_view scale_type,
-    c10::string_view scale_layout) {
+    c10::string_view scale_layout, const c10::optional<Tensor>& tensor_scale) {
   const char* op = "glu_block_fp8";
   check_block_input(x, op);
   const cuact::Glu glu = glu_of(kind, params, gate_first, op);
@@ -1269,7 +1329,7 @@ std::tuple<Tensor, Tensor, Tensor> glu_block_fp8_op(
   std::vector<int64_t> sizes = x.sizes().vec();
   sizes.back() = d;
   BlockScaled r = block_scaled_outputs(x, sizes, rows, d, dtype, block, scale_type, scale_layout,
-                                       op);
+                                       tensor_scale, op);
   if (x.is_cuda()) {
     c10::DeviceGuard guard(x.device());
     raise_if_failed(
@@ -1336,13 +1396,16 @@ TORCH_LIBRARY(cuact, m) {
       "int mask_rows, int mask_row_repeat, int causal_rows, int causal_offset, "
       "ScalarType dtype, Tensor? scale, int margin, bool power_of_two) -> "
       "(Tensor, Tensor, Tensor, Tensor)");
-  // block-scaled fp8 outputs: (codes, scales, amax)
+  // block-scaled outputs (fp8; NVFP4 with scale_type e4m3 and its tensor_scale):
+  // (codes, scales, amax)
   m.def(
       "bias_activation_block_fp8(Tensor x, str kind, float[] params, Tensor? bias, "
-      "ScalarType dtype, int block, str scale_type, str scale_layout) -> (Tensor, Tensor, Tensor)");
+      "ScalarType dtype, int block, str scale_type, str scale_layout, "
+      "Tensor? tensor_scale=None) -> (Tensor, Tensor, Tensor)");
   m.def(
       "glu_block_fp8(Tensor x, str kind, float[] params, bool gate_first, ScalarType dtype, "
-      "int block, str scale_type, str scale_layout) -> (Tensor, Tensor, Tensor)");
+      "int block, str scale_type, str scale_layout, Tensor? tensor_scale=None) -> "
+      "(Tensor, Tensor, Tensor)");
 }
 
 #define CUACT_REGISTER_KERNELS(m)                                                  \

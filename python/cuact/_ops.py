@@ -99,17 +99,23 @@ def _(y, dy, dim, kind, scale, mask, mask_rows, mask_row_repeat, causal_rows, ca
 FP8_DTYPES = (torch.float8_e4m3fn, torch.float8_e5m2)
 
 
+def _check_scale_word(word, x, what, op):
+    """A scale given per tensor (an fp8 output's, NVFP4's tensor scale): one
+    float32 element on the input's device."""
+    torch._check(word.device == x.device,
+                 lambda: f"cuact.{op}: {what} is on {word.device}, the input on {x.device}")
+    torch._check_type(word.dtype == torch.float32,
+                      lambda: f"cuact.{op}: {what} is {word.dtype}; it must be float32")
+    torch._check(word.numel() == 1,
+                 lambda: f"cuact.{op}: {what} must hold one element (one scale per tensor)")
+
+
 def _fp8(x, shape, dtype, scale, margin, power_of_two, op):
     torch._check_not_implemented(
         dtype in FP8_DTYPES,
         lambda: f"cuact.{op}: unsupported output dtype {dtype} (float8_e4m3fn, float8_e5m2)")
     if scale is not None:
-        torch._check(scale.device == x.device,
-                     lambda: f"cuact.{op}: scale is on {scale.device}, the input on {x.device}")
-        torch._check_type(scale.dtype == torch.float32,
-                          lambda: f"cuact.{op}: scale is {scale.dtype}; it must be float32")
-        torch._check(scale.numel() == 1,
-                     lambda: f"cuact.{op}: scale must hold one element (one scale per tensor)")
+        _check_scale_word(scale, x, "scale", op)
         torch._check(margin == 0 and not power_of_two,
                      lambda: f"cuact.{op}: margin and power_of_two belong to the current recipe "
                              "(no scale given)")
@@ -160,66 +166,112 @@ def _(x, dim, kind, softmax_scale, mask, mask_rows, mask_row_repeat, causal_rows
     return _fp8(x, x.shape, dtype, scale, margin, power_of_two, "softmax_fp8")  # codes dense
 
 
-# Block-scaled fp8 outputs (the *_block_fp8 operators): the codes, the scale
+# Block-scaled outputs (the *_block_fp8 operators): the codes, the scale
 # matrix in its layout, the amax as a float32 0-d tensor. x is [rows, cols]:
-# cols its last dimension, rows the product of the others.
+# cols its last dimension, rows the product of the others. fp8 codes with the
+# BLOCK_SCALE_TYPES; NVFP4 with scale_type "e4m3": float4_e2m1fn_x2 codes two
+# to a byte ([..., cols / 2]), float8_e4m3fn scales, the tensor_scale given.
+# Which blocks cuact takes with which scale type it says itself (the real
+# kernel's error); the fake kernels take the sizes it may take.
 BLOCK_SCALE_TYPES = ("e8m0", "e8m0_floor", "f32")
-SCALE_LAYOUTS = ("row_major", "column_major", "swizzled_128x4")
+NVFP4_SCALE_TYPE = "e4m3"
+FLOAT4 = torch.float4_e2m1fn_x2
+BLOCK_SIZES = (16, 32, 64, 128)
+SCALE_LAYOUTS = ("row_major", "column_major", "swizzled_128x4", "column_major_packed")
+PACKED_LAYOUT = "column_major_packed"
 
 
 def block_scales_shape(rows, cols, block, scale_layout):
     """The shape of the scales of a [rows, cols] result: [rows, groups]
-    (row_major), [groups, rows] (column_major) or the 1-D padded buffer of a
-    swizzled_128x4 matrix (rows padded to 128, groups to 4), groups =
-    ceil(cols / block)."""
+    (row_major), [groups, rows] (column_major), the 1-D padded buffer of a
+    swizzled_128x4 matrix (rows padded to 128, groups to 4), or
+    [rows, ceil(groups / 4)] int32 words (column_major_packed: strides
+    block_scales_strides's), groups = ceil(cols / block)."""
     groups = (cols + block - 1) // block
     if scale_layout == "row_major":
         return (rows, groups)
     if scale_layout == "column_major":
         return (groups, rows)
+    if scale_layout == PACKED_LAYOUT:
+        return (rows, (groups + 3) // 4)
     return (((rows + 127) // 128 * 128) * ((groups + 3) // 4 * 4),)
 
 
-def _block_fp8(x, shape, cols, dtype, block, scale_type, scale_layout, op):
+def block_scales_strides(rows, scale_layout):
+    """The strides of the scales: contiguous, but column_major_packed's
+    (1, R4), R4 = rows rounded up to 4 (DeepGEMM's TMA-aligned MN-major
+    words: a transposed view over an int32 buffer [ceil(groups / 4), R4])."""
+    if scale_layout == PACKED_LAYOUT:
+        return (1, (rows + 3) // 4 * 4)
+    return None
+
+
+def _block_outputs(x, shape, cols, dtype, block, scale_type, scale_layout, tensor_scale, op):
     torch._check_not_implemented(
         x.dtype != torch.float64,
         lambda: f"cuact.{op}: float64 inputs are not supported (block-scaled outputs take "
                 "float32, float16 and bfloat16)")
-    torch._check_not_implemented(
-        dtype in FP8_DTYPES,
-        lambda: f"cuact.{op}: unsupported output dtype {dtype} (float8_e4m3fn, float8_e5m2)")
-    torch._check(block in (16, 32), lambda: f"cuact.{op}: block must be 16 or 32")
-    torch._check(scale_type in BLOCK_SCALE_TYPES,
-                 lambda: f"cuact.{op}: unknown scale_type '{scale_type}' (e8m0, e8m0_floor, f32)")
+    torch._check(scale_type in (*BLOCK_SCALE_TYPES, NVFP4_SCALE_TYPE),
+                 lambda: f"cuact.{op}: unknown scale_type '{scale_type}' "
+                         "(e8m0, e8m0_floor, f32, e4m3)")
     torch._check(scale_layout in SCALE_LAYOUTS,
                  lambda: f"cuact.{op}: unknown scale_layout '{scale_layout}' "
-                         "(row_major, column_major, swizzled_128x4)")
+                         "(row_major, column_major, swizzled_128x4, column_major_packed)")
+    fp4 = scale_type == NVFP4_SCALE_TYPE
+    if fp4:
+        torch._check(dtype == FLOAT4, lambda: f"cuact.{op}: scale_type e4m3 (NVFP4) writes "
+                                              f"float4_e2m1fn_x2 codes, not {dtype}")
+        torch._check(tensor_scale is not None,
+                     lambda: f"cuact.{op}: scale_type e4m3 (NVFP4) needs tensor_scale (one "
+                             "float32 element)")
+        _check_scale_word(tensor_scale, x, "tensor_scale", op)
+        torch._check(cols % 2 == 0, lambda: f"cuact.{op}: NVFP4 packs two codes a byte: cols "
+                                            "must be even")
+        shape = (*shape[:-1], shape[-1] // 2)
+    else:
+        torch._check(dtype != FLOAT4, lambda: f"cuact.{op}: float4_e2m1fn_x2 codes take "
+                                              "scale_type e4m3 (NVFP4)")
+        torch._check_not_implemented(
+            dtype in FP8_DTYPES,
+            lambda: f"cuact.{op}: unsupported output dtype {dtype} (float8_e4m3fn, float8_e5m2)")
+        torch._check(tensor_scale is None,
+                     lambda: f"cuact.{op}: tensor_scale belongs to scale_type e4m3 (NVFP4)")
+    torch._check(block in BLOCK_SIZES, lambda: f"cuact.{op}: block must be 16, 32, 64 or 128")
+    torch._check(scale_layout != PACKED_LAYOUT or scale_type != "f32",
+                 lambda: f"cuact.{op}: invalid_parameter: the packed layout holds 1-byte (E8M0, "
+                         "e4m3) scales")
     rows = 1
     for n in x.shape[:-1]:
         rows = rows * n
-    scales = x.new_empty(block_scales_shape(rows, cols, block, scale_layout),
-                         dtype=torch.float32 if scale_type == "f32" else torch.float8_e8m0fnu)
+    shape_of_scales = block_scales_shape(rows, cols, block, scale_layout)
+    if scale_layout == PACKED_LAYOUT:  # int32 words, a transposed view (as the real kernel's)
+        scales = torch.empty_strided(shape_of_scales, block_scales_strides(rows, scale_layout),
+                                     dtype=torch.int32, device=x.device)
+    else:
+        scale_dtype = (torch.float32 if scale_type == "f32" else
+                       torch.float8_e4m3fn if fp4 else torch.float8_e8m0fnu)
+        scales = x.new_empty(shape_of_scales, dtype=scale_dtype)
     return x.new_empty(shape, dtype=dtype), scales, x.new_empty((), dtype=torch.float32)
 
 
 @torch.library.register_fake(lib + "bias_activation_block_fp8")
-def _(x, kind, params, bias, dtype, block, scale_type, scale_layout):
+def _(x, kind, params, bias, dtype, block, scale_type, scale_layout, tensor_scale=None):
     torch._check(x.dim() >= 1, lambda: "cuact.bias_activation_block_fp8: the input must have a "
                                        "dimension")
     if bias is not None:
         torch._check(bias.dim() == 1 and bias.shape[0] == x.shape[-1],
                      lambda: "cuact.bias_activation_block_fp8: bias must be 1-D with the "
                              "input's last dimension")
-    return _block_fp8(x, x.shape, x.shape[-1], dtype, block, scale_type, scale_layout,
-                      "bias_activation_block_fp8")
+    return _block_outputs(x, x.shape, x.shape[-1], dtype, block, scale_type, scale_layout,
+                          tensor_scale, "bias_activation_block_fp8")
 
 
 @torch.library.register_fake(lib + "glu_block_fp8")
-def _(x, kind, params, gate_first, dtype, block, scale_type, scale_layout):
+def _(x, kind, params, gate_first, dtype, block, scale_type, scale_layout, tensor_scale=None):
     torch._check(x.dim() >= 1 and x.shape[-1] % 2 == 0, lambda: "the last dimension must be even")
     d = x.shape[-1] // 2
-    return _block_fp8(x, (*x.shape[:-1], d), d, dtype, block, scale_type, scale_layout,
-                      "glu_block_fp8")
+    return _block_outputs(x, (*x.shape[:-1], d), d, dtype, block, scale_type, scale_layout,
+                          tensor_scale, "glu_block_fp8")
 
 
 # ------------------------------------------------------------------ vmap rules

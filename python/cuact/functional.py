@@ -15,8 +15,9 @@ NotImplementedError, as PyTorch's do.
 The *_fp8 functions write their result as fp8 codes with one scale per
 tensor (a Float8Output: data, scale, amax, scale_inv), the *_block_fp8 ones
 (and mxfp8) with one scale per block of a row (a BlockScaledFloat8: data,
-scales, amax); they carry no gradient, and refuse an input that requires
-grad while grad mode is on.
+scales, amax), the *_nvfp4 ones (and nvfp4) as NVFP4's e2m1 codes with e4m3
+block scales and a tensor scale (a BlockScaledFloat4); they carry no
+gradient, and refuse an input that requires grad while grad mode is on.
 """
 import math
 import operator
@@ -719,52 +720,106 @@ class BlockScaledFloat8(typing.NamedTuple):
     rows] (column_major) or the 1-D padded buffer of cuBLAS's and CUTLASS's
     128 x 4 swizzle (swizzled_128x4: rows padded to 128, groups to 4, the
     padding zero), with rows the product of the leading dimensions and
-    groups = ceil(last dimension / block). amax: float32 0-d, max |result|
-    over the call, NaN excluded."""
+    groups = ceil(last dimension / block). column_major_packed (1-byte
+    scales only): DeepGEMM's packed UE8M0 tensor, int32 [rows,
+    ceil(groups / 4)] with strides (1, R4), R4 = rows rounded up to 4 (a
+    transposed view over an int32 buffer [ceil(groups / 4), R4], the
+    padding zero); word k of a row holds the bytes of its blocks 4k ..
+    4k + 3, block 4k in the low byte. amax: float32 0-d, max |result| over
+    the call, NaN excluded."""
     data: torch.Tensor
     scales: torch.Tensor
     amax: torch.Tensor
 
 
+class BlockScaledFloat4(typing.NamedTuple):
+    """An NVFP4 result (docs/SPEC.md, "Block-scaled outputs", scale type
+    e4m3): e2m1 codes with an e4m3 scale per block of 16 consecutive results
+    of a row and one fp32 scale for the tensor.
+
+    data: float4_e2m1fn_x2, the result's shape with the last dimension
+    halved (contiguous): each byte holds two codes, result column 2i in its
+    low nibble and 2i + 1 in its high one (sign 0x8, then the magnitude's
+    code for 0, 0.5, 1, 1.5, 2, 3, 4, 6). scales: float8_e4m3fn, one per
+    block of 16 results (the last dimension's blocks counted from 0, the
+    last one may be partial), laid out as BlockScaledFloat8's scales
+    (column_major_packed: int32 words of four e4m3 bytes).
+    amax: float32 0-d, max |result| over the call, NaN excluded.
+    tensor_scale: the float32 tensor scale t the call used (as given, or as
+    nvfp4 found it); one that is not a positive finite number acts as 1.
+    result ~ e2m1 value * scale * t."""
+    data: torch.Tensor
+    scales: torch.Tensor
+    amax: torch.Tensor
+    tensor_scale: torch.Tensor
+
+
 BLOCK_SCALE_TYPES = _ops.BLOCK_SCALE_TYPES
+BLOCK_SIZES = _ops.BLOCK_SIZES
 SCALE_LAYOUTS = _ops.SCALE_LAYOUTS
 # The GLU family by name: (activation, gated half), as glu, swiglu, geglu, reglu compute them.
 GLU_FORMS = {"glu": ("sigmoid", "second"), "swiglu": ("silu", "first"),
              "geglu": ("gelu", "first"), "reglu": ("relu", "first")}
+# NVFP4's fixed output arguments: e2m1 codes, blocks of 16, e4m3 scales.
+_NVFP4 = (_ops.FLOAT4, 16, _ops.NVFP4_SCALE_TYPE)
 
 
-def _block_args(fname, input, tensors, dtype, block, scale_type, scale_layout):
-    """The checks of a block-scaled call; its output arguments as the operators take them."""
+def _block_args(fname, input, tensors, dtype, block, scale_type, scale_layout,
+                scale_types=BLOCK_SCALE_TYPES):
+    """The checks of a block-scaled call; its output arguments as the operators
+    take them. Which block sizes cuact takes with which scale type, it says
+    itself (its Status, raised by the operators)."""
     _floating(input, fname)
     _no_gradient(fname, input, *tensors)
-    if isinstance(block, bool) or block not in (16, 32):
-        raise ValueError(f"{fname}(): block must be 16 or 32, got {block!r}")
-    if scale_type not in BLOCK_SCALE_TYPES:
+    if isinstance(block, bool) or block not in BLOCK_SIZES:
+        raise ValueError(f"{fname}(): block must be 16, 32, 64 or 128, got {block!r}")
+    if scale_type not in scale_types:
         raise ValueError(f"{fname}(): unknown scale_type {scale_type!r} "
-                         f"(one of {', '.join(BLOCK_SCALE_TYPES)})")
+                         f"(one of {', '.join(scale_types)})")
     if scale_layout not in SCALE_LAYOUTS:
         raise ValueError(f"{fname}(): unknown scale_layout {scale_layout!r} "
                          f"(one of {', '.join(SCALE_LAYOUTS)})")
     return dtype, int(block), scale_type, scale_layout
 
 
+def _bias_activation_block(input, activation, bias, out_args, tensor_scale, params):
+    """The bias_activation_block_fp8 operator's (codes, scales, amax) for the
+    functions' arguments (a 0-d input as one element)."""
+    kind, a = activation_params(activation, **params)
+    x = input.reshape(1) if input.dim() == 0 else input.contiguous()
+    out = torch.ops.cuact.bias_activation_block_fp8(x, kind, a, bias, *out_args, tensor_scale)
+    data = out[0].reshape(()) if input.dim() == 0 else out[0]
+    return data, out[1], out[2]
+
+
+def _glu_block(fname, input, glu, out_args, tensor_scale, params):
+    """The glu_block_fp8 operator's (codes, scales, amax) for a GLU by name
+    over the halves of the last dimension."""
+    if glu not in GLU_FORMS:
+        raise ValueError(f"{fname}(): unknown glu {glu!r} (one of {', '.join(GLU_FORMS)})")
+    activation, gate = GLU_FORMS[glu]
+    kind, a, _, _, x = _gated_args(input, activation, -1, gate, params)
+    return torch.ops.cuact.glu_block_fp8(x, kind, a, gate == "first", *out_args, tensor_scale)
+
+
 def bias_activation_block_fp8(input, activation, bias=None, *, dtype=torch.float8_e4m3fn,
                               block=32, scale_type="e8m0", scale_layout="row_major", **params):
     """activation(input + bias) (bias [input.shape[-1]], the input's dtype or
     float32 with 16-bit input; None: activation(input)) as fp8 codes with one
-    scale per block of `block` (16, 32) consecutive results along the last
-    dimension: a BlockScaledFloat8 (data, scales, amax). scale_type "e8m0":
-    E8M0, rounded up (MXFP8 with block 32: Transformer Engine's, Blackwell's);
-    "e8m0_floor": the OCP MX spec's rule; "f32": amax / max_fp8 in float32
-    (DeepSeek-style). scale_layout: "row_major", "column_major" or
-    "swizzled_128x4". float32, float16, bfloat16 inputs. No gradient."""
+    scale per block of `block` consecutive results along the last dimension:
+    a BlockScaledFloat8 (data, scales, amax). block: 16, 32, 64 or 128; which
+    of them cuact takes with which scale type, it says (a RuntimeError with
+    its message). scale_type "e8m0": E8M0, rounded up (MXFP8 with block 32:
+    Transformer Engine's, Blackwell's); "e8m0_floor": the OCP MX spec's
+    rule; "f32": amax / max_fp8 in float32 (DeepSeek-style). scale_layout:
+    "row_major", "column_major", "swizzled_128x4" or "column_major_packed"
+    (DeepGEMM's packed UE8M0 int32 words, BlockScaledFloat8; not with
+    "f32": cuact refuses it, a RuntimeError). float32, float16, bfloat16
+    inputs. No gradient. NVFP4: bias_activation_nvfp4."""
     fname = "bias_activation_block_fp8"
     out_args = _block_args(fname, input, (bias,), dtype, block, scale_type, scale_layout)
-    kind, a = activation_params(activation, **params)
-    x = input.reshape(1) if input.dim() == 0 else input.contiguous()
-    out = torch.ops.cuact.bias_activation_block_fp8(x, kind, a, bias, *out_args)
-    data = out[0].reshape(()) if input.dim() == 0 else out[0]
-    return BlockScaledFloat8(data, out[1], out[2])
+    return BlockScaledFloat8(*_bias_activation_block(input, activation, bias, out_args, None,
+                                                     params))
 
 
 def glu_block_fp8(input, glu="swiglu", *, dtype=torch.float8_e4m3fn, block=32,
@@ -773,15 +828,10 @@ def glu_block_fp8(input, glu="swiglu", *, dtype=torch.float8_e4m3fn, block=32,
     "reglu" or "glu", as the functions of those names compute them; params:
     the activation's, beta for swiglu, approximate for geglu) as block-scaled
     fp8 codes, a BlockScaledFloat8; bias_activation_block_fp8's keywords.
-    No gradient."""
+    No gradient. NVFP4: glu_nvfp4."""
     fname = "glu_block_fp8"
     out_args = _block_args(fname, input, (), dtype, block, scale_type, scale_layout)
-    if glu not in GLU_FORMS:
-        raise ValueError(f"{fname}(): unknown glu {glu!r} (one of {', '.join(GLU_FORMS)})")
-    activation, gate = GLU_FORMS[glu]
-    kind, a, _, _, x = _gated_args(input, activation, -1, gate, params)
-    out = torch.ops.cuact.glu_block_fp8(x, kind, a, gate == "first", *out_args)
-    return BlockScaledFloat8(*out)
+    return BlockScaledFloat8(*_glu_block(fname, input, glu, out_args, None, params))
 
 
 def mxfp8(input, activation="identity", bias=None, *, dtype=torch.float8_e4m3fn,
@@ -790,6 +840,95 @@ def mxfp8(input, activation="identity", bias=None, *, dtype=torch.float8_e4m3fn,
     bias_activation_block_fp8 with block=32, scale_type="e8m0"."""
     return bias_activation_block_fp8(input, activation, bias, dtype=dtype, block=32,
                                      scale_type="e8m0", scale_layout=scale_layout, **params)
+
+
+# NVFP4's tensor scale as torchao and Transformer Engine derive it from the
+# tensor's amax: amax / (largest e4m3 * largest e2m1), so that the block with
+# the tensor's amax gets the largest e4m3 scale.
+NVFP4_TENSOR_SCALE_DIVISOR = 448.0 * 6.0
+
+
+def _tensor_scale(fname, tensor_scale, input):
+    """NVFP4's tensor scale as the operators take it: a tensor (float32, one
+    element, on the input's device: the operators check it) as it is, a real
+    number as a float32 tensor of one element on the input's device."""
+    if isinstance(tensor_scale, torch.Tensor):
+        return tensor_scale
+    if isinstance(tensor_scale, bool) or not isinstance(tensor_scale, (int, float)):
+        raise TypeError(f"{fname}(): tensor_scale must be a float32 Tensor of one element or a "
+                        f"real number, not {type(tensor_scale).__name__}")
+    return torch.tensor([float(tensor_scale)], dtype=torch.float32, device=input.device)
+
+
+def _nvfp4_args(fname, input, tensors, tensor_scale, scale_layout):
+    """The checks of an NVFP4 call: (its output arguments as the operators take
+    them, the tensor scale as a tensor)."""
+    _floating(input, fname)
+    tensor_scale = _tensor_scale(fname, tensor_scale, input)
+    out_args = _block_args(fname, input, (*tensors, tensor_scale), *_NVFP4, scale_layout,
+                           scale_types=(_ops.NVFP4_SCALE_TYPE,))
+    return out_args, tensor_scale
+
+
+def _check_even(fname, cols):
+    if cols % 2:
+        raise ValueError(f"{fname}(): NVFP4 packs two codes a byte: the result's last dimension "
+                         f"must be even, got {cols}")
+
+
+def bias_activation_nvfp4(input, activation, bias=None, *, tensor_scale,
+                          scale_layout="row_major", **params):
+    """activation(input + bias) (bias as bias_activation_block_fp8's) as NVFP4:
+    e2m1 codes with an e4m3 scale per block of 16 results along the last
+    dimension (even: two codes a byte, else ValueError), relative to the
+    given fp32 `tensor_scale` t (a float32 tensor of one element on the
+    input's device, read when the kernel runs: a CUDA graph may replay with
+    a new value; or a real number). Typically t = amax / (448 * 6) of the
+    tensor (torchao's per_tensor_amax_to_scale); one that is not a positive
+    finite number acts as 1. The block's scale is the e4m3 value of
+    amax_block / (6 t), each code the e2m1 value nearest result / (scale t)
+    (docs/SPEC.md gives the fp32 steps). A BlockScaledFloat4 (data, scales,
+    amax, tensor_scale); scale_layout as bias_activation_block_fp8's.
+    float32, float16, bfloat16 inputs. No gradient."""
+    fname = "bias_activation_nvfp4"
+    out_args, t = _nvfp4_args(fname, input, (bias,), tensor_scale, scale_layout)
+    _check_even(fname, input.shape[-1] if input.dim() else 1)
+    return BlockScaledFloat4(*_bias_activation_block(input, activation, bias, out_args, t,
+                                                     params), t)
+
+
+def glu_nvfp4(input, glu="swiglu", *, tensor_scale, scale_layout="row_major", **params):
+    """A GLU over the halves of the last dimension (glu_block_fp8's forms and
+    params) as NVFP4, a BlockScaledFloat4; bias_activation_nvfp4's
+    tensor_scale and scale_layout. The result's last dimension (half the
+    input's) must be even. No gradient."""
+    fname = "glu_nvfp4"
+    out_args, t = _nvfp4_args(fname, input, (), tensor_scale, scale_layout)
+    if input.dim() and input.shape[-1] % 2 == 0:
+        _check_even(fname, input.shape[-1] // 2)
+    return BlockScaledFloat4(*_glu_block(fname, input, glu, out_args, t, params), t)
+
+
+def nvfp4(input, activation="identity", bias=None, *, tensor_scale=None,
+          scale_layout="row_major", **params):
+    """NVFP4 of activation(input + bias): bias_activation_nvfp4. tensor_scale
+    None: the library's found tensor scale (docs/SPEC.md, Block-scaled
+    outputs): t = amax / (448 * 6) in float32 (torchao's
+    per_tensor_amax_to_scale, Transformer Engine's rule), at least 2^-126,
+    and 1 where amax is 0 or inf, with amax the call's own, exactly the amax
+    the quantizing call sees (its amax output, NaN excluded): found by a
+    first call of the same operator whose codes are discarded, so the input
+    is read twice. The returned tensor_scale is t."""
+    if tensor_scale is None:
+        _floating(input, "nvfp4")
+        one = torch.ones(1, dtype=torch.float32, device=input.device)
+        first = bias_activation_nvfp4(input, activation, bias, tensor_scale=one,
+                                      scale_layout=scale_layout, **params)
+        amax = first.amax.reshape(1)
+        t = (amax / NVFP4_TENSOR_SCALE_DIVISOR).clamp_min(2.0 ** -126)
+        tensor_scale = torch.where((amax > 0) & (amax < math.inf), t, torch.ones_like(t))
+    return bias_activation_nvfp4(input, activation, bias, tensor_scale=tensor_scale,
+                                 scale_layout=scale_layout, **params)
 
 
 __all__ = [
@@ -803,4 +942,5 @@ __all__ = [
     "bias_activation_backward_fp8", "gated_fp8", "glu_fp8", "swiglu_fp8", "geglu_fp8",
     "reglu_fp8", "softmax_fp8",
     "BlockScaledFloat8", "bias_activation_block_fp8", "glu_block_fp8", "mxfp8",
+    "BlockScaledFloat4", "bias_activation_nvfp4", "glu_nvfp4", "nvfp4",
 ]

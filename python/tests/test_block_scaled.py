@@ -5,6 +5,10 @@ with torch (the pre-activation x + bias rounded to fp32, as cuact forms it),
 then per block of a row amax over the non-NaN results, the scale by its
 rule, each code the fp8 value nearest the scaled result (torch's saturated
 cast); the scale matrix placed by the layouts' definitions (cuact/fp8.h).
+The packed layout (column_major_packed, DeepGEMM's packed UE8M0) is read
+back by its own definition: int32 words, word k of a row holding blocks
+4k .. 4k + 3 from the low byte up (shifts, not memory order), the words
+column-major over rows padded to a multiple of 4.
 
 The CPU operators quantize the reference's double result (the exact
 activation, correctly rounded), this file torch's float64 one: the codes
@@ -30,6 +34,7 @@ DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 FORMATS = [E4M3, E5M2]
 SCALE_TYPES = ["e8m0", "e8m0_floor", "f32"]
 LAYOUTS = ["row_major", "column_major", "swizzled_128x4"]
+PACKED = "column_major_packed"  # 1-byte scales only (no f32)
 LARGEST = {E4M3: 448.0, E5M2: 57344.0}
 EMAX = {E4M3: 8, E5M2: 15}
 FLT_MAX = torch.finfo(torch.float32).max
@@ -113,14 +118,45 @@ def scale_place(layout, rows, groups):
 
 
 def scales_shape(layout, rows, groups):
+    if layout == PACKED:
+        return (rows, -(-groups // 4))
     return {"row_major": (rows, groups), "column_major": (groups, rows)}.get(
         layout, (scale_place(layout, rows, groups)[1],))
 
 
-def unplace(scales, layout, rows, groups):
+def packed_strides(rows):
+    """DeepGEMM's MN-major TMA-aligned strides of the packed words: (1, R4)."""
+    return (1, -(-rows // 4) * 4)
+
+
+def unpack_words(scales, rows, groups):
+    """The packed layout's int32 words [rows, ceil(groups / 4)] (a transposed
+    view, strides (1, R4)) as the [rows, groups] bytes (uint8) they hold,
+    block 4k + j in bits 8j .. 8j + 7 of word k, after checking the dtype,
+    shape, strides and the zero padding: the bytes of the blocks past
+    groups in the last word, and the words of the rows past rows (R4 - rows
+    of them per column of words, in the buffer under the view)."""
+    words = -(-groups // 4)
+    r4 = packed_strides(rows)[1]
+    assert scales.dtype == torch.int32 and tuple(scales.shape) == (rows, words)
+    assert scales.stride() == packed_strides(rows), scales.stride()
+    w = scales.long() & 0xFFFFFFFF  # the words' bits, unsigned
+    b = torch.stack([(w >> (8 * j)) & 0xFF for j in range(4)], dim=-1).reshape(rows, words * 4)
+    assert bool((b[:, groups:] == 0).all()), "packed padding (blocks past the last) is not zero"
+    if rows * words:
+        base = scales.as_strided((words, r4), (r4, 1))  # the whole [words, R4] buffer
+        assert bool((base[:, rows:] == 0).all()), "packed padding (rows past the last) is not zero"
+    return b[:, :groups].to(torch.uint8)
+
+
+def unplace(scales, layout, rows, groups, entry=E8M0):
     """The operator's scales as a [rows, groups] matrix (exponents for E8M0),
-    after checking the buffer's shape and, for a swizzled one, its zero
-    padding."""
+    after checking the buffer's shape and, for a swizzled or packed one, its
+    zero padding. entry: the type of a packed layout's bytes (E8M0, or
+    NVFP4's float8_e4m3fn)."""
+    if layout == PACKED:
+        scales = unpack_words(scales, rows, groups).view(entry)
+        layout = "row_major"
     place, entries = scale_place(layout, rows, groups)
     assert tuple(scales.shape) == scales_shape(layout, rows, groups)
     flat = scales.reshape(-1)
@@ -130,8 +166,8 @@ def unplace(scales, layout, rows, groups):
     padding[place.reshape(-1)] = False
     if scales.dtype == E8M0:
         assert bool((flat[padding] == -127).all()), "swizzled padding is not zero"
-    else:
-        assert bool((flat[padding].view(torch.int32) == 0).all()), "swizzled padding is not zero"
+    else:  # float32, or NVFP4's float8_e4m3fn (test_nvfp4.py)
+        assert bool((_bits(flat[padding]) == 0).all()), "swizzled padding is not zero"
     return flat[place]
 
 
@@ -156,7 +192,8 @@ def check_block_scaled(out, v, fmt, block, scale_type, layout, exact):
     rows, cols = v.shape
     groups = -(-cols // block)
     assert codes.dtype == fmt and codes.shape[-1] == cols and codes.numel() == rows * cols
-    assert scales.dtype == (torch.float32 if scale_type == "f32" else E8M0)
+    assert scales.dtype == (torch.float32 if scale_type == "f32" else
+                            torch.int32 if layout == PACKED else E8M0)
     assert amax.dtype == torch.float32 and amax.shape == ()
     codes = codes.reshape(rows, cols)
     moved = [v] if exact else [v, v * (1 - DELTA), v * (1 + DELTA)]
@@ -237,6 +274,9 @@ def _rows(t):
 
 CASES = [(dt, fmt, block, st, lay) for dt in DTYPES for fmt in FORMATS for block in (16, 32)
          for st in SCALE_TYPES for lay in LAYOUTS]
+# the packed layout: the E8M0 types (it holds 1-byte scales)
+CASES += [(dt, fmt, block, st, PACKED) for dt in DTYPES for fmt in FORMATS for block in (16, 32)
+          for st in ("e8m0", "e8m0_floor")]
 
 
 @pytest.mark.parametrize("dtype,fmt,block,scale_type,layout", CASES,
@@ -292,7 +332,7 @@ def test_special_blocks():
     x = torch.tensor(rows, dtype=torch.float32)
     for fmt in FORMATS:
         for st in SCALE_TYPES:
-            for layout in LAYOUTS:
+            for layout in LAYOUTS + ([PACKED] if st != "f32" else []):
                 out = CF.bias_activation_block_fp8(x, "identity", dtype=fmt, block=16,
                                                    scale_type=st, scale_layout=layout)
                 check_block_scaled(out, x.double(), fmt, 16, st, layout, True)
@@ -320,6 +360,141 @@ def test_special_blocks():
     assert float(rceil.data[0, 0]) < 448.0 and int(rceil.scales.view(torch.uint8)[0, 0]) == 127 + 2
 
 
+def test_blocks_of_64_and_128():
+    """Blocks of 64 and 128 (DeepSeek-style groups of 128): every format,
+    scale type and layout, bias + activation and a GLU, a partial last block
+    (300 = 2 x 128 + 44 = 4 x 64 + 44; d = 150). cuact takes them: a
+    refusal fails."""
+    x = _data(3, 2, 300, dtype=torch.bfloat16, seed=20)
+    bias = _data(300, seed=21)
+    h = _data(5, 300, seed=22)
+    v = _rows(F.relu(_preactivation(x, bias)))
+    a, b = h.double().chunk(2, dim=-1)
+    g = F.relu(a) * b
+    for fmt in FORMATS:
+        for block in (64, 128):
+            for st in SCALE_TYPES:
+                for layout in LAYOUTS + ([PACKED] if st != "f32" else []):
+                    kw = dict(dtype=fmt, block=block, scale_type=st, scale_layout=layout)
+                    out = CF.bias_activation_block_fp8(x, "relu", bias, **kw)
+                    check_block_scaled(out, v, fmt, block, st, layout, True)
+                    out = CF.glu_block_fp8(h, "reglu", **kw)
+                    check_block_scaled(out, g, fmt, block, st, layout, True)
+
+
+# ------------------------------------------------------------------ the packed layout
+
+def test_packed_words_hold_the_row_major_bytes():
+    """column_major_packed (DeepGEMM's packed UE8M0, what its fp8 GEMMs read
+    from get_mn_major_tma_aligned_packed_ue8m0_tensor): int32 [rows,
+    ceil(groups / 4)] with strides (1, R4) over a zeroed [ceil(groups / 4),
+    R4] buffer; unpacked, the words are the row_major call's scales bit for
+    bit, and the codes and amax are that call's. Rows 1 .. 9 and 130 (R4 - rows
+    = 3, 2, 1, 0), groups 1 .. 9 (a partial last word or a full one), both
+    E8M0 types, both formats, blocks 16 .. 128, bias + activation (leading
+    dimensions: rows are their product) and a GLU."""
+    cases = 0
+    for rows, cols, block in [(1, 16, 16), (2, 40, 16), (3, 96, 32), (4, 130, 16),
+                              (5, 300, 64), (6, 1100, 128), (7, 70, 16), (9, 288, 32),
+                              (130, 72, 16)]:
+        x = _data(rows, cols, dtype=torch.bfloat16, seed=rows)
+        for st in ("e8m0", "e8m0_floor"):
+            fmt = FORMATS[rows % 2]
+            kw = dict(dtype=fmt, block=block, scale_type=st)
+            calls = [lambda **k: CF.bias_activation_block_fp8(x, "gelu", **k)]
+            if cols % 2 == 0:
+                calls.append(lambda **k: CF.glu_block_fp8(x, "swiglu", **k))
+            for call in calls:
+                packed = call(scale_layout=PACKED, **kw)
+                plain = call(**kw)
+                groups = plain.scales.shape[1]  # the GLU's: ceil(cols / 2 / block)
+                assert packed.scales.stride() == packed_strides(rows)
+                got = unpack_words(packed.scales, rows, groups)
+                assert torch.equal(got, plain.scales.view(torch.uint8))
+                assert torch.equal(_bits(packed.data), _bits(plain.data))
+                assert torch.equal(packed.amax, plain.amax)
+                cases += 1
+    # leading dimensions: one matrix over their product (as the other layouts)
+    x = _data(2, 3, 70, seed=30)
+    packed = CF.bias_activation_block_fp8(x, "relu", block=16, scale_layout=PACKED)
+    assert packed.scales.shape == (6, 2) and packed.scales.stride() == (1, 8)
+    check_block_scaled(packed, _rows(F.relu(x.double())), E4M3, 16, "e8m0", PACKED, True)
+    assert cases == 36
+
+
+def deepgemm_packed(sf):
+    """DeepGEMM's get_mn_major_tma_aligned_packed_ue8m0_tensor for a 2-D
+    float32 scale matrix [mn, k] of powers of two, as its PyTorch fallback
+    computes it: each scale's UE8M0 byte (its float32 bits >> 23), padded
+    with zeros to [R4, ceil(k / 4) * 4] bytes, read as int32 words
+    [R4, ceil(k / 4)], copied into an MN-major tensor of strides (1, R4),
+    the rows past mn sliced off."""
+    mn, k = sf.shape
+    r4, words = -(-mn // 4) * 4, -(-k // 4)
+    ue8m0 = (sf.view(torch.int32) >> 23).to(torch.uint8)
+    padded = torch.zeros(r4, words * 4, dtype=torch.uint8)
+    padded[:mn, :k] = ue8m0
+    padded = padded.view(torch.int32)
+    out = torch.empty_strided((r4, words), (1, r4), dtype=torch.int32)
+    return out.copy_(padded)[:mn]
+
+
+def test_packed_is_deepgemm_layout():
+    """The packed scales equal, in shape, strides and every word of the buffer
+    under them (the padding included), what DeepGEMM's packing makes of the
+    row_major call's scales as float32 powers of two (its fp8 GEMMs' sfa)."""
+    for rows, cols, block in [(5, 1100, 128), (8, 300, 64), (130, 72, 16), (1, 32, 32)]:
+        x = _data(rows, cols, seed=40 + rows)
+        for st in ("e8m0", "e8m0_floor"):
+            kw = dict(block=block, scale_type=st)
+            ours = CF.bias_activation_block_fp8(x, "silu", scale_layout=PACKED, **kw).scales
+            rm = CF.bias_activation_block_fp8(x, "silu", **kw).scales
+            theirs = deepgemm_packed(rm.float())
+            assert ours.shape == theirs.shape and ours.stride() == theirs.stride()
+            r4, words = -(-rows // 4) * 4, ours.shape[1]
+            assert torch.equal(ours.as_strided((words, r4), (r4, 1)),
+                               theirs.as_strided((words, r4), (r4, 1)))
+
+
+def test_packed_words_by_hand():
+    """One row of five blocks of 16 with amaxes 2^0 .. 2^4 (e4m3, rounded
+    up: the smallest e with 2^k <= 448 2^e is k - 8, the byte 119 + k): word
+    0 holds blocks 0 .. 3 from the low byte up, word 1 block 4 and zeros;
+    the words of rows 1 .. 3 (padding) are zero."""
+    x = torch.zeros(1, 80)
+    for k in range(5):
+        x[0, 16 * k] = 2.0 ** k
+    out = CF.bias_activation_block_fp8(x, "identity", block=16, scale_layout=PACKED)
+    e = [119 + k for k in range(5)]
+    want0 = e[0] | e[1] << 8 | e[2] << 16 | e[3] << 24  # < 2^31: a positive int32
+    assert out.scales.tolist() == [[want0, e[4]]]
+    assert out.scales.as_strided((2, 4), (4, 1)).tolist() == [[want0, 0, 0, 0], [e[4], 0, 0, 0]]
+    rm = CF.bias_activation_block_fp8(x, "identity", block=16)
+    assert rm.scales.view(torch.uint8)[0].tolist() == e
+
+
+def test_packed_refuses_f32_scales():
+    """The packed layout holds 1-byte scales: f32 is refused with cuact's
+    message (the operators and the fake kernels)."""
+    x = torch.ones(2, 64)
+    msg = "invalid_parameter: the packed layout holds 1-byte"
+    with pytest.raises(RuntimeError, match=msg):
+        CF.bias_activation_block_fp8(x, "gelu", scale_type="f32", scale_layout=PACKED)
+    with pytest.raises(RuntimeError, match=msg):
+        CF.glu_block_fp8(x, scale_type="f32", scale_layout=PACKED)
+    gelu = CF.activation_params("gelu")
+    with pytest.raises(RuntimeError, match=msg):
+        ops.bias_activation_block_fp8(x, *gelu, None, E4M3, 128, "f32", PACKED)
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    with FakeTensorMode() as mode:
+        fake = mode.from_tensor(x)
+        with pytest.raises(RuntimeError, match=msg):
+            ops.glu_block_fp8(fake, *gelu, True, E5M2, 32, "f32", PACKED)
+        out = ops.glu_block_fp8(fake, *gelu, True, E5M2, 32, "e8m0", PACKED)
+        assert out[1].dtype == torch.int32 and out[1].shape == (2, 1)
+        assert out[1].stride() == (1, 4)
+
+
 # ------------------------------------------------------------------ GLU
 
 GLU_CASES = [(dt, fmt, st, glu) for dt in DTYPES for fmt in FORMATS for st in SCALE_TYPES
@@ -339,7 +514,10 @@ def test_glu_matches_the_reference(dtype, fmt, scale_type, glu):
     fn, exact = GLU_TORCH[glu]
     a, b = x.double().chunk(2, dim=-1)
     v = _rows(fn(a, b))
-    for block, layout in ((32, "row_major"), (16, "column_major"), (32, "swizzled_128x4")):
+    layouts = [(32, "row_major"), (16, "column_major"), (32, "swizzled_128x4")]
+    if scale_type != "f32":
+        layouts.append((16, PACKED))
+    for block, layout in layouts:
         out = CF.glu_block_fp8(x, glu, dtype=fmt, block=block, scale_type=scale_type,
                                scale_layout=layout)
         assert out.data.shape == (4, 2, 45)
@@ -384,12 +562,13 @@ def test_glu_parameters_and_forms():
 def test_mxfp8_is_block_32_e8m0():
     x = _data(4, 96, dtype=torch.bfloat16, seed=7)
     bias = _data(96, seed=8)
-    for layout in LAYOUTS:
+    for layout in LAYOUTS + [PACKED]:
         got = CF.mxfp8(x, "gelu", bias, scale_layout=layout)
         want = CF.bias_activation_block_fp8(x, "gelu", bias, block=32, scale_type="e8m0",
                                             scale_layout=layout)
         for g, w in zip(got, want):
-            assert g.dtype == w.dtype and torch.equal(_bits(g), _bits(w))
+            assert g.dtype == w.dtype and g.stride() == w.stride()
+            assert torch.equal(_bits(g), _bits(w))
     plain = CF.mxfp8(x)  # identity
     check_block_scaled(plain, x.double(), E4M3, 32, "e8m0", "row_major", True)
 
@@ -400,10 +579,13 @@ def test_shapes_and_empty_inputs():
     for shape in [(0, 64), (3, 0), (2, 0, 40), (40,)]:
         x = torch.ones(shape)
         rows, cols = math.prod(shape[:-1]), shape[-1]
-        for layout in LAYOUTS:
+        for layout in LAYOUTS + [PACKED]:
             out = CF.bias_activation_block_fp8(x, "relu", block=16, scale_layout=layout)
             assert out.data.shape == shape
             assert tuple(out.scales.shape) == scales_shape(layout, rows, -(-cols // 16))
+            if layout == PACKED:
+                assert out.scales.stride() == packed_strides(rows)
+                unpack_words(out.scales, rows, -(-cols // 16))
             assert float(out.amax) == (1.0 if x.numel() else 0.0)
     out = CF.bias_activation_block_fp8(torch.tensor(2.0), "identity", scale_type="f32")
     assert out.data.shape == () and float(out.data) == 448.0 and out.scales.shape == (1, 1)
@@ -418,12 +600,15 @@ def test_non_contiguous_input():
 
 
 def test_vmap_runs_one_call_per_entry():
-    x = _data(3, 4, 40, seed=10)
-    args = (*CF.activation_params("gelu"), None, E4M3, 16, "e8m0", "swizzled_128x4")
-    batched = torch.vmap(lambda t: ops.bias_activation_block_fp8(t, *args))(x)
-    for i in range(3):
-        for b, one in zip(batched, ops.bias_activation_block_fp8(x[i], *args)):
-            assert torch.equal(_bits(b[i]), _bits(one))
+    """One call per batch entry, the entries stacked (packed words too: each
+    entry's [rows, words] as its own call gives them)."""
+    x = _data(3, 5, 40, seed=10)
+    for layout in ("swizzled_128x4", PACKED):
+        args = (*CF.activation_params("gelu"), None, E4M3, 16, "e8m0", layout)
+        batched = torch.vmap(lambda t: ops.bias_activation_block_fp8(t, *args))(x)
+        for i in range(3):
+            for b, one in zip(batched, ops.bias_activation_block_fp8(x[i], *args)):
+                assert torch.equal(_bits(b[i]), _bits(one))
 
 
 def test_compiled_matches_eager():
@@ -435,7 +620,8 @@ def test_compiled_matches_eager():
                                           scale_layout="column_major")
         w = CF.glu_block_fp8(h, "swiglu", scale_type="e8m0_floor",
                              scale_layout="swizzled_128x4")
-        return y, z, w
+        p = CF.bias_activation_block_fp8(x, "relu", block=128, scale_layout=PACKED)
+        return y, z, w, p
 
     torch._dynamo.reset()
     x, bias, h = _data(6, 40, dtype=torch.bfloat16, seed=11), _data(40, seed=12).bfloat16(), \
@@ -444,7 +630,7 @@ def test_compiled_matches_eager():
     for got, want in zip(compiled(x, bias, h), step(x, bias, h)):
         assert type(got) is CF.BlockScaledFloat8
         for g, w in zip(got, want):
-            assert g.dtype == w.dtype and g.shape == w.shape
+            assert g.dtype == w.dtype and g.shape == w.shape and g.stride() == w.stride()
             assert torch.equal(_bits(g), _bits(w))
 
 
@@ -462,7 +648,8 @@ def test_cuda_kernels_quantize_their_fp32_results(cuda):
     for fmt in FORMATS:
         for st in SCALE_TYPES:
             for block, layout in ((32, "row_major"), (16, "column_major"),
-                                  (16, "swizzled_128x4")):
+                                  (16, "swizzled_128x4"), (128, "row_major"),
+                                  (64, "column_major")) + ((32, PACKED),) * (st != "f32"):
                 kw = dict(dtype=fmt, block=block, scale_type=st, scale_layout=layout)
                 out = CF.bias_activation_block_fp8(x.to(cuda), "gelu", bias.to(cuda), **kw)
                 r = CF.bias_activation(x.to(cuda), bias.to(cuda), "gelu")
@@ -498,10 +685,13 @@ def test_inputs_that_require_grad_are_refused():
 def test_bad_arguments():
     x = torch.ones(2, 32)
     gelu = CF.activation_params("gelu")
-    for kw, match in [(dict(block=8), "block must be 16 or 32"),
-                      (dict(block=True), "block must be 16 or 32"),
+    for kw, match in [(dict(block=8), "block must be 16, 32, 64 or 128"),
+                      (dict(block=True), "block must be 16, 32, 64 or 128"),
+                      (dict(block=256), "block must be 16, 32, 64 or 128"),
                       (dict(scale_type="e4m3x"), "unknown scale_type"),
-                      (dict(scale_layout="swizzled"), "unknown scale_layout")]:
+                      (dict(scale_type="e4m3"), "unknown scale_type"),  # NVFP4: *_nvfp4
+                      (dict(scale_layout="swizzled"), "unknown scale_layout"),
+                      (dict(scale_layout="column_major_packed_"), "unknown scale_layout")]:
         with pytest.raises(ValueError, match=match):
             CF.bias_activation_block_fp8(x, "gelu", **kw)
         with pytest.raises(ValueError, match=match):
@@ -512,9 +702,12 @@ def test_bad_arguments():
         CF.bias_activation_block_fp8(x, "nope")
     with pytest.raises(RuntimeError, match="Halving dimension must be even"):
         CF.glu_block_fp8(torch.ones(2, 31))
-    # the operators' own checks (RuntimeError, as the other operators' bad parameters)
-    with pytest.raises(RuntimeError, match="block must be 16 or 32"):
+    # the operators' own checks (RuntimeError, as the other operators' bad parameters);
+    # the block sizes are cuact's to say (its Status's message)
+    with pytest.raises(RuntimeError, match="invalid_parameter: block must be"):
         ops.bias_activation_block_fp8(x, *gelu, None, E4M3, 8, "e8m0", "row_major")
+    with pytest.raises(RuntimeError, match="invalid_parameter: block must be"):
+        ops.glu_block_fp8(x, *gelu, True, E4M3, 2 ** 40, "e8m0", "row_major")
     with pytest.raises(RuntimeError, match="unknown scale_type"):
         ops.bias_activation_block_fp8(x, *gelu, None, E4M3, 32, "nope", "row_major")
     with pytest.raises(RuntimeError, match="unknown scale_layout"):

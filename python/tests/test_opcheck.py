@@ -69,6 +69,7 @@ def samples(dtype):
 
 
 E4M3, E5M2 = torch.float8_e4m3fn, torch.float8_e5m2
+F4 = torch.float4_e2m1fn_x2
 
 
 def fp8_samples(x, y, dy, bias):
@@ -104,14 +105,18 @@ def fp8_samples(x, y, dy, bias):
 
 def block_samples(dtype):
     """The *_block_fp8 operators (float32, float16, bfloat16 inputs: float64
-    is refused, test_block_scaled.py): both formats, blocks of 16 and 32,
-    every scale type and layout, a partial last block, a bias of the input's
-    dtype or float32."""
+    is refused, test_block_scaled.py): both formats, blocks of 16, 32, 64
+    and 128, every scale type and layout (column_major_packed: int32 words,
+    strides (1, R4), 3 rows padded to 4), a partial last block, a bias of
+    the input's dtype or float32; NVFP4 (scale_type e4m3, float4_e2m1fn_x2
+    codes, a tensor scale)."""
     gelu = CF.activation_params("gelu")
     silu = CF.activation_params("silu")
     sig = CF.activation_params("sigmoid")
     x = _x(dtype, 3, 40, grad=False)
     bias = _x(dtype, 40, grad=False)
+    wide = _x(dtype, 3, 300, grad=False)
+    t = torch.tensor([0.002])
     return [
         (ops.bias_activation_block_fp8, (x, *gelu, bias, E4M3, 32, "e8m0", "row_major")),
         (ops.bias_activation_block_fp8, (x, *silu, None, E5M2, 16, "e8m0_floor",
@@ -120,6 +125,16 @@ def block_samples(dtype):
                                          "swizzled_128x4")),
         (ops.glu_block_fp8, (x, *silu, True, E4M3, 16, "e8m0", "swizzled_128x4")),
         (ops.glu_block_fp8, (x, *sig, False, E5M2, 32, "f32", "row_major")),
+        (ops.bias_activation_block_fp8, (x, *gelu, bias, F4, 16, "e4m3", "row_major", t)),
+        (ops.bias_activation_block_fp8, (x, *silu, None, F4, 16, "e4m3", "swizzled_128x4", t)),
+        (ops.glu_block_fp8, (x, *sig, False, F4, 16, "e4m3", "column_major", t)),
+        (ops.bias_activation_block_fp8, (wide, *gelu, None, E4M3, 128, "f32", "row_major")),
+        (ops.glu_block_fp8, (wide, *silu, True, E5M2, 64, "e8m0", "swizzled_128x4")),
+        (ops.bias_activation_block_fp8, (wide, *gelu, None, E4M3, 32, "e8m0",
+                                         "column_major_packed")),
+        (ops.glu_block_fp8, (x, *sig, False, E5M2, 16, "e8m0_floor", "column_major_packed")),
+        (ops.bias_activation_block_fp8, (x, *silu, bias, F4, 16, "e4m3", "column_major_packed",
+                                         t)),
     ]
 
 
