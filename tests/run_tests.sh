@@ -42,13 +42,14 @@ cmake --install build --prefix build/install >/dev/null
 CMAKE_PREFIX_PATH="$PWD/build/install" $venv/bin/pip install -q --no-build-isolation \
   -C build-dir="$PWD/build/python-build" ./python
 (cd python/tests && "../../$venv/bin/python" -m pytest -q -p no:cacheprovider)
-# The parity test again under each set of PyTorch's CPU kernels this CPU runs
-# (they round differently; docs/PYTORCH_PARITY.md's table holds for all)
+# The parity tests again under each set of PyTorch's CPU kernels this CPU runs
+# (they round differently; docs/PYTORCH_PARITY.md's table and the torchao
+# parity counts hold for all)
 caps=default
 grep -qw avx2 /proc/cpuinfo && caps="$caps avx2"
 grep -qw avx512f /proc/cpuinfo && caps="$caps avx512"
 for cap in $caps; do
-  echo "-- test_parity.py, ATEN_CPU_CAPABILITY=$cap"
+  echo "-- test_parity.py test_torchao_parity.py, ATEN_CPU_CAPABILITY=$cap"
   (cd python/tests && ATEN_CPU_CAPABILITY=$cap "../../$venv/bin/python" -m pytest -q \
-    -p no:cacheprovider test_parity.py)
+    -p no:cacheprovider test_parity.py test_torchao_parity.py)
 done

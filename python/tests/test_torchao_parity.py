@@ -49,9 +49,11 @@ MX classes (scales counted in blocks, codes in elements):
 NVFP4 classes:
   nan             a block holding NaN: torchao's block scale is NaN (e4m3
                   0x7F) and its e2m1 conversion has no NaN ("no special
-                  values support"): every code of the block is 2.0's
-                  magnitude (0x4, or 0xC); cuact's scale leaves NaN out and
-                  its NaN code is 0x7 (CUDA's, SPEC).
+                  values support"): the block's codes are what torch's CPU
+                  kernels make of NaN (2.0's magnitude with AVX2 and
+                  AVX-512, others under the default kernels), so every code
+                  of such a block is counted, not compared; cuact's scale
+                  leaves NaN out and its NaN code is 0x7 (CUDA's, SPEC).
   e4m3_min_normal torchao clamps the block scale to e4m3's smallest normal
                   2^-6 (finfo.tiny); cuact keeps the subnormal e4m3 scales
                   (and 0 for a block whose scale rounds to 0, all-zero ones
@@ -388,7 +390,9 @@ def nvfp4_parity(ao, name):
     rcp_a = (1.0 / t32) / scales_a.float()  # float32, as torchao forms it
     want_a = e2m1_codes(((u * _per_col(rcp_a, 16, cols)).clamp(-6.0, 6.0)).double())
     assert bool((codes_a == want_a)[~nan_e].all()), "torchao's codes do not follow its scales"
-    assert bool((codes_a[nan_e] & 7 == 4).all()), "torchao's NaN blocks are not 2.0's code"
+    # (torchao's codes in a NaN block depend on the CPU kernels torch runs:
+    # 2.0's code with AVX2 and AVX-512, others under the default kernels;
+    # they are counted, not compared)
     m_c = torch.where(s_c > 0, fl32(1.0 / fl32(s_c * t)), torch.zeros_like(s_c))
     if exact:
         assert bool((codes_c == e2m1_codes(fl32(v * _per_col(m_c, 16, cols)))).all())
@@ -415,7 +419,7 @@ def nvfp4_parity(ao, name):
 
     code_differs = codes_a != codes_c
     by_scale = _per_col(reason, 16, cols)
-    _count(counts, "codes: nan", (code_differs & nan_e).sum())
+    _count(counts, "codes: nan", nan_e.sum())  # every code of a NaN block (above)
     for i, r in enumerate(reasons[1:], 1):
         _count(counts, "codes: " + r, (code_differs & ~nan_e & (by_scale == i)).sum())
     rest = code_differs & ~nan_e & (by_scale == -1)
