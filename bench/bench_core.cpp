@@ -102,7 +102,8 @@ std::string fused_bench_op(const std::string& functor, const std::string& form) 
       {"gelu", "glu", "geglu"},              {"slope", "prelu", "prelu"},
       {"slope", "rrelu training", "rrelu"},  {"gelu", "act fp8", "gelu->fp8"},
       {"gelu", "bias+act fp8", "bias+gelu->fp8"}, {"silu", "glu fp8", "swiglu->fp8"},
-      {"gelu", "act fp8 block", "gelu->mxfp8"}, {"silu", "glu fp8 block", "swiglu->mxfp8"}};
+      {"gelu", "act fp8 block", "gelu->mxfp8"}, {"silu", "glu fp8 block", "swiglu->mxfp8"},
+      {"silu", "glu fp8 1x128", "swiglu->fp8 1x128"}};
   for (const auto& row : table)
     if (functor == row[0] && form == row[1]) return row[2];
   return "";

@@ -194,15 +194,30 @@ int64_t softmax_fp8_outside(const test::SoftmaxProblem& p, float scale,
     test::judge_code(r, Fp8::e4m3, scale, e32.value[i], e32.bound[i], codes[i], false);
   return r.outside;
 }
-// A block-scaled row (MXFP8: blocks of 32, E8M0 scales, row-major): its
-// request over host or device buffers, GELU + bias-less or SwiGLU.
-detail::RowRequest block_request(DType t, bool glu, const void* x, void* codes, void* scales,
-                                 int64_t rows, int64_t cols) {
+// The block-scaled rows: GELU (bias-less) or SwiGLU into e4m3 codes with
+// row-major scales, MXFP8 (blocks of 32, E8M0) or DeepSeek-style 1x128
+// (fp32 scales).
+struct BlockRow {
+  const char* name;
+  bool glu;
+  int block;
+  BlockScale scale_type;
+  int scale_bytes() const { return scale_type == BlockScale::f32 ? 4 : 1; }
+  BlockScaledOutput output(void* codes, void* scales) const {
+    return {codes, Fp8::e4m3, block, scale_type, scales, ScaleLayout::row_major};
+  }
+};
+constexpr BlockRow kBlockRows[] = {{"gelu->mxfp8", false, 32, BlockScale::e8m0},
+                                   {"swiglu->mxfp8", true, 32, BlockScale::e8m0},
+                                   {"swiglu->fp8 1x128", true, 128, BlockScale::f32}};
+// A block-scaled row's request over host or device buffers.
+detail::RowRequest block_request(DType t, const BlockRow& row, const void* x, void* codes,
+                                 void* scales, int64_t rows, int64_t cols) {
   const detail::RowRequest r =
-      glu ? detail::glu_forward_request(Glu::swiglu(), t, x, codes, rows, cols)
-          : detail::bias_activation_forward_request(Activation::gelu(), t, x, nullptr, t, codes, rows,
-                                                    cols, {}, nullptr);
-  return detail::block_scaled_request(r, BlockScaledOutput::mxfp8(codes, scales));
+      row.glu ? detail::glu_forward_request(Glu::swiglu(), t, x, codes, rows, cols)
+              : detail::bias_activation_forward_request(Activation::gelu(), t, x, nullptr, t, codes,
+                                                        rows, cols, {}, nullptr);
+  return detail::block_scaled_request(r, row.output(codes, scales));
 }
 // Codes and scales that differ from the expected ones.
 int64_t block_mismatches(const std::vector<uint8_t>& codes, const std::vector<uint8_t>& scales,
@@ -665,37 +680,39 @@ class FusedRows {
                   }, e4m3, srows * scols)};
     add(cases, sfwd);
 
-    // MXFP8 (blocks of 32, E8M0 scales): GELU over [16384, 8192] and SwiGLU
+    // Block-scaled rows (kBlockRows): GELU over [16384, 8192] and SwiGLU
     // [8192, 14336]; checked bit for bit against the host run of the same
     // kernel code (fused_emulation.h) on a slice.
-    for (const bool glu : {false, true}) {
+    for (const BlockRow& row : kBlockRows) {
+      const bool glu = row.glu;
       const int64_t mrows = glu ? kGluRows[1] : kBiasRows, mcols = glu ? kGluWidths[1] : kBiasCols;
       const int64_t m = mrows * mcols;
       FusedCase mx;
-      mx.key = key(glu ? "swiglu->mxfp8" : "gelu->mxfp8", t, "forward",
-                   std::to_string(mrows) + "x" + std::to_string(mcols), m);
-      mx.bytes = (glu ? 2 : 1) * m * es + m + m / 32;
+      mx.key = key(row.name, t, "forward", std::to_string(mrows) + "x" + std::to_string(mcols), m);
+      mx.bytes = (glu ? 2 : 1) * m * es + m + m / row.block * row.scale_bytes();
       mx.inputs = glu ? 2 : 1;
-      void* dscales = params_.get(static_cast<size_t>(kCheckRows * mcols / 32));
+      const int64_t check_scale_bytes = (kCheckRows * mcols + row.block - 1) / row.block * row.scale_bytes();
+      void* dscales = params_.get(static_cast<size_t>(check_scale_bytes));
       mx.check = [=, &b] {
         const auto x = glu ? glu_input(Glu::swiglu(), t, kCheckRows, mcols) : grid(t, kCheckRows * mcols, 1);
         upload(t, b.a(), x);
-        const BlockScaledOutput y = BlockScaledOutput::mxfp8(b.c(), dscales);
+        const BlockScaledOutput y = row.output(b.c(), dscales);
         const Status s = glu ? glu_forward(Glu::swiglu(), t, b.a(), y, kCheckRows, mcols)
                              : bias_activation_forward(Activation::gelu(), t, b.a(), nullptr, t, y,
                                                        kCheckRows, mcols);
         if (!s.ok()) return verdict(s, 0);
         const auto xb = test::to_buffer(t, x);
-        std::vector<uint8_t> want(static_cast<size_t>(kCheckRows * mcols)), want_scales(want.size() / 32);
-        test::emulate_fused(block_request(t, glu, xb.data(), want.data(), want_scales.data(), kCheckRows, mcols),
+        std::vector<uint8_t> want(static_cast<size_t>(kCheckRows * mcols)),
+            want_scales(static_cast<size_t>(check_scale_bytes));
+        test::emulate_fused(block_request(t, row, xb.data(), want.data(), want_scales.data(), kCheckRows, mcols),
                             test::kH100DeviceBlocks);
         return verdict(s, block_mismatches(download_codes(b.c(), kCheckRows * mcols),
-                                           download_codes(dscales, kCheckRows * mcols / 32), want,
+                                           download_codes(dscales, check_scale_bytes), want,
                                            want_scales));
       };
-      void* scales = b.b();  // [rows, cols / 32] bytes: far less than the buffer
+      void* scales = b.b();  // [rows, cols / block] entries: far less than the buffer
       mx.launch = [=, &b] {
-        const BlockScaledOutput y = BlockScaledOutput::mxfp8(b.c(), scales);
+        const BlockScaledOutput y = row.output(b.c(), scales);
         return glu ? glu_forward(Glu::swiglu(), t, b.a(), y, mrows, mcols)
                    : bias_activation_forward(Activation::gelu(), t, b.a(), nullptr, t, y, mrows, mcols);
       };
@@ -775,7 +792,7 @@ int64_t fused_max_bytes() {
 std::vector<std::string> fused_op_names() {
   return {"bias+gelu", "gelu+dropout", "swiglu", "geglu", "prelu", "rrelu",
           "gelu->fp8", "bias+gelu->fp8", "swiglu->fp8", "softmax->fp8", "gelu->mxfp8",
-          "swiglu->mxfp8"};
+          "swiglu->mxfp8", "swiglu->fp8 1x128"};
 }
 
 std::string fused_list() {
@@ -787,7 +804,8 @@ std::string fused_list() {
          "scaling: two passes), bias+gelu->fp8 [16384, 8192] (backward: dact + dbias), "
          "swiglu->fp8 forward [8192, 14336], softmax->fp8 forward [32768, 4096]; each also as "
          "two calls (the plain form, then identity into fp8); MXFP8 (blocks of 32, E8M0 "
-         "scales): gelu->mxfp8 [16384, 8192], swiglu->mxfp8 [8192, 14336]";
+         "scales): gelu->mxfp8 [16384, 8192], swiglu->mxfp8 [8192, 14336]; blocks of 128 "
+         "(fp32 scales): swiglu->fp8 1x128 [8192, 14336]";
 }
 
 namespace {
@@ -895,17 +913,19 @@ void add_fp8_host_checks(DType t, Add& add) {
     judged(row, rows * d,
            fp8_outside(glu.act, Direction::forward, Fp8::e4m3, kFp8Scale, 1, gated, {}, exact, codes));
   });
-  for (const bool glu_row : {false, true}) {
+  for (const BlockRow& block_row : kBlockRows) {
+    const bool glu_row = block_row.glu;
     const int64_t mcols = glu_row ? kGluWidths[1] : kBiasCols;
-    add(glu_row ? "swiglu->mxfp8" : "gelu->mxfp8", t, "forward", dims(rows, mcols),
+    add(block_row.name, t, "forward", dims(rows, mcols),
         [=](HostCheckRow& row) {
           // The kernels' code on the host against the reference's quantizer
           // on the fp32 results the same code computes (the f32 form on the
           // inputs widened, exactly).
           const auto x = glu_row ? glu_input(Glu::swiglu(), t, rows, mcols) : grid(t, rows * mcols, 1);
           const auto xb = host(t, x), x32 = host(DType::f32, x);
-          std::vector<uint8_t> codes(static_cast<size_t>(rows * mcols)), scales(codes.size() / 32);
-          emulate(block_request(t, glu_row, xb.data(), codes.data(), scales.data(), rows, mcols));
+          const int64_t scale_bytes = (rows * mcols + block_row.block - 1) / block_row.block * block_row.scale_bytes();
+          std::vector<uint8_t> codes(static_cast<size_t>(rows * mcols)), scales(static_cast<size_t>(scale_bytes));
+          emulate(block_request(t, block_row, xb.data(), codes.data(), scales.data(), rows, mcols));
           std::vector<float> fp32(codes.size());
           detail::RowRequest plain =
               glu_row ? detail::glu_forward_request(Glu::swiglu(), DType::f32, x32.data(), fp32.data(), rows, mcols)
@@ -915,8 +935,8 @@ void add_fp8_host_checks(DType t, Add& add) {
           emulate(plain);
           std::vector<uint8_t> want(codes.size()), want_scales(scales.size());
           const Status s = reference::block_quantize(fp32.data(), rows, mcols,
-                                                     BlockScaledOutput::mxfp8(want.data(), want_scales.data()));
-          judged(row, rows * mcols + rows * mcols / 32,
+                                                     block_row.output(want.data(), want_scales.data()));
+          judged(row, rows * mcols + rows * mcols / block_row.block,
                  s.ok() ? block_mismatches(codes, scales, want, want_scales) : rows * mcols);
         });
   }
