@@ -3,6 +3,7 @@
 #pragma once
 
 #include "cuact/activation.h"
+#include "cuact/cross_entropy.h"
 #include "cuact/dtype.h"
 #include "cuact/fp8.h"
 #include "cuact/fused.h"

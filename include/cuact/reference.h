@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "cuact/activation.h"
+#include "cuact/cross_entropy.h"
 #include "cuact/fp8.h"
 #include "cuact/fused.h"
 #include "cuact/quantized.h"
@@ -109,6 +110,29 @@ Status softmax(Direction direction, const Softmax& op, DType dtype, const void* 
 // Any SoftmaxShape (strided rows, the middle dimension of [outer, dim, inner]).
 Status softmax(Direction direction, const Softmax& op, DType dtype, const void* in,
                const void* grad, void* out, const SoftmaxShape& shape);
+
+// Cross-entropy (cuact/cross_entropy.h; docs/SPEC.md, "Cross-entropy") on
+// host buffers: logits [rows, vocab] in `dtype` with row stride row_stride,
+// targets [rows] (i32 or i64; each a class in [0, vocab) or ignore_index,
+// else invalid_parameter). Each output is optional but `reduced`, which a
+// sum or mean needs; fp32 words, each rounded once from double.
+struct CrossEntropyResults {
+  float* loss = nullptr;     // [rows]: each row's loss (0 for an ignored row)
+  float* lse = nullptr;      // [rows]: log-sum-exp of the row's z (ignored rows too)
+  float* z_loss = nullptr;   // [rows]: z_loss * lse^2 of a counted row, 0 else
+  float* reduced = nullptr;  // one word: the sum or the mean
+  // [rows, vocab] with the logits' row stride, in `dtype`: the gradient of
+  // the reduced loss (none: of the rows' sum), the fused mode's dlogits.
+  void* dlogits = nullptr;
+};
+Status cross_entropy_forward(const CrossEntropy& ce, DType dtype, const void* logits, int64_t rows,
+                             int64_t vocab, int64_t row_stride, const void* targets,
+                             IndexType target_type, const CrossEntropyResults& out);
+// dlogits [rows, vocab] (the logits' row stride and dtype) from the upstream
+// gradient dloss of the reduced loss: one word (sum, mean) or [rows] (none).
+Status cross_entropy_backward(const CrossEntropy& ce, DType dtype, const void* logits, int64_t rows,
+                              int64_t vocab, int64_t row_stride, const void* targets,
+                              IndexType target_type, const float* dloss, void* dlogits);
 
 // The fused forms (cuact/fused.h). Scalar pieces of their contract:
 // bias + activation's pre-activation x + bias, rounded to fp32;
