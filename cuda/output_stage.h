@@ -286,7 +286,7 @@ struct BlockStageBase {
 
 // A block-scaled fp8 output (BlockCode8): a chunk is 32 results of one row
 // starting at a multiple of 32 columns, one block of 32 or two of 16; a
-// block of 64 or 128 is a group of 2 or 4 chunks (row_engine.h, group_rows:
+// block of 64 or 128 is a group of 2 or 4 chunks (row_engine.h, block_rows:
 // the group's max |result| first, then each chunk's codes at its scale).
 template <>
 struct OutputStage<BlockCode8> : BlockStageBase {

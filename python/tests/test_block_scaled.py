@@ -171,6 +171,21 @@ def unplace(scales, layout, rows, groups, entry=E8M0):
     return flat[place]
 
 
+def scales_explained(got, options):
+    """Every scale of got equals one of the candidate scale matrices
+    (options[0] the rule's on the exact amax, the others on amaxes moved by
+    the results' own bound), else the test fails; returns how many needed
+    a moved amax, and each candidate's matches ([rows, groups] booleans)."""
+    fits = [_bits(s) == _bits(got) for s in options]  # [rows, groups]: candidate i gives got
+    ok = fits[0].clone()
+    for f in fits[1:]:
+        ok |= f
+    assert bool(ok.all()), (
+        f"unexplained scales at {ok.logical_not().nonzero()[:5].tolist()}: "
+        f"got {got[~ok][:5].float().tolist()}, want {options[0][~ok][:5].float().tolist()}")
+    return int((ok & ~fits[0]).sum()), fits
+
+
 def _bits(t):
     """Comparable bits: fp8 and E8M0 as bytes, float32 as int32, integers as they are."""
     if t.dtype == torch.float32:
@@ -208,14 +223,8 @@ def check_block_scaled(out, v, fmt, block, scale_type, layout, exact):
     got = unplace(scales, layout, rows, groups)
     amaxes = [block_amax(m, block) for m in moved]
     options = [block_scale(a, fmt, scale_type) for a in amaxes]
-    fits = [_bits(s) == _bits(got) for s in options]  # [rows, groups]: amax i gives got
-    ok = fits[0].clone()
-    for f in fits[1:]:
-        ok |= f
-    explained += int((ok & ~fits[0]).sum())
-    assert bool(ok.all()), (
-        f"unexplained scales at {ok.logical_not().nonzero()[:5].tolist()}: "
-        f"got {got[~ok][:5].tolist()}, want {options[0][~ok][:5].tolist()}")
+    moved_amax, fits = scales_explained(got, options)
+    explained += moved_amax
 
     # codes, with the operator's scales (f32: the multiplier from an amax
     # that gives the operator's scale)

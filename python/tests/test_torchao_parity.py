@@ -183,29 +183,25 @@ def _crafted_nvfp4():
     return torch.tensor(rows, dtype=torch.float32)
 
 
-def dataset(name):
+def _dataset(name, crafted, seeds, identity_span, activation_span):
     """(input, activation, u): u the float32 values torchao quantizes."""
     if name == "crafted":
-        x = _crafted()
+        x = crafted()
         return x, "identity", x
     if name in ("random-f32", "random-bf16"):
-        x = _random(128, 512, torch.float32 if name == "random-f32" else torch.bfloat16, 1,
-                    -40, 40)
+        x = _random(128, 512, torch.float32 if name == "random-f32" else torch.bfloat16, seeds[0],
+                    *identity_span)
         return x, "identity", x.float()
-    x = _random(128, 512, torch.float32, 2, -6, 6)
+    x = _random(128, 512, torch.float32, seeds[1], *activation_span)
     return x, name, getattr(CF, name)(x)
+
+
+def dataset(name):
+    return _dataset(name, _crafted, (1, 2), (-40, 40), (-6, 6))
 
 
 def nvfp4_dataset(name):
-    if name == "crafted":
-        x = _crafted_nvfp4()
-        return x, "identity", x
-    if name in ("random-f32", "random-bf16"):
-        x = _random(128, 512, torch.float32 if name == "random-f32" else torch.bfloat16, 3,
-                    -16, 4)
-        return x, "identity", x.float()
-    x = _random(128, 512, torch.float32, 4, -16, 4)
-    return x, name, getattr(CF, name)(x)
+    return _dataset(name, _crafted_nvfp4, (3, 4), (-16, 4), (-16, 4))
 
 
 DATASETS = ["random-f32", "random-bf16", "gelu", "silu", "crafted"]
