@@ -84,6 +84,7 @@ ELEM_SIZE = {"f32": 4, "f16": 2, "bf16": 2}
 # picks the format at run time; one kernel serves both). Its rows' dtype is
 # "<input dtype>->fp8".
 CODE8 = "cuact::detail::Code8"
+CROSS_ENTROPY = "cuact::detail::CrossEntropyRows<"  # the cross-entropy epilogue's output
 BLOCK_CODE8 = "cuact::detail::BlockCode8"  # a block-scaled output's code
 BLOCK_CODE4 = "cuact::detail::BlockCode4"  # a byte of two NVFP4 codes
 
@@ -283,11 +284,14 @@ def classify(mangled: str, name: str) -> Kernel:
         return k
     m = re.match(r"void cuact::detail::softmax_(forward|backward)_"
                  r"(register_cluster|register|block|streaming|cluster)_kernel<([^,>]+)(?:, (\d+))?"
-                 r"(?:, ([\w:]+))?>\(", name)
+                 r"(?:, ([\w:]+(?:<[\w:]+ ?>)?))? ?>\(", name)
     if m:
         k.family, k.dtype = "softmax", DTYPE_OF.get(m.group(3), m.group(3))
         if m.group(5) == CODE8:
             k.quantized, k.in_dtype, k.dtype = True, k.dtype, f"{k.dtype}->fp8"
+        elif m.group(5) and m.group(5).startswith(CROSS_ENTROPY):
+            # The cross-entropy: x read, dlogits written (the fused mode), as a forward's y.
+            k.in_dtype, k.dtype = k.dtype, f"{k.dtype}->ce"
         k.direction = m.group(1)
         k.op = {"register": "warp_per_row", "block": "block_per_row", "streaming": "streaming",
                 "cluster": "cluster_per_row", "register_cluster": "cluster_per_row"}[m.group(2)]
@@ -865,12 +869,14 @@ def readme_summary(rows: List[dict], dispatch: List[dict], fails) -> str:
     worst = sorted(gated, key=lambda r: (r["fraction_H200"], r["fraction_H100"]))[:12]
     out = []
     counts = []
-    kind = lambda r: "block" if r["dtype"].endswith(("block", "nvfp4")) else "output" in r
+    kind = lambda r: ("block" if r["dtype"].endswith(("block", "nvfp4")) else
+                      "ce" if r["dtype"].endswith("->ce") else "output" in r)
     for fam, label, quantized in (("elementwise", "elementwise", False), ("fused", "fused", False),
                                   ("fused", "fused with an fp8 output", True),
                                   ("fused", "fused with block-scaled fp8 or NVFP4", "block"),
                                   ("softmax", "softmax", False),
-                                  ("softmax", "softmax with an fp8 output", True)):
+                                  ("softmax", "softmax with an fp8 output", True),
+                                  ("softmax", "cross-entropy with fused dlogits", "ce")):
         fr = [r for r in gated if r["family"] == fam and kind(r) == quantized]
         if fr:
             below = sum(1 for r in fr if min(r["fraction_H100"], r["fraction_H200"]) < TARGETS[fam])

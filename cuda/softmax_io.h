@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "cuact/device/convert.cuh"
+#include "cross_entropy_store.h"
 #include "output_stage.h"
 #include "softmax_launch.h"
 #include "softmax_math.h"
@@ -67,7 +68,9 @@ CUACT_HD void store_softmax_pack(T* p, const SoftmaxPack<T, N>& v) {
 
 // One call's buffers and options as the kernels take them (by value). O is
 // the output's element type: T, or Code8 where the forward's probabilities
-// are quantized (the epilogue slot: RowSink<O> below).
+// are quantized, or CrossEntropyRows<T> where the forward's log-probabilities
+// become a cross-entropy's loss and dlogits (the epilogue slot: RowSink<O>
+// below and cross_entropy_sink.h).
 template <class T, class O = T>
 struct SoftmaxArgs {
   const T* in = nullptr;    // x (forward) or y (backward)
@@ -80,6 +83,7 @@ struct SoftmaxArgs {
   bool vectorized = false;  // register kernels: rows start on pack boundaries; middle_dim: packs
   MiddlePlan middle;        // middle_dim: the block's shape
   QuantizedStore quantized;  // O = Code8: the output stage's scale, amax, scale_inv
+  CrossEntropyStore cross_entropy;  // O = CrossEntropyRows<T>: targets, options, outputs
 };
 
 // The kernels' arguments for a call, before its plan (host): the plan sets
@@ -96,6 +100,7 @@ SoftmaxArgs<T, O> softmax_args(const SoftmaxCall& call) {
   a.scale = call.scale;
   a.log = call.log;
   a.quantized = call.quantized;
+  a.cross_entropy = call.cross_entropy;
   return a;
 }
 
@@ -111,7 +116,10 @@ CUACT_HD std::uintptr_t pack_address(const O* p) {
 }
 
 // Forward: z = s*x + m for the visible columns, -inf (not read) for the rest.
-template <class T>
+// Capped (the cross-entropy's source): z = cap * tanh(z * (1 / cap)) where
+// the call's cap > 0 (Gemma's soft cap; no mask there), tanh as tanh_fast
+// (float_math.cuh: MUFU operations; tanhf's longer code makes ptxas spill).
+template <class T, bool Capped = false>
 struct ForwardSource {
   using Elem = T;
   const T* x;
@@ -119,6 +127,7 @@ struct ForwardSource {
   bool masked;    // the call has a mask (a kernel argument: a uniform test)
   int64_t visible;
   float scale;
+  float cap = 0.0f, inv_cap = 0.0f;
 
   template <class O>
   CUACT_HD ForwardSource(const SoftmaxArgs<T, O>& a, int64_t row)
@@ -130,11 +139,20 @@ struct ForwardSource {
     mask = masked ? a.mask + spec.mask_row * a.layout.mask_stride : nullptr;
     visible = spec.visible;
     scale = a.scale;
+    if constexpr (Capped) {
+      cap = a.cross_entropy.softcap;
+      inv_cap = a.cross_entropy.inv_softcap;
+    }
+  }
+
+  CUACT_HD float capped(float z) const {
+    if constexpr (Capped) return cap > 0.0f ? cap * device::tanh_fast(z * inv_cap) : z;
+    return z;
   }
 
   CUACT_HD float one(int64_t col) const {
     if (col >= visible) return -INFINITY;
-    return softmax_input(scale, to_float(x[col]), mask ? to_float(mask[col]) : 0.0f);
+    return capped(softmax_input(scale, to_float(x[col]), mask ? to_float(mask[col]) : 0.0f));
   }
 
   template <int N>
@@ -155,7 +173,7 @@ struct ForwardSource {
     }
     CUACT_UNROLL
     for (int q = 0; q < N; ++q)
-      z[q] = col + q < visible ? softmax_input(scale, to_float(xv.v[q]), m[q]) : -INFINITY;
+      z[q] = col + q < visible ? capped(softmax_input(scale, to_float(xv.v[q]), m[q])) : -INFINITY;
   }
 
   // The register kernels (cols <= 16 * kRegisterMaxCols, so 32-bit columns)
@@ -188,6 +206,9 @@ struct ForwardSource {
       CUACT_UNROLL
       for (int q = 0; q < N; ++q) z[q] = scale * to_float(xv.v[q]);  // = s*x + 0 but for -0
     }
+    if constexpr (Capped)
+      CUACT_UNROLL
+      for (int q = 0; q < N; ++q) z[q] = capped(z[q]);
     CUACT_UNROLL
     for (int q = 0; q < N; ++q) z[q] = q < shown ? z[q] : -INFINITY;
   }
@@ -335,6 +356,7 @@ struct BackwardSource {
 // unchanged. Plain (O = T): each result rounded once to T.
 template <class O>
 struct RowSink {
+  static constexpr bool kRowTotal = false;  // no per-row epilogue (finish_row)
   O* out;
 
   template <class T>
@@ -362,6 +384,7 @@ struct RowSink {
 // scale is read when the sink is made (once a row).
 template <>
 struct RowSink<Code8> {
+  static constexpr bool kRowTotal = false;
   Code8* out;
   OutputStage<Code8> stage;
   float* amax;
@@ -402,6 +425,28 @@ struct RowSink<Code8> {
     }
   }
 };
+
+// The forward source of a call with output O (the cross-entropy's caps).
+template <class T, class O>
+using ForwardSourceOf = ForwardSource<T, kIsCrossEntropy<O>>;
+
+// A row epilogue's hooks, for sinks with kRowTotal (cross-entropy): every
+// thread of the row calls begin_row with the row's normalizer before its
+// first store, and finish_row after its last; finish_row all-reduces the
+// threads' partials over the row (reduce(v, op), as the kernel's other
+// reductions) and the row's one leader writes the row's words. Plain sinks:
+// nothing.
+template <class Sink>
+CUACT_HD void begin_row(Sink& sink, const RowNormalizer& n) {
+  if constexpr (Sink::kRowTotal) sink.begin(n);
+}
+template <class Sink, class Reduce>
+CUACT_HD void finish_row(Sink& sink, Reduce&& reduce, bool leader) {
+  if constexpr (Sink::kRowTotal) {
+    const float total = reduce(sink.partial, SumOp{});
+    if (leader) sink.finish(total);
+  }
+}
 
 // The pack plan of one row over every buffer the kernel touches for it.
 template <class Source, class O>

@@ -14,6 +14,9 @@
 //     rows of <= 16384 * R on pack boundaries in registers:
 //                  softmax_{forward,backward}_register_cluster_kernel<T>     1 + 1 (sm_90+)
 //   middle_dim     softmax_{forward,backward}_middle_kernel<T>               1 + 1
+//
+// Each forward kernel also takes an output O: T, Code8 (fp8 codes) or
+// CrossEntropyRows<T> (the cross-entropy epilogue: no middle_dim kernel).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -128,11 +131,13 @@ __device__ __forceinline__ void for_each_register_row(const SoftmaxArgs<T, O>& a
 // most 64 registers a thread) up to 512 columns, 4 (128) at 1024; past 1024
 // columns both directions 64 registers (16384 / span blocks of span / 16
 // threads). Left to itself, ptxas keeps up to 168 registers at 1024 columns
-// (384 threads an SM) and may spill a predicate at 512.
-CUACT_HD constexpr int register_min_blocks(int log2_span, bool backward) {
+// (384 threads an SM) and may spill a predicate at 512. An epilogue with a
+// row total (cross-entropy: its per-row state and partial) gets half the
+// blocks up to 1024 columns, where 64 registers spill.
+CUACT_HD constexpr int register_min_blocks(int log2_span, bool backward, bool row_total = false) {
   if (log2_span > 10) return kRegisterMaxCols >> log2_span;
   if (backward) return 1;
-  return log2_span < 10 ? 8 : 4;
+  return (log2_span < 10 ? 8 : 4) / (row_total ? 2 : 1);
 }
 template <class T, int LOG2_SPAN>
 CUACT_HD constexpr int register_block_threads() {
@@ -143,7 +148,8 @@ CUACT_HD constexpr int register_block_threads() {
 // row's columns from `first` on (a register cluster's block: its slice);
 // reduce(v, op) all-reduces over the row's lanes (a warp's group, the
 // block, or a cluster's blocks). Forward: load, max, sum of exponentials,
-// outputs, store. An inactive row (one past the last, or a slice past the
+// outputs, store (and a row epilogue's total: finish_row, led by the
+// row's first lane). An inactive row (one past the last, or a slice past the
 // row's end) loads padding (from a real row's first columns) and stores
 // nothing; its lanes still take part in the reductions.
 template <int C, int P, class T, class O, class Reduce>
@@ -152,14 +158,21 @@ __device__ __forceinline__ void register_forward_row(const SoftmaxArgs<T, O>& a,
                                                      const SoftmaxRowSpec& spec, Reduce&& reduce,
                                                      float* amax, int64_t first = 0) {
   float v[C];
-  ForwardSource<T> src(a, active ? row : a.layout.rows - 1, spec);
+  ForwardSourceOf<T, O> src(a, active ? row : a.layout.rows - 1, spec);
   if (active) src.advance(first);
   const int64_t cols = a.layout.cols - (active ? first : 0);
   lane_load<C, P>(src, lanes, lane, cols, a.vectorized, v, active);
   const float shift = exp_shift(reduce(lane_max(v), MaxNanOp{}));
   const float sum = reduce(lane_exp_sum(v, shift, a.log), SumOp{});
-  lane_outputs(v, make_normalizer(shift, sum, a.log));
-  if (active) {
+  const RowNormalizer n = make_normalizer(shift, sum, a.log);
+  lane_outputs(v, n);
+  if constexpr (RowSink<O>::kRowTotal) {  // every lane reaches the epilogue's reduction
+    RowSink<O> sink(a, active ? row : a.layout.rows - 1, amax);
+    sink.advance(first);
+    begin_row(sink, n);
+    if (active) lane_store<C, P>(sink, lanes, lane, cols, a.vectorized, v);
+    finish_row(sink, reduce, active && lane == 0 && first == 0);
+  } else if (active) {
     RowSink<O> sink(a, row, amax);
     sink.advance(first);
     lane_store<C, P>(sink, lanes, lane, cols, a.vectorized, v);
@@ -211,7 +224,7 @@ __device__ __forceinline__ void register_rows(const SoftmaxArgs<T, O>& a) {
 
 template <class T, int LOG2_SPAN, class O = T>
 __global__ void __launch_bounds__(register_block_threads<T, LOG2_SPAN>(),
-                                  register_min_blocks(LOG2_SPAN, false))
+                                  register_min_blocks(LOG2_SPAN, false, RowSink<O>::kRowTotal))
     softmax_forward_register_kernel(SoftmaxArgs<T, O> a) {
   register_rows<false, LOG2_SPAN>(a);
 }
@@ -232,16 +245,18 @@ __global__ void __launch_bounds__(register_block_threads<T, LOG2_SPAN>(),
 // cluster's blocks). The forward keeps three passes (z and the max, the
 // exponentials and their sum, the outputs): folding the first two into an
 // online (max, sum) computes every exponential twice, which costs more than
-// the pass it saves.
-template <int B, class T, class O, class Reduce>
-__device__ __forceinline__ void cached_forward_row(const ForwardSource<T>& src,
-                                                   const RowSink<O>& sink, const PackPlan& plan,
-                                                   float* cache, bool log, Reduce&& reduce) {
+// the pass it saves. `leader`: the thread that ends a row epilogue (finish_row).
+template <int B, class T, bool Capped, class O, class Reduce>
+__device__ __forceinline__ void cached_forward_row(const ForwardSource<T, Capped>& src,
+                                                   RowSink<O>& sink, const PackPlan& plan,
+                                                   float* cache, bool log, Reduce&& reduce,
+                                                   bool leader) {
   const float shift =
       exp_shift(reduce(block_forward_load(src, plan, threadIdx.x, B, cache), MaxNanOp{}));
   const float sum =
       reduce(block_forward_exp_sum<T>(plan, threadIdx.x, B, cache, shift, log), SumOp{});
   block_forward_store<T>(sink, plan, threadIdx.x, B, cache, make_normalizer(shift, sum, log));
+  finish_row(sink, reduce, leader);
 }
 
 template <int B, class T, class Reduce>
@@ -262,24 +277,32 @@ __device__ __forceinline__ void cached_rows(const SoftmaxArgs<T, O>& a) {
   auto reduce = [&](float v, auto op) { return block.all(v, op); };
   float amax = 0.0f;
   for (int64_t row = blockIdx.x; row < a.layout.rows; row += gridDim.x) {
-    const RowSink<O> sink(a, row, &amax);
+    RowSink<O> sink(a, row, &amax);
     if constexpr (Backward) {
       const BackwardSource<T> src(a, row);
       T* y_cache = softmax_row_cache<T>();
       cached_backward_row<B>(src, sink, row_pack_plan(src, sink, a.layout.cols), y_cache,
                              y_cache + a.layout.cols, a.scale, a.log, reduce);
     } else {
-      const ForwardSource<T> src(a, row);
+      const ForwardSourceOf<T, O> src(a, row);
       cached_forward_row<B>(src, sink, row_pack_plan(src, sink, a.layout.cols),
-                            softmax_row_cache<float>(), a.log, reduce);
+                            softmax_row_cache<float>(), a.log, reduce, threadIdx.x == 0);
     }
     __syncthreads();  // the next row's plan may give these slots to other threads
   }
   fold_output(a, amax);
 }
 
+// Resident blocks a block-wide kernel is compiled for: an epilogue with a
+// row total, 64 registers (1024 / B blocks; left to itself, ptxas aims at
+// more blocks and spills); the others 0, ptxas's own choice (an explicit 1
+// makes it spill in the fp32 block kernel on sm_80).
+template <class O, int B>
+inline constexpr int kRowTotalMinBlocks = RowSink<O>::kRowTotal ? (1024 / B > 0 ? 1024 / B : 1) : 0;
+
 template <class T, int B, class O = T>
-__global__ void __launch_bounds__(B) softmax_forward_block_kernel(SoftmaxArgs<T, O> a) {
+__global__ void __launch_bounds__(B, (kRowTotalMinBlocks<O, B>))
+    softmax_forward_block_kernel(SoftmaxArgs<T, O> a) {
   cached_rows<false, B>(a);
 }
 
@@ -366,9 +389,10 @@ __device__ __forceinline__ void cached_cluster_rows(const SoftmaxArgs<T, O>& a) 
       cached_backward_row<B>(src, sink, plan, y_cache, y_cache + plan.n /* the slice's dy */,
                              a.scale, a.log, reduce);
     } else {
-      ForwardSource<T> src(a, row, spec);
+      ForwardSourceOf<T, O> src(a, row, spec);
       const PackPlan plan = cluster_slice_plan(src, sink, a.layout.cols, rank, ranks);
-      cached_forward_row<B>(src, sink, plan, softmax_row_cache<float>(), a.log, reduce);
+      cached_forward_row<B>(src, sink, plan, softmax_row_cache<float>(), a.log, reduce,
+                            rank == 0 && threadIdx.x == 0);
     }
   });
   fold_output(a, amax);
@@ -376,7 +400,8 @@ __device__ __forceinline__ void cached_cluster_rows(const SoftmaxArgs<T, O>& a) 
 #endif
 
 template <class T, class O = T>
-__global__ void __launch_bounds__(kClusterBlockThreads)
+__global__ void __launch_bounds__(kClusterBlockThreads,
+                                  (kRowTotalMinBlocks<O, kClusterBlockThreads>))
     softmax_forward_cluster_kernel(SoftmaxArgs<T, O> a) {
 #ifdef CUACT_HAVE_CLUSTERS
   cached_cluster_rows<false>(a);
@@ -443,20 +468,28 @@ __global__ void __launch_bounds__(register_cluster_threads(true), 1)
 // Online softmax: one pass keeps each thread's running (reference, sum),
 // merged over the block; a second pass reads the row again and writes.
 template <class T, class O = T>
-__global__ void __launch_bounds__(kStreamingBlockThreads)
+__global__ void __launch_bounds__(kStreamingBlockThreads,
+                                  (kRowTotalMinBlocks<O, kStreamingBlockThreads>))
     softmax_forward_streaming_kernel(SoftmaxArgs<T, O> a) {
   constexpr int B = kStreamingBlockThreads;
   __shared__ typename cub::BlockReduce<MaxSum, B>::TempStorage temp;
   __shared__ MaxSum slot;
   float amax = 0.0f;
   for (int64_t row = blockIdx.x; row < a.layout.rows; row += gridDim.x) {
-    const ForwardSource<T> src(a, row);
-    const RowSink<O> sink(a, row, &amax);
-    const PackPlan plan = row_pack_plan(src, sink, a.layout.cols);
+    const ForwardSourceOf<T, O> src(a, row);
+    const PackPlan plan = row_pack_plan(src, RowSink<O>(a, row, &amax), a.layout.cols);
     const MaxSum local = streaming_forward_stats(src, plan, threadIdx.x, B);
     const MaxSum total = block_all_reduce<B>(temp, slot, local, MaxSumOp{});
     const RowNormalizer n = make_normalizer(exp_shift(total.max), total.sum, a.log);
+    // The sink made after the first pass, so that its row state does not
+    // stay live across it (the cross-entropy's spills on sm_90 otherwise).
+    RowSink<O> sink(a, row, &amax);
     streaming_forward_store(src, sink, plan, threadIdx.x, B, n, a.log);
+    if constexpr (RowSink<O>::kRowTotal) {
+      __shared__ float slots[2][GroupReduce<B>::kWarps];
+      GroupReduce<B> block{slots};  // (the next row's block_all_reduce has barriers first)
+      finish_row(sink, [&](float v, auto op) { return block.all(v, op); }, threadIdx.x == 0);
+    }
   }
   fold_output(a, amax);
 }
@@ -613,7 +646,8 @@ SoftmaxKernels forward_softmax_kernels() {
   k.cluster = reinterpret_cast<const void*>(&softmax_forward_cluster_kernel<T, O>);
   k.register_cluster = reinterpret_cast<const void*>(&softmax_forward_register_cluster_kernel<T, O>);
   k.streaming = reinterpret_cast<const void*>(&softmax_forward_streaming_kernel<T, O>);
-  k.middle = reinterpret_cast<const void*>(&softmax_forward_middle_kernel<T, O>);
+  if constexpr (!kIsCrossEntropy<O>)  // (a cross-entropy's rows are the last dimension)
+    k.middle = reinterpret_cast<const void*>(&softmax_forward_middle_kernel<T, O>);
   return k;
 }
 

@@ -9,6 +9,7 @@
 #include <cuda_runtime_api.h>
 
 #include "cuact/softmax.h"
+#include "cross_entropy_store.h"
 #include "output_stage.h"
 #include "softmax_plan.h"
 
@@ -26,6 +27,7 @@ struct SoftmaxCall {
   int in_size = 4;             // bytes of an input element (in, grad, mask)
   int out_size = 4;            // bytes of an output element: in_size, or 1 (fp8 codes)
   QuantizedStore quantized;    // out_size 1: the output stage's scale, amax, scale_inv
+  CrossEntropyStore cross_entropy;  // a cross-entropy call (targets set): the epilogue's arguments
   SoftmaxLayout layout;
   SoftmaxAlgorithm requested = SoftmaxAlgorithm::automatic;
 };
@@ -80,5 +82,9 @@ const SoftmaxEngine& softmax_engine_bf16();
 const SoftmaxEngine& softmax_fp8_engine_f32();
 const SoftmaxEngine& softmax_fp8_engine_f16();
 const SoftmaxEngine& softmax_fp8_engine_bf16();
+// The cross-entropy epilogue (forward only; cross_entropy_sink.h).
+const SoftmaxEngine& softmax_cross_entropy_engine_f32();
+const SoftmaxEngine& softmax_cross_entropy_engine_f16();
+const SoftmaxEngine& softmax_cross_entropy_engine_bf16();
 
 }  // namespace cuact::detail

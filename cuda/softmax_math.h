@@ -27,8 +27,8 @@ using device::reciprocal_at_least_1;
 
 // ---------------------------------------------------------------- the forward's exp and log
 
-inline constexpr float kLog2e = 1.4426950408889634f;
-inline constexpr float kLn2 = 0.6931471805599453f;
+using device::kLn2;
+using device::kLog2e;
 
 // exp(d) for the forward's terms, d = z - shift <= 8 (d <= 0 but in the
 // online sums): the hardware 2^x of d*log2(e), two instructions after the

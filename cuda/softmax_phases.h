@@ -8,6 +8,7 @@
 
 #include <cstdint>
 
+#include "cross_entropy_sink.h"
 #include "softmax_io.h"
 
 namespace cuact::detail {
@@ -42,8 +43,8 @@ CUACT_HD void for_each_lane_column(int lanes, int lane, int64_t cols, bool vecto
 // last, whose source is built on a real row). Vectorized, every pack is loaded before any is used
 // (ForwardSource::lane_loads: no bounds branch between the loads, all in
 // flight at once).
-template <int C, int P, class T>
-CUACT_HD void lane_load(const ForwardSource<T>& src, int lanes, int lane, int64_t cols, bool vectorized,
+template <int C, int P, class T, bool Capped>
+CUACT_HD void lane_load(const ForwardSource<T, Capped>& src, int lanes, int lane, int64_t cols, bool vectorized,
                         float (&v)[C], bool active = true) {
   const RegisterConfig cfg{lanes, C, P};
   if (vectorized) {
@@ -103,7 +104,7 @@ CUACT_HD void lane_load(const BackwardSource<T>& src, int lanes, int lane, int64
 }
 
 template <int C, int P, class Sink>
-CUACT_HD void lane_store(const Sink& sink, int lanes, int lane, int64_t cols, bool vectorized,
+CUACT_HD void lane_store(Sink& sink, int lanes, int lane, int64_t cols, bool vectorized,
                               const float (&v)[C]) {
   for_each_lane_column<C, P>(
       lanes, lane, cols, vectorized,
@@ -119,8 +120,8 @@ CUACT_HD void lane_store(const Sink& sink, int lanes, int lane, int64_t cols, bo
 // ---------------------------------------------------------------- block_per_row: a thread's items
 
 // Forward phase 1: z of the thread's items into the cache; returns their max.
-template <class T>
-CUACT_HD float block_forward_load(const ForwardSource<T>& src, const PackPlan& plan, int thread,
+template <class T, bool Capped>
+CUACT_HD float block_forward_load(const ForwardSource<T, Capped>& src, const PackPlan& plan, int thread,
                                   int threads, float* cache) {
   constexpr int W = full_pack_width(sizeof(T));
   float local_max = -INFINITY;
@@ -170,9 +171,10 @@ CUACT_HD float block_forward_exp_sum(const PackPlan& plan, int thread, int threa
 // Forward phase 3: the outputs from the cache (T: the input's type, which
 // sets the pack).
 template <class T, class Sink>
-CUACT_HD void block_forward_store(const Sink& sink, const PackPlan& plan, int thread,
+CUACT_HD void block_forward_store(Sink& sink, const PackPlan& plan, int thread,
                                   int threads, const float* cache, const RowNormalizer& n) {
   constexpr int W = full_pack_width(sizeof(T));
+  begin_row(sink, n);
   for_each_row_item(
       plan, thread, threads,
       [&](int64_t p) {
@@ -253,7 +255,7 @@ CUACT_HD float block_backward_load(const BackwardSource<T>& src, const PackPlan&
 
 // Backward phase 2: dx from the caches.
 template <class T, class Sink>
-CUACT_HD void block_backward_store(const Sink& sink, const PackPlan& plan, int thread,
+CUACT_HD void block_backward_store(Sink& sink, const PackPlan& plan, int thread,
                                    int threads, const T* y_cache, const T* dy_cache, float reduced,
                                    float scale, bool log) {
   constexpr int W = full_pack_width(sizeof(T));
@@ -276,8 +278,8 @@ CUACT_HD void block_backward_store(const Sink& sink, const PackPlan& plan, int t
 // read twice
 
 // Forward pass 1: the thread's online (reference, sum).
-template <class T>
-CUACT_HD MaxSum streaming_forward_stats(const ForwardSource<T>& src, const PackPlan& plan,
+template <class T, bool Capped>
+CUACT_HD MaxSum streaming_forward_stats(const ForwardSource<T, Capped>& src, const PackPlan& plan,
                                         int thread, int threads) {
   constexpr int W = full_pack_width(sizeof(T));
   OnlineSoftmax online;
@@ -296,11 +298,12 @@ CUACT_HD MaxSum streaming_forward_stats(const ForwardSource<T>& src, const PackP
 }
 
 // Forward pass 2: reads z again and writes the outputs.
-template <class T, class Sink>
-CUACT_HD void streaming_forward_store(const ForwardSource<T>& src, const Sink& sink,
+template <class T, bool Capped, class Sink>
+CUACT_HD void streaming_forward_store(const ForwardSource<T, Capped>& src, Sink& sink,
                                       const PackPlan& plan, int thread, int threads,
                                       const RowNormalizer& n, bool log) {
   constexpr int W = full_pack_width(sizeof(T));
+  begin_row(sink, n);
   auto output = [&](float z) { return softmax_output(log ? z : exp_approx(z - n.shift), n); };
   for_each_row_item(
       plan, thread, threads,
@@ -339,7 +342,7 @@ CUACT_HD float streaming_backward_sum(const BackwardSource<T>& src, const PackPl
 
 // Backward pass 2: reads y and dy again and writes dx.
 template <class T, class Sink>
-CUACT_HD void streaming_backward_store(const BackwardSource<T>& src, const Sink& sink,
+CUACT_HD void streaming_backward_store(const BackwardSource<T>& src, Sink& sink,
                                        const PackPlan& plan, int thread, int threads, float reduced,
                                        float scale, bool log) {
   constexpr int W = full_pack_width(sizeof(T));

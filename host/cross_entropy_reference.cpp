@@ -7,52 +7,26 @@
 #include <vector>
 
 #include "cuact/reference.h"
+#include "cross_entropy_checks.h"
 #include "element_io.h"
 
 namespace cuact::reference {
 
 namespace {
 
-bool finite(float v) { return std::isfinite(v); }
-
 int64_t target_at(IndexType type, const void* targets, int64_t r) {
   return type == IndexType::i32 ? static_cast<const int32_t*>(targets)[r]
                                 : static_cast<const int64_t*>(targets)[r];
 }
 
-// The argument rules (statuses as the device call's will be).
+// The shared argument rules, then the targets' values (the host-visible
+// path refuses a target that is neither a class nor ignore_index).
 Status check(const CrossEntropy& ce, DType dtype, const void* logits, int64_t rows, int64_t vocab,
              int64_t row_stride, const void* targets, IndexType target_type) {
-  if (dtype != DType::f32 && dtype != DType::f16 && dtype != DType::bf16)
-    return {StatusCode::invalid_parameter, "unknown dtype"};
-  if (ce.weight != nullptr && ce.weight_dtype != DType::f32 && ce.weight_dtype != DType::f16 &&
-      ce.weight_dtype != DType::bf16)
-    return {StatusCode::invalid_parameter, "unknown weight dtype"};
-  if (target_type != IndexType::i32 && target_type != IndexType::i64)
-    return {StatusCode::invalid_parameter, "unknown target type"};
-  if (rows < 0 || vocab < 0) return {StatusCode::invalid_size, "rows and vocab must be >= 0"};
-  if (vocab > (int64_t{1} << 24)) return {StatusCode::invalid_size, "vocab must be <= 2^24"};
-  if (rows > 0 && vocab == 0) return {StatusCode::invalid_size, "a row needs at least one class"};
-  if (row_stride < vocab) return {StatusCode::invalid_size, "row_stride must be >= vocab"};
-  if (ce.reduction != Reduction::none && ce.reduction != Reduction::sum &&
-      ce.reduction != Reduction::mean)
-    return {StatusCode::invalid_parameter, "unknown reduction"};
-  if (ce.smoothing_form != LabelSmoothing::pytorch && ce.smoothing_form != LabelSmoothing::megatron)
-    return {StatusCode::invalid_parameter, "unknown label smoothing form"};
-  if (!finite(ce.label_smoothing) || ce.label_smoothing < 0.0f || ce.label_smoothing > 1.0f)
-    return {StatusCode::invalid_parameter, "label_smoothing must be in [0, 1]"};
-  if (ce.smoothing_form == LabelSmoothing::megatron && ce.weight != nullptr)
-    return {StatusCode::invalid_parameter, "Megatron's label smoothing takes no class weights"};
-  if (ce.smoothing_form == LabelSmoothing::megatron && ce.label_smoothing > 0.0f && vocab == 1)
-    return {StatusCode::invalid_parameter, "Megatron's label smoothing needs two classes or more"};
-  if (!finite(ce.z_loss) || ce.z_loss < 0.0f)
-    return {StatusCode::invalid_parameter, "z_loss must be finite and >= 0"};
-  if (!finite(ce.softcap) || ce.softcap < 0.0f)
-    return {StatusCode::invalid_parameter, "softcap must be finite and >= 0 (0: none)"};
-  if (!finite(ce.logit_scale) || !(ce.logit_scale > 0.0f))
-    return {StatusCode::invalid_parameter, "logit_scale must be finite and > 0"};
-  if (rows > 0 && (logits == nullptr || targets == nullptr))
-    return {StatusCode::null_pointer, "logits and targets must be given"};
+  if (Status s = detail::check_cross_entropy(ce, dtype, logits, rows, vocab, row_stride, targets,
+                                             target_type);
+      !s.ok())
+    return s;
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t t = target_at(target_type, targets, r);
     if (t != ce.ignore_index && (t < 0 || t >= vocab))
@@ -158,11 +132,12 @@ double reduced_value(const CrossEntropy& ce, double sum, double denominator) {
 
 Status cross_entropy_forward(const CrossEntropy& ce, DType dtype, const void* logits, int64_t rows,
                              int64_t vocab, int64_t row_stride, const void* targets,
-                             IndexType target_type, const CrossEntropyResults& out) {
+                             IndexType target_type, const CrossEntropyOutputs& out) {
   if (Status s = check(ce, dtype, logits, rows, vocab, row_stride, targets, target_type); !s.ok())
     return s;
   if (ce.reduction != Reduction::none && out.reduced == nullptr)
     return {StatusCode::null_pointer, "reduced is null (a sum or a mean writes it)"};
+  if (out.bad_targets != nullptr) *out.bad_targets = 0;
   std::vector<Row> all(static_cast<size_t>(rows));
   double sum = 0, denominator = 0;
   for (int64_t r = 0; r < rows; ++r) {

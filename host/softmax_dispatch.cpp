@@ -274,7 +274,14 @@ SoftmaxLaunchPlan plan_softmax(const SoftmaxCall& call, const SoftmaxKernels& k)
   return p;
 }
 
-const SoftmaxEngine& softmax_engine_for(DType dtype, bool quantized) {
+const SoftmaxEngine& softmax_engine_for(DType dtype, bool quantized, bool cross_entropy) {
+  if (cross_entropy) {
+    switch (dtype) {
+      case DType::f16: return softmax_cross_entropy_engine_f16();
+      case DType::bf16: return softmax_cross_entropy_engine_bf16();
+      default: return softmax_cross_entropy_engine_f32();
+    }
+  }
   switch (dtype) {
     case DType::f16: return quantized ? softmax_fp8_engine_f16() : softmax_engine_f16();
     case DType::bf16: return quantized ? softmax_fp8_engine_bf16() : softmax_engine_bf16();
@@ -284,7 +291,8 @@ const SoftmaxEngine& softmax_engine_for(DType dtype, bool quantized) {
 
 SoftmaxLaunchResult launch_softmax(DType dtype, const SoftmaxCall& call, cudaStream_t stream) {
   const bool quantized = call.out_size != call.in_size;
-  const SoftmaxEngine& engine = softmax_engine_for(dtype, quantized);
+  const SoftmaxEngine& engine =
+      softmax_engine_for(dtype, quantized, call.cross_entropy.targets != nullptr);
   SoftmaxLaunchPlan p = plan_softmax(call, call.backward ? engine.backward : engine.forward);
   if (p.result.error == cudaSuccess && p.result.refusal == nullptr)
     p.result.error = engine.launch(call, p, stream);

@@ -31,8 +31,9 @@ bool middle_call_vectorized(const SoftmaxCall& call);
 // queried once and cached (device_limits.h).
 SoftmaxLaunchPlan plan_softmax(const SoftmaxCall& call, const SoftmaxKernels& kernels);
 
-// The engine a call of this dtype runs on (fp8: the quantized output's).
-const SoftmaxEngine& softmax_engine_for(DType dtype, bool quantized);
+// The engine a call of this dtype runs on (fp8: the quantized output's;
+// cross_entropy: the cross-entropy epilogue's).
+const SoftmaxEngine& softmax_engine_for(DType dtype, bool quantized, bool cross_entropy = false);
 
 // Plans the call on its engine, then launches what the plan says. A
 // quantized output where the library has no kernel image for the device

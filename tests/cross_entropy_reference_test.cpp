@@ -19,8 +19,6 @@
 namespace cuact::test {
 namespace {
 
-using reference::CrossEntropyResults;
-
 struct Problem {
   int64_t rows, vocab, stride;
   std::vector<float> logits;
@@ -42,7 +40,7 @@ Problem random_problem(int64_t rows, int64_t vocab, int64_t stride, uint32_t see
 float reduced(const CrossEntropy& ce, const Problem& p, std::vector<float>* loss = nullptr) {
   float value = -1;
   std::vector<float> rows(static_cast<size_t>(p.rows));
-  CrossEntropyResults out;
+  CrossEntropyOutputs out;
   out.loss = rows.data();
   out.reduced = &value;
   const Status s = reference::cross_entropy_forward(ce, DType::f32, p.logits.data(), p.rows, p.vocab,
@@ -57,7 +55,7 @@ TEST(CrossEntropyReference, LossIsMinusLogSoftmaxOfTheTarget) {
   CrossEntropy ce;
   ce.reduction = Reduction::none;
   std::vector<float> loss;
-  CrossEntropyResults out;
+  CrossEntropyOutputs out;
   std::vector<float> rows(7), lse(7);
   out.loss = rows.data();
   out.lse = lse.data();
@@ -180,7 +178,7 @@ TEST(CrossEntropyReference, GradientMatchesCentralDifferences) {
     p.targets[1] = c.ce.ignore_index;  // an ignored row: zero gradient
     std::vector<float> fused(p.logits.size(), 7.0f), back(p.logits.size(), 7.0f);
     float value = 0;
-    CrossEntropyResults out;
+    CrossEntropyOutputs out;
     out.reduced = &value;
     out.dlogits = fused.data();
     ASSERT_TRUE(reference::cross_entropy_forward(c.ce, DType::f32, p.logits.data(), 3, 24, 26,
@@ -216,9 +214,9 @@ TEST(CrossEntropyReference, GradientMatchesCentralDifferences) {
 TEST(CrossEntropyReference, Arguments) {
   Problem p = random_problem(2, 10, 10, 5);
   float value = 0;
-  CrossEntropyResults out;
+  CrossEntropyOutputs out;
   out.reduced = &value;
-  auto call = [&](const CrossEntropy& ce, int64_t vocab = 10, const CrossEntropyResults* o = nullptr) {
+  auto call = [&](const CrossEntropy& ce, int64_t vocab = 10, const CrossEntropyOutputs* o = nullptr) {
     return reference::cross_entropy_forward(ce, DType::f32, p.logits.data(), 2, vocab, 10, p.targets.data(),
                                             IndexType::i64, o != nullptr ? *o : out)
         .code();
@@ -243,7 +241,7 @@ TEST(CrossEntropyReference, Arguments) {
   ce.softcap = -1.0f;
   EXPECT_EQ(call(ce), StatusCode::invalid_parameter);
   EXPECT_EQ(call({}, 11), StatusCode::invalid_size);  // row_stride 10 < vocab 11
-  const CrossEntropyResults none;
+  const CrossEntropyOutputs none;
   EXPECT_EQ(call({}, 10, &none), StatusCode::null_pointer);  // a mean needs `reduced`
   std::vector<int32_t> t32 = {3, -100};
   EXPECT_EQ(reference::cross_entropy_forward({}, DType::f32, p.logits.data(), 2, 10, 10, t32.data(),

@@ -84,7 +84,9 @@ bool register_variant(const std::string& name, int* elem, int* log2_span) {
 
 TEST(GeneratedCode, SoftmaxKernelsUse128BitAccessAndNoLocalMemory) {
   const std::vector<std::string> files = ptx_files("softmax");
-  ASSERT_EQ(files.size(), 3u) << "one PTX file per dtype expected";
+  // One file per dtype and output: plain (both directions) and the
+  // cross-entropy epilogue (forward, no middle_dim kernel).
+  ASSERT_EQ(files.size(), 6u) << "one PTX file per dtype and output expected";
   int registers = 0, block = 0, streaming = 0, cluster = 0, middle = 0, vectorized = 0;
   for (const std::string& file : files) {
     for (const auto& [name, body] : kernels_in(file)) {
@@ -118,16 +120,18 @@ TEST(GeneratedCode, SoftmaxKernelsUse128BitAccessAndNoLocalMemory) {
     }
   }
   // Per dtype: 15 register variants, 4 block sizes, 1 streaming, 2 cluster
-  // and 1 middle_dim kernel; forward and backward.
-  EXPECT_EQ(registers, 3 * 2 * cuact::detail::kRegisterConfigs);
-  EXPECT_EQ(block, 3 * 2 * cuact::detail::kBlockCandidates);
-  EXPECT_EQ(streaming, 3 * 2);
-  EXPECT_EQ(cluster, 3 * 2 * 2);  // cached in slices, and in registers
+  // and 1 middle_dim kernel; forward and backward, and the cross-entropy's
+  // forward (no middle_dim): three directions' worth but middle_dim's.
+  EXPECT_EQ(registers, 3 * 3 * cuact::detail::kRegisterConfigs);
+  EXPECT_EQ(block, 3 * 3 * cuact::detail::kBlockCandidates);
+  EXPECT_EQ(streaming, 3 * 3);
+  EXPECT_EQ(cluster, 3 * 3 * 2);  // cached in slices, and in registers
   EXPECT_EQ(middle, 3 * 2);
   // 16-byte packs: every block, streaming, cluster (2) and middle_dim kernel;
   // register variants from 4 (f32) or 8 (f16, bf16) registers per lane:
-  // 13 + 12 + 12 per direction.
-  EXPECT_EQ(vectorized, 2 * (3 * (cuact::detail::kBlockCandidates + 4) + 13 + 12 + 12));
+  // 13 + 12 + 12 per direction (the cross-entropy's dlogits as a forward's y).
+  EXPECT_EQ(vectorized, 2 * (3 * (cuact::detail::kBlockCandidates + 4) + 13 + 12 + 12) +
+                            3 * (cuact::detail::kBlockCandidates + 3) + 13 + 12 + 12);
 }
 
 }  // namespace

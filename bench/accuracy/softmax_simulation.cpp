@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "cross_entropy_call.h"
+#include "cross_entropy_steps.h"
 #include "quantized_passes.h"
 #include "softmax_dispatch.h"
 #include "softmax_middle.h"
@@ -68,6 +70,23 @@ V block_reduce(std::vector<V> v, Op op) {
   return total;
 }
 
+// A sink's share of its row's epilogue total (finish_row), 0 for plain sinks.
+template <class O>
+float partial_of(const RowSink<O>& sink) {
+  if constexpr (RowSink<O>::kRowTotal) return sink.partial;
+  else return 0.0f;
+}
+
+// finish_row over simulated threads: the partials all-reduced by `reduce`
+// (in the kernel's order), then the leader's words.
+template <class O, class Reduce>
+void finish_simulated_row(RowSink<O>& leader, std::vector<float> partials, Reduce&& reduce) {
+  if constexpr (RowSink<O>::kRowTotal) {
+    reduce(partials, SumOp{});
+    leader.finish(partials[0]);
+  }
+}
+
 // Where a simulated lane works: lane `lane` of a `lanes`-lane group on the
 // row's columns from `first` on.
 struct LaneSlice {
@@ -109,7 +128,7 @@ void simulate_rows_in_registers(const SoftmaxArgs<T, O>& a, bool backward, int t
       for (int l = 0; l < total; ++l) {
         const LaneSlice s = slice(l);
         const bool active = s.first < a.layout.cols;
-        ForwardSource<T> src(walked, row, spec);
+        ForwardSourceOf<T, O> src(walked, row, spec);
         if (active) src.advance(s.first);
         lane_load<C, P>(src, s.lanes, s.lane, a.layout.cols - (active ? s.first : 0),
                         a.vectorized, regs(v[l]), active);
@@ -121,13 +140,19 @@ void simulate_rows_in_registers(const SoftmaxArgs<T, O>& a, bool backward, int t
         part[l] = lane_exp_sum(regs(v[l]), shift[l], a.log);
       }
       reduce(part, SumOp{});
+      std::vector<RowSink<O>> sinks;  // each lane's (lane 0, at the row's start, leads)
       for (int l = 0; l < total; ++l) {
-        lane_outputs(regs(v[l]), make_normalizer(shift[l], part[l], a.log));
+        const RowNormalizer n = make_normalizer(shift[l], part[l], a.log);
+        lane_outputs(regs(v[l]), n);
         const LaneSlice s = slice(l);
+        sinks.push_back(sink(s));
+        begin_row(sinks.back(), n);
         if (s.first < a.layout.cols)
-          lane_store<C, P>(sink(s), s.lanes, s.lane, a.layout.cols - s.first, a.vectorized,
+          lane_store<C, P>(sinks.back(), s.lanes, s.lane, a.layout.cols - s.first, a.vectorized,
                            regs(v[l]));
+        part[l] = partial_of(sinks.back());
       }
+      finish_simulated_row(sinks[0], part, reduce);
     } else {
       for (int l = 0; l < total; ++l) {
         const LaneSlice s = slice(l);
@@ -144,9 +169,9 @@ void simulate_rows_in_registers(const SoftmaxArgs<T, O>& a, bool backward, int t
       for (int l = 0; l < total; ++l) {
         lane_backward_outputs(regs(v[l]), regs(g[l]), part[l], a.scale, a.log);
         const LaneSlice s = slice(l);
+        RowSink<O> k = sink(s);
         if (s.first < a.layout.cols)
-          lane_store<C, P>(sink(s), s.lanes, s.lane, a.layout.cols - s.first, a.vectorized,
-                           regs(g[l]));
+          lane_store<C, P>(k, s.lanes, s.lane, a.layout.cols - s.first, a.vectorized, regs(g[l]));
       }
     }
   }
@@ -210,9 +235,9 @@ void simulate_block(const SoftmaxArgs<T, O>& a, bool backward, int threads) {
   std::vector<T> y_cache(static_cast<size_t>(cols)), dy_cache(static_cast<size_t>(cols));
   std::vector<float> part(static_cast<size_t>(threads));
   for (int64_t row = 0; row < a.layout.rows; ++row) {
-    const RowSink<O> sink(a, row, &simulated_amax);
+    RowSink<O> sink(a, row, &simulated_amax);
     if (!backward) {
-      const ForwardSource<T> src(a, row);
+      const ForwardSourceOf<T, O> src(a, row);
       const PackPlan plan = row_pack_plan(src, sink, cols);
       for (int t = 0; t < threads; ++t)
         part[t] = block_forward_load(src, plan, t, threads, cache.data());
@@ -222,8 +247,14 @@ void simulate_block(const SoftmaxArgs<T, O>& a, bool backward, int threads) {
         part[t] = block_forward_exp_sum<T>(plan, t, threads, cache.data(), shift, a.log);
       group_reduce(part, threads, SumOp{});
       const RowNormalizer n = make_normalizer(shift, part[0], a.log);
-      for (int t = 0; t < threads; ++t)
-        block_forward_store<T>(sink, plan, t, threads, cache.data(), n);
+      std::vector<RowSink<O>> sinks(static_cast<size_t>(threads), sink);  // each thread's
+      for (int t = 0; t < threads; ++t) {
+        block_forward_store<T>(sinks[t], plan, t, threads, cache.data(), n);
+        part[t] = partial_of(sinks[t]);
+      }
+      finish_simulated_row(sinks[0], part, [&](std::vector<float>& v, auto op) {
+        group_reduce(v, threads, op);
+      });
     } else {
       const BackwardSource<T> src(a, row);
       const PackPlan plan = row_pack_plan(src, sink, cols);
@@ -259,13 +290,13 @@ void simulate_cluster(const SoftmaxArgs<T, O>& a, bool backward, int ranks) {
   };
   for (int64_t row = 0; row < a.layout.rows; ++row) {
     std::vector<PackPlan> plans;
-    std::vector<ForwardSource<T>> fsrc;
+    std::vector<ForwardSourceOf<T, O>> fsrc;
     std::vector<BackwardSource<T>> bsrc;
     std::vector<RowSink<O>> sinks;
     for (int r = 0; r < ranks; ++r) {
       RowSink<O> sink(a, row, &simulated_amax);
       if (!backward) {
-        ForwardSource<T> src(a, row);
+        ForwardSourceOf<T, O> src(a, row);
         plans.push_back(cluster_slice_plan(src, sink, cols, r, ranks));
         fsrc.push_back(src);
       } else {
@@ -295,9 +326,19 @@ void simulate_cluster(const SoftmaxArgs<T, O>& a, bool backward, int ranks) {
         per_block[r] = part[0];
       }
       const RowNormalizer n = make_normalizer(shift, fold(per_block, SumOp{}), a.log);
-      for (int r = 0; r < ranks; ++r)
-        for (int t = 0; t < B; ++t)
-          block_forward_store<T>(sinks[r], plans[r], t, B, cache[r].data(), n);
+      std::vector<RowSink<O>> mine;  // each thread's of each block (rank 0's thread 0 leads)
+      for (int r = 0; r < ranks; ++r) {
+        for (int t = 0; t < B; ++t) {
+          mine.push_back(sinks[r]);
+          block_forward_store<T>(mine.back(), plans[r], t, B, cache[r].data(), n);
+          part[t] = partial_of(mine.back());
+        }
+        group_reduce(part, B, SumOp{});
+        per_block[r] = part[0];
+      }
+      finish_simulated_row(mine[0], per_block, [&](std::vector<float>& v, auto op) {
+        v[0] = fold(v, op);
+      });
     } else {
       for (int r = 0; r < ranks; ++r) {
         T* y_cache = yd_cache[r].data();
@@ -323,15 +364,23 @@ void simulate_streaming(const SoftmaxArgs<T, O>& a, bool backward) {
   constexpr int B = kStreamingBlockThreads;
   const int64_t cols = a.layout.cols;
   for (int64_t row = 0; row < a.layout.rows; ++row) {
-    const RowSink<O> sink(a, row, &simulated_amax);
+    RowSink<O> sink(a, row, &simulated_amax);
     if (!backward) {
-      const ForwardSource<T> src(a, row);
+      const ForwardSourceOf<T, O> src(a, row);
       const PackPlan plan = row_pack_plan(src, sink, cols);
       std::vector<MaxSum> part(B);
       for (int t = 0; t < B; ++t) part[t] = streaming_forward_stats(src, plan, t, B);
       const MaxSum total = block_reduce(part, MaxSumOp{});
       const RowNormalizer n = make_normalizer(exp_shift(total.max), total.sum, a.log);
-      for (int t = 0; t < B; ++t) streaming_forward_store(src, sink, plan, t, B, n, a.log);
+      std::vector<RowSink<O>> sinks(B, sink);  // each thread's
+      std::vector<float> partials(B);
+      for (int t = 0; t < B; ++t) {
+        streaming_forward_store(src, sinks[t], plan, t, B, n, a.log);
+        partials[t] = partial_of(sinks[t]);
+      }
+      finish_simulated_row(sinks[0], partials, [&](std::vector<float>& v, auto op) {
+        group_reduce(v, B, op);
+      });
     } else {
       const BackwardSource<T> src(a, row);
       const PackPlan plan = row_pack_plan(src, sink, cols);
@@ -430,7 +479,9 @@ SoftmaxAlgorithm simulate(SoftmaxAlgorithm algorithm, const SoftmaxCall& call, i
   simulated_amax = 0.0f;
   if (algorithm == SoftmaxAlgorithm::automatic) algorithm = simulated_dispatch(a, call);
   switch (algorithm) {
-    case SoftmaxAlgorithm::middle_dim: simulate_middle(a, call, middle_y); break;
+    case SoftmaxAlgorithm::middle_dim:
+      if constexpr (!kIsCrossEntropy<O>) simulate_middle(a, call, middle_y);
+      break;
     case SoftmaxAlgorithm::warp_per_row:
       simulate_register_kernel(register_config_index(a.layout.cols), a, call);
       break;
@@ -530,6 +581,46 @@ SoftmaxAlgorithm simulate_softmax(SoftmaxAlgorithm algorithm, Direction directio
                                   int cluster_ranks) {
   return simulate_softmax(algorithm, direction, op, dtype, in, grad, out,
                           SoftmaxShape::rows(rows, cols), block_threads, cluster_ranks);
+}
+
+SoftmaxAlgorithm simulate_cross_entropy(SoftmaxAlgorithm algorithm, const CrossEntropy& ce,
+                                        DType dtype, const void* logits, int64_t rows,
+                                        int64_t vocab, int64_t row_stride, const void* targets,
+                                        IndexType target_type, const CrossEntropyOutputs& out,
+                                        Workspace workspace, int block_threads,
+                                        int cluster_ranks) {
+  const CrossEntropyCall c = make_cross_entropy_call(ce, dtype, logits, rows, vocab, row_stride,
+                                                     targets, target_type, out, workspace);
+  const CrossEntropyStore& store = c.rows.cross_entropy;
+  constexpr int kThreads = kCrossEntropyStepThreads;
+  if (c.count) {
+    std::vector<CountShare> shares(kThreads);
+    for (int t = 0; t < kThreads; ++t) shares[t] = count_share(store, rows, vocab, t, kThreads);
+    write_counts(store, shares.data(), kThreads);
+  }
+  SoftmaxAlgorithm ran = algorithm;
+  if (rows > 0) {
+    switch (dtype) {
+      case DType::f16:
+        ran = simulate<__half, CrossEntropyRows<__half>>(algorithm, c.rows, block_threads,
+                                                         cluster_ranks, 0);
+        break;
+      case DType::bf16:
+        ran = simulate<__nv_bfloat16, CrossEntropyRows<__nv_bfloat16>>(
+            algorithm, c.rows, block_threads, cluster_ranks, 0);
+        break;
+      default:
+        ran = simulate<float, CrossEntropyRows<float>>(algorithm, c.rows, block_threads,
+                                                       cluster_ranks, 0);
+    }
+  }
+  if (c.reduce) {
+    std::vector<float> shares(kThreads);
+    for (int t = 0; t < kThreads; ++t) shares[t] = loss_share(store.loss, rows, t, kThreads);
+    write_reduced(shares.data(), kThreads, c.mean ? store.words[kDenominatorWord] : 0.0f, c.mean,
+                  c.empty_mean_is_zero, c.reduced);
+  }
+  return ran;
 }
 
 }  // namespace cuact::test

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 
+#include "cuact/cross_entropy.h"
 #include "cuact/quantized.h"
 #include "cuact/softmax.h"
 
@@ -43,5 +44,17 @@ SoftmaxAlgorithm simulate_softmax_quantized(SoftmaxAlgorithm algorithm, const So
                                             DType dtype, const void* x, const QuantizedOutput& y,
                                             const SoftmaxShape& shape, int block_threads = 256,
                                             int cluster_ranks = 4, int middle_y = 0);
+
+// The cross-entropy forward (cuact/cross_entropy.h) as the device runs it:
+// the count step, the rows through the softmax kernels' code with the
+// cross-entropy sink (algorithm as above; middle_dim never applies), and the
+// reduce step, on host buffers (the workspace too), the arguments already
+// checked.
+SoftmaxAlgorithm simulate_cross_entropy(SoftmaxAlgorithm algorithm, const CrossEntropy& ce,
+                                        DType dtype, const void* logits, int64_t rows,
+                                        int64_t vocab, int64_t row_stride, const void* targets,
+                                        IndexType target_type, const CrossEntropyOutputs& out,
+                                        Workspace workspace, int block_threads = 256,
+                                        int cluster_ranks = 4);
 
 }  // namespace cuact::test

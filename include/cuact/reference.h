@@ -116,18 +116,9 @@ Status softmax(Direction direction, const Softmax& op, DType dtype, const void* 
 // targets [rows] (i32 or i64; each a class in [0, vocab) or ignore_index,
 // else invalid_parameter). Each output is optional but `reduced`, which a
 // sum or mean needs; fp32 words, each rounded once from double.
-struct CrossEntropyResults {
-  float* loss = nullptr;     // [rows]: each row's loss (0 for an ignored row)
-  float* lse = nullptr;      // [rows]: log-sum-exp of the row's z (ignored rows too)
-  float* z_loss = nullptr;   // [rows]: z_loss * lse^2 of a counted row, 0 else
-  float* reduced = nullptr;  // one word: the sum or the mean
-  // [rows, vocab] with the logits' row stride, in `dtype`: the gradient of
-  // the reduced loss (none: of the rows' sum), the fused mode's dlogits.
-  void* dlogits = nullptr;
-};
 Status cross_entropy_forward(const CrossEntropy& ce, DType dtype, const void* logits, int64_t rows,
                              int64_t vocab, int64_t row_stride, const void* targets,
-                             IndexType target_type, const CrossEntropyResults& out);
+                             IndexType target_type, const CrossEntropyOutputs& out);
 // dlogits [rows, vocab] (the logits' row stride and dtype) from the upstream
 // gradient dloss of the reduced loss: one word (sum, mean) or [rows] (none).
 Status cross_entropy_backward(const CrossEntropy& ce, DType dtype, const void* logits, int64_t rows,

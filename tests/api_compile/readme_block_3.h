@@ -1,14 +1,14 @@
-// The names docs/API.md's fused example uses (bf16 data, a uint8 keep-mask).
-#include <cuda_bf16.h>
+// docs/API.md, the cross-entropy example.
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
 #include <cstdint>
 
 #include <cuact/cuact.h>
 
-extern __nv_bfloat16 *d_h, *d_y, *d_dy, *d_dh, *d_x, *d_b, *d_dx, *d_db;
-extern uint8_t* d_mask;
-extern void* d_ws;
-extern int64_t tokens, ffn, rows, cols;
-extern uint64_t seed, step;
+extern float* d_loss;
+extern void* d_logits;
+extern const int64_t* d_targets;
+extern void* d_workspace;
+extern int64_t rows, vocab;
 extern cudaStream_t stream;

@@ -1,5 +1,4 @@
-// The names docs/API.md's quantized-output example uses (bf16 data, fp8 codes,
-// the scale / amax / scale_inv words and fp32 dbias on the device).
+// The names docs/API.md's fused example uses (bf16 data, a uint8 keep-mask).
 #include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
 
@@ -7,9 +6,9 @@
 
 #include <cuact/cuact.h>
 
-extern __nv_bfloat16 *d_x, *d_b, *d_dy, *d_db;
-extern uint8_t* d_codes;
-extern float *d_scale, *d_amax, *d_scale_inv;
+extern __nv_bfloat16 *d_h, *d_y, *d_dy, *d_dh, *d_x, *d_b, *d_dx, *d_db;
+extern uint8_t* d_mask;
 extern void* d_ws;
-extern int64_t n, rows, cols;
+extern int64_t tokens, ffn, rows, cols;
+extern uint64_t seed, step;
 extern cudaStream_t stream;

@@ -1,5 +1,5 @@
-// The names docs/API.md's block-scaled example uses (bf16 x on the device,
-// the codes and the scales' bytes).
+// The names docs/API.md's quantized-output example uses (bf16 data, fp8 codes,
+// the scale / amax / scale_inv words and fp32 dbias on the device).
 #include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
 
@@ -7,7 +7,9 @@
 
 #include <cuact/cuact.h>
 
-extern __nv_bfloat16* d_x;
-extern uint8_t *d_codes, *d_scales;
-extern int64_t tokens;
+extern __nv_bfloat16 *d_x, *d_b, *d_dy, *d_db;
+extern uint8_t* d_codes;
+extern float *d_scale, *d_amax, *d_scale_inv;
+extern void* d_ws;
+extern int64_t n, rows, cols;
 extern cudaStream_t stream;

@@ -46,8 +46,6 @@ namespace cuact::device {
 
 struct NoParams {};
 
-inline constexpr float kLog2e = 1.44269502f;
-inline constexpr float kLn2 = 0.693147182f;
 
 // The product s * x of an exact op: one fp32 rounding, or rounded to odd.
 template <class Out>
@@ -471,14 +469,6 @@ struct Sigmoid {
   }
   CUACT_HD float backward_from_output(float y, float dy) const { return dy * (y * (1.0f - y)); }
 };
-
-// tanh for fp16/bf16 results: (1 - q)/(1 + q) with q = e^-2|x|, and near 0,
-// where 1 - q cancels, x - x^3/3 (error < 2^-19 below 2^-4).
-CUACT_HD float tanh_fast(float x) {
-  const float q = exp2_ftz(fabsf(x) * (-2.0f * kLog2e));
-  const float t = (1.0f - q) * rcp_approx(1.0f + q);
-  return fabsf(x) < 0x1p-4f ? x * fmaf(x * x, -1.0f / 3.0f, 1.0f) : copysignf(t, x);
-}
 
 template <class Out>
 struct Tanh {

@@ -1,0 +1,31 @@
+// Argument checks of the cross-entropy calls, shared by the device entry
+// point and the CPU reference so that both reject the same calls.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "cuact/cross_entropy.h"
+
+namespace cuact::detail {
+
+// The descriptor, dtypes and sizes, and the inputs' presence (the targets'
+// values are the reference's to check: the device defines a bad target's
+// result instead).
+Status check_cross_entropy(const CrossEntropy& ce, DType dtype, const void* logits, int64_t rows,
+                           int64_t vocab, int64_t row_stride, const void* targets,
+                           IndexType target_type);
+
+// The workspace a device forward needs (cross_entropy_forward_workspace_size).
+size_t cross_entropy_workspace_bytes(const CrossEntropy& ce, int64_t rows,
+                                     const CrossEntropyOutputs& out);
+
+// The device call's buffers: each present where needed, aligned to its
+// element, the outputs apart from each other and from the inputs (dlogits
+// may be the logits exactly), and the workspace large enough.
+Status check_cross_entropy_buffers(const CrossEntropy& ce, DType dtype, const void* logits,
+                                   int64_t rows, int64_t vocab, int64_t row_stride,
+                                   const void* targets, IndexType target_type,
+                                   const CrossEntropyOutputs& out, const Workspace& workspace);
+
+}  // namespace cuact::detail
