@@ -81,7 +81,7 @@ Status cross_entropy_forward(const CrossEntropy& ce, DType dtype, const void* lo
       !s.ok())
     return s;
   if (Status s = detail::check_cross_entropy_buffers(ce, dtype, logits, rows, vocab, row_stride,
-                                                     targets, target_type, out, workspace);
+                                                     targets, target_type, out, &workspace);
       !s.ok())
     return s;
   const detail::CrossEntropyCall c = detail::make_cross_entropy_call(

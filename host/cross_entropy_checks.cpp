@@ -63,7 +63,7 @@ size_t cross_entropy_workspace_bytes(const CrossEntropy& ce, int64_t rows,
 Status check_cross_entropy_buffers(const CrossEntropy& ce, DType dtype, const void* logits,
                                    int64_t rows, int64_t vocab, int64_t row_stride,
                                    const void* targets, IndexType target_type,
-                                   const CrossEntropyOutputs& out, const Workspace& workspace) {
+                                   const CrossEntropyOutputs& out, const Workspace* workspace) {
   static constexpr BufferName kLogits{"logits is null", "logits is not aligned to its element size",
                                       "logits overlaps another buffer"};
   static constexpr BufferName kTargets{"targets is null", "targets is not aligned to its element size",
@@ -87,6 +87,8 @@ Status check_cross_entropy_buffers(const CrossEntropy& ce, DType dtype, const vo
   const int64_t row_words = rows * 4;
   const int64_t weight_element =
       ce.weight == nullptr ? 1 : static_cast<int64_t>(dtype_size(ce.weight_dtype));
+  const int64_t workspace_bytes =
+      workspace == nullptr ? 0 : static_cast<int64_t>(cross_entropy_workspace_bytes(ce, rows, out));
   const Buffer buffers[] = {
       {kLogits, logits, logit_bytes, element, false, true, 1},
       {kTargets, targets, rows * index, index, false, true, 0},
@@ -98,13 +100,13 @@ Status check_cross_entropy_buffers(const CrossEntropy& ce, DType dtype, const vo
       {kReduced, out.reduced, ce.reduction == Reduction::none ? 0 : 4, 4, true, true, 0},
       {kDlogits, out.dlogits, logit_bytes, element, true, false, 1},
       {kBadTargets, out.bad_targets, 4, 4, true, false, 0},
-      {buffer::workspace, workspace.data,
-       static_cast<int64_t>(cross_entropy_workspace_bytes(ce, rows, out)), 4, true, true, 0},
+      {buffer::workspace, workspace == nullptr ? nullptr : workspace->data, workspace_bytes, 4,
+       true, workspace != nullptr, 0},
   };
   if (Status s = check_buffers(buffers, static_cast<int>(sizeof(buffers) / sizeof(buffers[0])));
       !s.ok())
     return s;
-  if (workspace.bytes < cross_entropy_workspace_bytes(ce, rows, out))
+  if (workspace != nullptr && workspace->bytes < static_cast<size_t>(workspace_bytes))
     return {StatusCode::invalid_size,
             "workspace is smaller than cross_entropy_forward_workspace_size"};
   return {};

@@ -20,12 +20,13 @@ Status check_cross_entropy(const CrossEntropy& ce, DType dtype, const void* logi
 size_t cross_entropy_workspace_bytes(const CrossEntropy& ce, int64_t rows,
                                      const CrossEntropyOutputs& out);
 
-// The device call's buffers: each present where needed, aligned to its
+// A forward call's buffers: each present where needed, aligned to its
 // element, the outputs apart from each other and from the inputs (dlogits
-// may be the logits exactly), and the workspace large enough.
+// may be the logits exactly), and (the device call's: workspace non-null)
+// the workspace large enough.
 Status check_cross_entropy_buffers(const CrossEntropy& ce, DType dtype, const void* logits,
                                    int64_t rows, int64_t vocab, int64_t row_stride,
                                    const void* targets, IndexType target_type,
-                                   const CrossEntropyOutputs& out, const Workspace& workspace);
+                                   const CrossEntropyOutputs& out, const Workspace* workspace);
 
 }  // namespace cuact::detail

@@ -19,14 +19,22 @@ int64_t target_at(IndexType type, const void* targets, int64_t r) {
                                 : static_cast<const int64_t*>(targets)[r];
 }
 
-// The shared argument rules, then the targets' values (the host-visible
-// path refuses a target that is neither a class nor ignore_index).
+// The shared argument rules (the forward's buffers where `out` is given),
+// then the targets' values (the host-visible path refuses a target that is
+// neither a class nor ignore_index).
 Status check(const CrossEntropy& ce, DType dtype, const void* logits, int64_t rows, int64_t vocab,
-             int64_t row_stride, const void* targets, IndexType target_type) {
+             int64_t row_stride, const void* targets, IndexType target_type,
+             const CrossEntropyOutputs* out) {
   if (Status s = detail::check_cross_entropy(ce, dtype, logits, rows, vocab, row_stride, targets,
                                              target_type);
       !s.ok())
     return s;
+  if (out != nullptr) {
+    if (Status s = detail::check_cross_entropy_buffers(ce, dtype, logits, rows, vocab, row_stride,
+                                                       targets, target_type, *out, nullptr);
+        !s.ok())
+      return s;
+  }
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t t = target_at(target_type, targets, r);
     if (t != ce.ignore_index && (t < 0 || t >= vocab))
@@ -133,10 +141,9 @@ double reduced_value(const CrossEntropy& ce, double sum, double denominator) {
 Status cross_entropy_forward(const CrossEntropy& ce, DType dtype, const void* logits, int64_t rows,
                              int64_t vocab, int64_t row_stride, const void* targets,
                              IndexType target_type, const CrossEntropyOutputs& out) {
-  if (Status s = check(ce, dtype, logits, rows, vocab, row_stride, targets, target_type); !s.ok())
+  if (Status s = check(ce, dtype, logits, rows, vocab, row_stride, targets, target_type, &out);
+      !s.ok())
     return s;
-  if (ce.reduction != Reduction::none && out.reduced == nullptr)
-    return {StatusCode::null_pointer, "reduced is null (a sum or a mean writes it)"};
   if (out.bad_targets != nullptr) *out.bad_targets = 0;
   std::vector<Row> all(static_cast<size_t>(rows));
   double sum = 0, denominator = 0;
@@ -163,7 +170,8 @@ Status cross_entropy_forward(const CrossEntropy& ce, DType dtype, const void* lo
 Status cross_entropy_backward(const CrossEntropy& ce, DType dtype, const void* logits, int64_t rows,
                               int64_t vocab, int64_t row_stride, const void* targets,
                               IndexType target_type, const float* dloss, void* dlogits) {
-  if (Status s = check(ce, dtype, logits, rows, vocab, row_stride, targets, target_type); !s.ok())
+  if (Status s = check(ce, dtype, logits, rows, vocab, row_stride, targets, target_type, nullptr);
+      !s.ok())
     return s;
   if (rows > 0 && (dloss == nullptr || dlogits == nullptr))
     return {StatusCode::null_pointer, "dloss and dlogits must be given"};

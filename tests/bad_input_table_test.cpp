@@ -190,6 +190,27 @@ Softmax softmax_like(const Activation& a) {
   return op;
 }
 
+// The cross-entropy over [n, 4] logits at `in` with int64 targets at
+// `grad` (zeros: class 0), the reduced loss at `out` (the mean: a required
+// output), its words in g_workspace; a bad activation parameter becomes a
+// NaN label smoothing, an unknown kind an unknown reduction. Forward only:
+// a row about another direction is n/a.
+std::optional<Status> cross_entropy_call(const BadInput& b, bool host) {
+  if (b.direction != Direction::forward && b.direction != Direction::backward) return std::nullopt;
+  CrossEntropy ce;
+  if (static_cast<int>(b.act.kind) >= kNumActivationKinds)
+    ce.reduction = static_cast<Reduction>(9);
+  else if (!validate(b.act).ok())
+    ce.label_smoothing = std::numeric_limits<float>::quiet_NaN();
+  CrossEntropyOutputs out;
+  out.reduced = static_cast<float*>(b.out);
+  if (host)
+    return reference::cross_entropy_forward(ce, b.dtype, b.in, b.n, 4, 4, b.grad, IndexType::i64,
+                                            out);
+  return cross_entropy_forward(ce, b.dtype, b.in, b.n, 4, 4, b.grad, IndexType::i64, out,
+                               {g_workspace, sizeof g_workspace});
+}
+
 // ---------------------------------------------------------------- the fused forms
 
 // Shapes over the row's n and width w (4 but in one row): bias + activation
@@ -459,6 +480,11 @@ std::vector<EntryPoint> entry_points() {
            return reference::softmax(b.direction, softmax_like(b.act), b.dtype, b.in, b.grad,
                                      b.out, b.n, 4);
          }}}},
+      {"cross_entropy (device)", false,
+       {{"cross_entropy_forward", [](const BadInput& b) { return cross_entropy_call(b, false); }}}},
+      {"reference::cross_entropy (host)", false,
+       {{"reference::cross_entropy_forward",
+         [](const BadInput& b) { return cross_entropy_call(b, true); }}}},
       // The fused forms: direction forward / backward picks *_forward /
       // *_backward; a cell shows each applicable call's status.
       {"bias+act(+dropout) (device)", true,
