@@ -37,6 +37,15 @@ CUACT_HD int64_t target_of(const CrossEntropyStore& ce, int64_t row) {
                         : static_cast<const int32_t*>(ce.targets)[row];
 }
 
+// The log_softmax normalizer of a row whose lse is known (the backward's
+// saved lse): lp = z - lse.
+CUACT_HD RowNormalizer saved_lse_normalizer(float lse) {
+  RowNormalizer n;
+  n.mul = 1.0f;
+  n.add = -lse;
+  return n;
+}
+
 template <class T>
 struct RowSink<CrossEntropyRows<T>> {
   static constexpr bool kRowTotal = true;  // finish_row all-reduces `partial`
@@ -87,6 +96,7 @@ struct RowSink<CrossEntropyRows<T>> {
     coef = fmaf(spread, total_weight, at_target);  // + 2 z_loss lse, at the store (begin)
     grad = a.scale;
     if (ce.mean) grad *= ce.words[kInverseDenominatorWord];
+    if (ce.upstream != nullptr) grad *= ce.upstream[ce.upstream_per_row ? row : 0];
   }
 
   CUACT_HD void advance(int64_t by) {

@@ -48,13 +48,17 @@ struct CrossEntropyStore {
   float z_loss = 0.0f;
   float softcap = 0.0f;  // > 0: z = softcap * tanh(s x * inv_softcap), applied by the source
   float inv_softcap = 0.0f;  // 1 / softcap (0: no cap)
-  bool mean = false;     // the fused dlogits are of the mean: g = 1 / D
+  bool mean = false;     // the dlogits are of the mean: g = 1 / D (times the upstream's)
+  // The backward's upstream gradient of the reduced loss: one word, or one
+  // a row (reduction none); null in the forward (the fused mode's g is 1).
+  const float* upstream = nullptr;
+  bool upstream_per_row = false;
   float* words = nullptr;  // [kCrossEntropyWords] (written by the count step)
   int32_t* bad_targets = nullptr;  // optional: set to 1 by the count step where a target is
                                    // neither a class nor ignore_index
   // Outputs (each optional but `loss`, which the reduce step reads for sum and mean).
   float* loss = nullptr;    // [rows]
-  float* lse = nullptr;     // [rows]
+  float* lse = nullptr;     // [rows] (the backward reads it: the forward's saved lse)
   float* z_loss_rows = nullptr;  // [rows]
   void* dlogits = nullptr;  // [rows, vocab] of T with the logits' row stride (fused mode)
 };

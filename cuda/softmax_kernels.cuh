@@ -494,6 +494,24 @@ __global__ void __launch_bounds__(kStreamingBlockThreads,
   fold_output(a, amax);
 }
 
+// The cross-entropy's backward from the forward's saved lse: no reduction,
+// so only the streaming forward's second pass, with the row's normalizer
+// made from lse (lp = z - lse), the sink writing dlogits times the upstream
+// gradient. One read of the logits, one write of dlogits (in place allowed).
+template <class T>
+__global__ void __launch_bounds__(kStreamingBlockThreads,
+                                  (kRowTotalMinBlocks<CrossEntropyRows<T>, kStreamingBlockThreads>))
+    cross_entropy_backward_kernel(SoftmaxArgs<T, CrossEntropyRows<T>> a) {
+  constexpr int B = kStreamingBlockThreads;
+  for (int64_t row = blockIdx.x; row < a.layout.rows; row += gridDim.x) {
+    const ForwardSourceOf<T, CrossEntropyRows<T>> src(a, row);
+    RowSink<CrossEntropyRows<T>> sink(a, row);
+    const PackPlan plan = row_pack_plan(src, sink, a.layout.cols);
+    streaming_forward_store(src, sink, plan, threadIdx.x, B,
+                            saved_lse_normalizer(a.cross_entropy.lse[row]), true);
+  }
+}
+
 template <class T>
 __global__ void __launch_bounds__(kStreamingBlockThreads)
     softmax_backward_streaming_kernel(SoftmaxArgs<T> a) {
@@ -703,6 +721,8 @@ const SoftmaxEngine& softmax_engine() {
     SoftmaxEngine e;
     e.forward = forward_softmax_kernels<T, O>();
     if constexpr (std::is_same_v<T, O>) e.backward = backward_softmax_kernels<T>();
+    if constexpr (kIsCrossEntropy<O>)  // the backward from lse: one kernel, planned as streaming
+      e.backward.streaming = reinterpret_cast<const void*>(&cross_entropy_backward_kernel<T>);
     e.launch = &launch_softmax_plan<T, O>;
     return e;
   }();

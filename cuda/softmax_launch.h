@@ -67,7 +67,8 @@ struct SoftmaxLaunchPlan {
 
 // One (input, output) pair's kernels and the launch of a plan made for them
 // (the call's arguments typed for the kernel). backward: empty where the
-// output is not the input's type.
+// output is neither the input's type nor the cross-entropy's (whose
+// backward, from the saved lse, is one streaming-shaped kernel).
 struct SoftmaxEngine {
   SoftmaxKernels forward;
   SoftmaxKernels backward;

@@ -38,7 +38,7 @@ CrossEntropyCall make_cross_entropy_call(const CrossEntropy& ce, DType dtype, co
   s.bad_targets = out.bad_targets;
   s.loss = out.loss;
   if (s.loss == nullptr && ce.reduction != Reduction::none)
-    s.loss = static_cast<float*>(workspace.data) + 4;  // after the 16 bytes of words
+    s.loss = static_cast<float*>(workspace.data) + kCrossEntropyWordBytes / sizeof(float);
   s.lse = out.lse;
   s.z_loss_rows = out.z_loss;
   s.dlogits = out.dlogits;
@@ -62,6 +62,30 @@ CrossEntropyCall make_cross_entropy_call(const CrossEntropy& ce, DType dtype, co
   return c;
 }
 
+CrossEntropyCall make_cross_entropy_backward_call(const CrossEntropy& ce, DType dtype,
+                                                  const void* logits, int64_t rows, int64_t vocab,
+                                                  int64_t row_stride, const void* targets,
+                                                  IndexType target_type, const float* lse,
+                                                  const float* dloss, void* dlogits,
+                                                  const Workspace& workspace) {
+  CrossEntropyOutputs out;
+  out.lse = const_cast<float*>(lse);  // read, not written: the backward never ends a row
+  out.dlogits = dlogits;
+  out.loss = nullptr;
+  CrossEntropy rows_only = ce;
+  rows_only.reduction = Reduction::none;  // (no loss words)
+  CrossEntropyCall c = make_cross_entropy_call(rows_only, dtype, logits, rows, vocab, row_stride,
+                                               targets, target_type, out, workspace);
+  CrossEntropyStore& s = c.rows.cross_entropy;
+  s.mean = c.mean = ce.reduction == Reduction::mean;
+  s.upstream = dloss;
+  s.upstream_per_row = ce.reduction == Reduction::none;
+  c.rows.requested = SoftmaxAlgorithm::streaming;
+  c.reduce = false;
+  c.count = s.mean || (ce.weight != nullptr && s.spread > 0.0f);
+  return c;
+}
+
 }  // namespace detail
 
 Status cross_entropy_forward_workspace_size(const CrossEntropy& ce, int64_t rows,
@@ -70,6 +94,41 @@ Status cross_entropy_forward_workspace_size(const CrossEntropy& ce, int64_t rows
   if (rows < 0) return {StatusCode::invalid_size, "rows must be >= 0"};
   *bytes = detail::cross_entropy_workspace_bytes(ce, rows, out);
   return {};
+}
+
+Status cross_entropy_backward_workspace_size(size_t* bytes) {
+  if (bytes == nullptr) return {StatusCode::null_pointer, "bytes is null"};
+  *bytes = detail::kCrossEntropyWordBytes;
+  return {};
+}
+
+Status cross_entropy_backward(const CrossEntropy& ce, DType dtype, const void* logits, int64_t rows,
+                              int64_t vocab, int64_t row_stride, const void* targets,
+                              IndexType target_type, const float* lse, const float* dloss,
+                              void* dlogits, Workspace workspace, cudaStream_t stream) {
+  if (Status s = detail::check_cross_entropy(ce, dtype, logits, rows, vocab, row_stride, targets,
+                                             target_type);
+      !s.ok())
+    return s;
+  if (Status s = detail::check_cross_entropy_backward_buffers(ce, dtype, logits, rows, vocab,
+                                                              row_stride, targets, target_type, lse,
+                                                              dloss, dlogits, &workspace);
+      !s.ok())
+    return s;
+  if (rows == 0) return {};
+  const detail::CrossEntropyCall c = detail::make_cross_entropy_backward_call(
+      ce, dtype, logits, rows, vocab, row_stride, targets, target_type, lse, dloss, dlogits,
+      workspace);
+  if (c.count) {
+    if (cudaError_t e = detail::launch_cross_entropy_count(c.rows.cross_entropy, rows, vocab, stream);
+        e != cudaSuccess)
+      return detail::status_from_cuda(e, "launching the cross-entropy count step failed");
+  }
+  const detail::SoftmaxEngine& engine = detail::softmax_engine_for(dtype, false, true);
+  detail::SoftmaxLaunchPlan p = detail::plan_softmax(c.rows, engine.backward);
+  if (p.result.error == cudaSuccess && p.result.refusal == nullptr)
+    p.result.error = engine.launch(c.rows, p, stream);
+  return detail::softmax_status(p.result);
 }
 
 Status cross_entropy_forward(const CrossEntropy& ce, DType dtype, const void* logits, int64_t rows,

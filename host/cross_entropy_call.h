@@ -26,4 +26,15 @@ CrossEntropyCall make_cross_entropy_call(const CrossEntropy& ce, DType dtype, co
                                          const void* targets, IndexType target_type,
                                          const CrossEntropyOutputs& out, const Workspace& workspace);
 
+// The backward from the saved lse: the forward's call writing only dlogits
+// (times dloss: one word, or a row's for reduction none), its rows through
+// the engine's backward kernel (planned as streaming: no reduction), the
+// count step where a mean or weighted smoothing needs it, no reduce step.
+CrossEntropyCall make_cross_entropy_backward_call(const CrossEntropy& ce, DType dtype,
+                                                  const void* logits, int64_t rows, int64_t vocab,
+                                                  int64_t row_stride, const void* targets,
+                                                  IndexType target_type, const float* lse,
+                                                  const float* dloss, void* dlogits,
+                                                  const Workspace& workspace);
+
 }  // namespace cuact::detail

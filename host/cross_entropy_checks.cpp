@@ -13,8 +13,30 @@ bool finite(float v) { return std::isfinite(v); }
 
 bool known_float(DType d) { return d == DType::f32 || d == DType::f16 || d == DType::bf16; }
 
-// The call's words (cross_entropy_store.h: kCrossEntropyWords), padded to 16 bytes.
-constexpr size_t kWordBytes = 16;
+
+// A buffer's three statuses from its name and its alignment's words.
+#define CUACT_CE_BUFFER(name, alignment) \
+  BufferName { name " is null", name " is not " alignment, name " overlaps another buffer" }
+constexpr BufferName kLogits = CUACT_CE_BUFFER("logits", "aligned to its element size");
+constexpr BufferName kTargets = CUACT_CE_BUFFER("targets", "aligned to its element size");
+constexpr BufferName kDlogits = CUACT_CE_BUFFER("dlogits", "aligned to its element size");
+constexpr BufferName kLoss = CUACT_CE_BUFFER("loss", "4-byte aligned");
+constexpr BufferName kLse = CUACT_CE_BUFFER("lse", "4-byte aligned");
+constexpr BufferName kZLoss = CUACT_CE_BUFFER("z_loss", "4-byte aligned");
+constexpr BufferName kBadTargets = CUACT_CE_BUFFER("bad_targets", "4-byte aligned");
+constexpr BufferName kDloss = CUACT_CE_BUFFER("dloss", "4-byte aligned");
+constexpr BufferName kReduced{"reduced is null (a sum or a mean writes it)",
+                              "reduced is not 4-byte aligned", "reduced overlaps another buffer"};
+#undef CUACT_CE_BUFFER
+
+// The inputs' extents: the logits' (rows - 1 full strides and the last
+// row), and the weights'.
+int64_t logit_bytes(DType dtype, int64_t rows, int64_t vocab, int64_t row_stride) {
+  return rows == 0 ? 0 : ((rows - 1) * row_stride + vocab) * static_cast<int64_t>(dtype_size(dtype));
+}
+int64_t weight_element(const CrossEntropy& ce) {
+  return ce.weight == nullptr ? 1 : static_cast<int64_t>(dtype_size(ce.weight_dtype));
+}
 
 }  // namespace
 
@@ -57,48 +79,30 @@ Status check_cross_entropy(const CrossEntropy& ce, DType dtype, const void* logi
 size_t cross_entropy_workspace_bytes(const CrossEntropy& ce, int64_t rows,
                                      const CrossEntropyOutputs& out) {
   const bool loss_rows = out.loss == nullptr && ce.reduction != Reduction::none;
-  return kWordBytes + (loss_rows && rows > 0 ? static_cast<size_t>(rows) * sizeof(float) : 0);
+  return kCrossEntropyWordBytes + (loss_rows && rows > 0 ? static_cast<size_t>(rows) * sizeof(float) : 0);
 }
 
 Status check_cross_entropy_buffers(const CrossEntropy& ce, DType dtype, const void* logits,
                                    int64_t rows, int64_t vocab, int64_t row_stride,
                                    const void* targets, IndexType target_type,
                                    const CrossEntropyOutputs& out, const Workspace* workspace) {
-  static constexpr BufferName kLogits{"logits is null", "logits is not aligned to its element size",
-                                      "logits overlaps another buffer"};
-  static constexpr BufferName kTargets{"targets is null", "targets is not aligned to its element size",
-                                       "targets overlaps another buffer"};
-  static constexpr BufferName kLoss{"loss is null", "loss is not 4-byte aligned",
-                                    "loss overlaps another buffer"};
-  static constexpr BufferName kLse{"lse is null", "lse is not 4-byte aligned",
-                                   "lse overlaps another buffer"};
-  static constexpr BufferName kZLoss{"z_loss is null", "z_loss is not 4-byte aligned",
-                                     "z_loss overlaps another buffer"};
-  static constexpr BufferName kReduced{"reduced is null (a sum or a mean writes it)", "reduced is not 4-byte aligned",
-                                       "reduced overlaps another buffer"};
-  static constexpr BufferName kDlogits{"dlogits is null", "dlogits is not aligned to its element size",
-                                       "dlogits overlaps another buffer"};
-  static constexpr BufferName kBadTargets{"bad_targets is null", "bad_targets is not 4-byte aligned",
-                                          "bad_targets overlaps another buffer"};
   const int64_t element = static_cast<int64_t>(dtype_size(dtype));
   const int64_t index = target_type == IndexType::i64 ? 8 : 4;
-  // The logits' extent: (rows - 1) full strides and the last row.
-  const int64_t logit_bytes = rows == 0 ? 0 : ((rows - 1) * row_stride + vocab) * element;
+  const int64_t x_bytes = logit_bytes(dtype, rows, vocab, row_stride);
   const int64_t row_words = rows * 4;
-  const int64_t weight_element =
-      ce.weight == nullptr ? 1 : static_cast<int64_t>(dtype_size(ce.weight_dtype));
+  const int64_t w_element = weight_element(ce);
   const int64_t workspace_bytes =
       workspace == nullptr ? 0 : static_cast<int64_t>(cross_entropy_workspace_bytes(ce, rows, out));
   const Buffer buffers[] = {
-      {kLogits, logits, logit_bytes, element, false, true, 1},
+      {kLogits, logits, x_bytes, element, false, true, 1},
       {kTargets, targets, rows * index, index, false, true, 0},
-      {buffer::weight, ce.weight, ce.weight == nullptr ? 0 : vocab * weight_element,
-       weight_element, false, false, 0},
+      {buffer::weight, ce.weight, ce.weight == nullptr ? 0 : vocab * w_element, w_element, false,
+       false, 0},
       {kLoss, out.loss, row_words, 4, true, false, 0},
       {kLse, out.lse, row_words, 4, true, false, 0},
       {kZLoss, out.z_loss, row_words, 4, true, false, 0},
       {kReduced, out.reduced, ce.reduction == Reduction::none ? 0 : 4, 4, true, true, 0},
-      {kDlogits, out.dlogits, logit_bytes, element, true, false, 1},
+      {kDlogits, out.dlogits, x_bytes, element, true, false, 1},
       {kBadTargets, out.bad_targets, 4, 4, true, false, 0},
       {buffer::workspace, workspace == nullptr ? nullptr : workspace->data, workspace_bytes, 4,
        true, workspace != nullptr, 0},
@@ -109,6 +113,38 @@ Status check_cross_entropy_buffers(const CrossEntropy& ce, DType dtype, const vo
   if (workspace != nullptr && workspace->bytes < static_cast<size_t>(workspace_bytes))
     return {StatusCode::invalid_size,
             "workspace is smaller than cross_entropy_forward_workspace_size"};
+  return {};
+}
+
+Status check_cross_entropy_backward_buffers(const CrossEntropy& ce, DType dtype,
+                                            const void* logits, int64_t rows, int64_t vocab,
+                                            int64_t row_stride, const void* targets,
+                                            IndexType target_type, const float* lse,
+                                            const float* dloss, const void* dlogits,
+                                            const Workspace* workspace) {
+  const int64_t element = static_cast<int64_t>(dtype_size(dtype));
+  const int64_t index = target_type == IndexType::i64 ? 8 : 4;
+  const int64_t x_bytes = logit_bytes(dtype, rows, vocab, row_stride);
+  const int64_t w_element = weight_element(ce);
+  const int64_t dloss_bytes = rows == 0 ? 0 : ce.reduction == Reduction::none ? rows * 4 : 4;
+  const int64_t workspace_bytes = workspace == nullptr ? 0 : static_cast<int64_t>(kCrossEntropyWordBytes);
+  const Buffer buffers[] = {
+      {kLogits, logits, x_bytes, element, false, true, 1},
+      {kTargets, targets, rows * index, index, false, true, 0},
+      {buffer::weight, ce.weight, ce.weight == nullptr ? 0 : vocab * w_element, w_element, false,
+       false, 0},
+      {kLse, lse, workspace == nullptr ? 0 : rows * 4, 4, false, true, 0},
+      {kDloss, dloss, dloss_bytes, 4, false, true, 0},
+      {kDlogits, dlogits, x_bytes, element, true, true, 1},
+      {buffer::workspace, workspace == nullptr ? nullptr : workspace->data, workspace_bytes, 4,
+       true, workspace != nullptr, 0},
+  };
+  if (Status s = check_buffers(buffers, static_cast<int>(sizeof(buffers) / sizeof(buffers[0])));
+      !s.ok())
+    return s;
+  if (workspace != nullptr && workspace->bytes < kCrossEntropyWordBytes)
+    return {StatusCode::invalid_size,
+            "workspace is smaller than cross_entropy_backward_workspace_size"};
   return {};
 }
 

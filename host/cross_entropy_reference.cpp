@@ -173,8 +173,11 @@ Status cross_entropy_backward(const CrossEntropy& ce, DType dtype, const void* l
   if (Status s = check(ce, dtype, logits, rows, vocab, row_stride, targets, target_type, nullptr);
       !s.ok())
     return s;
-  if (rows > 0 && (dloss == nullptr || dlogits == nullptr))
-    return {StatusCode::null_pointer, "dloss and dlogits must be given"};
+  if (Status s = detail::check_cross_entropy_backward_buffers(ce, dtype, logits, rows, vocab,
+                                                              row_stride, targets, target_type,
+                                                              nullptr, dloss, dlogits, nullptr);
+      !s.ok())
+    return s;
   double denominator = 0;
   std::vector<Row> all(static_cast<size_t>(rows));
   for (int64_t r = 0; r < rows; ++r) {

@@ -176,6 +176,56 @@ TEST(CrossEntropyKernels, EmptyMeanIsNanOrZero) {
   }
 }
 
+// The backward from the saved lse: the forward's lse (simulated), an
+// upstream gradient (one word, or per row for none), dlogits apart and in
+// place, every option set and dtype, widths 1 to 50,257.
+TEST(CrossEntropyKernels, BackwardFromLseMatchesTheReference) {
+  const int64_t shapes[][3] = {{9, 1, 1}, {6, 100, 103}, {5, 1025, 1025}, {3, 50257, 50257}};
+  uint64_t seed = 100;
+  int64_t values = 0;
+  for (DType dtype : {DType::f32, DType::f16, DType::bf16})
+    for (const auto& s : shapes)
+      for (const auto& [name, ce] : cross_entropy_option_sets())
+        for (bool in_place : {false, true}) {
+          if (ce.smoothing_form == LabelSmoothing::megatron && s[1] == 1) continue;
+          const CrossEntropyProblem p =
+              make_cross_entropy_problem(name, ce, dtype, s[0], s[1], s[2], seed++);
+          std::vector<unsigned char> x = bytes_of(dtype, p.logits);
+          std::vector<unsigned char> w = bytes_of(ce.weight_dtype, p.weight);
+          CrossEntropy call = ce;
+          call.weight = p.weight.empty() ? nullptr : w.data();
+          // The forward's lse, then the backward over the same logits.
+          std::vector<float> lse(static_cast<size_t>(p.rows)), words(4 + p.rows);
+          float reduced = 0;
+          CrossEntropyOutputs out;
+          out.lse = lse.data();
+          out.reduced = &reduced;
+          simulate_cross_entropy(SoftmaxAlgorithm::automatic, call, dtype, x.data(), p.rows,
+                                 p.vocab, p.stride, p.targets.data(), IndexType::i64, out,
+                                 {words.data(), words.size() * 4});
+          std::vector<float> dloss(ce.reduction == Reduction::none ? p.rows : 1);
+          for (size_t i = 0; i < dloss.size(); ++i) dloss[i] = 0.5f - 0.25f * static_cast<float>(i % 5);
+          std::vector<unsigned char> dl(x.size(), 0xAB);
+          simulate_cross_entropy_backward(call, dtype, x.data(), p.rows, p.vocab, p.stride,
+                                          p.targets.data(), IndexType::i64, lse.data(),
+                                          dloss.data(), in_place ? x.data() : dl.data(),
+                                          {words.data(), 16});
+          CrossEntropyGot got;
+          const unsigned char* d = in_place ? x.data() : dl.data();
+          got.dlogits.resize(p.logits.size());
+          for (size_t i = 0; i < p.logits.size(); ++i)
+            got.dlogits[i] = detail::load_element(dtype, d, static_cast<int64_t>(i));
+          for (int64_t r = 0; r < p.rows; ++r)  // the gaps between rows: not judged
+            for (int64_t j = p.vocab; j < p.stride; ++j)
+              got.dlogits[static_cast<size_t>(r * p.stride + j)] = 0;
+          const CrossEntropyCheck c = check_cross_entropy(p, got, &dloss);
+          values += c.values;
+          EXPECT_TRUE(c.ok()) << dtype_name(dtype) << " " << name << " [" << s[0] << ", " << s[1]
+                              << "]" << (in_place ? " in place" : "") << ": " << describe(c);
+        }
+  std::printf("cross-entropy backward: %lld results judged\n", static_cast<long long>(values));
+}
+
 // A target that is neither a class nor ignore_index: the device's defined
 // result (the row's loss and dlogits NaN, the flag set), never a read out
 // of the row.
@@ -258,6 +308,27 @@ TEST(CrossEntropyApi, RefusesBadArguments) {
   overlapping.loss = logits + 2;  // inside the logits (which are not written)
   EXPECT_EQ(call(ce, DType::f32, logits, 4, 16, 16, overlapping, ws),
             StatusCode::overlapping_buffers);
+  // The backward: its buffers as the forward's, plus lse and dloss.
+  size_t backward_bytes = 0;
+  ASSERT_TRUE(cross_entropy_backward_workspace_size(&backward_bytes).ok());
+  EXPECT_EQ(backward_bytes, 16u);
+  auto backward = [&](const float* lse, const float* dloss, void* dlogits, Workspace w) {
+    return cross_entropy_backward(ce, DType::f32, logits, 4, 16, 16, targets, IndexType::i64, lse,
+                                  dloss, dlogits, w)
+        .code();
+  };
+  float* lse = words + 8;
+  float* dloss = words + 12;
+  EXPECT_EQ(backward(nullptr, dloss, logits, ws), StatusCode::null_pointer);
+  EXPECT_EQ(backward(lse, nullptr, logits, ws), StatusCode::null_pointer);
+  EXPECT_EQ(backward(lse, dloss, nullptr, ws), StatusCode::null_pointer);
+  EXPECT_EQ(backward(lse, dloss, logits, {}), StatusCode::null_pointer);
+  EXPECT_EQ(backward(lse, dloss, logits, {words + 32, 8}), StatusCode::invalid_size);
+  EXPECT_EQ(backward(lse, dloss, logits + 1, ws), StatusCode::overlapping_buffers);
+  EXPECT_EQ(backward(lse, dloss, words, ws), StatusCode::overlapping_buffers);  // over lse
+  EXPECT_EQ(backward(reinterpret_cast<float*>(reinterpret_cast<char*>(lse) + 2), dloss, logits,
+                     ws),
+            StatusCode::misaligned_pointer);
   CrossEntropyOutputs shifted = out;
   shifted.dlogits = logits + 1;  // partly over the logits: only the logits exactly are allowed
   EXPECT_EQ(call(ce, DType::f32, logits, 3, 16, 16, shifted, ws), StatusCode::overlapping_buffers);

@@ -1,8 +1,9 @@
 // The cross-entropy forward on a GPU against the double reference, by the
 // rule of bench/accuracy/cross_entropy_accuracy.h: every dtype and option
 // set over widths that reach each softmax algorithm (registers, block cache,
-// clusters on sm_90, streaming), dlogits apart and in place; the same bits
-// on a second run; bad targets (NaN rows and the flag).
+// clusters on sm_90, streaming), dlogits apart and in place; the backward
+// from the saved lse; the same bits on a second run; bad targets (NaN rows
+// and the flag).
 #include <gtest/gtest.h>
 
 #include <cuda_runtime.h>
@@ -103,6 +104,51 @@ TEST(CrossEntropyKernel, WidthsDtypesAndOptionsMatchTheReference) {
                               << s.vocab << "]" << (in_place ? " in place" : "") << ": "
                               << c.failures << " of " << c.values << " outside" << why;
         }
+      }
+}
+
+// The backward from the forward's lse with an upstream gradient, against
+// reference::cross_entropy_backward by the same rule.
+TEST(CrossEntropyKernel, BackwardFromLseMatchesTheReference) {
+  CUACT_SKIP_WITHOUT_GPU();
+  uint64_t seed = 500;
+  for (DType dtype : {DType::f32, DType::bf16})
+    for (const int64_t vocab : {int64_t{100}, int64_t{4096}, int64_t{50257}, int64_t{131072}})
+      for (const auto& [name, ce] : cross_entropy_option_sets()) {
+        const CrossEntropyProblem p = make_cross_entropy_problem(name, ce, dtype, 7, vocab, vocab, seed++);
+        DeviceRun fwd;
+        run_on_device(p, false, &fwd);  // its lse
+        const size_t n = p.logits.size(), elem = dtype_size(dtype), rows = 7;
+        std::vector<unsigned char> x(n * elem), w(p.weight.size() * dtype_size(ce.weight_dtype));
+        for (size_t i = 0; i < n; ++i) detail::store_element(dtype, x.data(), static_cast<int64_t>(i), p.logits[i]);
+        for (size_t i = 0; i < p.weight.size(); ++i)
+          detail::store_element(ce.weight_dtype, w.data(), static_cast<int64_t>(i), p.weight[i]);
+        std::vector<float> dloss(ce.reduction == Reduction::none ? rows : 1);
+        for (size_t i = 0; i < dloss.size(); ++i) dloss[i] = 0.5f - 0.25f * static_cast<float>(i % 5);
+        DeviceBuffer dx(x.size()), dt(rows * 8), dw(w.size()), dl(rows * 4), dd(dloss.size() * 4),
+            ws(16);
+        ASSERT_TRUE(dx.ok() && dt.ok() && dw.ok() && dl.ok() && dd.ok() && ws.ok());
+        CUDA_OK(cudaMemcpy(dx.at(), x.data(), x.size(), cudaMemcpyHostToDevice));
+        CUDA_OK(cudaMemcpy(dt.at(), p.targets.data(), rows * 8, cudaMemcpyHostToDevice));
+        if (!w.empty()) CUDA_OK(cudaMemcpy(dw.at(), w.data(), w.size(), cudaMemcpyHostToDevice));
+        CUDA_OK(cudaMemcpy(dl.at(), fwd.got.lse.data(), rows * 4, cudaMemcpyHostToDevice));
+        CUDA_OK(cudaMemcpy(dd.at(), dloss.data(), dloss.size() * 4, cudaMemcpyHostToDevice));
+        CrossEntropy call = ce;
+        call.weight = p.weight.empty() ? nullptr : dw.at();
+        const Status s = cross_entropy_backward(
+            call, dtype, dx.at(), 7, vocab, vocab, dt.at(), IndexType::i64,
+            reinterpret_cast<const float*>(dl.at()), reinterpret_cast<const float*>(dd.at()),
+            dx.at() /* in place */, {ws.at(), 16});
+        ASSERT_TRUE(s.ok()) << s.message();
+        CUDA_OK(cudaMemcpy(x.data(), dx.at(), x.size(), cudaMemcpyDeviceToHost));
+        CrossEntropyGot got;
+        got.dlogits.resize(n);
+        for (size_t i = 0; i < n; ++i) got.dlogits[i] = detail::load_element(dtype, x.data(), static_cast<int64_t>(i));
+        const CrossEntropyCheck c = check_cross_entropy(p, got, &dloss);
+        std::string why;
+        for (const std::string& f : c.first_failures) why += "\n  " + f;
+        EXPECT_TRUE(c.ok()) << dtype_name(dtype) << " " << name << " vocab " << vocab << ": "
+                            << c.failures << " of " << c.values << " outside" << why;
       }
 }
 

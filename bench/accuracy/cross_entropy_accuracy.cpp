@@ -125,7 +125,8 @@ const std::vector<std::pair<std::string, CrossEntropy>>& cross_entropy_option_se
   return sets;
 }
 
-CrossEntropyCheck check_cross_entropy(const CrossEntropyProblem& p, const CrossEntropyGot& got) {
+CrossEntropyCheck check_cross_entropy(const CrossEntropyProblem& p, const CrossEntropyGot& got,
+                                      const std::vector<float>* dloss) {
   const CrossEntropy& given = p.ce;
   CrossEntropy ce = given;
   const std::vector<unsigned char> x = bytes_of(p.dtype, p.logits);
@@ -144,9 +145,14 @@ CrossEntropyCheck check_cross_entropy(const CrossEntropyProblem& p, const CrossE
   Judge judge;
   const Status s = reference::cross_entropy_forward(ce, p.dtype, x.data(), p.rows, p.vocab, p.stride,
                                                     p.targets.data(), IndexType::i64, out);
-  if (!s.ok()) {
+  Status b;
+  if (dloss != nullptr && !got.dlogits.empty())
+    b = reference::cross_entropy_backward(ce, p.dtype, x.data(), p.rows, p.vocab, p.stride,
+                                          p.targets.data(), IndexType::i64, dloss->data(), dl.data());
+  if (!s.ok() || !b.ok()) {
     judge.c.failures = 1;
-    judge.c.first_failures.push_back(std::string("the reference refused: ") + s.message());
+    judge.c.first_failures.push_back(std::string("the reference refused: ") +
+                                     (s.ok() ? b : s).message());
     return judge.c;
   }
   const double r_u = kSoftmaxRoundings * kU;
@@ -161,12 +167,15 @@ CrossEntropyCheck check_cross_entropy(const CrossEntropyProblem& p, const CrossE
     const int64_t t = p.targets[static_cast<size_t>(r)];
     if (t != ce.ignore_index) denominator += megatron ? 1.0 : weight(t);
   }
-  const double g = ce.reduction == Reduction::mean ? (denominator > 0 ? 1 / denominator : 0) : 1.0;
+  const double g_call = ce.reduction == Reduction::mean ? (denominator > 0 ? 1 / denominator : 0) : 1.0;
   double sum_bound = 0, sum_abs = 0;
   std::vector<double> z(static_cast<size_t>(p.vocab));
   for (int64_t r = 0; r < p.rows; ++r) {
     const int64_t t = p.targets[static_cast<size_t>(r)];
     const bool counted = t != ce.ignore_index;
+    const double g =
+        g_call * (dloss == nullptr ? 1.0
+                                   : (*dloss)[ce.reduction == Reduction::none ? static_cast<size_t>(r) : 0]);
     double m = -INFINITY;
     for (int64_t j = 0; j < p.vocab; ++j) {
       double v = ce.logit_scale * p.logits[static_cast<size_t>(r * p.stride + j)];
@@ -216,7 +225,7 @@ CrossEntropyCheck check_cross_entropy(const CrossEntropyProblem& p, const CrossE
       judge("dlogits", r, j, got.dlogits[static_cast<size_t>(i)], exact, bound, !counted);
     }
   }
-  if (ce.reduction != Reduction::none) {
+  if (ce.reduction != Reduction::none && dloss == nullptr) {
     double bound = sum_bound + r_u * sum_abs;
     if (ce.reduction == Reduction::mean) bound = denominator > 0 ? bound / denominator : 0;
     judge("reduced", -1, -1, got.reduced, reduced, bound + kU * std::fabs(reduced));

@@ -69,6 +69,10 @@ struct CrossEntropyCheck {
 };
 
 // Judges `got` against the double reference of the problem by the rule.
-CrossEntropyCheck check_cross_entropy(const CrossEntropyProblem& p, const CrossEntropyGot& got);
+// With `dloss` (the backward from lse: one word, or one a row for reduction
+// none), got.dlogits is the backward's, judged with g times dloss against
+// reference::cross_entropy_backward; the forward's words are not judged.
+CrossEntropyCheck check_cross_entropy(const CrossEntropyProblem& p, const CrossEntropyGot& got,
+                                      const std::vector<float>* dloss = nullptr);
 
 }  // namespace cuact::test

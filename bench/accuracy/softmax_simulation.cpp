@@ -583,6 +583,53 @@ SoftmaxAlgorithm simulate_softmax(SoftmaxAlgorithm algorithm, Direction directio
                           SoftmaxShape::rows(rows, cols), block_threads, cluster_ranks);
 }
 
+namespace {
+
+// The count step as its kernel runs it (every thread's share, then the fold).
+void simulate_count(const CrossEntropyCall& c, int64_t rows) {
+  constexpr int kThreads = kCrossEntropyStepThreads;
+  std::vector<CountShare> shares(kThreads);
+  for (int t = 0; t < kThreads; ++t)
+    shares[t] = count_share(c.rows.cross_entropy, rows, c.vocab, t, kThreads);
+  write_counts(c.rows.cross_entropy, shares.data(), kThreads);
+}
+
+// cross_entropy_backward_kernel's rows: each thread's sink over its items,
+// the normalizer from the saved lse.
+template <class T>
+void simulate_backward_rows(const SoftmaxCall& call) {
+  using O = CrossEntropyRows<T>;
+  constexpr int B = kStreamingBlockThreads;
+  const SoftmaxArgs<T, O> a = softmax_args<T, O>(call);
+  for (int64_t row = 0; row < a.layout.rows; ++row) {
+    const ForwardSourceOf<T, O> src(a, row);
+    const RowSink<O> sink(a, row);
+    const PackPlan plan = row_pack_plan(src, sink, a.layout.cols);
+    for (int t = 0; t < B; ++t) {
+      RowSink<O> mine = sink;
+      streaming_forward_store(src, mine, plan, t, B,
+                              saved_lse_normalizer(a.cross_entropy.lse[row]), true);
+    }
+  }
+}
+
+}  // namespace
+
+void simulate_cross_entropy_backward(const CrossEntropy& ce, DType dtype, const void* logits,
+                                     int64_t rows, int64_t vocab, int64_t row_stride,
+                                     const void* targets, IndexType target_type, const float* lse,
+                                     const float* dloss, void* dlogits, Workspace workspace) {
+  const CrossEntropyCall c = make_cross_entropy_backward_call(
+      ce, dtype, logits, rows, vocab, row_stride, targets, target_type, lse, dloss, dlogits,
+      workspace);
+  if (c.count) simulate_count(c, rows);
+  switch (dtype) {
+    case DType::f16: simulate_backward_rows<__half>(c.rows); break;
+    case DType::bf16: simulate_backward_rows<__nv_bfloat16>(c.rows); break;
+    default: simulate_backward_rows<float>(c.rows);
+  }
+}
+
 SoftmaxAlgorithm simulate_cross_entropy(SoftmaxAlgorithm algorithm, const CrossEntropy& ce,
                                         DType dtype, const void* logits, int64_t rows,
                                         int64_t vocab, int64_t row_stride, const void* targets,
@@ -593,11 +640,7 @@ SoftmaxAlgorithm simulate_cross_entropy(SoftmaxAlgorithm algorithm, const CrossE
                                                      targets, target_type, out, workspace);
   const CrossEntropyStore& store = c.rows.cross_entropy;
   constexpr int kThreads = kCrossEntropyStepThreads;
-  if (c.count) {
-    std::vector<CountShare> shares(kThreads);
-    for (int t = 0; t < kThreads; ++t) shares[t] = count_share(store, rows, vocab, t, kThreads);
-    write_counts(store, shares.data(), kThreads);
-  }
+  if (c.count) simulate_count(c, rows);
   SoftmaxAlgorithm ran = algorithm;
   if (rows > 0) {
     switch (dtype) {

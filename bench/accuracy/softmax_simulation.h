@@ -57,4 +57,11 @@ SoftmaxAlgorithm simulate_cross_entropy(SoftmaxAlgorithm algorithm, const CrossE
                                         Workspace workspace, int block_threads = 256,
                                         int cluster_ranks = 4);
 
+// The backward from the saved lse (cross_entropy_backward) likewise: the
+// count step, then cross_entropy_backward_kernel's rows.
+void simulate_cross_entropy_backward(const CrossEntropy& ce, DType dtype, const void* logits,
+                                     int64_t rows, int64_t vocab, int64_t row_stride,
+                                     const void* targets, IndexType target_type, const float* lse,
+                                     const float* dloss, void* dlogits, Workspace workspace);
+
 }  // namespace cuact::test

@@ -81,4 +81,16 @@ Status cross_entropy_forward(const CrossEntropy& ce, DType dtype, const void* lo
 Status cross_entropy_forward_workspace_size(const CrossEntropy& ce, int64_t rows,
                                             const CrossEntropyOutputs& out, size_t* bytes);
 
+// The device backward from the forward's saved lse [rows] and the upstream
+// gradient of the reduced loss, `dloss` (device memory: one word for sum and
+// mean, [rows] for none): dlogits [rows, vocab] with the logits' row stride
+// and dtype (may be the logits themselves), in one read of the logits and
+// one write, after the count step where a mean or weighted smoothing needs
+// it. `workspace`: cross_entropy_backward_workspace_size's bytes (16).
+Status cross_entropy_backward(const CrossEntropy& ce, DType dtype, const void* logits, int64_t rows,
+                              int64_t vocab, int64_t row_stride, const void* targets,
+                              IndexType target_type, const float* lse, const float* dloss,
+                              void* dlogits, Workspace workspace, cudaStream_t stream = nullptr);
+Status cross_entropy_backward_workspace_size(size_t* bytes);
+
 }  // namespace cuact
