@@ -6,10 +6,12 @@
 // The *_fp8 operators write their result as fp8 codes with one scale per
 // tensor, the *_block_fp8 ones with one scale per block of a row: fp8 codes,
 // or NVFP4's e2m1 codes with scale_type "e4m3" (cuact/quantized.h; see "fp8
-// outputs" and "block-scaled outputs" below).
+// outputs" and "block-scaled outputs" below). cross_entropy is the fused
+// softmax cross-entropy (cuact/cross_entropy.h; float32, float16, bfloat16).
 // Fake (meta) kernels and autograd are registered in Python (cuact/_ops.py).
 // Every operator takes dense tensors: the Python layer calls .contiguous()
-// (softmax and softmax_fp8 also take 2-D rows with a row stride as they are).
+// (softmax, softmax_fp8 and cross_entropy also take 2-D rows with a row
+// stride as they are).
 #include <ATen/ATen.h>
 #include <c10/core/DeviceGuard.h>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
@@ -1341,6 +1343,117 @@ std::tuple<Tensor, Tensor, Tensor> glu_block_fp8_op(
   return r.outputs();
 }
 
+// ------------------------------------------------------------ cross-entropy (cross_entropy.h)
+
+// The softmax cross-entropy of logits [rows, classes] (float32, float16,
+// bfloat16) against class indices [rows] (int32 or int64) with
+// cuact::CrossEntropy's options (docs/SPEC.md, "Cross-entropy"). Returns
+// (loss, lse, z_loss, dlogits): loss float32 [rows] (reduction "none") or
+// 0-d (the sum or the mean); lse and z_loss float32 [rows]; dlogits, the
+// gradient of the reduced loss (none: of the rows' sum), in the logits'
+// dtype and row stride, written in the same pass (the fused mode).
+// CUDA: one device call, no host synchronization: a target that is neither
+// a class nor ignore_index gives its row a NaN loss and NaN dlogits (so a
+// NaN sum or mean) and raises nothing. CPU: the reference, which refuses
+// such a target (a RuntimeError). float64 is refused (the reference takes
+// the dtypes the kernels take).
+
+constexpr Named<cuact::Reduction> kReductions[] = {{"none", cuact::Reduction::none},
+                                                   {"sum", cuact::Reduction::sum},
+                                                   {"mean", cuact::Reduction::mean}};
+constexpr Named<cuact::LabelSmoothing> kSmoothingForms[] = {
+    {"pytorch", cuact::LabelSmoothing::pytorch}, {"megatron", cuact::LabelSmoothing::megatron}};
+
+// The logits' row stride: 2-D rows whose last dimension is dense keep theirs
+// (dlogits takes it too); any other layout must be contiguous. The fake
+// kernel (cuact/_ops.py, cross_entropy_row_stride) decides the same way.
+int64_t logits_row_stride(const Tensor& x, const char* op) {
+  TORCH_CHECK(x.dim() == 2, "cuact.", op, ": logits must be 2-D [rows, classes], got ", x.dim(),
+              " dimensions");
+  if (x.stride(1) == 1 && x.stride(0) >= x.size(1)) return x.stride(0);
+  TORCH_CHECK(x.is_contiguous(), "cuact.", op,
+              ": logits must have a dense last dimension, rows at least a row apart");
+  return x.size(1);
+}
+
+// A 1-D tensor of `n` elements on the logits' device, contiguous.
+void check_vector(const Tensor& v, const Tensor& logits, int64_t n, const char* what,
+                  const char* of, const char* op) {
+  TORCH_CHECK(v.device() == logits.device(), "cuact.", op, ": ", what, " is on ", v.device(),
+              ", the logits on ", logits.device());
+  TORCH_CHECK(v.dim() == 1 && v.size(0) == n && v.is_contiguous(), "cuact.", op, ": ", what,
+              " must be a contiguous 1-D tensor of the logits' ", n, " ", of, ", got shape ",
+              v.sizes());
+}
+
+std::tuple<Tensor, Tensor, Tensor, Tensor> cross_entropy_op(
+    const Tensor& logits, const Tensor& targets, const c10::optional<Tensor>& weight,
+    int64_t ignore_index, c10::string_view reduction, double label_smoothing,
+    c10::string_view smoothing, double z_loss, double softcap, double logit_scale,
+    bool empty_mean_is_zero) {
+  const char* op = "cross_entropy";
+  TORCH_CHECK_NOT_IMPLEMENTED(!is_f64(logits), "cuact.", op,
+                              ": float64 logits are not supported (float32, float16, bfloat16)");
+  const cuact::DType dt = dtype_of(logits, op);
+  const int64_t row_stride = logits_row_stride(logits, op);
+  const int64_t rows = logits.size(0), classes = logits.size(1);
+  TORCH_CHECK_TYPE(targets.scalar_type() == at::kInt || targets.scalar_type() == at::kLong,
+                   "cuact.", op, ": targets are ", targets.scalar_type(),
+                   "; they must be int32 or int64 class indices");
+  check_vector(targets, logits, rows, "targets", "rows", op);
+  cuact::CrossEntropy ce;
+  ce.ignore_index = ignore_index;
+  if (weight) {
+    const at::ScalarType w = weight->scalar_type();
+    TORCH_CHECK_TYPE(w == at::kFloat || w == at::kHalf || w == at::kBFloat16, "cuact.", op,
+                     ": weight is ", w, "; it takes float32, float16 or bfloat16");
+    check_vector(*weight, logits, classes, "weight", "classes", op);
+    ce.weight = weight->data_ptr();
+    ce.weight_dtype = dtype_of(*weight, op);
+  }
+  ce.reduction = named(reduction, kReductions, "reduction", op);
+  ce.smoothing_form = named(smoothing, kSmoothingForms, "label smoothing form", op);
+  // cuact's options are fp32 (the others' ranges are cuact's to check); a
+  // softcap that rounds to 0 would silently mean "no cap"
+  TORCH_CHECK(!(softcap > 0 && static_cast<float>(softcap) == 0.0f), "cuact.", op, ": softcap ",
+              softcap, " rounds to 0 in float32 (0 means no cap)");
+  ce.label_smoothing = static_cast<float>(label_smoothing);
+  ce.z_loss = static_cast<float>(z_loss);
+  ce.softcap = static_cast<float>(softcap);
+  ce.logit_scale = static_cast<float>(logit_scale);
+  ce.empty_mean_is_zero = empty_mean_is_zero;
+
+  const auto words = logits.options().dtype(at::kFloat);
+  const bool none = ce.reduction == cuact::Reduction::none;
+  Tensor loss = none ? at::empty({rows}, words) : at::empty({}, words);
+  Tensor lse = at::empty({rows}, words), zl = at::empty({rows}, words);
+  Tensor dlogits = at::empty_strided({rows, classes}, {row_stride, 1}, logits.options());
+  cuact::CrossEntropyOutputs out;
+  (none ? out.loss : out.reduced) = loss.data_ptr<float>();  // a sum or mean: the reduced word
+  out.lse = lse.data_ptr<float>();
+  out.z_loss = zl.data_ptr<float>();
+  out.dlogits = dlogits.data_ptr();
+  const cuact::IndexType index =
+      targets.scalar_type() == at::kInt ? cuact::IndexType::i32 : cuact::IndexType::i64;
+  if (logits.is_cuda()) {
+    c10::DeviceGuard guard(logits.device());
+    size_t bytes = 0;
+    raise_if_failed(cuact::cross_entropy_forward_workspace_size(ce, rows, out, &bytes), op);
+    Tensor scratch;
+    const cuact::Workspace ws = workspace_of(logits, bytes, scratch);
+    raise_if_failed(cuact::cross_entropy_forward(ce, dt, logits.data_ptr(), rows, classes,
+                                                 row_stride, targets.data_ptr(), index, out, ws,
+                                                 stream_of(logits)),
+                    op);
+  } else {
+    raise_if_failed(cuact::reference::cross_entropy_forward(ce, dt, logits.data_ptr(), rows,
+                                                            classes, row_stride,
+                                                            targets.data_ptr(), index, out),
+                    op);
+  }
+  return {loss, lse, zl, dlogits};
+}
+
 }  // namespace
 
 TORCH_LIBRARY(cuact, m) {
@@ -1406,6 +1519,11 @@ TORCH_LIBRARY(cuact, m) {
       "glu_block_fp8(Tensor x, str kind, float[] params, bool gate_first, ScalarType dtype, "
       "int block, str scale_type, str scale_layout, Tensor? tensor_scale=None) -> "
       "(Tensor, Tensor, Tensor)");
+  // softmax cross-entropy (fused: dlogits in the same pass): (loss, lse, z_loss, dlogits)
+  m.def(
+      "cross_entropy(Tensor logits, Tensor targets, Tensor? weight, int ignore_index, "
+      "str reduction, float label_smoothing, str smoothing, float z_loss, float softcap, "
+      "float logit_scale, bool empty_mean_is_zero) -> (Tensor, Tensor, Tensor, Tensor)");
 }
 
 #define CUACT_REGISTER_KERNELS(m)                                                  \
@@ -1431,7 +1549,8 @@ TORCH_LIBRARY(cuact, m) {
   m.impl("glu_fp8", &glu_fp8_op);                                                  \
   m.impl("softmax_fp8", &softmax_fp8_op);                                          \
   m.impl("bias_activation_block_fp8", &bias_activation_block_fp8_op);              \
-  m.impl("glu_block_fp8", &glu_block_fp8_op)
+  m.impl("glu_block_fp8", &glu_block_fp8_op);                                      \
+  m.impl("cross_entropy", &cross_entropy_op)
 
 // One kernel per operator serves both keys: it branches on the tensors' device.
 TORCH_LIBRARY_IMPL(cuact, CPU, m) { CUACT_REGISTER_KERNELS(m); }

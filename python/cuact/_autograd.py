@@ -1,7 +1,8 @@
 """Derivatives of cuact's operators: reverse mode to any order, forward mode
 (jvp) and the torch.func transforms.
 
-Every operator, forward and backward alike, has one rule here: `setup` saves
+Every operator, forward and backward alike, has one rule here (cross_entropy:
+a first derivative in reverse mode only, see its rule): `setup` saves
 what its derivatives need; `backward` and `jvp` compute them with cuact's own
 backward operators and, for second derivatives, the formulas of docs/SPEC.md
 ("Second derivatives") in torch operations. Rules call operators through
@@ -19,6 +20,8 @@ Two routes share the rules:
 import math
 
 import torch
+from torch._C._functorch import TransformType
+from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
 
 ops = torch.ops.cuact
 _HALF = (torch.float16, torch.bfloat16)
@@ -687,6 +690,73 @@ class _SoftmaxBackward:
             t = c * (ty_ * (dy_ - s) + p * (tdy_ - (tdy_ * p).sum(d, keepdim=True)
                                           - (dy_ * ty_).sum(d, keepdim=True)))
         return _visible(t, hidden).to(y.dtype)
+
+
+# Cross-entropy (the fused forward): dlogits, the gradient of the reduced loss
+# (none: of the rows' sum), comes out of the forward itself; the input's
+# gradient is dlogits times the loss's upstream gradient. Only the logits
+# have a derivative: lse, z_loss and dlogits are results to read (marked
+# non-differentiable), a weight that requires grad is refused when the
+# backward runs (PyTorch's nll_loss refuses it too), the targets are integers. There is no second
+# derivative and no forward mode: both raise rather than come out zero.
+
+def _no_second_derivative(backward, what):
+    """backward run without grad mode, its results marked so that
+    differentiating them raises. torch.autograd.function.once_differentiable
+    marks them only where the incoming gradients require grad; with
+    create_graph=True and plain ones (torch.autograd.grad(loss, x,
+    create_graph=True)) its results would be constants, and a gradient
+    penalty or a meta-learning step through them would get zeros silently."""
+    message = f"cuact.{what} has no second derivative (its backward is once differentiable)"
+
+    def wrapped(ctx, *grads):
+        with torch.no_grad():
+            out = backward(ctx, *grads)
+        if not torch.is_grad_enabled() or torch.compiler.is_compiling():
+            return out
+        if torch._C._functorch.is_functorch_wrapped_tensor(grads[0]):
+            # torch.func's grad runs every backward with grad mode on; only a
+            # second, enclosing grad transform differentiates the results
+            # again, and its wrapped tensors cannot carry a delayed error
+            grad_levels = [i for i in retrieve_all_functorch_interpreters()
+                           if i.key() == TransformType.Grad]
+            if len(grad_levels) > 1:
+                raise NotImplementedError(message)
+            return out
+        tensors = [t for t in out if t is not None]
+        err = torch._C._functions.DelayedError(message.encode(), len(tensors))
+        marked = err(*(t.detach().requires_grad_() for t in tensors))
+        marked = iter(marked if isinstance(marked, tuple) else (marked,))
+        return tuple(None if t is None else next(marked) for t in out)
+    return wrapped
+
+
+def _cross_entropy_backward(ctx, dloss, *_):
+    if ctx.needs_input_grad[2]:  # the weight (as PyTorch's nll_loss refuses it)
+        raise RuntimeError("cuact.cross_entropy is not differentiable with respect to argument "
+                           "'weight': it cannot have requires_grad True (pass weight.detach())")
+    (dlogits,) = ctx.saved_tensors
+    # dloss (float32: 0-d, or one per row for none) times the rows of dlogits
+    # in float32 (a [*, 1] factor takes part in the type promotion, a 0-d one
+    # would not), rounded once to the logits' dtype: in place on CUDA, the
+    # kernel casts as it stores (no float32 copy of dlogits)
+    dx = dlogits.clone(memory_format=torch.contiguous_format)
+    return (dx.mul_(dloss.reshape(-1, 1)),) + (None,) * 10
+
+
+@_rule("cross_entropy")
+class _CrossEntropy:
+    @staticmethod
+    def setup(ctx, inputs, output):
+        ctx.mark_non_differentiable(*output[1:])
+        ctx.save_for_backward(output[3])
+
+    backward = staticmethod(_no_second_derivative(_cross_entropy_backward, "cross_entropy"))
+
+    @staticmethod
+    def jvp(ctx, *tangents):
+        raise NotImplementedError("cuact.cross_entropy has no forward-mode derivative (jvp, "
+                                  "torch.func.jvp, jacfwd): use reverse mode")
 
 
 # ------------------------------------------------------------------ the two routes

@@ -2,7 +2,8 @@
 
 The schemas and the CPU/CUDA kernels are in csrc/ops.cpp, the derivatives in
 _autograd.py (the *_fp8 and *_block_fp8 operators have none: their outputs
-carry no gradient). The random operators (dropout through bias_activation, rrelu) and
+carry no gradient; cross_entropy's loss has a first derivative only). The
+random operators (dropout through bias_activation, rrelu) and
 bias_activation_fp8 return the {seed, offset} pair they drew from, which
 their backward reads.
 """
@@ -274,6 +275,64 @@ def _(x, kind, params, gate_first, dtype, block, scale_type, scale_layout, tenso
                           tensor_scale, "glu_block_fp8")
 
 
+# Cross-entropy: (loss, lse, z_loss, dlogits) of logits [rows, classes] and
+# targets [rows]; loss float32 [rows] (reduction "none") or 0-d, lse and
+# z_loss float32 [rows], dlogits the logits' dtype with their row stride.
+CROSS_ENTROPY_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+CROSS_ENTROPY_REDUCTIONS = ("none", "sum", "mean")
+LABEL_SMOOTHING_FORMS = ("pytorch", "megatron")
+
+
+def cross_entropy_row_stride(logits):
+    """The row stride the operator reads the logits with and writes dlogits
+    with: 2-D rows whose last dimension is dense keep theirs; any other
+    layout must be contiguous (csrc/ops.cpp, logits_row_stride)."""
+    if logits.stride(1) == 1 and logits.stride(0) >= logits.shape[1]:
+        return logits.stride(0)
+    torch._check(logits.is_contiguous(), lambda: "cuact.cross_entropy: logits must have a dense "
+                                                  "last dimension, rows at least a row apart")
+    return logits.shape[1]
+
+
+def _check_vector(v, logits, n, what, of):
+    torch._check(v.device == logits.device,
+                 lambda: f"cuact.cross_entropy: {what} is on {v.device}, the logits on "
+                         f"{logits.device}")
+    torch._check(v.dim() == 1 and v.shape[0] == n and v.is_contiguous(),
+                 lambda: f"cuact.cross_entropy: {what} must be a contiguous 1-D tensor of the "
+                         f"logits' {n} {of}, got shape {tuple(v.shape)}")
+
+
+@torch.library.register_fake(lib + "cross_entropy")
+def _(logits, targets, weight, ignore_index, reduction, label_smoothing, smoothing, z_loss,
+      softcap, logit_scale, empty_mean_is_zero):
+    op = "cuact.cross_entropy"
+    torch._check_not_implemented(
+        logits.dtype in CROSS_ENTROPY_DTYPES,
+        lambda: f"{op}: unsupported dtype {logits.dtype} (float32, float16, bfloat16)")
+    torch._check(logits.dim() == 2,
+                 lambda: f"{op}: logits must be 2-D [rows, classes], got {logits.dim()} dimensions")
+    rows, classes = logits.shape
+    torch._check_type(targets.dtype in (torch.int32, torch.int64),
+                      lambda: f"{op}: targets are {targets.dtype}; they must be int32 or int64 "
+                              "class indices")
+    _check_vector(targets, logits, rows, "targets", "rows")
+    if weight is not None:
+        torch._check_type(weight.dtype in CROSS_ENTROPY_DTYPES,
+                          lambda: f"{op}: weight is {weight.dtype}; it takes float32, float16 or "
+                                  "bfloat16")
+        _check_vector(weight, logits, classes, "weight", "classes")
+    torch._check(reduction in CROSS_ENTROPY_REDUCTIONS,
+                 lambda: f"{op}: unknown reduction '{reduction}' (none, sum, mean)")
+    torch._check(smoothing in LABEL_SMOOTHING_FORMS,
+                 lambda: f"{op}: unknown label smoothing form '{smoothing}' (pytorch, megatron)")
+    words = lambda *shape: logits.new_empty(shape, dtype=torch.float32)  # noqa: E731
+    loss = words(rows) if reduction == "none" else words()
+    dlogits = torch.empty_strided((rows, classes), (cross_entropy_row_stride(logits), 1),
+                                  dtype=logits.dtype, device=logits.device)
+    return loss, words(rows), words(rows), dlogits
+
+
 # ------------------------------------------------------------------ vmap rules
 # A batched call runs as one call over the batch where the operator's layout
 # allows (elementwise operators; the row operators with the batch as more
@@ -371,5 +430,7 @@ for _name, _rule in {
         "activation_fp8", "activation_backward_fp8", "activation_backward_from_output_fp8",
         "bias_activation_fp8", "bias_activation_backward_fp8", "glu_fp8", "softmax_fp8",
         "bias_activation_block_fp8", "glu_block_fp8")},
+    # a sum or mean over each batch entry's own rows
+    "cross_entropy": _loop(ops.cross_entropy),
 }.items():
     torch.library.register_vmap(lib + _name, _rule)

@@ -10,7 +10,8 @@ input and returns it; its gradient is the out-of-place one (see _in_place).
 Integer inputs: relu, relu6, hardtanh and threshold compute them with
 PyTorch's integer kernels (exact); sigmoid, tanh, softsign and tanhshrink
 take them as the default float dtype, as PyTorch does; the rest raise
-NotImplementedError, as PyTorch's do.
+NotImplementedError, as PyTorch's do. cross_entropy takes float32, float16
+and bfloat16 logits only (also on the CPU) and returns a float32 loss.
 
 The *_fp8 functions write their result as fp8 codes with one scale per
 tensor (a Float8Output: data, scale, amax, scale_inv), the *_block_fp8 ones
@@ -464,10 +465,17 @@ def _softmax_args(input, dim, name, mask, causal):
             if input.dim() < 2:
                 raise ValueError("cuact: causal needs [..., queries, keys] scores")
             causal_rows = input.shape[-2]
-    x = input
-    if not (x.dim() == 2 and dim == 1 and x.stride(1) == 1 and x.stride(0) >= x.shape[1]):
-        x = x.contiguous()
+    x = _rows(input) if dim == input.dim() - 1 else input.contiguous()
     return x, dim, (mask, mask_rows, repeat, causal_rows)
+
+
+def _rows(x):
+    """x as the row operators (softmax along the last dimension,
+    cross_entropy) read it: 2-D rows whose last dimension is dense as they
+    are, with their row stride; anything else contiguous."""
+    if x.dim() == 2 and x.stride(1) == 1 and x.stride(0) >= x.shape[1]:
+        return x
+    return x.contiguous()
 
 
 def _softmax(input, dim, dtype, kind, scale, mask, causal, causal_offset):
@@ -502,6 +510,116 @@ def softmin(input, dim=None, _stacklevel=3, dtype=None, *, scale=1.0, mask=None,
             causal_offset=0):
     """softmax(-scale * input + mask)."""
     return _softmax(input, dim, dtype, "softmin", scale, mask, causal, causal_offset)
+
+
+# ------------------------------------------------------------------ cross-entropy
+
+CROSS_ENTROPY_REDUCTIONS = _ops.CROSS_ENTROPY_REDUCTIONS
+LABEL_SMOOTHING_FORMS = _ops.LABEL_SMOOTHING_FORMS
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
+                  label_smoothing=0.0, *, smoothing="pytorch", z_loss=0.0, softcap=0.0,
+                  logit_scale=1.0, empty_mean_is_zero=False, return_z_loss=False):
+    """The softmax cross-entropy of logits `input` [N, C] (or [C] with a 0-d
+    target) against class indices `target` [N] (int32 or int64), with
+    torch.nn.functional.cross_entropy's weight, ignore_index, reduction
+    ("none", "sum", "mean") and label_smoothing, and cuact's options
+    (docs/SPEC.md, "Cross-entropy"): smoothing="megatron" (Megatron's label
+    smoothing, no class weights), z_loss (z_loss * lse^2 added to each
+    counted row), softcap (logits capped as softcap * tanh(x / softcap)),
+    logit_scale (logits times it, before the cap), empty_mean_is_zero (a
+    mean over no counted row: 0, not NaN).
+
+    One fused pass computes the loss and the input's gradient; the backward
+    scales that gradient. The loss is float32 ([N] for "none", else 0-d)
+    whatever the input's dtype; the gradient is the input's dtype. Only the
+    input has a derivative, a first one only (a second, or forward mode,
+    raises); a weight that requires grad is refused. return_z_loss=True
+    returns (loss, z) with z the z-loss part of the loss, reduced as the loss
+    is (float32, no gradient: the loss includes it). On CUDA a target that is
+    neither a class nor ignore_index gives a NaN loss (that row's, and the
+    sum or mean) and NaN gradients in its row, without an error (finding it
+    would synchronize with the host); on the CPU it is a RuntimeError."""
+    fname = "cross_entropy"
+    _check_tensor(input, fname)
+    if not isinstance(target, torch.Tensor):
+        raise TypeError(f"{fname}(): argument 'target' (position 2) must be Tensor, not "
+                        f"{type(target).__name__}")
+    ignore_index = _index(ignore_index, f"{fname}(): ignore_index must be an int (torch's "
+                                        "size_average and reduce, positions 4 and 6 there, "
+                                        "are not taken)")
+    if reduction not in CROSS_ENTROPY_REDUCTIONS:
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    if smoothing not in LABEL_SMOOTHING_FORMS:
+        raise ValueError(f"cuact: unknown label smoothing form {smoothing!r} "
+                         f"(one of {', '.join(LABEL_SMOOTHING_FORMS)})")
+    if not input.is_floating_point():
+        raise _not_implemented(fname, input.dtype)
+    if target.is_floating_point() and target.shape == input.shape:
+        raise NotImplementedError("cuact: cross_entropy takes class indices; class-probability "
+                                  "targets are not supported")
+    if input.dim() == 1:  # one row: [C] with a 0-d target (or one of one element)
+        if target.dim() > 1 or target.numel() != 1:
+            raise RuntimeError(f"{fname}(): a 1-D input [C] takes a 0-d target, got shape "
+                               f"{tuple(target.shape)}")
+        x = input.reshape(1, input.shape[0])
+    elif input.dim() == 2:
+        if target.dim() != 1:
+            raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+        if target.shape[0] != input.shape[0]:
+            raise ValueError(f"Expected input batch_size ({input.shape[0]}) to match target "
+                             f"batch_size ({target.shape[0]}).")
+        x = input
+    elif input.dim() == 0:
+        raise RuntimeError(f"{fname}(): the input must be [N, C] or [C], got a 0-d tensor")
+    else:
+        raise NotImplementedError(
+            f"cuact: cross_entropy takes input [N, C] or [C], got {input.dim()} dimensions; for "
+            "[N, C, d1, ...] move the classes last and flatten: "
+            "input.movedim(1, -1).reshape(-1, C) with target.reshape(-1)")
+    t = target.reshape(-1).contiguous()
+    w = None if weight is None else weight.contiguous()
+    loss, _, z_rows, _ = call("cross_entropy", _rows(x), t, w, ignore_index, reduction,
+                              float(label_smoothing), smoothing, float(z_loss), float(softcap),
+                              float(logit_scale), bool(empty_mean_is_zero))
+    if input.dim() == 1:
+        loss, z_rows = loss.reshape(()), z_rows.reshape(())
+    if not return_z_loss:
+        return loss
+    if reduction == "none":
+        return loss, z_rows
+    z = z_rows.sum()
+    if reduction == "mean":
+        d = _mean_denominator(t, x.shape[1], w, ignore_index, smoothing)
+        z = z / d  # no counted row: 0 / 0
+        if empty_mean_is_zero:
+            z = torch.where(d == 0, 0.0, z)
+    return loss, z
+
+
+def _index(v, message):
+    """v as an int (anything with __index__ but a bool), else TypeError(message)."""
+    if isinstance(v, torch.SymInt):
+        return v
+    try:
+        if isinstance(v, bool):
+            raise TypeError
+        return operator.index(v)
+    except TypeError:
+        raise TypeError(f"{message}, not {type(v).__name__}") from None
+
+
+def _mean_denominator(target, classes, weight, ignore_index, smoothing):
+    """SPEC's D, the mean's denominator (float32): the counted rows' w_t
+    (PyTorch's form with class weights) or their count. A target that is
+    neither a class nor ignore_index counts nothing, as on the device (the
+    CPU refuses it)."""
+    counted = (target != ignore_index) & (target >= 0) & (target < classes)
+    if weight is None or smoothing == "megatron":
+        return counted.sum().float()
+    w_t = weight.float()[target.clamp(0, max(classes - 1, 0))]  # in range, also where not counted
+    return torch.where(counted, w_t, 0.0).sum()
 
 
 # ------------------------------------------------------------------ fp8 outputs
@@ -938,6 +1056,7 @@ __all__ = [
     "softsign", "tanhshrink", "hardshrink", "softshrink", "threshold",
     "bias_activation", "activation_dropout", "dropout", "prelu", "rrelu",
     "gated", "glu", "swiglu", "geglu", "reglu", "softmax", "log_softmax", "softmin",
+    "cross_entropy",
     "Float8Output", "activation_fp8", "activation_backward_fp8", "bias_activation_fp8",
     "bias_activation_backward_fp8", "gated_fp8", "glu_fp8", "swiglu_fp8", "geglu_fp8",
     "reglu_fp8", "softmax_fp8",
