@@ -262,6 +262,14 @@ def classify(mangled: str, name: str) -> Kernel:
         elif form == "GatedBackward":
             k.op, k.direction, k.in_streams, k.out_streams = act, "backward", 3, 2
             k.forms = [("fused", "glu", 5 * e, 3)]
+        elif form == "MoeGluForward":
+            # The clamped / weighted GLU: two halves in, one out (the row
+            # weights are a word per row: left out).
+            k.op, k.direction, k.in_streams = act, "forward", 2
+            k.forms = [("fused", "moe glu", 3 * e, 2)]
+        elif form == "MoeGluBackward":
+            k.op, k.direction, k.in_streams, k.out_streams = act, "backward", 3, 2
+            k.forms = [("fused", "moe glu", 5 * e, 3)]
         elif form in ("SlopeForward", "SlopeBackward"):
             k.op = "slope"
             k.direction = "forward" if form == "SlopeForward" else "backward"

@@ -23,8 +23,10 @@
 // (fill(k)), the parameter as the call's param_fill.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
+#include "cuact/activation.h"
 #include "cuact/device/activations.cuh"
 #include "philox.h"
 
@@ -52,6 +54,24 @@ struct ElementOut {
 // The neutral values of the parts of an activation form.
 inline constexpr float kNoBias = -0.0f;  // x + -0.0 == x, -0.0 included
 inline constexpr float kNoGate = 1.0f;   // the linear half of a call without one
+inline constexpr float kNoWeight = 1.0f; // an MoE GLU call without row weights
+
+// The clamps of a GLU (gpt-oss's and TE's clamped SwiGLU): the gated half
+// g' = min(g, limit), the linear half u' = clamp(u, -limit, limit) + offset.
+// NaN passes through both clamps. The defaults change nothing: limit +inf,
+// offset -0 (u + -0 == u, the sign of a zero included). A clamp that is
+// active (g > limit, |u| > limit) stops its half's gradient; at the limit
+// itself the gradient passes (docs/SPEC.md).
+struct GluClamp {
+  float limit = HUGE_VALF;
+  float offset = -0.0f;
+  CUACT_HD float gate(float g) const { return g > limit ? limit : g; }
+  CUACT_HD float linear(float u) const {
+    return (u > limit ? limit : u < -limit ? -limit : u) + offset;
+  }
+  CUACT_HD bool gate_passes(float g) const { return !(g > limit); }
+  CUACT_HD bool linear_passes(float u) const { return !(u > limit || u < -limit); }
+};
 
 // y = act(x + bias) [* gate]: plain activations (no bias, no gate), bias +
 // activation and the GLU forward (in[1] the linear half); with Dropout,
@@ -132,6 +152,70 @@ struct GatedBackward {
   CUACT_HD ElementOut operator()(const ElementIn& e) const {
     const float a = e.in[0], dy = e.in[1], linear = e.in[2];
     return {{act.backward(a, dy * linear), dy * act.forward(a)}, 0.0f, true};
+  }
+};
+
+// ---------------------------------------------------------------- MoE GLU forms
+
+// The GLU of MoE experts: clamps and a weight per row (the parameter, read
+// by row; kNoWeight without weights). Their own kernels, so that the plain
+// GLU (ActivationForward's gated path, GatedBackward) pays nothing for them.
+// Built for the gates moe_glu_gate lists.
+CUACT_HD constexpr bool moe_glu_gate(ActivationKind kind) {
+  return kind == ActivationKind::identity || kind == ActivationKind::relu ||
+         kind == ActivationKind::sigmoid || kind == ActivationKind::silu ||
+         kind == ActivationKind::gelu || kind == ActivationKind::gelu_tanh;
+}
+
+// y = act(clamp.gate(g)) * clamp.linear(u) * w: in[0] the gated half, in[1]
+// the linear half.
+template <class F, class T>
+struct MoeGluForward {
+  using In = T;
+  using Out = T;
+  static constexpr int kInputs = 2;
+  static constexpr int kOptionalInput = -1;
+  static constexpr int kOutputs = 1;
+  static constexpr bool kRandom = false;
+  static constexpr bool kMask = false;
+  static constexpr bool kReduces = false;
+  F act;
+  GluClamp clamp;
+  CUACT_HD static float fill(int) { return 0.0f; }
+
+  CUACT_HD ElementOut operator()(const ElementIn& e) const {
+    const float y = act.forward(clamp.gate(e.in[0])) * clamp.linear(e.in[1]) * e.param;
+    return {{y, 0.0f}, 0.0f, true};
+  }
+};
+
+// Its gradient, both halves in one pass, with g' = clamp.gate(g),
+// u' = clamp.linear(u) and dy' = dy * w:
+// d gated = act'(g') * (dy' * u') (0 where the gate's clamp is active),
+// d linear = dy' * act(g') (0 where the linear clamp is active), and the
+// summed term dy * act(g') * u' (d weight, by row).
+// Inputs: in[0] the gated half, in[1] dy, in[2] the linear half.
+template <class F, class T>
+struct MoeGluBackward {
+  using In = T;
+  using Out = T;
+  static constexpr int kInputs = 3;
+  static constexpr int kOptionalInput = -1;
+  static constexpr int kOutputs = 2;
+  static constexpr bool kRandom = false;
+  static constexpr bool kMask = false;
+  static constexpr bool kReduces = true;
+  F act;
+  GluClamp clamp;
+  CUACT_HD static float fill(int) { return 0.0f; }
+
+  CUACT_HD ElementOut operator()(const ElementIn& e) const {
+    const float g = e.in[0], dy = e.in[1], u = e.in[2];
+    const float a = clamp.gate(g), linear = clamp.linear(u), dyw = dy * e.param;
+    const float f = act.forward(a);
+    const float da = clamp.gate_passes(g) ? act.backward(a, dyw * linear) : 0.0f;
+    const float du = clamp.linear_passes(u) ? dyw * f : 0.0f;
+    return {{da, du}, dy * f * linear, true};
   }
 };
 

@@ -19,19 +19,26 @@ CUACT_HD F functor_from(const void* params) {
 
 template <class T, class F, bool Dropout, class O = T>
 cudaError_t launch_forward(const void* params, const FormArgs& a, const RowCall& c, cudaStream_t s) {
-  return launch_rows(ActivationForward<F, T, Dropout, O>{functor_from<F>(params), a.scale}, c, s);
+  return launch_rows(forward_form<F, T, Dropout, O>(functor_from<F>(params), a), c, s);
 }
 
 template <class T, class F, bool Dropout, class O = T>
 cudaError_t launch_backward(const void* params, const FormArgs& a, const RowCall& c, cudaStream_t s) {
-  return launch_rows(
-      ActivationBackward<F, T, Dropout, O>{functor_from<F>(params), a.scale, a.from_output}, c, s);
+  return launch_rows(backward_form<F, T, Dropout, O>(functor_from<F>(params), a), c, s);
 }
 
 template <class T, class F>
-cudaError_t launch_gated_backward(const void* params, const FormArgs&, const RowCall& c,
+cudaError_t launch_gated_backward(const void* params, const FormArgs& a, const RowCall& c,
                                   cudaStream_t s) {
-  return launch_rows(GatedBackward<F, T>{functor_from<F>(params)}, c, s);
+  return launch_rows(gated_backward_form<F, T>(functor_from<F>(params), a), c, s);
+}
+
+template <class T, class F, bool Backward>
+cudaError_t launch_moe_glu(const void* params, const FormArgs& a, const RowCall& c, cudaStream_t s) {
+  if constexpr (Backward)
+    return launch_rows(moe_glu_backward_form<F, T>(functor_from<F>(params), a), c, s);
+  else
+    return launch_rows(moe_glu_forward_form<F, T>(functor_from<F>(params), a), c, s);
 }
 
 template <class T, bool Backward, bool Random>
@@ -75,6 +82,14 @@ constexpr RowLauncher gated_at() {
   return &launch_gated_backward<T, FunctorAt<K, T>>;
 }
 
+template <class T, bool Backward, std::size_t K>
+constexpr RowLauncher moe_glu_at() {
+  if constexpr (moe_glu_gate(static_cast<ActivationKind>(K)))
+    return &launch_moe_glu<T, FunctorAt<K, T>, Backward>;
+  else
+    return nullptr;
+}
+
 template <class T, bool Dropout, std::size_t... K>
 constexpr ActivationLaunchers forward_array(std::index_sequence<K...>) {
   return {forward_at<T, Dropout, K>()...};
@@ -98,6 +113,10 @@ constexpr ActivationLaunchers block_forward_array(std::index_sequence<K...>) {
 template <class T, std::size_t... K>
 constexpr ActivationLaunchers nvfp4_forward_array(std::index_sequence<K...>) {
   return {nvfp4_forward_at<T, K>()...};
+}
+template <class T, bool Backward, std::size_t... K>
+constexpr ActivationLaunchers moe_glu_array(std::index_sequence<K...>) {
+  return {moe_glu_at<T, Backward, K>()...};
 }
 template <class T, std::size_t... K>
 constexpr ActivationLaunchers gated_array(std::index_sequence<K...>) {
@@ -152,6 +171,15 @@ const ActivationLaunchers& nvfp4_forward_launchers() {
   static constexpr ActivationLaunchers table =
       nvfp4_forward_array<T>(std::make_index_sequence<kActivations>{});
   return table;
+}
+
+template <class T>
+const ActivationLaunchers& moe_glu_launchers(bool backward) {
+  static constexpr ActivationLaunchers forward =
+      moe_glu_array<T, false>(std::make_index_sequence<kActivations>{});
+  static constexpr ActivationLaunchers gradient =
+      moe_glu_array<T, true>(std::make_index_sequence<kActivations>{});
+  return backward ? gradient : forward;
 }
 
 template <class T>

@@ -23,7 +23,30 @@ struct FormArgs {
   float scale = 1.0f;        // dropout: 1/(1 - p) in fp32
   bool from_output = false;  // backward: in[0] is the saved output y
   SlopeRule slope;           // PReLU, RReLU
+  GluClamp glu;              // the MoE GLU forms' clamps
 };
+
+// The activation forms of a call (the kernels and the CPU emulation build them here).
+template <class F, class T, bool Dropout, class O = T>
+CUACT_HD ActivationForward<F, T, Dropout, O> forward_form(const F& f, const FormArgs& a) {
+  return {f, a.scale};
+}
+template <class F, class T, bool Dropout, class O = T>
+CUACT_HD ActivationBackward<F, T, Dropout, O> backward_form(const F& f, const FormArgs& a) {
+  return {f, a.scale, a.from_output};
+}
+template <class F, class T>
+CUACT_HD GatedBackward<F, T> gated_backward_form(const F& f, const FormArgs&) {
+  return {f};
+}
+template <class F, class T>
+CUACT_HD MoeGluForward<F, T> moe_glu_forward_form(const F& f, const FormArgs& a) {
+  return {f, a.glu};
+}
+template <class F, class T>
+CUACT_HD MoeGluBackward<F, T> moe_glu_backward_form(const F& f, const FormArgs& a) {
+  return {f, a.glu};
+}
 
 // Enqueues one form of one activation; `params` points to the functor's Params.
 using RowLauncher = cudaError_t (*)(const void* params, const FormArgs& args, const RowCall& call,
@@ -39,6 +62,9 @@ template <class T> const ActivationLaunchers& backward_launchers(bool dropout);
 template <class T> const ActivationLaunchers& gated_backward_launchers();
 //   PReLU / RReLU (random: slopes drawn from the random stream)
 template <class T> RowLauncher slope_launcher(bool backward, bool random);
+//   the MoE GLU forward or backward (clamps, row weights, d weight): null
+//   for the gates moe_glu_gate does not list
+template <class T> const ActivationLaunchers& moe_glu_launchers(bool backward);
 // Quantized outputs (fp8 codes through the output stage; the fp32 functor):
 //   y = act(x + bias) [* gate], with or without dropout
 template <class T> const ActivationLaunchers& quantized_forward_launchers(bool dropout);

@@ -135,6 +135,62 @@ Status glu_backward(const Glu& glu, DType dtype, const void* x, const void* dy, 
                            stream);
 }
 
+Status glu_forward(const Glu& glu, DType dtype, const void* x, const void* weight,
+                   DType weight_dtype, void* y, int64_t rows, int64_t d, cudaStream_t stream) {
+  const detail::GluWeights weights{true, weight, weight_dtype};
+  if (Status s = detail::check_glu_forward(glu, dtype, x, y, rows, d, weights); !s.ok()) return s;
+  if (rows == 0 || d == 0) return {};
+  return detail::run_rows(detail::weighted_glu_request(
+                              detail::glu_forward_request(glu, dtype, x, y, rows, d), weight,
+                              weight_dtype),
+                          stream);
+}
+
+Status glu_backward(const Glu& glu, DType dtype, const void* x, const void* weight,
+                    DType weight_dtype, const void* dy, void* dx, void* dweight, int64_t rows,
+                    int64_t d, Workspace workspace, cudaStream_t stream) {
+  const detail::GluWeights weights{true, weight, weight_dtype, dweight};
+  if (Status s = detail::check_glu_backward(glu, dtype, x, dy, dx, rows, d, weights); !s.ok())
+    return s;
+  if (rows == 0) return {};
+  const int64_t weight_bytes = rows * static_cast<int64_t>(dtype_size(weight_dtype));
+  if (d == 0) return dweight != nullptr ? detail::clear(dweight, weight_bytes, stream) : Status{};
+  if (dweight != nullptr) {
+    const int64_t elem = static_cast<int64_t>(dtype_size(dtype));
+    const int64_t bytes = rows * 2 * d * elem;
+    namespace buffer = detail::buffer;
+    const detail::Buffer others[] = {
+        {buffer::x, x, bytes, elem},     {buffer::weight, weight, weight_bytes, 1},
+        {buffer::dy, dy, bytes / 2, elem}, {buffer::dx, dx, bytes, elem, true},
+        {buffer::dweight, dweight, weight_bytes, 1, true},
+    };
+    if (Status s = detail::check_workspace(workspace.data, workspace.bytes,
+                                           detail::glu_backward_workspace(dtype, rows, d), others, 5);
+        !s.ok())
+      return s;
+  }
+  return detail::run_rows(
+      detail::weighted_glu_request(detail::glu_backward_request(glu, dtype, x, dy, dx, rows, d),
+                                   weight, weight_dtype, dweight, workspace.data),
+      stream);
+}
+
+Status glu_backward_workspace_size(DType dtype, int64_t rows, int64_t d, size_t* workspace_bytes) {
+  if (workspace_bytes == nullptr) return {StatusCode::null_pointer, "workspace_bytes is null"};
+  if (Status s = detail::check_dtype(dtype); !s.ok()) return s;
+  if (rows < 0) return {StatusCode::invalid_size, "rows is negative"};
+  if (d < 0) return {StatusCode::invalid_size, "d is negative"};
+  int64_t bytes = 0;  // x [rows, 2d] and an f32 dweight [rows] must fit
+  if (Status s = detail::checked_bytes(4, rows, 1, 1, &bytes); !s.ok()) return s;
+  if (Status s = detail::checked_bytes(static_cast<int64_t>(dtype_size(dtype)), rows, d, 2, &bytes);
+      !s.ok())
+    return s;
+  const int64_t needed = detail::glu_backward_workspace(dtype, rows, d);
+  if (needed < 0) return detail::workspace_too_big();
+  *workspace_bytes = static_cast<size_t>(needed);
+  return {};
+}
+
 // ---------------------------------------------------------------- PReLU
 
 Status prelu_forward(DType dtype, const void* x, const void* weight, DType weight_dtype, void* y,

@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "call_checks.h"
+#include "forms.h"
 
 namespace cuact::detail {
 
@@ -67,6 +68,11 @@ Status check_glu_shape(const Glu& glu, DType dtype, int64_t rows, int64_t d, int
   if (Status s = validate(glu.act); !s.ok()) return s;
   if (glu.gated != GatedHalf::first && glu.gated != GatedHalf::second)
     return {StatusCode::invalid_parameter, "unknown gated half"};
+  if (!(glu.limit > 0.0f))
+    return {StatusCode::invalid_parameter, "glu limit must be > 0 (+inf: no clamp)"};
+  if (!std::isfinite(glu.offset)) return {StatusCode::invalid_parameter, "glu offset must be finite"};
+  if ((glu.limit != HUGE_VALF || glu.offset != 0.0f) && !moe_glu_gate(glu.act.kind))
+    return {StatusCode::unsupported, kMoeGluGates};
   if (rows < 0) return negative("rows is negative");
   if (d < 0) return negative("d is negative");
   return checked_bytes(size_of(dtype), rows, d, 2, x_bytes);
@@ -123,30 +129,57 @@ Status check_bias_activation_backward(const Activation& act, DType dtype, const 
   return check_buffers(buffers, 5);
 }
 
+namespace {
+
+// The weights' dtype and bytes ([rows]; 0 for an unweighted call).
+Status check_glu_weights(const Glu& glu, DType dtype, int64_t rows, const GluWeights& w,
+                         int64_t* weight_bytes) {
+  *weight_bytes = 0;
+  if (!w.weighted) return {};
+  if (!moe_glu_gate(glu.act.kind)) return {StatusCode::unsupported, kMoeGluGates};
+  if (Status s = check_param_dtype(dtype, w.dtype); !s.ok()) return s;
+  return checked_bytes(size_of(w.dtype), rows, 1, 1, weight_bytes);
+}
+
+}  // namespace
+
 Status check_glu_forward(const Glu& glu, DType dtype, const void* x, const void* y, int64_t rows,
-                         int64_t d) {
-  int64_t x_bytes = 0;
+                         int64_t d, const GluWeights& weights) {
+  int64_t x_bytes = 0, w_bytes = 0;
   if (Status s = check_glu_shape(glu, dtype, rows, d, &x_bytes); !s.ok()) return s;
+  if (Status s = check_glu_weights(glu, dtype, rows, weights, &w_bytes); !s.ok()) return s;
   if (x_bytes == 0) return {};
   // The output is half the input: it has no in-place form.
   const Buffer buffers[] = {
       {buffer::x, x, x_bytes, size_of(dtype), false},
+      {buffer::weight, weights.weight, w_bytes, size_of(weights.dtype), false},
       {buffer::y, y, x_bytes / 2, size_of(dtype), true},
   };
-  return check_buffers(buffers, 2);
+  return check_buffers(buffers, 3);
 }
 
 Status check_glu_backward(const Glu& glu, DType dtype, const void* x, const void* dy,
-                          const void* dx, int64_t rows, int64_t d) {
-  int64_t x_bytes = 0;
+                          const void* dx, int64_t rows, int64_t d, const GluWeights& weights) {
+  int64_t x_bytes = 0, w_bytes = 0;
   if (Status s = check_glu_shape(glu, dtype, rows, d, &x_bytes); !s.ok()) return s;
-  if (x_bytes == 0) return {};
+  if (Status s = check_glu_weights(glu, dtype, rows, weights, &w_bytes); !s.ok()) return s;
+  // dweight of rows with d = 0 is zeros: it is written whenever rows > 0.
+  const Buffer dweight_buffer{buffer::dweight, weights.dweight, w_bytes, size_of(weights.dtype),
+                              true, false, kParam};
+  if (x_bytes == 0) {
+    const Buffer pair[] = {{buffer::weight, weights.weight, w_bytes, size_of(weights.dtype), false,
+                            true, kParam},
+                           dweight_buffer};
+    return check_buffers(pair, 2);
+  }
   const Buffer buffers[] = {
       {buffer::x, x, x_bytes, size_of(dtype), false, true, kData},
+      {buffer::weight, weights.weight, w_bytes, size_of(weights.dtype), false, true, kParam},
       {buffer::dy, dy, x_bytes / 2, size_of(dtype), false},
       {buffer::dx, dx, x_bytes, size_of(dtype), true, true, kData},
+      dweight_buffer,
   };
-  return check_buffers(buffers, 3);
+  return check_buffers(buffers, 5);
 }
 
 Status check_prelu_forward(DType dtype, const void* x, const void* weight, DType weight_dtype,

@@ -141,36 +141,97 @@ Status bias_activation_backward(const Activation& act, DType dtype, const void* 
 
 // ---------------------------------------------------------------- GLU
 
-Status glu_forward(const Glu& glu, DType dtype, const void* x, void* y, int64_t rows, int64_t d) {
-  if (Status s = detail::check_glu_forward(glu, dtype, x, y, rows, d); !s.ok()) return s;
-  if (rows == 0 || d == 0) return {};
+GluHalves glu_halves(const Glu& glu, double gate, double linear) {
+  const double limit = glu.limit;
+  GluHalves h;
+  h.gate_passes = !(gate > limit);
+  h.linear_passes = !(linear > limit || linear < -limit);
+  h.gate = h.gate_passes ? gate : limit;
+  h.linear = h.linear_passes ? linear : std::copysign(limit, linear);
+  if (glu.offset != 0) h.linear += glu.offset;
+  return h;
+}
+
+double glu_value(const Glu& glu, double gate, double linear) {
+  const GluHalves h = glu_halves(glu, gate, linear);
+  return forward(glu.act, h.gate) * h.linear;
+}
+
+namespace {
+
+// y [rows, d] = act(g') * u' * weight[r] (weight null: 1).
+Status glu_rows_forward(const Glu& glu, DType dtype, const void* x, const void* weight,
+                        DType weight_dtype, void* y, int64_t rows, int64_t d) {
   const int64_t gated = glu.gated == GatedHalf::first ? 0 : d;
   const int64_t other = d - gated;
-  for (int64_t r = 0; r < rows; ++r)
+  for (int64_t r = 0; r < rows; ++r) {
+    const double w = weight != nullptr ? get(weight_dtype, weight, r) : 1.0;
     for (int64_t c = 0; c < d; ++c) {
-      const double a = get(dtype, x, r * 2 * d + gated + c);
-      const double b = get(dtype, x, r * 2 * d + other + c);
-      put(dtype, y, r * d + c, forward(glu.act, a) * b);
+      const double v =
+          glu_value(glu, get(dtype, x, r * 2 * d + gated + c), get(dtype, x, r * 2 * d + other + c));
+      put(dtype, y, r * d + c, weight != nullptr ? v * w : v);
     }
+  }
   return {};
+}
+
+// dx [rows, 2d] from dy * weight[r]; dweight[r] = sum of dy * act(g') * u'.
+void glu_rows_backward(const Glu& glu, DType dtype, const void* x, const void* weight,
+                       DType weight_dtype, const void* dy, void* dx, void* dweight, int64_t rows,
+                       int64_t d) {
+  const int64_t gated = glu.gated == GatedHalf::first ? 0 : d;
+  const int64_t other = d - gated;
+  for (int64_t r = 0; r < rows; ++r) {
+    const double w = weight != nullptr ? get(weight_dtype, weight, r) : 1.0;
+    double sum = 0;
+    for (int64_t c = 0; c < d; ++c) {
+      const int64_t ia = r * 2 * d + gated + c, ib = r * 2 * d + other + c;
+      const GluHalves h = glu_halves(glu, get(dtype, x, ia), get(dtype, x, ib));
+      const double g = get(dtype, dy, r * d + c);
+      const double gw = weight != nullptr ? g * w : g;
+      const double f = forward(glu.act, h.gate);
+      // (gw * u' rounded in double: exact for unweighted, unclamped halves.)
+      const double da = h.gate_passes ? backward(glu.act, h.gate, gw * h.linear, dtype) : 0.0;
+      const double db = h.linear_passes ? gw * f : 0.0;
+      sum += g * f * h.linear;
+      put(dtype, dx, ia, da);
+      put(dtype, dx, ib, db);
+    }
+    if (dweight != nullptr) put(weight_dtype, dweight, r, sum);
+  }
+}
+
+}  // namespace
+
+Status glu_forward(const Glu& glu, DType dtype, const void* x, void* y, int64_t rows, int64_t d) {
+  if (Status s = detail::check_glu_forward(glu, dtype, x, y, rows, d); !s.ok()) return s;
+  return glu_rows_forward(glu, dtype, x, nullptr, dtype, y, rows, d);
 }
 
 Status glu_backward(const Glu& glu, DType dtype, const void* x, const void* dy, void* dx,
                     int64_t rows, int64_t d) {
   if (Status s = detail::check_glu_backward(glu, dtype, x, dy, dx, rows, d); !s.ok()) return s;
-  if (rows == 0 || d == 0) return {};
-  const int64_t gated = glu.gated == GatedHalf::first ? 0 : d;
-  const int64_t other = d - gated;
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < d; ++c) {
-      const int64_t ia = r * 2 * d + gated + c, ib = r * 2 * d + other + c;
-      const double a = get(dtype, x, ia), b = get(dtype, x, ib);
-      const double g = get(dtype, dy, r * d + c);
-      const double da = backward(glu.act, a, g * b, dtype);  // g * b exact; rounded once
-      const double db = g * forward(glu.act, a);
-      put(dtype, dx, ia, da);
-      put(dtype, dx, ib, db);
-    }
+  glu_rows_backward(glu, dtype, x, nullptr, dtype, dy, dx, nullptr, rows, d);
+  return {};
+}
+
+Status glu_forward(const Glu& glu, DType dtype, const void* x, const void* weight,
+                   DType weight_dtype, void* y, int64_t rows, int64_t d) {
+  if (Status s = detail::check_glu_forward(glu, dtype, x, y, rows, d,
+                                           {true, weight, weight_dtype});
+      !s.ok())
+    return s;
+  return glu_rows_forward(glu, dtype, x, weight, weight_dtype, y, rows, d);
+}
+
+Status glu_backward(const Glu& glu, DType dtype, const void* x, const void* weight,
+                    DType weight_dtype, const void* dy, void* dx, void* dweight, int64_t rows,
+                    int64_t d) {
+  if (Status s = detail::check_glu_backward(glu, dtype, x, dy, dx, rows, d,
+                                            {true, weight, weight_dtype, dweight});
+      !s.ok())
+    return s;
+  glu_rows_backward(glu, dtype, x, weight, weight_dtype, dy, dx, dweight, rows, d);
   return {};
 }
 

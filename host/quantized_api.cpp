@@ -23,6 +23,13 @@ namespace {
 
 int64_t size_of(DType dtype) { return static_cast<int64_t>(dtype_size(dtype)); }
 
+// Quantized outputs of clamped GLUs are not built yet.
+Status check_unclamped(const Glu& glu) {
+  if (glu.limit != HUGE_VALF || glu.offset != 0.0f)
+    return {StatusCode::unsupported, "clamped GLUs have no quantized outputs yet"};
+  return {};
+}
+
 // The call's input buffers, then the output: `elements` codes (never in
 // place of an input: they are narrower), the scale word (read by the delayed
 // recipe, written by the current one) and the optional amax and scale_inv
@@ -125,6 +132,7 @@ Status check_quantized_glu_forward(const Glu& glu, DType dtype, const void* x,
                                    const Workspace* ws) {
   int64_t x_bytes = 0;
   if (Status s = check_glu_shape(glu, dtype, rows, d, &x_bytes); !s.ok()) return s;
+  if (Status s = check_unclamped(glu); !s.ok()) return s;
   if (x_bytes == 0) return check_quantized_descriptor(y);
   const Buffer inputs[] = {{buffer::x, x, x_bytes, size_of(dtype)}};
   return check_with_output(inputs, 1, buffer::y, y, rows * d, ws, 0);
@@ -204,6 +212,7 @@ Status check_block_glu_forward(const Glu& glu, DType dtype, const void* x,
                                const BlockScaledOutput& y, int64_t rows, int64_t d) {
   int64_t x_bytes = 0;
   if (Status s = check_glu_shape(glu, dtype, rows, d, &x_bytes); !s.ok()) return s;
+  if (Status s = check_unclamped(glu); !s.ok()) return s;
   const Buffer inputs[] = {{buffer::x, x, x_bytes, size_of(dtype)}};
   return check_block_output(inputs, 1, y, rows, d);
 }

@@ -123,7 +123,7 @@ Status glu_forward(const Glu& glu, DType dtype, const void* x, const QuantizedOu
   for (int64_t row = 0; row < rows; ++row)
     for (int64_t c = 0; c < d; ++c)
       r[static_cast<size_t>(row * d + c)] =
-          forward(glu.act, get(dtype, x, row * 2 * d + gated + c)) * get(dtype, x, row * 2 * d + other + c);
+          glu_value(glu, get(dtype, x, row * 2 * d + gated + c), get(dtype, x, row * 2 * d + other + c));
   store_quantized(r, y);
   return {};
 }
@@ -291,7 +291,7 @@ Status glu_forward(const Glu& glu, DType dtype, const void* x, const BlockScaled
   for (int64_t i = 0; i < rows; ++i)
     for (int64_t c = 0; c < d; ++c)
       r[static_cast<size_t>(i * d + c)] =
-          forward(glu.act, get(dtype, x, i * 2 * d + g + c)) * get(dtype, x, i * 2 * d + l + c);
+          glu_value(glu, get(dtype, x, i * 2 * d + g + c), get(dtype, x, i * 2 * d + l + c));
   quantize_blocks(r, rows, d, y);
   return {};
 }

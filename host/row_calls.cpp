@@ -48,6 +48,17 @@ void set_bias(RowRequest& r, const void* bias, DType bias_dtype) {
   }
 }
 
+// The form's clamps of a GLU: an offset of 0 adds -0 (nothing, signs kept).
+GluClamp glu_clamp(const Glu& glu) { return {glu.limit, glu.offset == 0.0f ? -0.0f : glu.offset}; }
+
+// A GLU with clamps runs the MoE GLU forms; the parameter is then the row weight.
+void set_glu_form(RowRequest& r, const Glu& glu, RowForm moe_form) {
+  if (glu.limit == HUGE_VALF && glu.offset == 0.0f) return;
+  r.form = moe_form;
+  r.param_fill = kNoWeight;
+  r.args.glu = glu_clamp(glu);
+}
+
 // Where the activated half and the other half of a GLU row start.
 int64_t gated_offset(const Glu& glu, int64_t d) { return glu.gated == GatedHalf::first ? 0 : d; }
 int64_t linear_offset(const Glu& glu, int64_t d) { return glu.gated == GatedHalf::first ? d : 0; }
@@ -133,6 +144,7 @@ RowRequest glu_forward_request(const Glu& glu, DType dtype, const void* x, void*
   r.out[0] = y;
   r.out_stride[0] = d;
   r.param_fill = kNoBias;
+  set_glu_form(r, glu, RowForm::moe_glu_forward);
   return r;
 }
 
@@ -154,6 +166,27 @@ RowRequest glu_backward_request(const Glu& glu, DType dtype, const void* x, cons
   r.out_stride[0] = 2 * d;
   r.out[1] = offset(dx, linear_offset(glu, d), dtype);
   r.out_stride[1] = 2 * d;
+  set_glu_form(r, glu, RowForm::moe_glu_backward);
+  return r;
+}
+
+RowRequest weighted_glu_request(RowRequest r, const void* weight, DType weight_dtype,
+                                void* dweight, void* workspace) {
+  // Row r's weight is the parameter of channel r of as many channels as rows:
+  // each thread of the launch keeps one row (tile_geometry's row_multiple).
+  r.form = r.form == RowForm::forward ? RowForm::moe_glu_forward
+         : r.form == RowForm::gated_backward ? RowForm::moe_glu_backward
+                                             : r.form;
+  r.param = weight;
+  r.param_dtype = weight_dtype;
+  r.param_mode = ParamMode::by_row_channel;
+  r.channels = r.rows;
+  if (dweight != nullptr) {
+    r.reduce = ReduceMode::by_row_channel;
+    r.reduce_out = dweight;
+    r.reduce_dtype = weight_dtype;
+    r.workspace = workspace;
+  }
   return r;
 }
 
@@ -266,6 +299,11 @@ int64_t prelu_backward_workspace(DType dtype, int64_t outer, int64_t channels, i
                                    layout.reduce, channels);
 }
 
+int64_t glu_backward_workspace(DType dtype, int64_t rows, int64_t d) {
+  return reduction_workspace_bytes(rows, d, static_cast<int>(elem(dtype)), ReduceMode::by_row_channel,
+                                   rows);
+}
+
 // ---------------------------------------------------------------- plan and launch
 
 namespace {
@@ -274,7 +312,8 @@ namespace {
 // launch checks that it matches the form's kChunkWidth): the backward forms
 // reduce (dbias, dweight) whether or not the call asks for the sums.
 int chunk_bytes_of(const RowRequest& r, int elem_size) {
-  const bool reduces = r.form == RowForm::backward || r.form == RowForm::slope_backward;
+  const bool reduces = r.form == RowForm::backward || r.form == RowForm::slope_backward ||
+                       r.form == RowForm::moe_glu_backward;
   const int block_chunk =
       !r.block_scaled ? 0 : r.recipe.store.scale_type == BlockScale::e4m3 ? 16 : 32;
   return chunk_bytes_for(r.random, reduces, elem_size, block_chunk);
@@ -401,12 +440,14 @@ RowLauncher launcher_for(const RowRequest& r, std::size_t k) {
     case RowForm::gated_backward: return gated_backward_launchers<T>()[k];
     case RowForm::slope_forward: return slope_launcher<T>(false, r.random);
     case RowForm::slope_backward: return slope_launcher<T>(true, r.random);
+    case RowForm::moe_glu_forward: return moe_glu_launchers<T>(false)[k];
+    case RowForm::moe_glu_backward: return moe_glu_launchers<T>(true)[k];
   }
   return nullptr;
 }
 
 bool activation_form(RowForm f) {
-  return f == RowForm::forward || f == RowForm::backward || f == RowForm::gated_backward;
+  return f != RowForm::slope_forward && f != RowForm::slope_backward;
 }
 
 }  // namespace
@@ -429,7 +470,10 @@ Status run_pass(const RowRequest& r, int64_t device_blocks, cudaStream_t stream)
     visit_kind(r.act.kind, [&](auto k) {
       using P = ParamsOf<decltype(k)::value>;
       const P params = params_from<P>(r.act);
-      err = launcher_for<T>(r, decltype(k)::value)(&params, r.args, call, stream);
+      const RowLauncher launch = launcher_for<T>(r, decltype(k)::value);
+      // (The entry points' checks refuse what the table lacks; this keeps a
+      // missing kernel an error, never a call through null.)
+      err = launch != nullptr ? launch(&params, r.args, call, stream) : cudaErrorInvalidDeviceFunction;
     });
   });
   if (err == cudaErrorNoKernelImageForDevice && r.quantized)

@@ -311,6 +311,30 @@ std::optional<Status> glu_call(const BadInput& b, bool host) {
               : glu_backward(glu, b.dtype, b.in, b.grad, b.out, b.n, b.width / 2);
 }
 
+// The weighted GLU: weight and dweight [n] (the row's param and reduce).
+std::optional<Status> weighted_glu_call(const BadInput& b, bool host) {
+  const bool fwd = forward(b);
+  Takes t;
+  t.activation = t.gated = t.param = t.null_param = true;
+  t.reduce = !fwd;
+  t.workspace = !fwd && !host;
+  if (!expresses(b, t)) return std::nullopt;
+  if (b.width != kValid.width) return std::nullopt;  // weights are [rows]
+  const Glu glu{b.act, b.gated};
+  const int64_t d = b.width / 2;
+  if (fwd)
+    return host ? reference::glu_forward(glu, b.dtype, b.in, b.param, b.dtype, b.out, b.n, d)
+                : glu_forward(glu, b.dtype, b.in, b.param, b.dtype, b.out, b.n, d);
+  if (host)
+    return reference::glu_backward(glu, b.dtype, b.in, b.param, b.dtype, b.grad, b.out, b.reduce,
+                                   b.n, d);
+  size_t needed = 0;
+  if (!glu_backward_workspace_size(b.dtype, b.n, d, &needed).ok()) needed = 0;
+  const auto [workspace, workspace_bytes] = workspace_of(b, needed);
+  return glu_backward(glu, b.dtype, b.in, b.param, b.dtype, b.grad, b.out, b.reduce, b.n, d,
+                      {workspace, workspace_bytes});
+}
+
 // PReLU has no activation: rows with a bad one are n/a.
 std::optional<Status> prelu_call(const BadInput& b, bool host) {
   const bool fwd = forward(b);
@@ -492,7 +516,8 @@ std::vector<EntryPoint> entry_points() {
         {"activation_dropout", activation_dropout_call},
         {"bias_activation_backward_workspace_size", bias_workspace_query}}},
       {"glu (device)", true,
-       {{"glu", [](const BadInput& b) { return glu_call(b, false); }}}},
+       {{"glu", [](const BadInput& b) { return glu_call(b, false); }},
+        {"glu weighted", [](const BadInput& b) { return weighted_glu_call(b, false); }}}},
       {"prelu (device)", true,
        {{"prelu", [](const BadInput& b) { return prelu_call(b, false); }},
         {"prelu_backward_workspace_size", prelu_workspace_query}}},
@@ -502,6 +527,7 @@ std::vector<EntryPoint> entry_points() {
        {{"reference::bias_activation",
          [](const BadInput& b) { return bias_activation_call(b, true); }},
         {"reference::glu", [](const BadInput& b) { return glu_call(b, true); }},
+        {"reference::glu weighted", [](const BadInput& b) { return weighted_glu_call(b, true); }},
         {"reference::prelu", [](const BadInput& b) { return prelu_call(b, true); }},
         {"reference::rrelu", [](const BadInput& b) { return rrelu_call(b, true); }}}},
       {"fp8 outputs (device)", true,

@@ -120,6 +120,34 @@ std::vector<BadCall> bad_calls() {
   glu_call("null dy", StatusCode::null_pointer, Glu::reglu(), g_a, nullptr, g_b, 2, 8, true);
   glu_call("dx overlaps dy", StatusCode::overlapping_buffers, Glu::reglu(), g_a, g_b + 4, g_b, 2, 8, true);
   glu_call("dx partially overlaps x", StatusCode::overlapping_buffers, Glu::reglu(), g_a, g_c, g_a + 1, 2, 8, true);
+  glu_call("limit 0", StatusCode::invalid_parameter, Glu::clamped_swiglu(1.702f, 0.0f), g_a, nullptr, g_b, 2, 8, false);
+  glu_call("limit NaN", StatusCode::invalid_parameter, Glu::clamped_swiglu(1.702f, kNaN), g_a, g_c, g_b, 2, 8, true);
+  glu_call("negative limit", StatusCode::invalid_parameter, Glu::clamped_swiglu(1.702f, -7.0f), g_a, nullptr, g_b, 2, 8, false);
+  glu_call("infinite offset", StatusCode::invalid_parameter, Glu::clamped_swiglu(1.702f, 7.0f, INFINITY), g_a, g_c, g_b, 2, 8, true);
+  // Weighted GLU: (weight, weight dtype, dweight)
+  auto weighted = [&](std::string what, StatusCode code, DType dtype, const void* weight, DType wdtype,
+                      void* out, void* dweight, Workspace ws, bool backward) {
+    calls.push_back({std::string(backward ? "weighted glu backward: " : "weighted glu forward: ") + what, code,
+                     [=] {
+                       return backward ? glu_backward(Glu::swiglu(), dtype, g_a, weight, wdtype, g_c, out,
+                                                      dweight, 2, 8, ws)
+                                       : glu_forward(Glu::swiglu(), dtype, g_a, weight, wdtype, out, 2, 8);
+                     },
+                     [=] {
+                       return backward ? reference::glu_backward(Glu::swiglu(), dtype, g_a, weight, wdtype,
+                                                                 g_c, out, dweight, 2, 8)
+                                       : reference::glu_forward(Glu::swiglu(), dtype, g_a, weight, wdtype,
+                                                                out, 2, 8);
+                     }});
+  };
+  const Workspace big{g_mask, sizeof(g_mask)};
+  weighted("null weight", StatusCode::null_pointer, DType::f32, nullptr, DType::f32, g_b, nullptr, {}, false);
+  weighted("null weight", StatusCode::null_pointer, DType::f32, nullptr, DType::f32, g_b, g_d, big, true);
+  weighted("f16 weight with f32 data", StatusCode::unsupported, DType::f32, g_d, DType::f16, g_b, nullptr, {}, false);
+  weighted("misaligned weight", StatusCode::misaligned_pointer, DType::f32, bytes(g_d) + 2, DType::f32, g_b, nullptr, {}, false);
+  weighted("weight overlaps y", StatusCode::overlapping_buffers, DType::f32, g_b + 1, DType::f32, g_b, nullptr, {}, false);
+  weighted("dweight overlaps dx", StatusCode::overlapping_buffers, DType::f32, g_d, DType::f32, g_b, g_b + 4, big, true);
+  weighted("misaligned dweight", StatusCode::misaligned_pointer, DType::bf16, g_d, DType::f32, g_b, bytes(g_d) + 64 + 2, big, true);
   // PReLU
   calls.push_back({"prelu forward: null weight", StatusCode::null_pointer,
                    [] { return prelu_forward(DType::f16, g_a, nullptr, g_b, 2, 3, 4); },
@@ -257,6 +285,26 @@ TEST(FusedWorkspace, SizeQueriesArePureAndModest) {
             StatusCode::invalid_size);
   EXPECT_EQ(prelu_backward_workspace_size(static_cast<DType>(5), 4, 4, 1, &bytes).code(),
             StatusCode::invalid_parameter);
+}
+
+TEST(FusedWorkspace, WeightedGluNeedsItsWorkspaceForDweight) {
+  size_t bytes = 0;
+  ASSERT_TRUE(glu_backward_workspace_size(DType::bf16, 4096, 2880, &bytes).ok());
+  EXPECT_EQ(bytes, static_cast<size_t>(detail::glu_backward_workspace(DType::bf16, 4096, 2880)));
+  EXPECT_GE(bytes, size_t{4096} * 4);                     // a partial per row at least
+  EXPECT_LE(bytes, size_t{4096} * 2 * 2880 * 2 / 16);     // a small fraction of x
+  ASSERT_TRUE(glu_backward_workspace_size(DType::f32, 0, 2880, &bytes).ok());
+  EXPECT_EQ(bytes, 0u);
+  EXPECT_EQ(glu_backward_workspace_size(DType::f32, -1, 8, &bytes).code(), StatusCode::invalid_size);
+  EXPECT_EQ(glu_backward_workspace_size(DType::f32, 1, 8, nullptr).code(), StatusCode::null_pointer);
+  // dweight without workspace, or with too little: refused before anything runs.
+  EXPECT_EQ(glu_backward(Glu::swiglu(), DType::f32, g_a, g_d, DType::f32, g_c, g_b, g_d + 64, 2, 8)
+                .code(),
+            StatusCode::null_pointer);
+  EXPECT_EQ(glu_backward(Glu::swiglu(), DType::f32, g_a, g_d, DType::f32, g_c, g_b, g_d + 64, 2, 8,
+                         Workspace{g_mask, 4})
+                .code(),
+            StatusCode::invalid_size);
 }
 
 TEST(FusedNoDevice, ValidCallsReturnNoDeviceWithoutCrashing) {

@@ -357,6 +357,110 @@ TEST(EmulatedGlu, BothOrdersOddWidthsAndLayouts) {
           }
 }
 
+// Clamped gates (every emulated kind, both orders) and row weights with
+// their gradient: forward and backward against the reference, d weight
+// within the reduction bound, in place and not, weights in the data's
+// dtype and fp32, geometries that give a row one block or several.
+TEST(EmulatedGlu, ClampedAndWeightedWithRowWeightGradient) {
+  const std::vector<Glu> glus = {
+      Glu::clamped_swiglu(),                                      // gpt-oss: limit 7, offset 1
+      Glu::clamped_swiglu(1.702f, 2.5f, 0.0f),                    // TE's offset 0
+      Glu{Activation::gelu(), GatedHalf::second, 2.5f, -0.5f},    // any gate, either order
+      Glu{Activation::relu(), GatedHalf::first, 1.0f, 1.0f},
+      Glu::swiglu(),                                              // unclamped, weighted
+  };
+  const std::vector<Shape> shapes = {{1, 1}, {3, 5}, {4, 8}, {7, 11}, {2, 67}, {5, 128}, {3, 1000}};
+  for (DType dtype : kDTypes)
+    for (DType weight_dtype : {dtype, DType::f32})
+      for (const Glu& glu : glus)
+        for (const Shape& s : shapes)
+          for (const FusedLayout& layout : kFusedLayouts) {
+            const int64_t rows = s.rows, d = s.cols;
+            SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " (weight " << dtype_name(weight_dtype)
+                                            << ") " << describe(glu.act) << " limit " << glu.limit
+                                            << " offset " << glu.offset << " " << shape_name(s) << " "
+                                            << layout.name);
+            // Smooth halves in [-4, 4] (so d weight's sums stay finite) with
+            // the clamps' edges planted: +-limit and values just past them.
+            std::vector<double> x(rows * 2 * d), dy(rows * d), w(rows);
+            for (int64_t i = 0; i < rows * 2 * d; ++i) {
+              const double edge = reference::round_to(dtype, glu.limit);
+              const double planted[] = {edge, -edge, reference::round_to(dtype, edge * 1.01),
+                                        -reference::round_to(dtype, edge * 1.01)};
+              x[i] = i % 7 == 3 && std::isfinite(edge) ? planted[(i / 7) % 4] : fused_moderate(dtype, i, 1);
+            }
+            for (int64_t i = 0; i < rows * d; ++i) dy[i] = fused_moderate(dtype, i, 2);
+            for (int64_t r = 0; r < rows; ++r)
+              w[r] = reference::round_to(weight_dtype, fused_operand(r + 2) * (1 + 0x1.0p-10 + 0x1.0p-19));
+            HostBuffer xb(dtype, rows * 2 * d), yb(dtype, rows * 2 * d), dyb(dtype, rows * d);
+            HostBuffer wb(weight_dtype, rows), dwb(weight_dtype, rows);
+            xb.write(layout.in_offset, x);
+            dyb.write(layout.in_offset, dy);
+            wb.write(0, w);
+            emulate_fused(detail::weighted_glu_request(
+                              detail::glu_forward_request(glu, dtype, xb.at(layout.in_offset),
+                                                          yb.at(layout.out_offset), rows, d),
+                              wb.at(0), weight_dtype),
+                          64);
+            EXPECT_EQ(judge_glu_forward(glu, dtype, rows, d, x, yb.read(layout.out_offset, rows * d), w), 0);
+            // Unweighted: the clamps alone.
+            emulate_fused(detail::glu_forward_request(glu, dtype, xb.at(layout.in_offset),
+                                                      yb.at(layout.out_offset), rows, d),
+                          64);
+            EXPECT_EQ(judge_glu_forward(glu, dtype, rows, d, x, yb.read(layout.out_offset, rows * d)), 0);
+            for (int64_t blocks : {2, 64}) {
+              xb.write(layout.in_offset, x);
+              void* dx = layout.in_place ? xb.at(layout.in_offset) : yb.at(layout.out_offset);
+              std::vector<unsigned char> ws(
+                  static_cast<size_t>(detail::glu_backward_workspace(dtype, rows, d)) + 16);
+              detail::RowRequest r = detail::weighted_glu_request(
+                  detail::glu_backward_request(glu, dtype, xb.at(layout.in_offset),
+                                               dyb.at(layout.in_offset), dx, rows, d),
+                  wb.at(0), weight_dtype, dwb.at(0), ws.data());
+              r.max_blocks = blocks;
+              emulate_fused(r, blocks);
+              const std::vector<double> g = layout.in_place ? xb.read(layout.in_offset, rows * 2 * d)
+                                                            : yb.read(layout.out_offset, rows * 2 * d);
+              EXPECT_EQ(judge_glu_backward(glu, dtype, rows, d, x, dy, g, w, weight_dtype, dwb.read(0, rows)), 0);
+            }
+            if (HasFailure()) return;
+          }
+}
+
+// The clamped SwiGLU's kinks over every fp16 / bf16 value: the gated half
+// through every 16-bit pattern beside a fixed linear value, then the linear
+// half through every pattern beside a fixed gate (g and u at the limit, one
+// ulp either side, NaN and infinities included), forward and backward.
+TEST(EmulatedGlu, ClampKinksOverEvery16BitValue) {
+  for (DType dtype : {DType::f16, DType::bf16})
+    for (const Glu& glu : {Glu::clamped_swiglu(), Glu{Activation::gelu(), GatedHalf::second, 7.0f, 0.0f}})
+      for (int sweep = 0; sweep < 2; ++sweep) {
+        SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " " << describe(glu.act)
+                                        << (sweep == 0 ? " gate sweep" : " linear sweep"));
+        const int64_t rows = 256, d = 256;
+        const int64_t gated = glu.gated == GatedHalf::first ? 0 : d, other = d - gated;
+        std::vector<unsigned char> bits(2);
+        std::vector<double> x(rows * 2 * d), dy(rows * d);
+        for (int64_t i = 0; i < rows * d; ++i) {
+          bits[0] = static_cast<unsigned char>(i & 0xff);
+          bits[1] = static_cast<unsigned char>(i >> 8);
+          const double every = from_buffer(dtype, bits)[0];
+          const double fixed = fused_moderate(dtype, i, sweep + 3);
+          const int64_t r = i / d, c = i % d;
+          x[r * 2 * d + gated + c] = sweep == 0 ? every : fixed;
+          x[r * 2 * d + other + c] = sweep == 0 ? fixed : every;
+          dy[i] = test_gradient(i);
+        }
+        HostBuffer xb(dtype, rows * 2 * d), yb(dtype, rows * 2 * d), dyb(dtype, rows * d);
+        xb.write(0, x);
+        dyb.write(0, dy);
+        emulate_fused(detail::glu_forward_request(glu, dtype, xb.at(0), yb.at(0), rows, d), 64);
+        EXPECT_EQ(judge_glu_forward(glu, dtype, rows, d, x, yb.read(0, rows * d)), 0);
+        emulate_fused(detail::glu_backward_request(glu, dtype, xb.at(0), dyb.at(0), yb.at(0), rows, d), 64);
+        EXPECT_EQ(judge_glu_backward(glu, dtype, rows, d, x, dy, yb.read(0, rows * 2 * d)), 0);
+      }
+}
+
 // ---------------------------------------------------------------- PReLU and RReLU
 
 TEST(EmulatedPrelu, BothLayoutsWithWeightGradient) {

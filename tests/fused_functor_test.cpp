@@ -132,8 +132,8 @@ void check_forms(const FusedCase& c, const F& op) {
   // bias + activation: the activation of the fp32 sum x + bias.
   {
     Tally fwd{"bias forward"}, bwd{"bias backward"};
-    const Tolerance tf = fused_tolerance(kind, dtype, Direction::forward, false);
-    const Tolerance tb = fused_tolerance(kind, dtype, Direction::backward, false);
+    const Tolerance tf = fused_tolerance(kind, dtype, Direction::forward, 0);
+    const Tolerance tb = fused_tolerance(kind, dtype, Direction::backward, 0);
     const ActivationForward<F, T, false> forward{op, 1.0f};
     const ActivationBackward<F, T, false> backward{op, 1.0f, false};
     for (size_t i = 0; i < xs.size(); ++i) {
@@ -150,8 +150,8 @@ void check_forms(const FusedCase& c, const F& op) {
   // GLU: act(a) * b, and both halves of its gradient.
   {
     Tally fwd{"glu forward"}, da{"glu backward d(gated)"}, db{"glu backward d(linear)"};
-    const Tolerance tf = fused_tolerance(kind, dtype, Direction::forward, true);
-    const Tolerance tb = fused_tolerance(kind, dtype, Direction::backward, true);
+    const Tolerance tf = fused_tolerance(kind, dtype, Direction::forward, 1);
+    const Tolerance tb = fused_tolerance(kind, dtype, Direction::backward, 1);
     const ActivationForward<F, T, false> forward{op, 1.0f};
     const GatedBackward<F, T> backward{op};
     for (size_t i = 0; i < xs.size(); ++i) {
@@ -176,8 +176,8 @@ void check_forms(const FusedCase& c, const F& op) {
   // Dropout: kept values scaled by the fp32 1/(1-p), dropped ones exactly +0.
   {
     Tally fwd{"dropout forward"}, bwd{"dropout backward"};
-    const Tolerance tf = fused_tolerance(kind, dtype, Direction::forward, true);
-    const Tolerance tb = fused_tolerance(kind, dtype, Direction::backward, true);
+    const Tolerance tf = fused_tolerance(kind, dtype, Direction::forward, 1);
+    const Tolerance tb = fused_tolerance(kind, dtype, Direction::backward, 1);
     const ActivationForward<F, T, true> forward{op, scale};
     const ActivationBackward<F, T, true> backward{op, scale, false};
     int64_t dropped_not_zero = 0;

@@ -6,6 +6,7 @@
 // finite differences. CPU only.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -56,6 +57,62 @@ TEST(FusedReference, GluGradientsAreFiniteDifferences) {
         EXPECT_NEAR(dx[0], dx_num[0], 1e-5 * (1 + std::fabs(dx_num[0])));
         EXPECT_NEAR(dx[1], dx_num[1], 1e-5 * (1 + std::fabs(dx_num[1])));
       }
+}
+
+TEST(FusedReference, ClampedSwigluIsGptOssFormula) {
+  // gpt-oss: a' = min(a, 7), b' = clamp(b, -7, 7), a' * sigmoid(1.702 a') * (b' + 1).
+  const Glu glu = Glu::clamped_swiglu();
+  auto gpt_oss = [](double a, double b) {
+    const double g = std::min(a, 7.0), l = std::max(std::min(b, 7.0), -7.0);
+    return g / (1 + std::exp(-1.702 * g)) * (l + 1);
+  };
+  for (float a : {-9.0f, -1.0f, 0.5f, 6.5f, 7.0f, 9.5f})
+    for (float b : {-12.0f, -7.0f, -0.5f, 3.0f, 7.0f, 40.0f}) {
+      const std::vector<float> y = run_glu(glu, {a, b}, 1, 1);
+      EXPECT_NEAR(y[0], gpt_oss(a, b), 1e-6 * (1 + std::fabs(gpt_oss(a, b)))) << a << " " << b;
+    }
+  // NaN passes through the clamps.
+  EXPECT_TRUE(std::isnan(run_glu(glu, {NAN, 1.0f}, 1, 1)[0]));
+  EXPECT_TRUE(std::isnan(run_glu(glu, {1.0f, NAN}, 1, 1)[0]));
+  // Gradients: zero past the limits, passed at them, NaN propagated.
+  auto grad = [&](float a, float b) {
+    const std::vector<float> x = {a, b};
+    const float dy = 1.0f;
+    std::vector<float> dx(2);
+    EXPECT_TRUE(ref::glu_backward(glu, DType::f32, x.data(), &dy, dx.data(), 1, 1).ok());
+    return dx;
+  };
+  EXPECT_EQ(grad(7.5f, 1.0f)[0], 0.0f);
+  EXPECT_NE(grad(7.0f, 1.0f)[0], 0.0f);
+  EXPECT_EQ(grad(1.0f, 7.5f)[1], 0.0f);
+  EXPECT_EQ(grad(1.0f, -7.5f)[1], 0.0f);
+  EXPECT_NE(grad(1.0f, -7.0f)[1], 0.0f);
+  EXPECT_TRUE(std::isnan(grad(NAN, 1.0f)[0]));
+  // An offset of 0 keeps a zero linear half's sign.
+  const Glu plain{Activation::identity(), GatedHalf::first, 7.0f, 0.0f};
+  EXPECT_TRUE(std::signbit(run_glu(plain, {2.0f, -0.0f}, 1, 1)[0]));
+}
+
+TEST(FusedReference, WeightedGluScalesRowsAndSumsTheWeightGradient) {
+  // Megatron's weighted SwiGLU: silu(a) * b * w[r]; dw[r] = sum_c silu(a) b dy.
+  const std::vector<float> x = {1, -2, 3, 0.5f, /*row 1*/ 2, 1, -1, 4};
+  const std::vector<float> w = {0.5f, -2.0f}, dy = {1, 2, -1, 0.25f};
+  auto silu = [](double v) { return v / (1 + std::exp(-v)); };
+  std::vector<float> y(4), dx(8), dw(2);
+  ASSERT_TRUE(ref::glu_forward(Glu::swiglu(), DType::f32, x.data(), w.data(), DType::f32, y.data(), 2, 2).ok());
+  ASSERT_TRUE(ref::glu_backward(Glu::swiglu(), DType::f32, x.data(), w.data(), DType::f32, dy.data(),
+                                dx.data(), dw.data(), 2, 2)
+                  .ok());
+  for (int r = 0; r < 2; ++r) {
+    double sum = 0;
+    for (int c = 0; c < 2; ++c) {
+      const double a = x[r * 4 + c], b = x[r * 4 + 2 + c], g = dy[r * 2 + c];
+      EXPECT_FLOAT_EQ(y[r * 2 + c], static_cast<float>(silu(a) * b * w[r]));
+      EXPECT_FLOAT_EQ(dx[r * 4 + 2 + c], static_cast<float>(g * w[r] * silu(a)));
+      sum += silu(a) * b * g;
+    }
+    EXPECT_FLOAT_EQ(dw[r], static_cast<float>(sum));
+  }
 }
 
 TEST(FusedReference, BiasIsAddedInFp32BeforeTheActivation) {

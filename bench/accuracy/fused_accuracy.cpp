@@ -20,13 +20,13 @@ void report(const std::string& what) { std::fprintf(stderr, "fused judge: %s\n",
 }  // namespace
 
 Tolerance fused_tolerance(ActivationKind kind, DType dtype, Direction direction,
-                          bool product_after) {
+                          int roundings_after) {
   Tolerance t = tolerance_for(kind, dtype, direction);
   if (kind == ActivationKind::hardsigmoid || kind == ActivationKind::hardswish)
     t.ulps = std::max(t.ulps, 1);
-  if (!product_after) return t;
+  if (roundings_after == 0) return t;
   if (dtype == DType::f32) {
-    t.ulps += 1;
+    t.ulps += roundings_after;
     t.fp32_subnormal_floor = true;  // the product of a subnormal result rounds twice
   } else {
     t.ulps = std::max(t.ulps, 1);
@@ -71,6 +71,16 @@ double backward_term_error(const Activation& act, DType dtype, double z, double 
 }
 
 double rounded_term_error(double exact_term) { return ulp_at(DType::f32, exact_term); }
+
+double glu_term_error(const Glu& glu, DType dtype, double exact_term) {
+  // act(g') comes from the data's functor (as precise as y needs), then two
+  // products and the offset's sum in fp32.
+  const int roundings = 2 + (glu.offset != 0 ? 1 : 0);
+  const Tolerance t = fused_tolerance(glu.act.kind, dtype, Direction::forward, roundings);
+  double e = t.ulps * ulp_at(dtype, exact_term) + FLT_MIN;
+  if (dtype != DType::f32) e += roundings * ulp_at(DType::f32, exact_term);
+  return e;
+}
 
 bool reduction_within(DType dtype, double got, double exact, const ReductionBound& b) {
   if (std::isnan(exact) || std::isnan(got)) return std::isnan(exact) && std::isnan(got);
@@ -183,39 +193,70 @@ int64_t judge_bias_backward(const Activation& act, DType dtype, DType param_dtyp
   return j.failures();
 }
 
+namespace {
+
+// The fp32 roundings a GLU adds after its activation: the product with the
+// linear half, the offset's sum, the weight's product.
+int glu_roundings(const Glu& glu, bool weighted) {
+  return 1 + (glu.offset != 0 ? 1 : 0) + (weighted ? 1 : 0);
+}
+
+}  // namespace
+
 int64_t judge_glu_forward(const Glu& glu, DType dtype, int64_t rows, int64_t d,
-                          const std::vector<double>& x, const std::vector<double>& y) {
+                          const std::vector<double>& x, const std::vector<double>& y,
+                          const std::vector<double>& weight) {
   CallJudge j(dtype);
-  const Tolerance tol = fused_tolerance(glu.act.kind, dtype, Direction::forward, true);
+  const bool weighted = !weight.empty();
+  const Tolerance tol =
+      fused_tolerance(glu.act.kind, dtype, Direction::forward, glu_roundings(glu, weighted));
   const int64_t gated = glu.gated == GatedHalf::first ? 0 : d, other = d - gated;
-  for (int64_t r = 0; r < rows; ++r)
+  for (int64_t r = 0; r < rows; ++r) {
+    const double w = weighted ? weight[r] : 1.0;
     for (int64_t c = 0; c < d; ++c) {
-      const double a = x[r * 2 * d + gated + c], b = x[r * 2 * d + other + c];
-      if (fp32_activation_overflows(glu.act, a))
-        j.check_exact("y", r * d + c, y[r * d + c], overflowed_product(glu.act, a, b));
-      else j.check("y", r * d + c, y[r * d + c], reference::forward(glu.act, a) * b, 1.0, tol);
+      const reference::GluHalves h =
+          reference::glu_halves(glu, x[r * 2 * d + gated + c], x[r * 2 * d + other + c]);
+      if (fp32_activation_overflows(glu.act, h.gate))
+        j.check_exact("y", r * d + c, y[r * d + c], overflowed_product(glu.act, h.gate, h.linear * w));
+      else j.check("y", r * d + c, y[r * d + c], reference::forward(glu.act, h.gate) * h.linear * w, 1.0, tol);
     }
+  }
   return j.failures();
 }
 
 int64_t judge_glu_backward(const Glu& glu, DType dtype, int64_t rows, int64_t d,
                            const std::vector<double>& x, const std::vector<double>& dy,
-                           const std::vector<double>& dx) {
+                           const std::vector<double>& dx, const std::vector<double>& weight,
+                           DType weight_dtype, const std::vector<double>& dweight) {
   CallJudge j(dtype);
-  const Tolerance tf = fused_tolerance(glu.act.kind, dtype, Direction::forward, true);
-  const Tolerance tb = fused_tolerance(glu.act.kind, dtype, Direction::backward, true);
+  const bool weighted = !weight.empty();
+  // d gated: act' times dy * w * u'; d linear: dy * w times act.
+  const Tolerance tf = fused_tolerance(glu.act.kind, dtype, Direction::forward, weighted ? 2 : 1);
+  const Tolerance tb =
+      fused_tolerance(glu.act.kind, dtype, Direction::backward, glu_roundings(glu, weighted));
   const bool roots = roots_in(glu.act, dtype);
   const int64_t gated = glu.gated == GatedHalf::first ? 0 : d, other = d - gated;
-  for (int64_t r = 0; r < rows; ++r)
+  for (int64_t r = 0; r < rows; ++r) {
+    const double w = weighted ? weight[r] : 1.0;
+    double sum = 0;
+    ReductionBound bound;
     for (int64_t c = 0; c < d; ++c) {
       const int64_t ia = r * 2 * d + gated + c, ib = r * 2 * d + other + c;
-      const double a = x[ia], b = x[ib], g = dy[r * d + c];
-      j.check("d gated", ia, dx[ia], reference::backward(glu.act, a, g * b), g * b, tb,
-              roots && near_derivative_zero(glu.act, a));
-      if (fp32_activation_overflows(glu.act, a))
-        j.check_exact("d linear", ib, dx[ib], overflowed_product(glu.act, a, g));
-      else j.check("d linear", ib, dx[ib], g * reference::forward(glu.act, a), g, tf);
+      const reference::GluHalves h = reference::glu_halves(glu, x[ia], x[ib]);
+      const double g = dy[r * d + c], gw = g * w, a = h.gate;
+      if (!h.gate_passes) j.check_exact("d gated", ia, dx[ia], 0.0);
+      else j.check("d gated", ia, dx[ia], reference::backward(glu.act, a, gw * h.linear), gw * h.linear,
+                   tb, roots && near_derivative_zero(glu.act, a));
+      if (!h.linear_passes) j.check_exact("d linear", ib, dx[ib], 0.0);
+      else if (fp32_activation_overflows(glu.act, a))
+        j.check_exact("d linear", ib, dx[ib], overflowed_product(glu.act, a, gw));
+      else j.check("d linear", ib, dx[ib], gw * reference::forward(glu.act, a), gw, tf);
+      const double term = g * reference::forward(glu.act, a) * h.linear;
+      sum += term;
+      bound.add(term, glu_term_error(glu, dtype, term));
     }
+    if (!dweight.empty()) j.check_sum("dweight", r, dweight[r], sum, bound, weight_dtype);
+  }
   return j.failures();
 }
 

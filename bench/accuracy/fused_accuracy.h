@@ -26,8 +26,10 @@ namespace cuact::test {
 // - hardsigmoid and hardswish divide by 6 in double: exact for inputs of the
 //   data's precision, but the fp32 pre-activation of a fused form has more
 //   bits, and the double quotient can round twice: 1 ulp.
+// `roundings_after` counts the fp32 roundings after the activation (a
+// product, an offset's sum); each adds 1 ulp to fp32 bounds.
 Tolerance fused_tolerance(ActivationKind kind, DType dtype, Direction direction,
-                          bool product_after);
+                          int roundings_after);
 
 // Where the activation's own value overflows fp32 (|f(x)| > FLT_MAX, e.g.
 // selu near FLT_MAX) a product after it may still be finite in exact
@@ -60,6 +62,10 @@ double backward_term_error(const Activation& act, DType dtype, double z, double 
                            double exact_term, bool product_after);
 // e_i of a term rounded once in fp32 (PReLU's dy * x).
 double rounded_term_error(double exact_term);
+// e_i of a weighted GLU's d weight term dy * act(g') * u': act from the
+// data's functor (the dtype's forward rule), then the term's fp32 roundings
+// (the products, the offset's sum).
+double glu_term_error(const Glu& glu, DType dtype, double exact_term);
 bool reduction_within(DType dtype, double got, double exact, const ReductionBound& b);
 std::string reduction_report(DType dtype, double got, double exact, const ReductionBound& b);
 
@@ -79,11 +85,16 @@ int64_t judge_bias_backward(const Activation& act, DType dtype, DType param_dtyp
                             const std::vector<double>& x, const std::vector<double>& bias,
                             const std::vector<double>& dy, const Dropout& dropout,
                             const std::vector<double>& dx, const std::vector<double>& dbias);
+// GLU with its clamps; weight [rows] (empty: unweighted) and dweight [rows]
+// in weight_dtype (empty: not asked for).
 int64_t judge_glu_forward(const Glu& glu, DType dtype, int64_t rows, int64_t d,
-                          const std::vector<double>& x, const std::vector<double>& y);
+                          const std::vector<double>& x, const std::vector<double>& y,
+                          const std::vector<double>& weight = {});
 int64_t judge_glu_backward(const Glu& glu, DType dtype, int64_t rows, int64_t d,
                            const std::vector<double>& x, const std::vector<double>& dy,
-                           const std::vector<double>& dx);
+                           const std::vector<double>& dx, const std::vector<double>& weight = {},
+                           DType weight_dtype = DType::f32,
+                           const std::vector<double>& dweight = {});
 // PReLU is exact; dweight (in param_dtype, may be empty) within the reduction bound.
 int64_t judge_prelu(DType dtype, DType param_dtype, int64_t outer, int64_t channels, int64_t inner,
                     const std::vector<double>& x, const std::vector<double>& weight,

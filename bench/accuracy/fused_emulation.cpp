@@ -104,20 +104,19 @@ void emulate_quantized(const RowRequest& r, int64_t device_blocks) {
     if (r.form != RowForm::forward || r.random)
       throw std::invalid_argument("no block-scaled kernel for this form");
     if (r.recipe.store.scale_type == BlockScale::e4m3)
-      emulate(detail::ActivationForward<F, T, false, detail::BlockCode4>{f, r.args.scale}, r,
+      emulate(detail::forward_form<F, T, false, detail::BlockCode4>(f, r.args), r,
               device_blocks);
     else
-      emulate(detail::ActivationForward<F, T, false, detail::BlockCode8>{f, r.args.scale}, r,
+      emulate(detail::forward_form<F, T, false, detail::BlockCode8>(f, r.args), r,
               device_blocks);
     return;
   }
   if (r.form == RowForm::forward && r.random)
-    emulate(detail::ActivationForward<F, T, true, Code8>{f, r.args.scale}, r, device_blocks);
+    emulate(detail::forward_form<F, T, true, Code8>(f, r.args), r, device_blocks);
   else if (r.form == RowForm::forward)
-    emulate(detail::ActivationForward<F, T, false, Code8>{f, r.args.scale}, r, device_blocks);
+    emulate(detail::forward_form<F, T, false, Code8>(f, r.args), r, device_blocks);
   else if (r.form == RowForm::backward && !r.random)
-    emulate(detail::ActivationBackward<F, T, false, Code8>{f, r.args.scale, r.args.from_output}, r,
-            device_blocks);
+    emulate(detail::backward_form<F, T, false, Code8>(f, r.args), r, device_blocks);
   else
     throw std::invalid_argument("no quantized kernel for this form");
 }
@@ -143,19 +142,25 @@ void emulate_typed(const RowRequest& r, int64_t device_blocks) {
       }
       using F = detail::Functor<K, T>;
       const F f(detail::params_from<typename F::Params>(r.act));
-      const float scale = r.args.scale;
+      const detail::FormArgs& a = r.args;
       switch (r.form) {
         case RowForm::forward:
-          if (r.random) emulate(detail::ActivationForward<F, T, true>{f, scale}, r, device_blocks);
-          else emulate(detail::ActivationForward<F, T, false>{f, scale}, r, device_blocks);
+          if (r.random) emulate(detail::forward_form<F, T, true>(f, a), r, device_blocks);
+          else emulate(detail::forward_form<F, T, false>(f, a), r, device_blocks);
           break;
         case RowForm::backward:
-          if (r.random)
-            emulate(detail::ActivationBackward<F, T, true>{f, scale, r.args.from_output}, r, device_blocks);
-          else
-            emulate(detail::ActivationBackward<F, T, false>{f, scale, r.args.from_output}, r, device_blocks);
+          if (r.random) emulate(detail::backward_form<F, T, true>(f, a), r, device_blocks);
+          else emulate(detail::backward_form<F, T, false>(f, a), r, device_blocks);
           break;
-        case RowForm::gated_backward: emulate(detail::GatedBackward<F, T>{f}, r, device_blocks); break;
+        case RowForm::gated_backward:
+          emulate(detail::gated_backward_form<F, T>(f, a), r, device_blocks);
+          break;
+        case RowForm::moe_glu_forward:
+          emulate(detail::moe_glu_forward_form<F, T>(f, a), r, device_blocks);
+          break;
+        case RowForm::moe_glu_backward:
+          emulate(detail::moe_glu_backward_form<F, T>(f, a), r, device_blocks);
+          break;
         default: break;
       }
     }

@@ -26,6 +26,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 
@@ -120,15 +121,34 @@ enum class GatedHalf { first, second };
 
 // x [rows, 2d] = [a | b] -> y [rows, d]: y = act(a) * b (gated = first, the
 // SwiGLU/GeGLU order) or y = a * act(b) (gated = second, PyTorch's glu).
+//
+// Clamps (the MoE experts' clamped SwiGLU of gpt-oss and Transformer Engine),
+// for any gate: with g the gated half and u the other,
+//   g' = min(g, limit), u' = clamp(u, -limit, limit), y = act(g') * (u' + offset).
+// NaN passes through both clamps. limit > 0 (+inf, the default: no clamp);
+// offset finite (0, the default, adds nothing: a zero u keeps its sign).
+// Gradient: d g = 0 where g > limit, d u = 0 where |u| > limit; at the limit
+// itself the gradient passes (a choice: the clamp has no derivative there);
+// NaN propagates.
+// Clamped and weighted GLUs (below) are built for the gates identity, relu,
+// sigmoid, silu, gelu and gelu_tanh (others: StatusCode::unsupported), with
+// outputs of the data's dtype (the quantized outputs refuse clamps for now).
 struct Glu {
   Activation act = Activation::sigmoid();
   GatedHalf gated = GatedHalf::second;
+  float limit = HUGE_VALF;
+  float offset = 0.0f;
 
   static Glu glu() { return {Activation::sigmoid(), GatedHalf::second}; }      // a * sigmoid(b)
   static Glu swiglu(float beta = 1.0f) { return {Activation::silu(beta), GatedHalf::first}; }
   static Glu geglu() { return {Activation::gelu(), GatedHalf::first}; }        // gelu(a) * b
   static Glu geglu_tanh() { return {Activation::gelu_tanh(), GatedHalf::first}; }
   static Glu reglu() { return {Activation::relu(), GatedHalf::first}; }        // relu(a) * b
+  // gpt-oss's SwiGLU: g' * sigmoid(alpha * g') * (u' + 1), g' and u' clamped
+  // at 7 (TE's clamped_swiglu; offset 0 for its plain form).
+  static Glu clamped_swiglu(float alpha = 1.702f, float limit = 7.0f, float offset = 1.0f) {
+    return {Activation::silu(alpha), GatedHalf::first, limit, offset};
+  }
 };
 
 // y = act(gated half) * other half, row by row. Any d and rows (d need not
@@ -140,6 +160,26 @@ Status glu_forward(const Glu& glu, DType dtype, const void* x, void* y, int64_t 
 // d gated = dy * other * act'(gated), d other = dy * act(gated). dx may be x.
 Status glu_backward(const Glu& glu, DType dtype, const void* x, const void* dy, void* dx,
                     int64_t rows, int64_t d, cudaStream_t stream = nullptr);
+
+// Weighted GLU (an MoE expert's output scaled by its routing weight, as
+// Megatron's weighted_swiglu and TE's scaled_swiglu): weight [rows] in
+// weight_dtype (f32, or the data's dtype), y[r] = glu(x[r]) * weight[r]
+// (fp32 products, one rounding to the dtype at the end).
+Status glu_forward(const Glu& glu, DType dtype, const void* x, const void* weight,
+                   DType weight_dtype, void* y, int64_t rows, int64_t d,
+                   cudaStream_t stream = nullptr);
+
+// Its gradient: dx as glu_backward's with dy * weight[r] for dy, and, if
+// dweight is not null, dweight[r] = sum over the row of glu(x[r]) * dy[r]
+// (in weight_dtype), accumulated in fp32 in the same pass in an order fixed
+// by the shape (the same bits on every run). dweight needs `workspace` (its
+// bytes from glu_backward_workspace_size). dx may be x.
+Status glu_backward(const Glu& glu, DType dtype, const void* x, const void* weight,
+                    DType weight_dtype, const void* dy, void* dx, void* dweight, int64_t rows,
+                    int64_t d, Workspace workspace = {}, cudaStream_t stream = nullptr);
+
+// The workspace the weighted glu_backward needs for dweight, in bytes.
+Status glu_backward_workspace_size(DType dtype, int64_t rows, int64_t d, size_t* workspace_bytes);
 
 // ---------------------------------------------------------------- PReLU
 

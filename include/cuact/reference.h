@@ -134,6 +134,16 @@ bool dropout_keeps(const Dropout& dropout, uint64_t e);
 double dropout_scale(float p);
 // rrelu: the slope of element e (training: from the generator; eval: (lower + upper)/2 in fp32).
 double rrelu_slope(const Rrelu& rrelu, uint64_t e);
+// GLU: the clamped halves g' = min(g, limit) and u' = clamp(u, -limit, limit)
+// + offset (an offset of 0 adds nothing), and whether each half's gradient
+// passes its clamp (g <= limit, |u| <= limit; NaN passes).
+struct GluHalves {
+  double gate, linear;
+  bool gate_passes, linear_passes;
+};
+GluHalves glu_halves(const Glu& glu, double gate, double linear);
+// One GLU value in double: act(g') * u'.
+double glu_value(const Glu& glu, double gate, double linear);
 
 // Host-buffer forms of the fused entry points (same argument rules and
 // statuses, minus the stream and workspace). Reductions (dbias, dweight) sum
@@ -153,6 +163,11 @@ Status bias_activation_backward(const Activation& act, DType dtype, const void* 
 Status glu_forward(const Glu& glu, DType dtype, const void* x, void* y, int64_t rows, int64_t d);
 Status glu_backward(const Glu& glu, DType dtype, const void* x, const void* dy, void* dx,
                     int64_t rows, int64_t d);
+Status glu_forward(const Glu& glu, DType dtype, const void* x, const void* weight,
+                   DType weight_dtype, void* y, int64_t rows, int64_t d);
+Status glu_backward(const Glu& glu, DType dtype, const void* x, const void* weight,
+                    DType weight_dtype, const void* dy, void* dx, void* dweight, int64_t rows,
+                    int64_t d);
 Status prelu_forward(DType dtype, const void* x, const void* weight, void* y, int64_t outer,
                      int64_t channels, int64_t inner);
 Status prelu_backward(DType dtype, const void* x, const void* weight, const void* dy, void* dx,

@@ -94,6 +94,17 @@ cudaStream_t stream_of(const Tensor& t) {
   return static_cast<cudaStream_t>(s.native_handle());
 }
 
+// The workspace of a device call: the bytes asked for, as a byte tensor.
+cuact::Workspace workspace_of(const Tensor& x, size_t bytes, Tensor& scratch) {
+  scratch = at::empty({static_cast<int64_t>(bytes)}, x.options().dtype(at::kByte));
+  return {scratch.data_ptr(), bytes};
+}
+
+// The rows of a [..., cols] tensor: the product of its leading dimensions.
+int64_t leading_rows(const Tensor& x) {
+  return c10::multiply_integers(x.sizes().begin(), x.sizes().end() - 1);
+}
+
 // ------------------------------------------------------------ activations
 
 // params: alpha, beta, lambda, lower, upper, cutoff, value (NaN where unused),
@@ -393,11 +404,31 @@ std::tuple<Tensor, Tensor> bias_activation_backward_op(const Tensor& x, const c1
 }
 
 // ------------------------------------------------------------ GLU family (over the last dimension)
+// glu and glu_backward: the plain GLU. moe_glu and moe_glu_backward: the GLU of
+// MoE experts, cuact::Glu's clamps (limit, offset) and an optional routing
+// weight per row (docs/SPEC.md, "Gated activations"); one derivative only
+// (cuact/_autograd.py).
 
 cuact::Glu glu_of(c10::string_view kind, at::ArrayRef<double> params, bool gate_first,
                   const char* op) {
   return {activation_of(kind, params, op),
           gate_first ? cuact::GatedHalf::first : cuact::GatedHalf::second};
+}
+
+// glu_of with the clamps, in fp32 as cuact::Glu holds them (limit inf: no
+// clamp). Their checks are the reference's, on an empty call: every path
+// (float64 too) raises the same Status.
+cuact::Glu clamped_glu_of(c10::string_view kind, at::ArrayRef<double> params, bool gate_first,
+                          double limit, double offset, const char* op) {
+  cuact::Glu glu = glu_of(kind, params, gate_first, op);
+  // a positive limit that rounds to 0 would read as "not > 0"
+  TORCH_CHECK(!(limit > 0 && static_cast<float>(limit) == 0.0f), "cuact.", op, ": limit ", limit,
+              " rounds to 0 in float32");
+  glu.limit = static_cast<float>(limit);
+  glu.offset = static_cast<float>(offset);
+  raise_if_failed(cuact::reference::glu_forward(glu, cuact::DType::f32, nullptr, nullptr, 0, 0),
+                  op);
+  return glu;
 }
 
 void glu_shape(const Tensor& x, int64_t& rows, int64_t& d, const char* op) {
@@ -407,74 +438,168 @@ void glu_shape(const Tensor& x, int64_t& rows, int64_t& d, const char* op) {
   rows = x.size(-1) == 0 ? 0 : x.numel() / x.size(-1);
 }
 
-Tensor glu_op(const Tensor& x, c10::string_view kind, at::ArrayRef<double> params,
-              bool gate_first) {
-  const char* op = "glu";
+// A routing weight: one per row, the input's shape without its last
+// dimension; the input's dtype or float32 (check_parameter). A weighted call
+// counts every row, also where d is 0 (dweight is then zeros).
+void check_row_weight(const Tensor& x, const Tensor& w, int64_t& rows, const char* op) {
+  check_parameter(x, w, "weight", op);
+  const auto leading = x.sizes().slice(0, x.dim() - 1);
+  TORCH_CHECK(w.sizes() == leading, "cuact.", op, ": weight's shape ", w.sizes(),
+              " is not the input's rows ", leading, " (one weight per row)");
+  rows = leading_rows(x);
+}
+
+// float64 CPU tensors: the reference's rows (host/fused_reference.cpp) on
+// doubles, unrounded. y = act(g') * u' (* w[r]); dx from dy * w[r], 0 where a
+// clamp cut the half; dw[r] = sum of dy * act(g') * u' (dw may be null).
+void glu_rows_f64(const cuact::Glu& glu, const double* x, const double* w, double* y,
+                  int64_t rows, int64_t d) {
+  const int64_t gated = glu.gated == cuact::GatedHalf::first ? 0 : d, other = d - gated;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < d; ++c) {
+      const double* row = x + r * 2 * d;
+      const double v = cuact::reference::glu_value(glu, row[gated + c], row[other + c]);
+      y[r * d + c] = w ? v * w[r] : v;
+    }
+  }
+}
+void glu_rows_backward_f64(const cuact::Glu& glu, const double* x, const double* w,
+                           const double* dy, double* dx, double* dw, int64_t rows, int64_t d) {
+  const int64_t gated = glu.gated == cuact::GatedHalf::first ? 0 : d, other = d - gated;
+  for (int64_t r = 0; r < rows; ++r) {
+    double sum = 0;
+    for (int64_t c = 0; c < d; ++c) {
+      const int64_t ig = r * 2 * d + gated + c, io = r * 2 * d + other + c;
+      const cuact::reference::GluHalves h = cuact::reference::glu_halves(glu, x[ig], x[io]);
+      const double g = dy[r * d + c], gw = w ? g * w[r] : g;
+      const double f = cuact::reference::forward(glu.act, h.gate);
+      dx[ig] = h.gate_passes ? cuact::reference::backward(glu.act, h.gate, gw * h.linear) : 0.0;
+      dx[io] = h.linear_passes ? gw * f : 0.0;
+      sum += g * f * h.linear;
+    }
+    if (dw) dw[r] = sum;
+  }
+}
+
+// y [..., d] = the GLU of x [..., 2d] (weight: times weight[r]).
+Tensor run_glu(const Tensor& x, const c10::optional<Tensor>& weight, const cuact::Glu& glu,
+               const char* op) {
   check_input(x, op);
-  const cuact::Glu glu = glu_of(kind, params, gate_first, op);
   int64_t rows = 0, d = 0;
   glu_shape(x, rows, d, op);
+  if (weight) check_row_weight(x, *weight, rows, op);
   std::vector<int64_t> sizes = x.sizes().vec();
   sizes.back() = d;
   Tensor y = at::empty(sizes, x.options());
+  const void* w = weight ? weight->data_ptr() : nullptr;
+  if (is_f64(x) && !x.is_cuda()) {
+    glu_rows_f64(glu, x.data_ptr<double>(), weight ? weight->data_ptr<double>() : nullptr,
+                 y.data_ptr<double>(), rows, d);
+    return y;
+  }
+  const cuact::DType dt = dtype_of(x, op);
+  const cuact::DType wt = weight ? dtype_of(*weight, op) : dt;
   if (x.is_cuda()) {
     c10::DeviceGuard guard(x.device());
-    raise_if_failed(cuact::glu_forward(glu, dtype_of(x, op), x.data_ptr(), y.data_ptr(), rows, d,
-                                       stream_of(x)),
+    raise_if_failed(weight ? cuact::glu_forward(glu, dt, x.data_ptr(), w, wt, y.data_ptr(), rows,
+                                                d, stream_of(x))
+                           : cuact::glu_forward(glu, dt, x.data_ptr(), y.data_ptr(), rows, d,
+                                                stream_of(x)),
                     op);
-  } else if (is_f64(x)) {
-    const double* xs = x.data_ptr<double>();
-    double* ys = y.data_ptr<double>();
-    for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t j = 0; j < d; ++j) {
-        const double a = xs[r * 2 * d + j], b = xs[r * 2 * d + d + j];
-        ys[r * d + j] = gate_first ? cuact::reference::forward(glu.act, a) * b
-                                   : a * cuact::reference::forward(glu.act, b);
-      }
-    }
   } else {
-    raise_if_failed(
-        cuact::reference::glu_forward(glu, dtype_of(x, op), x.data_ptr(), y.data_ptr(), rows, d),
-        op);
+    raise_if_failed(weight ? cuact::reference::glu_forward(glu, dt, x.data_ptr(), w, wt,
+                                                           y.data_ptr(), rows, d)
+                           : cuact::reference::glu_forward(glu, dt, x.data_ptr(), y.data_ptr(),
+                                                           rows, d),
+                    op);
   }
   return y;
+}
+
+// (dx, dweight): dx [..., 2d] from dy [..., d]; dweight in the weight's shape
+// and dtype where asked for (need_dweight, with a weight), else an empty
+// tensor (the weight's dtype, or the input's without a weight).
+std::tuple<Tensor, Tensor> run_glu_backward(const Tensor& x, const c10::optional<Tensor>& weight,
+                                            const Tensor& dy, const cuact::Glu& glu,
+                                            bool need_dweight, const char* op) {
+  check_input(x, op);
+  check_same(x, dy, "dy", op);
+  int64_t rows = 0, d = 0;
+  glu_shape(x, rows, d, op);
+  if (weight) check_row_weight(x, *weight, rows, op);
+  TORCH_CHECK(dy.numel() == rows * d, "cuact.", op, ": dy has ", dy.numel(),
+              " elements, the output ", rows * d);
+  const bool want_dw = weight && need_dweight;
+  Tensor dx = at::empty_like(x);
+  Tensor dweight =
+      want_dw ? at::empty_like(*weight) : at::empty({0}, (weight ? *weight : x).options());
+  const void* w = weight ? weight->data_ptr() : nullptr;
+  void* dw = want_dw ? dweight.data_ptr() : nullptr;
+  if (is_f64(x) && !x.is_cuda()) {
+    glu_rows_backward_f64(glu, x.data_ptr<double>(), weight ? weight->data_ptr<double>() : nullptr,
+                          dy.data_ptr<double>(), dx.data_ptr<double>(),
+                          want_dw ? dweight.data_ptr<double>() : nullptr, rows, d);
+    return {dx, dweight};
+  }
+  const cuact::DType dt = dtype_of(x, op);
+  const cuact::DType wt = weight ? dtype_of(*weight, op) : dt;
+  if (x.is_cuda()) {
+    c10::DeviceGuard guard(x.device());
+    if (!weight) {
+      raise_if_failed(cuact::glu_backward(glu, dt, x.data_ptr(), dy.data_ptr(), dx.data_ptr(),
+                                          rows, d, stream_of(x)),
+                      op);
+      return {dx, dweight};
+    }
+    Tensor scratch;
+    cuact::Workspace ws;  // dweight's reduction only
+    if (want_dw) {
+      size_t bytes = 0;
+      raise_if_failed(cuact::glu_backward_workspace_size(dt, rows, d, &bytes), op);
+      ws = workspace_of(x, bytes, scratch);
+    }
+    raise_if_failed(cuact::glu_backward(glu, dt, x.data_ptr(), w, wt, dy.data_ptr(),
+                                        dx.data_ptr(), dw, rows, d, ws, stream_of(x)),
+                    op);
+  } else {
+    raise_if_failed(weight ? cuact::reference::glu_backward(glu, dt, x.data_ptr(), w, wt,
+                                                            dy.data_ptr(), dx.data_ptr(), dw,
+                                                            rows, d)
+                           : cuact::reference::glu_backward(glu, dt, x.data_ptr(), dy.data_ptr(),
+                                                            dx.data_ptr(), rows, d),
+                    op);
+  }
+  return {dx, dweight};
+}
+
+Tensor glu_op(const Tensor& x, c10::string_view kind, at::ArrayRef<double> params,
+              bool gate_first) {
+  const char* op = "glu";
+  return run_glu(x, c10::nullopt, glu_of(kind, params, gate_first, op), op);
 }
 
 Tensor glu_backward_op(const Tensor& x, const Tensor& dy, c10::string_view kind,
                        at::ArrayRef<double> params, bool gate_first) {
   const char* op = "glu_backward";
-  check_input(x, op);
-  check_same(x, dy, "dy", op);
-  const cuact::Glu glu = glu_of(kind, params, gate_first, op);
-  int64_t rows = 0, d = 0;
-  glu_shape(x, rows, d, op);
-  TORCH_CHECK(dy.numel() == rows * d, "cuact.", op, ": dy has ", dy.numel(),
-                    " elements, the output ", rows * d);
-  Tensor dx = at::empty_like(x);
-  if (x.is_cuda()) {
-    c10::DeviceGuard guard(x.device());
-    raise_if_failed(cuact::glu_backward(glu, dtype_of(x, op), x.data_ptr(), dy.data_ptr(),
-                                        dx.data_ptr(), rows, d, stream_of(x)),
-                    op);
-  } else if (is_f64(x)) {
-    const double* xs = x.data_ptr<double>();
-    const double* g = dy.data_ptr<double>();
-    double* out = dx.data_ptr<double>();
-    for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t j = 0; j < d; ++j) {
-        const int64_t ia = r * 2 * d + j, ib = ia + d;
-        const int64_t gated = gate_first ? ia : ib, other = gate_first ? ib : ia;
-        const double dyj = g[r * d + j];
-        out[gated] = cuact::reference::backward(glu.act, xs[gated], dyj * xs[other]);
-        out[other] = dyj * cuact::reference::forward(glu.act, xs[gated]);
-      }
-    }
-  } else {
-    raise_if_failed(cuact::reference::glu_backward(glu, dtype_of(x, op), x.data_ptr(),
-                                                   dy.data_ptr(), dx.data_ptr(), rows, d),
-                    op);
-  }
-  return dx;
+  return std::get<0>(
+      run_glu_backward(x, c10::nullopt, dy, glu_of(kind, params, gate_first, op), false, op));
+}
+
+Tensor moe_glu_op(const Tensor& x, const c10::optional<Tensor>& weight, c10::string_view kind,
+                  at::ArrayRef<double> params, bool gate_first, double limit, double offset) {
+  const char* op = "moe_glu";
+  return run_glu(x, weight, clamped_glu_of(kind, params, gate_first, limit, offset, op), op);
+}
+
+std::tuple<Tensor, Tensor> moe_glu_backward_op(const Tensor& x,
+                                                const c10::optional<Tensor>& weight,
+                                                const Tensor& dy, c10::string_view kind,
+                                                at::ArrayRef<double> params, bool gate_first,
+                                                double limit, double offset, bool need_dweight) {
+  const char* op = "moe_glu_backward";
+  return run_glu_backward(x, weight, dy,
+                          clamped_glu_of(kind, params, gate_first, limit, offset, op),
+                          need_dweight, op);
 }
 
 // ------------------------------------------------------------ PReLU
@@ -891,12 +1016,6 @@ void finish_quantized(Quantized& r, int64_t elements) {
     r.scale_inv.copy_(r.scale.reciprocal());
 }
 
-// The workspace of a device call: the bytes asked for, as a byte tensor.
-cuact::Workspace workspace_of(const Tensor& x, size_t bytes, Tensor& scratch) {
-  scratch = at::empty({static_cast<int64_t>(bytes)}, x.options().dtype(at::kByte));
-  return {scratch.data_ptr(), bytes};
-}
-
 // float64 CPU tensors: r (the plain operator's float64 result) quantized as
 // the reference quantizes (host/quantized_reference.cpp): amax the largest
 // |r| rounded to fp32, NaN excluded; the current recipe's scale by
@@ -1212,11 +1331,6 @@ void check_block_input(const Tensor& x, const char* op) {
   TORCH_CHECK(x.dim() >= 1, "cuact.", op, ": the input must have a dimension");
 }
 
-// The rows of a [..., cols] tensor: the product of its leading dimensions.
-int64_t leading_rows(const Tensor& x) {
-  return c10::multiply_integers(x.sizes().begin(), x.sizes().end() - 1);
-}
-
 struct BlockScaled {
   Tensor data, scales, amax;
   cuact::BlockScaledOutput b;
@@ -1468,6 +1582,13 @@ TORCH_LIBRARY(cuact, m) {
       "float p, Tensor? used) -> (Tensor, Tensor)");
   m.def("glu(Tensor x, str kind, float[] params, bool gate_first) -> Tensor");
   m.def("glu_backward(Tensor x, Tensor dy, str kind, float[] params, bool gate_first) -> Tensor");
+  // the GLU of MoE experts: clamps (limit inf: none) and a routing weight per row (optional)
+  m.def(
+      "moe_glu(Tensor x, Tensor? weight, str kind, float[] params, bool gate_first, float limit, "
+      "float offset) -> Tensor");
+  m.def(
+      "moe_glu_backward(Tensor x, Tensor? weight, Tensor dy, str kind, float[] params, "
+      "bool gate_first, float limit, float offset, bool need_dweight) -> (Tensor, Tensor)");
   m.def("prelu(Tensor x, Tensor weight) -> Tensor");
   m.def("prelu_backward(Tensor x, Tensor weight, Tensor dy) -> (Tensor, Tensor)");
   m.def(
@@ -1534,6 +1655,8 @@ TORCH_LIBRARY(cuact, m) {
   m.impl("bias_activation_backward", &bias_activation_backward_op);                \
   m.impl("glu", &glu_op);                                                          \
   m.impl("glu_backward", &glu_backward_op);                                        \
+  m.impl("moe_glu", &moe_glu_op);                                                  \
+  m.impl("moe_glu_backward", &moe_glu_backward_op);                                \
   m.impl("prelu", &prelu_op);                                                      \
   m.impl("prelu_backward", &prelu_backward_op);                                    \
   m.impl("rrelu", &rrelu_op);                                                      \

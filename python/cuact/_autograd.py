@@ -1,12 +1,12 @@
 """Derivatives of cuact's operators: reverse mode to any order, forward mode
 (jvp) and the torch.func transforms.
 
-Every operator, forward and backward alike, has one rule here (cross_entropy:
-a first derivative in reverse mode only, see its rule): `setup` saves
-what its derivatives need; `backward` and `jvp` compute them with cuact's own
-backward operators and, for second derivatives, the formulas of docs/SPEC.md
-("Second derivatives") in torch operations. Rules call operators through
-`call`, so a derivative is itself differentiable.
+Every operator, forward and backward alike, has one rule here (cross_entropy
+and moe_glu: a first derivative in reverse mode only, see their rules):
+`setup` saves what its derivatives need; `backward` and `jvp` compute them
+with cuact's own backward operators and, for second derivatives, the
+formulas of docs/SPEC.md ("Second derivatives") in torch operations. Rules
+call operators through `call`, so a derivative is itself differentiable.
 
 Two routes share the rules:
   * torch.library.register_autograd on each operator (torch.ops.cuact.*):
@@ -700,6 +700,10 @@ class _SoftmaxBackward:
 # backward runs (PyTorch's nll_loss refuses it too), the targets are integers. There is no second
 # derivative and no forward mode: both raise rather than come out zero.
 
+def _once_differentiable(what):
+    return f"cuact.{what} has no second derivative (its backward is once differentiable)"
+
+
 def _no_second_derivative(backward, what):
     """backward run without grad mode, its results marked so that
     differentiating them raises. torch.autograd.function.once_differentiable
@@ -707,7 +711,7 @@ def _no_second_derivative(backward, what):
     create_graph=True and plain ones (torch.autograd.grad(loss, x,
     create_graph=True)) its results would be constants, and a gradient
     penalty or a meta-learning step through them would get zeros silently."""
-    message = f"cuact.{what} has no second derivative (its backward is once differentiable)"
+    message = _once_differentiable(what)
 
     def wrapped(ctx, *grads):
         with torch.no_grad():
@@ -729,6 +733,14 @@ def _no_second_derivative(backward, what):
         marked = iter(marked if isinstance(marked, tuple) else (marked,))
         return tuple(None if t is None else next(marked) for t in out)
     return wrapped
+
+
+def _no_forward_mode(what):
+    """A jvp that raises: the operator has no forward-mode derivative."""
+    def jvp(ctx, *tangents):
+        raise NotImplementedError(f"cuact.{what} has no forward-mode derivative (jvp, "
+                                  "torch.func.jvp, jacfwd): use reverse mode")
+    return staticmethod(jvp)
 
 
 def _cross_entropy_backward(ctx, dloss, *_):
@@ -753,10 +765,48 @@ class _CrossEntropy:
 
     backward = staticmethod(_no_second_derivative(_cross_entropy_backward, "cross_entropy"))
 
+    jvp = _no_forward_mode("cross_entropy")
+
+
+# The GLU of MoE experts (moe_glu: clamps and a routing weight per row): a
+# first derivative, in x and the weight, through moe_glu_backward. The clamps'
+# kinks and the weight's product make a second derivative a rule of its own,
+# which cuact does not have: it raises, and so does forward mode (never zeros).
+
+def _moe_glu_backward(ctx, dy, *_):
+    x, weight = ctx.saved_tensors
+    need_dweight = weight is not None and ctx.needs_input_grad[1]
+    dx, dweight = call("moe_glu_backward", x, weight, dy.contiguous(), ctx.kind, ctx.params,
+                       ctx.gate_first, ctx.limit, ctx.offset, need_dweight)
+    return (dx if ctx.needs_input_grad[0] else None,
+            dweight if need_dweight else None) + (None,) * 5
+
+
+@_rule("moe_glu")
+class _MoeGlu:
     @staticmethod
-    def jvp(ctx, *tangents):
-        raise NotImplementedError("cuact.cross_entropy has no forward-mode derivative (jvp, "
-                                  "torch.func.jvp, jacfwd): use reverse mode")
+    def setup(ctx, inputs, output):
+        x, weight, ctx.kind, ctx.params, ctx.gate_first, ctx.limit, ctx.offset = inputs
+        ctx.save_for_backward(x, weight)
+
+    backward = staticmethod(_no_second_derivative(_moe_glu_backward, "moe_glu"))
+    jvp = _no_forward_mode("moe_glu")
+
+
+@_rule("moe_glu_backward")
+class _MoeGluBackward:
+    """Reached only by differentiating the operator itself (moe_glu's rule runs
+    it without recording)."""
+
+    @staticmethod
+    def setup(ctx, inputs, output):
+        pass
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise RuntimeError(_once_differentiable("moe_glu"))
+
+    jvp = _no_forward_mode("moe_glu_backward")
 
 
 # ------------------------------------------------------------------ the two routes

@@ -2,11 +2,13 @@
 
 The schemas and the CPU/CUDA kernels are in csrc/ops.cpp, the derivatives in
 _autograd.py (the *_fp8 and *_block_fp8 operators have none: their outputs
-carry no gradient; cross_entropy's loss has a first derivative only). The
-random operators (dropout through bias_activation, rrelu) and
+carry no gradient; cross_entropy's loss and moe_glu have a first derivative
+only). The random operators (dropout through bias_activation, rrelu) and
 bias_activation_fp8 return the {seed, offset} pair they drew from, which
 their backward reads.
 """
+import math
+
 import torch
 
 ops = torch.ops.cuact
@@ -54,6 +56,44 @@ def _(x, kind, params, gate_first):
 @torch.library.register_fake(lib + "glu_backward")
 def _(x, dy, kind, params, gate_first):
     return torch.empty_like(x)
+
+
+def _check_moe_glu(x, weight, limit, offset, op):
+    """What the moe_glu operators check of their clamps and routing weight
+    (csrc/ops.cpp, clamped_glu_of and check_row_weight): limit > 0 (inf: no
+    clamp), offset finite; the weight one per row (the input's shape without
+    its last dimension), the input's dtype or float32, on its device."""
+    torch._check(x.dim() >= 1 and x.shape[-1] % 2 == 0,
+                 lambda: f"cuact.{op}: the last dimension must be even")
+    torch._check(limit > 0, lambda: f"cuact.{op}: invalid_parameter: glu limit must be > 0 "
+                                    f"(+inf: no clamp), got {limit}")
+    torch._check(math.isfinite(offset),
+                 lambda: f"cuact.{op}: invalid_parameter: glu offset must be finite, got {offset}")
+    if weight is None:
+        return
+    torch._check(weight.device == x.device,
+                 lambda: f"cuact.{op}: weight is on {weight.device}, the input on {x.device}")
+    torch._check_type(weight.dtype == x.dtype or (weight.dtype == torch.float32
+                                                  and x.dtype != torch.float64),
+                      lambda: f"cuact.{op}: weight is {weight.dtype}; it takes the input's dtype "
+                              f"({x.dtype}) or float32")
+    torch._check(weight.shape == x.shape[:-1],
+                 lambda: f"cuact.{op}: weight's shape {tuple(weight.shape)} is not the input's "
+                         f"rows {tuple(x.shape[:-1])} (one weight per row)")
+
+
+@torch.library.register_fake(lib + "moe_glu")
+def _(x, weight, kind, params, gate_first, limit, offset):
+    _check_moe_glu(x, weight, limit, offset, "moe_glu")
+    return x.new_empty((*x.shape[:-1], x.shape[-1] // 2))
+
+
+@torch.library.register_fake(lib + "moe_glu_backward")
+def _(x, weight, dy, kind, params, gate_first, limit, offset, need_dweight):
+    _check_moe_glu(x, weight, limit, offset, "moe_glu_backward")
+    if weight is None:
+        return torch.empty_like(x), x.new_empty(0)
+    return torch.empty_like(x), torch.empty_like(weight) if need_dweight else weight.new_empty(0)
 
 
 @torch.library.register_fake(lib + "prelu")
@@ -408,6 +448,13 @@ def _prelu_rule(info, in_dims, x, weight):
     return ops.prelu(flat, weight).reshape(xb.shape), 0
 
 
+def _moe_glu_backward_rule(info, in_dims, *args):
+    # one call with the batch as more rows; an empty dweight (none asked for)
+    # is not batched
+    dx, dweight = ops.moe_glu_backward(*_batch_first(info, in_dims, args, [0, 1, 2]))
+    return (dx, dweight), (0, 0 if args[1] is not None and args[-1] else None)
+
+
 for _name, _rule in {
     "activation": _elementwise(ops.activation, [0]),
     "activation_backward": _elementwise(ops.activation_backward, [0, 1]),
@@ -418,6 +465,8 @@ for _name, _rule in {
                                              lambda d, a: a[1] is not None or a[-1] is not None),
     "glu": _elementwise(ops.glu, [0]),
     "glu_backward": _elementwise(ops.glu_backward, [0, 1]),
+    "moe_glu": _elementwise(ops.moe_glu, [0, 1]),  # the batch: more rows, and more weights
+    "moe_glu_backward": _moe_glu_backward_rule,
     "prelu": _prelu_rule,
     "prelu_backward": _loop(ops.prelu_backward),
     "rrelu": _elementwise(ops.rrelu, [0], _random),

@@ -355,13 +355,47 @@ def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False, ge
 
 # ------------------------------------------------------------------ GLU family
 
-def gated(input, activation="sigmoid", dim=-1, gate="first", **params):
+def gated(input, activation="sigmoid", dim=-1, gate="first", *, limit=None, offset=0.0,
+          weight=None, **params):
     """Splits `input` in halves a | b along `dim`: activation(a) * b
-    (gate='first', the SwiGLU order) or a * activation(b) (gate='second', glu)."""
+    (gate='first', the SwiGLU order) or a * activation(b) (gate='second', glu).
+
+    The forms of MoE experts (docs/SPEC.md, "Gated activations"), with g the
+    activated half and u the other: `limit` clamps g' = min(g, limit) and
+    u' = clamp(u, -limit, limit) (limit > 0; None: no clamp), `offset` is
+    added to u' (finite): activation(g') * (u' + offset); NaN passes through
+    the clamps. `weight` scales each row (a routing weight): the input's shape
+    without `dim` (or with `dim` of size 1, as [tokens, 1]), the input's
+    dtype or float32; it gets its gradient. With any of them the derivative
+    is a first one only: a second, or forward mode, raises. The gradient of a
+    clamped half is 0 past the limit and passes at it (SPEC's side; recent
+    PyTorch's torch.clamp gives 0 there, older ones pass it); NaN inputs
+    give NaN gradients (torch.clamp's would give 0)."""
     _floating(input, "glu")
     kind, a, dim, last, x = _gated_args(input, activation, dim, gate, params)
-    y = call("glu", x, kind, a, gate == "first")
+    if limit is None and offset == 0 and weight is None:
+        y = call("glu", x, kind, a, gate == "first")
+    else:
+        w = None if weight is None else _row_weight(weight, input, dim)
+        y = call("moe_glu", x, w, kind, a, gate == "first",
+                 math.inf if limit is None else float(limit), float(offset))
     return y if last else y.movedim(-1, dim)
+
+
+def _row_weight(weight, input, dim):
+    """A routing weight as moe_glu takes it: one per row of the input with
+    `dim` last (the input's shape without `dim`), contiguous. It is given in
+    that shape or with `dim` of size 1; no other broadcast."""
+    if not isinstance(weight, torch.Tensor):
+        raise TypeError(f"glu(): weight must be a Tensor, not {type(weight).__name__}")
+    shape = tuple(input.shape)
+    rows, kept = shape[:dim] + shape[dim + 1:], shape[:dim] + (1,) + shape[dim + 1:]
+    if tuple(weight.shape) == kept:
+        weight = weight.squeeze(dim)
+    elif tuple(weight.shape) != rows:
+        raise RuntimeError(f"glu(): weight's shape {tuple(weight.shape)} is not one weight per "
+                           f"row: the input's shape without dim {dim}, {rows} (or {kept})")
+    return weight.contiguous()
 
 
 def _gated_args(input, activation, dim, gate, params):
@@ -387,9 +421,22 @@ def glu(input, dim=-1):
     return gated(input, "sigmoid", dim, "second")
 
 
-def swiglu(input, dim=-1, *, beta=1.0):
-    """silu(a) * b."""
-    return gated(input, "silu", dim, "first", beta=beta)
+def swiglu(input, dim=-1, *, beta=1.0, weight=None):
+    """silu(a) * b; weight: a routing weight per row (Megatron's
+    weighted_swiglu, silu(a) * b * weight[:, None]), as gated's."""
+    return gated(input, "silu", dim, "first", weight=weight, beta=beta)
+
+
+def clamped_swiglu(input, dim=-1, *, alpha=1.702, limit=7.0, offset=1.0, weight=None):
+    """The SwiGLU of gpt-oss's MoE experts (Transformer Engine's
+    clamped_swiglu): g' * sigmoid(alpha * g') * (u' + offset) with
+    g' = min(a, limit), u' = clamp(b, -limit, limit) over the halves a | b of
+    `dim`; weight: a routing weight per row. gated's rules (a first
+    derivative only). gpt-oss interleaves the halves (a = x[..., ::2],
+    b = x[..., 1::2]); here they are the two halves (permute the projection's
+    columns once)."""
+    return gated(input, "silu", dim, "first", limit=limit, offset=offset, weight=weight,
+                 beta=alpha)
 
 
 def geglu(input, dim=-1, *, approximate="none"):
@@ -1055,8 +1102,8 @@ __all__ = [
     "sigmoid", "tanh", "silu", "mish", "softplus", "logsigmoid", "hardsigmoid", "hardswish",
     "softsign", "tanhshrink", "hardshrink", "softshrink", "threshold",
     "bias_activation", "activation_dropout", "dropout", "prelu", "rrelu",
-    "gated", "glu", "swiglu", "geglu", "reglu", "softmax", "log_softmax", "softmin",
-    "cross_entropy",
+    "gated", "glu", "swiglu", "clamped_swiglu", "geglu", "reglu", "softmax", "log_softmax",
+    "softmin", "cross_entropy",
     "Float8Output", "activation_fp8", "activation_backward_fp8", "bias_activation_fp8",
     "bias_activation_backward_fp8", "gated_fp8", "glu_fp8", "swiglu_fp8", "geglu_fp8",
     "reglu_fp8", "softmax_fp8",

@@ -87,14 +87,16 @@ class BiasActivation(torch.nn.Module):
 
 
 class _Gated(torch.nn.Module):
+    """F.gated with the class's activation and gate; params: the activation's
+    and F.gated's limit and offset. forward's weight: a routing weight per row."""
     activation, gate = "sigmoid", "second"
 
     def __init__(self, dim=-1, **params):
         super().__init__()
         self.dim, self.params = dim, params
 
-    def forward(self, input):
-        return F.gated(input, self.activation, self.dim, self.gate, **self.params)
+    def forward(self, input, weight=None):
+        return F.gated(input, self.activation, self.dim, self.gate, weight=weight, **self.params)
 
 
 class GLU(_Gated):
@@ -111,6 +113,14 @@ class GeGLU(_Gated):
 
 class ReGLU(_Gated):
     activation, gate = "relu", "first"
+
+
+class ClampedSwiGLU(_Gated):
+    """F.clamped_swiglu (gpt-oss's MoE experts): forward(input, weight=None)."""
+    activation, gate = "silu", "first"
+
+    def __init__(self, dim=-1, *, alpha=1.702, limit=7.0, offset=1.0):
+        super().__init__(dim, beta=alpha, limit=limit, offset=offset)
 
 
 class _SoftmaxModule(torch.nn.Module):
