@@ -98,7 +98,7 @@ std::string json_field(const std::string& line, const std::string& key) {
 std::string fused_bench_op(const std::string& functor, const std::string& form) {
   static const char* const table[][3] = {
       {"gelu", "bias+act", "bias+gelu"},     {"gelu", "act+dropout", "gelu+dropout"},
-      {"gelu", "act+dropout+mask", "gelu+dropout"}, {"silu", "glu", "swiglu"},
+      {"gelu", "act+dropout+mask", "gelu+dropout"}, {"silu", "glu", "swiglu"}, {"silu", "moe glu", "moe swiglu"},
       {"gelu", "glu", "geglu"},              {"slope", "prelu", "prelu"},
       {"slope", "rrelu training", "rrelu"},  {"gelu", "act fp8", "gelu->fp8"},
       {"gelu", "bias+act fp8", "bias+gelu->fp8"}, {"silu", "glu fp8", "swiglu->fp8"},

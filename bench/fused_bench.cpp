@@ -41,6 +41,9 @@ constexpr int64_t kElementwiseN = int64_t{1} << 27;
 constexpr int64_t kGluRows[] = {4096, 8192};
 constexpr int64_t kGluWidths[] = {11008, 14336};
 constexpr int64_t kPreluOuter = 32, kPreluChannels = 256, kPreluInner = 16384;
+// An MoE expert's GLU: gpt-oss's clamped SwiGLU at its width, 2880, a
+// routing weight (fp32) per token row, backward with d weight.
+constexpr int64_t kMoeRows = 16384, kMoeWidth = 2880;
 // The fp8 rows: e4m3 forward, e5m2 backward (Transformer Engine's hybrid
 // recipe), delayed scaling with this scale (and one current-scaling row).
 constexpr float kFp8Scale = 16.0f;
@@ -128,6 +131,13 @@ std::vector<double> glu_input(const Glu& glu, DType t, int64_t rows, int64_t d) 
 }
 
 Glu glu_named(const std::string& name) { return name == "swiglu" ? Glu::swiglu() : Glu::geglu(); }
+
+// Routing weights of `rows` tokens: moderate fp32 values, zero included.
+std::vector<double> moe_weights(int64_t rows) {
+  std::vector<double> w(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) w[r] = test::fused_operand(r + 2);
+  return w;
+}
 
 // "" when the call succeeded and nothing failed the judge, else why not.
 std::string verdict(const Status& s, int64_t failures) {
@@ -248,8 +258,8 @@ class FusedRows {
   FusedRows(const Options& o, GpuBench& bench)
       : o_(o),
         bench_(bench),
-        params_(static_cast<size_t>(std::max(kBiasCols, kPreluChannels) * 4)),
-        grads_(static_cast<size_t>(std::max(kBiasCols, kPreluChannels) * 4)),
+        params_(static_cast<size_t>(std::max({kBiasCols, kPreluChannels, kMoeRows}) * 4)),
+        grads_(static_cast<size_t>(std::max({kBiasCols, kPreluChannels, kMoeRows}) * 4)),
         workspace_(max_workspace()),
         words_(64) {
     // The delayed recipe's scale, read by every fp8 row (words: scale, amax, scale_inv).
@@ -264,6 +274,7 @@ class FusedRows {
       for (const char* name : {"swiglu", "geglu"})
         for (int64_t d : kGluWidths)
           for (int64_t rows : kGluRows) add_glu(t, name, rows, d, cases);
+      add_moe_glu(t, cases);
       add_prelu(t, cases);
       add_rrelu(t, cases);
       add_fp8(t, cases);
@@ -438,6 +449,58 @@ class FusedRows {
                                : 0);
     };
     bwd.launch = [=, &b] { return glu_backward(glu, t, b.a(), b.b(), b.c(), rows, d); };
+    add(cases, bwd);
+  }
+
+  // The MoE GLU: clamped SwiGLU, x [rows, 2d] with fp32 weights [rows] ->
+  // y [rows, d]; backward dx [rows, 2d] and d weight [rows].
+  void add_moe_glu(DType t, std::vector<FusedCase>& cases) {
+    const Glu glu = Glu::clamped_swiglu();
+    const int64_t rows = kMoeRows, d = kMoeWidth, es = dtype_size(t);
+    const std::string shape = std::to_string(rows) + "x" + std::to_string(d);
+    GpuBench& b = bench_;
+    void* weight = params_.get(static_cast<size_t>(rows * 4));
+    void* dweight = grads_.get(static_cast<size_t>(rows * 4));
+    const size_t ws_bytes = moe_workspace(t, rows), check_ws_bytes = moe_workspace(t, kCheckRows);
+    void* ws = workspace_.get(std::max(ws_bytes, check_ws_bytes));
+    const std::vector<double> w = moe_weights(rows);
+    const std::vector<double> check_w(w.begin(), w.begin() + kCheckRows);
+    auto check = [=, &b](bool backward) {
+      const auto x = glu_input(glu, t, kCheckRows, d), dy = operands(kCheckRows * d, 2);
+      upload(t, b.a(), x);
+      upload(t, b.b(), dy);
+      upload(DType::f32, weight, check_w);
+      Status s = glu_forward(glu, t, b.a(), weight, DType::f32, b.c(), kCheckRows, d);
+      int64_t failures = s.ok() ? test::judge_glu_forward(glu, t, kCheckRows, d, x,
+                                                          download(t, b.c(), kCheckRows * d), check_w)
+                                : 0;
+      if (s.ok() && backward) {
+        s = glu_backward(glu, t, b.a(), weight, DType::f32, b.b(), b.c(), dweight, kCheckRows, d,
+                         {ws, check_ws_bytes});
+        if (s.ok())
+          failures += test::judge_glu_backward(glu, t, kCheckRows, d, x, dy,
+                                               download(t, b.c(), kCheckRows * 2 * d), check_w,
+                                               DType::f32, download(DType::f32, dweight, kCheckRows));
+      }
+      upload(DType::f32, weight, w);  // the timed calls' weights
+      return verdict(s, failures);
+    };
+    FusedCase fwd;
+    fwd.key = key("moe swiglu", t, "forward", shape + " weighted", rows * d);
+    fwd.bytes = 3 * rows * d * es + rows * 4;  // read [rows, 2d] and the weights, write [rows, d]
+    fwd.inputs = 2;
+    fwd.check = [=] { return check(false); };
+    fwd.launch = [=, &b] { return glu_forward(glu, t, b.a(), weight, DType::f32, b.c(), rows, d); };
+    add(cases, fwd);
+    FusedCase bwd;
+    bwd.key = key("moe swiglu", t, "backward", shape + " dweight", rows * d);
+    bwd.bytes = 5 * rows * d * es + 2 * rows * 4;  // read x, dy, the weights; write dx, d weight
+    bwd.inputs = 2;
+    bwd.check = [=] { return check(true); };
+    bwd.launch = [=, &b] {
+      return glu_backward(glu, t, b.a(), weight, DType::f32, b.b(), b.c(), dweight, rows, d,
+                          {ws, ws_bytes});
+    };
     add(cases, bwd);
   }
 
@@ -726,6 +789,10 @@ class FusedRows {
     size_t bytes = 0;
     return workspace_bytes(bias_activation_backward_workspace_size(t, rows, kBiasCols, &bytes), bytes);
   }
+  static size_t moe_workspace(DType t, int64_t rows) {
+    size_t bytes = 0;
+    return workspace_bytes(glu_backward_workspace_size(t, rows, kMoeWidth, &bytes), bytes);
+  }
   static size_t prelu_workspace(DType t, int64_t outer) {
     size_t bytes = 0;
     return workspace_bytes(
@@ -735,7 +802,8 @@ class FusedRows {
     size_t bytes = 1;
     for (DType t : kDTypes)
       for (size_t b : {bias_workspace(t, kBiasRows), bias_workspace(t, kCheckRows),
-                       prelu_workspace(t, kPreluOuter), prelu_workspace(t, 1)})
+                       prelu_workspace(t, kPreluOuter), prelu_workspace(t, 1),
+                       moe_workspace(t, kMoeRows), moe_workspace(t, kCheckRows)})
         bytes = std::max(bytes, b);
     return bytes;
   }
@@ -790,7 +858,7 @@ int64_t fused_max_bytes() {
 }
 
 std::vector<std::string> fused_op_names() {
-  return {"bias+gelu", "gelu+dropout", "swiglu", "geglu", "prelu", "rrelu",
+  return {"bias+gelu", "gelu+dropout", "swiglu", "geglu", "moe swiglu", "prelu", "rrelu",
           "gelu->fp8", "bias+gelu->fp8", "swiglu->fp8", "softmax->fp8", "gelu->mxfp8",
           "swiglu->mxfp8", "swiglu->fp8 1x128"};
 }
@@ -798,7 +866,8 @@ std::vector<std::string> fused_op_names() {
 std::string fused_list() {
   return "  fused (forward, backward): bias+gelu [16384, 8192] (forward also as two calls: "
          "bias add, then gelu; backward with dbias), gelu+dropout p=0.1 n=2^27 (forward with "
-         "and without the mask), swiglu and geglu d 11008, 14336 at 4096, 8192 rows, prelu "
+         "and without the mask), swiglu and geglu d 11008, 14336 at 4096, 8192 rows, moe swiglu "
+         "(gpt-oss's clamped SwiGLU, fp32 routing weights; backward with d weight) [16384, 2880], prelu "
          "[32, 256, 16384] (backward with dweight), rrelu training n=2^27; with an fp8 output "
          "(e4m3 forward, e5m2 backward, scale 16): gelu->fp8 n=2^27 (forward also with current "
          "scaling: two passes), bias+gelu->fp8 [16384, 8192] (backward: dact + dbias), "
@@ -1033,6 +1102,31 @@ std::vector<HostCheck> fused_host_checks(const Options& o) {
           judged(row, rows * 2 * d,
                  test::judge_glu_backward(glu, t, rows, d, x, dy, values(t, dxb)));
         }
+      });
+    }
+    {  // The MoE GLU at its width, weighted (and d weight backward).
+      const Glu glu = Glu::clamped_swiglu();
+      const int64_t d = kMoeWidth;
+      const std::vector<double> w = moe_weights(rows);
+      add("moe swiglu", t, "forward", dims(rows, d) + " weighted", [=](HostCheckRow& row) {
+        const auto x = glu_input(glu, t, rows, d);
+        const auto xb = host(t, x), wb = host(DType::f32, w);
+        auto yb = room(t, rows * d);
+        emulate(detail::weighted_glu_request(
+            detail::glu_forward_request(glu, t, xb.data(), yb.data(), rows, d), wb.data(), DType::f32));
+        judged(row, rows * d, test::judge_glu_forward(glu, t, rows, d, x, values(t, yb), w));
+      });
+      add("moe swiglu", t, "backward", dims(rows, d) + " dweight", [=](HostCheckRow& row) {
+        const auto x = glu_input(glu, t, rows, d), dy = operands(rows * d, 2);
+        const auto xb = host(t, x), dyb = host(t, dy), wb = host(DType::f32, w);
+        auto dxb = room(t, rows * 2 * d), dwb = room(DType::f32, rows);
+        std::vector<unsigned char> ws(static_cast<size_t>(detail::glu_backward_workspace(t, rows, d)));
+        emulate(detail::weighted_glu_request(
+            detail::glu_backward_request(glu, t, xb.data(), dyb.data(), dxb.data(), rows, d),
+            wb.data(), DType::f32, dwb.data(), ws.data()));
+        judged(row, rows * 2 * d + rows,
+               test::judge_glu_backward(glu, t, rows, d, x, dy, values(t, dxb), w, DType::f32,
+                                        values(DType::f32, dwb)));
       });
     }
     // PReLU and RReLU: forward and backward judged together (as on the GPU),

@@ -244,8 +244,8 @@ TEST(BenchStaticModel, CommittedTableCoversTheBenchRows) {
   ASSERT_TRUE(read_static_model(CUACT_SOURCE_DIR "/bench/results/static/static_model.json", rows,
                                 error))
       << error;
-  for (const char* op : {"gelu", "softmax", "bias+gelu", "gelu+dropout", "swiglu", "geglu", "prelu",
-                         "rrelu"})
+  for (const char* op : {"gelu", "softmax", "bias+gelu", "gelu+dropout", "swiglu", "geglu",
+                         "moe swiglu", "prelu", "rrelu"})
     for (const char* dtype : {"f32", "f16", "bf16"})
       for (const char* direction : {"forward", "backward"}) {
         const auto p = lowest_prediction(rows, {"", op, dtype, direction, "", 0});

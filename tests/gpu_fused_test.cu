@@ -219,6 +219,65 @@ TEST_P(GpuFusedPrelu, BothLayoutsWithWeightGradient) {
     }
 }
 
+// The MoE GLU on the device: clamped gates, routing weights in the data's
+// dtype and fp32, d weight; MoE widths (gpt-oss's 2880) and odd ones; in
+// place and not. Run twice: d weight's bits must repeat (no atomics).
+TEST_P(GpuFusedPrelu, MoeGluClampedAndWeighted) {
+  CUACT_SKIP_WITHOUT_GPU();
+  const DType dtype = GetParam();
+  const size_t elem = dtype_size(dtype);
+  const std::vector<Shape> shapes = {{1, 1}, {7, 11}, {5, 128}, {33, 1000}, {300, 2880}, {3, 14336}};
+  const std::vector<Glu> glus = {Glu::clamped_swiglu(), Glu{Activation::gelu(), GatedHalf::second, 2.5f, -0.5f},
+                                 Glu::swiglu()};
+  for (DType weight_dtype : {dtype, DType::f32})
+    for (const Glu& glu : glus)
+      for (const Shape& s : shapes)
+        for (const FusedLayout& l : kFusedLayouts) {
+          const int64_t rows = s.rows, d = s.cols;
+          const size_t welem = dtype_size(weight_dtype);
+          SCOPED_TRACE(testing::Message() << describe(glu.act) << " limit " << glu.limit << " weight "
+                                          << dtype_name(weight_dtype) << " " << shape_name(s) << " " << l.name);
+          std::vector<double> x(rows * 2 * d), dy(rows * d), w(rows);
+          for (int64_t i = 0; i < rows * 2 * d; ++i) x[i] = fused_moderate(dtype, i, 1);
+          for (int64_t i = 0; i < rows * d; ++i) dy[i] = fused_moderate(dtype, i, 2);
+          for (int64_t r = 0; r < rows; ++r) w[r] = reference::round_to(weight_dtype, fused_operand(r + 2));
+          DeviceBuffer xb(rows * 2 * d * elem), yb(rows * 2 * d * elem), dyb(rows * d * elem),
+              wb(rows * welem), dwb(rows * welem);
+          ASSERT_TRUE(xb.ok() && yb.ok() && dyb.ok() && wb.ok() && dwb.ok());
+          void* xp = xb.at(l.in_offset * elem);
+          void* dyp = dyb.at(l.in_offset * elem);
+          upload(dtype, xp, x);
+          upload(dtype, dyp, dy);
+          upload(weight_dtype, wb.at(), w);
+          void* yp = yb.at(l.out_offset * elem);
+          Status st = glu_forward(glu, dtype, xp, wb.at(), weight_dtype, yp, rows, d);
+          ASSERT_TRUE(st.ok()) << st.message();
+          EXPECT_EQ(judge_glu_forward(glu, dtype, rows, d, x, download(dtype, yp, rows * d), w), 0);
+          size_t ws_bytes = 0;
+          ASSERT_TRUE(glu_backward_workspace_size(dtype, rows, d, &ws_bytes).ok());
+          DeviceBuffer ws(ws_bytes);
+          std::vector<double> first_dw;
+          for (int run = 0; run < 2; ++run) {
+            upload(dtype, xp, x);
+            void* dxp = l.in_place ? xp : yp;
+            st = glu_backward(glu, dtype, xp, wb.at(), weight_dtype, dyp, dxp, dwb.at(), rows, d,
+                              {ws.at(), ws_bytes});
+            ASSERT_TRUE(st.ok()) << st.message();
+            const std::vector<double> dw = download(weight_dtype, dwb.at(), rows);
+            if (run == 0) {
+              EXPECT_EQ(judge_glu_backward(glu, dtype, rows, d, x, dy, download(dtype, dxp, rows * 2 * d), w,
+                                           weight_dtype, dw),
+                        0);
+              first_dw = dw;
+            } else {
+              EXPECT_EQ(std::memcmp(first_dw.data(), dw.data(), dw.size() * sizeof(double)), 0)
+                  << "d weight differs between two runs";
+            }
+          }
+          if (HasFailure()) return;
+        }
+}
+
 TEST_P(GpuFusedPrelu, RreluTrainingAndEvalWithRegeneratedSlopes) {
   CUACT_SKIP_WITHOUT_GPU();
   const DType dtype = GetParam();
