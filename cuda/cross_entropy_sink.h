@@ -109,7 +109,9 @@ struct RowSink<CrossEntropyRows<T>> {
   // stores call `begin` through lane_store / the store phases): lse, the
   // z-loss's share of coef, and dloss/dz's terms times g * s.
   CUACT_HD void begin(const RowNormalizer& n) {
-    lse = -n.add;
+    // Every z -inf: lse -inf, which makes a counted row's coef (and so its
+    // dlogits, 0 * coef) and its z-loss (finish) NaN (docs/SPEC.md).
+    lse = n.empty ? -INFINITY : -n.add;
     if (!counted) return;
     coef = fmaf(2.0f * z_loss, lse, coef);
     coef_g = coef * grad;
@@ -173,7 +175,7 @@ struct RowSink<CrossEntropyRows<T>> {
 
   // The leader's words, from the row's total of the partials.
   CUACT_HD void finish(float total) const {
-    const float zl = counted ? z_loss * lse * lse : 0.0f;
+    const float zl = !counted ? 0.0f : lse == -INFINITY ? NAN : z_loss * lse * lse;
     if (lse_out != nullptr) *lse_out = lse;
     if (z_loss_out != nullptr) *z_loss_out = zl;
     if (loss != nullptr) *loss = counted ? total + zl : fill;

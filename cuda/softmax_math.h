@@ -108,6 +108,7 @@ struct RowNormalizer {
   float shift = 0.0f;
   float mul = 0.0f;
   float add = 0.0f;
+  bool empty = false;  // every z is -inf (sum 0): the row's lse is -inf
 };
 
 // From the shift and sum = sum_j exp(z_j - shift), for softmax (mul =
@@ -117,6 +118,7 @@ struct RowNormalizer {
 CUACT_HD RowNormalizer make_normalizer(float shift, float sum, bool log) {
   RowNormalizer n;
   n.shift = shift;
+  n.empty = sum == 0.0f;
   if (log) {
     n.mul = 1.0f;
     n.add = sum == 0.0f ? -0.0f : -(shift + log_of_sum(sum));

@@ -67,7 +67,9 @@ Row row_of(const CrossEntropy& ce, DType dtype, const void* logits, int64_t r, i
   }
   double sum = 0;
   for (double z : w.z) sum += std::exp(z - m);
-  w.lse = m + std::log(sum);
+  // Every z -inf: lse is -inf (log 0); a counted row's loss, z-loss and
+  // gradient are then NaN (lse - z_t and exp(z - lse) are -inf + inf).
+  w.lse = m == -std::numeric_limits<double>::infinity() ? m : m + std::log(sum);
   if (t == ce.ignore_index) return w;
   w.counted = true;
   const double eps = ce.label_smoothing, C = static_cast<double>(vocab);
@@ -87,7 +89,8 @@ Row row_of(const CrossEntropy& ce, DType dtype, const void* logits, int64_t r, i
     w.loss = (1 - eps) * wt * nll + eps / C * smooth;
     w.count = wt;
   }
-  w.z_loss = static_cast<double>(ce.z_loss) * w.lse * w.lse;
+  w.z_loss = std::isinf(w.lse) && w.lse < 0 ? std::numeric_limits<double>::quiet_NaN()
+                                            : static_cast<double>(ce.z_loss) * w.lse * w.lse;
   w.loss += w.z_loss;
   return w;
 }

@@ -258,6 +258,82 @@ TEST(CrossEntropyKernels, BadTargetsGiveNanRowsAndTheFlag) {
   }
 }
 
+// Rows whose logits are all -inf: lse -inf; counted, loss, z-loss and
+// dlogits NaN (PyTorch's NaN), the mean NaN through them; ignored, 0. The
+// same from the reference, every algorithm, and the backward from the lse.
+TEST(CrossEntropyKernels, AllMinusInfinityRows) {
+  for (const float z_loss : {0.0f, 1e-4f}) {
+    CrossEntropy ce;
+    ce.reduction = Reduction::mean;
+    ce.z_loss = z_loss;
+    const int64_t rows = 4, vocab = 100;
+    CrossEntropyProblem p = make_cross_entropy_problem("-inf rows", ce, DType::f32, rows, vocab, vocab, 9, 3.0, 0.0, 0);
+    for (int64_t r : {1, 2})
+      for (int64_t j = 0; j < vocab; ++j) p.logits[r * vocab + j] = -INFINITY;
+    p.targets[2] = ce.ignore_index;
+    std::vector<unsigned char> x = bytes_of(DType::f32, p.logits);
+    std::vector<float> ref_loss(rows), ref_lse(rows), ref_zl(rows), ref_dl(rows * vocab);
+    float ref_reduced = 0;
+    CrossEntropyOutputs ref_out;
+    ref_out.loss = ref_loss.data();
+    ref_out.lse = ref_lse.data();
+    ref_out.z_loss = ref_zl.data();
+    ref_out.reduced = &ref_reduced;
+    ref_out.dlogits = ref_dl.data();
+    ASSERT_TRUE(reference::cross_entropy_forward(ce, DType::f32, x.data(), rows, vocab, vocab, p.targets.data(),
+                                                 IndexType::i64, ref_out)
+                    .ok());
+    EXPECT_EQ(ref_lse[1], -INFINITY);
+    EXPECT_EQ(ref_lse[2], -INFINITY);
+    EXPECT_TRUE(std::isnan(ref_loss[1]) && std::isnan(ref_zl[1]) && std::isnan(ref_reduced));
+    EXPECT_EQ(ref_loss[2], 0.0f);
+    for (int64_t j = 0; j < vocab; ++j) {
+      EXPECT_TRUE(std::isnan(ref_dl[vocab + j]));
+      EXPECT_EQ(ref_dl[2 * vocab + j], 0.0f);
+    }
+    for (SoftmaxAlgorithm a : {SoftmaxAlgorithm::warp_per_row, SoftmaxAlgorithm::block_per_row,
+                               SoftmaxAlgorithm::cluster_per_row, SoftmaxAlgorithm::streaming}) {
+      std::vector<float> loss(rows), lse(rows), zl(rows), dl(rows * vocab), workspace(16);
+      float reduced = 0;
+      int32_t bad = -1;
+      CrossEntropyOutputs out;
+      out.loss = loss.data();
+      out.lse = lse.data();
+      out.z_loss = zl.data();
+      out.reduced = &reduced;
+      out.dlogits = dl.data();
+      out.bad_targets = &bad;
+      simulate_cross_entropy(a, ce, DType::f32, x.data(), rows, vocab, vocab, p.targets.data(),
+                             IndexType::i64, out, {workspace.data(), 64});
+      EXPECT_EQ(bad, 0);
+      for (int64_t r = 0; r < rows; ++r) {
+        EXPECT_EQ(std::isnan(loss[r]), std::isnan(ref_loss[r])) << r;
+        EXPECT_EQ(std::isnan(zl[r]), std::isnan(ref_zl[r])) << r;
+        if (r == 1 || r == 2) {
+          EXPECT_EQ(lse[r], -INFINITY) << r;
+          EXPECT_EQ(std::isnan(loss[r]) ? 0.0f : loss[r], std::isnan(ref_loss[r]) ? 0.0f : ref_loss[r]);
+        }
+        for (int64_t j = 0; j < vocab; ++j)
+          if (r == 1 || r == 2)
+            EXPECT_EQ(std::isnan(dl[r * vocab + j]) ? 1.0f : dl[r * vocab + j],
+                      std::isnan(ref_dl[r * vocab + j]) ? 1.0f : ref_dl[r * vocab + j])
+                << r << " " << j;
+      }
+      EXPECT_TRUE(std::isnan(reduced));
+      // The backward from the saved lse gives the same rows.
+      std::vector<float> bdl(rows * vocab, 5.0f);
+      const float dloss = 1.0f;
+      simulate_cross_entropy_backward(ce, DType::f32, x.data(), rows, vocab, vocab, p.targets.data(),
+                                      IndexType::i64, lse.data(), &dloss, bdl.data(),
+                                      {workspace.data(), 64});
+      for (int64_t j = 0; j < vocab; ++j) {
+        EXPECT_TRUE(std::isnan(bdl[vocab + j])) << j;
+        EXPECT_EQ(bdl[2 * vocab + j], 0.0f) << j;
+      }
+    }
+  }
+}
+
 // The device entry point refuses bad arguments before any device work
 // (so these run without a GPU), each with its named status.
 TEST(CrossEntropyApi, RefusesBadArguments) {

@@ -13,6 +13,7 @@
 // (softmax, softmax_fp8 and cross_entropy also take 2-D rows with a row
 // stride as they are).
 #include <ATen/ATen.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/core/DeviceGuard.h>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <c10/util/accumulate.h>
@@ -1466,10 +1467,16 @@ std::tuple<Tensor, Tensor, Tensor> glu_block_fp8_op(
 // 0-d (the sum or the mean); lse and z_loss float32 [rows]; dlogits, the
 // gradient of the reduced loss (none: of the rows' sum), in the logits'
 // dtype and row stride, written in the same pass (the fused mode).
-// CUDA: one device call, no host synchronization: a target that is neither
-// a class nor ignore_index gives its row a NaN loss and NaN dlogits (so a
-// NaN sum or mean) and raises nothing. CPU: the reference, which refuses
-// such a target (a RuntimeError). float64 is refused (the reference takes
+// cross_entropy_inplace writes dlogits over the logits themselves (the
+// device call and the reference both take dlogits == logits) and returns
+// (loss, lse, z_loss).
+// A target that is neither a class nor ignore_index: on CUDA the device call
+// flags it in its bad_targets word, and the op queues torch's asynchronous
+// assertion on that word (at::_assert_async, no host synchronization, CUDA
+// graph capturable): a device-side assert, as torch's own cross_entropy
+// raises for such a target (its row's loss and dlogits are NaN, and the CUDA
+// context is lost, as there). CPU: a RuntimeError naming the target and its
+// row, before anything is written. float64 is refused (the reference takes
 // the dtypes the kernels take).
 
 constexpr Named<cuact::Reduction> kReductions[] = {{"none", cuact::Reduction::none},
@@ -1500,12 +1507,28 @@ void check_vector(const Tensor& v, const Tensor& logits, int64_t n, const char* 
               v.sizes());
 }
 
-std::tuple<Tensor, Tensor, Tensor, Tensor> cross_entropy_op(
+// The CPU path's target check, with the message torch's kernels give for
+// the same mistake ("out of bounds") and the row it is in.
+template <typename I>
+void check_targets_on_host(const Tensor& targets, int64_t classes, int64_t ignore_index,
+                           const char* op) {
+  const I* t = targets.data_ptr<I>();
+  for (int64_t r = 0; r < targets.numel(); ++r) {
+    const int64_t v = t[r];
+    TORCH_CHECK(v == ignore_index || (v >= 0 && v < classes), "cuact.", op, ": target ", v,
+                " (row ", r, ") is out of bounds: neither a class in [0, ", classes,
+                ") nor ignore_index (", ignore_index, ")");
+  }
+}
+
+// The shared body of cross_entropy and cross_entropy_inplace: dlogits is a
+// new tensor, or (in_place) the logits themselves. Returns (loss, lse,
+// z_loss, dlogits).
+std::tuple<Tensor, Tensor, Tensor, Tensor> run_cross_entropy(
     const Tensor& logits, const Tensor& targets, const c10::optional<Tensor>& weight,
     int64_t ignore_index, c10::string_view reduction, double label_smoothing,
     c10::string_view smoothing, double z_loss, double softcap, double logit_scale,
-    bool empty_mean_is_zero) {
-  const char* op = "cross_entropy";
+    bool empty_mean_is_zero, bool in_place, const char* op) {
   TORCH_CHECK_NOT_IMPLEMENTED(!is_f64(logits), "cuact.", op,
                               ": float64 logits are not supported (float32, float16, bfloat16)");
   const cuact::DType dt = dtype_of(logits, op);
@@ -1541,7 +1564,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> cross_entropy_op(
   const bool none = ce.reduction == cuact::Reduction::none;
   Tensor loss = none ? at::empty({rows}, words) : at::empty({}, words);
   Tensor lse = at::empty({rows}, words), zl = at::empty({rows}, words);
-  Tensor dlogits = at::empty_strided({rows, classes}, {row_stride, 1}, logits.options());
+  Tensor dlogits =
+      in_place ? logits : at::empty_strided({rows, classes}, {row_stride, 1}, logits.options());
   cuact::CrossEntropyOutputs out;
   (none ? out.loss : out.reduced) = loss.data_ptr<float>();  // a sum or mean: the reduced word
   out.lse = lse.data_ptr<float>();
@@ -1551,6 +1575,12 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> cross_entropy_op(
       targets.scalar_type() == at::kInt ? cuact::IndexType::i32 : cuact::IndexType::i64;
   if (logits.is_cuda()) {
     c10::DeviceGuard guard(logits.device());
+    // the bad-target word (written by the count step; no row, no bad target)
+    Tensor bad;
+    if (rows > 0) {
+      bad = at::empty({1}, logits.options().dtype(at::kInt));
+      out.bad_targets = bad.data_ptr<int32_t>();
+    }
     size_t bytes = 0;
     raise_if_failed(cuact::cross_entropy_forward_workspace_size(ce, rows, out, &bytes), op);
     Tensor scratch;
@@ -1559,13 +1589,44 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> cross_entropy_op(
                                                  row_stride, targets.data_ptr(), index, out, ws,
                                                  stream_of(logits)),
                     op);
+    if (rows > 0)  // queued on the stream: no host synchronization
+      at::_assert_async(bad.eq(0),
+                        "cuact.cross_entropy: a target is out of bounds (neither a class in "
+                        "[0, classes) nor ignore_index)");
   } else {
+    if (index == cuact::IndexType::i32)
+      check_targets_on_host<int32_t>(targets, classes, ignore_index, op);
+    else
+      check_targets_on_host<int64_t>(targets, classes, ignore_index, op);
     raise_if_failed(cuact::reference::cross_entropy_forward(ce, dt, logits.data_ptr(), rows,
                                                             classes, row_stride,
                                                             targets.data_ptr(), index, out),
                     op);
   }
   return {loss, lse, zl, dlogits};
+}
+
+std::tuple<Tensor, Tensor, Tensor, Tensor> cross_entropy_op(
+    const Tensor& logits, const Tensor& targets, const c10::optional<Tensor>& weight,
+    int64_t ignore_index, c10::string_view reduction, double label_smoothing,
+    c10::string_view smoothing, double z_loss, double softcap, double logit_scale,
+    bool empty_mean_is_zero) {
+  return run_cross_entropy(logits, targets, weight, ignore_index, reduction, label_smoothing,
+                           smoothing, z_loss, softcap, logit_scale, empty_mean_is_zero, false,
+                           "cross_entropy");
+}
+
+// The in-place form: dlogits over the logits (their row stride, as the
+// functional form would give them); (loss, lse, z_loss).
+std::tuple<Tensor, Tensor, Tensor> cross_entropy_inplace_op(
+    const Tensor& logits, const Tensor& targets, const c10::optional<Tensor>& weight,
+    int64_t ignore_index, c10::string_view reduction, double label_smoothing,
+    c10::string_view smoothing, double z_loss, double softcap, double logit_scale,
+    bool empty_mean_is_zero) {
+  auto [loss, lse, zl, dlogits] = run_cross_entropy(
+      logits, targets, weight, ignore_index, reduction, label_smoothing, smoothing, z_loss,
+      softcap, logit_scale, empty_mean_is_zero, true, "cross_entropy_inplace");
+  return {loss, lse, zl};
 }
 
 }  // namespace
@@ -1645,6 +1706,11 @@ TORCH_LIBRARY(cuact, m) {
       "cross_entropy(Tensor logits, Tensor targets, Tensor? weight, int ignore_index, "
       "str reduction, float label_smoothing, str smoothing, float z_loss, float softcap, "
       "float logit_scale, bool empty_mean_is_zero) -> (Tensor, Tensor, Tensor, Tensor)");
+  // the same with dlogits written over the logits (in place): (loss, lse, z_loss)
+  m.def(
+      "cross_entropy_inplace(Tensor(a!) logits, Tensor targets, Tensor? weight, "
+      "int ignore_index, str reduction, float label_smoothing, str smoothing, float z_loss, "
+      "float softcap, float logit_scale, bool empty_mean_is_zero) -> (Tensor, Tensor, Tensor)");
 }
 
 #define CUACT_REGISTER_KERNELS(m)                                                  \
@@ -1673,8 +1739,55 @@ TORCH_LIBRARY(cuact, m) {
   m.impl("softmax_fp8", &softmax_fp8_op);                                          \
   m.impl("bias_activation_block_fp8", &bias_activation_block_fp8_op);              \
   m.impl("glu_block_fp8", &glu_block_fp8_op);                                      \
-  m.impl("cross_entropy", &cross_entropy_op)
+  m.impl("cross_entropy", &cross_entropy_op);                                      \
+  m.impl("cross_entropy_inplace", &cross_entropy_inplace_op)
 
 // One kernel per operator serves both keys: it branches on the tensors' device.
 TORCH_LIBRARY_IMPL(cuact, CPU, m) { CUACT_REGISTER_KERNELS(m); }
 TORCH_LIBRARY_IMPL(cuact, CUDA, m) { CUACT_REGISTER_KERNELS(m); }
+
+// cross_entropy_inplace has no derivative of its own: cuact.functional's
+// inplace_backward wraps it in an autograd.Function (cuact/_autograd.py,
+// CrossEntropyInplace) whose forward runs it with grad mode off. Its Autograd
+// kernel refuses a call that would be recorded (grad mode on, an argument
+// that requires grad), as nothing would carry the gradient; its
+// ADInplaceOrView kernel bumps the logits' version counter (the op does not
+// return them, so torch's fallbacks would not): a backward that saved the
+// old logits raises "modified by an inplace operation" instead of computing
+// with the gradient written over them.
+namespace {
+
+void cross_entropy_inplace_autograd(const c10::OperatorHandle& op, c10::DispatchKeySet keys,
+                                    torch::jit::Stack* stack) {
+  const size_t n = op.schema().arguments().size();
+  bool requires_grad = false;
+  for (const c10::IValue& v : torch::jit::last(*stack, n))
+    requires_grad = requires_grad || (v.isTensor() && v.toTensor().requires_grad());
+  TORCH_CHECK(!(requires_grad && at::GradMode::is_enabled()),
+              "cuact.cross_entropy_inplace has no derivative (it writes dlogits over the "
+              "logits): call it under torch.no_grad() or on tensors that do not require grad, "
+              "or use cuact.functional.cross_entropy(..., inplace_backward=True)");
+  at::AutoDispatchBelowAutograd guard;
+  op.redispatchBoxed(keys & c10::after_autograd_keyset, stack);
+}
+
+void cross_entropy_inplace_version(const c10::OperatorHandle& op, c10::DispatchKeySet keys,
+                                   torch::jit::Stack* stack) {
+  const Tensor logits = torch::jit::peek(*stack, 0, op.schema().arguments().size()).toTensor();
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    op.redispatchBoxed(keys & c10::after_ADInplaceOrView_keyset, stack);
+  }
+  logits.unsafeGetTensorImpl()->bump_version();
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(cuact, Autograd, m) {
+  m.impl("cross_entropy_inplace",
+         torch::CppFunction::makeFromBoxedFunction<&cross_entropy_inplace_autograd>());
+}
+TORCH_LIBRARY_IMPL(cuact, ADInplaceOrView, m) {
+  m.impl("cross_entropy_inplace",
+         torch::CppFunction::makeFromBoxedFunction<&cross_entropy_inplace_version>());
+}

@@ -768,6 +768,53 @@ class _CrossEntropy:
     jvp = _no_forward_mode("cross_entropy")
 
 
+# cross_entropy with inplace_backward=True (cuact.functional.cross_entropy):
+# the operator cross_entropy_inplace writes dlogits over the logits and bumps
+# their version counter (csrc/ops.cpp), so a node that saved the old logits
+# raises "modified by an inplace operation" in its backward. The Function
+# saves the logits (now dlogits) and its backward scales them in place by the
+# upstream gradient and returns them: no [N, C] buffer beyond the logits.
+# The input is not marked dirty (autograd refuses a Function that modifies a
+# view in place and returns more than one tensor, and logits are often a
+# view: a padded vocabulary's rows, one row of a batch); the callers refuse a
+# leaf that requires grad (or a view of one) instead. A second backward
+# through the same graph raises (the saved tensor was scaled in place), and
+# so do a second derivative and forward mode.
+
+def _cross_entropy_inplace_backward(ctx, dloss, *_):
+    if ctx.needs_input_grad[2]:
+        raise RuntimeError("cuact.cross_entropy is not differentiable with respect to argument "
+                           "'weight': it cannot have requires_grad True (pass weight.detach())")
+    (dlogits,) = ctx.saved_tensors
+    dx = dlogits.detach()
+    rows = dx if dx.dim() == 2 else dx.view(1, -1)
+    rows.mul_(dloss.reshape(-1, 1))  # as _cross_entropy_backward, without the copy
+    return (dx,) + (None,) * 10
+
+
+class CrossEntropyInplace(torch.autograd.Function):
+    """cuact.cross_entropy_inplace as a differentiable function of the logits
+    [N, C] (or [C]): returns (loss, z_loss rows); the logits hold dlogits
+    afterwards."""
+
+    @staticmethod
+    def forward(logits, targets, weight, ignore_index, reduction, label_smoothing, smoothing,
+                z_loss, softcap, logit_scale, empty_mean_is_zero):
+        rows = logits if logits.dim() == 2 else logits.view(1, -1)
+        loss, _, z_rows = ops.cross_entropy_inplace(rows, targets, weight, ignore_index,
+                                                    reduction, label_smoothing, smoothing, z_loss,
+                                                    softcap, logit_scale, empty_mean_is_zero)
+        return loss, z_rows
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.mark_non_differentiable(output[1])
+        ctx.save_for_backward(inputs[0])
+
+    backward = staticmethod(_no_second_derivative(_cross_entropy_inplace_backward,
+                                                  "cross_entropy"))
+
+
 # The GLU of MoE experts (moe_glu: clamps and a routing weight per row): a
 # first derivative, in x and the weight, through moe_glu_backward. The clamps'
 # kinks and the weight's product make a second derivative a rule of its own,

@@ -317,7 +317,8 @@ def _(x, kind, params, gate_first, dtype, block, scale_type, scale_layout, tenso
 
 # Cross-entropy: (loss, lse, z_loss, dlogits) of logits [rows, classes] and
 # targets [rows]; loss float32 [rows] (reduction "none") or 0-d, lse and
-# z_loss float32 [rows], dlogits the logits' dtype with their row stride.
+# z_loss float32 [rows], dlogits the logits' dtype with their row stride
+# (cross_entropy_inplace: written over the logits, not returned).
 CROSS_ENTROPY_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 CROSS_ENTROPY_REDUCTIONS = ("none", "sum", "mean")
 LABEL_SMOOTHING_FORMS = ("pytorch", "megatron")
@@ -343,10 +344,8 @@ def _check_vector(v, logits, n, what, of):
                          f"logits' {n} {of}, got shape {tuple(v.shape)}")
 
 
-@torch.library.register_fake(lib + "cross_entropy")
-def _(logits, targets, weight, ignore_index, reduction, label_smoothing, smoothing, z_loss,
-      softcap, logit_scale, empty_mean_is_zero):
-    op = "cuact.cross_entropy"
+def _cross_entropy_outputs(op, logits, targets, weight, reduction, smoothing):
+    """The checks both forms make, and (loss, lse, z_loss)."""
     torch._check_not_implemented(
         logits.dtype in CROSS_ENTROPY_DTYPES,
         lambda: f"{op}: unsupported dtype {logits.dtype} (float32, float16, bfloat16)")
@@ -366,11 +365,28 @@ def _(logits, targets, weight, ignore_index, reduction, label_smoothing, smoothi
                  lambda: f"{op}: unknown reduction '{reduction}' (none, sum, mean)")
     torch._check(smoothing in LABEL_SMOOTHING_FORMS,
                  lambda: f"{op}: unknown label smoothing form '{smoothing}' (pytorch, megatron)")
+    row_stride = cross_entropy_row_stride(logits)
     words = lambda *shape: logits.new_empty(shape, dtype=torch.float32)  # noqa: E731
     loss = words(rows) if reduction == "none" else words()
-    dlogits = torch.empty_strided((rows, classes), (cross_entropy_row_stride(logits), 1),
-                                  dtype=logits.dtype, device=logits.device)
-    return loss, words(rows), words(rows), dlogits
+    return loss, words(rows), words(rows), row_stride
+
+
+@torch.library.register_fake(lib + "cross_entropy")
+def _(logits, targets, weight, ignore_index, reduction, label_smoothing, smoothing, z_loss,
+      softcap, logit_scale, empty_mean_is_zero):
+    loss, lse, z_rows, row_stride = _cross_entropy_outputs("cuact.cross_entropy", logits,
+                                                           targets, weight, reduction, smoothing)
+    dlogits = torch.empty_strided(tuple(logits.shape), (row_stride, 1), dtype=logits.dtype,
+                                  device=logits.device)
+    return loss, lse, z_rows, dlogits
+
+
+# The same with dlogits written over the logits: (loss, lse, z_loss).
+@torch.library.register_fake(lib + "cross_entropy_inplace")
+def _(logits, targets, weight, ignore_index, reduction, label_smoothing, smoothing, z_loss,
+      softcap, logit_scale, empty_mean_is_zero):
+    return _cross_entropy_outputs("cuact.cross_entropy_inplace", logits, targets, weight,
+                                  reduction, smoothing)[:3]
 
 
 # ------------------------------------------------------------------ vmap rules

@@ -30,7 +30,7 @@ import torch.autograd.forward_ad as _fwad
 import torch.nn.functional as _torch_F
 
 from . import _ops
-from ._autograd import call, refuse_gradient, saves_output
+from ._autograd import CrossEntropyInplace, call, refuse_gradient, saves_output
 
 _NAN = math.nan
 
@@ -567,7 +567,8 @@ LABEL_SMOOTHING_FORMS = _ops.LABEL_SMOOTHING_FORMS
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
                   label_smoothing=0.0, *, smoothing="pytorch", z_loss=0.0, softcap=0.0,
-                  logit_scale=1.0, empty_mean_is_zero=False, return_z_loss=False):
+                  logit_scale=1.0, empty_mean_is_zero=False, return_z_loss=False,
+                  inplace_backward=False):
     """The softmax cross-entropy of logits `input` [N, C] (or [C] with a 0-d
     target) against class indices `target` [N] (int32 or int64), with
     torch.nn.functional.cross_entropy's weight, ignore_index, reduction
@@ -584,10 +585,26 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     input has a derivative, a first one only (a second, or forward mode,
     raises); a weight that requires grad is refused. return_z_loss=True
     returns (loss, z) with z the z-loss part of the loss, reduced as the loss
-    is (float32, no gradient: the loss includes it). On CUDA a target that is
-    neither a class nor ignore_index gives a NaN loss (that row's, and the
-    sum or mean) and NaN gradients in its row, without an error (finding it
-    would synchronize with the host); on the CPU it is a RuntimeError."""
+    is (float32, no gradient: the loss includes it).
+
+    inplace_backward=True (Liger's inplace_backward) writes the gradient over
+    the input's memory: the call overwrites `input` with d loss / d input
+    (for "none", of the rows' sum), in every grad mode, and the backward
+    scales it there by the upstream gradient and hands it on: no [N, C]
+    buffer beyond the logits. The input must be read where it lies: [C]
+    contiguous, or [N, C] with a dense last dimension and rows at least a row
+    apart (else ValueError; a copy would take the gradient); not a leaf that
+    requires grad, nor a view of one (RuntimeError, as for torch's in-place
+    operations). The input's version counter is bumped, so a backward that
+    saved the old logits raises "modified by an inplace operation"; read
+    anything else from the logits before the call. One backward per call (a
+    second raises); no torch.func transforms or forward mode.
+
+    A target that is neither a class nor ignore_index: on CUDA a device-side
+    assertion (torch._assert_async on the kernel's flag, no host
+    synchronization; it surfaces at a later synchronization, and the CUDA
+    context is lost, as with torch's own cross_entropy); on the CPU a
+    RuntimeError naming the target and its row, before anything is written."""
     fname = "cross_entropy"
     _check_tensor(input, fname)
     if not isinstance(target, torch.Tensor):
@@ -627,9 +644,13 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
             "input.movedim(1, -1).reshape(-1, C) with target.reshape(-1)")
     t = target.reshape(-1).contiguous()
     w = None if weight is None else weight.contiguous()
-    loss, _, z_rows, _ = call("cross_entropy", _rows(x), t, w, ignore_index, reduction,
-                              float(label_smoothing), smoothing, float(z_loss), float(softcap),
-                              float(logit_scale), bool(empty_mean_is_zero))
+    options = (ignore_index, reduction, float(label_smoothing), smoothing, float(z_loss),
+               float(softcap), float(logit_scale), bool(empty_mean_is_zero))
+    if inplace_backward:
+        _check_inplace_backward(input, x)
+        loss, z_rows = CrossEntropyInplace.apply(input, t, w, *options)
+    else:
+        loss, _, z_rows, _ = call("cross_entropy", _rows(x), t, w, *options)
     if input.dim() == 1:
         loss, z_rows = loss.reshape(()), z_rows.reshape(())
     if not return_z_loss:
@@ -643,6 +664,33 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         if empty_mean_is_zero:
             z = torch.where(d == 0, 0.0, z)
     return loss, z
+
+
+def _check_inplace_backward(input, rows):
+    """inplace_backward's refusals: memory that cannot take the gradient where
+    the input lies, an input autograd does not allow written in place, and
+    the transforms the in-place Function does not support."""
+    prefix = "cuact.cross_entropy(inplace_backward=True)"
+    if _rows(rows) is not rows or (input.dim() == 1 and not input.is_contiguous()):
+        raise ValueError(f"{prefix}: the input (shape {tuple(input.shape)}, strides "
+                         f"{input.stride()}) is not read where it lies: it takes [C] contiguous "
+                         "or [N, C] with a dense last dimension and rows at least a row apart; "
+                         "pass input.contiguous() (the gradient then goes over the copy) or "
+                         "inplace_backward=False")
+    if not torch.compiler.is_compiling():
+        if torch._C._functorch.is_functorch_wrapped_tensor(input):
+            raise NotImplementedError(f"{prefix} does not run under torch.func transforms "
+                                      "(grad, vmap, ...): use inplace_backward=False")
+        if _fwad._current_level >= 0 and _fwad.unpack_dual(input).tangent is not None:
+            raise NotImplementedError("cuact.cross_entropy has no forward-mode derivative (jvp, "
+                                      "torch.func.jvp, jacfwd): use reverse mode")
+    if torch.is_grad_enabled() and input.requires_grad:
+        base = input if input._base is None else input._base
+        if base.is_leaf:
+            what = "a leaf" if base is input else "a view of a leaf"
+            raise RuntimeError(f"{prefix}: the input is {what} that requires grad, which "
+                               "autograd does not let be overwritten (a leaf's gradient goes "
+                               "to .grad): use inplace_backward=False")
 
 
 def _index(v, message):
@@ -660,8 +708,8 @@ def _index(v, message):
 def _mean_denominator(target, classes, weight, ignore_index, smoothing):
     """SPEC's D, the mean's denominator (float32): the counted rows' w_t
     (PyTorch's form with class weights) or their count. A target that is
-    neither a class nor ignore_index counts nothing, as on the device (the
-    CPU refuses it)."""
+    neither a class nor ignore_index counts nothing, as on the device (where
+    the call's assertion fails; the CPU refuses it)."""
     counted = (target != ignore_index) & (target >= 0) & (target < classes)
     if weight is None or smoothing == "megatron":
         return counted.sum().float()

@@ -149,11 +149,12 @@ class Softmin(_SoftmaxModule):
 class CrossEntropyLoss(torch.nn.Module):
     """F.cross_entropy as a module: torch.nn.CrossEntropyLoss's weight (a
     buffer), ignore_index, reduction and label_smoothing (not its deprecated
-    size_average and reduce), and cuact's options as keywords."""
+    size_average and reduce), and cuact's options as keywords (inplace_backward
+    too: the input is overwritten by its gradient, see F.cross_entropy)."""
 
     def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0, *,
                  smoothing="pytorch", z_loss=0.0, softcap=0.0, logit_scale=1.0,
-                 empty_mean_is_zero=False, return_z_loss=False):
+                 empty_mean_is_zero=False, return_z_loss=False, inplace_backward=False):
         super().__init__()
         self.register_buffer("weight", weight)
         self.ignore_index = ignore_index
@@ -161,7 +162,7 @@ class CrossEntropyLoss(torch.nn.Module):
         self.label_smoothing = label_smoothing
         self.options = dict(smoothing=smoothing, z_loss=z_loss, softcap=softcap,
                             logit_scale=logit_scale, empty_mean_is_zero=empty_mean_is_zero,
-                            return_z_loss=return_z_loss)
+                            return_z_loss=return_z_loss, inplace_backward=inplace_backward)
 
     def forward(self, input, target):
         return F.cross_entropy(input, target, self.weight, self.ignore_index, self.reduction,

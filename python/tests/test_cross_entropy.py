@@ -4,11 +4,17 @@ and against docs/SPEC.md's formulas written here in PyTorch, both in float64
 on the input's values, over float32, float16 and bfloat16, every reduction,
 ignore_index (every row too), class weights, label smoothing in both forms,
 z-loss, soft-capping, the logit scale and a row stride; the operator's
-opcheck, torch.compile, vmap and the module; the refusals (second
-derivative, forward mode, a weight that requires grad, bad arguments). The
-CUDA half (kernels against the CPU reference, a bad target's NaN row) skips
+opcheck, torch.compile, vmap and the module; rows of -inf logits;
+inplace_backward (the gradient written over the input) and how its misuse
+is caught; the refusals (second derivative, forward mode, a weight that
+requires grad, bad arguments, an out-of-bounds target). The CUDA half
+(kernels against the CPU reference, -inf rows, in place, a bad target's
+device-side assertion, no host synchronization, CUDA-graph capture) skips
 without a GPU (fails with CUACT_REQUIRE_GPU=1)."""
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -213,6 +219,64 @@ def test_rows_with_a_row_stride_are_read_in_place(dtype):
                           False)
 
 
+# ------------------------------------------------------------------ rows of -inf logits
+
+NINF = -math.inf
+
+
+def _minus_inf_rows(dtype, case):
+    """Logits [4, 6] with -inf entries, and targets (none ignored): "all"
+    row 0 entirely -inf (a counted row: NaN loss and gradient row, so a NaN
+    sum and mean, as PyTorch's); "some" row 0 partly -inf with its target on
+    a -inf class (loss inf, finite gradient) and row 1 partly -inf with a
+    finite target."""
+    x = _logits(dtype, rows=4, classes=6)
+    if case == "all":
+        x[0] = NINF
+    else:
+        x[0, [0, 2, 5]] = NINF
+        x[1, [1, 4]] = NINF
+    return x, torch.tensor([0, 3, 5, 2])
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("case", ["all", "some"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_rows_of_minus_inf_logits_match_pytorch(dtype, case, reduction):
+    x, t = _minus_inf_rows(dtype, case)
+    loss, grad = _ours(x, t, reduction=reduction)
+    _check(x, t, F.cross_entropy, reduction=reduction)
+    _check(x, t, F.cross_entropy, reduction=reduction, label_smoothing=0.1)
+    if case == "all":
+        assert loss.isnan().any() and grad[0].isnan().all() and grad[1:].isfinite().all()
+    else:
+        assert loss.isinf().any() and grad.isfinite().all()
+
+
+def test_ignored_row_of_minus_inf_logits_has_zero_gradient():
+    """An ignored row of -inf logits: loss 0 and gradient 0 (SPEC: an ignored
+    row has none), the other rows' loss and gradient as without it.
+    PyTorch's gradient row is NaN there (next test)."""
+    x, t = _minus_inf_rows(torch.float32, "all")
+    t[0] = IGNORE
+    for reduction in REDUCTIONS:
+        loss, grad = _ours(x, t, reduction=reduction)
+        assert loss.isfinite().all() and not grad[0].any()
+        ref_loss, ref_grad = _reference(F.cross_entropy, x, t, reduction=reduction)
+        _assert_agree(loss, ref_loss, torch.float32)
+        _assert_agree(grad[1:], ref_grad[1:], torch.float32)
+
+
+@pytest.mark.xfail(strict=True, reason="PyTorch 2.15 (CPU, float32 and float64): an ignored row "
+                   "of -inf logits has loss 0 but gradient row [nan, nan, nan, nan, nan, nan] "
+                   "(log_softmax's backward 0 - exp(nan) * 0); cuact gives zeros (SPEC: an "
+                   "ignored row has gradient 0)")
+def test_ignored_row_of_minus_inf_logits_matches_pytorch():
+    x, t = _minus_inf_rows(torch.float32, "all")
+    t[0] = IGNORE
+    _check(x, t, F.cross_entropy, reduction="sum")
+
+
 # ------------------------------------------------------------------ cuact's options
 
 # Options PyTorch lacks, against spec_cross_entropy.
@@ -362,6 +426,229 @@ def test_module_matches_pytorchs():
     assert z > 0 and loss > z
 
 
+# ------------------------------------------------------------------ inplace_backward
+
+def _produced(x):
+    """x as a layer's output: a non-leaf (a leaf that requires grad cannot be
+    written in place) whose producer's gradient is `.grad` of the returned
+    leaf. (x * s) with s = 1 gives x's values exactly."""
+    s = torch.ones((), dtype=x.dtype, device=x.device, requires_grad=True)
+    return x.detach() * s, s
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_inplace_backward_is_the_out_of_place_call(dtype, reduction):
+    """inplace_backward=True: the same loss, the input overwritten by the
+    operator's dlogits, and the same gradient handed to the input's producer
+    (the upstream gradient applied there), bit for bit."""
+    w = _weight()
+    kw = dict(weight=w, reduction=reduction, label_smoothing=0.1, z_loss=1e-3, softcap=20.0,
+              return_z_loss=True)
+    x, t = _logits(dtype), _targets()
+    results = []
+    for inplace in (False, True):
+        logits, s = _produced(x)
+        loss, z = CF.cross_entropy(logits, t, inplace_backward=inplace, **kw)
+        after = logits.detach().clone()
+        loss.backward(_upstream(loss).float())
+        results.append((loss.detach(), z, after, s.grad))
+    (loss, z, after, ds), (loss_i, z_i, after_i, ds_i) = results
+    dlogits = ops.cross_entropy(x, t, w, IGNORE, reduction, 0.1, "pytorch", 1e-3, 20.0, 1.0,
+                                False)[3]
+    assert torch.equal(loss, loss_i) and torch.equal(z, z_i)
+    assert torch.equal(after, x) and torch.equal(after_i, dlogits)
+    assert torch.equal(ds, ds_i)
+
+
+def test_inplace_backward_after_backward_holds_the_gradient():
+    """After the backward the input holds the gradient it handed on (dlogits
+    times the upstream gradient): the memory the producer's backward read."""
+    x, t = _logits(torch.float32), _targets()
+    logits, _ = _produced(x)
+    loss = CF.cross_entropy(logits, t, reduction="sum", inplace_backward=True)
+    (g,) = torch.autograd.grad(loss * 4, logits)
+    assert g.data_ptr() == logits.data_ptr()
+    assert torch.equal(logits.detach(), 4 * ops.cross_entropy(x, t, None, IGNORE, "sum", 0.0,
+                                                              "pytorch", 0.0, 0.0, 1.0, False)[3])
+
+
+def test_inplace_backward_of_rows_with_a_row_stride_and_of_one_row():
+    """Rows a row stride apart (a padded vocabulary's view) are written where
+    they lie, the padding untouched; a [C] input too."""
+    wide, t = _logits(torch.bfloat16, classes=64), _targets()
+    ref = ops.cross_entropy(wide[:, :50], t, None, IGNORE, "mean", 0.0, "pytorch", 0.0, 0.0,
+                            1.0, False)
+    grads = []
+    for inplace in (False, True):
+        padded, s = _produced(wide)
+        x = padded[:, :50]
+        loss = CF.cross_entropy(x, t, inplace_backward=inplace)
+        assert torch.equal(loss, ref[0])
+        assert torch.equal(x.detach(), ref[3] if inplace else wide[:, :50])
+        assert torch.equal(padded[:, 50:].detach(), wide[:, 50:])
+        loss.backward()
+        grads.append(s.grad)
+    assert torch.equal(*grads)
+    row, s = _produced(_logits(torch.float32, rows=1)[0])
+    ref = ops.cross_entropy(row.detach()[None], torch.tensor([4]), None, IGNORE, "mean", 0.0,
+                            "pytorch", 0.0, 0.0, 1.0, False)
+    loss = CF.cross_entropy(row, torch.tensor(4), inplace_backward=True)
+    assert loss.shape == () and torch.equal(loss, ref[0].reshape(()))
+    assert torch.equal(row.detach(), ref[3][0])
+    loss.backward()
+
+
+def test_inplace_backward_without_a_gradient_still_overwrites():
+    """The input holds dlogits after the call in every grad mode (no graph:
+    nothing else changes), a leaf that requires grad too under no_grad, as
+    torch's in-place operations allow there."""
+    x, t = _logits(torch.float16), _targets()
+    dlogits = ops.cross_entropy(x, t, None, IGNORE, "mean", 0.0, "pytorch", 0.0, 0.0, 1.0,
+                                False)[3]
+    y = x.clone()
+    loss = CF.cross_entropy(y, t, inplace_backward=True)
+    assert not loss.requires_grad and torch.equal(y, dlogits)
+    leaf = x.clone().requires_grad_()
+    with torch.no_grad():
+        CF.cross_entropy(leaf, t, inplace_backward=True)
+    assert torch.equal(leaf.detach(), dlogits)
+    y = x.clone()
+    cuact.nn.CrossEntropyLoss(inplace_backward=True)(y, t)
+    assert torch.equal(y, dlogits)
+
+
+def test_inplace_backward_misuse_is_caught():
+    """A backward that reads the old logits raises (the version counter):
+    the producer's own (sigmoid saves its output) and another consumer's
+    (pow saves its input); a second backward of the same graph raises (the
+    saved gradient was scaled in place); a second derivative raises."""
+    x, t = _logits(torch.float32), _targets()
+    raw = x.clone().requires_grad_()
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        CF.cross_entropy(raw.sigmoid(), t, inplace_backward=True).backward()
+    logits, _ = _produced(x)
+    side = logits.pow(2).sum()
+    loss = CF.cross_entropy(logits, t, inplace_backward=True)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        (loss + side).backward()
+    logits, _ = _produced(x)
+    loss = CF.cross_entropy(logits, t, inplace_backward=True)
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+    logits, s = _produced(x)
+    (g,) = torch.autograd.grad(CF.cross_entropy(logits, t, inplace_backward=True), s,
+                               create_graph=True)
+    with pytest.raises(RuntimeError, match="no second derivative"):
+        g.backward()
+    logits, _ = _produced(x)
+    loss = CF.cross_entropy(logits, t, _weight().requires_grad_(), inplace_backward=True)
+    with pytest.raises(RuntimeError, match="argument 'weight'"):
+        loss.backward()
+
+
+def test_inplace_operator_bumps_the_version_and_refuses_a_recorded_call():
+    """torch.ops.cuact.cross_entropy_inplace on its own: the logits' version
+    counter is bumped (a saved copy of the old logits raises), and a call
+    autograd would record raises (the operator has no derivative)."""
+    x, t = _logits(torch.float32), _targets()
+    args = (t, None, IGNORE, "mean", 0.0, "pytorch", 0.0, 0.0, 1.0, False)
+    y = x.clone()
+    version = y._version
+    loss, lse, rows_z = ops.cross_entropy_inplace(y, *args)
+    ref = ops.cross_entropy(x, *args)
+    assert y._version > version
+    assert torch.equal(y, ref[3]) and torch.equal(loss, ref[0]) and torch.equal(lse, ref[1])
+    logits, _ = _produced(x)
+    side = logits.pow(2).sum()
+    with torch.no_grad():
+        ops.cross_entropy_inplace(logits, *args)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        side.backward()
+    logits, _ = _produced(x)
+    with pytest.raises(RuntimeError, match="cross_entropy_inplace has no derivative"):
+        ops.cross_entropy_inplace(logits, *args)
+    assert torch.equal(logits.detach(), x)  # refused before anything is written
+
+
+x4_ = _logits(torch.float32, rows=4, classes=6)
+t4_ = torch.tensor([0, 5, IGNORE, 2])
+BAD_INPLACE = {
+    "a leaf that requires grad": (RuntimeError, "is a leaf that requires grad",
+                                  lambda: x4_.clone().requires_grad_()),
+    "a view of a leaf that requires grad": (
+        RuntimeError, "is a view of a leaf that requires grad",
+        lambda: torch.zeros(4, 8, requires_grad=True)[:, :6]),
+    "transposed (a copy would take the gradient)": (ValueError, "not read where it lies",
+                                                    lambda: x4_.t().contiguous().t()),
+    "rows that overlap (expanded)": (ValueError, "not read where it lies",
+                                     lambda: x4_[:1].expand(4, 6)),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_INPLACE))
+def test_inplace_backward_refuses_inputs_it_cannot_overwrite(name):
+    error, match, make = BAD_INPLACE[name]
+    x = make()
+    before = x.detach().clone()
+    with pytest.raises(error, match=match):
+        CF.cross_entropy(x, t4_, inplace_backward=True)
+    assert torch.equal(x.detach(), before)
+
+
+def test_inplace_backward_refusals_of_transforms_and_bad_targets():
+    """[C] with a stride, torch.func transforms and forward mode are refused;
+    an out-of-bounds target raises before the input is written."""
+    with pytest.raises(ValueError, match="not read where it lies"):
+        CF.cross_entropy(torch.zeros(12)[::2], torch.tensor(1), inplace_backward=True)
+    f = lambda v: CF.cross_entropy(v, t4_, inplace_backward=True)  # noqa: E731
+    with pytest.raises(NotImplementedError, match="torch.func transforms"):
+        torch.func.grad(f)(x4_.clone())
+    with pytest.raises(NotImplementedError, match="torch.func transforms"):
+        torch.func.vmap(f)(x4_.clone()[None])
+    import torch.autograd.forward_ad as fwad
+    with fwad.dual_level(), pytest.raises(NotImplementedError, match="forward-mode"):
+        f(fwad.make_dual(x4_.clone(), torch.ones_like(x4_)))
+    y = x4_.clone()
+    with pytest.raises(RuntimeError, match=r"target 6 \(row 1\) is out of bounds"):
+        CF.cross_entropy(y, torch.tensor([0, 6, 1, 2]), inplace_backward=True)
+    assert torch.equal(y, x4_)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_opcheck_inplace(dtype):
+    for args in _op_samples(dtype)[:4]:
+        logits = args[0].detach().clone() if args[0].is_contiguous() else \
+            _logits(dtype, rows=6, classes=12, seed=4)[:, :9]
+        torch.library.opcheck(ops.cross_entropy_inplace, (logits,) + args[1:])
+
+
+def test_compiled_training_step_in_place_matches_eager():
+    """torch.compile(fullgraph=True) with inplace_backward=True: the loss and
+    the parameters' gradients as eager's out-of-place call; a compiled
+    function overwrites a logits input as eager does."""
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.GELU(), torch.nn.Linear(32, 50))
+    x, t = torch.randn(16, 8), _targets()
+
+    def step(inplace):
+        return CF.cross_entropy(model(x), t, label_smoothing=0.1, inplace_backward=inplace)
+    results = []
+    for fn, inplace in ((step, False), (torch.compile(step, fullgraph=True), True)):
+        model.zero_grad()
+        loss = fn(inplace)
+        loss.backward()
+        results.append([loss.detach()] + [p.grad.clone() for p in model.parameters()])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b)
+    f = lambda v: CF.cross_entropy(v, t, reduction="sum", inplace_backward=True)  # noqa: E731
+    y, y_compiled = _logits(torch.float32), _logits(torch.float32)
+    assert torch.equal(f(y), torch.compile(f, fullgraph=True)(y_compiled))
+    assert torch.equal(y, y_compiled) and not torch.equal(y, _logits(torch.float32))
+
+
 # ------------------------------------------------------------------ the operator
 
 def _op_samples(dtype):
@@ -421,10 +708,19 @@ BAD = {
                       lambda: CF.cross_entropy(x_, t_.clamp(0).to(torch.uint8))),
     "class-probability targets": (NotImplementedError, "class-probability",
                                   lambda: CF.cross_entropy(x_, x_.softmax(-1))),
-    "target past the classes (CPU)": (RuntimeError, "neither a class nor ignore_index",
-                                      lambda: CF.cross_entropy(x_, torch.tensor([0, 6, 1, 2]))),
-    "negative target, not ignore_index (CPU)": (RuntimeError, "neither a class nor ignore_index",
-                                                lambda: CF.cross_entropy(x_, t_, ignore_index=-1)),
+    "target past the classes (CPU)": (
+        RuntimeError, r"target 6 \(row 1\) is out of bounds: neither a class in \[0, 6\) nor "
+        r"ignore_index \(-100\)", lambda: CF.cross_entropy(x_, torch.tensor([0, 6, 1, 2]))),
+    "int32 target past the classes (CPU)": (
+        RuntimeError, r"target 9 \(row 3\) is out of bounds",
+        lambda: CF.cross_entropy(x_, torch.tensor([0, 5, 1, 9], dtype=torch.int32))),
+    "negative target, not ignore_index (CPU)": (
+        RuntimeError, r"target -100 \(row 2\) is out of bounds: neither a class in \[0, 6\) "
+        r"nor ignore_index \(-1\)", lambda: CF.cross_entropy(x_, t_, ignore_index=-1)),
+    "target past the classes, the operator (CPU)": (
+        RuntimeError, r"cuact.cross_entropy: target 6 \(row 0\) is out of bounds",
+        lambda: ops.cross_entropy(x_, torch.tensor([6, 0, 0, 0]), None, IGNORE, "none", 0.0,
+                                  "pytorch", 0.0, 0.0, 1.0, False)),
     "bad reduction": (ValueError, "not a valid value for reduction",
                       lambda: CF.cross_entropy(x_, t_, reduction="avg")),
     "bad smoothing form": (ValueError, "label smoothing form",
@@ -553,15 +849,115 @@ def test_kernels_match_the_reference(cuda, dtype, case, reduction):
     assert not dev[3][t == IGNORE].any()
 
 
-def test_bad_target_on_the_device_gives_nan_rows_without_error(cuda):
-    x = _logits(torch.float32, rows=4, classes=6).to(cuda).requires_grad_()
-    t = torch.tensor([0, 7, IGNORE, 2], device=cuda)  # 7: no such class
-    rows = CF.cross_entropy(x, t, reduction="none")
-    assert rows[1].isnan() and rows[[0, 3]].isfinite().all() and rows[2] == 0
-    loss = CF.cross_entropy(x, t)
-    loss.backward()
-    assert loss.isnan()
-    assert x.grad[1].isnan().all() and x.grad[[0, 2, 3]].isfinite().all()
+# A device-side assertion leaves the CUDA context unusable: the bad-target
+# call runs in a child process.
+_BAD_TARGET_SCRIPT = """
+import sys, torch, cuact.functional as CF
+x = torch.randn(4, 6, device="cuda")
+t = torch.tensor([0, 7, -100, 2], device="cuda")  # 7: no such class
+loss = CF.cross_entropy(x, t, inplace_backward=sys.argv[1] == "1")
+torch.cuda.synchronize()
+print("no assertion", flush=True)
+"""
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_bad_target_on_the_device_is_a_device_side_assertion(cuda, inplace):
+    """As torch's own cross_entropy: a target that is neither a class nor
+    ignore_index fails a device-side assertion (the op queues
+    torch._assert_async on the kernel's flag), found at the next
+    synchronization, not at the call."""
+    env = dict(os.environ, CUDA_LAUNCH_BLOCKING="0")
+    r = subprocess.run([sys.executable, "-c", _BAD_TARGET_SCRIPT, str(int(inplace))],
+                       capture_output=True, text=True, timeout=300, env=env)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0 and "no assertion" not in r.stdout, out
+    assert "device-side assert" in out, out
+
+
+def test_no_host_synchronization(cuda):
+    """The call, in place or not, and its backward make no synchronizing call
+    (torch's sync debug mode raises on one): the bad-target check stays on
+    the device."""
+    x, t = _logits(torch.bfloat16, rows=64, classes=1000).to(cuda), _targets(64, 1000).to(cuda)
+    w = _weight(1000).to(cuda)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for inplace in (False, True):
+            logits, _ = _produced(x)
+            loss = CF.cross_entropy(logits, t, w, label_smoothing=0.1,
+                                    inplace_backward=inplace)
+            loss.backward()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    torch.cuda.synchronize()
+
+
+def test_inplace_backward_on_the_device(cuda):
+    """In place on the device: the out-of-place call's loss and dlogits (the
+    kernels are deterministic: the same bits), a row stride kept, the
+    producer's gradient the same."""
+    wide = _logits(torch.bfloat16, rows=64, classes=1024).to(cuda)
+    t = _targets(64, 1000).to(cuda)
+    results = []
+    for inplace in (False, True):
+        padded, s = _produced(wide)
+        loss = CF.cross_entropy(padded[:, :1000], t, label_smoothing=0.1, z_loss=1e-4,
+                                inplace_backward=inplace)
+        after = padded.detach().clone()
+        loss.backward()
+        results.append((loss.detach(), after, s.grad))
+    ref = ops.cross_entropy(wide[:, :1000], t, None, IGNORE, "mean", 0.1, "pytorch", 1e-4, 0.0,
+                            1.0, False)
+    (loss, after, ds), (loss_i, after_i, ds_i) = results
+    assert torch.equal(loss, loss_i) and torch.equal(loss, ref[0]) and torch.equal(ds, ds_i)
+    assert torch.equal(after, wide) and torch.equal(after_i[:, :1000], ref[3])
+    assert torch.equal(after_i[:, 1000:], wide[:, 1000:])
+
+
+def test_cuda_graph_capture_and_replay(cuda):
+    """The call (the bad-target assertion included) is captured in a CUDA
+    graph, in place or not; a replay on new logits gives the eager result."""
+    x, t = _logits(torch.float32, rows=32, classes=500).to(cuda), _targets(32, 500).to(cuda)
+    x2 = _logits(torch.float32, rows=32, classes=500, seed=9).to(cuda)
+    for inplace in (False, True):
+        static = x.clone()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm-up outside the capture
+            CF.cross_entropy(static.clone(), t, inplace_backward=inplace)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            loss = CF.cross_entropy(static, t, inplace_backward=inplace)
+        static.copy_(x2)
+        graph.replay()
+        want = x2.clone()
+        torch.testing.assert_close(loss, CF.cross_entropy(want, t, inplace_backward=inplace),
+                                   rtol=0, atol=0)
+        if inplace:
+            assert torch.equal(static, want)
+
+
+def test_rows_of_minus_inf_logits_on_the_device(cuda):
+    """-inf rows on the device as on the CPU: a counted row of -inf logits
+    gives a NaN loss and NaN gradient row, an ignored one 0 and a zero
+    gradient, a target on a -inf class an infinite loss."""
+    for case in ("all", "some"):
+        for ignore_first in (False, True):
+            x, t = _minus_inf_rows(torch.float32, case)
+            if ignore_first:
+                t[0] = IGNORE
+            for reduction in REDUCTIONS:
+                args = (None, IGNORE, reduction, 0.0, "pytorch", 0.0, 0.0, 1.0, False)
+                ref = ops.cross_entropy(x, t, *args)
+                dev = [o.cpu() for o in ops.cross_entropy(x.to(cuda), t.to(cuda), *args)]
+                for i in (0, 3):
+                    assert torch.equal(dev[i].isnan(), ref[i].isnan()), (case, reduction, i)
+                    assert torch.equal(dev[i].isinf(), ref[i].isinf()), (case, reduction, i)
+                    torch.testing.assert_close(dev[i], ref[i], rtol=1e-5, atol=1e-6,
+                                               equal_nan=True)
 
 
 def test_runs_on_the_current_stream(cuda):
