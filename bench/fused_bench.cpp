@@ -1113,17 +1113,18 @@ std::vector<HostCheck> fused_host_checks(const Options& o) {
         const auto xb = host(t, x), wb = host(DType::f32, w);
         auto yb = room(t, rows * d);
         emulate(detail::weighted_glu_request(
-            detail::glu_forward_request(glu, t, xb.data(), yb.data(), rows, d), wb.data(), DType::f32));
+            detail::glu_forward_request(glu, t, xb.data(), yb.data(), rows, d), rows, wb.data(),
+            DType::f32));
         judged(row, rows * d, test::judge_glu_forward(glu, t, rows, d, x, values(t, yb), w));
       });
       add("moe swiglu", t, "backward", dims(rows, d) + " dweight", [=](HostCheckRow& row) {
         const auto x = glu_input(glu, t, rows, d), dy = operands(rows * d, 2);
         const auto xb = host(t, x), dyb = host(t, dy), wb = host(DType::f32, w);
         auto dxb = room(t, rows * 2 * d), dwb = room(DType::f32, rows);
-        std::vector<unsigned char> ws(static_cast<size_t>(detail::glu_backward_workspace(t, rows, d)));
+        std::vector<unsigned char> ws(static_cast<size_t>(detail::glu_backward_workspace(glu, t, rows, d)));
         emulate(detail::weighted_glu_request(
             detail::glu_backward_request(glu, t, xb.data(), dyb.data(), dxb.data(), rows, d),
-            wb.data(), DType::f32, dwb.data(), ws.data()));
+            rows, wb.data(), DType::f32, dwb.data(), ws.data()));
         judged(row, rows * 2 * d + rows,
                test::judge_glu_backward(glu, t, rows, d, x, dy, values(t, dxb), w, DType::f32,
                                         values(DType::f32, dwb)));

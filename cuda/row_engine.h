@@ -20,9 +20,10 @@
 namespace cuact::detail {
 
 // Where a call's parameter vector is indexed: by column (bias, PReLU weight
-// with inner == 1) or by the channel row % channels (PReLU weight otherwise;
-// the tiles keep a thread's rows in one channel).
-enum class ParamMode : int { none, by_column, by_row_channel };
+// with inner == 1), by the channel row % channels (PReLU weight otherwise;
+// the tiles keep a thread's rows in one channel) or by the group row /
+// channels (the MoE GLU's row weights; a thread keeps one row).
+enum class ParamMode : int { none, by_column, by_row_channel, by_row_group };
 
 // One launch as the kernel takes it (by value). Stream k of the form is
 // in[k] / out[k] with its row stride in elements; an optional input the call
@@ -40,7 +41,7 @@ struct RowCall {
   bool param_f32 = false;
   ParamMode param_mode = ParamMode::none;
   float param_fill = 0.0f;  // what an absent parameter reads
-  FastDivider channels;     // by_row_channel: param[row % channels]
+  FastDivider channels;     // by_row_channel: param[row % channels]; by_row_group: param[row / channels]
   uint8_t* mask = nullptr;  // [rows, cols] bytes, 1 where dropout kept the element
   RandomStream random;
   const uint64_t* random_from = nullptr;  // set: {seed, offset} read here when the kernel runs
@@ -138,9 +139,11 @@ CUACT_HD void chunk_params(const RowCall& c, const ColumnSpan& span, int64_t fir
       for (int j = 0; j < W; ++j)
         shift_in(p, j < span.count ? param_at<T>(c, span.begin + j) : c.param_fill);
     }
-  } else if (c.param_mode == ParamMode::by_row_channel && first_row < c.plan.rows) {
-    const float v = param_at<T>(c, static_cast<int64_t>(
-                                       c.channels.remainder(static_cast<uint64_t>(first_row))));
+  } else if (c.param_mode != ParamMode::none && first_row < c.plan.rows) {
+    const auto row = static_cast<uint64_t>(first_row);
+    const float v = param_at<T>(c, static_cast<int64_t>(c.param_mode == ParamMode::by_row_group
+                                                            ? c.channels.quotient(row)
+                                                            : c.channels.remainder(row)));
     CUACT_UNROLL
     for (int j = 0; j < W; ++j) p[j] = v;
   }
@@ -668,15 +671,33 @@ CUACT_HD void write_column_partials(const float* sums, const RowPlan& plan, cons
   }
 }
 
-CUACT_HD void write_channel_partials(const float* sums, const TileGeometry& g, int64_t channels,
-                                     int64_t block, int first, int step, float* partials) {
+// by_row_channel, and by_row_group (a lane per row: lanes past the last row
+// have no partial).
+CUACT_HD void write_row_partials(const float* sums, const RowPlan& plan, const TileGeometry& g,
+                                 ReduceMode mode, int64_t channels, int64_t block, int first,
+                                 int step, float* partials) {
   const auto b = static_cast<uint32_t>(block), gx = static_cast<uint32_t>(g.gx);
   const int64_t bxi = b % gx, byi = b / gx;
   for (int ty = first; ty < g.by; ty += step) {
+    const int64_t lane = byi * g.by + ty;
+    if (mode == ReduceMode::by_row_group && lane >= plan.rows) continue;
     float s = 0.0f;
     for (int tx = 0; tx < g.bx; ++tx) s += sums[ty * g.bx + tx];
-    partials[channel_partial_index(byi * g.by + ty, bxi, g, channels)] = s;
+    partials[mode == ReduceMode::by_row_group ? lane * g.gx + bxi
+                                              : channel_partial_index(lane, bxi, g, channels)] = s;
   }
+}
+
+// A block's partials from its threads' sums, whatever the mode: the
+// kernels' (row_kernel.cuh) and the CPU emulation's one code.
+template <int W>
+CUACT_HD void write_block_partials(const float* sums, const RowPlan& plan, const TileGeometry& g,
+                                   ReduceMode mode, int64_t channels, int64_t block, int first,
+                                   int step, float* partials) {
+  if (mode == ReduceMode::by_column)
+    write_column_partials<W>(sums, plan, g, block, first, step, partials);
+  else
+    write_row_partials(sums, plan, g, mode, channels, block, first, step, partials);
 }
 
 }  // namespace cuact::detail

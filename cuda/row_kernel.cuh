@@ -13,14 +13,11 @@ namespace cuact::detail {
 // The block's partials from its threads' sums (in shared memory): out of
 // line, one copy per chunk width shared by every reducing kernel.
 template <int W>
-__device__ __noinline__ void write_block_partials(const float* sums, RowPlan plan, TileGeometry g,
-                                                 ReduceMode mode, int64_t channels,
-                                                 float* partials) {
-  const int t = static_cast<int>(threadIdx.x), step = static_cast<int>(blockDim.x);
-  if (mode == ReduceMode::by_column)
-    write_column_partials<W>(sums, plan, g, blockIdx.x, t, step, partials);
-  else
-    write_channel_partials(sums, g, channels, blockIdx.x, t, step, partials);
+__device__ __noinline__ void write_partials_of_block(const float* sums, RowPlan plan,
+                                                    TileGeometry g, ReduceMode mode,
+                                                    int64_t channels, float* partials) {
+  write_block_partials<W>(sums, plan, g, mode, channels, blockIdx.x, static_cast<int>(threadIdx.x),
+                          static_cast<int>(blockDim.x), partials);
 }
 
 // At least 2 resident blocks per SM (at most 128 registers): every thread
@@ -56,8 +53,8 @@ __global__ void __launch_bounds__(kBlockThreads, kMinResidentBlocks<Form>)
       sums[threadIdx.x] = acc.row;
     }
     __syncthreads();
-    write_block_partials<W>(sums, c.plan, c.geometry, c.reduce,
-                            static_cast<int64_t>(c.channels.divisor), c.partials);
+    write_partials_of_block<W>(sums, c.plan, c.geometry, c.reduce,
+                               static_cast<int64_t>(c.channels.divisor), c.partials);
   }
 }
 

@@ -288,9 +288,11 @@ CUACT_HD ThreadRows thread_rows(const TileGeometry& g, int64_t block, int thread
 // ---------------------------------------------------------------- reductions
 
 // What a reducing call sums: per column over rows (dbias; PReLU weights when
-// inner == 1), or per channel c = row % channels over whole rows (PReLU
-// weights of [outer, C, inner] with inner > 1).
-enum class ReduceMode : int { none, by_column, by_row_channel };
+// inner == 1), per channel c = row % channels over whole rows (PReLU
+// weights of [outer, C, inner] with inner > 1), or per group of `channels`
+// consecutive whole rows, row / channels (the MoE GLU's row weights: one row
+// of the call, or the rows of an interleaved call's view).
+enum class ReduceMode : int { none, by_column, by_row_channel, by_row_group };
 
 // A reducing launch writes fp32 partial sums, segment by segment (one segment
 // per output value), then a second kernel sums each segment.
@@ -302,11 +304,13 @@ struct ReduceLayout {
 
 // Every block writes one partial per column of its chunks (by_column), or
 // one per row lane of the block (by_row_channel; lanes of one channel are
-// contiguous, blocks along chunks innermost).
-CUACT_HD ReduceLayout reduce_layout(ReduceMode mode, int64_t cols, const TileGeometry& g,
-                                    int64_t channels) {
+// contiguous, blocks along chunks innermost; by_row_group: a lane per row,
+// lane * gx + the block's column index, so a group's rows are contiguous).
+CUACT_HD ReduceLayout reduce_layout(ReduceMode mode, int64_t rows, int64_t cols,
+                                    const TileGeometry& g, int64_t channels) {
   if (mode == ReduceMode::by_column) return {cols, g.gy};
   if (mode == ReduceMode::by_row_channel) return {channels, g.row_lanes() / channels * g.gx};
+  if (mode == ReduceMode::by_row_group) return {rows / channels, channels * g.gx};
   return {};
 }
 CUACT_HD int64_t column_partial_index(int64_t col, int64_t byi, const TileGeometry& g) {
@@ -327,7 +331,9 @@ CUACT_HD TileGeometry reduction_geometry(int64_t rows, int64_t cols, int width, 
                                          int64_t channels, int64_t max_blocks = kReductionBlocks) {
   if (max_blocks <= 0 || max_blocks > kReductionBlocks) max_blocks = kReductionBlocks;
   return tile_geometry(rows, max_row_chunks(cols, width), max_blocks, true,
-                       mode == ReduceMode::by_row_channel ? channels : 1);
+                       mode == ReduceMode::by_row_channel ? channels
+                       : mode == ReduceMode::by_row_group ? rows  // a row per thread
+                                                          : 1);
 }
 
 // Workspace bytes of a reducing call (0 for an empty one): the partials plus
@@ -337,7 +343,7 @@ CUACT_HD int64_t reduction_workspace_bytes(int64_t rows, int64_t cols, int elem_
                                            ReduceMode mode, int64_t channels) {
   if (rows <= 0 || cols <= 0 || mode == ReduceMode::none) return 0;
   const TileGeometry g = reduction_geometry(rows, cols, 16 / elem_size, mode, channels);
-  const ReduceLayout layout = reduce_layout(mode, cols, g, channels);
+  const ReduceLayout layout = reduce_layout(mode, rows, cols, g, channels);
   constexpr int64_t kMaxFloats = (INT64_MAX - kWorkspaceAlignment) / 4;
   if (layout.segment_length > 0 && layout.segments > kMaxFloats / layout.segment_length) return -1;
   return layout.floats() * 4 + kWorkspaceAlignment;

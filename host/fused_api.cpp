@@ -141,7 +141,7 @@ Status glu_forward(const Glu& glu, DType dtype, const void* x, const void* weigh
   if (Status s = detail::check_glu_forward(glu, dtype, x, y, rows, d, weights); !s.ok()) return s;
   if (rows == 0 || d == 0) return {};
   return detail::run_rows(detail::weighted_glu_request(
-                              detail::glu_forward_request(glu, dtype, x, y, rows, d), weight,
+                              detail::glu_forward_request(glu, dtype, x, y, rows, d), rows, weight,
                               weight_dtype),
                           stream);
 }
@@ -165,30 +165,30 @@ Status glu_backward(const Glu& glu, DType dtype, const void* x, const void* weig
         {buffer::dweight, dweight, weight_bytes, 1, true},
     };
     if (Status s = detail::check_workspace(workspace.data, workspace.bytes,
-                                           detail::glu_backward_workspace(dtype, rows, d), others, 5);
+                                           detail::glu_backward_workspace(glu, dtype, rows, d), others, 5);
         !s.ok())
       return s;
   }
   return detail::run_rows(
       detail::weighted_glu_request(detail::glu_backward_request(glu, dtype, x, dy, dx, rows, d),
-                                   weight, weight_dtype, dweight, workspace.data),
+                                   rows, weight, weight_dtype, dweight, workspace.data),
       stream);
 }
 
-Status glu_backward_workspace_size(DType dtype, int64_t rows, int64_t d, size_t* workspace_bytes) {
+Status glu_backward_workspace_size(const Glu& glu, DType dtype, int64_t rows, int64_t d,
+                                   size_t* workspace_bytes) {
   if (workspace_bytes == nullptr) return {StatusCode::null_pointer, "workspace_bytes is null"};
-  if (Status s = detail::check_dtype(dtype); !s.ok()) return s;
-  if (rows < 0) return {StatusCode::invalid_size, "rows is negative"};
-  if (d < 0) return {StatusCode::invalid_size, "d is negative"};
-  int64_t bytes = 0;  // x [rows, 2d] and an f32 dweight [rows] must fit
+  int64_t bytes = 0;  // x [rows, 2d] (the GLU's own checks) and an f32 dweight [rows] must fit
+  if (Status s = detail::check_glu_shape(glu, dtype, rows, d, &bytes); !s.ok()) return s;
   if (Status s = detail::checked_bytes(4, rows, 1, 1, &bytes); !s.ok()) return s;
-  if (Status s = detail::checked_bytes(static_cast<int64_t>(dtype_size(dtype)), rows, d, 2, &bytes);
-      !s.ok())
-    return s;
-  const int64_t needed = detail::glu_backward_workspace(dtype, rows, d);
+  const int64_t needed = detail::glu_backward_workspace(glu, dtype, rows, d);
   if (needed < 0) return detail::workspace_too_big();
   *workspace_bytes = static_cast<size_t>(needed);
   return {};
+}
+
+Status glu_backward_workspace_size(DType dtype, int64_t rows, int64_t d, size_t* workspace_bytes) {
+  return glu_backward_workspace_size(Glu::swiglu(), dtype, rows, d, workspace_bytes);
 }
 
 // ---------------------------------------------------------------- PReLU

@@ -71,6 +71,9 @@ Status check_glu_shape(const Glu& glu, DType dtype, int64_t rows, int64_t d, int
   if (!(glu.limit > 0.0f))
     return {StatusCode::invalid_parameter, "glu limit must be > 0 (+inf: no clamp)"};
   if (!std::isfinite(glu.offset)) return {StatusCode::invalid_parameter, "glu offset must be finite"};
+  if (glu.interleave < 0) return {StatusCode::invalid_parameter, "glu interleave is negative"};
+  if (glu.interleave > 0 && d > 0 && d % glu.interleave != 0)
+    return {StatusCode::invalid_size, "glu interleave must divide d"};
   if ((glu.limit != HUGE_VALF || glu.offset != 0.0f) && !moe_glu_gate(glu.act.kind))
     return {StatusCode::unsupported, kMoeGluGates};
   if (rows < 0) return negative("rows is negative");

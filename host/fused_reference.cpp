@@ -152,6 +152,13 @@ GluHalves glu_halves(const Glu& glu, double gate, double linear) {
   return h;
 }
 
+GluColumns glu_columns(const Glu& glu, int64_t d, int64_t c) {
+  const int64_t k = glu.interleave > 0 ? glu.interleave : d;
+  const int64_t block = 2 * k * (c / k), at = c % k;
+  const bool first = glu.gated == GatedHalf::first;
+  return {block + (first ? 0 : k) + at, block + (first ? k : 0) + at};
+}
+
 double glu_value(const Glu& glu, double gate, double linear) {
   const GluHalves h = glu_halves(glu, gate, linear);
   return forward(glu.act, h.gate) * h.linear;
@@ -162,13 +169,11 @@ namespace {
 // y [rows, d] = act(g') * u' * weight[r] (weight null: 1).
 Status glu_rows_forward(const Glu& glu, DType dtype, const void* x, const void* weight,
                         DType weight_dtype, void* y, int64_t rows, int64_t d) {
-  const int64_t gated = glu.gated == GatedHalf::first ? 0 : d;
-  const int64_t other = d - gated;
   for (int64_t r = 0; r < rows; ++r) {
     const double w = weight != nullptr ? get(weight_dtype, weight, r) : 1.0;
     for (int64_t c = 0; c < d; ++c) {
-      const double v =
-          glu_value(glu, get(dtype, x, r * 2 * d + gated + c), get(dtype, x, r * 2 * d + other + c));
+      const GluColumns at = glu_columns(glu, d, c);
+      const double v = glu_value(glu, get(dtype, x, r * 2 * d + at.gated), get(dtype, x, r * 2 * d + at.linear));
       put(dtype, y, r * d + c, weight != nullptr ? v * w : v);
     }
   }
@@ -179,13 +184,12 @@ Status glu_rows_forward(const Glu& glu, DType dtype, const void* x, const void* 
 void glu_rows_backward(const Glu& glu, DType dtype, const void* x, const void* weight,
                        DType weight_dtype, const void* dy, void* dx, void* dweight, int64_t rows,
                        int64_t d) {
-  const int64_t gated = glu.gated == GatedHalf::first ? 0 : d;
-  const int64_t other = d - gated;
   for (int64_t r = 0; r < rows; ++r) {
     const double w = weight != nullptr ? get(weight_dtype, weight, r) : 1.0;
     double sum = 0;
     for (int64_t c = 0; c < d; ++c) {
-      const int64_t ia = r * 2 * d + gated + c, ib = r * 2 * d + other + c;
+      const GluColumns at = glu_columns(glu, d, c);
+      const int64_t ia = r * 2 * d + at.gated, ib = r * 2 * d + at.linear;
       const GluHalves h = glu_halves(glu, get(dtype, x, ia), get(dtype, x, ib));
       const double g = get(dtype, dy, r * d + c);
       const double gw = weight != nullptr ? g * w : g;

@@ -23,10 +23,12 @@ namespace {
 
 int64_t size_of(DType dtype) { return static_cast<int64_t>(dtype_size(dtype)); }
 
-// Quantized outputs of clamped GLUs are not built yet.
+// Quantized outputs of clamped or interleaved GLUs are not built yet.
 Status check_unclamped(const Glu& glu) {
   if (glu.limit != HUGE_VALF || glu.offset != 0.0f)
     return {StatusCode::unsupported, "clamped GLUs have no quantized outputs yet"};
+  if (glu.interleave != 0)
+    return {StatusCode::unsupported, "interleaved GLUs have no quantized outputs yet"};
   return {};
 }
 

@@ -59,9 +59,18 @@ void set_glu_form(RowRequest& r, const Glu& glu, RowForm moe_form) {
   r.args.glu = glu_clamp(glu);
 }
 
-// Where the activated half and the other half of a GLU row start.
-int64_t gated_offset(const Glu& glu, int64_t d) { return glu.gated == GatedHalf::first ? 0 : d; }
-int64_t linear_offset(const Glu& glu, int64_t d) { return glu.gated == GatedHalf::first ? d : 0; }
+// A GLU call as the row engine sees it: rows of [gated k | linear k] (or
+// the other order), k = the interleave (split halves: k = d, one block of
+// each per row), so an interleaved x [rows, 2d] is the view
+// [rows * d / k, 2k] and y [rows, d] the view [rows * d / k, k].
+struct GluView {
+  int64_t rows, k, gated, linear;  // the view's rows and width; each half's column
+};
+GluView glu_view(const Glu& glu, int64_t rows, int64_t d) {
+  const int64_t k = glu.interleave > 0 && d > 0 ? glu.interleave : d;
+  const bool first = glu.gated == GatedHalf::first;
+  return {k > 0 ? rows * (d / k) : rows, k, first ? 0 : k, first ? k : 0};
+}
 
 }  // namespace
 
@@ -131,18 +140,19 @@ RowRequest bias_activation_backward_request(const Activation& act, DType dtype, 
 
 RowRequest glu_forward_request(const Glu& glu, DType dtype, const void* x, void* y, int64_t rows,
                                int64_t d) {
+  const GluView v = glu_view(glu, rows, d);
   RowRequest r;
   r.form = RowForm::forward;
   r.act = glu.act;
   r.dtype = dtype;
-  r.rows = rows;
-  r.cols = d;
-  r.in[0] = offset(x, gated_offset(glu, d), dtype);
-  r.in_stride[0] = 2 * d;
-  r.in[1] = offset(x, linear_offset(glu, d), dtype);
-  r.in_stride[1] = 2 * d;
+  r.rows = v.rows;
+  r.cols = v.k;
+  r.in[0] = offset(x, v.gated, dtype);
+  r.in_stride[0] = 2 * v.k;
+  r.in[1] = offset(x, v.linear, dtype);
+  r.in_stride[1] = 2 * v.k;
   r.out[0] = y;
-  r.out_stride[0] = d;
+  r.out_stride[0] = v.k;
   r.param_fill = kNoBias;
   set_glu_form(r, glu, RowForm::moe_glu_forward);
   return r;
@@ -150,39 +160,41 @@ RowRequest glu_forward_request(const Glu& glu, DType dtype, const void* x, void*
 
 RowRequest glu_backward_request(const Glu& glu, DType dtype, const void* x, const void* dy,
                                 void* dx, int64_t rows, int64_t d) {
+  const GluView v = glu_view(glu, rows, d);
   RowRequest r;
   r.form = RowForm::gated_backward;
   r.act = glu.act;
   r.dtype = dtype;
-  r.rows = rows;
-  r.cols = d;
-  r.in[0] = offset(x, gated_offset(glu, d), dtype);
-  r.in_stride[0] = 2 * d;
+  r.rows = v.rows;
+  r.cols = v.k;
+  r.in[0] = offset(x, v.gated, dtype);
+  r.in_stride[0] = 2 * v.k;
   r.in[1] = dy;
-  r.in_stride[1] = d;
-  r.in[2] = offset(x, linear_offset(glu, d), dtype);
-  r.in_stride[2] = 2 * d;
-  r.out[0] = offset(dx, gated_offset(glu, d), dtype);
-  r.out_stride[0] = 2 * d;
-  r.out[1] = offset(dx, linear_offset(glu, d), dtype);
-  r.out_stride[1] = 2 * d;
+  r.in_stride[1] = v.k;
+  r.in[2] = offset(x, v.linear, dtype);
+  r.in_stride[2] = 2 * v.k;
+  r.out[0] = offset(dx, v.gated, dtype);
+  r.out_stride[0] = 2 * v.k;
+  r.out[1] = offset(dx, v.linear, dtype);
+  r.out_stride[1] = 2 * v.k;
   set_glu_form(r, glu, RowForm::moe_glu_backward);
   return r;
 }
 
-RowRequest weighted_glu_request(RowRequest r, const void* weight, DType weight_dtype,
-                                void* dweight, void* workspace) {
-  // Row r's weight is the parameter of channel r of as many channels as rows:
-  // each thread of the launch keeps one row (tile_geometry's row_multiple).
+RowRequest weighted_glu_request(RowRequest r, int64_t rows, const void* weight,
+                                DType weight_dtype, void* dweight, void* workspace) {
+  // Row r's weight is the parameter of the view's group r (its d / k rows):
+  // each thread of the launch keeps one view row (tile_geometry's
+  // row_multiple), whose group is row / (d / k).
   r.form = r.form == RowForm::forward ? RowForm::moe_glu_forward
          : r.form == RowForm::gated_backward ? RowForm::moe_glu_backward
                                              : r.form;
   r.param = weight;
   r.param_dtype = weight_dtype;
-  r.param_mode = ParamMode::by_row_channel;
-  r.channels = r.rows;
+  r.param_mode = ParamMode::by_row_group;
+  r.channels = rows > 0 ? r.rows / rows : 1;
   if (dweight != nullptr) {
-    r.reduce = ReduceMode::by_row_channel;
+    r.reduce = ReduceMode::by_row_group;
     r.reduce_out = dweight;
     r.reduce_dtype = weight_dtype;
     r.workspace = workspace;
@@ -299,9 +311,11 @@ int64_t prelu_backward_workspace(DType dtype, int64_t outer, int64_t channels, i
                                    layout.reduce, channels);
 }
 
-int64_t glu_backward_workspace(DType dtype, int64_t rows, int64_t d) {
-  return reduction_workspace_bytes(rows, d, static_cast<int>(elem(dtype)), ReduceMode::by_row_channel,
-                                   rows);
+int64_t glu_backward_workspace(const Glu& glu, DType dtype, int64_t rows, int64_t d) {
+  if (rows == 0 || d == 0) return 0;
+  const GluView v = glu_view(glu, rows, d);
+  return reduction_workspace_bytes(v.rows, v.k, static_cast<int>(elem(dtype)),
+                                   ReduceMode::by_row_group, v.rows / rows);
 }
 
 // ---------------------------------------------------------------- plan and launch
@@ -382,7 +396,9 @@ RowCall plan_rows(const RowRequest& r, int64_t device_blocks) {
   c.quantized = r.recipe.store;
   const bool reduces = r.reduce != ReduceMode::none;
   c.reduce = r.reduce;
-  const int64_t row_multiple = r.param_mode == ParamMode::by_row_channel ? r.channels : 1;
+  const int64_t row_multiple = r.param_mode == ParamMode::by_row_channel ? r.channels
+                               : r.param_mode == ParamMode::by_row_group ? c.plan.rows  // a row per thread
+                                                                         : 1;
   if (r.max_blocks > 0 && r.max_blocks < device_blocks) device_blocks = r.max_blocks;
   if (reduces) {
     c.geometry = reduction_geometry(c.plan.rows, c.plan.cols, c.plan.width, r.reduce, r.channels,
@@ -398,7 +414,7 @@ RowCall plan_rows(const RowRequest& r, int64_t device_blocks) {
 }
 
 ReduceLayout reduce_layout_of(const RowRequest& r, const RowCall& c) {
-  return reduce_layout(r.reduce, c.plan.cols, c.geometry, r.channels);
+  return reduce_layout(r.reduce, c.plan.rows, c.plan.cols, c.geometry, r.channels);
 }
 
 RowRequest row_pass(const RowRequest& r, const QuantizedStore& store) {

@@ -81,10 +81,10 @@ RowRequest glu_forward_request(const Glu& glu, DType dtype, const void* x, void*
                                int64_t d);
 RowRequest glu_backward_request(const Glu& glu, DType dtype, const void* x, const void* dy,
                                 void* dx, int64_t rows, int64_t d);
-// A GLU request made weighted (an MoE GLU form): weight [rows] in
-// weight_dtype is the row's parameter (and, backward, dweight [rows] its
-// sums; null: not asked).
-RowRequest weighted_glu_request(RowRequest r, const void* weight, DType weight_dtype,
+// A GLU request of `rows` rows made weighted (an MoE GLU form): weight
+// [rows] in weight_dtype is the row's parameter (and, backward, dweight
+// [rows] its sums; null: not asked).
+RowRequest weighted_glu_request(RowRequest r, int64_t rows, const void* weight, DType weight_dtype,
                                 void* dweight = nullptr, void* workspace = nullptr);
 RowRequest prelu_forward_request(DType dtype, const void* x, const void* weight,
                                  DType weight_dtype, void* y, int64_t outer, int64_t channels,
@@ -116,7 +116,7 @@ PreluLayout prelu_layout(int64_t outer, int64_t channels, int64_t inner);
 // Workspace bytes of the reducing calls (0 when there is nothing to reduce).
 int64_t bias_backward_workspace(DType dtype, int64_t rows, int64_t cols);
 int64_t prelu_backward_workspace(DType dtype, int64_t outer, int64_t channels, int64_t inner);
-int64_t glu_backward_workspace(DType dtype, int64_t rows, int64_t d);
+int64_t glu_backward_workspace(const Glu& glu, DType dtype, int64_t rows, int64_t d);
 
 // The launch of a request: its plan, and its geometry for a device whose
 // non-reducing launches may use `device_blocks` blocks (reducing launches

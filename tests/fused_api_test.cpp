@@ -124,6 +124,8 @@ std::vector<BadCall> bad_calls() {
   glu_call("limit NaN", StatusCode::invalid_parameter, Glu::clamped_swiglu(1.702f, kNaN), g_a, g_c, g_b, 2, 8, true);
   glu_call("negative limit", StatusCode::invalid_parameter, Glu::clamped_swiglu(1.702f, -7.0f), g_a, nullptr, g_b, 2, 8, false);
   glu_call("infinite offset", StatusCode::invalid_parameter, Glu::clamped_swiglu(1.702f, 7.0f, INFINITY), g_a, g_c, g_b, 2, 8, true);
+  glu_call("negative interleave", StatusCode::invalid_parameter, Glu::clamped_swiglu(1.702f, 7.0f, 1.0f, -1), g_a, nullptr, g_b, 2, 8, false);
+  glu_call("interleave not dividing d", StatusCode::invalid_size, Glu::clamped_swiglu(1.702f, 7.0f, 1.0f, 3), g_a, g_c, g_b, 2, 8, true);
   // Weighted GLU: (weight, weight dtype, dweight)
   auto weighted = [&](std::string what, StatusCode code, DType dtype, const void* weight, DType wdtype,
                       void* out, void* dweight, Workspace ws, bool backward) {
@@ -290,7 +292,7 @@ TEST(FusedWorkspace, SizeQueriesArePureAndModest) {
 TEST(FusedWorkspace, WeightedGluNeedsItsWorkspaceForDweight) {
   size_t bytes = 0;
   ASSERT_TRUE(glu_backward_workspace_size(DType::bf16, 4096, 2880, &bytes).ok());
-  EXPECT_EQ(bytes, static_cast<size_t>(detail::glu_backward_workspace(DType::bf16, 4096, 2880)));
+  EXPECT_EQ(bytes, static_cast<size_t>(detail::glu_backward_workspace(Glu::swiglu(), DType::bf16, 4096, 2880)));
   EXPECT_GE(bytes, size_t{4096} * 4);                     // a partial per row at least
   EXPECT_LE(bytes, size_t{4096} * 2 * 2880 * 2 / 16);     // a small fraction of x
   ASSERT_TRUE(glu_backward_workspace_size(DType::f32, 0, 2880, &bytes).ok());

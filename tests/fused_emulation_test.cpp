@@ -357,10 +357,22 @@ TEST(EmulatedGlu, BothOrdersOddWidthsAndLayouts) {
           }
 }
 
+// The interleaves a GLU of width d is checked with: split halves, gpt-oss's
+// 1, and the largest power of two up to 32 dividing d (a vector's multiple
+// where d allows).
+std::vector<int64_t> interleaves_of(int64_t d) {
+  std::vector<int64_t> k = {0, 1};
+  int64_t p = 32;
+  while (p > 1 && d % p != 0) p /= 2;
+  if (p > 1) k.push_back(p);
+  return k;
+}
+
 // Clamped gates (every emulated kind, both orders) and row weights with
-// their gradient: forward and backward against the reference, d weight
-// within the reduction bound, in place and not, weights in the data's
-// dtype and fp32, geometries that give a row one block or several.
+// their gradient, split and interleaved: forward and backward against the
+// reference, d weight within the reduction bound, in place and not, weights
+// in the data's dtype and fp32, geometries that give a row one block or
+// several.
 TEST(EmulatedGlu, ClampedAndWeightedWithRowWeightGradient) {
   const std::vector<Glu> glus = {
       Glu::clamped_swiglu(),                                      // gpt-oss: limit 7, offset 1
@@ -372,14 +384,17 @@ TEST(EmulatedGlu, ClampedAndWeightedWithRowWeightGradient) {
   const std::vector<Shape> shapes = {{1, 1}, {3, 5}, {4, 8}, {7, 11}, {2, 67}, {5, 128}, {3, 1000}};
   for (DType dtype : kDTypes)
     for (DType weight_dtype : {dtype, DType::f32})
-      for (const Glu& glu : glus)
+      for (const Glu& base : glus)
         for (const Shape& s : shapes)
+          for (const int64_t interleave : interleaves_of(s.cols))
           for (const FusedLayout& layout : kFusedLayouts) {
             const int64_t rows = s.rows, d = s.cols;
+            Glu glu = base;
+            glu.interleave = interleave;
             SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " (weight " << dtype_name(weight_dtype)
                                             << ") " << describe(glu.act) << " limit " << glu.limit
-                                            << " offset " << glu.offset << " " << shape_name(s) << " "
-                                            << layout.name);
+                                            << " offset " << glu.offset << " interleave " << interleave
+                                            << " " << shape_name(s) << " " << layout.name);
             // Smooth halves in [-4, 4] (so d weight's sums stay finite) with
             // the clamps' edges planted: +-limit and values just past them.
             std::vector<double> x(rows * 2 * d), dy(rows * d), w(rows);
@@ -400,7 +415,7 @@ TEST(EmulatedGlu, ClampedAndWeightedWithRowWeightGradient) {
             emulate_fused(detail::weighted_glu_request(
                               detail::glu_forward_request(glu, dtype, xb.at(layout.in_offset),
                                                           yb.at(layout.out_offset), rows, d),
-                              wb.at(0), weight_dtype),
+                              rows, wb.at(0), weight_dtype),
                           64);
             EXPECT_EQ(judge_glu_forward(glu, dtype, rows, d, x, yb.read(layout.out_offset, rows * d), w), 0);
             // Unweighted: the clamps alone.
@@ -412,11 +427,11 @@ TEST(EmulatedGlu, ClampedAndWeightedWithRowWeightGradient) {
               xb.write(layout.in_offset, x);
               void* dx = layout.in_place ? xb.at(layout.in_offset) : yb.at(layout.out_offset);
               std::vector<unsigned char> ws(
-                  static_cast<size_t>(detail::glu_backward_workspace(dtype, rows, d)) + 16);
+                  static_cast<size_t>(detail::glu_backward_workspace(glu, dtype, rows, d)) + 16);
               detail::RowRequest r = detail::weighted_glu_request(
                   detail::glu_backward_request(glu, dtype, xb.at(layout.in_offset),
                                                dyb.at(layout.in_offset), dx, rows, d),
-                  wb.at(0), weight_dtype, dwb.at(0), ws.data());
+                  rows, wb.at(0), weight_dtype, dwb.at(0), ws.data());
               r.max_blocks = blocks;
               emulate_fused(r, blocks);
               const std::vector<double> g = layout.in_place ? xb.read(layout.in_offset, rows * 2 * d)

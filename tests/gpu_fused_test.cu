@@ -230,12 +230,16 @@ TEST_P(GpuFusedPrelu, MoeGluClampedAndWeighted) {
   const std::vector<Glu> glus = {Glu::clamped_swiglu(), Glu{Activation::gelu(), GatedHalf::second, 2.5f, -0.5f},
                                  Glu::swiglu()};
   for (DType weight_dtype : {dtype, DType::f32})
-    for (const Glu& glu : glus)
+    for (const Glu& base : glus)
       for (const Shape& s : shapes)
+        for (const int64_t interleave : {int64_t{0}, int64_t{1}, s.cols % 32 == 0 ? int64_t{32} : int64_t{0}})
         for (const FusedLayout& l : kFusedLayouts) {
           const int64_t rows = s.rows, d = s.cols;
+          Glu glu = base;
+          glu.interleave = interleave;
           const size_t welem = dtype_size(weight_dtype);
-          SCOPED_TRACE(testing::Message() << describe(glu.act) << " limit " << glu.limit << " weight "
+          SCOPED_TRACE(testing::Message() << describe(glu.act) << " limit " << glu.limit << " interleave "
+                                          << interleave << " weight "
                                           << dtype_name(weight_dtype) << " " << shape_name(s) << " " << l.name);
           std::vector<double> x(rows * 2 * d), dy(rows * d), w(rows);
           for (int64_t i = 0; i < rows * 2 * d; ++i) x[i] = fused_moderate(dtype, i, 1);
@@ -254,7 +258,7 @@ TEST_P(GpuFusedPrelu, MoeGluClampedAndWeighted) {
           ASSERT_TRUE(st.ok()) << st.message();
           EXPECT_EQ(judge_glu_forward(glu, dtype, rows, d, x, download(dtype, yp, rows * d), w), 0);
           size_t ws_bytes = 0;
-          ASSERT_TRUE(glu_backward_workspace_size(dtype, rows, d, &ws_bytes).ok());
+          ASSERT_TRUE(glu_backward_workspace_size(glu, dtype, rows, d, &ws_bytes).ok());
           DeviceBuffer ws(ws_bytes);
           std::vector<double> first_dw;
           for (int run = 0; run < 2; ++run) {

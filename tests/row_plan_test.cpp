@@ -217,7 +217,7 @@ TEST(ReduceLayout, PartialIndicesFillTheLayoutOnce) {
   for (int64_t rows : {1, 9, 500})
     for (int64_t cols : {1, 10, 257}) {
       const TileGeometry g = reduction_geometry(rows, cols, 4, ReduceMode::by_column, 1);
-      const ReduceLayout l = reduce_layout(ReduceMode::by_column, cols, g, 1);
+      const ReduceLayout l = reduce_layout(ReduceMode::by_column, rows, cols, g, 1);
       Coverage slots(l.floats());
       for (int64_t c = 0; c < cols; ++c)
         for (int64_t byi = 0; byi < g.gy; ++byi) {
@@ -230,7 +230,7 @@ TEST(ReduceLayout, PartialIndicesFillTheLayoutOnce) {
       for (int64_t channels : {1, 3, 5}) {
         const TileGeometry gc =
             reduction_geometry(rows * channels, cols, 4, ReduceMode::by_row_channel, channels);
-        const ReduceLayout lc = reduce_layout(ReduceMode::by_row_channel, cols, gc, channels);
+        const ReduceLayout lc = reduce_layout(ReduceMode::by_row_channel, rows * channels, cols, gc, channels);
         Coverage cslots(lc.floats());
         for (int64_t lane = 0; lane < gc.row_lanes(); ++lane)
           for (int64_t bxi = 0; bxi < gc.gx; ++bxi) {
@@ -240,6 +240,24 @@ TEST(ReduceLayout, PartialIndicesFillTheLayoutOnce) {
           }
         EXPECT_EQ(cslots.out_of_range, 0);
         EXPECT_EQ(cslots.not_once(), 0);
+      }
+      // by_row_group: a thread per row, groups of `group` consecutive rows;
+      // the lanes past the last row write nothing (write_row_partials).
+      for (int64_t group : {1, 4, 7}) {
+        const int64_t n = rows * group;
+        const TileGeometry gg = reduction_geometry(n, cols, 4, ReduceMode::by_row_group, group);
+        EXPECT_GE(gg.row_lanes(), n);
+        const ReduceLayout lg = reduce_layout(ReduceMode::by_row_group, n, cols, gg, group);
+        EXPECT_EQ(lg.segments, rows);
+        Coverage gslots(lg.floats());
+        for (int64_t lane = 0; lane < n; ++lane)
+          for (int64_t bxi = 0; bxi < gg.gx; ++bxi) {
+            const int64_t i = lane * gg.gx + bxi;
+            gslots.touch(i);
+            EXPECT_EQ(i / lg.segment_length, lane / group);
+          }
+        EXPECT_EQ(gslots.out_of_range, 0);
+        EXPECT_EQ(gslots.not_once(), 0);
       }
     }
 }
@@ -252,7 +270,7 @@ TEST(ReduceLayout, WorkspaceHoldsThePartialsOfEveryGeometry) {
       const int64_t bytes = bias_backward_workspace(DType::f16, rows, cols);
       for (int64_t budget : {int64_t{1}, int64_t{7}, kReductionBlocks}) {
         const TileGeometry g = reduction_geometry(rows, cols, 8, ReduceMode::by_column, 1, budget);
-        EXPECT_LE(reduce_layout(ReduceMode::by_column, cols, g, 1).floats() * 4 +
+        EXPECT_LE(reduce_layout(ReduceMode::by_column, rows, cols, g, 1).floats() * 4 +
                       kWorkspaceAlignment,
                   bytes);
       }
@@ -260,7 +278,7 @@ TEST(ReduceLayout, WorkspaceHoldsThePartialsOfEveryGeometry) {
         const int64_t pbytes = prelu_backward_workspace(DType::f32, rows, channels, cols);
         const PreluLayout layout = prelu_layout(rows, channels, cols);
         const TileGeometry g = reduction_geometry(layout.rows, layout.cols, 4, layout.reduce, channels);
-        EXPECT_EQ(reduce_layout(layout.reduce, layout.cols, g, channels).floats() * 4 +
+        EXPECT_EQ(reduce_layout(layout.reduce, layout.rows, layout.cols, g, channels).floats() * 4 +
                       kWorkspaceAlignment,
                   pbytes);
       }

@@ -210,12 +210,12 @@ int64_t judge_glu_forward(const Glu& glu, DType dtype, int64_t rows, int64_t d,
   const bool weighted = !weight.empty();
   const Tolerance tol =
       fused_tolerance(glu.act.kind, dtype, Direction::forward, glu_roundings(glu, weighted));
-  const int64_t gated = glu.gated == GatedHalf::first ? 0 : d, other = d - gated;
   for (int64_t r = 0; r < rows; ++r) {
     const double w = weighted ? weight[r] : 1.0;
     for (int64_t c = 0; c < d; ++c) {
+      const reference::GluColumns at = reference::glu_columns(glu, d, c);
       const reference::GluHalves h =
-          reference::glu_halves(glu, x[r * 2 * d + gated + c], x[r * 2 * d + other + c]);
+          reference::glu_halves(glu, x[r * 2 * d + at.gated], x[r * 2 * d + at.linear]);
       if (fp32_activation_overflows(glu.act, h.gate))
         j.check_exact("y", r * d + c, y[r * d + c], overflowed_product(glu.act, h.gate, h.linear * w));
       else j.check("y", r * d + c, y[r * d + c], reference::forward(glu.act, h.gate) * h.linear * w, 1.0, tol);
@@ -235,13 +235,13 @@ int64_t judge_glu_backward(const Glu& glu, DType dtype, int64_t rows, int64_t d,
   const Tolerance tb =
       fused_tolerance(glu.act.kind, dtype, Direction::backward, glu_roundings(glu, weighted));
   const bool roots = roots_in(glu.act, dtype);
-  const int64_t gated = glu.gated == GatedHalf::first ? 0 : d, other = d - gated;
   for (int64_t r = 0; r < rows; ++r) {
     const double w = weighted ? weight[r] : 1.0;
     double sum = 0;
     ReductionBound bound;
     for (int64_t c = 0; c < d; ++c) {
-      const int64_t ia = r * 2 * d + gated + c, ib = r * 2 * d + other + c;
+      const reference::GluColumns at = reference::glu_columns(glu, d, c);
+      const int64_t ia = r * 2 * d + at.gated, ib = r * 2 * d + at.linear;
       const reference::GluHalves h = reference::glu_halves(glu, x[ia], x[ib]);
       const double g = dy[r * d + c], gw = g * w, a = h.gate;
       if (!h.gate_passes) j.check_exact("d gated", ia, dx[ia], 0.0);

@@ -52,11 +52,9 @@ void emulate(const Form& form, const RowRequest& r, int64_t device_blocks) {
       }
     }
     if constexpr (Form::kReduces) {
-      if (c.reduce == ReduceMode::by_column)
-        detail::write_column_partials<W>(sums.data(), c.plan, c.geometry, b, 0, 1, c.partials);
-      else if (c.reduce == ReduceMode::by_row_channel)
-        detail::write_channel_partials(sums.data(), c.geometry, static_cast<int64_t>(c.channels.divisor),
-                                       b, 0, 1, c.partials);
+      if (c.reduce != ReduceMode::none)
+        detail::write_block_partials<W>(sums.data(), c.plan, c.geometry, c.reduce,
+                                        static_cast<int64_t>(c.channels.divisor), b, 0, 1, c.partials);
     }
   }
   if constexpr (detail::StageOf<Form>::kQuantized) {  // the kernel's fold_amax

@@ -133,11 +133,21 @@ enum class GatedHalf { first, second };
 // Clamped and weighted GLUs (below) are built for the gates identity, relu,
 // sigmoid, silu, gelu and gelu_tanh (others: StatusCode::unsupported), with
 // outputs of the data's dtype (the quantized outputs refuse clamps for now).
+//
+// Layout: split halves (interleave 0, the default), or interleaved: the row
+// alternates blocks of `interleave` columns of each half, the gated half's
+// block first when gated = first (gpt-oss: interleave 1, x = [g0 u0 g1 u1
+// ...]; Transformer Engine's glu_interleave_size), the other's first when
+// second; interleave must divide d. y [rows, d] keeps the gated half's order.
+// Interleaved calls run the same kernels over the view [rows * d / k, 2k]:
+// at the memory limit where k is a multiple of the 16-byte vector's
+// elements; k = 1 goes element by element (correct, not fast).
 struct Glu {
   Activation act = Activation::sigmoid();
   GatedHalf gated = GatedHalf::second;
   float limit = HUGE_VALF;
   float offset = 0.0f;
+  int64_t interleave = 0;
 
   static Glu glu() { return {Activation::sigmoid(), GatedHalf::second}; }      // a * sigmoid(b)
   static Glu swiglu(float beta = 1.0f) { return {Activation::silu(beta), GatedHalf::first}; }
@@ -146,8 +156,9 @@ struct Glu {
   static Glu reglu() { return {Activation::relu(), GatedHalf::first}; }        // relu(a) * b
   // gpt-oss's SwiGLU: g' * sigmoid(alpha * g') * (u' + 1), g' and u' clamped
   // at 7 (TE's clamped_swiglu; offset 0 for its plain form).
-  static Glu clamped_swiglu(float alpha = 1.702f, float limit = 7.0f, float offset = 1.0f) {
-    return {Activation::silu(alpha), GatedHalf::first, limit, offset};
+  static Glu clamped_swiglu(float alpha = 1.702f, float limit = 7.0f, float offset = 1.0f,
+                            int64_t interleave = 0) {
+    return {Activation::silu(alpha), GatedHalf::first, limit, offset, interleave};
   }
 };
 
@@ -178,8 +189,12 @@ Status glu_backward(const Glu& glu, DType dtype, const void* x, const void* weig
                     DType weight_dtype, const void* dy, void* dx, void* dweight, int64_t rows,
                     int64_t d, Workspace workspace = {}, cudaStream_t stream = nullptr);
 
-// The workspace the weighted glu_backward needs for dweight, in bytes.
+// The workspace the weighted glu_backward needs for dweight, in bytes: for a
+// GLU of split halves, or for `glu`'s layout (an interleaved call's is
+// larger: 4 bytes per block of `interleave` columns and more).
 Status glu_backward_workspace_size(DType dtype, int64_t rows, int64_t d, size_t* workspace_bytes);
+Status glu_backward_workspace_size(const Glu& glu, DType dtype, int64_t rows, int64_t d,
+                                   size_t* workspace_bytes);
 
 // ---------------------------------------------------------------- PReLU
 

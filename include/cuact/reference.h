@@ -144,6 +144,12 @@ struct GluHalves {
 GluHalves glu_halves(const Glu& glu, double gate, double linear);
 // One GLU value in double: act(g') * u'.
 double glu_value(const Glu& glu, double gate, double linear);
+// Where output column c of a row takes its halves in that row of x [2d]
+// (Glu's layout: split halves, or blocks of `interleave` columns).
+struct GluColumns {
+  int64_t gated, linear;
+};
+GluColumns glu_columns(const Glu& glu, int64_t d, int64_t c);
 
 // Host-buffer forms of the fused entry points (same argument rules and
 // statuses, minus the stream and workspace). Reductions (dbias, dweight) sum

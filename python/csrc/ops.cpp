@@ -417,16 +417,19 @@ cuact::Glu glu_of(c10::string_view kind, at::ArrayRef<double> params, bool gate_
 }
 
 // glu_of with the clamps, in fp32 as cuact::Glu holds them (limit inf: no
-// clamp). Their checks are the reference's, on an empty call: every path
-// (float64 too) raises the same Status.
+// clamp), and the layout (interleave 0: split halves; k > 0: blocks of k
+// columns of each half). Their checks are the reference's, on an empty call:
+// every path (float64 too) raises the same Status (that k divides d: in
+// check_glu_layout, once d is known).
 cuact::Glu clamped_glu_of(c10::string_view kind, at::ArrayRef<double> params, bool gate_first,
-                          double limit, double offset, const char* op) {
+                          double limit, double offset, int64_t interleave, const char* op) {
   cuact::Glu glu = glu_of(kind, params, gate_first, op);
   // a positive limit that rounds to 0 would read as "not > 0"
   TORCH_CHECK(!(limit > 0 && static_cast<float>(limit) == 0.0f), "cuact.", op, ": limit ", limit,
               " rounds to 0 in float32");
   glu.limit = static_cast<float>(limit);
   glu.offset = static_cast<float>(offset);
+  glu.interleave = interleave;
   raise_if_failed(cuact::reference::glu_forward(glu, cuact::DType::f32, nullptr, nullptr, 0, 0),
                   op);
   return glu;
@@ -437,6 +440,13 @@ void glu_shape(const Tensor& x, int64_t& rows, int64_t& d, const char* op) {
                     ": the last dimension must be even, got ", x.dim() ? x.size(-1) : 0);
   d = x.size(-1) / 2;
   rows = x.size(-1) == 0 ? 0 : x.numel() / x.size(-1);
+}
+
+// The layout's check against d (interleave divides d; any d = 0), the
+// library's Status on an empty call, for every path (float64 too).
+void check_glu_layout(const cuact::Glu& glu, int64_t d, const char* op) {
+  raise_if_failed(cuact::reference::glu_forward(glu, cuact::DType::f32, nullptr, nullptr, 0, d),
+                  op);
 }
 
 // A routing weight: one per row, the input's shape without its last
@@ -453,24 +463,25 @@ void check_row_weight(const Tensor& x, const Tensor& w, int64_t& rows, const cha
 // float64 CPU tensors: the reference's rows (host/fused_reference.cpp) on
 // doubles, unrounded. y = act(g') * u' (* w[r]); dx from dy * w[r], 0 where a
 // clamp cut the half; dw[r] = sum of dy * act(g') * u' (dw may be null).
+// Output column c reads the columns glu_columns names (the Glu's layout).
 void glu_rows_f64(const cuact::Glu& glu, const double* x, const double* w, double* y,
                   int64_t rows, int64_t d) {
-  const int64_t gated = glu.gated == cuact::GatedHalf::first ? 0 : d, other = d - gated;
   for (int64_t r = 0; r < rows; ++r) {
+    const double* row = x + r * 2 * d;
     for (int64_t c = 0; c < d; ++c) {
-      const double* row = x + r * 2 * d;
-      const double v = cuact::reference::glu_value(glu, row[gated + c], row[other + c]);
+      const cuact::reference::GluColumns at = cuact::reference::glu_columns(glu, d, c);
+      const double v = cuact::reference::glu_value(glu, row[at.gated], row[at.linear]);
       y[r * d + c] = w ? v * w[r] : v;
     }
   }
 }
 void glu_rows_backward_f64(const cuact::Glu& glu, const double* x, const double* w,
                            const double* dy, double* dx, double* dw, int64_t rows, int64_t d) {
-  const int64_t gated = glu.gated == cuact::GatedHalf::first ? 0 : d, other = d - gated;
   for (int64_t r = 0; r < rows; ++r) {
     double sum = 0;
     for (int64_t c = 0; c < d; ++c) {
-      const int64_t ig = r * 2 * d + gated + c, io = r * 2 * d + other + c;
+      const cuact::reference::GluColumns at = cuact::reference::glu_columns(glu, d, c);
+      const int64_t ig = r * 2 * d + at.gated, io = r * 2 * d + at.linear;
       const cuact::reference::GluHalves h = cuact::reference::glu_halves(glu, x[ig], x[io]);
       const double g = dy[r * d + c], gw = w ? g * w[r] : g;
       const double f = cuact::reference::forward(glu.act, h.gate);
@@ -488,6 +499,7 @@ Tensor run_glu(const Tensor& x, const c10::optional<Tensor>& weight, const cuact
   check_input(x, op);
   int64_t rows = 0, d = 0;
   glu_shape(x, rows, d, op);
+  check_glu_layout(glu, d, op);
   if (weight) check_row_weight(x, *weight, rows, op);
   std::vector<int64_t> sizes = x.sizes().vec();
   sizes.back() = d;
@@ -527,6 +539,7 @@ std::tuple<Tensor, Tensor> run_glu_backward(const Tensor& x, const c10::optional
   check_same(x, dy, "dy", op);
   int64_t rows = 0, d = 0;
   glu_shape(x, rows, d, op);
+  check_glu_layout(glu, d, op);
   if (weight) check_row_weight(x, *weight, rows, op);
   TORCH_CHECK(dy.numel() == rows * d, "cuact.", op, ": dy has ", dy.numel(),
               " elements, the output ", rows * d);
@@ -556,7 +569,7 @@ std::tuple<Tensor, Tensor> run_glu_backward(const Tensor& x, const c10::optional
     cuact::Workspace ws;  // dweight's reduction only
     if (want_dw) {
       size_t bytes = 0;
-      raise_if_failed(cuact::glu_backward_workspace_size(dt, rows, d, &bytes), op);
+      raise_if_failed(cuact::glu_backward_workspace_size(glu, dt, rows, d, &bytes), op);
       ws = workspace_of(x, bytes, scratch);
     }
     raise_if_failed(cuact::glu_backward(glu, dt, x.data_ptr(), w, wt, dy.data_ptr(),
@@ -587,19 +600,22 @@ Tensor glu_backward_op(const Tensor& x, const Tensor& dy, c10::string_view kind,
 }
 
 Tensor moe_glu_op(const Tensor& x, const c10::optional<Tensor>& weight, c10::string_view kind,
-                  at::ArrayRef<double> params, bool gate_first, double limit, double offset) {
+                  at::ArrayRef<double> params, bool gate_first, double limit, double offset,
+                  int64_t interleave) {
   const char* op = "moe_glu";
-  return run_glu(x, weight, clamped_glu_of(kind, params, gate_first, limit, offset, op), op);
+  return run_glu(x, weight,
+                 clamped_glu_of(kind, params, gate_first, limit, offset, interleave, op), op);
 }
 
 std::tuple<Tensor, Tensor> moe_glu_backward_op(const Tensor& x,
                                                 const c10::optional<Tensor>& weight,
                                                 const Tensor& dy, c10::string_view kind,
                                                 at::ArrayRef<double> params, bool gate_first,
-                                                double limit, double offset, bool need_dweight) {
+                                                double limit, double offset, bool need_dweight,
+                                                int64_t interleave) {
   const char* op = "moe_glu_backward";
   return run_glu_backward(x, weight, dy,
-                          clamped_glu_of(kind, params, gate_first, limit, offset, op),
+                          clamped_glu_of(kind, params, gate_first, limit, offset, interleave, op),
                           need_dweight, op);
 }
 
@@ -1643,13 +1659,17 @@ TORCH_LIBRARY(cuact, m) {
       "float p, Tensor? used) -> (Tensor, Tensor)");
   m.def("glu(Tensor x, str kind, float[] params, bool gate_first) -> Tensor");
   m.def("glu_backward(Tensor x, Tensor dy, str kind, float[] params, bool gate_first) -> Tensor");
-  // the GLU of MoE experts: clamps (limit inf: none) and a routing weight per row (optional)
+  // the GLU of MoE experts: clamps (limit inf: none), a routing weight per row
+  // (optional) and the layout (interleave 0: split halves; k: blocks of k
+  // columns of each half, gpt-oss's k = 1). The backward's interleave follows
+  // need_dweight: a defaulted argument must come last.
   m.def(
       "moe_glu(Tensor x, Tensor? weight, str kind, float[] params, bool gate_first, float limit, "
-      "float offset) -> Tensor");
+      "float offset, int interleave=0) -> Tensor");
   m.def(
       "moe_glu_backward(Tensor x, Tensor? weight, Tensor dy, str kind, float[] params, "
-      "bool gate_first, float limit, float offset, bool need_dweight) -> (Tensor, Tensor)");
+      "bool gate_first, float limit, float offset, bool need_dweight, int interleave=0) -> "
+      "(Tensor, Tensor)");
   m.def("prelu(Tensor x, Tensor weight) -> Tensor");
   m.def("prelu_backward(Tensor x, Tensor weight, Tensor dy) -> (Tensor, Tensor)");
   m.def(

@@ -824,16 +824,19 @@ def _moe_glu_backward(ctx, dy, *_):
     x, weight = ctx.saved_tensors
     need_dweight = weight is not None and ctx.needs_input_grad[1]
     dx, dweight = call("moe_glu_backward", x, weight, dy.contiguous(), ctx.kind, ctx.params,
-                       ctx.gate_first, ctx.limit, ctx.offset, need_dweight)
+                       ctx.gate_first, ctx.limit, ctx.offset, need_dweight, ctx.interleave)
     return (dx if ctx.needs_input_grad[0] else None,
-            dweight if need_dweight else None) + (None,) * 5
+            dweight if need_dweight else None) + (None,) * (ctx.inputs - 2)
 
 
 @_rule("moe_glu")
 class _MoeGlu:
     @staticmethod
     def setup(ctx, inputs, output):
-        x, weight, ctx.kind, ctx.params, ctx.gate_first, ctx.limit, ctx.offset = inputs
+        # interleave (the last argument) may be left to its default
+        x, weight, ctx.kind, ctx.params, ctx.gate_first, ctx.limit, ctx.offset = inputs[:7]
+        ctx.interleave = inputs[7] if len(inputs) > 7 else 0
+        ctx.inputs = len(inputs)
         ctx.save_for_backward(x, weight)
 
     backward = staticmethod(_no_second_derivative(_moe_glu_backward, "moe_glu"))

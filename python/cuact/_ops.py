@@ -58,17 +58,26 @@ def _(x, dy, kind, params, gate_first):
     return torch.empty_like(x)
 
 
-def _check_moe_glu(x, weight, limit, offset, op):
-    """What the moe_glu operators check of their clamps and routing weight
-    (csrc/ops.cpp, clamped_glu_of and check_row_weight): limit > 0 (inf: no
-    clamp), offset finite; the weight one per row (the input's shape without
-    its last dimension), the input's dtype or float32, on its device."""
+def _check_moe_glu(x, weight, limit, offset, interleave, op):
+    """What the moe_glu operators check of their clamps, layout and routing
+    weight (csrc/ops.cpp, clamped_glu_of, check_glu_layout and
+    check_row_weight): limit > 0 (inf: no clamp), offset finite; interleave
+    >= 0 and, when > 0, a divisor of d (any, where d is 0); the weight one per
+    row (the input's shape without its last dimension), the input's dtype or
+    float32, on its device."""
     torch._check(x.dim() >= 1 and x.shape[-1] % 2 == 0,
                  lambda: f"cuact.{op}: the last dimension must be even")
     torch._check(limit > 0, lambda: f"cuact.{op}: invalid_parameter: glu limit must be > 0 "
                                     f"(+inf: no clamp), got {limit}")
     torch._check(math.isfinite(offset),
                  lambda: f"cuact.{op}: invalid_parameter: glu offset must be finite, got {offset}")
+    torch._check(interleave >= 0,
+                 lambda: f"cuact.{op}: invalid_parameter: glu interleave is negative, "
+                         f"got {interleave}")
+    d = x.shape[-1] // 2
+    torch._check(interleave == 0 or d == 0 or d % interleave == 0,
+                 lambda: f"cuact.{op}: invalid_size: glu interleave must divide d, got "
+                         f"interleave {interleave} and d {d}")
     if weight is None:
         return
     torch._check(weight.device == x.device,
@@ -83,14 +92,14 @@ def _check_moe_glu(x, weight, limit, offset, op):
 
 
 @torch.library.register_fake(lib + "moe_glu")
-def _(x, weight, kind, params, gate_first, limit, offset):
-    _check_moe_glu(x, weight, limit, offset, "moe_glu")
+def _(x, weight, kind, params, gate_first, limit, offset, interleave=0):
+    _check_moe_glu(x, weight, limit, offset, interleave, "moe_glu")
     return x.new_empty((*x.shape[:-1], x.shape[-1] // 2))
 
 
 @torch.library.register_fake(lib + "moe_glu_backward")
-def _(x, weight, dy, kind, params, gate_first, limit, offset, need_dweight):
-    _check_moe_glu(x, weight, limit, offset, "moe_glu_backward")
+def _(x, weight, dy, kind, params, gate_first, limit, offset, need_dweight, interleave=0):
+    _check_moe_glu(x, weight, limit, offset, interleave, "moe_glu_backward")
     if weight is None:
         return torch.empty_like(x), x.new_empty(0)
     return torch.empty_like(x), torch.empty_like(weight) if need_dweight else weight.new_empty(0)
@@ -465,10 +474,11 @@ def _prelu_rule(info, in_dims, x, weight):
 
 
 def _moe_glu_backward_rule(info, in_dims, *args):
-    # one call with the batch as more rows; an empty dweight (none asked for)
-    # is not batched
+    # one call with the batch as more rows (the layout is within a row: any
+    # interleave too); an empty dweight (none asked for) is not batched
     dx, dweight = ops.moe_glu_backward(*_batch_first(info, in_dims, args, [0, 1, 2]))
-    return (dx, dweight), (0, 0 if args[1] is not None and args[-1] else None)
+    need_dweight = args[8]
+    return (dx, dweight), (0, 0 if args[1] is not None and need_dweight else None)
 
 
 for _name, _rule in {

@@ -356,9 +356,17 @@ def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False, ge
 # ------------------------------------------------------------------ GLU family
 
 def gated(input, activation="sigmoid", dim=-1, gate="first", *, limit=None, offset=0.0,
-          weight=None, **params):
+          weight=None, interleave=0, **params):
     """Splits `input` in halves a | b along `dim`: activation(a) * b
     (gate='first', the SwiGLU order) or a * activation(b) (gate='second', glu).
+
+    `interleave` (an int >= 0) is the halves' layout along `dim` (of size 2d):
+    0, the two halves a | b; k > 0, blocks of k columns of each half in turn,
+    the activated half's block first with gate='first' (a0..a(k-1)
+    b0..b(k-1) a(k)...), the other's first with gate='second'; k must divide
+    d. interleave=1 is gpt-oss's layout (its gate x[..., ::2], its linear
+    half x[..., 1::2]); Transformer Engine's glu_interleave_size is k. The
+    result keeps the activated half's column order; k = d is the halves.
 
     The forms of MoE experts (docs/SPEC.md, "Gated activations"), with g the
     activated half and u the other: `limit` clamps g' = min(g, limit) and
@@ -373,13 +381,26 @@ def gated(input, activation="sigmoid", dim=-1, gate="first", *, limit=None, offs
     give NaN gradients (torch.clamp's would give 0)."""
     _floating(input, "glu")
     kind, a, dim, last, x = _gated_args(input, activation, dim, gate, params)
-    if limit is None and offset == 0 and weight is None:
+    interleave = _interleave(interleave)
+    if limit is None and offset == 0 and weight is None and interleave == 0:
         y = call("glu", x, kind, a, gate == "first")
     else:
         w = None if weight is None else _row_weight(weight, input, dim)
         y = call("moe_glu", x, w, kind, a, gate == "first",
-                 math.inf if limit is None else float(limit), float(offset))
+                 math.inf if limit is None else float(limit), float(offset), interleave)
     return y if last else y.movedim(-1, dim)
+
+
+def _interleave(interleave):
+    """gated's interleave as an int (the operators check its value: >= 0, a
+    divisor of d)."""
+    if isinstance(interleave, bool):
+        raise TypeError("glu(): interleave must be an int, not bool")
+    try:
+        return operator.index(interleave)
+    except TypeError:
+        raise TypeError(f"glu(): interleave must be an int, not "
+                        f"{type(interleave).__name__}") from None
 
 
 def _row_weight(weight, input, dim):
@@ -421,22 +442,27 @@ def glu(input, dim=-1):
     return gated(input, "sigmoid", dim, "second")
 
 
-def swiglu(input, dim=-1, *, beta=1.0, weight=None):
+def swiglu(input, dim=-1, *, beta=1.0, weight=None, interleave=0):
     """silu(a) * b; weight: a routing weight per row (Megatron's
-    weighted_swiglu, silu(a) * b * weight[:, None]), as gated's."""
-    return gated(input, "silu", dim, "first", weight=weight, beta=beta)
+    weighted_swiglu, silu(a) * b * weight[:, None]), interleave: the halves'
+    layout along `dim` (interleave=1: a = x[..., ::2], b = x[..., 1::2]), as
+    gated's."""
+    return gated(input, "silu", dim, "first", weight=weight, interleave=interleave, beta=beta)
 
 
-def clamped_swiglu(input, dim=-1, *, alpha=1.702, limit=7.0, offset=1.0, weight=None):
+def clamped_swiglu(input, dim=-1, *, alpha=1.702, limit=7.0, offset=1.0, weight=None,
+                   interleave=0):
     """The SwiGLU of gpt-oss's MoE experts (Transformer Engine's
     clamped_swiglu): g' * sigmoid(alpha * g') * (u' + offset) with
-    g' = min(a, limit), u' = clamp(b, -limit, limit) over the halves a | b of
+    g' = min(a, limit), u' = clamp(b, -limit, limit) over the halves a, b of
     `dim`; weight: a routing weight per row. gated's rules (a first
-    derivative only). gpt-oss interleaves the halves (a = x[..., ::2],
-    b = x[..., 1::2]); here they are the two halves (permute the projection's
-    columns once)."""
+    derivative only). interleave: the halves' layout along `dim`, gated's: 0
+    (the default), the two halves a | b; interleave=1 is gpt-oss's own
+    layout (a = x[..., ::2], b = x[..., 1::2]), so its checkpoint's
+    projection runs as it is; k > 0, blocks of k columns of each (Transformer
+    Engine's glu_interleave_size)."""
     return gated(input, "silu", dim, "first", limit=limit, offset=offset, weight=weight,
-                 beta=alpha)
+                 interleave=interleave, beta=alpha)
 
 
 def geglu(input, dim=-1, *, approximate="none"):

@@ -88,7 +88,8 @@ class BiasActivation(torch.nn.Module):
 
 class _Gated(torch.nn.Module):
     """F.gated with the class's activation and gate; params: the activation's
-    and F.gated's limit and offset. forward's weight: a routing weight per row."""
+    and F.gated's limit, offset and interleave. forward's weight: a routing
+    weight per row."""
     activation, gate = "sigmoid", "second"
 
     def __init__(self, dim=-1, **params):
@@ -116,11 +117,12 @@ class ReGLU(_Gated):
 
 
 class ClampedSwiGLU(_Gated):
-    """F.clamped_swiglu (gpt-oss's MoE experts): forward(input, weight=None)."""
+    """F.clamped_swiglu (gpt-oss's MoE experts): forward(input, weight=None);
+    interleave=1 for gpt-oss's layout of the halves (x[..., ::2] the gate)."""
     activation, gate = "silu", "first"
 
-    def __init__(self, dim=-1, *, alpha=1.702, limit=7.0, offset=1.0):
-        super().__init__(dim, beta=alpha, limit=limit, offset=offset)
+    def __init__(self, dim=-1, *, alpha=1.702, limit=7.0, offset=1.0, interleave=0):
+        super().__init__(dim, beta=alpha, limit=limit, offset=offset, interleave=interleave)
 
 
 class _SoftmaxModule(torch.nn.Module):

@@ -1,8 +1,8 @@
 """The GLU of MoE experts (cuact.functional.clamped_swiglu, gated's limit,
 offset and weight; the moe_glu operators) against plain-PyTorch forms of the
 published formulas, computed in float64 on the inputs' values: gpt-oss's
-clamped SwiGLU, Megatron's weighted SwiGLU, docs/SPEC.md's clamps for any
-gate; the clamps' kinks and NaN as SPEC documents them; opcheck,
+clamped SwiGLU (on its own interleaved columns too), Megatron's weighted
+SwiGLU, docs/SPEC.md's clamps for any gate and layout; the clamps' kinks and NaN as SPEC documents them; opcheck,
 torch.compile, vmap, gradcheck; the refusals (second derivative, forward
 mode, bad clamps and weights). The CUDA half (kernels against the CPU
 reference) skips without a GPU (fails with CUACT_REQUIRE_GPU=1)."""
@@ -57,17 +57,39 @@ def gpt_oss_swiglu(x, alpha=1.702, limit=7.0):
     return out_glu * (x_linear + 1)
 
 
+def gpt_oss_swiglu_interleaved(x, alpha=1.702, limit=7.0):
+    """gpt-oss's swiglu as published: the halves interleaved, x_glu the even
+    columns, x_linear the odd ones (cuact's interleave=1)."""
+    x_glu, x_linear = x[..., ::2], x[..., 1::2]
+    x_glu = x_glu.clamp(min=None, max=limit)
+    x_linear = x_linear.clamp(min=-limit, max=limit)
+    out_glu = x_glu * torch.sigmoid(alpha * x_glu)
+    return out_glu * (x_linear + 1)
+
+
+def glu_columns(d, interleave=0, gate_first=True):
+    """The columns of a row of x [2d] that output column c reads, as index
+    tensors (gated, linear): the halves (interleave 0), or blocks of k columns
+    of each in turn, the gated half's first when gate_first."""
+    k = interleave or d
+    c = torch.arange(d)
+    block, at = 2 * k * (c // k), c % k
+    first, second = block + at, block + k + at
+    return (first, second) if gate_first else (second, first)
+
+
 def megatron_weighted_swiglu(x, w):
     """Megatron-LM's weighted_swiglu (its reference form): swiglu(y) * weights."""
     a, b = x.chunk(2, dim=-1)
     return F.silu(a) * b * w[..., None]
 
 
-def spec_glu(x, act, gate_first=True, limit=INF, offset=0.0, w=None):
+def spec_glu(x, act, gate_first=True, limit=INF, offset=0.0, w=None, interleave=0):
     """docs/SPEC.md, "Gated activations": act(min(g, limit)) *
-    (clamp(u, -limit, limit) + offset) (* w per row)."""
-    a, b = x.chunk(2, dim=-1)
-    g, u = (a, b) if gate_first else (b, a)
+    (clamp(u, -limit, limit) + offset) (* w per row); g and u the columns
+    of the layout (glu_columns)."""
+    gi, ui = glu_columns(x.shape[-1] // 2, interleave, gate_first)
+    g, u = x[..., gi], x[..., ui]
     y = act(g.clamp(max=limit)) * (u.clamp(-limit, limit) + offset)
     return y if w is None else y * w[..., None]
 
@@ -161,6 +183,45 @@ def test_clamps_of_any_gate_match_the_spec(dtype, case):
            lambda v, u: spec_glu(v, act, gate == "first", lim, _f32(offset), u), x, w, lim)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_interleaved_clamped_swiglu_matches_gpt_oss(dtype):
+    """interleave=1 on gpt-oss's own columns (x[..., ::2] the gate,
+    x[..., 1::2] the linear half), scaled by a routing weight: the value and
+    the gradients of x and the weight."""
+    x, w = _x(dtype), _w(12, torch.float32)
+    assert (x.abs() > 7).any() and (x.abs() < 7).any()
+    _check(lambda v, u: CF.clamped_swiglu(v, weight=u, interleave=1),
+           lambda v, u: gpt_oss_swiglu_interleaved(v, _f32(1.702)) * u[:, None], x, w, 7.0)
+    _check(lambda v, _: CF.clamped_swiglu(v, interleave=1),
+           lambda v, _: gpt_oss_swiglu_interleaved(v, _f32(1.702)), x, None, 7.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_interleave_32_gate_second_matches_the_spec(dtype):
+    """Transformer Engine's glu_interleave_size (32), the linear half's block
+    first (gate second), clamps, an offset and a weight in the input's dtype."""
+    x, w = _x(dtype, rows=4, d=64, spread=2.5), _w(4, dtype)
+    _check(lambda v, u: CF.gated(v, "gelu", gate="second", limit=3.0, offset=-0.5, weight=u,
+                                 interleave=32),
+           lambda v, u: spec_glu(v, _gelu, False, 3.0, -0.5, u, interleave=32), x, w, 3.0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64], ids=str)
+def test_interleave_of_d_is_the_halves(dtype):
+    """One block of each half per row: the split halves' values and
+    gradients bit for bit (without clamps: the plain glu's)."""
+    x, w = _x(dtype, rows=6, d=10), _w(6, dtype)
+    dy = _dy((6, 10), dtype)
+    for gate in ("first", "second"):
+        for kw in (dict(limit=2.0, offset=0.5, weight=w), dict()):
+            halves = _run(lambda v, u: CF.gated(v, "silu", gate=gate, **{**kw, "weight": u}),
+                          x, kw.get("weight"), dy)
+            blocks = _run(lambda v, u: CF.gated(v, "silu", gate=gate, interleave=10,
+                                                **{**kw, "weight": u}), x, kw.get("weight"), dy)
+            for a, b in zip(halves, blocks):
+                assert (a is None and b is None) or torch.equal(a, b)
+
+
 # ------------------------------------------------------------------ kinks and NaN
 
 @pytest.mark.parametrize("dtype", DTYPES + [torch.float64], ids=str)
@@ -242,6 +303,9 @@ def test_without_clamps_or_weight_the_plain_glu_runs(monkeypatch):
     names.clear()
     assert torch.equal(CF.gated(x, "silu", limit=INF), plain)
     assert names == ["moe_glu"]
+    names.clear()
+    CF.swiglu(x, interleave=1)
+    assert names == ["moe_glu"]
     kind, params = CF.activation_params("silu")
     dy = _dy((12, 20), torch.float32)
     dx, dw = ops.moe_glu_backward(x, None, dy, kind, params, True, INF, 0.0, False)
@@ -284,6 +348,8 @@ def test_empty_inputs():
                          torch.empty(x.shape[0], x.shape[1] // 2))
         assert y.shape == (x.shape[0], x.shape[1] // 2) and dx.shape == x.shape
         assert torch.equal(dw, torch.zeros_like(w))
+    # d = 0 takes any interleave (none to divide)
+    assert CF.clamped_swiglu(torch.empty(3, 0), interleave=3).shape == (3, 0)
 
 
 def test_gradcheck_in_float64():
@@ -296,6 +362,8 @@ def test_gradcheck_in_float64():
                                     (x, w))
     assert torch.autograd.gradcheck(lambda v, u: CF.gated(v, "gelu", gate="second", limit=2.0,
                                                           offset=0.5, weight=u), (x, w))
+    assert torch.autograd.gradcheck(lambda v, u: CF.clamped_swiglu(v, limit=2.0, weight=u,
+                                                                  interleave=1), (x, w))
 
 
 def test_module():
@@ -306,6 +374,11 @@ def test_module():
     assert torch.equal(cuact.nn.ClampedSwiGLU(alpha=1.0, limit=3.0, offset=0.0)(x),
                        CF.gated(x, "silu", limit=3.0))
     assert torch.equal(cuact.nn.SwiGLU()(x, w), CF.swiglu(x, weight=w))
+    assert torch.equal(cuact.nn.ClampedSwiGLU(interleave=1)(x, w),
+                       CF.clamped_swiglu(x, weight=w, interleave=1))
+    assert torch.equal(CF.swiglu(x, interleave=1), CF.gated(x, "silu", interleave=1))
+    gi, ui = glu_columns(20, 1)
+    assert torch.equal(CF.swiglu(x, interleave=1), CF.swiglu(torch.cat((x[:, gi], x[:, ui]), -1)))
 
 
 # ------------------------------------------------------------------ autograd's limits
@@ -342,14 +415,15 @@ def test_forward_mode_raises():
         CF.swiglu(fwad.make_dual(x, torch.ones_like(x)), weight=_w(12, torch.float32))
 
 
-def test_vmap_and_torch_func_grad():
+@pytest.mark.parametrize("interleave", [0, 2])
+def test_vmap_and_torch_func_grad(interleave):
     """The batch as more rows: the values and gradients of a per-entry loop,
-    with a batched or a shared weight."""
+    with a batched or a shared weight, either layout."""
     x = torch.stack([_x(torch.float32, rows=4, d=6, seed=s) for s in range(3)])
     w = torch.stack([_w(4, torch.float32, seed=s) for s in range(3)])
 
     def f(v, u):
-        return CF.clamped_swiglu(v, weight=u)
+        return CF.clamped_swiglu(v, weight=u, interleave=interleave)
 
     def loss(v, u):
         return f(v, u).pow(2).sum()
@@ -361,6 +435,14 @@ def test_vmap_and_torch_func_grad():
         gx, gw = torch.func.vmap(grad, in_dims)(x, ws)
         assert torch.equal(gx, torch.stack([grad(*e)[0] for e in entries]))
         assert torch.equal(gw, torch.stack([grad(*e)[1] for e in entries]))
+    # the backward operator's own rule
+    kind, params = CF.activation_params("silu", beta=1.702)
+    dy = torch.stack([_dy((4, 6), torch.float32, seed=s) for s in range(3)])
+    args = (kind, params, True, 7.0, 1.0, True, interleave)
+    got = torch.func.vmap(lambda v, u, g: ops.moe_glu_backward(v, u, g, *args))(x, w, dy)
+    for i in range(3):
+        want = ops.moe_glu_backward(x[i], w[i], dy[i], *args)
+        assert torch.equal(got[0][i], want[0]) and torch.equal(got[1][i], want[1])
 
 
 # ------------------------------------------------------------------ the operators
@@ -377,6 +459,9 @@ def _op_samples(dtype):
     w = _w(3, dtype).requires_grad_()
     w32 = _w((2, 3), wide).requires_grad_()
     dy = _dy((3, 4), dtype)
+    x8 = _x(dtype, rows=2, d=8, seed=6).requires_grad_()
+    w8 = _w(2, wide).requires_grad_()
+    dy8 = _dy((2, 8), dtype)
     return [
         (ops.moe_glu, (x, None, *silu, True, 7.0, 1.0)),
         (ops.moe_glu, (x, w, *silu, True, 2.0, 1.0)),
@@ -385,6 +470,11 @@ def _op_samples(dtype):
         (ops.moe_glu_backward, (x.detach(), w.detach(), dy, *silu, True, 2.0, 1.0, True)),
         (ops.moe_glu_backward, (x.detach(), w.detach(), dy, *silu, True, 2.0, 1.0, False)),
         (ops.moe_glu_backward, (x.detach(), None, dy, *sig, False, 3.0, 0.0, True)),
+        # the layouts: gpt-oss's interleave 1, blocks of 4 with the gate second
+        (ops.moe_glu, (x8, w8, *silu, True, 7.0, 1.0, 1)),
+        (ops.moe_glu, (x3, None, *sig, False, 1.5, -0.5, 2)),
+        (ops.moe_glu_backward, (x8.detach(), w8.detach(), dy8, *silu, True, 7.0, 1.0, True, 1)),
+        (ops.moe_glu_backward, (x8.detach(), None, dy8, *sig, False, INF, 0.0, False, 4)),
     ]
 
 
@@ -466,6 +556,15 @@ BAD = {
                               lambda: CF.clamped_swiglu(torch.ones(3, 5))),
     "integer input": (NotImplementedError, "not implemented for",
                       lambda: CF.clamped_swiglu(torch.ones(3, 4, dtype=torch.int64))),
+    "negative interleave": (RuntimeError, "interleave is negative",
+                            lambda: CF.clamped_swiglu(x_, interleave=-1)),
+    "interleave not dividing d": (RuntimeError, "interleave must divide d",
+                                  lambda: CF.swiglu(_x(torch.float32, rows=2, d=6),
+                                                    interleave=4)),
+    "interleave past d": (RuntimeError, "interleave must divide d",
+                          lambda: CF.clamped_swiglu(x_, interleave=4)),
+    "interleave not an int": (TypeError, "interleave must be an int",
+                              lambda: CF.clamped_swiglu(x_, interleave=1.0)),
     "unknown activation": (ValueError, "unknown activation",
                            lambda: CF.gated(x_, "nope", limit=1.0)),
     "a gate the MoE forms are not built for": (RuntimeError, "built for the gates",
@@ -494,6 +593,12 @@ def test_operators_refuse_what_the_functions_never_pass():
     with pytest.raises(TypeError, match="dy is"):
         ops.moe_glu_backward(x, None, torch.ones(3, 2).double(), kind, params, True, 7.0, 1.0,
                              False)
+    for t in (x, x.double()):  # the kernels' path and float64's
+        with pytest.raises(RuntimeError, match="invalid_parameter: glu interleave is negative"):
+            ops.moe_glu(t, None, kind, params, True, 7.0, 1.0, -2)
+        with pytest.raises(RuntimeError, match="invalid_size: glu interleave must divide d"):
+            ops.moe_glu_backward(t, None, torch.ones(3, 2, dtype=t.dtype), kind, params, True,
+                                 7.0, 1.0, False, 3)
 
 
 def test_fake_kernels_refuse_what_the_kernels_refuse():
@@ -510,6 +615,15 @@ def test_fake_kernels_refuse_what_the_kernels_refuse():
             ops.moe_glu(x, w.double(), kind, params, True, 7.0, 1.0)
         with pytest.raises(RuntimeError, match="even"):
             ops.moe_glu(torch.empty(3, 5), w, kind, params, True, 7.0, 1.0)
+        with pytest.raises(RuntimeError, match="invalid_parameter: glu interleave is negative"):
+            ops.moe_glu(x, w, kind, params, True, 7.0, 1.0, -1)
+        with pytest.raises(RuntimeError, match="invalid_size: glu interleave must divide d"):
+            ops.moe_glu(x, w, kind, params, True, 7.0, 1.0, 3)
+        with pytest.raises(RuntimeError, match="invalid_size: glu interleave must divide d"):
+            ops.moe_glu_backward(x, w, torch.empty(3, 2), kind, params, True, 7.0, 1.0, True, 4)
+        assert ops.moe_glu(x, w, kind, params, True, 7.0, 1.0, 1).shape == (3, 2)
+        assert ops.moe_glu(torch.empty(3, 0), None, kind, params, True, 7.0, 1.0,
+                           5).shape == (3, 0)
         x16 = x.bfloat16()
         y = ops.moe_glu(x16, w, kind, params, True, 7.0, 1.0)
         assert y.shape == (3, 2) and y.dtype == torch.bfloat16
@@ -522,23 +636,31 @@ def test_fake_kernels_refuse_what_the_kernels_refuse():
 
 # ------------------------------------------------------------------ CUDA
 
-def _device_inputs(dtype):
-    """Random rows (past the limits too), the clamps' kinks and NaN."""
-    x = _x(dtype, rows=64, d=100)
-    kinks = torch.tensor([7.0, 7.0, -7.0, 9.0, -9.0, NAN, 1.0, 0.5] * 25, dtype=dtype)
+def _device_inputs(dtype, d=100):
+    """Random rows (past the limits too), the clamps' kinks and NaN (d a
+    multiple of 4)."""
+    x = _x(dtype, rows=64, d=d)
+    kinks = torch.tensor([7.0, 7.0, -7.0, 9.0, -9.0, NAN, 1.0, 0.5] * (d // 4), dtype=dtype)
     x[0], x[1] = kinks, kinks.roll(3)
     return x
 
 
+# (interleave, d): the halves with d no multiple of a vector; gpt-oss's 1
+# (element by element); 32 (TE's, whole vectors); 12 (fp32's vectors only)
+DEVICE_LAYOUTS = [(0, 100), (1, 96), (32, 96), (12, 96)]
+
+
+@pytest.mark.parametrize("interleave,d", DEVICE_LAYOUTS,
+                         ids=[f"interleave{k}-d{d}" for k, d in DEVICE_LAYOUTS])
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-def test_kernels_match_the_reference(cuda, dtype):
+def test_kernels_match_the_reference(cuda, dtype, interleave, d):
     """y, dx and dweight of the device against the CPU reference, on a side
-    stream: fp32 within 16 ulps, 16-bit data within one ulp (the kernels'
-    fp32 products rounded once) but for small values of a difference;
-    dweight within fp32 sums' rounding. Zeros (past a limit) and NaN where the
-    reference has them."""
-    x = _device_inputs(dtype)
-    dy = _dy((64, 100), dtype)
+    stream, for each layout: fp32 within 16 ulps, 16-bit data within one ulp
+    (the kernels' fp32 products rounded once) but for small values of a
+    difference; dweight within fp32 sums' rounding. Zeros (past a limit) and
+    NaN where the reference has them."""
+    x = _device_inputs(dtype, d)
+    dy = _dy((64, d), dtype)
     silu = CF.activation_params("silu", beta=1.702)
     gelu = CF.activation_params("gelu")
     eps = torch.finfo(dtype).eps * (16 if dtype == torch.float32 else 1)
@@ -546,13 +668,13 @@ def test_kernels_match_the_reference(cuda, dtype):
     for w in (None, _w(64, torch.float32), _w(64, dtype)):
         for params, gate_first, limit, offset in ((silu, True, 7.0, 1.0), (gelu, False, 3.0, -0.5)):
             args = (*params, gate_first, limit, offset)
-            ref_y = ops.moe_glu(x, w, *args)
-            ref_dx, ref_dw = ops.moe_glu_backward(x, w, dy, *args, True)
+            ref_y = ops.moe_glu(x, w, *args, interleave)
+            ref_dx, ref_dw = ops.moe_glu_backward(x, w, dy, *args, True, interleave)
             s.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(s):
                 xd, wd = x.to(cuda), None if w is None else w.to(cuda)
-                dev = [ops.moe_glu(xd, wd, *args),
-                       *ops.moe_glu_backward(xd, wd, dy.to(cuda), *args, True)]
+                dev = [ops.moe_glu(xd, wd, *args, interleave),
+                       *ops.moe_glu_backward(xd, wd, dy.to(cuda), *args, True, interleave)]
             s.synchronize()
             dev = [t.cpu() for t in dev]
             for d, r in ((dev[0], ref_y), (dev[1], ref_dx)):
@@ -560,12 +682,14 @@ def test_kernels_match_the_reference(cuda, dtype):
                 d, r = d.double(), r.double()
                 tol = eps * r.abs() + eps * r.abs().nan_to_num().amax() / 16
                 assert ((d - r).abs() <= tol).logical_or(r.isnan()).all()
-            a, b = x.chunk(2, -1)
-            g, u = (a, b) if gate_first else (b, a)
-            cut = (g > limit, u.abs() > limit)  # the halves past a limit: gradient 0
-            assert (dev[1][torch.cat(cut if gate_first else cut[::-1], -1)] == 0).all()
+            gi, ui = glu_columns(d, interleave, gate_first)
+            g, u = x[:, gi], x[:, ui]
+            # the halves past a limit: gradient 0
+            assert (dev[1][:, gi][g > limit] == 0).all()
+            assert (dev[1][:, ui][u.abs() > limit] == 0).all()
             if w is not None:
-                terms = (ops.moe_glu(x.double(), None, *args) * dy.double()).abs().nansum(-1)
+                terms = (ops.moe_glu(x.double(), None, *args, interleave)
+                         * dy.double()).abs().nansum(-1)
                 tol = 64 * 2.0 ** -24 * terms + torch.finfo(w.dtype).eps * ref_dw.double().abs()
                 d, r = dev[2].double(), ref_dw.double()
                 assert torch.equal(d.isnan(), r.isnan())
