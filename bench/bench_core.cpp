@@ -416,10 +416,13 @@ bool read_static_model(const std::string& path, std::vector<StaticRow>& rows, st
     } else if (family == "fused") {
       r.key = {"fused", fused_bench_op(op, form), "", "", op + " " + form, 0};
     } else if (family == "softmax" && json_field(line, "dispatch") == "true") {
-      // fp8 probabilities: the fused family's softmax->fp8 row.
-      const bool fp8 = json_field(line, "dtype").find("->") != std::string::npos;
-      r.key = {fp8 ? "fused" : "softmax", fp8 ? "softmax->fp8" : "softmax", "", "",
-               op + " cols=" + json_field(line, "cols"), 0};
+      // fp8 probabilities: the fused family's softmax->fp8 row; the
+      // cross-entropy epilogue (dtype "<input>->ce"): its cross_entropy row.
+      const std::string dtype = json_field(line, "dtype");
+      const bool ce = dtype.size() > 4 && dtype.compare(dtype.size() - 4, 4, "->ce") == 0;
+      const bool fp8 = !ce && dtype.find("->") != std::string::npos;
+      r.key = {fp8 || ce ? "fused" : "softmax", ce ? "cross_entropy" : fp8 ? "softmax->fp8" : "softmax",
+               "", "", op + " cols=" + json_field(line, "cols"), 0};
     } else {
       continue;  // kernels the bench does not time as a row of their own
     }

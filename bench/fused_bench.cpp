@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "cuact/cuact.h"
+#include "cross_entropy_accuracy.h"
 #include "cuact/reference.h"
 #include "fused_accuracy.h"
 #include "fused_emulation.h"
@@ -44,6 +45,9 @@ constexpr int64_t kPreluOuter = 32, kPreluChannels = 256, kPreluInner = 16384;
 // An MoE expert's GLU: gpt-oss's clamped SwiGLU at its width, 2880, a
 // routing weight (fp32) per token row, backward with d weight.
 constexpr int64_t kMoeRows = 16384, kMoeWidth = 2880;
+// The last layer of a language model: the fused cross-entropy (mean loss,
+// dlogits written in the same pass) over Llama 3's vocabulary.
+constexpr int64_t kCeRows = 1536, kCeVocab = 128256;
 // The fp8 rows: e4m3 forward, e5m2 backward (Transformer Engine's hybrid
 // recipe), delayed scaling with this scale (and one current-scaling row).
 constexpr float kFp8Scale = 16.0f;
@@ -275,6 +279,7 @@ class FusedRows {
         for (int64_t d : kGluWidths)
           for (int64_t rows : kGluRows) add_glu(t, name, rows, d, cases);
       add_moe_glu(t, cases);
+      add_cross_entropy(t, cases);
       add_prelu(t, cases);
       add_rrelu(t, cases);
       add_fp8(t, cases);
@@ -502,6 +507,56 @@ class FusedRows {
                           {ws, ws_bytes});
     };
     add(cases, bwd);
+  }
+
+  // Cross-entropy, the fused mode: logits [rows, vocab] in, the mean loss
+  // and dlogits out (one read, one write), judged on a slice first.
+  void add_cross_entropy(DType t, std::vector<FusedCase>& cases) {
+    const int64_t rows = kCeRows, vocab = kCeVocab, es = dtype_size(t);
+    GpuBench& b = bench_;
+    CrossEntropy ce;
+    ce.reduction = Reduction::mean;
+    int32_t* targets = static_cast<int32_t*>(params_.get(static_cast<size_t>(rows * 4)));
+    float* words = static_cast<float*>(grads_.get(static_cast<size_t>((rows + 8) * 4)));
+    void* ws = workspace_.get(static_cast<size_t>(ce_workspace(rows)));
+    FusedCase c;
+    c.key = key("cross_entropy", t, "forward", std::to_string(rows) + "x" + std::to_string(vocab) +
+                " mean, dlogits", rows * vocab);
+    c.bytes = 2 * rows * vocab * es + rows * 4;
+    c.inputs = 1;
+    c.check = [=, &b] {
+      const test::CrossEntropyProblem p = test::make_cross_entropy_problem(
+          "bench", ce, t, kCheckRows, vocab, vocab, 2026, 3.0, 0.0, 0);
+      upload(t, b.a(), p.logits);
+      std::vector<int32_t> t32(p.targets.begin(), p.targets.end());
+      BENCH_CUDA(cudaMemcpy(targets, t32.data(), t32.size() * 4, cudaMemcpyHostToDevice));
+      CrossEntropyOutputs out;
+      out.loss = words + 8;
+      out.reduced = words;
+      out.dlogits = b.c();
+      const Status s = cross_entropy_forward(ce, t, b.a(), kCheckRows, vocab, vocab, targets,
+                                             IndexType::i32, out, {ws, ce_workspace(kCheckRows)});
+      if (!s.ok()) return verdict(s, 0);
+      test::CrossEntropyGot got;
+      got.loss.resize(kCheckRows);
+      BENCH_CUDA(cudaMemcpy(got.loss.data(), words + 8, kCheckRows * 4, cudaMemcpyDeviceToHost));
+      BENCH_CUDA(cudaMemcpy(&got.reduced, words, 4, cudaMemcpyDeviceToHost));
+      got.dlogits = download(t, b.c(), kCheckRows * vocab);
+      const test::CrossEntropyCheck r = test::check_cross_entropy(p, got);
+      // The timed calls' targets: every row's, a class each.
+      std::vector<int32_t> all(static_cast<size_t>(rows));
+      for (int64_t i = 0; i < rows; ++i) all[i] = static_cast<int32_t>((i * 7919) % vocab);
+      BENCH_CUDA(cudaMemcpy(targets, all.data(), all.size() * 4, cudaMemcpyHostToDevice));
+      return verdict(s, r.failures);
+    };
+    c.launch = [=, &b] {
+      CrossEntropyOutputs out;
+      out.reduced = words;
+      out.dlogits = b.c();
+      return cross_entropy_forward(ce, t, b.a(), rows, vocab, vocab, targets, IndexType::i32, out,
+                                   {ws, ce_workspace(rows)});
+    };
+    add(cases, c);
   }
 
   // PReLU over [32, 256, 16384]: forward, backward with dweight. The check
@@ -789,6 +844,14 @@ class FusedRows {
     size_t bytes = 0;
     return workspace_bytes(bias_activation_backward_workspace_size(t, rows, kBiasCols, &bytes), bytes);
   }
+  static size_t ce_workspace(int64_t rows) {
+    CrossEntropy ce;
+    ce.reduction = Reduction::mean;
+    CrossEntropyOutputs out;  // the mean without the rows' losses: 4 bytes a row
+    out.reduced = reinterpret_cast<float*>(16);
+    size_t bytes = 0;
+    return workspace_bytes(cross_entropy_forward_workspace_size(ce, rows, out, &bytes), bytes);
+  }
   static size_t moe_workspace(DType t, int64_t rows) {
     size_t bytes = 0;
     return workspace_bytes(glu_backward_workspace_size(t, rows, kMoeWidth, &bytes), bytes);
@@ -803,7 +866,8 @@ class FusedRows {
     for (DType t : kDTypes)
       for (size_t b : {bias_workspace(t, kBiasRows), bias_workspace(t, kCheckRows),
                        prelu_workspace(t, kPreluOuter), prelu_workspace(t, 1),
-                       moe_workspace(t, kMoeRows), moe_workspace(t, kCheckRows)})
+                       moe_workspace(t, kMoeRows), moe_workspace(t, kCheckRows),
+                       ce_workspace(kCeRows), ce_workspace(kCheckRows)})
         bytes = std::max(bytes, b);
     return bytes;
   }
@@ -854,11 +918,12 @@ int64_t fused_max_bytes() {
   int64_t bytes = kElementwiseN * 4;  // fp32
   for (int64_t rows : kGluRows)
     for (int64_t d : kGluWidths) bytes = std::max(bytes, rows * 2 * d * 4);
+  bytes = std::max(bytes, kCeRows * kCeVocab * 4);
   return bytes;
 }
 
 std::vector<std::string> fused_op_names() {
-  return {"bias+gelu", "gelu+dropout", "swiglu", "geglu", "moe swiglu", "prelu", "rrelu",
+  return {"bias+gelu", "gelu+dropout", "swiglu", "geglu", "moe swiglu", "cross_entropy", "prelu", "rrelu",
           "gelu->fp8", "bias+gelu->fp8", "swiglu->fp8", "softmax->fp8", "gelu->mxfp8",
           "swiglu->mxfp8", "swiglu->fp8 1x128"};
 }
@@ -867,7 +932,8 @@ std::string fused_list() {
   return "  fused (forward, backward): bias+gelu [16384, 8192] (forward also as two calls: "
          "bias add, then gelu; backward with dbias), gelu+dropout p=0.1 n=2^27 (forward with "
          "and without the mask), swiglu and geglu d 11008, 14336 at 4096, 8192 rows, moe swiglu "
-         "(gpt-oss's clamped SwiGLU, fp32 routing weights; backward with d weight) [16384, 2880], prelu "
+         "(gpt-oss's clamped SwiGLU, fp32 routing weights; backward with d weight) [16384, 2880], "
+         "cross_entropy (mean loss and dlogits in one pass) [1536, 128256], prelu "
          "[32, 256, 16384] (backward with dweight), rrelu training n=2^27; with an fp8 output "
          "(e4m3 forward, e5m2 backward, scale 16): gelu->fp8 n=2^27 (forward also with current "
          "scaling: two passes), bias+gelu->fp8 [16384, 8192] (backward: dact + dbias), "
@@ -1104,6 +1170,28 @@ std::vector<HostCheck> fused_host_checks(const Options& o) {
         }
       });
     }
+    add("cross_entropy", t, "forward", dims(rows, kCeVocab) + " mean, dlogits",
+        [=](HostCheckRow& row) {
+          CrossEntropy ce;
+          ce.reduction = Reduction::mean;
+          const test::CrossEntropyProblem p =
+              test::make_cross_entropy_problem("bench", ce, t, rows, kCeVocab, kCeVocab, 2026, 3.0, 0.0, 0);
+          const auto xb = host(t, p.logits);
+          auto dlb = room(t, rows * kCeVocab);
+          test::CrossEntropyGot got;
+          got.loss.resize(static_cast<size_t>(rows));
+          std::vector<float> workspace(static_cast<size_t>(rows) + 8);
+          CrossEntropyOutputs out;
+          out.loss = got.loss.data();
+          out.reduced = &got.reduced;
+          out.dlogits = dlb.data();
+          test::simulate_cross_entropy(SoftmaxAlgorithm::automatic, ce, t, xb.data(), rows, kCeVocab,
+                                       kCeVocab, p.targets.data(), IndexType::i64, out,
+                                       {workspace.data(), workspace.size() * 4});
+          got.dlogits = values(t, dlb);
+          const test::CrossEntropyCheck r = test::check_cross_entropy(p, got);
+          judged(row, r.values, r.failures);
+        });
     {  // The MoE GLU at its width, weighted (and d weight backward).
       const Glu glu = Glu::clamped_swiglu();
       const int64_t d = kMoeWidth;
