@@ -169,6 +169,7 @@ namespace {
 // y [rows, d] = act(g') * u' * weight[r] (weight null: 1).
 Status glu_rows_forward(const Glu& glu, DType dtype, const void* x, const void* weight,
                         DType weight_dtype, void* y, int64_t rows, int64_t d) {
+  if (rows == 0 || d == 0) return {};  // (rows may then be huge: no loop over them)
   for (int64_t r = 0; r < rows; ++r) {
     const double w = weight != nullptr ? get(weight_dtype, weight, r) : 1.0;
     for (int64_t c = 0; c < d; ++c) {
@@ -184,6 +185,9 @@ Status glu_rows_forward(const Glu& glu, DType dtype, const void* x, const void* 
 void glu_rows_backward(const Glu& glu, DType dtype, const void* x, const void* weight,
                        DType weight_dtype, const void* dy, void* dx, void* dweight, int64_t rows,
                        int64_t d) {
+  // An empty row writes only its d weight (0): without one, nothing to do
+  // (and rows may then be huge: no loop over them).
+  if (d == 0 && dweight == nullptr) return;
   for (int64_t r = 0; r < rows; ++r) {
     const double w = weight != nullptr ? get(weight_dtype, weight, r) : 1.0;
     double sum = 0;

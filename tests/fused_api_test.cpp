@@ -248,6 +248,12 @@ TEST(FusedArgumentChecks, EmptyBatchesWithHugeDimensionsAreSafe) {
                                                  nullptr, huge, 0).ok());
   EXPECT_TRUE(reference::prelu_forward(DType::f32, nullptr, nullptr, nullptr, huge, 0, 4).ok());
   EXPECT_TRUE(reference::glu_forward(Glu::geglu(), DType::f32, nullptr, nullptr, huge, 0).ok());
+  // (found by the fuzzer: the GLU backward looped over the rows of a d = 0 call)
+  EXPECT_TRUE(reference::glu_backward(Glu::geglu(), DType::f32, nullptr, nullptr, nullptr, huge, 0).ok());
+  EXPECT_TRUE(reference::glu_backward(Glu::clamped_swiglu(), DType::f32, nullptr, nullptr, nullptr,
+                                      huge, 0).ok());
+  EXPECT_TRUE(reference::glu_forward(Glu::swiglu(), DType::f32, nullptr, g_d, DType::f32, nullptr,
+                                     huge, 0).ok());
   // bias / dbias and weight / dweight of more bytes than the address space.
   EXPECT_EQ(bias_activation_backward(Activation::gelu(), DType::f32, nullptr, nullptr, nullptr,
                                      nullptr, nullptr, 0, past).code(),

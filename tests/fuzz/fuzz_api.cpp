@@ -443,6 +443,13 @@ int fuzz_fused(Reader& r, bool on_device, const Activation& act, Direction direc
   a.rrelu.seed = a.dropout.seed;
   a.rrelu.offset = a.dropout.offset;
   a.glu = {act, static_cast<GatedHalf>(r.u8() % 3)};  // one unknown half
+  // The MoE GLU's clamps (limit and offset any parameter) and layout (an
+  // interleave from -1 to 6, dividing d or not).
+  if (r.u8() % 4 == 0) {
+    a.glu.limit = r.param();
+    a.glu.offset = r.param();
+  }
+  a.glu.interleave = r.u8() % 4 == 0 ? static_cast<int64_t>(r.u8() % 8) - 1 : 0;
   a.x = fused_pointer(r, 0, nullptr);
   a.dy = fused_pointer(r, 1, a.x);
   a.out = fused_pointer(r, 2, r.u8() & 1 ? a.x : a.dy);
