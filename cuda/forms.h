@@ -179,6 +179,7 @@ struct MoeGluForward {
   static constexpr bool kRandom = false;
   static constexpr bool kMask = false;
   static constexpr bool kReduces = false;
+  static constexpr bool kExpertRows = true;  // calls may name expert rows (expert_rows.h)
   F act;
   GluClamp clamp;
   CUACT_HD static float fill(int) { return 0.0f; }
@@ -205,6 +206,7 @@ struct MoeGluBackward {
   static constexpr bool kRandom = false;
   static constexpr bool kMask = false;
   static constexpr bool kReduces = true;
+  static constexpr bool kExpertRows = true;  // calls may name expert rows (expert_rows.h)
   F act;
   GluClamp clamp;
   CUACT_HD static float fill(int) { return 0.0f; }

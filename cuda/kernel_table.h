@@ -81,9 +81,10 @@ template <class T> const ActivationLaunchers& nvfp4_forward_launchers();
 cudaError_t launch_scale_step(const float* amax, const ScaleStep& step, cudaStream_t stream);
 
 // The second step of a reduction (dbias, dweight): each segment of fp32
-// partials summed, rounded once to R (sum_partials.cu).
+// partials summed, rounded once to R (sum_partials.cu); over expert rows,
+// segment t is written to logical token t's row (expert_rows.h).
 template <class R>
-cudaError_t launch_sum_partials(const float* partials, ReduceLayout layout, R* out,
-                                cudaStream_t stream);
+cudaError_t launch_sum_partials(const float* partials, ReduceLayout layout,
+                                const ExpertRowMap& experts, R* out, cudaStream_t stream);
 
 }  // namespace cuact::detail

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "expert_rows.h"
 #include "fast_divider.h"
 #include "forms.h"
 #include "output_stage.h"
@@ -49,6 +50,7 @@ struct RowCall {
   ReduceMode reduce = ReduceMode::none;
   float* partials = nullptr;
   QuantizedStore quantized;
+  ExpertRowMap experts;  // the MoE forms' valid rows (expert_rows.h); inactive: every row
   // From a thread's row to its next (row_lanes() rows on), per stream and in
   // element indices: set with the geometry (set_row_gaps), so that the
   // kernels' row loop reads them instead of recomputing 64-bit products.
@@ -69,6 +71,14 @@ CUACT_HD void set_row_gaps(RowCall& c) {
   for (int k = 0; k < kMaxOutputs; ++k) c.out_gap[k] = lanes * c.out_stride[k];
   c.e_gap = lanes * c.plan.cols;
 }
+
+// Whether a form walks logical rows through an expert row map (the MoE GLU
+// forms, kExpertRows): their row loops map every row (the identity where
+// the call has no map); the other forms' loops are untouched by maps.
+template <class Form, class = void>
+inline constexpr bool kMapsRows = false;
+template <class Form>
+inline constexpr bool kMapsRows<Form, std::void_t<decltype(Form::kExpertRows)>> = Form::kExpertRows;
 
 // The widest element of a form's streams: it sets the chunk's bytes.
 template <class Form>
@@ -217,16 +227,21 @@ CUACT_HD_NOINLINE ElementOut apply_form_out_of_line(Form form, KeepRule keep, fl
 // load of the trip (outputs may alias inputs). Plan access 16: one 16-byte
 // access per vector; 8 (streams only 8-byte aligned, e.g. an odd GLU half):
 // two 8-byte ones.
-template <bool WithOptional, class Form>
+// Mapped: the thread's rows are logical rows of an expert row map (each
+// trip places its pointers from their physical rows); a call without a map
+// runs the loop that steps its pointers, whatever its form.
+template <bool WithOptional, bool Mapped, class Form>
 CUACT_HD void vector_rows(const Form& form, const StageOf<Form>& stage, const RowCall& c,
                           int64_t col, const ThreadRows& tr,
                           const float (&param)[kChunkWidth<Form>],
-                          Accumulator<kChunkWidth<Form>>& acc) {
+                          Accumulator<kChunkWidth<Form>>& acc, const RowSegments& map) {
   using T = typename Form::In;
   using U = typename Form::Out;
   constexpr int W = kChunkWidth<Form>, I = Form::kInputs, O = Form::kOutputs;
   constexpr int kChunkBytes = W * kWidestElement<Form>;  // every stream's accesses follow it
-  const int64_t rows = c.plan.rows, lanes = tr.lanes;
+  constexpr bool kMap = Mapped;
+  static_assert(!kMap || (!Form::kRandom && !Form::kMask), "mapped rows draw nothing");
+  const int64_t rows = kMap ? map.rows(c.plan.rows) : c.plan.rows, lanes = tr.lanes;
   const bool wide = c.plan.access == 16;
   const T* in[I];
   U* out[O];
@@ -242,8 +257,13 @@ CUACT_HD void vector_rows(const Form& form, const StageOf<Form>& stage, const Ro
   }
   uint64_t e0 = static_cast<uint64_t>(first + tr.first_row * c.plan.cols);
   const auto e_gap = static_cast<uint64_t>(c.e_gap);
-  const int64_t(&in_gap)[kMaxInputs] = c.in_gap;
-  const int64_t(&out_gap)[kMaxOutputs] = c.out_gap;
+  // From a trip's first row to its second: the call's gaps, or, for a
+  // mapped form, the distance of the two rows' physical rows (each trip
+  // places its pointers from them).
+  int64_t row_gap = 0;  // mapped: the trip's second physical row less its first
+  RowCursor cursor;     // mapped: the thread's rows only increase
+  auto in_gap = [&](int k) { return kMap ? row_gap * c.in_stride[k] : c.in_gap[k]; };
+  auto out_gap = [&](int k) { return kMap ? row_gap * c.out_stride[k] : c.out_gap[k]; };
   RandomStream random;
   if constexpr (Form::kRandom) {
     random = stream_of(c);
@@ -253,12 +273,22 @@ CUACT_HD void vector_rows(const Form& form, const StageOf<Form>& stage, const Ro
     // The second row of the trip, or the first again past the last row (its
     // results are not stored): both loads are unconditional.
     const bool second = r + lanes < rows;
+    if constexpr (kMap) {
+      const int64_t p0 = cursor.row(map, r);
+      row_gap = second ? cursor.row(map, r + lanes) - p0 : 0;
+      CUACT_UNROLL
+      for (int k = 0; k < I; ++k)
+        if (present<Form, WithOptional>(k)) in[k] = static_cast<const T*>(c.in[k]) + first + p0 * c.in_stride[k];
+      CUACT_UNROLL
+      for (int k = 0; k < O; ++k) out[k] = static_cast<U*>(c.out[k]) + first + p0 * c.out_stride[k];
+      e0 = static_cast<uint64_t>(first + p0 * c.plan.cols);
+    }
     Vec<T, W> v0[I] = {}, v1[I] = {};  // absent streams stay zero (and unused)
     CUACT_UNROLL
     for (int k = 0; k < I; ++k) {
       if (present<Form, WithOptional>(k)) {
         v0[k] = load_vec<T, W, kChunkBytes>(in[k], wide);
-        v1[k] = load_vec<T, W, kChunkBytes>(second ? in[k] + in_gap[k] : in[k], wide);
+        v1[k] = load_vec<T, W, kChunkBytes>(second ? in[k] + in_gap(k) : in[k], wide);
       }
     }
     auto row = [&](const Vec<T, W>(&v)[I], uint64_t e, U* const (&o)[O]) {
@@ -302,7 +332,7 @@ CUACT_HD void vector_rows(const Form& form, const StageOf<Form>& stage, const Ro
       if (second) {
         U* o1[O];
         CUACT_UNROLL
-        for (int k = 0; k < O; ++k) o1[k] = out[k] + out_gap[k];
+        for (int k = 0; k < O; ++k) o1[k] = out[k] + out_gap(k);
         row(v1, e0 + e_gap, o1);
       }
     } else {
@@ -319,16 +349,18 @@ CUACT_HD void vector_rows(const Form& form, const StageOf<Form>& stage, const Ro
         CUACT_UNROLL
         for (int k = 0; k < I; ++k) v0[k] = v1[k];
         CUACT_UNROLL
-        for (int k = 0; k < O; ++k) o[k] += out_gap[k];
+        for (int k = 0; k < O; ++k) o[k] += out_gap(k);
         e += e_gap;
       }
     }
-    CUACT_UNROLL
-    for (int k = 0; k < I; ++k)
-      if (present<Form, WithOptional>(k)) in[k] += 2 * in_gap[k];
-    CUACT_UNROLL
-    for (int k = 0; k < O; ++k) out[k] += 2 * out_gap[k];
-    e0 += 2 * e_gap;
+    if constexpr (!kMap) {
+      CUACT_UNROLL
+      for (int k = 0; k < I; ++k)
+        if (present<Form, WithOptional>(k)) in[k] += 2 * in_gap(k);
+      CUACT_UNROLL
+      for (int k = 0; k < O; ++k) out[k] += 2 * out_gap(k);
+      e0 += 2 * e_gap;
+    }
   }
 }
 
@@ -516,14 +548,18 @@ template <bool WithOptional, class Form>
 CUACT_HD void chunk_rows(const Form& form, const StageOf<Form>& stage, const RowCall& c,
                          const ColumnSpan& span, const ThreadRows& tr,
                          const float (&param)[kChunkWidth<Form>],
-                         Accumulator<kChunkWidth<Form>>& acc) {
+                         Accumulator<kChunkWidth<Form>>& acc, const RowSegments& map) {
   using T = typename Form::In;
   using U = typename Form::Out;
   constexpr int W = kChunkWidth<Form>, I = Form::kInputs, O = Form::kOutputs;
+  constexpr bool kMap = kMapsRows<Form>;
   const int64_t first = c.plan.origin + span.begin;
+  const int64_t rows = kMap ? map.rows(c.plan.rows) : c.plan.rows;
   RandomStream random;
   if constexpr (Form::kRandom) random = stream_of(c);
-  for (int64_t r = tr.first_row; r < c.plan.rows; r += tr.lanes) {
+  RowCursor cursor;
+  for (int64_t logical = tr.first_row; logical < rows; logical += tr.lanes) {
+    const int64_t r = kMap ? cursor.row(map, logical) : logical;  // the physical row
     const uint64_t e0 = static_cast<uint64_t>(first + r * c.plan.cols);
     float p[W];
     CUACT_UNROLL
@@ -566,14 +602,21 @@ CUACT_HD void chunk_rows(const Form& form, const StageOf<Form>& stage, const Row
 
 // Everything thread `thread` of block `block` does with the row view, with or
 // without the form's optional input.
+// A form that maps rows (kMapsRows) walks logical rows through `map`.
 template <bool WithOptional, class Form>
 CUACT_HD void run_tiles_with(const Form& form, const RowCall& c, int64_t block, int thread,
-                             Accumulator<kChunkWidth<Form>>& acc) {
+                             Accumulator<kChunkWidth<Form>>& acc, const RowSegments& map) {
   using T = typename Form::In;
   constexpr int W = kChunkWidth<Form>;
   const ThreadRows tr = thread_rows(c.geometry, block, thread);
   const StageOf<Form> stage = StageOf<Form>::make(c.quantized);
+  // The row whose parameter a row parameter (by_row_*) reads: the thread's
+  // first, physical (past the last logical row: none).
+  int64_t param_row = tr.first_row;
+  if constexpr (kMapsRows<Form>)
+    param_row = tr.first_row < map.rows(c.plan.rows) ? map.row(tr.first_row) : c.plan.rows;
   if constexpr (StageOf<Form>::kBlockScaled) {
+    static_assert(!kMapsRows<Form>, "block-scaled forms map no rows");
     // Units of whole scale blocks: a chunk, or a group of chunks (fp8 blocks of 64, 128).
     for (int64_t unit = tr.first_chunk; unit < c.plan.units(); unit += tr.chunk_step) {
       const int64_t first = unit * c.plan.group, left = c.plan.chunks - first;
@@ -589,25 +632,32 @@ CUACT_HD void run_tiles_with(const Form& form, const RowCall& c, int64_t block, 
     for (int64_t chunk = tr.first_chunk; chunk < c.plan.chunks; chunk += tr.chunk_step) {
       const ColumnSpan span = c.plan.chunk_columns(chunk);
       float param[W];
-      chunk_params<T, W>(c, span, tr.first_row, param);
-      if (c.plan.access > 0 && span.count == W)
-        vector_rows<WithOptional>(form, stage, c, span.begin, tr, param, acc);
-      else
-        chunk_rows<WithOptional>(form, stage, c, span, tr, param, acc);
+      chunk_params<T, W>(c, span, param_row, param);
+      if (c.plan.access > 0 && span.count == W) {
+        if constexpr (kMapsRows<Form>) {
+          if (!map.identity()) {
+            vector_rows<WithOptional, true>(form, stage, c, span.begin, tr, param, acc, map);
+            continue;
+          }
+        }
+        vector_rows<WithOptional, false>(form, stage, c, span.begin, tr, param, acc, map);
+      } else {
+        chunk_rows<WithOptional>(form, stage, c, span, tr, param, acc, map);
+      }
     }
   }
 }
 
 template <class Form>
 CUACT_HD void run_tiles(const Form& form, const RowCall& c, int64_t block, int thread,
-                        Accumulator<kChunkWidth<Form>>& acc) {
+                        Accumulator<kChunkWidth<Form>>& acc, const RowSegments& map = {}) {
   if constexpr (Form::kOptionalInput >= 0) {
     if (c.in[Form::kOptionalInput] != nullptr) {
-      run_tiles_with<true>(form, c, block, thread, acc);
+      run_tiles_with<true>(form, c, block, thread, acc, map);
       return;
     }
   }
-  run_tiles_with<false>(form, c, block, thread, acc);
+  run_tiles_with<false>(form, c, block, thread, acc, map);
 }
 
 // A flat call's elements outside the row view (its head before the first

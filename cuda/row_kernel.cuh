@@ -6,6 +6,7 @@
 
 #include <cuda_runtime.h>
 
+#include "expert_rows.cuh"
 #include "row_engine.h"
 
 namespace cuact::detail {
@@ -35,7 +36,13 @@ __global__ void __launch_bounds__(kBlockThreads, kMinResidentBlocks<Form>)
     rows_kernel(Form form, RowCall c) {
   constexpr int W = kChunkWidth<Form>;
   Accumulator<W> acc;
-  run_tiles(form, c, blockIdx.x, static_cast<int>(threadIdx.x), acc);
+  if constexpr (kMapsRows<Form>) {
+    __shared__ SharedRowSegments shared;
+    load_row_segments(c.experts, c.experts.group, shared.prefix, shared.get());
+    run_tiles(form, c, blockIdx.x, static_cast<int>(threadIdx.x), acc, *shared.get());
+  } else {
+    run_tiles(form, c, blockIdx.x, static_cast<int>(threadIdx.x), acc);
+  }
   if (c.plan.extras() > 0)
     run_extras(form, c, static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x,
                static_cast<int64_t>(gridDim.x) * blockDim.x, acc.amax);

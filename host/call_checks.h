@@ -51,6 +51,13 @@ inline constexpr BufferName scales{"scales is null", "scales is not aligned to i
 inline constexpr BufferName tensor_scale{"tensor_scale is null (NVFP4 needs it)",
                                          "tensor_scale is not 4-byte aligned",
                                          "tensor_scale overlaps another buffer"};
+inline constexpr BufferName counts{"expert counts are null", "expert counts are not 4-byte aligned",
+                                   "expert counts overlap another buffer"};
+inline constexpr BufferName offsets{"expert offsets are null",
+                                    "expert offsets are not 4-byte aligned",
+                                    "expert offsets overlap another buffer"};
+inline constexpr BufferName error_flag{"the error flag is null", "the error flag is not 4-byte aligned",
+                                       "the error flag overlaps another buffer"};
 inline constexpr BufferName workspace{
     "workspace is null (the reduction needs the size query's bytes)",
     "workspace is not aligned", "workspace overlaps another buffer"};

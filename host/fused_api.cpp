@@ -135,44 +135,96 @@ Status glu_backward(const Glu& glu, DType dtype, const void* x, const void* dy, 
                            stream);
 }
 
-Status glu_forward(const Glu& glu, DType dtype, const void* x, const void* weight,
-                   DType weight_dtype, void* y, int64_t rows, int64_t d, cudaStream_t stream) {
-  const detail::GluWeights weights{true, weight, weight_dtype};
-  if (Status s = detail::check_glu_forward(glu, dtype, x, y, rows, d, weights); !s.ok()) return s;
+namespace {
+
+// The weighted glu_forward, over expert rows where `experts` is set (there
+// the weight is optional).
+Status weighted_glu_forward(const Glu& glu, DType dtype, const void* x, const void* weight,
+                            DType weight_dtype, void* y, int64_t rows, int64_t d,
+                            const ExpertRows* experts, cudaStream_t stream) {
+  const detail::GluWeights weights{experts == nullptr || weight != nullptr, weight, weight_dtype};
+  if (Status s = detail::check_glu_forward(glu, dtype, x, y, rows, d, weights, experts); !s.ok())
+    return s;
   if (rows == 0 || d == 0) return {};
-  return detail::run_rows(detail::weighted_glu_request(
-                              detail::glu_forward_request(glu, dtype, x, y, rows, d), rows, weight,
-                              weight_dtype),
-                          stream);
+  detail::RowRequest r = detail::glu_forward_request(glu, dtype, x, y, rows, d);
+  if (weights.weighted) r = detail::weighted_glu_request(r, rows, weight, weight_dtype);
+  if (experts != nullptr) r = detail::expert_rows_request(r, rows, *experts);
+  return detail::run_rows(r, stream);
 }
 
-Status glu_backward(const Glu& glu, DType dtype, const void* x, const void* weight,
-                    DType weight_dtype, const void* dy, void* dx, void* dweight, int64_t rows,
-                    int64_t d, Workspace workspace, cudaStream_t stream) {
-  const detail::GluWeights weights{true, weight, weight_dtype, dweight};
-  if (Status s = detail::check_glu_backward(glu, dtype, x, dy, dx, rows, d, weights); !s.ok())
+// The weighted glu_backward, over expert rows where `experts` is set
+// (weighted: weight or dweight given; the plain weighted call always is).
+Status weighted_glu_backward(const Glu& glu, DType dtype, const void* x, const void* weight,
+                             DType weight_dtype, const void* dy, void* dx, void* dweight,
+                             int64_t rows, int64_t d, const ExpertRows* experts,
+                             Workspace workspace, cudaStream_t stream) {
+  const bool weighted = experts == nullptr || weight != nullptr || dweight != nullptr;
+  const detail::GluWeights weights{weighted, weight, weight_dtype, dweight};
+  if (Status s = detail::check_glu_backward(glu, dtype, x, dy, dx, rows, d, weights, experts);
+      !s.ok())
     return s;
   if (rows == 0) return {};
   const int64_t weight_bytes = rows * static_cast<int64_t>(dtype_size(weight_dtype));
-  if (d == 0) return dweight != nullptr ? detail::clear(dweight, weight_bytes, stream) : Status{};
-  if (dweight != nullptr) {
+  detail::RowRequest r = detail::glu_backward_request(glu, dtype, x, dy, dx, rows, d);
+  if (d > 0 && dweight != nullptr) {
     const int64_t elem = static_cast<int64_t>(dtype_size(dtype));
     const int64_t bytes = rows * 2 * d * elem;
+    const bool masked = experts != nullptr && experts->counts != nullptr;
     namespace buffer = detail::buffer;
     const detail::Buffer others[] = {
         {buffer::x, x, bytes, elem},     {buffer::weight, weight, weight_bytes, 1},
         {buffer::dy, dy, bytes / 2, elem}, {buffer::dx, dx, bytes, elem, true},
         {buffer::dweight, dweight, weight_bytes, 1, true},
+        {masked ? buffer::counts : buffer::offsets,
+         experts == nullptr ? nullptr
+         : masked           ? static_cast<const void*>(experts->counts)
+                            : experts->offsets,
+         experts == nullptr ? 0 : (experts->experts + (masked ? 0 : 1)) * 4, 4},
+        {buffer::error_flag, experts == nullptr ? nullptr : experts->error, 4, 4, true, false},
     };
     if (Status s = detail::check_workspace(workspace.data, workspace.bytes,
-                                           detail::glu_backward_workspace(glu, dtype, rows, d), others, 5);
+                                           detail::glu_backward_workspace(glu, dtype, rows, d),
+                                           others, 7);
         !s.ok())
       return s;
   }
-  return detail::run_rows(
-      detail::weighted_glu_request(detail::glu_backward_request(glu, dtype, x, dy, dx, rows, d),
-                                   rows, weight, weight_dtype, dweight, workspace.data),
-      stream);
+  if (weighted)
+    r = detail::weighted_glu_request(r, rows, weight, weight_dtype, dweight, workspace.data);
+  if (experts != nullptr) r = detail::expert_rows_request(r, rows, *experts);
+  if (d == 0) {
+    if (dweight == nullptr) return {};
+    return experts != nullptr ? detail::clear_expert_sums(r, rows, stream)
+                              : detail::clear(dweight, weight_bytes, stream);
+  }
+  return detail::run_rows(r, stream);
+}
+
+}  // namespace
+
+Status glu_backward(const Glu& glu, DType dtype, const void* x, const void* weight,
+                    DType weight_dtype, const void* dy, void* dx, void* dweight, int64_t rows,
+                    int64_t d, Workspace workspace, cudaStream_t stream) {
+  return weighted_glu_backward(glu, dtype, x, weight, weight_dtype, dy, dx, dweight, rows, d,
+                               nullptr, workspace, stream);
+}
+
+Status glu_forward(const Glu& glu, DType dtype, const void* x, const void* weight,
+                   DType weight_dtype, void* y, int64_t rows, int64_t d, cudaStream_t stream) {
+  return weighted_glu_forward(glu, dtype, x, weight, weight_dtype, y, rows, d, nullptr, stream);
+}
+
+Status glu_forward(const Glu& glu, DType dtype, const void* x, const void* weight,
+                   DType weight_dtype, void* y, int64_t rows, int64_t d,
+                   const ExpertRows& experts, cudaStream_t stream) {
+  return weighted_glu_forward(glu, dtype, x, weight, weight_dtype, y, rows, d, &experts, stream);
+}
+
+Status glu_backward(const Glu& glu, DType dtype, const void* x, const void* weight,
+                    DType weight_dtype, const void* dy, void* dx, void* dweight, int64_t rows,
+                    int64_t d, const ExpertRows& experts, Workspace workspace,
+                    cudaStream_t stream) {
+  return weighted_glu_backward(glu, dtype, x, weight, weight_dtype, dy, dx, dweight, rows, d,
+                               &experts, workspace, stream);
 }
 
 Status glu_backward_workspace_size(const Glu& glu, DType dtype, int64_t rows, int64_t d,

@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "call_checks.h"
+#include "expert_rows.h"
 #include "forms.h"
 
 namespace cuact::detail {
@@ -144,45 +145,81 @@ Status check_glu_weights(const Glu& glu, DType dtype, int64_t rows, const GluWei
   return checked_bytes(size_of(w.dtype), rows, 1, 1, weight_bytes);
 }
 
+// An expert-row call's own checks (before the shape's: a bad ExpertRows is
+// refused even for an empty call); appends its buffers to `buffers`.
+Status check_expert_rows(const Glu& glu, int64_t rows, const ExpertRows* e, Buffer* buffers,
+                         int* count) {
+  if (e == nullptr) return {};
+  if (!moe_glu_gate(glu.act.kind)) return {StatusCode::unsupported, kMoeGluGates};
+  if (e->experts <= 0) return {StatusCode::invalid_size, "expert rows need experts > 0"};
+  if (e->counts == nullptr && e->offsets == nullptr)
+    return {StatusCode::null_pointer, "expert rows need counts (masked) or offsets (grouped)"};
+  if (e->counts != nullptr && e->offsets != nullptr)
+    return {StatusCode::invalid_parameter, "expert rows take counts or offsets, not both"};
+  if (e->counts != nullptr) {
+    if (e->experts > kMaxMaskedExperts)
+      return {StatusCode::unsupported, "masked expert rows take at most 1024 experts"};
+    if (rows >= 0 && rows % e->experts != 0)
+      return {StatusCode::invalid_size, "masked expert rows: rows must be a multiple of experts"};
+  }
+  if (e->experts > (int64_t{1} << 40)) return {StatusCode::invalid_size, "too many experts"};
+  const bool masked = e->counts != nullptr;
+  buffers[(*count)++] = {masked ? buffer::counts : buffer::offsets,
+                         masked ? static_cast<const void*>(e->counts) : e->offsets,
+                         (e->experts + (masked ? 0 : 1)) * 4, 4, false};
+  buffers[(*count)++] = {buffer::error_flag, e->error, 4, 4, true, false};
+  return {};
+}
+
 }  // namespace
 
 Status check_glu_forward(const Glu& glu, DType dtype, const void* x, const void* y, int64_t rows,
-                         int64_t d, const GluWeights& weights) {
+                         int64_t d, const GluWeights& weights, const ExpertRows* experts) {
   int64_t x_bytes = 0, w_bytes = 0;
+  // The output is half the input: it has no in-place form.
+  Buffer buffers[5] = {
+      {buffer::x, x, 0, size_of(dtype), false},
+      {buffer::weight, weights.weight, 0, size_of(weights.dtype), false},
+      {buffer::y, y, 0, size_of(dtype), true},
+  };
+  int count = 3;
+  if (Status s = check_expert_rows(glu, rows, experts, buffers, &count); !s.ok()) return s;
   if (Status s = check_glu_shape(glu, dtype, rows, d, &x_bytes); !s.ok()) return s;
   if (Status s = check_glu_weights(glu, dtype, rows, weights, &w_bytes); !s.ok()) return s;
   if (x_bytes == 0) return {};
-  // The output is half the input: it has no in-place form.
-  const Buffer buffers[] = {
-      {buffer::x, x, x_bytes, size_of(dtype), false},
-      {buffer::weight, weights.weight, w_bytes, size_of(weights.dtype), false},
-      {buffer::y, y, x_bytes / 2, size_of(dtype), true},
-  };
-  return check_buffers(buffers, 3);
+  buffers[0].bytes = x_bytes;
+  buffers[1].bytes = w_bytes;
+  buffers[2].bytes = x_bytes / 2;
+  return check_buffers(buffers, count);
 }
 
 Status check_glu_backward(const Glu& glu, DType dtype, const void* x, const void* dy,
-                          const void* dx, int64_t rows, int64_t d, const GluWeights& weights) {
+                          const void* dx, int64_t rows, int64_t d, const GluWeights& weights,
+                          const ExpertRows* experts) {
   int64_t x_bytes = 0, w_bytes = 0;
+  Buffer expert_buffers[2];
+  int expert_count = 0;
+  if (Status s = check_expert_rows(glu, rows, experts, expert_buffers, &expert_count); !s.ok())
+    return s;
   if (Status s = check_glu_shape(glu, dtype, rows, d, &x_bytes); !s.ok()) return s;
   if (Status s = check_glu_weights(glu, dtype, rows, weights, &w_bytes); !s.ok()) return s;
   // dweight of rows with d = 0 is zeros: it is written whenever rows > 0.
-  const Buffer dweight_buffer{buffer::dweight, weights.dweight, w_bytes, size_of(weights.dtype),
-                              true, false, kParam};
-  if (x_bytes == 0) {
-    const Buffer pair[] = {{buffer::weight, weights.weight, w_bytes, size_of(weights.dtype), false,
-                            true, kParam},
-                           dweight_buffer};
-    return check_buffers(pair, 2);
+  const Buffer weight{buffer::weight, weights.weight, w_bytes, size_of(weights.dtype), false, true,
+                      kParam};
+  const Buffer dweight{buffer::dweight, weights.dweight, w_bytes, size_of(weights.dtype), true,
+                       false, kParam};
+  Buffer buffers[7] = {weight, dweight};
+  int count = 2;
+  if (x_bytes > 0) {
+    buffers[0] = {buffer::x, x, x_bytes, size_of(dtype), false, true, kData};
+    buffers[1] = weight;
+    buffers[2] = {buffer::dy, dy, x_bytes / 2, size_of(dtype), false};
+    buffers[3] = {buffer::dx, dx, x_bytes, size_of(dtype), true, true, kData};
+    buffers[4] = dweight;
+    count = 5;
   }
-  const Buffer buffers[] = {
-      {buffer::x, x, x_bytes, size_of(dtype), false, true, kData},
-      {buffer::weight, weights.weight, w_bytes, size_of(weights.dtype), false, true, kParam},
-      {buffer::dy, dy, x_bytes / 2, size_of(dtype), false},
-      {buffer::dx, dx, x_bytes, size_of(dtype), true, true, kData},
-      dweight_buffer,
-  };
-  return check_buffers(buffers, 5);
+  for (int i = 0; i < expert_count; ++i) buffers[count++] = expert_buffers[i];
+  return check_buffers(buffers, count);
 }
 
 Status check_prelu_forward(DType dtype, const void* x, const void* weight, DType weight_dtype,

@@ -49,11 +49,14 @@ Status check_bias_activation_backward(const Activation& act, DType dtype, const 
                                       const void* dx, const void* dbias, int64_t rows,
                                       int64_t cols, const Dropout& dropout);
 // x [rows, 2d], y [rows, d].
+// experts: the call's expert rows (fused.h; null: every row).
 Status check_glu_forward(const Glu& glu, DType dtype, const void* x, const void* y, int64_t rows,
-                         int64_t d, const GluWeights& weights = {});
+                         int64_t d, const GluWeights& weights = {},
+                         const ExpertRows* experts = nullptr);
 // x, dx [rows, 2d], dy [rows, d].
 Status check_glu_backward(const Glu& glu, DType dtype, const void* x, const void* dy,
-                          const void* dx, int64_t rows, int64_t d, const GluWeights& weights = {});
+                          const void* dx, int64_t rows, int64_t d, const GluWeights& weights = {},
+                          const ExpertRows* experts = nullptr);
 // x, y [outer, channels, inner]; weight and dweight [channels] in weight_dtype.
 Status check_prelu_forward(DType dtype, const void* x, const void* weight, DType weight_dtype,
                            const void* y, int64_t outer, int64_t channels, int64_t inner);

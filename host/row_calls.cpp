@@ -202,6 +202,21 @@ RowRequest weighted_glu_request(RowRequest r, int64_t rows, const void* weight,
   return r;
 }
 
+RowRequest expert_rows_request(RowRequest r, int64_t rows, const ExpertRows& experts) {
+  r.form = r.form == RowForm::forward ? RowForm::moe_glu_forward
+         : r.form == RowForm::gated_backward ? RowForm::moe_glu_backward
+                                             : r.form;
+  if (r.param == nullptr) r.param_fill = kNoWeight;
+  ExpertRowMap& m = r.experts;
+  m.counts = experts.counts;
+  m.offsets = experts.offsets;
+  m.error = experts.error;
+  m.experts = experts.experts;
+  m.capacity = experts.counts != nullptr ? rows / experts.experts : rows;
+  m.group = rows > 0 && r.rows > 0 ? r.rows / rows : 1;
+  return r;
+}
+
 RowRequest quantized_request(RowRequest r, const QuantizedOutput& out, void* workspace,
                              int64_t reduction_bytes) {
   r.quantized = true;
@@ -394,6 +409,7 @@ RowCall plan_rows(const RowRequest& r, int64_t device_blocks) {
   c.random_from = r.random_from;
   c.keep_threshold = r.dropout.threshold;
   c.quantized = r.recipe.store;
+  c.experts = r.experts;
   const bool reduces = r.reduce != ReduceMode::none;
   c.reduce = r.reduce;
   const int64_t row_multiple = r.param_mode == ParamMode::by_row_channel ? r.channels
@@ -499,12 +515,23 @@ Status run_pass(const RowRequest& r, int64_t device_blocks, cudaStream_t stream)
   const ReduceLayout layout = reduce_layout_of(r, call);
   visit_dtype(r.reduce_dtype, [&](auto tag) {
     using R = typename decltype(tag)::type;
-    err = launch_sum_partials(call.partials, layout, static_cast<R*>(r.reduce_out), stream);
+    err = launch_sum_partials(call.partials, layout, call.experts, static_cast<R*>(r.reduce_out),
+                              stream);
   });
   return status_from_cuda(err, "launching the reduction failed");
 }
 
 }  // namespace
+
+Status clear_expert_sums(const RowRequest& r, int64_t rows, cudaStream_t stream) {
+  cudaError_t err = cudaSuccess;
+  visit_dtype(r.reduce_dtype, [&](auto tag) {
+    using R = typename decltype(tag)::type;
+    err = launch_sum_partials(nullptr, ReduceLayout{rows, 0}, r.experts,
+                              static_cast<R*>(r.reduce_out), stream);
+  });
+  return status_from_cuda(err, "launching the reduction failed");
+}
 
 Status run_rows(const RowRequest& r, cudaStream_t stream) {
   DeviceLimits limits;

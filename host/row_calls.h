@@ -58,6 +58,9 @@ struct RowRequest {
   // Block-scaled codes (the forward forms, row views): chunks of 32 columns
   // from column 0 of every row, the blocks' scales written beside them.
   bool block_scaled = false;
+  // The MoE GLU forms' valid rows (expert_rows.h; its group: view rows per
+  // token row). Inactive: every row.
+  ExpertRowMap experts;
 };
 
 // The request of one pass of a quantized call (quantized_passes.h) with
@@ -86,6 +89,12 @@ RowRequest glu_backward_request(const Glu& glu, DType dtype, const void* x, cons
 // [rows] its sums; null: not asked).
 RowRequest weighted_glu_request(RowRequest r, int64_t rows, const void* weight, DType weight_dtype,
                                 void* dweight = nullptr, void* workspace = nullptr);
+// A GLU request (plain or weighted) of `rows` token rows over the valid rows
+// of `experts` (an MoE GLU form; the map's group: the view rows per token).
+RowRequest expert_rows_request(RowRequest r, int64_t rows, const ExpertRows& experts);
+// Writes 0 to the valid rows of out [rows] (reduce_dtype): the dweight of a
+// call over expert rows with d = 0.
+Status clear_expert_sums(const RowRequest& r, int64_t rows, cudaStream_t stream);
 RowRequest prelu_forward_request(DType dtype, const void* x, const void* weight,
                                  DType weight_dtype, void* y, int64_t outer, int64_t channels,
                                  int64_t inner);

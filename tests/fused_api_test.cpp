@@ -22,6 +22,7 @@ alignas(256) float g_b[512];
 alignas(256) float g_c[512];
 alignas(256) float g_d[512];
 alignas(256) uint8_t g_mask[2048];
+alignas(256) int32_t g_counts[64];
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
 const int64_t kHuge = std::numeric_limits<int64_t>::max() / 2;
 
@@ -150,6 +151,38 @@ std::vector<BadCall> bad_calls() {
   weighted("weight overlaps y", StatusCode::overlapping_buffers, DType::f32, g_b + 1, DType::f32, g_b, nullptr, {}, false);
   weighted("dweight overlaps dx", StatusCode::overlapping_buffers, DType::f32, g_d, DType::f32, g_b, g_b + 4, big, true);
   weighted("misaligned dweight", StatusCode::misaligned_pointer, DType::bf16, g_d, DType::f32, g_b, bytes(g_d) + 64 + 2, big, true);
+  // Expert rows (no reference form: the reference runs valid rows as calls of their own)
+  auto expert = [&](std::string what, StatusCode code, Glu glu, ExpertRows e, int64_t rows,
+                    const void* weight, void* dweight, bool backward) {
+    calls.push_back({std::string(backward ? "expert glu backward: " : "expert glu forward: ") + what, code,
+                     [=] {
+                       return backward ? glu_backward(glu, DType::f32, g_a, weight, DType::f32, g_c, g_b,
+                                                      dweight, rows, 4, e, Workspace{g_mask, sizeof(g_mask)})
+                                       : glu_forward(glu, DType::f32, g_a, weight, DType::f32, g_b, rows, 4, e);
+                     },
+                     nullptr});
+  };
+  const Glu swiglu = Glu::swiglu();
+  for (bool backward : {false, true}) {
+    expert("no experts", StatusCode::invalid_size, swiglu, {g_counts, nullptr, 0}, 4, nullptr, nullptr, backward);
+    expert("neither counts nor offsets", StatusCode::null_pointer, swiglu, {nullptr, nullptr, 2}, 4, nullptr, nullptr, backward);
+    expert("counts and offsets", StatusCode::invalid_parameter, swiglu, {g_counts, g_counts + 8, 2}, 4, nullptr, nullptr, backward);
+    expert("rows not a multiple of experts", StatusCode::invalid_size, swiglu, {g_counts, nullptr, 3}, 4, nullptr, nullptr, backward);
+    expert("1025 masked experts", StatusCode::unsupported, swiglu, {g_counts, nullptr, 1025}, 1025, nullptr, nullptr, backward);
+    expert("misaligned counts", StatusCode::misaligned_pointer, swiglu,
+           {reinterpret_cast<const int32_t*>(g_mask + 2), nullptr, 2}, 4, nullptr, nullptr, backward);
+    expert("misaligned offsets", StatusCode::misaligned_pointer, swiglu,
+           {nullptr, reinterpret_cast<const int32_t*>(g_mask + 2), 2}, 4, nullptr, nullptr, backward);
+    expert("error flag overlaps the output", StatusCode::overlapping_buffers, swiglu,
+           {g_counts, nullptr, 2, reinterpret_cast<int32_t*>(g_b)}, 4, nullptr, nullptr, backward);
+    expert("a gate the MoE forms lack", StatusCode::unsupported, Glu{Activation::tanh(), GatedHalf::first},
+           {g_counts, nullptr, 2}, 4, nullptr, nullptr, backward);
+    expert("misaligned weight", StatusCode::misaligned_pointer, swiglu, {g_counts, nullptr, 2}, 4,
+           bytes(g_d) + 2, nullptr, backward);
+  }
+  expert("dweight without weight", StatusCode::null_pointer, swiglu, {g_counts, nullptr, 2}, 4, nullptr, g_d, true);
+  expert("counts overlap the workspace", StatusCode::overlapping_buffers, swiglu,
+         {reinterpret_cast<const int32_t*>(g_mask), nullptr, 2}, 4, g_c + 256, g_d, true);
   // PReLU
   calls.push_back({"prelu forward: null weight", StatusCode::null_pointer,
                    [] { return prelu_forward(DType::f16, g_a, nullptr, g_b, 2, 3, 4); },
@@ -324,6 +357,11 @@ TEST(FusedNoDevice, ValidCallsReturnNoDeviceWithoutCrashing) {
       [] { return bias_activation_backward(Activation::silu(), DType::f16, nullptr, nullptr, nullptr, nullptr, g_d, 0, 8); },
       [] { return glu_forward(Glu::geglu(), DType::bf16, g_a, g_b, 4, 8); },
       [] { return glu_backward(Glu::glu(), DType::f32, g_a, g_c, g_b, 4, 8); },
+      [] { return glu_forward(Glu::swiglu(), DType::f32, g_a, nullptr, DType::f32, g_b, 4, 8, ExpertRows{g_counts, nullptr, 2}); },
+      [] { return glu_backward(Glu::clamped_swiglu(), DType::f32, g_a, g_c + 256, DType::f32, g_d, g_b, g_d + 256, 4, 8,
+                               ExpertRows{nullptr, g_counts, 2}, {g_mask, sizeof(g_mask)}); },
+      [] { return glu_backward(Glu::swiglu(), DType::f32, g_a, g_c, DType::f32, g_d, g_b, g_d + 256, 4, 0,
+                               ExpertRows{g_counts, nullptr, 2}); },
       [] { return prelu_forward(DType::f32, g_a, g_c, g_b, 2, 3, 4); },
       [] { return prelu_backward(DType::f32, g_a, g_c, g_d, g_b, g_c + 100, 2, 3, 4, {g_mask, sizeof(g_mask)}); },
       [] { return rrelu_forward(Rrelu{0.1f, 0.3f, true}, DType::f32, g_a, g_b, 8); },

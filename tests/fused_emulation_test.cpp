@@ -476,6 +476,151 @@ TEST(EmulatedGlu, ClampKinksOverEvery16BitValue) {
       }
 }
 
+// Expert rows (masked [experts, capacity] and grouped by offsets): counts
+// drawn per case, 0 and capacity included, an expert holding every token,
+// and counts and offsets out of range (clamped, the error flag set). The
+// valid rows are judged against the reference as a call of their own; every
+// other row of y, dx and dweight must keep its guard bytes.
+struct ExpertCase {
+  const char* name;
+  std::vector<int32_t> counts;   // masked (non-empty), or
+  std::vector<int32_t> offsets;  // grouped
+  bool bad;                      // the error flag must be set
+};
+
+std::vector<ExpertCase> expert_cases(int64_t experts, int64_t capacity) {
+  const auto cap = static_cast<int32_t>(capacity);
+  std::vector<ExpertCase> cases;
+  ExpertCase drawn{"drawn counts", {}, {}, false};
+  for (int64_t e = 0; e < experts; ++e)
+    drawn.counts.push_back(static_cast<int32_t>((e * 7 + 3) % (capacity + 1)));
+  drawn.counts[0] = 0;
+  drawn.counts[experts - 1] = cap;
+  cases.push_back(drawn);
+  ExpertCase skewed{"every token on one expert", std::vector<int32_t>(experts, 0), {}, false};
+  skewed.counts[experts / 2] = cap;
+  cases.push_back(skewed);
+  ExpertCase bad{"counts out of range", drawn.counts, {}, true};
+  bad.counts[0] = -3;
+  bad.counts[1] = cap + 5;
+  cases.push_back(bad);
+  const auto rows = static_cast<int32_t>(experts * capacity);
+  std::vector<int32_t> offsets = {1};
+  for (int64_t e = 1; e < experts; ++e) offsets.push_back(std::min(rows, offsets.back() + static_cast<int32_t>(e % 3)));
+  offsets.push_back(rows - 1);
+  cases.push_back({"grouped offsets", {}, offsets, false});
+  std::vector<int32_t> every;
+  for (int64_t e = 0; e <= experts; ++e) every.push_back(static_cast<int32_t>(e * capacity));
+  cases.push_back({"grouped, every row", {}, every, false});
+  std::vector<int32_t> unordered = offsets;
+  unordered.back() = rows + 4;
+  if (experts > 1) unordered[1] = unordered[2] + 1;
+  cases.push_back({"grouped offsets out of range and decreasing", {}, unordered, true});
+  return cases;
+}
+
+// The valid token rows of a case, as the kernels read them (clamped).
+std::vector<int64_t> valid_rows(const ExpertCase& c, int64_t experts, int64_t capacity) {
+  std::vector<int64_t> rows;
+  if (!c.counts.empty()) {
+    for (int64_t e = 0; e < experts; ++e)
+      for (int64_t i = 0; i < std::clamp<int64_t>(c.counts[e], 0, capacity); ++i) rows.push_back(e * capacity + i);
+  } else {
+    const int64_t all = experts * capacity;
+    const int64_t first = std::clamp<int64_t>(c.offsets.front(), 0, all);
+    for (int64_t r = first; r < std::clamp<int64_t>(c.offsets.back(), first, all); ++r) rows.push_back(r);
+  }
+  return rows;
+}
+
+TEST(EmulatedGlu, ExpertRowsMaskedAndGrouped) {
+  const std::vector<Glu> glus = {Glu::clamped_swiglu(), Glu::swiglu(),
+                                 Glu{Activation::gelu(), GatedHalf::second, 2.5f, -0.5f}};
+  const int64_t experts = 5, capacity = 6, rows = experts * capacity;
+  constexpr unsigned char kGuard = 0x5a;
+  for (DType dtype : kDTypes)
+    for (const Glu& base : glus)
+      for (const int64_t d : {int64_t{1}, int64_t{24}, int64_t{67}})
+        for (const int64_t interleave : interleaves_of(d))
+          for (const bool weighted : {false, true})
+            for (const ExpertCase& ec : expert_cases(experts, capacity)) {
+              Glu glu = base;
+              glu.interleave = interleave;
+              const DType wdtype = DType::f32;
+              SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " " << describe(glu.act) << " limit "
+                                              << glu.limit << " d " << d << " interleave " << interleave
+                                              << (weighted ? " weighted " : " ") << ec.name);
+              std::vector<double> x(rows * 2 * d), dy(rows * d), w(rows);
+              for (int64_t i = 0; i < rows * 2 * d; ++i) x[i] = fused_moderate(dtype, i, 1);
+              for (int64_t i = 0; i < rows * d; ++i) dy[i] = fused_moderate(dtype, i, 2);
+              for (int64_t r = 0; r < rows; ++r) w[r] = reference::round_to(wdtype, fused_operand(r + 2));
+              HostBuffer xb(dtype, rows * 2 * d), yb(dtype, rows * 2 * d), dyb(dtype, rows * d);
+              HostBuffer wb(wdtype, rows), dwb(wdtype, rows);
+              xb.write(0, x);
+              dyb.write(0, dy);
+              wb.write(0, w);
+              std::vector<int32_t> table = ec.counts.empty() ? ec.offsets : ec.counts;
+              int32_t error = 0;
+              ExpertRows er;
+              (ec.counts.empty() ? er.offsets : er.counts) = table.data();
+              er.experts = experts;
+              er.error = &error;
+              const std::vector<int64_t> valid = valid_rows(ec, experts, capacity);
+              const auto n = static_cast<int64_t>(valid.size());
+              std::vector<char> is_valid(rows, 0);
+              for (int64_t r : valid) is_valid[r] = 1;
+              // The valid rows of a [rows, width] tensor, and whether every
+              // other row kept its guard bytes.
+              auto gather = [&](const std::vector<double>& t, int64_t width) {
+                std::vector<double> g;
+                for (int64_t r : valid) g.insert(g.end(), t.begin() + r * width, t.begin() + (r + 1) * width);
+                return g;
+              };
+              auto guards_kept = [&](HostBuffer& b, DType t, int64_t width) {
+                const auto* p = static_cast<const unsigned char*>(b.at(0));
+                const int64_t row_bytes = width * static_cast<int64_t>(dtype_size(t));
+                int64_t changed = 0;
+                for (int64_t r = 0; r < rows; ++r)
+                  if (!is_valid[r])
+                    for (int64_t i = 0; i < row_bytes; ++i) changed += p[r * row_bytes + i] != kGuard;
+                return changed == 0;
+              };
+              const std::vector<double> w_valid = weighted ? gather(w, 1) : std::vector<double>{};
+              for (int64_t blocks : {2, 64}) {
+                std::memset(yb.at(0), kGuard, static_cast<size_t>(rows * d) * dtype_size(dtype));
+                detail::RowRequest fwd = detail::glu_forward_request(glu, dtype, xb.at(0), yb.at(0), rows, d);
+                if (weighted) fwd = detail::weighted_glu_request(fwd, rows, wb.at(0), wdtype);
+                fwd = detail::expert_rows_request(fwd, rows, er);
+                fwd.max_blocks = blocks;
+                emulate_fused(fwd, blocks);
+                EXPECT_EQ(judge_glu_forward(glu, dtype, n, d, gather(x, 2 * d), gather(yb.read(0, rows * d), d),
+                                            w_valid),
+                          0);
+                EXPECT_TRUE(guards_kept(yb, dtype, d)) << "forward, " << blocks << " blocks";
+
+                std::memset(yb.at(0), kGuard, static_cast<size_t>(rows * 2 * d) * dtype_size(dtype));
+                std::memset(dwb.at(0), kGuard, static_cast<size_t>(rows) * dtype_size(wdtype));
+                std::vector<unsigned char> ws(
+                    static_cast<size_t>(detail::glu_backward_workspace(glu, dtype, rows, d)) + 16);
+                detail::RowRequest bwd = detail::glu_backward_request(glu, dtype, xb.at(0), dyb.at(0), yb.at(0), rows, d);
+                if (weighted) bwd = detail::weighted_glu_request(bwd, rows, wb.at(0), wdtype, dwb.at(0), ws.data());
+                bwd = detail::expert_rows_request(bwd, rows, er);
+                bwd.max_blocks = blocks;
+                emulate_fused(bwd, blocks);
+                EXPECT_EQ(judge_glu_backward(glu, dtype, n, d, gather(x, 2 * d), gather(dy, d),
+                                             gather(yb.read(0, rows * 2 * d), 2 * d), w_valid, wdtype,
+                                             weighted ? gather(dwb.read(0, rows), 1) : std::vector<double>{}),
+                          0);
+                EXPECT_TRUE(guards_kept(yb, dtype, 2 * d)) << "backward dx, " << blocks << " blocks";
+                if (weighted) {
+                  EXPECT_TRUE(guards_kept(dwb, wdtype, 1)) << "dweight, " << blocks << " blocks";
+                }
+              }
+              EXPECT_EQ(error, ec.bad ? 1 : 0);
+              if (HasFailure()) return;
+            }
+}
+
 // ---------------------------------------------------------------- PReLU and RReLU
 
 TEST(EmulatedPrelu, BothLayoutsWithWeightGradient) {

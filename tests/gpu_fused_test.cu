@@ -10,6 +10,7 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstring>
@@ -280,6 +281,113 @@ TEST_P(GpuFusedPrelu, MoeGluClampedAndWeighted) {
           }
           if (HasFailure()) return;
         }
+}
+
+// Expert rows on the device: masked counts (drawn, 0 and capacity, every
+// token on one expert, out of range) and grouped offsets; the valid rows
+// judged as a call of their own, every other row's guard bytes kept, the
+// error flag set exactly for the bad table, dweight's bits equal over runs.
+TEST_P(GpuFusedPrelu, MoeGluExpertRowsMaskedAndGrouped) {
+  CUACT_SKIP_WITHOUT_GPU();
+  const DType dtype = GetParam();
+  const size_t elem = dtype_size(dtype);
+  const int64_t experts = 8, capacity = 96, rows = experts * capacity;
+  constexpr unsigned char kGuard = 0x5a;
+  struct Table {
+    const char* name;
+    bool masked;
+    std::vector<int32_t> values;
+    bool bad;
+  };
+  std::vector<Table> tables = {
+      {"drawn counts", true, {0, 17, 96, 5, 64, 1, 33, 96}, false},
+      {"every token on one expert", true, {0, 0, 0, 96, 0, 0, 0, 0}, false},
+      {"counts out of range", true, {-1, 17, 200, 5, 64, 1, 33, 96}, true},
+      {"grouped offsets", false, {3, 10, 10, 200, 300, 301, 500, 600, 700}, false},
+      {"grouped offsets decreasing", false, {3, 10, 9, 200, 300, 301, 500, 600, 700}, true},
+  };
+  for (const Glu& glu : {Glu::clamped_swiglu(), Glu::clamped_swiglu(1.702f, 7.0f, 1.0f, 1), Glu::swiglu()})
+    for (const int64_t d : {int64_t{1000}, int64_t{2880}})
+      for (const Table& t : tables) {
+        SCOPED_TRACE(testing::Message() << describe(glu.act) << " limit " << glu.limit << " interleave "
+                                        << glu.interleave << " d " << d << " " << t.name);
+        std::vector<int64_t> valid;
+        for (int64_t r = 0; r < rows; ++r) {
+          const int64_t e = r / capacity, i = r % capacity;
+          const bool in = t.masked ? i < std::clamp<int64_t>(t.values[e], 0, capacity)
+                                   : r >= t.values.front() && r < t.values.back();
+          if (in) valid.push_back(r);
+        }
+        const auto n = static_cast<int64_t>(valid.size());
+        std::vector<double> x(rows * 2 * d), dy(rows * d), w(rows);
+        for (int64_t i = 0; i < rows * 2 * d; ++i) x[i] = fused_moderate(dtype, i, 1);
+        for (int64_t i = 0; i < rows * d; ++i) dy[i] = fused_moderate(dtype, i, 2);
+        for (int64_t r = 0; r < rows; ++r) w[r] = reference::round_to(DType::f32, fused_operand(r + 2));
+        auto gather = [&](const std::vector<double>& v, int64_t width) {
+          std::vector<double> g;
+          for (int64_t r : valid) g.insert(g.end(), v.begin() + r * width, v.begin() + (r + 1) * width);
+          return g;
+        };
+        // Bytes of the rows outside `valid` of [rows, width] elements of `size` bytes that lost their guard.
+        auto guards_lost = [&](const void* p, int64_t width, size_t size) {
+          std::vector<unsigned char> host(rows * width * size);
+          EXPECT_EQ(cudaMemcpy(host.data(), p, host.size(), cudaMemcpyDeviceToHost), cudaSuccess);
+          std::vector<char> is_valid(rows, 0);
+          for (int64_t r : valid) is_valid[r] = 1;
+          int64_t lost = 0;
+          for (int64_t r = 0; r < rows; ++r)
+            if (!is_valid[r])
+              for (size_t i = 0; i < width * size; ++i) lost += host[r * width * size + i] != kGuard;
+          return lost;
+        };
+        DeviceBuffer xb(rows * 2 * d * elem), yb(rows * 2 * d * elem), dyb(rows * d * elem), wb(rows * 4),
+            dwb(rows * 4), table(t.values.size() * 4), flag(4);
+        ASSERT_TRUE(xb.ok() && yb.ok() && dyb.ok() && wb.ok() && dwb.ok() && table.ok() && flag.ok());
+        upload(dtype, xb.at(), x);
+        upload(dtype, dyb.at(), dy);
+        upload(DType::f32, wb.at(), w);
+        ASSERT_EQ(cudaMemcpy(table.at(), t.values.data(), t.values.size() * 4, cudaMemcpyHostToDevice), cudaSuccess);
+        ASSERT_EQ(cudaMemset(flag.at(), 0, 4), cudaSuccess);
+        ExpertRows er;
+        (t.masked ? er.counts : er.offsets) = reinterpret_cast<const int32_t*>(table.at());
+        er.experts = experts;
+        er.error = reinterpret_cast<int32_t*>(flag.at());
+        ASSERT_EQ(cudaMemset(yb.at(), kGuard, rows * d * elem), cudaSuccess);
+        Status st = glu_forward(glu, dtype, xb.at(), wb.at(), DType::f32, yb.at(), rows, d, er);
+        ASSERT_TRUE(st.ok()) << st.message();
+        EXPECT_EQ(judge_glu_forward(glu, dtype, n, d, gather(x, 2 * d), gather(download(dtype, yb.at(), rows * d), d),
+                                    gather(w, 1)),
+                  0);
+        EXPECT_EQ(guards_lost(yb.at(), d, elem), 0) << "forward";
+        size_t ws_bytes = 0;
+        ASSERT_TRUE(glu_backward_workspace_size(glu, dtype, rows, d, &ws_bytes).ok());
+        DeviceBuffer ws(ws_bytes);
+        std::vector<double> first_dw;
+        for (int run = 0; run < 2; ++run) {
+          ASSERT_EQ(cudaMemset(yb.at(), kGuard, rows * 2 * d * elem), cudaSuccess);
+          ASSERT_EQ(cudaMemset(dwb.at(), kGuard, rows * 4), cudaSuccess);
+          st = glu_backward(glu, dtype, xb.at(), wb.at(), DType::f32, dyb.at(), yb.at(), dwb.at(), rows, d, er,
+                            {ws.at(), ws_bytes});
+          ASSERT_TRUE(st.ok()) << st.message();
+          const std::vector<double> dw = gather(download(DType::f32, dwb.at(), rows), 1);
+          if (run == 0) {
+            EXPECT_EQ(judge_glu_backward(glu, dtype, n, d, gather(x, 2 * d), gather(dy, d),
+                                         gather(download(dtype, yb.at(), rows * 2 * d), 2 * d), gather(w, 1),
+                                         DType::f32, dw),
+                      0);
+            EXPECT_EQ(guards_lost(yb.at(), 2 * d, elem), 0) << "dx";
+            EXPECT_EQ(guards_lost(dwb.at(), 1, 4), 0) << "dweight";
+            first_dw = dw;
+          } else {
+            EXPECT_EQ(std::memcmp(first_dw.data(), dw.data(), dw.size() * sizeof(double)), 0)
+                << "d weight differs between two runs";
+          }
+        }
+        int32_t error = -1;
+        ASSERT_EQ(cudaMemcpy(&error, flag.at(), 4, cudaMemcpyDeviceToHost), cudaSuccess);
+        EXPECT_EQ(error, t.bad ? 1 : 0);
+        if (HasFailure()) return;
+      }
 }
 
 TEST_P(GpuFusedPrelu, RreluTrainingAndEvalWithRegeneratedSlopes) {

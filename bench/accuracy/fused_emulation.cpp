@@ -35,12 +35,17 @@ void emulate(const Form& form, const RowRequest& r, int64_t device_blocks) {
       c.plan.out_size != static_cast<int>(sizeof(typename Form::Out)))
     throw std::logic_error("plan_rows planned other element types than the form's");
   const int64_t blocks = c.geometry.blocks();
+  // The kernels' prologue over expert rows (each block's; the same for all).
+  std::vector<int64_t> prefix, token_prefix;
+  const detail::RowSegments map = detail::host_row_segments(c.experts, c.experts.group, prefix);
+  // The reductions' second step walks tokens.
+  const detail::RowSegments tokens = detail::host_row_segments(c.experts, 1, token_prefix);
   std::vector<float> sums(static_cast<size_t>(kBlockThreads) * W);
   float amax = 0.0f;
   for (int64_t b = 0; b < blocks; ++b) {
     for (int t = 0; t < kBlockThreads; ++t) {
       Accumulator<W> acc;
-      detail::run_tiles(form, c, b, t, acc);
+      detail::run_tiles(form, c, b, t, acc, map);
       if (c.plan.extras() > 0)
         detail::run_extras(form, c, b * kBlockThreads + t, blocks * kBlockThreads, acc.amax);
       amax = std::fmax(amax, acc.amax);
@@ -67,10 +72,10 @@ void emulate(const Form& form, const RowRequest& r, int64_t device_blocks) {
   detail::visit_dtype(r.reduce_dtype, [&](auto tag) {
     using R = typename decltype(tag)::type;
     R* out = static_cast<R*>(r.reduce_out);
-    for (int64_t s = 0; s < layout.segments; ++s) {
+    for (int64_t s = 0; s < tokens.rows(layout.segments); ++s) {
       float sum = 0.0f;
       for (int64_t i = 0; i < layout.segment_length; ++i) sum += c.partials[s * layout.segment_length + i];
-      out[s] = device::narrow<R>(sum);
+      out[tokens.row(s)] = device::narrow<R>(sum);
     }
   });
 }

@@ -196,6 +196,44 @@ Status glu_backward_workspace_size(DType dtype, int64_t rows, int64_t d, size_t*
 Status glu_backward_workspace_size(const Glu& glu, DType dtype, int64_t rows, int64_t d,
                                    size_t* workspace_bytes);
 
+// The rows of an MoE layer's expert buffers a GLU call reads and writes, in
+// device memory, read by the kernels when they run (no host synchronization;
+// a call can be captured in a CUDA graph). int32 entries:
+//   masked (counts set): x [experts, capacity, 2d] with rows = experts *
+//     capacity; expert e's valid rows are its first counts[e] (vLLM's
+//     masked_m, DeepGEMM's masked layout). At most 1024 experts.
+//   grouped (offsets set, [experts + 1], a prefix sum of the counts): x
+//     [rows, 2d], expert e's rows [offsets[e], offsets[e + 1]); the valid
+//     rows are [offsets[0], offsets[experts]).
+// Only valid rows are read, and only theirs of y (forward), dx and dweight
+// (backward) are written: every other row is left untouched. The threads
+// are spread over the valid rows, so a batch whose tokens all go to one
+// expert runs as fast as a balanced one.
+// Bad values on the device: a count outside [0, capacity] is clamped to it;
+// offsets[0] and offsets[experts] are clamped to [0, rows] (the end to at
+// least the start), and the offsets between are only checked to be
+// nondecreasing; each of these sets *error to 1 (error: an optional int32 in
+// device memory, never cleared by cuact).
+struct ExpertRows {
+  const int32_t* counts = nullptr;
+  const int32_t* offsets = nullptr;
+  int64_t experts = 0;
+  int32_t* error = nullptr;
+};
+
+// The GLU (clamped, weighted or plain; the gates of clamped GLUs) over the
+// valid rows of `experts`; weight [rows] may be null (no routing weight).
+Status glu_forward(const Glu& glu, DType dtype, const void* x, const void* weight,
+                   DType weight_dtype, void* y, int64_t rows, int64_t d,
+                   const ExpertRows& experts, cudaStream_t stream = nullptr);
+// Its gradient over the valid rows; dweight (null unless weight is given) as
+// the weighted glu_backward's, on the valid rows only, with the same
+// workspace (glu_backward_workspace_size of rows and d).
+Status glu_backward(const Glu& glu, DType dtype, const void* x, const void* weight,
+                    DType weight_dtype, const void* dy, void* dx, void* dweight, int64_t rows,
+                    int64_t d, const ExpertRows& experts, Workspace workspace = {},
+                    cudaStream_t stream = nullptr);
+
 // ---------------------------------------------------------------- PReLU
 
 // x, y [outer, channels, inner]; weight [channels]:

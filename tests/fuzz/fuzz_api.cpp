@@ -267,6 +267,10 @@ struct FusedArgs {
   void *x = nullptr, *dy = nullptr, *out = nullptr, *param = nullptr, *reduce = nullptr;
   uint8_t* mask = nullptr;
   int workspace_pick = 0;  // 0: null, 1: on out, 2: one byte short, else enough
+  // The MoE GLU over expert rows (device calls only: the reference has no
+  // such form); the weight and dweight are param and reduce.
+  bool expert_rows = false;
+  ExpertRows experts;
 };
 
 // What the call reads and writes, per docs/SPEC.md and cuact/fused.h.
@@ -368,6 +372,11 @@ Status call_fused(const FusedArgs& a, bool on_device, void* workspace, size_t wo
                  : activation_dropout_forward(a.act, a.dtype, a.x, a.out, a.rows, a.dropout,
                                               a.mask);
     case FusedForm::glu:
+      if (on_device && a.expert_rows)
+        return bwd ? glu_backward(a.glu, a.dtype, a.x, a.param, a.dtype, a.dy, a.out, a.reduce,
+                                  a.rows, a.cols, a.experts, {workspace, workspace_bytes})
+                   : glu_forward(a.glu, a.dtype, a.x, a.param, a.dtype, a.out, a.rows, a.cols,
+                                 a.experts);
       if (on_device)
         return bwd ? glu_backward(a.glu, a.dtype, a.x, a.dy, a.out, a.rows, a.cols)
                    : glu_forward(a.glu, a.dtype, a.x, a.out, a.rows, a.cols);
@@ -458,6 +467,15 @@ int fuzz_fused(Reader& r, bool on_device, const Activation& act, Direction direc
   a.mask = static_cast<uint8_t*>(fused_pointer(r, 5, r.u8() & 1 ? a.out : a.x));
   a.workspace_pick = r.u8() % 4;
   const bool null_result = (r.u8() & 7) == 0;
+  if (on_device && a.form == FusedForm::glu && r.u8() % 4 == 0) {
+    a.expert_rows = true;
+    const uint8_t pick = r.u8();
+    auto* table = static_cast<const int32_t*>(fused_pointer(r, 3, a.out));
+    (pick & 1 ? a.experts.offsets : a.experts.counts) = table;
+    if (pick & 2) a.experts.counts = a.experts.offsets = table;  // both: refused
+    a.experts.experts = r.count();
+    a.experts.error = static_cast<int32_t*>(fused_pointer(r, 4, a.out));
+  }
   fill_fused_arena(r);
 
   if (a.form == FusedForm::workspace_queries) return fuzz_workspace_queries(a, null_result);
@@ -483,6 +501,9 @@ int fuzz_fused(Reader& r, bool on_device, const Activation& act, Direction direc
     const bool reduces = spans.reduce.used() && spans.elements > 0;
     if (reduces && (w == nullptr || w_bytes < needed || w == a.out))
       require(!s.ok(), "missing, short or overlapping workspace accepted", s);
+    if (a.expert_rows && (a.experts.experts <= 0 || (a.experts.counts == nullptr) ==
+                                                         (a.experts.offsets == nullptr)))
+      require(!s.ok(), "expert rows without experts, or with both or neither table, accepted", s);
     if (s.ok())
       require(spans.elements == 0 && !spans.reduce.used(),
               "fused device call succeeded without a device", s);
