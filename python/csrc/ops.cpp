@@ -26,6 +26,7 @@
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "cuact/cuact.h"
@@ -493,37 +494,220 @@ void glu_rows_backward_f64(const cuact::Glu& glu, const double* x, const double*
   }
 }
 
-// y [..., d] = the GLU of x [..., 2d] (weight: times weight[r]).
-Tensor run_glu(const Tensor& x, const c10::optional<Tensor>& weight, const cuact::Glu& glu,
-               const char* op) {
+// ------------------------------------------------------------ expert rows (fused.h, ExpertRows)
+// The rows of an MoE layer's expert buffers a moe_glu call computes
+// (docs/SPEC.md, "Expert rows"): counts [E] (masked: x [E, C, 2d], expert
+// e's valid rows e*C + [0, counts[e])) or offsets [E + 1] (grouped: x
+// [..., 2d], every leading dimension a row, the valid rows [offsets[0],
+// offsets[E])); int32 or int64, on the input's device. The outputs (y, dx,
+// dweight) are fresh zeros outside the valid rows: the gradient of rows that
+// took no part. Bad values: the CUDA kernels read them clamped and flag
+// them in a device word, on which the op queues torch's asynchronous
+// assertion (no host synchronization, as cross_entropy's bad targets); the
+// CPU raises a RuntimeError naming the expert and the value first.
+
+struct Experts {
+  const Tensor* ids = nullptr;  // counts or offsets; null: no expert rows (every row)
+  bool masked = false;
+  int64_t experts = 0;
+  int64_t bound = 0;  // the largest valid entry: the capacity C, or the rows
+  explicit operator bool() const { return ids != nullptr; }
+};
+
+// The checks of the arguments, and the library's own of an expert-rows
+// call (the gate, experts > 0, at most 1024 masked ones) on an empty call,
+// for every path (the CPU and float64 too).
+Experts experts_of(const Tensor& x, const c10::optional<Tensor>& counts,
+                   const c10::optional<Tensor>& offsets, const cuact::Glu& glu, int64_t d,
+                   const char* op) {
+  if (!counts && !offsets) return {};
+  TORCH_CHECK(!(counts && offsets), "cuact.", op,
+              ": counts and offsets are both given; a call takes one (counts: masked, offsets: "
+              "grouped)");
+  Experts e;
+  e.masked = counts.has_value();
+  e.ids = e.masked ? &*counts : &*offsets;
+  const Tensor& t = *e.ids;
+  const char* what = e.masked ? "counts" : "offsets";
+  TORCH_CHECK_TYPE(t.scalar_type() == at::kInt || t.scalar_type() == at::kLong, "cuact.", op,
+                   ": ", what, " is ", t.scalar_type(), "; it takes int32 or int64");
+  TORCH_CHECK(t.device() == x.device(), "cuact.", op, ": ", what, " is on ", t.device(),
+              ", the input on ", x.device());
+  TORCH_CHECK(t.dim() == 1, "cuact.", op, ": ", what, " must be 1-D (",
+              e.masked ? "[experts]" : "[experts + 1]", "), got shape ", t.sizes());
+  if (e.masked) {
+    e.experts = t.size(0);
+    TORCH_CHECK(x.dim() == 3 && x.size(0) == e.experts, "cuact.", op, ": counts of ", e.experts,
+                " experts take an input [", e.experts, ", capacity, 2d], got shape ", x.sizes());
+    e.bound = x.size(1);
+  } else {
+    TORCH_CHECK(t.size(0) >= 2, "cuact.", op,
+                ": offsets must hold experts + 1 >= 2 entries, got ", t.size(0));
+    e.experts = t.size(0) - 1;
+    e.bound = leading_rows(x);
+  }
+  const int32_t any = 0;  // read by no empty call
+  const cuact::ExpertRows empty{e.masked ? &any : nullptr, e.masked ? nullptr : &any, e.experts};
+  raise_if_failed(cuact::glu_forward(glu, cuact::DType::f32, nullptr, nullptr, cuact::DType::f32,
+                                     nullptr, 0, d, empty),
+                  op);
+  return e;
+}
+
+// The device's form: int32 entries (int64 ones clamped to [-1, bound + 1]
+// first, so that a value out of range stays out of range, flagged, instead
+// of wrapping) and a zeroed error word; check() queues the assertion on it.
+struct DeviceExperts {
+  Tensor ids, error;
+  cuact::ExpertRows rows;
+
+  DeviceExperts(const Experts& e, const char* op) {
+    ids = *e.ids;
+    if (ids.scalar_type() == at::kLong) {
+      TORCH_CHECK(e.bound < std::numeric_limits<int32_t>::max(), "cuact.", op, ": int64 ",
+                  e.masked ? "counts take a capacity" : "offsets take rows",
+                  " below 2^31 - 1 (int32 on the device), got ", e.bound);
+      ids = ids.clamp(-1, e.bound + 1).to(at::kInt);
+    }
+    ids = ids.contiguous();
+    error = at::zeros({1}, ids.options());
+    int32_t* p = ids.data_ptr<int32_t>();
+    rows = {e.masked ? p : nullptr, e.masked ? nullptr : p, e.experts, error.data_ptr<int32_t>()};
+  }
+
+  void check(const char* op) const {
+    at::_assert_async(error.eq(0), std::string("cuact.") + op +
+                                       ": a bad count or offset (a count outside [0, capacity], "
+                                       "an offset outside [0, rows] or below the one before)");
+  }
+};
+
+// The CPU's valid rows, as ranges [start, start + n) (no expert rows: every
+// row), after checking the entries on the host.
+template <typename I>
+std::vector<std::pair<int64_t, int64_t>> host_ranges(const Experts& e, const char* op) {
+  const Tensor t = e.ids->contiguous();
+  const I* v = t.data_ptr<I>();
+  std::vector<std::pair<int64_t, int64_t>> ranges;
+  if (e.masked) {
+    for (int64_t k = 0; k < e.experts; ++k) {
+      const int64_t c = v[k];
+      TORCH_CHECK(c >= 0 && c <= e.bound, "cuact.", op, ": counts[", k, "] = ", c,
+                  " is outside [0, ", e.bound, "] (expert ", k, "'s rows in a capacity of ",
+                  e.bound, ")");
+      if (c > 0) ranges.emplace_back(k * e.bound, c);
+    }
+    return ranges;
+  }
+  const int64_t first = v[0], last = v[e.experts];
+  TORCH_CHECK(first >= 0 && first <= e.bound, "cuact.", op, ": offsets[0] = ", first,
+              " is outside [0, ", e.bound, "] (the rows)");
+  for (int64_t k = 0; k < e.experts; ++k)
+    TORCH_CHECK(v[k + 1] >= v[k], "cuact.", op, ": offsets[", k + 1, "] = ", int64_t{v[k + 1]},
+                " is below offsets[", k, "] = ", int64_t{v[k]}, " (expert ", k,
+                "'s rows would be negative)");
+  TORCH_CHECK(last <= e.bound, "cuact.", op, ": offsets[", e.experts, "] = ", last,
+              " is past the ", e.bound, " rows");
+  if (last > first) ranges.emplace_back(first, last - first);
+  return ranges;
+}
+
+std::vector<std::pair<int64_t, int64_t>> cpu_ranges(const Experts& e, int64_t rows,
+                                                    const char* op) {
+  if (!e) return {{0, rows}};
+  return e.ids->scalar_type() == at::kInt ? host_ranges<int32_t>(e, op)
+                                          : host_ranges<int64_t>(e, op);
+}
+
+// The CPU's GLU of the rows x [n, 2d] -> y [n, d] (w [n] or null): the
+// reference, float64 through glu_rows_f64.
+void glu_rows_cpu(const cuact::Glu& glu, const Tensor& x, const Tensor* w, const Tensor& y,
+                  int64_t n, int64_t d, const char* op) {
+  if (is_f64(x)) {
+    glu_rows_f64(glu, x.data_ptr<double>(), w ? w->data_ptr<double>() : nullptr,
+                 y.data_ptr<double>(), n, d);
+    return;
+  }
+  const cuact::DType dt = dtype_of(x, op);
+  raise_if_failed(w ? cuact::reference::glu_forward(glu, dt, x.data_ptr(), w->data_ptr(),
+                                                    dtype_of(*w, op), y.data_ptr(), n, d)
+                    : cuact::reference::glu_forward(glu, dt, x.data_ptr(), y.data_ptr(), n, d),
+                  op);
+}
+
+// Its gradient: dx [n, 2d] from dy [n, d]; dw [n] or null (with w only).
+void glu_rows_backward_cpu(const cuact::Glu& glu, const Tensor& x, const Tensor* w,
+                           const Tensor& dy, const Tensor& dx, const Tensor* dw, int64_t n,
+                           int64_t d, const char* op) {
+  if (is_f64(x)) {
+    glu_rows_backward_f64(glu, x.data_ptr<double>(), w ? w->data_ptr<double>() : nullptr,
+                          dy.data_ptr<double>(), dx.data_ptr<double>(),
+                          dw ? dw->data_ptr<double>() : nullptr, n, d);
+    return;
+  }
+  const cuact::DType dt = dtype_of(x, op);
+  raise_if_failed(w ? cuact::reference::glu_backward(glu, dt, x.data_ptr(), w->data_ptr(),
+                                                     dtype_of(*w, op), dy.data_ptr(),
+                                                     dx.data_ptr(), dw ? dw->data_ptr() : nullptr,
+                                                     n, d)
+                    : cuact::reference::glu_backward(glu, dt, x.data_ptr(), dy.data_ptr(),
+                                                     dx.data_ptr(), n, d),
+                  op);
+}
+
+// Rows [start, start + n) of t viewed as [rows, cols] (the CPU's ranges).
+Tensor row_range(const Tensor& t, int64_t rows, int64_t cols, int64_t start, int64_t n) {
+  return t.view({rows, cols}).narrow(0, start, n);
+}
+
+// What both directions check first: the input, the layout, the weight and
+// the expert rows; rows: every leading dimension (0 for d = 0 unless a
+// weight or expert rows count them).
+Experts check_glu_call(const Tensor& x, const c10::optional<Tensor>& weight,
+                       const c10::optional<Tensor>& counts, const c10::optional<Tensor>& offsets,
+                       const cuact::Glu& glu, int64_t& rows, int64_t& d, const char* op) {
   check_input(x, op);
-  int64_t rows = 0, d = 0;
   glu_shape(x, rows, d, op);
   check_glu_layout(glu, d, op);
   if (weight) check_row_weight(x, *weight, rows, op);
+  const Experts e = experts_of(x, counts, offsets, glu, d, op);
+  if (e) rows = leading_rows(x);
+  return e;
+}
+
+// y [..., d] = the GLU of x [..., 2d] (weight: times weight[r]); with
+// expert rows, over the valid rows only, zeros elsewhere.
+Tensor run_glu(const Tensor& x, const c10::optional<Tensor>& weight, const cuact::Glu& glu,
+               const c10::optional<Tensor>& counts, const c10::optional<Tensor>& offsets,
+               const char* op) {
+  int64_t rows = 0, d = 0;
+  const Experts experts = check_glu_call(x, weight, counts, offsets, glu, rows, d, op);
   std::vector<int64_t> sizes = x.sizes().vec();
   sizes.back() = d;
-  Tensor y = at::empty(sizes, x.options());
-  const void* w = weight ? weight->data_ptr() : nullptr;
-  if (is_f64(x) && !x.is_cuda()) {
-    glu_rows_f64(glu, x.data_ptr<double>(), weight ? weight->data_ptr<double>() : nullptr,
-                 y.data_ptr<double>(), rows, d);
+  Tensor y = experts ? at::zeros(sizes, x.options()) : at::empty(sizes, x.options());
+  if (!x.is_cuda()) {
+    for (const auto& [start, n] : cpu_ranges(experts, rows, op)) {
+      const Tensor w = weight ? row_range(*weight, rows, 1, start, n) : Tensor();
+      glu_rows_cpu(glu, row_range(x, rows, 2 * d, start, n), weight ? &w : nullptr,
+                   row_range(y, rows, d, start, n), n, d, op);
+    }
     return y;
   }
   const cuact::DType dt = dtype_of(x, op);
   const cuact::DType wt = weight ? dtype_of(*weight, op) : dt;
-  if (x.is_cuda()) {
-    c10::DeviceGuard guard(x.device());
+  const void* w = weight ? weight->data_ptr() : nullptr;
+  c10::DeviceGuard guard(x.device());
+  if (experts) {
+    const DeviceExperts on_device(experts, op);
+    raise_if_failed(cuact::glu_forward(glu, dt, x.data_ptr(), w, wt, y.data_ptr(), rows, d,
+                                       on_device.rows, stream_of(x)),
+                    op);
+    on_device.check(op);
+  } else {
     raise_if_failed(weight ? cuact::glu_forward(glu, dt, x.data_ptr(), w, wt, y.data_ptr(), rows,
                                                 d, stream_of(x))
                            : cuact::glu_forward(glu, dt, x.data_ptr(), y.data_ptr(), rows, d,
                                                 stream_of(x)),
-                    op);
-  } else {
-    raise_if_failed(weight ? cuact::reference::glu_forward(glu, dt, x.data_ptr(), w, wt,
-                                                           y.data_ptr(), rows, d)
-                           : cuact::reference::glu_forward(glu, dt, x.data_ptr(), y.data_ptr(),
-                                                           rows, d),
                     op);
   }
   return y;
@@ -531,56 +715,61 @@ Tensor run_glu(const Tensor& x, const c10::optional<Tensor>& weight, const cuact
 
 // (dx, dweight): dx [..., 2d] from dy [..., d]; dweight in the weight's shape
 // and dtype where asked for (need_dweight, with a weight), else an empty
-// tensor (the weight's dtype, or the input's without a weight).
+// tensor (the weight's dtype, or the input's without a weight). With expert
+// rows, over the valid rows only, zeros elsewhere.
 std::tuple<Tensor, Tensor> run_glu_backward(const Tensor& x, const c10::optional<Tensor>& weight,
                                             const Tensor& dy, const cuact::Glu& glu,
-                                            bool need_dweight, const char* op) {
-  check_input(x, op);
-  check_same(x, dy, "dy", op);
+                                            bool need_dweight,
+                                            const c10::optional<Tensor>& counts,
+                                            const c10::optional<Tensor>& offsets,
+                                            const char* op) {
   int64_t rows = 0, d = 0;
-  glu_shape(x, rows, d, op);
-  check_glu_layout(glu, d, op);
-  if (weight) check_row_weight(x, *weight, rows, op);
+  const Experts experts = check_glu_call(x, weight, counts, offsets, glu, rows, d, op);
+  check_same(x, dy, "dy", op);
   TORCH_CHECK(dy.numel() == rows * d, "cuact.", op, ": dy has ", dy.numel(),
               " elements, the output ", rows * d);
   const bool want_dw = weight && need_dweight;
-  Tensor dx = at::empty_like(x);
-  Tensor dweight =
-      want_dw ? at::empty_like(*weight) : at::empty({0}, (weight ? *weight : x).options());
-  const void* w = weight ? weight->data_ptr() : nullptr;
-  void* dw = want_dw ? dweight.data_ptr() : nullptr;
-  if (is_f64(x) && !x.is_cuda()) {
-    glu_rows_backward_f64(glu, x.data_ptr<double>(), weight ? weight->data_ptr<double>() : nullptr,
-                          dy.data_ptr<double>(), dx.data_ptr<double>(),
-                          want_dw ? dweight.data_ptr<double>() : nullptr, rows, d);
+  auto fresh = [&](const Tensor& t) { return experts ? at::zeros_like(t) : at::empty_like(t); };
+  Tensor dx = fresh(x);
+  Tensor dweight = want_dw ? fresh(*weight) : at::empty({0}, (weight ? *weight : x).options());
+  if (!x.is_cuda()) {
+    for (const auto& [start, n] : cpu_ranges(experts, rows, op)) {
+      const Tensor w = weight ? row_range(*weight, rows, 1, start, n) : Tensor();
+      const Tensor dw = want_dw ? row_range(dweight, rows, 1, start, n) : Tensor();
+      glu_rows_backward_cpu(glu, row_range(x, rows, 2 * d, start, n), weight ? &w : nullptr,
+                            row_range(dy, rows, d, start, n), row_range(dx, rows, 2 * d, start, n),
+                            want_dw ? &dw : nullptr, n, d, op);
+    }
     return {dx, dweight};
   }
   const cuact::DType dt = dtype_of(x, op);
   const cuact::DType wt = weight ? dtype_of(*weight, op) : dt;
-  if (x.is_cuda()) {
-    c10::DeviceGuard guard(x.device());
-    if (!weight) {
-      raise_if_failed(cuact::glu_backward(glu, dt, x.data_ptr(), dy.data_ptr(), dx.data_ptr(),
-                                          rows, d, stream_of(x)),
-                      op);
-      return {dx, dweight};
-    }
-    Tensor scratch;
-    cuact::Workspace ws;  // dweight's reduction only
-    if (want_dw) {
-      size_t bytes = 0;
-      raise_if_failed(cuact::glu_backward_workspace_size(glu, dt, rows, d, &bytes), op);
-      ws = workspace_of(x, bytes, scratch);
-    }
+  const void* w = weight ? weight->data_ptr() : nullptr;
+  void* dw = want_dw ? dweight.data_ptr() : nullptr;
+  c10::DeviceGuard guard(x.device());
+  if (!weight && !experts) {
+    raise_if_failed(cuact::glu_backward(glu, dt, x.data_ptr(), dy.data_ptr(), dx.data_ptr(), rows,
+                                        d, stream_of(x)),
+                    op);
+    return {dx, dweight};
+  }
+  Tensor scratch;
+  cuact::Workspace ws;  // dweight's reduction only
+  if (want_dw) {
+    size_t bytes = 0;
+    raise_if_failed(cuact::glu_backward_workspace_size(glu, dt, rows, d, &bytes), op);
+    ws = workspace_of(x, bytes, scratch);
+  }
+  if (experts) {
+    const DeviceExperts on_device(experts, op);
+    raise_if_failed(cuact::glu_backward(glu, dt, x.data_ptr(), w, wt, dy.data_ptr(),
+                                        dx.data_ptr(), dw, rows, d, on_device.rows, ws,
+                                        stream_of(x)),
+                    op);
+    on_device.check(op);
+  } else {
     raise_if_failed(cuact::glu_backward(glu, dt, x.data_ptr(), w, wt, dy.data_ptr(),
                                         dx.data_ptr(), dw, rows, d, ws, stream_of(x)),
-                    op);
-  } else {
-    raise_if_failed(weight ? cuact::reference::glu_backward(glu, dt, x.data_ptr(), w, wt,
-                                                            dy.data_ptr(), dx.data_ptr(), dw,
-                                                            rows, d)
-                           : cuact::reference::glu_backward(glu, dt, x.data_ptr(), dy.data_ptr(),
-                                                            dx.data_ptr(), rows, d),
                     op);
   }
   return {dx, dweight};
@@ -589,34 +778,36 @@ std::tuple<Tensor, Tensor> run_glu_backward(const Tensor& x, const c10::optional
 Tensor glu_op(const Tensor& x, c10::string_view kind, at::ArrayRef<double> params,
               bool gate_first) {
   const char* op = "glu";
-  return run_glu(x, c10::nullopt, glu_of(kind, params, gate_first, op), op);
+  return run_glu(x, c10::nullopt, glu_of(kind, params, gate_first, op), c10::nullopt,
+                 c10::nullopt, op);
 }
 
 Tensor glu_backward_op(const Tensor& x, const Tensor& dy, c10::string_view kind,
                        at::ArrayRef<double> params, bool gate_first) {
   const char* op = "glu_backward";
-  return std::get<0>(
-      run_glu_backward(x, c10::nullopt, dy, glu_of(kind, params, gate_first, op), false, op));
+  return std::get<0>(run_glu_backward(x, c10::nullopt, dy, glu_of(kind, params, gate_first, op),
+                                      false, c10::nullopt, c10::nullopt, op));
 }
 
 Tensor moe_glu_op(const Tensor& x, const c10::optional<Tensor>& weight, c10::string_view kind,
                   at::ArrayRef<double> params, bool gate_first, double limit, double offset,
-                  int64_t interleave) {
+                  int64_t interleave, const c10::optional<Tensor>& counts,
+                  const c10::optional<Tensor>& offsets) {
   const char* op = "moe_glu";
   return run_glu(x, weight,
-                 clamped_glu_of(kind, params, gate_first, limit, offset, interleave, op), op);
+                 clamped_glu_of(kind, params, gate_first, limit, offset, interleave, op), counts,
+                 offsets, op);
 }
 
-std::tuple<Tensor, Tensor> moe_glu_backward_op(const Tensor& x,
-                                                const c10::optional<Tensor>& weight,
-                                                const Tensor& dy, c10::string_view kind,
-                                                at::ArrayRef<double> params, bool gate_first,
-                                                double limit, double offset, bool need_dweight,
-                                                int64_t interleave) {
+std::tuple<Tensor, Tensor> moe_glu_backward_op(
+    const Tensor& x, const c10::optional<Tensor>& weight, const Tensor& dy, c10::string_view kind,
+    at::ArrayRef<double> params, bool gate_first, double limit, double offset, bool need_dweight,
+    int64_t interleave, const c10::optional<Tensor>& counts,
+    const c10::optional<Tensor>& offsets) {
   const char* op = "moe_glu_backward";
   return run_glu_backward(x, weight, dy,
                           clamped_glu_of(kind, params, gate_first, limit, offset, interleave, op),
-                          need_dweight, op);
+                          need_dweight, counts, offsets, op);
 }
 
 // ------------------------------------------------------------ PReLU
@@ -1661,15 +1852,16 @@ TORCH_LIBRARY(cuact, m) {
   m.def("glu_backward(Tensor x, Tensor dy, str kind, float[] params, bool gate_first) -> Tensor");
   // the GLU of MoE experts: clamps (limit inf: none), a routing weight per row
   // (optional) and the layout (interleave 0: split halves; k: blocks of k
-  // columns of each half, gpt-oss's k = 1). The backward's interleave follows
-  // need_dweight: a defaulted argument must come last.
+  // columns of each half, gpt-oss's k = 1), and the expert rows (counts:
+  // masked, offsets: grouped; none: every row). The backward's interleave
+  // follows need_dweight: defaulted arguments must come last.
   m.def(
       "moe_glu(Tensor x, Tensor? weight, str kind, float[] params, bool gate_first, float limit, "
-      "float offset, int interleave=0) -> Tensor");
+      "float offset, int interleave=0, Tensor? counts=None, Tensor? offsets=None) -> Tensor");
   m.def(
       "moe_glu_backward(Tensor x, Tensor? weight, Tensor dy, str kind, float[] params, "
-      "bool gate_first, float limit, float offset, bool need_dweight, int interleave=0) -> "
-      "(Tensor, Tensor)");
+      "bool gate_first, float limit, float offset, bool need_dweight, int interleave=0, "
+      "Tensor? counts=None, Tensor? offsets=None) -> (Tensor, Tensor)");
   m.def("prelu(Tensor x, Tensor weight) -> Tensor");
   m.def("prelu_backward(Tensor x, Tensor weight, Tensor dy) -> (Tensor, Tensor)");
   m.def(

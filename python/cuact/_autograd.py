@@ -820,11 +820,15 @@ class CrossEntropyInplace(torch.autograd.Function):
 # kinks and the weight's product make a second derivative a rule of its own,
 # which cuact does not have: it raises, and so does forward mode (never zeros).
 
+# Expert rows (counts or offsets) pass to the backward as they are: its dx
+# and dweight are zeros outside the valid rows, as the forward's y.
+
 def _moe_glu_backward(ctx, dy, *_):
-    x, weight = ctx.saved_tensors
+    x, weight, counts, offsets = ctx.saved_tensors
     need_dweight = weight is not None and ctx.needs_input_grad[1]
     dx, dweight = call("moe_glu_backward", x, weight, dy.contiguous(), ctx.kind, ctx.params,
-                       ctx.gate_first, ctx.limit, ctx.offset, need_dweight, ctx.interleave)
+                       ctx.gate_first, ctx.limit, ctx.offset, need_dweight, ctx.interleave,
+                       counts, offsets)
     return (dx if ctx.needs_input_grad[0] else None,
             dweight if need_dweight else None) + (None,) * (ctx.inputs - 2)
 
@@ -833,11 +837,11 @@ def _moe_glu_backward(ctx, dy, *_):
 class _MoeGlu:
     @staticmethod
     def setup(ctx, inputs, output):
-        # interleave (the last argument) may be left to its default
+        # the trailing arguments (interleave, counts, offsets) may be left to their defaults
         x, weight, ctx.kind, ctx.params, ctx.gate_first, ctx.limit, ctx.offset = inputs[:7]
-        ctx.interleave = inputs[7] if len(inputs) > 7 else 0
+        ctx.interleave, counts, offsets = (*inputs[7:], *(0, None, None)[len(inputs) - 7:])
         ctx.inputs = len(inputs)
-        ctx.save_for_backward(x, weight)
+        ctx.save_for_backward(x, weight, counts, offsets)
 
     backward = staticmethod(_no_second_derivative(_moe_glu_backward, "moe_glu"))
     jvp = _no_forward_mode("moe_glu")

@@ -91,15 +91,59 @@ def _check_moe_glu(x, weight, limit, offset, interleave, op):
                          f"rows {tuple(x.shape[:-1])} (one weight per row)")
 
 
+# Masked expert rows: at most this many experts (cuact/fused.h, ExpertRows).
+MAX_MASKED_EXPERTS = 1024
+
+
+def _check_expert_rows(x, counts, offsets, op):
+    """What the moe_glu operators check of their expert rows (csrc/ops.cpp,
+    experts_of): one of counts (1-D [E], the input [E, C, 2d]; E <= 1024) or
+    offsets (1-D [E + 1], E >= 1), int32 or int64, on the input's device.
+    Their values are checked when the kernels run."""
+    if counts is None and offsets is None:
+        return
+    torch._check(counts is None or offsets is None,
+                 lambda: f"cuact.{op}: counts and offsets are both given; a call takes one "
+                         "(counts: masked, offsets: grouped)")
+    masked = counts is not None
+    ids, what = (counts, "counts") if masked else (offsets, "offsets")
+    torch._check_type(ids.dtype in (torch.int32, torch.int64),
+                      lambda: f"cuact.{op}: {what} is {ids.dtype}; it takes int32 or int64")
+    torch._check(ids.device == x.device,
+                 lambda: f"cuact.{op}: {what} is on {ids.device}, the input on {x.device}")
+    torch._check(ids.dim() == 1,
+                 lambda: f"cuact.{op}: {what} must be 1-D "
+                         f"({'[experts]' if masked else '[experts + 1]'}), "
+                         f"got shape {list(ids.shape)}")
+    if masked:
+        experts = ids.shape[0]
+        torch._check(x.dim() == 3 and x.shape[0] == experts,
+                     lambda: f"cuact.{op}: counts of {experts} experts take an input "
+                             f"[{experts}, capacity, 2d], got shape {list(x.shape)}")
+        torch._check(experts > 0, lambda: f"cuact.{op}: invalid_size: expert rows need experts > 0")
+        torch._check_not_implemented(
+            experts <= MAX_MASKED_EXPERTS,
+            lambda: f"cuact.{op}: unsupported: masked expert rows take at most "
+                    f"{MAX_MASKED_EXPERTS} experts")
+    else:
+        torch._check(ids.shape[0] >= 2,
+                     lambda: f"cuact.{op}: offsets must hold experts + 1 >= 2 entries, "
+                             f"got {ids.shape[0]}")
+
+
 @torch.library.register_fake(lib + "moe_glu")
-def _(x, weight, kind, params, gate_first, limit, offset, interleave=0):
+def _(x, weight, kind, params, gate_first, limit, offset, interleave=0, counts=None,
+      offsets=None):
     _check_moe_glu(x, weight, limit, offset, interleave, "moe_glu")
+    _check_expert_rows(x, counts, offsets, "moe_glu")
     return x.new_empty((*x.shape[:-1], x.shape[-1] // 2))
 
 
 @torch.library.register_fake(lib + "moe_glu_backward")
-def _(x, weight, dy, kind, params, gate_first, limit, offset, need_dweight, interleave=0):
+def _(x, weight, dy, kind, params, gate_first, limit, offset, need_dweight, interleave=0,
+      counts=None, offsets=None):
     _check_moe_glu(x, weight, limit, offset, interleave, "moe_glu_backward")
+    _check_expert_rows(x, counts, offsets, "moe_glu_backward")
     if weight is None:
         return torch.empty_like(x), x.new_empty(0)
     return torch.empty_like(x), torch.empty_like(weight) if need_dweight else weight.new_empty(0)
@@ -473,7 +517,16 @@ def _prelu_rule(info, in_dims, x, weight):
     return ops.prelu(flat, weight).reshape(xb.shape), 0
 
 
+def _expert_rows(first):
+    """loop_if of the moe_glu operators: a call naming expert rows (counts or
+    offsets: its arguments first and first + 1) runs once per batch entry
+    (its rows are an entry's expert buffer, not the batch's rows)."""
+    return lambda in_dims, args: any(a is not None for a in args[first:first + 2])
+
+
 def _moe_glu_backward_rule(info, in_dims, *args):
+    if _expert_rows(10)(in_dims, args):
+        return _loop(ops.moe_glu_backward)(info, in_dims, *args)
     # one call with the batch as more rows (the layout is within a row: any
     # interleave too); an empty dweight (none asked for) is not batched
     dx, dweight = ops.moe_glu_backward(*_batch_first(info, in_dims, args, [0, 1, 2]))
@@ -491,7 +544,8 @@ for _name, _rule in {
                                              lambda d, a: a[1] is not None or a[-1] is not None),
     "glu": _elementwise(ops.glu, [0]),
     "glu_backward": _elementwise(ops.glu_backward, [0, 1]),
-    "moe_glu": _elementwise(ops.moe_glu, [0, 1]),  # the batch: more rows, and more weights
+    # the batch: more rows, and more weights (expert rows: per entry)
+    "moe_glu": _elementwise(ops.moe_glu, [0, 1], _expert_rows(8)),
     "moe_glu_backward": _moe_glu_backward_rule,
     "prelu": _prelu_rule,
     "prelu_backward": _loop(ops.prelu_backward),

@@ -356,7 +356,7 @@ def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False, ge
 # ------------------------------------------------------------------ GLU family
 
 def gated(input, activation="sigmoid", dim=-1, gate="first", *, limit=None, offset=0.0,
-          weight=None, interleave=0, **params):
+          weight=None, interleave=0, counts=None, offsets=None, **params):
     """Splits `input` in halves a | b along `dim`: activation(a) * b
     (gate='first', the SwiGLU order) or a * activation(b) (gate='second', glu).
 
@@ -378,17 +378,41 @@ def gated(input, activation="sigmoid", dim=-1, gate="first", *, limit=None, offs
     is a first one only: a second, or forward mode, raises. The gradient of a
     clamped half is 0 past the limit and passes at it (SPEC's side; recent
     PyTorch's torch.clamp gives 0 there, older ones pass it); NaN inputs
-    give NaN gradients (torch.clamp's would give 0)."""
+    give NaN gradients (torch.clamp's would give 0).
+
+    Expert rows (an MoE layer's expert buffers; docs/SPEC.md, "Expert
+    rows"), the rows being the input's shape without `dim`: `counts` [E]
+    (masked: the rows [E, C], expert e's valid rows its first counts[e]) or
+    `offsets` [E + 1] (grouped: any rows, the valid ones offsets[0] up to
+    offsets[E]), int32 or int64 on the input's device. Only valid rows are
+    computed: the result, and the gradients of the input and the weight, are
+    zeros on every other row (those rows take no part). Gates identity,
+    relu, sigmoid, silu, gelu and gelu_tanh. A count outside [0, C], an
+    offset outside [0, rows] or below the one before raises on the CPU; on
+    CUDA the kernels read it clamped and a device-side assertion fails (as
+    cross_entropy's bad targets: no host synchronization)."""
     _floating(input, "glu")
     kind, a, dim, last, x = _gated_args(input, activation, dim, gate, params)
     interleave = _interleave(interleave)
-    if limit is None and offset == 0 and weight is None and interleave == 0:
+    if limit is None and offset == 0 and weight is None and interleave == 0 and \
+            counts is None and offsets is None:
         y = call("glu", x, kind, a, gate == "first")
     else:
         w = None if weight is None else _row_weight(weight, input, dim)
         y = call("moe_glu", x, w, kind, a, gate == "first",
-                 math.inf if limit is None else float(limit), float(offset), interleave)
+                 math.inf if limit is None else float(limit), float(offset), interleave,
+                 _expert_rows(counts, "counts"), _expert_rows(offsets, "offsets"))
     return y if last else y.movedim(-1, dim)
+
+
+def _expert_rows(ids, name):
+    """gated's counts or offsets as moe_glu takes them: a tensor (the
+    operators check the rest), contiguous."""
+    if ids is None:
+        return None
+    if not isinstance(ids, torch.Tensor):
+        raise TypeError(f"glu(): {name} must be a Tensor, not {type(ids).__name__}")
+    return ids.contiguous()
 
 
 def _interleave(interleave):
@@ -442,16 +466,19 @@ def glu(input, dim=-1):
     return gated(input, "sigmoid", dim, "second")
 
 
-def swiglu(input, dim=-1, *, beta=1.0, weight=None, interleave=0):
+def swiglu(input, dim=-1, *, beta=1.0, weight=None, interleave=0, counts=None, offsets=None):
     """silu(a) * b; weight: a routing weight per row (Megatron's
     weighted_swiglu, silu(a) * b * weight[:, None]), interleave: the halves'
-    layout along `dim` (interleave=1: a = x[..., ::2], b = x[..., 1::2]), as
-    gated's."""
-    return gated(input, "silu", dim, "first", weight=weight, interleave=interleave, beta=beta)
+    layout along `dim` (interleave=1: a = x[..., ::2], b = x[..., 1::2]),
+    counts / offsets: the expert rows (masked: the input [E, C, 2d] and
+    counts [E]; grouped: offsets [E + 1]; zeros outside the valid rows, in
+    the result and the gradients), as gated's."""
+    return gated(input, "silu", dim, "first", weight=weight, interleave=interleave,
+                 counts=counts, offsets=offsets, beta=beta)
 
 
 def clamped_swiglu(input, dim=-1, *, alpha=1.702, limit=7.0, offset=1.0, weight=None,
-                   interleave=0):
+                   interleave=0, counts=None, offsets=None):
     """The SwiGLU of gpt-oss's MoE experts (Transformer Engine's
     clamped_swiglu): g' * sigmoid(alpha * g') * (u' + offset) with
     g' = min(a, limit), u' = clamp(b, -limit, limit) over the halves a, b of
@@ -460,9 +487,14 @@ def clamped_swiglu(input, dim=-1, *, alpha=1.702, limit=7.0, offset=1.0, weight=
     (the default), the two halves a | b; interleave=1 is gpt-oss's own
     layout (a = x[..., ::2], b = x[..., 1::2]), so its checkpoint's
     projection runs as it is; k > 0, blocks of k columns of each (Transformer
-    Engine's glu_interleave_size)."""
+    Engine's glu_interleave_size). counts / offsets: an MoE layer's expert
+    buffers, gated's: masked, the input [E, C, 2d] (E experts of capacity
+    C) with counts [E], expert e's valid rows its first counts[e]; grouped,
+    the input [..., 2d] with offsets [E + 1], the valid rows offsets[0] up
+    to offsets[E]. Every other row of the result, and of the input's and
+    the weight's gradients, is zero."""
     return gated(input, "silu", dim, "first", limit=limit, offset=offset, weight=weight,
-                 interleave=interleave, beta=alpha)
+                 interleave=interleave, counts=counts, offsets=offsets, beta=alpha)
 
 
 def geglu(input, dim=-1, *, approximate="none"):

@@ -89,15 +89,16 @@ class BiasActivation(torch.nn.Module):
 class _Gated(torch.nn.Module):
     """F.gated with the class's activation and gate; params: the activation's
     and F.gated's limit, offset and interleave. forward's weight: a routing
-    weight per row."""
+    weight per row; counts / offsets: the expert rows, F.gated's."""
     activation, gate = "sigmoid", "second"
 
     def __init__(self, dim=-1, **params):
         super().__init__()
         self.dim, self.params = dim, params
 
-    def forward(self, input, weight=None):
-        return F.gated(input, self.activation, self.dim, self.gate, weight=weight, **self.params)
+    def forward(self, input, weight=None, counts=None, offsets=None):
+        return F.gated(input, self.activation, self.dim, self.gate, weight=weight, counts=counts,
+                       offsets=offsets, **self.params)
 
 
 class GLU(_Gated):
@@ -117,8 +118,9 @@ class ReGLU(_Gated):
 
 
 class ClampedSwiGLU(_Gated):
-    """F.clamped_swiglu (gpt-oss's MoE experts): forward(input, weight=None);
-    interleave=1 for gpt-oss's layout of the halves (x[..., ::2] the gate)."""
+    """F.clamped_swiglu (gpt-oss's MoE experts): forward(input, weight=None,
+    counts=None, offsets=None); interleave=1 for gpt-oss's layout of the
+    halves (x[..., ::2] the gate)."""
     activation, gate = "silu", "first"
 
     def __init__(self, dim=-1, *, alpha=1.702, limit=7.0, offset=1.0, interleave=0):

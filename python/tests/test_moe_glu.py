@@ -655,15 +655,13 @@ DEVICE_LAYOUTS = [(0, 100), (1, 96), (32, 96), (12, 96)]
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_kernels_match_the_reference(cuda, dtype, interleave, d):
     """y, dx and dweight of the device against the CPU reference, on a side
-    stream, for each layout: fp32 within 16 ulps, 16-bit data within one ulp
-    (the kernels' fp32 products rounded once) but for small values of a
-    difference; dweight within fp32 sums' rounding. Zeros (past a limit) and
-    NaN where the reference has them."""
+    stream, for each layout, within assert_near_reference's and
+    assert_dweight_near_reference's tolerances; zeros (past a limit) and NaN
+    where the reference has them."""
     x = _device_inputs(dtype, d)
     dy = _dy((64, d), dtype)
     silu = CF.activation_params("silu", beta=1.702)
     gelu = CF.activation_params("gelu")
-    eps = torch.finfo(dtype).eps * (16 if dtype == torch.float32 else 1)
     s = torch.cuda.Stream()
     for w in (None, _w(64, torch.float32), _w(64, dtype)):
         for params, gate_first, limit, offset in ((silu, True, 7.0, 1.0), (gelu, False, 3.0, -0.5)):
@@ -677,11 +675,8 @@ def test_kernels_match_the_reference(cuda, dtype, interleave, d):
                        *ops.moe_glu_backward(xd, wd, dy.to(cuda), *args, True, interleave)]
             s.synchronize()
             dev = [t.cpu() for t in dev]
-            for d, r in ((dev[0], ref_y), (dev[1], ref_dx)):
-                assert torch.equal(d.isnan(), r.isnan())
-                d, r = d.double(), r.double()
-                tol = eps * r.abs() + eps * r.abs().nan_to_num().amax() / 16
-                assert ((d - r).abs() <= tol).logical_or(r.isnan()).all()
+            assert_near_reference(dev[0], ref_y)
+            assert_near_reference(dev[1], ref_dx)
             gi, ui = glu_columns(d, interleave, gate_first)
             g, u = x[:, gi], x[:, ui]
             # the halves past a limit: gradient 0
@@ -690,7 +685,25 @@ def test_kernels_match_the_reference(cuda, dtype, interleave, d):
             if w is not None:
                 terms = (ops.moe_glu(x.double(), None, *args, interleave)
                          * dy.double()).abs().nansum(-1)
-                tol = 64 * 2.0 ** -24 * terms + torch.finfo(w.dtype).eps * ref_dw.double().abs()
-                d, r = dev[2].double(), ref_dw.double()
-                assert torch.equal(d.isnan(), r.isnan())
-                assert ((d - r).abs() <= tol).logical_or(r.isnan()).all()
+                assert_dweight_near_reference(dev[2], ref_dw, terms)
+
+
+def assert_near_reference(dev, ref):
+    """A device's y or dx against the CPU reference's: NaN where it has NaN;
+    fp32 within 16 ulps, 16-bit data within one ulp (the kernels' fp32
+    products rounded once) but for small values of a difference."""
+    eps = torch.finfo(ref.dtype).eps * (16 if ref.dtype == torch.float32 else 1)
+    assert torch.equal(dev.isnan(), ref.isnan())
+    d, r = dev.double(), ref.double()
+    tol = eps * r.abs() + eps * r.abs().nan_to_num().amax() / 16
+    assert ((d - r).abs() <= tol).logical_or(r.isnan()).all()
+
+
+def assert_dweight_near_reference(dev, ref, terms):
+    """A device's dweight against the reference's, within fp32 sums'
+    rounding of the row's terms (the sum of |glu(x) * dy|) and one rounding
+    to the weight's dtype."""
+    tol = 64 * 2.0 ** -24 * terms + torch.finfo(ref.dtype).eps * ref.double().abs()
+    d, r = dev.double(), ref.double()
+    assert torch.equal(d.isnan(), r.isnan())
+    assert ((d - r).abs() <= tol).logical_or(r.isnan()).all()

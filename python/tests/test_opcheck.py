@@ -1,7 +1,8 @@
 """torch.library.opcheck on every operator and dtype (schema, fake kernel,
 autograd registration, AOT dispatch); the block-scaled operators on the
 dtypes they take. The cross-entropy operator, which takes no float64, is
-opchecked in test_cross_entropy.py, the moe_glu operators in test_moe_glu.py."""
+opchecked in test_cross_entropy.py, the moe_glu operators in
+test_moe_glu.py and test_moe_glu_experts.py."""
 import pytest
 import torch
 
